@@ -1,0 +1,424 @@
+/*
+ * image.c - framing, verification and protobuf (un)packing of image files.
+ * The on-disk layout is described in image.h and Documentation/image-format.md.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "core.pb-c.h"
+#include "files.pb-c.h"
+#include "fs.pb-c.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+#include "sigact.pb-c.h"
+#include "task.pb-c.h"
+
+static const struct {
+	const char *prefix; /* file name up to "-<id>.img" or ".img" */
+	const ProtobufCMessageDescriptor *desc;
+} kinds[LZ_IMG_KIND_MAX] = {
+	[LZ_IMG_INVENTORY] = { "inventory", &inventory_entry__descriptor },
+	[LZ_IMG_PSTREE] = { "pstree", &pstree_entry__descriptor },
+	[LZ_IMG_CORE] = { "core", &core_entry__descriptor },
+	[LZ_IMG_TASK] = { "task", &task_entry__descriptor },
+	[LZ_IMG_SIGACTS] = { "sigacts", &sigaction_entry__descriptor },
+	[LZ_IMG_MM] = { "mm", &mm_entry__descriptor },
+	[LZ_IMG_PAGEMAP] = { "pagemap", &pagemap_entry__descriptor },
+	[LZ_IMG_PAGES] = { "pages", NULL },
+	[LZ_IMG_FS] = { "fs", &fs_entry__descriptor },
+	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
+	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
+};
+
+const char *img_kind_name(enum lz_img_kind kind)
+{
+	if (kind <= 0 || kind >= LZ_IMG_KIND_MAX)
+		return "unknown";
+	return kinds[kind].prefix;
+}
+
+const ProtobufCMessageDescriptor *img_kind_desc(enum lz_img_kind kind)
+{
+	if (kind <= 0 || kind >= LZ_IMG_KIND_MAX)
+		return NULL;
+	return kinds[kind].desc;
+}
+
+int img_kind_from_name(const char *name, enum lz_img_kind *kind)
+{
+	const char *base = strrchr(name, '/');
+
+	base = base ? base + 1 : name;
+	for (int k = 1; k < LZ_IMG_KIND_MAX; k++) {
+		size_t n = strlen(kinds[k].prefix);
+
+		if (strncmp(base, kinds[k].prefix, n) == 0 && (base[n] == '-' || base[n] == '.')) {
+			*kind = (enum lz_img_kind)k;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ writer */
+
+static int writer_reserve(struct img_writer *w, size_t more)
+{
+	if (w->len + more <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap : 4096;
+	while (cap < w->len + more)
+		cap *= 2;
+	uint8_t *nb = realloc(w->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	w->buf = nb;
+	w->cap = cap;
+	return 0;
+}
+
+static int writer_append(struct img_writer *w, const void *p, size_t n)
+{
+	int ret = writer_reserve(w, n);
+
+	if (ret)
+		return ret;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind)
+{
+	struct lz_img_hdr h = {
+		.magic = LZ_IMG_MAGIC,
+		.version = LZ_IMG_FORMAT_VERSION,
+		.kind = (uint16_t)kind,
+	};
+	char tmp[300];
+
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+	if (snprintf(w->name, sizeof(w->name), "%s", name) >= (int)sizeof(w->name))
+		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w->fd < 0)
+		return -errno;
+	return writer_append(w, &h, sizeof(h));
+}
+
+int img_writer_put(struct img_writer *w, const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	struct lz_img_entry_hdr eh;
+	int ret;
+
+	if (n > LZ_IMG_MAX_ENTRY)
+		return -E2BIG;
+	ret = writer_reserve(w, sizeof(eh) + n);
+	if (ret)
+		return ret;
+	protobuf_c_message_pack(msg, w->buf + w->len + sizeof(eh));
+	eh.len = (uint32_t)n;
+	eh.crc = lz_crc32c(0, w->buf + w->len + sizeof(eh), n);
+	memcpy(w->buf + w->len, &eh, sizeof(eh));
+	w->len += sizeof(eh) + n;
+	w->nr_entries++;
+	return 0;
+}
+
+static int write_full(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = write(fd, p, n);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int img_writer_close(struct img_writer *w, int dirfd)
+{
+	struct lz_img_tail t = { .marker = LZ_IMG_TAIL_MARKER, .magic = LZ_IMG_TAIL_MAGIC };
+	char tmp[300];
+	int ret;
+
+	t.nr_entries = w->nr_entries;
+	t.crc = lz_crc32c(0, w->buf, w->len);
+	ret = writer_append(w, &t, sizeof(t));
+	if (ret)
+		goto out_abort;
+	ret = write_full(w->fd, w->buf, w->len);
+	if (ret)
+		goto out_abort;
+	if (fsync(w->fd) < 0) {
+		ret = -errno;
+		goto out_abort;
+	}
+	close(w->fd);
+	w->fd = -1;
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
+	if (renameat(dirfd, tmp, dirfd, w->name) < 0) {
+		ret = -errno;
+		goto out_abort;
+	}
+	free(w->buf);
+	w->buf = NULL;
+	return 0;
+
+out_abort:
+	img_writer_abort(w, dirfd);
+	return ret;
+}
+
+void img_writer_abort(struct img_writer *w, int dirfd)
+{
+	char tmp[300];
+
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	if (w->name[0]) {
+		snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
+		unlinkat(dirfd, tmp, 0);
+	}
+	free(w->buf);
+	w->buf = NULL;
+}
+
+/* ------------------------------------------------------------------ reader */
+
+int img_reader_from_buf(struct img_reader *r, const char *name, uint8_t *data, size_t size,
+			enum lz_img_kind kind)
+{
+	struct lz_img_hdr h;
+	struct lz_img_tail t;
+	uint32_t count = 0;
+	size_t off, end;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->kind = kind;
+	r->data = data;
+	r->size = size;
+
+	if (size == 0) {
+		r->why = "empty file";
+		return -EBADMSG;
+	}
+	if (size < sizeof(h)) {
+		r->why = "truncated (shorter than the image header)";
+		return -EBADMSG;
+	}
+	memcpy(&h, data, sizeof(h));
+	if (h.magic != LZ_IMG_MAGIC) {
+		r->why = "bad magic (not a lazarus image)";
+		return -EBADMSG;
+	}
+	if (h.version != LZ_IMG_FORMAT_VERSION) {
+		snprintf(r->why_buf, sizeof(r->why_buf),
+			 "unsupported format version %u (this lazarus reads %u)", h.version,
+			 LZ_IMG_FORMAT_VERSION);
+		r->why = r->why_buf;
+		return -EPROTO;
+	}
+	if (h.kind != kind) {
+		r->why = "wrong image kind for this file name";
+		return -EBADMSG;
+	}
+	if (size < sizeof(h) + sizeof(t)) {
+		r->why = "truncated (no image tail)";
+		return -EBADMSG;
+	}
+	memcpy(&t, data + size - sizeof(t), sizeof(t));
+	if (t.magic != LZ_IMG_TAIL_MAGIC || t.marker != LZ_IMG_TAIL_MARKER) {
+		r->why = "truncated (image tail missing)";
+		return -EBADMSG;
+	}
+	end = size - sizeof(t);
+	if (lz_crc32c(0, data, end) != t.crc) {
+		r->why = "checksum mismatch (corrupted)";
+		return -EBADMSG;
+	}
+	for (off = sizeof(h); off < end; count++) {
+		struct lz_img_entry_hdr eh;
+
+		if (end - off < sizeof(eh)) {
+			r->why = "entry header runs past the end";
+			return -EBADMSG;
+		}
+		memcpy(&eh, data + off, sizeof(eh));
+		off += sizeof(eh);
+		if (eh.len > LZ_IMG_MAX_ENTRY || eh.len > end - off) {
+			r->why = "entry runs past the end";
+			return -EBADMSG;
+		}
+		if (lz_crc32c(0, data + off, eh.len) != eh.crc) {
+			r->why = "entry checksum mismatch (corrupted)";
+			return -EBADMSG;
+		}
+		off += eh.len;
+	}
+	if (count != t.nr_entries) {
+		r->why = "entry count does not match the tail";
+		return -EBADMSG;
+	}
+	r->nr_entries = count;
+	r->off = sizeof(h);
+	return 0;
+}
+
+int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind)
+{
+	struct stat st;
+	uint8_t *data = NULL;
+	size_t got = 0;
+	int fd, ret;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		r->why = strerror(errno);
+		return ret;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		r->why = "not a regular file";
+		goto out_close;
+	}
+	data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!data) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			goto out_free;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	ret = img_reader_from_buf(r, name, data, got, kind);
+	if (ret) {
+		const char *why = r->why;
+
+		free(data);
+		r->data = NULL;
+		r->why = why;
+	}
+	return ret;
+
+out_free:
+	free(data);
+out_close:
+	if (!r->why)
+		r->why = strerror(-ret);
+	close(fd);
+	return ret;
+}
+
+int img_reader_next(struct img_reader *r, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **out)
+{
+	struct lz_img_entry_hdr eh;
+	ProtobufCMessage *m;
+
+	if (r->next >= r->nr_entries)
+		return -ENODATA;
+	/* Bounds were verified at open. */
+	memcpy(&eh, r->data + r->off, sizeof(eh));
+	m = protobuf_c_message_unpack(desc, NULL, eh.len, r->data + r->off + sizeof(eh));
+	if (!m) {
+		r->why = "entry does not decode (malformed message)";
+		return -EBADMSG;
+	}
+	r->off += sizeof(eh) + eh.len;
+	r->next++;
+	*out = m;
+	return 0;
+}
+
+void img_reader_close(struct img_reader *r)
+{
+	free(r->data);
+	r->data = NULL;
+}
+
+int img_read_one(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind,
+		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+	int ret;
+
+	ret = img_reader_open(r, dirfd, name, kind);
+	if (ret)
+		return ret;
+	if (r->nr_entries != 1) {
+		r->why = "expected exactly one entry";
+		ret = -EBADMSG;
+		goto out_close;
+	}
+	ret = img_reader_next(r, desc, out);
+out_close:
+	img_reader_close(r);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ pages */
+
+void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = LZ_PAGES_MAGIC;
+	h->version = LZ_IMG_FORMAT_VERSION;
+	h->kind = LZ_IMG_PAGES;
+	h->page_size = (uint32_t)LZ_PAGE_SIZE;
+	h->pid = pid;
+	h->nr_pages = nr_pages;
+	h->hdr_crc = lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc));
+}
+
+int pages_hdr_check(const struct lz_pages_hdr *h, const char **why)
+{
+	if (h->magic != LZ_PAGES_MAGIC) {
+		*why = "bad magic (not a lazarus pages image)";
+		return -EBADMSG;
+	}
+	if (h->version != LZ_IMG_FORMAT_VERSION) {
+		*why = "unsupported format version (this lazarus reads version 1)";
+		return -EPROTO;
+	}
+	if (h->kind != LZ_IMG_PAGES || h->page_size != LZ_PAGE_SIZE) {
+		*why = "not a pages image of this page size";
+		return -EBADMSG;
+	}
+	if (lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc)) != h->hdr_crc) {
+		*why = "header checksum mismatch (corrupted)";
+		return -EBADMSG;
+	}
+	return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * lazarus.h - the public C API of Lazarus, for container runtimes and test
+ * harnesses. Every call returns 0 or -errno; failures have been logged once
+ * through the logger set up by lz_log_setup() (stderr by default).
+ */
+#ifndef LAZARUS_H
+#define LAZARUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LAZARUS_VERSION "0.1.0"
+
+/* Log level 0..4 (CRIU's -v), to fd (-1: stderr). */
+void lz_log_setup(int level, int fd);
+
+struct lz_dump_opts {
+	int pid;		/* root of the tree to dump */
+	const char *images_dir; /* where images go; must exist */
+	bool leave_running;	/* -R: resume the tree after dumping */
+	bool progress;		/* print progress of long memory dumps to stderr */
+};
+
+/*
+ * Dump the tree rooted at opts->pid into opts->images_dir. On success the
+ * tree is killed (or resumed with leave_running) only after every image is
+ * written and synced. On failure the tree is resumed unharmed.
+ */
+int lz_dump(const struct lz_dump_opts *opts);
+
+struct lz_restore_opts {
+	const char *images_dir;
+	bool detach;	       /* -d: return once the tree runs, do not wait */
+	bool lazy_pages;       /* serve anonymous memory through userfaultfd */
+	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
+};
+
+/*
+ * Restore the tree from opts->images_dir. Every image is verified before
+ * anything is created. Without detach, waits for the restored root and
+ * stores its wait status in *wait_status; with detach, *wait_status is 0 and
+ * *root_pid (if not NULL) gets the restored root's pid.
+ */
+int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid);
+
+#endif

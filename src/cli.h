@@ -1,0 +1,24 @@
+/* cli.h - what the command line shares between its files. */
+#ifndef LZ_CLI_H
+#define LZ_CLI_H
+
+#include <stdbool.h>
+
+struct cli_opts {
+	int pid;
+	const char *images_dir;
+	const char *work_dir;
+	const char *log_file;
+	int verbosity;
+	bool leave_running;
+	bool detach;
+	bool progress;
+};
+
+int cli_open_log(const struct cli_opts *o);
+/* lazarus show FILE: print the image as JSON on stdout. */
+int cli_show(const char *path);
+/* lazarus check: print kernel features; non-zero if a required one is missing. */
+int cli_check(void);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * main.c - the lazarus command line: option parsing and dispatch only.
+ * Each subcommand is one call into the library.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lazarus/lazarus.h"
+#include "cli.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: lazarus COMMAND [OPTIONS]\n"
+		"\n"
+		"Checkpoint a running process to image files and restore it.\n"
+		"\n"
+		"Commands:\n"
+		"  dump -t PID -D DIR [-R]     checkpoint process PID into DIR\n"
+		"  restore -D DIR [-d]         restore the process dumped in DIR\n"
+		"  show FILE                   print an image file as JSON\n"
+		"  check                       report the kernel features lazarus uses\n"
+		"\n"
+		"Common options:\n"
+		"  -D, --images-dir DIR        directory of the image files\n"
+		"  -o, --log-file FILE         log to FILE (relative to DIR unless absolute)\n"
+		"  -v N                        log level 0-4 (default 2: warnings); -v alone means 4\n"
+		"  -h, --help                  this help; 'lazarus COMMAND --help' for one command\n"
+		"  -V, --version               print the version\n"
+		"\n"
+		"dump options:\n"
+		"  -t, --tree PID              the process to dump\n"
+		"  -R, --leave-running         keep the process running after the dump\n"
+		"      --progress              report memory dump progress on stderr\n"
+		"\n"
+		"restore options:\n"
+		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
+		"\n"
+		"See lazarus(8) for details.\n");
+}
+
+enum {
+	OPT_PROGRESS = 1000,
+	OPT_LAZY_PAGES,
+	OPT_WORK_DIR,
+};
+
+static const struct option long_opts[] = {
+	{ "tree", required_argument, NULL, 't' },
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "work-dir", required_argument, NULL, 'W' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "verbosity", optional_argument, NULL, 'v' },
+	{ "leave-running", no_argument, NULL, 'R' },
+	{ "restore-detached", no_argument, NULL, 'd' },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 },
+};
+
+static int parse_int(const char *s, const char *what, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v < 0 || v > 0x7fffffff) {
+		fprintf(stderr, "lazarus: %s: not a valid number: '%s'\n", what, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int check_dir(const char *dir)
+{
+	struct stat st;
+
+	if (!dir) {
+		fprintf(stderr, "lazarus: no images directory given (-D DIR)\n");
+		return -1;
+	}
+	if (stat(dir, &st) < 0) {
+		fprintf(stderr, "lazarus: images directory %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "lazarus: images directory %s: not a directory\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
+	const char *cmd;
+	int c;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("lazarus %s\n", LAZARUS_VERSION);
+		return 0;
+	}
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "t:D:W:o:v::Rdh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_int(optarg, "-t", &o.pid))
+				return 2;
+			break;
+		case 'D':
+			o.images_dir = optarg;
+			break;
+		case 'W':
+			o.work_dir = optarg;
+			break;
+		case 'o':
+			o.log_file = optarg;
+			break;
+		case 'v':
+			if (!optarg)
+				o.verbosity = LOG_DEBUG;
+			else if (parse_int(optarg, "-v", &o.verbosity))
+				return 2;
+			if (o.verbosity > LOG_DEBUG)
+				o.verbosity = LOG_DEBUG;
+			break;
+		case 'R':
+			o.leave_running = true;
+			break;
+		case 'd':
+			o.detach = true;
+			break;
+		case OPT_PROGRESS:
+			o.progress = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "lazarus: see 'lazarus --help'\n");
+			return 2;
+		}
+	}
+
+	log_init(o.verbosity, -1);
+
+	if (!strcmp(cmd, "show") || !strcmp(cmd, "check")) {
+		if (!strcmp(cmd, "show")) {
+			if (optind != argc - 1) {
+				fprintf(stderr, "lazarus: usage: lazarus show FILE\n");
+				return 2;
+			}
+			return cli_show(argv[optind]) ? 1 : 0;
+		}
+		return cli_check() ? 1 : 0;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lazarus: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	if (!strcmp(cmd, "dump")) {
+		struct lz_dump_opts d = {
+			.pid = o.pid,
+			.images_dir = o.images_dir,
+			.leave_running = o.leave_running,
+			.progress = o.progress,
+		};
+
+		if (o.pid <= 0) {
+			fprintf(stderr, "lazarus: dump needs a process: -t PID\n");
+			return 2;
+		}
+		if (check_dir(o.images_dir))
+			return 1;
+		if (o.log_file && cli_open_log(&o))
+			return 1;
+		return lz_dump(&d) ? 1 : 0;
+	}
+	if (!strcmp(cmd, "restore")) {
+		struct lz_restore_opts r = {
+			.images_dir = o.images_dir,
+			.detach = o.detach,
+			.work_dir = o.work_dir,
+		};
+		int status = 0, pid = 0;
+
+		if (check_dir(o.images_dir))
+			return 1;
+		if (o.log_file && cli_open_log(&o))
+			return 1;
+		if (lz_restore(&r, &status, &pid))
+			return 1;
+		if (o.detach)
+			return 0;
+		if (WIFEXITED(status))
+			return WEXITSTATUS(status);
+		if (WIFSIGNALED(status))
+			return 128 + WTERMSIG(status);
+		return 1;
+	}
+	fprintf(stderr, "lazarus: unknown command '%s'; see 'lazarus --help'\n", cmd);
+	return 2;
+}
