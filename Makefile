@@ -93,6 +93,22 @@ $(O)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# Fuzzing (clang's libFuzzer with ASan+UBSan). `make fuzz` runs each target
+# for FUZZ_SECONDS, seeded with real images when test/fuzz/corpus exists.
+FUZZ_SECONDS	?= 20
+FUZZ_CC		?= clang
+FUZZ_SRC	:= images/image.c images/crc32c.c
+$(O)/fuzz/fuzz_image: test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+		-o $@ test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) -lprotobuf-c
+
+fuzz: $(O)/fuzz/fuzz_image
+	@mkdir -p $(O)/fuzz/corpus
+	$(Q)tools/fuzz-seed.sh $(O)/fuzz/corpus
+	$(Q)$(O)/fuzz/fuzz_image -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+		$(O)/fuzz/corpus 2>&1 | tail -n 12
+
 deps:
 	$(Q)tools/install-deps.sh
 
@@ -101,6 +117,7 @@ unit: $(UNIT_BIN)
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	$(Q)$(PYTEST) -v test $(PYTEST_ARGS)
 
 demo: deps
@@ -110,7 +127,7 @@ demo: deps
 clean:
 	rm -rf $(O)
 
-.PHONY: all deps unit check demo clean
+.PHONY: all deps unit check demo clean fuzz
 .SECONDARY: $(PB_C) $(PB_H)
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,236 @@
+/*
+ * test_image.c - image framing: round trips, and every kind of damage
+ * (truncation at every length, every flipped byte, wrong version/kind)
+ * refused with the right reason.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "unit.h"
+#include "image.h"
+#include "core.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+
+static char dir[] = "/tmp/lz-unit-XXXXXX";
+
+static int setup_dir(void)
+{
+	return mkdtemp(dir) ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
+}
+
+/* Write a pstree image with n entries; return its bytes. */
+static uint8_t *make_image(int dfd, unsigned n, size_t *size)
+{
+	struct img_writer w;
+	struct stat st;
+	uint8_t *buf;
+	int fd;
+
+	if (img_writer_open(&w, dfd, "pstree.img", LZ_IMG_PSTREE))
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		PstreeEntry e = PSTREE_ENTRY__INIT;
+		uint32_t threads[2] = { 100 + i, 200 + i };
+
+		e.pid = 100 + i;
+		e.ppid = 1;
+		e.pgid = 100;
+		e.sid = 100;
+		e.n_threads = 2;
+		e.threads = threads;
+		if (img_writer_put(&w, &e.base))
+			return NULL;
+	}
+	if (img_writer_close(&w, dfd))
+		return NULL;
+	fd = openat(dfd, "pstree.img", O_RDONLY);
+	if (fd < 0 || fstat(fd, &st))
+		return NULL;
+	buf = malloc((size_t)st.st_size);
+	if (read(fd, buf, (size_t)st.st_size) != st.st_size)
+		return NULL;
+	close(fd);
+	*size = (size_t)st.st_size;
+	return buf;
+}
+
+static int test_round_trip(void)
+{
+	struct img_reader r;
+	ProtobufCMessage *m;
+	int dfd = setup_dir();
+	size_t size;
+
+	CHECK(dfd >= 0);
+	CHECK(make_image(dfd, 3, &size));
+	CHECK(img_reader_open(&r, dfd, "pstree.img", LZ_IMG_PSTREE) == 0);
+	CHECK(r.nr_entries == 3);
+	for (unsigned i = 0; i < 3; i++) {
+		CHECK(img_reader_next(&r, &pstree_entry__descriptor, &m) == 0);
+		PstreeEntry *e = (PstreeEntry *)m;
+		CHECK(e->pid == 100 + i && e->n_threads == 2 && e->threads[1] == 200 + i);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	CHECK(img_reader_next(&r, &pstree_entry__descriptor, &m) == -ENODATA);
+	img_reader_close(&r);
+	return 0;
+}
+
+static int test_empty_image(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir();
+	size_t size;
+	uint8_t *b = make_image(dfd, 0, &size);
+
+	CHECK(b && size == sizeof(struct lz_img_hdr) + sizeof(struct lz_img_tail));
+	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == 0 && r.nr_entries == 0);
+	return 0;
+}
+
+static int test_every_truncation_refused(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir();
+	size_t size;
+	uint8_t *b = make_image(dfd, 4, &size);
+
+	CHECK(b);
+	for (size_t len = 0; len < size; len++) {
+		uint8_t *copy = malloc(len ? len : 1);
+
+		memcpy(copy, b, len);
+		CHECK(img_reader_from_buf(&r, "x", copy, len, LZ_IMG_PSTREE) == -EBADMSG);
+		CHECK(r.why && *r.why);
+		free(copy);
+	}
+	return 0;
+}
+
+static int test_every_flipped_byte_refused(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir();
+	size_t size;
+	uint8_t *b = make_image(dfd, 4, &size);
+
+	CHECK(b);
+	for (size_t i = 0; i < size; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			b[i] ^= (uint8_t)(1 << bit);
+			int ret = img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE);
+			CHECK(ret == -EBADMSG || ret == -EPROTO);
+			b[i] ^= (uint8_t)(1 << bit);
+		}
+	}
+	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == 0);
+	return 0;
+}
+
+static int test_version_and_kind(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir();
+	size_t size;
+	uint8_t *b = make_image(dfd, 1, &size);
+
+	CHECK(b);
+	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_CORE) == -EBADMSG);
+	CHECK(strstr(r.why, "kind"));
+	b[4]++; /* version */
+	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == -EPROTO);
+	CHECK(strstr(r.why, "version 2"));
+	b[4]--;
+	b[0] ^= 0xff;
+	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == -EBADMSG);
+	CHECK(strstr(r.why, "magic"));
+	return 0;
+}
+
+static int test_missing_file(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir();
+
+	CHECK(img_reader_open(&r, dfd, "core-1.img", LZ_IMG_CORE) == -ENOENT);
+	CHECK(strstr(r.why, "No such file"));
+	return 0;
+}
+
+static int test_read_one(void)
+{
+	struct img_reader r;
+	ProtobufCMessage *m = NULL;
+	int dfd = setup_dir();
+	size_t size;
+
+	CHECK(make_image(dfd, 2, &size));
+	CHECK(img_read_one(&r, dfd, "pstree.img", LZ_IMG_PSTREE, &pstree_entry__descriptor, &m) ==
+	      -EBADMSG);
+	CHECK(strstr(r.why, "exactly one"));
+	CHECK(make_image(dfd, 1, &size));
+	CHECK(img_read_one(&r, dfd, "pstree.img", LZ_IMG_PSTREE, &pstree_entry__descriptor, &m) == 0);
+	CHECK(((PstreeEntry *)m)->pid == 100);
+	return 0;
+}
+
+static int test_kind_from_name(void)
+{
+	enum lz_img_kind k;
+
+	CHECK(img_kind_from_name("core-12.img", &k) == 0 && k == LZ_IMG_CORE);
+	CHECK(img_kind_from_name("/x/y/pagemap-1.img", &k) == 0 && k == LZ_IMG_PAGEMAP);
+	CHECK(img_kind_from_name("inventory.img", &k) == 0 && k == LZ_IMG_INVENTORY);
+	CHECK(img_kind_from_name("pages-3.img", &k) == 0 && k == LZ_IMG_PAGES);
+	CHECK(img_kind_from_name("corex.img", &k) == -EINVAL);
+	return 0;
+}
+
+static int test_pages_hdr(void)
+{
+	struct lz_pages_hdr h;
+	const char *why = NULL;
+
+	pages_hdr_init(&h, 42, 7);
+	CHECK(pages_hdr_check(&h, &why) == 0);
+	h.nr_pages = 8;
+	CHECK(pages_hdr_check(&h, &why) == -EBADMSG && strstr(why, "checksum"));
+	pages_hdr_init(&h, 42, 7);
+	h.version = 2;
+	CHECK(pages_hdr_check(&h, &why) == -EPROTO);
+	pages_hdr_init(&h, 42, 7);
+	h.magic = 0;
+	CHECK(pages_hdr_check(&h, &why) == -EBADMSG && strstr(why, "magic"));
+	return 0;
+}
+
+static int test_crc32c_known_value(void)
+{
+	/* The standard CRC-32C check value. */
+	CHECK(lz_crc32c(0, "123456789", 9) == 0xe3069283U);
+	CHECK(lz_crc32c(0, "", 0) == 0);
+	/* Incremental == one shot. */
+	CHECK(lz_crc32c(lz_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283U);
+	return 0;
+}
+
+static const struct unit_case cases[] = {
+	UNIT(test_round_trip),
+	UNIT(test_empty_image),
+	UNIT(test_every_truncation_refused),
+	UNIT(test_every_flipped_byte_refused),
+	UNIT(test_version_and_kind),
+	UNIT(test_missing_file),
+	UNIT(test_read_one),
+	UNIT(test_kind_from_name),
+	UNIT(test_pages_hdr),
+	UNIT(test_crc32c_known_value),
+	{ 0 },
+};
+
+int main(int argc, char **argv)
+{
+	return unit_main(argc, argv, cases);
+}
