@@ -603,8 +603,10 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &w.last_mono);
 
 	snprintf(ready, sizeof(ready),
-		 "pid=%d mem=%#lx mib=%" PRIu64 " altstack=%#lx logfd=%d simd=%s\n", (int)getpid(),
-		 (unsigned long)w.mem, w.mib, (unsigned long)w.altstack, w.logfd, w.simd);
+		 "pid=%d mem=%#lx mib=%" PRIu64 " ro_off=%#zx altstack=%#lx altstack_len=%#zx "
+		 "logfd=%d simd=%s\n",
+		 (int)getpid(), (unsigned long)w.mem, w.mib, w.ro_off, (unsigned long)w.altstack,
+		 w.altstack_len, w.logfd, w.simd);
 	publish(&w, "ready", ready);
 
 	for (;;) {

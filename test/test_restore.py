@@ -1,0 +1,177 @@
+"""Dump and restore of real workloads; each restored process checks itself.
+
+Every scenario runs for each restore `mode` (eager, lazy). The verdicts come
+from the workloads: lzwork verifies its memory pattern, counters in heap,
+stack, .data, .bss and TLS, FP state and rounding mode, its log file offset
+and contents, signal handling on the alternate stack, vdso clock, umask,
+cwd, rlimit, itimer and that stdout/stderr still share one file; pystate
+verifies its dict, generator and file.
+"""
+import signal
+
+import pytest
+
+import harness
+from harness import file_entries, rewind_files, tree_digest
+
+
+def dumped_records(imgdir, w):
+    """Records lzwork had written at dump time: its log's offset in files.img."""
+    log = str((w.dir / "log").resolve())
+    pos = [int(f["pos"]) for f in file_entries(imgdir) if f.get("path") == log]
+    assert len(pos) == 1, f"files.img has {len(pos)} entries for {log}"
+    return pos[0] // 64
+
+
+def test_lzwork(env, mode):
+    """Dump (the original is killed), restore -d, verify, keep running, SIGTERM."""
+    w = env.lzwork(mib=64)
+    before = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    recs = dumped_records(img, w)
+    assert recs >= before["records"]
+
+    w = env.restore(img, mode, w)
+    after = w.check_pass()
+    # Carried on from where it was dumped, not from scratch or from the check.
+    assert after["ctr"] > before["ctr"]
+    assert after["prev"] == before["ctr"]
+    assert after["seq"] == before["seq"] + 1
+    assert after["records"] >= recs and after["ctr"] >= recs * 16
+    # ...and keeps running correctly.
+    again = w.check_pass()
+    assert again["ctr"] > after["ctr"]
+    w.stop()
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 0), (signal.SIGINT, 42),
+                                        (signal.SIGKILL, 128 + 9)],
+                         ids=["SIGTERM-exit0", "SIGINT-exit42", "SIGKILL-137"])
+def test_restore_waits_for_exit_status(env, mode, sig, status):
+    """restore without -d waits for the restored process and exits with its status."""
+    w = env.lzwork(mib=8)
+    before = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    since = (w.dir / "log").stat().st_size
+
+    p = env.restore_bg(img, mode, w)
+    w = w.restored()
+    # No "restored" signal without -d: the log growing is the process running.
+    w.wait_progress(since)
+    assert p.poll() is None, "restore exited while its process runs"
+    after = w.check_pass()
+    assert after["ctr"] > before["ctr"]
+    harness.os.kill(w.pid, sig)
+    try:
+        rc = p.wait(harness.EXIT_TIMEOUT)
+    except harness.subprocess.TimeoutExpired:
+        raise AssertionError(f"restore did not exit after its process got {sig!r}")
+    p.stderr_file.seek(0)
+    err = p.stderr_file.read()
+    assert rc == status, f"restore exited {rc}, want {status}\nstderr:\n{err}\n" \
+                         f"log:\n{harness.tail(p.log)}"
+    assert not harness.error_lines(err), err
+    assert harness.proc_state(w.pid) is None
+
+
+def test_dump_leave_running(env, mode):
+    """dump -R: the original runs on correctly; the images restore afterwards."""
+    w = env.lzwork(mib=64)
+    before = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+
+    r1 = w.check_pass()
+    assert r1["ctr"] > before["ctr"]
+    r2 = w.check_pass()
+    assert r2["ctr"] > r1["ctr"]
+
+    harness.kill_and_reap(w.pid)
+    rewind_files(img, env.base)
+    w = env.restore(img, mode, w)
+    after = w.check_pass()
+    assert after["prev"] == before["ctr"] and after["ctr"] > before["ctr"]
+    w.stop()
+
+
+def test_two_rounds(env, mode):
+    """A restored process is dumped and restored again, and still verifies."""
+    w = env.lzwork(mib=64)
+    c0 = w.check_pass()["ctr"]
+    img1, img2 = env.path("img1"), env.path("img2")
+    env.dump(w, img1)
+    w = env.restore(img1, mode, w)
+    c1 = w.check_pass()["ctr"]
+    assert c1 > c0
+
+    env.dump(w, img2)
+    w = env.restore(img2, mode, w)
+    r2 = w.check_pass()
+    assert r2["ctr"] > c1 and r2["prev"] == c1
+    w.stop()
+
+
+def test_restore_twice(env, mode):
+    """The same image set restores twice: images are not consumed or changed."""
+    w = env.lzwork(mib=64)
+    c0 = w.check_pass()["ctr"]
+    img = env.path("img")
+    env.dump(w, img)
+    digest = tree_digest(img)
+
+    w = env.restore(img, mode, w)
+    assert w.check_pass()["ctr"] > c0
+    harness.kill_and_reap(w.pid)
+    assert tree_digest(img) == digest, "the first restore changed the images"
+
+    rewind_files(img, env.base)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["ctr"] > c0 and r["prev"] == c0
+    w.stop()
+    assert tree_digest(img) == digest, "the second restore changed the images"
+
+
+def walker(n):
+    """pystate's generator, replayed: its first n (i, acc) values."""
+    mod, acc = (1 << 61) - 1, 7
+    for i in range(n):
+        acc = (acc * 1000003 + i) % mod
+        yield i, acc
+
+
+def check_pystate(w, r):
+    """Our own replay of pystate's state, next to its verdict."""
+    n = r["n"]
+    vals = list(walker(n + 1))
+    assert tuple(r["last"]) == vals[n - 1], "generator did not continue where it was"
+    assert tuple(r["next"]) == vals[n]
+    slots = {}
+    for i, acc in vals[:n]:
+        slots[str(i % 1000)] = [i, acc]
+    assert r["slots"] == slots, "dict contents differ"
+    assert r["offset"] == n * r["line_len"]
+    lines = (w.dir / "pylog").read_text().splitlines()
+    assert len(lines) >= n
+    for k in (0, n // 2, n - 1):
+        i, acc = vals[k]
+        assert lines[k] == f"{i:08d} {acc:016x}", f"pylog line {k}"
+
+
+def test_python(env, mode):
+    """The real /usr/bin/python3 with a dict, a generator mid-iteration and an
+    open file carries on with its state intact."""
+    w = env.pystate()
+    before = w.check_pass()
+    check_pystate(w, before)
+    img = env.path("img")
+    env.dump(w, img)
+
+    w = env.restore(img, mode, w)
+    after = w.check_pass()
+    check_pystate(w, after)
+    assert after["seq"] == before["seq"] + 1
+    assert after["prev_n"] == before["n"] + 1 and after["n"] > before["n"]
+    w.stop()
