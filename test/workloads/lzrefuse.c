@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 		die("sigaction");
 
 	extra = setup(&r);
+	r.ctr = 1; /* a check right after ready sees progress */
 	snprintf(ready, sizeof(ready), "pid=%d extra=%d\n", (int)getpid(), extra);
 	publish(&r, "ready", ready);
 
