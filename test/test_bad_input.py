@@ -140,3 +140,19 @@ def test_dump_refused(env, what):
     assert after["ctr"] > c0
     assert w.check_pass()["ctr"] > after["ctr"]
     w.stop()
+
+
+def test_restore_pid_taken(env, mode):
+    """Restoring while the dumped pid is still in use (dump -R) fails with a
+    clear error naming the pid, and the running original is not disturbed."""
+    w = env.lzwork(mib=4)
+    c0 = w.check_pass()["ctr"]
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    r = env.restore(img, mode, expect_ok=False)
+    assert r.rc != 0, f"restore over a live pid succeeded\n{r.describe()}"
+    assert len(r.errors) == 1 and str(w.pid) in r.errors[0], r.describe()
+    assert not [p for p in harness.my_children() if p != w.pid], "restore left processes behind"
+    harness.assert_not_stopped(w.pid)
+    assert w.check_pass()["ctr"] > c0
+    w.stop()
