@@ -1,7 +1,94 @@
-/* entry.c - placeholder restorer blob entry until the restorer lands. */
-__attribute__((section(".text.entry"), used, visibility("default"))) void lz_blob_entry(void *arg)
+/*
+ * entry.c - the restorer blob's entry point: the last steps of a restore,
+ * run from the bootstrap area after the lazarus child has jumped here.
+ *
+ * From here on there is no libc and no old address space: the entry throws
+ * away every mapping but the bootstrap area, builds the target's, puts back
+ * the per-thread kernel state that only the thread itself can set, says "OK"
+ * on the status pipe and leaves through rt_sigreturn into the target's code.
+ * Any failure is reported on the pipe and ends the process (exit_group), so
+ * the target never runs on half-restored memory.
+ */
+#include <time.h>
+
+#include "blob.h"
+#include "sys.h"
+
+uint64_t blob_now_ns(void)
 {
-	(void)arg;
-	for (;;)
-		__asm__ volatile("ud2");
+	struct {
+		int64_t sec, nsec;
+	} ts = { 0, 0 };
+
+	/* A raw syscall: the vdso moves under our feet. */
+	sys_clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
+}
+
+void blob_report(struct blob *b, int type, int step, long err, uint32_t arg, uint64_t addr)
+{
+	struct lz_rst_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.magic = LZ_RST_MSG_MAGIC;
+	m.type = (uint16_t)type;
+	m.step = (uint16_t)step;
+	m.err = (int32_t)err;
+	m.arg = arg;
+	m.addr = addr;
+	if (type == LZ_MSG_OK) {
+		m.t_ns[0] = b->a->t_child_ns;
+		m.t_ns[1] = b->t_entry;
+		m.t_ns[2] = b->t_mem;
+		m.t_ns[3] = blob_now_ns();
+		m.nr_pages = b->nr_pages;
+	}
+	sys_write(b->a->status_fd, &m, sizeof(m));
+}
+
+void blob_fail(struct blob *b, int step, long err, uint32_t arg, uint64_t addr)
+{
+	blob_report(b, LZ_MSG_FAIL, step, err, arg, addr);
+	sys_exit_group(1);
+}
+
+static void blob_check_abi(struct blob *b)
+{
+	if (b->a->abi_version != LZ_BLOB_ABI_VERSION || b->a->size != sizeof(*b->a))
+		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, b->a->abi_version, b->a->size);
+}
+
+/*
+ * The order matters: the old mappings go first (the target's addresses may
+ * be taken by them), the vdso is placed before the VMAs so nothing else can
+ * take its hint address, memory is complete before PR_SET_MM_MAP checks the
+ * new layout, rseq is registered only once its area is mapped, and the
+ * service fds close last because the status pipe is one of them.
+ */
+__attribute__((section(".text.entry"), used, visibility("default"))) void
+lz_blob_entry(struct lz_blob_args *a)
+{
+	struct blob b = {
+		.a = a,
+		.vmas = (struct lz_blob_vma *)(uintptr_t)a->vmas,
+		.runs = (struct lz_blob_run *)(uintptr_t)a->runs,
+	};
+
+	b.t_entry = blob_now_ns();
+	blob_check_abi(&b);
+	blob_unmap_old(&b);
+	blob_map_vdso(&b);
+	blob_map_vmas(&b);
+	blob_fill(&b);
+	blob_finish_vmas(&b);
+	b.t_mem = blob_now_ns();
+	blob_restore_mm(&b);
+	blob_restore_thread(&b);
+	blob_restore_itimers(&b);
+	blob_restore_rlimits(&b);
+	blob_close_fds(&b);
+	blob_report(&b, LZ_MSG_OK, 0, 0, 0, 0);
+	sys_close(a->status_fd);
+	lz_blob_finish(a->area_start, a->keep_start - a->area_start, a->keep_end,
+		       a->area_end - a->keep_end, a->sigframe);
 }

@@ -1,0 +1,242 @@
+/*
+ * args.c - turn the images into the restorer blob's argument block: the VMA
+ * array, the page runs to read, the mm map with auxv, thread pointers,
+ * timers and rlimits. See restorer.h for the layout.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "compiler.h"
+#include "image.h"
+#include "plugin.h"
+
+static bool vma_is_mapped(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE ||
+	       v->kind == VMA_KIND__VMA_FILE_SHARED;
+}
+
+size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
+{
+	return im->mm->n_vmas * sizeof(struct lz_blob_vma) + im->nr_pm * sizeof(struct lz_blob_run) +
+	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8);
+}
+
+/* LZ_MADV_* of the image -> one bit per madvise() advice value. */
+static uint32_t madv_mask(uint32_t lz)
+{
+	static const struct {
+		uint32_t lz;
+		int advice;
+	} map[] = {
+		{ LZ_MADV_HUGEPAGE, MADV_HUGEPAGE },	 { LZ_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE },
+		{ LZ_MADV_DONTDUMP, MADV_DONTDUMP },	 { LZ_MADV_DONTFORK, MADV_DONTFORK },
+		{ LZ_MADV_WIPEONFORK, MADV_WIPEONFORK }, { LZ_MADV_MERGEABLE, MADV_MERGEABLE },
+		{ LZ_MADV_SEQUENTIAL, MADV_SEQUENTIAL }, { LZ_MADV_RANDOM, MADV_RANDOM },
+	};
+	uint32_t mask = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (lz & map[i].lz)
+			mask |= 1U << map[i].advice;
+	return mask;
+}
+
+static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
+{
+	uint32_t share = v->flags & (MAP_SHARED | MAP_PRIVATE);
+
+	memset(b, 0, sizeof(*b));
+	b->start = v->start;
+	b->end = v->end;
+	b->prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+	if (!share)
+		share = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
+	b->flags = share | (v->flags & MAP_GROWSDOWN);
+	if (v->kind == VMA_KIND__VMA_ANON) {
+		b->flags |= MAP_ANONYMOUS;
+		b->fd = -1;
+	} else {
+		b->fd = fd;
+		b->pgoff = v->pgoff;
+	}
+	b->madv = madv_mask(v->madv);
+	if (v->madv & LZ_MADV_LOCKED)
+		b->vflags |= LZ_BVMA_MLOCK;
+}
+
+/* idx[i]: blob VMA index of mm->vmas[i], or -1 (vdso, vvar, vsyscall). */
+static uint32_t build_vmas(struct lz_blob_vma *out, int32_t *idx, const struct plg_images *im,
+			   const struct plg_fds *fds)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < im->mm->n_vmas; i++) {
+		const VmaEntry *v = im->mm->vmas[i];
+
+		idx[i] = -1;
+		if (!vma_is_mapped(v))
+			continue;
+		vma_fill(&out[n], v, fds->vma_fds[i]);
+		idx[i] = (int32_t)n++;
+	}
+	return n;
+}
+
+/* Which pagemap entries the blob acts on, and how. */
+static bool run_wanted(const VmaEntry *v, uint32_t flags, uint32_t *rflags)
+{
+	*rflags = 0;
+	if (!vma_is_mapped(v) || v->kind == VMA_KIND__VMA_FILE_SHARED)
+		return false; /* shared file pages live in the file */
+	if (flags & LZ_PE_PRESENT)
+		return true;
+	if ((flags & LZ_PE_ZERO) && v->kind == VMA_KIND__VMA_FILE_PRIVATE) {
+		*rflags = LZ_BRUN_ZERO; /* else the file's data would show through */
+		return true;
+	}
+	return false; /* zero pages of anonymous memory: fresh pages are zero */
+}
+
+/* Runs are sorted and verified to lie inside one VMA each (restore-images.c). */
+static uint64_t build_runs(struct lz_blob_run *out, struct lz_blob_vma *vmas, const int32_t *idx,
+			   const struct plg_images *im, uint64_t *nr_data_pages)
+{
+	const MmEntry *mm = im->mm;
+	uint64_t n = 0;
+	size_t j = 0;
+
+	*nr_data_pages = 0;
+	for (size_t i = 0; i < im->nr_pm; i++) {
+		const PagemapEntry *e = im->pm[i];
+		uint64_t len = e->nr_pages * LZ_PAGE_SIZE, off = 0;
+		uint32_t rflags;
+
+		while (j < mm->n_vmas && mm->vmas[j]->end <= e->vaddr)
+			j++;
+		if (j == mm->n_vmas || !run_wanted(mm->vmas[j], e->flags, &rflags))
+			continue;
+		if (!rflags) {
+			off = LZ_PAGES_HDR_SIZE + e->data_page * LZ_PAGE_SIZE;
+			*nr_data_pages += e->nr_pages;
+		}
+		vmas[idx[j]].vflags |= LZ_BVMA_FILL;
+		if (n && out[n - 1].vma == (uint32_t)idx[j] && out[n - 1].flags == rflags &&
+		    out[n - 1].vaddr + out[n - 1].len == e->vaddr &&
+		    (rflags || out[n - 1].off + out[n - 1].len == off)) {
+			out[n - 1].len += len;
+			continue;
+		}
+		out[n++] = (struct lz_blob_run){ .vaddr = e->vaddr, .off = off, .len = len,
+						 .flags = rflags, .vma = (uint32_t)idx[j] };
+	}
+	return n;
+}
+
+/* auxv as (type, value) pairs up to AT_NULL, always ending in one. */
+static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
+{
+	struct lz_blob_mm_map *m = &a->mm;
+	size_t n = 0;
+
+	*m = (struct lz_blob_mm_map){
+		.start_code = mm->start_code, .end_code = mm->end_code,
+		.start_data = mm->start_data, .end_data = mm->end_data,
+		.start_brk = mm->start_brk,   .brk = mm->brk,
+		.start_stack = mm->start_stack, .arg_start = mm->arg_start,
+		.arg_end = mm->arg_end,	      .env_start = mm->env_start,
+		.env_end = mm->env_end,	      .exe_fd = (uint32_t)exe_fd,
+	};
+	for (size_t i = 0; i + 1 < mm->n_auxv && n + 2 < LZ_BLOB_AUXV_MAX; i += 2) {
+		if (mm->auxv[i] == 0)
+			break;
+		a->auxv[n++] = mm->auxv[i];
+		a->auxv[n++] = mm->auxv[i + 1];
+	}
+	a->auxv[n++] = 0;
+	a->auxv[n++] = 0;
+	m->auxv = (uint64_t)(uintptr_t)a->auxv;
+	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
+}
+
+static void build_task(struct lz_blob_args *a, const TaskEntry *t)
+{
+	for (size_t i = 0; i < t->n_rlimits && a->nr_rlimits < LZ_BLOB_MAX_RLIMITS; i++) {
+		const RlimitEntry *r = t->rlimits[i];
+
+		a->rlimits[a->nr_rlimits++] =
+			(struct lz_blob_rlimit){ .resource = r->resource, .cur = r->cur, .max = r->max };
+	}
+	for (size_t i = 0; i < t->n_itimers && a->nr_itimers < LZ_BLOB_MAX_ITIMERS; i++) {
+		const ItimerEntry *it = t->itimers[i];
+
+		a->itimers[a->nr_itimers++] = (struct lz_blob_itimer){
+			.which = it->which,
+			.interval_sec = (int64_t)it->interval_sec,
+			.interval_usec = (int64_t)it->interval_usec,
+			.value_sec = (int64_t)it->value_sec,
+			.value_usec = (int64_t)it->value_usec,
+		};
+	}
+}
+
+static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
+{
+	a->clear_child_tid = c->clear_child_tid;
+	a->robust_list = c->robust_list;
+	a->robust_list_len = c->robust_list_len;
+	if (c->rseq && c->rseq->abi_pointer) {
+		a->rseq_ptr = c->rseq->abi_pointer;
+		a->rseq_len = c->rseq->abi_size;
+		a->rseq_sig = c->rseq->signature;
+	}
+	a->fs_base = c->regs->fs_base;
+	a->gs_base = c->regs->gs_base;
+}
+
+/*
+ * `a` is already zeroed and has its area fields; `extra` follows it in the
+ * bootstrap area and takes the VMA, run and fd arrays.
+ */
+int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
+		   const struct plg_images *im, const struct plg_fds *fds, uint64_t *nr_data,
+		   char *why, size_t len)
+{
+	struct lz_blob_vma *vmas = (struct lz_blob_vma *)extra;
+	struct lz_blob_run *runs = (struct lz_blob_run *)(vmas + im->mm->n_vmas);
+	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
+	int32_t *idx;
+
+	if (extra_len < plg_args_extra(im, fds)) {
+		snprintf(why, len, "argument area too small");
+		return -EINVAL;
+	}
+	idx = calloc(im->mm->n_vmas + 1, sizeof(*idx));
+	if (!idx) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	a->abi_version = LZ_BLOB_ABI_VERSION;
+	a->size = sizeof(*a);
+	a->status_fd = fds->status_fd;
+	a->pages_fd = fds->pages_fd;
+	a->uffd = fds->uffd;
+	a->nr_vmas = build_vmas(vmas, idx, im, fds);
+	a->vmas = (uint64_t)(uintptr_t)vmas;
+	a->nr_runs = build_runs(runs, vmas, idx, im, nr_data);
+	a->runs = (uint64_t)(uintptr_t)runs;
+	free(idx);
+	for (unsigned i = 0; i < fds->nr_close_fds; i++)
+		close_fds[i] = fds->close_fds[i];
+	a->close_fds = (uint64_t)(uintptr_t)close_fds;
+	a->nr_close_fds = fds->nr_close_fds;
+	plg_vdso_range(im->mm, &a->vdso_addr, &a->vdso_len);
+	build_mm(a, im->mm, fds->exe_fd);
+	build_task(a, im->task);
+	build_thread(a, im->core);
+	return 0;
+}

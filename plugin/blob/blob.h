@@ -1,0 +1,49 @@
+/*
+ * blob.h - what the restorer blob's files share. Everything is hidden and
+ * position independent; the only entry point is lz_blob_entry (entry.c).
+ */
+#ifndef LZ_BLOB_H
+#define LZ_BLOB_H
+
+#include "restorer.h"
+
+/* Per-run state of the blob: lives on the blob stack. */
+struct blob {
+	struct lz_blob_args *a;
+	struct lz_blob_vma *vmas;
+	struct lz_blob_run *runs;
+	uint64_t nr_pages; /* pages read from the pages file */
+	uint64_t t_entry;
+	uint64_t t_mem;
+};
+
+/* Tell the parent; never fails (a dead parent is not our problem here). */
+void blob_report(struct blob *b, int type, int step, long err, uint32_t arg, uint64_t addr);
+/* Report a failure and exit_group: the process never runs half-restored. */
+__attribute__((noreturn)) void blob_fail(struct blob *b, int step, long err, uint32_t arg,
+					 uint64_t addr);
+uint64_t blob_now_ns(void);
+
+/* mem.c */
+void blob_unmap_old(struct blob *b);
+void blob_map_vdso(struct blob *b);
+void blob_map_vmas(struct blob *b);
+void blob_fill(struct blob *b);
+void blob_finish_vmas(struct blob *b);
+
+/* task.c */
+void blob_restore_mm(struct blob *b);
+void blob_restore_thread(struct blob *b);
+void blob_restore_itimers(struct blob *b);
+void blob_restore_rlimits(struct blob *b);
+void blob_close_fds(struct blob *b);
+
+/* finish.c: unmap the rest of the bootstrap area and rt_sigreturn. */
+__attribute__((noreturn)) void lz_blob_finish(uint64_t lo, uint64_t lo_len, uint64_t hi,
+					      uint64_t hi_len, uint64_t frame);
+
+/* util.c: the compiler may emit calls to these. */
+void *memset(void *s, int c, unsigned long n);
+void *memcpy(void *d, const void *s, unsigned long n);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * sys.h - raw x86_64 syscalls for the restorer blob. No libc here: every
+ * stub returns the kernel's value, i.e. -errno on failure.
+ */
+#ifndef LZ_BLOB_SYS_H
+#define LZ_BLOB_SYS_H
+
+#include <stdint.h>
+#include <asm/unistd.h>
+
+static inline long sys6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define sys0(nr) sys6(nr, 0, 0, 0, 0, 0, 0)
+#define sys1(nr, a) sys6(nr, (long)(a), 0, 0, 0, 0, 0)
+#define sys2(nr, a, b) sys6(nr, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sys4(nr, a, b, c, d) sys6(nr, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sys5(nr, a, b, c, d, e) \
+	sys6(nr, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+static inline long sys_write(int fd, const void *buf, unsigned long len)
+{
+	return sys3(__NR_write, fd, buf, len);
+}
+
+static inline long sys_close(int fd)
+{
+	return sys1(__NR_close, fd);
+}
+
+static inline long sys_pread64(int fd, void *buf, unsigned long len, uint64_t off)
+{
+	return sys4(__NR_pread64, fd, buf, len, off);
+}
+
+static inline long sys_mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
+			    uint64_t off)
+{
+	return sys6(__NR_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+}
+
+static inline long sys_munmap(uint64_t addr, uint64_t len)
+{
+	return sys2(__NR_munmap, addr, len);
+}
+
+static inline long sys_mprotect(uint64_t addr, uint64_t len, int prot)
+{
+	return sys3(__NR_mprotect, addr, len, prot);
+}
+
+static inline long sys_madvise(uint64_t addr, uint64_t len, int advice)
+{
+	return sys3(__NR_madvise, addr, len, advice);
+}
+
+static inline long sys_mlock(uint64_t addr, uint64_t len)
+{
+	return sys2(__NR_mlock, addr, len);
+}
+
+static inline long sys_mincore(uint64_t addr, uint64_t len, unsigned char *vec)
+{
+	return sys3(__NR_mincore, addr, len, vec);
+}
+
+static inline long sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+			     unsigned long a5)
+{
+	return sys5(__NR_prctl, option, a2, a3, a4, a5);
+}
+
+static inline long sys_arch_prctl(int code, unsigned long addr)
+{
+	return sys2(__NR_arch_prctl, code, addr);
+}
+
+static inline long sys_set_tid_address(uint64_t tidptr)
+{
+	return sys1(__NR_set_tid_address, tidptr);
+}
+
+static inline long sys_set_robust_list(uint64_t head, uint64_t len)
+{
+	return sys2(__NR_set_robust_list, head, len);
+}
+
+static inline long sys_rseq(uint64_t rseq, uint32_t len, int flags, uint32_t sig)
+{
+	return sys4(__NR_rseq, rseq, len, flags, sig);
+}
+
+static inline long sys_setitimer(int which, const void *new_value)
+{
+	return sys3(__NR_setitimer, which, new_value, 0);
+}
+
+static inline long sys_prlimit64(int resource, const void *new_lim, void *old_lim)
+{
+	return sys4(__NR_prlimit64, 0, resource, new_lim, old_lim);
+}
+
+static inline long sys_clock_gettime(int clk, void *ts)
+{
+	return sys2(__NR_clock_gettime, clk, ts);
+}
+
+static inline __attribute__((noreturn)) void sys_exit_group(int code)
+{
+	sys1(__NR_exit_group, code);
+	for (;;)
+		__asm__ volatile("ud2");
+}
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * task.c - per-process and per-thread kernel state that the blob restores
+ * after memory: the mm fields (PR_SET_MM_MAP), thread pointers (clear tid,
+ * robust list, rseq, fs/gs base), interval timers and rlimits, and finally
+ * closing the service fds.
+ */
+#include <asm/prctl.h>
+#include <linux/prctl.h>
+
+#include "blob.h"
+#include "sys.h"
+
+#define EPERM_ 1
+
+/*
+ * Only the all-in-one PR_SET_MM_MAP works without CAP_SYS_RESOURCE. It also
+ * swaps /proc/self/exe, which the kernel refuses while the old executable is
+ * still mapped: that is why it comes after the memory steps.
+ */
+void blob_restore_mm(struct blob *b)
+{
+	long r = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (unsigned long)&b->a->mm,
+			   sizeof(b->a->mm), 0);
+
+	if (r)
+		blob_fail(b, LZ_STEP_MM, r, 0, 0);
+}
+
+/* rt_sigreturn restores neither fs_base nor gs_base: arch_prctl does. */
+void blob_restore_thread(struct blob *b)
+{
+	struct lz_blob_args *a = b->a;
+	long r;
+
+	sys_set_tid_address(a->clear_child_tid);
+	if (a->robust_list) {
+		r = sys_set_robust_list(a->robust_list, a->robust_list_len);
+		if (r)
+			blob_fail(b, LZ_STEP_ROBUST, r, 0, a->robust_list);
+	}
+	if (a->rseq_ptr) {
+		r = sys_rseq(a->rseq_ptr, a->rseq_len, 0, a->rseq_sig);
+		if (r)
+			blob_fail(b, LZ_STEP_RSEQ, r, 0, a->rseq_ptr);
+	}
+	r = sys_arch_prctl(ARCH_SET_FS, a->fs_base);
+	if (r)
+		blob_fail(b, LZ_STEP_TLS, r, 0, a->fs_base);
+	r = sys_arch_prctl(ARCH_SET_GS, a->gs_base);
+	if (r)
+		blob_fail(b, LZ_STEP_TLS, r, 1, a->gs_base);
+}
+
+/* Armed timers fire into blocked signals until rt_sigreturn: nothing is lost. */
+void blob_restore_itimers(struct blob *b)
+{
+	for (uint32_t i = 0; i < b->a->nr_itimers && i < LZ_BLOB_MAX_ITIMERS; i++) {
+		struct lz_blob_itimer *t = &b->a->itimers[i];
+		long r = sys_setitimer((int)t->which, &t->interval_sec);
+
+		if (r)
+			blob_fail(b, LZ_STEP_ITIMER, r, t->which, 0);
+	}
+}
+
+/*
+ * Without CAP_SYS_RESOURCE a hard limit cannot be raised. Then keep the hard
+ * limit we have, set what fits under it, and warn: a restored process with a
+ * lower hard limit is better than none.
+ */
+static void rlimit_set(struct blob *b, struct lz_blob_rlimit *rl)
+{
+	struct {
+		uint64_t cur, max;
+	} want = { rl->cur, rl->max }, old;
+	long r = sys_prlimit64((int)rl->resource, &want, 0);
+
+	if (!r)
+		return;
+	if (r != -EPERM_ || sys_prlimit64((int)rl->resource, 0, &old)) {
+		blob_report(b, LZ_MSG_WARN, LZ_STEP_RLIMIT, r, rl->resource, rl->max);
+		return;
+	}
+	want.max = old.max;
+	if (want.cur > old.max)
+		want.cur = old.max;
+	blob_report(b, LZ_MSG_WARN, LZ_STEP_RLIMIT, r, rl->resource, rl->max);
+	r = sys_prlimit64((int)rl->resource, &want, 0);
+	if (r)
+		blob_report(b, LZ_MSG_WARN, LZ_STEP_RLIMIT, r, rl->resource, want.max);
+}
+
+void blob_restore_rlimits(struct blob *b)
+{
+	for (uint32_t i = 0; i < b->a->nr_rlimits && i < LZ_BLOB_MAX_RLIMITS; i++)
+		rlimit_set(b, &b->a->rlimits[i]);
+}
+
+/* The status pipe stays: the caller writes "OK" on it and closes it. */
+void blob_close_fds(struct blob *b)
+{
+	const int32_t *fds = (const int32_t *)(uintptr_t)b->a->close_fds;
+
+	for (uint32_t i = 0; i < b->a->nr_close_fds; i++) {
+		long r;
+
+		if (fds[i] == b->a->status_fd)
+			continue;
+		r = sys_close(fds[i]);
+		if (r)
+			blob_fail(b, LZ_STEP_CLOSE, r, (uint32_t)fds[i], 0);
+	}
+}

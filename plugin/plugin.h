@@ -1,0 +1,85 @@
+/*
+ * plugin.h - the restore plugin: plans the bootstrap area, fills the
+ * restorer blob's arguments and signal frame, and jumps into the blob.
+ *
+ * plg_check_*() run in the lazarus parent while images are verified, before
+ * any process exists. plg_prepare() and plg_jump() run in the restored
+ * process while it is still a copy of lazarus, after its fds are in place.
+ * Functions return 0 or -errno and, on failure, write one phrase into `why`
+ * (no logging here: the caller reports it once).
+ */
+#ifndef LZ_PLUGIN_H
+#define LZ_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "task.pb-c.h"
+#include "restorer.h"
+
+/* What the plugin reads from the images. */
+struct plg_images {
+	const MmEntry *mm;
+	const CoreEntry *core;
+	const TaskEntry *task;
+	PagemapEntry *const *pm; /* sorted runs, verified against mm */
+	size_t nr_pm;
+	uint64_t xfeatures; /* inventory: XCR0 of the dump */
+};
+
+/* The restored process's service fds (all above its own fds). */
+struct plg_fds {
+	int status_fd;
+	int pages_fd;
+	int exe_fd;
+	int uffd;	       /* lazy mode; -1 */
+	const int *vma_fds;    /* per mm->vmas index: the mapped file, -1 if none */
+	const int *close_fds;  /* every service fd but the status pipe */
+	unsigned nr_close_fds;
+};
+
+struct plg_restore {
+	uint64_t area;	    /* bootstrap area */
+	uint64_t area_len;
+	uint64_t stack_top; /* initial rsp of the blob */
+	uint64_t entry;	    /* lz_blob_entry */
+	struct lz_blob_args *args;
+	uint64_t nr_data_pages; /* pages the blob will read */
+};
+
+/* The dumped [vvar]/[vvar_vclock]/[vdso] must match this kernel's sizes. */
+int plg_check_vdso(const MmEntry *mm, char *why, size_t len);
+/* The dump's xsave layout must be this CPU's. */
+int plg_check_cpu(uint32_t xsave_size, uint64_t xfeatures, char *why, size_t len);
+
+/* Map the bootstrap area, copy the blob, fill its args and signal frame. */
+int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct plg_fds *fds,
+		uint64_t t_child_ns, char *why, size_t len);
+/* Unregister glibc's rseq, switch to the blob stack and enter the blob. */
+int plg_jump(struct plg_restore *p, char *why, size_t len);
+
+/* --- internal to plugin/ --- */
+struct plg_range {
+	uint64_t start, end;
+};
+
+/* Ranges mapped in this process now (below the 47-bit TASK_SIZE). */
+int plg_self_maps(struct plg_range **out, size_t *nr);
+/* A free spot of `size` bytes for the bootstrap area. */
+int plg_find_hole(const MmEntry *mm, uint64_t size, uint64_t *addr, char *why, size_t len);
+/* Where the target's [vvar]..[vdso] go: 0 if the dump has none. */
+void plg_vdso_range(const MmEntry *mm, uint64_t *start, uint64_t *len);
+int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
+		   const struct plg_images *im, const struct plg_fds *fds, uint64_t *nr_data,
+		   char *why, size_t len);
+/* Bytes plg_build_args() needs after the args struct (VMAs, runs, fds). */
+size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds);
+size_t plg_sigframe_size(const CoreEntry *core);
+/* Write the frame at `at`; returns the rsp for rt_sigreturn. */
+uint64_t plg_build_sigframe(uint8_t *at, const struct plg_images *im);
+
+#endif

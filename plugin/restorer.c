@@ -1,0 +1,143 @@
+/*
+ * restorer.c - set up the bootstrap area and enter the restorer blob.
+ *
+ * Area layout (one anonymous mapping, never moved):
+ *
+ *   [ blob stack | blob code ... | finish page: finish code, signal frame | args, arrays ]
+ *
+ * Code and the frame are made read+exec once written; the args stay
+ * writable. After the restore the blob unmaps everything but the finish
+ * page(s), which hold the code that unmaps and the frame rt_sigreturn reads.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compiler.h"
+#include "plugin.h"
+#include "restorer-blob.h"
+
+#define BLOB_STACK_SIZE (64UL << 10)
+
+_Static_assert(LZ_BLOB_FINISH_OFF % LZ_PAGE_SIZE == 0, "finish code starts a page");
+
+struct area_plan {
+	size_t code_off;  /* blob bytes */
+	size_t frame_off; /* signal frame, right after the blob */
+	size_t keep_off;  /* first page kept after the restore */
+	size_t keep_end;
+	size_t args_off;
+	size_t total;
+};
+
+static void area_plan(struct area_plan *p, const struct plg_images *im, const struct plg_fds *fds)
+{
+	p->code_off = BLOB_STACK_SIZE;
+	p->frame_off = ALIGN_UP(p->code_off + sizeof(restorer_blob), 64);
+	p->keep_off = p->code_off + LZ_BLOB_FINISH_OFF;
+	p->keep_end = ALIGN_UP(p->frame_off + plg_sigframe_size(im->core), LZ_PAGE_SIZE);
+	p->args_off = p->keep_end;
+	p->total = ALIGN_UP(p->args_off + sizeof(struct lz_blob_args) + plg_args_extra(im, fds),
+			    LZ_PAGE_SIZE);
+}
+
+int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct plg_fds *fds,
+		uint64_t t_child_ns, char *why, size_t len)
+{
+	struct area_plan ap;
+	struct lz_blob_args *a;
+	uint8_t *base;
+	uint64_t addr;
+	int ret;
+
+	area_plan(&ap, im, fds);
+	ret = plg_find_hole(im->mm, ap.total, &addr, why, len);
+	if (ret)
+		return ret;
+	base = mmap((void *)(uintptr_t)addr, ap.total, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (base == MAP_FAILED || (uintptr_t)base != addr) {
+		ret = base == MAP_FAILED ? -errno : -EEXIST;
+		snprintf(why, len, "map the restorer area at %#" PRIx64 ": %s", addr, strerror(-ret));
+		if (base != MAP_FAILED)
+			munmap(base, ap.total);
+		return ret;
+	}
+	memcpy(base + ap.code_off, restorer_blob, sizeof(restorer_blob));
+
+	a = (struct lz_blob_args *)(base + ap.args_off);
+	a->area_start = addr;
+	a->area_end = addr + ap.total;
+	a->keep_start = addr + ap.keep_off;
+	a->keep_end = addr + ap.keep_end;
+	a->finish = addr + ap.code_off + LZ_BLOB_FINISH_OFF;
+	a->t_child_ns = t_child_ns;
+	ret = plg_build_args(a, (uint8_t *)(a + 1), ap.total - ap.args_off - sizeof(*a), im, fds,
+			     &p->nr_data_pages, why, len);
+	if (ret)
+		goto out_unmap;
+	a->sigframe = plg_build_sigframe(base + ap.frame_off, im);
+
+	if (mprotect(base + ap.code_off, ap.keep_end - ap.code_off, PROT_READ | PROT_EXEC)) {
+		ret = -errno;
+		snprintf(why, len, "mprotect the restorer: %s", strerror(errno));
+		goto out_unmap;
+	}
+	p->area = addr;
+	p->area_len = ap.total;
+	p->stack_top = addr + BLOB_STACK_SIZE;
+	p->entry = addr + ap.code_off + LZ_BLOB_ENTRY_OFF;
+	p->args = a;
+	return 0;
+
+out_unmap:
+	munmap(base, ap.total);
+	return ret;
+}
+
+/*
+ * glibc registered an rseq area in this thread's TLS, and fork/clone3 kept
+ * the registration. The blob unmaps the TLS; the kernel would then fault on
+ * its next cpu_id update and kill us with SIGSEGV. The kernel wants the
+ * length used at registration: glibc 2.35/2.36 register 32 bytes but later
+ * versions export a smaller __rseq_size, so try both.
+ */
+static int unregister_glibc_rseq(char *why, size_t len)
+{
+	const unsigned int lens[] = { __rseq_size, 32 };
+	void *area;
+
+	if (__rseq_size == 0)
+		return 0; /* glibc did not register one */
+	area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+		if (syscall(SYS_rseq, area, lens[i], RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+			return 0;
+		if (errno != EINVAL)
+			break;
+	}
+	snprintf(why, len, "unregister glibc's rseq: %s", strerror(errno));
+	return -errno;
+}
+
+int plg_jump(struct plg_restore *p, char *why, size_t len)
+{
+	int ret = unregister_glibc_rseq(why, len);
+
+	if (ret)
+		return ret;
+	/* From here on: no libc, no return. The blob reports on the pipe. */
+	__asm__ volatile("mov %[sp], %%rsp\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "call *%[entry]\n\t"
+			 "ud2"
+			 :
+			 : [sp] "r"(p->stack_top), [entry] "r"(p->entry), "D"(p->args)
+			 : "memory");
+	__builtin_unreachable();
+}

@@ -1,0 +1,192 @@
+/*
+ * restorer.h - the ABI between the restore plugin (hosted C, in the lazarus
+ * child) and the restorer blob (freestanding, see plugin/blob/).
+ *
+ * The plugin maps one "bootstrap area" at an address where neither the
+ * lazarus child nor the target has anything, copies the blob there, fills in
+ * a struct lz_blob_args and a signal frame, and jumps. Every pointer in the
+ * args is an absolute address inside that area: the area never moves.
+ *
+ * The blob reports through the status pipe with fixed-size struct lz_rst_msg
+ * records (smaller than PIPE_BUF, so every write is atomic). The lazarus
+ * child uses the same records for its own failures, with a text.
+ *
+ * Only <stdint.h>/<stddef.h>: this header is compiled freestanding too.
+ */
+#ifndef LZ_RESTORER_H
+#define LZ_RESTORER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LZ_BLOB_ABI_VERSION 1
+#define LZ_BLOB_MAX_RLIMITS 16
+#define LZ_BLOB_MAX_ITIMERS 3
+#define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
+#define LZ_BLOB_TASK_SIZE 0x7ffffffff000ULL /* 47-bit user address space */
+
+/* lz_blob_vma.vflags */
+#define LZ_BVMA_FILL 0x1U	/* has page runs: mapped writable until filled */
+#define LZ_BVMA_LAZY 0x2U	/* lazy mode: register with the uffd (not used yet) */
+#define LZ_BVMA_MLOCK 0x4U	/* mlock after filling (VmFlags "lo") */
+
+/* One target mapping, in address order. vdso/vvar/vsyscall are not here. */
+struct lz_blob_vma {
+	uint64_t start;
+	uint64_t end;
+	uint64_t pgoff;	   /* file offset in bytes */
+	uint32_t prot;	   /* final PROT_* */
+	uint32_t flags;	   /* MAP_* for mmap, without MAP_FIXED* */
+	int32_t fd;	   /* service fd of the file, -1 for anonymous */
+	uint32_t madv;	   /* (1 << MADV_x) for each madvise(MADV_x) to apply */
+	uint32_t vflags;   /* LZ_BVMA_* */
+	uint32_t reserved; /* 0 */
+};
+_Static_assert(sizeof(struct lz_blob_vma) == 48, "lz_blob_vma is 48 bytes");
+
+/* lz_blob_run.flags */
+#define LZ_BRUN_ZERO 0x1U /* zero the range (private file mapping), no data */
+
+/* A contiguous run of pages inside one VMA, with its data in the pages file. */
+struct lz_blob_run {
+	uint64_t vaddr;
+	uint64_t off;	/* offset in the pages file; unused for LZ_BRUN_ZERO */
+	uint64_t len;	/* bytes, page multiple */
+	uint32_t flags; /* LZ_BRUN_* */
+	uint32_t vma;	/* index into the VMA array */
+};
+_Static_assert(sizeof(struct lz_blob_run) == 32, "lz_blob_run is 32 bytes");
+
+struct lz_blob_rlimit {
+	uint32_t resource; /* RLIMIT_* */
+	uint32_t reserved;
+	uint64_t cur;
+	uint64_t max;
+};
+_Static_assert(sizeof(struct lz_blob_rlimit) == 24, "lz_blob_rlimit is 24 bytes");
+
+/* struct itimerval as the kernel reads it, plus which. */
+struct lz_blob_itimer {
+	uint32_t which; /* ITIMER_* */
+	uint32_t reserved;
+	int64_t interval_sec;
+	int64_t interval_usec;
+	int64_t value_sec;
+	int64_t value_usec;
+};
+_Static_assert(sizeof(struct lz_blob_itimer) == 40, "lz_blob_itimer is 40 bytes");
+
+/* struct prctl_mm_map of <linux/prctl.h>, field for field. */
+struct lz_blob_mm_map {
+	uint64_t start_code;
+	uint64_t end_code;
+	uint64_t start_data;
+	uint64_t end_data;
+	uint64_t start_brk;
+	uint64_t brk;
+	uint64_t start_stack;
+	uint64_t arg_start;
+	uint64_t arg_end;
+	uint64_t env_start;
+	uint64_t env_end;
+	uint64_t auxv;	    /* address of lz_blob_args.auxv */
+	uint32_t auxv_size; /* bytes */
+	uint32_t exe_fd;    /* service fd of the dumped executable */
+};
+_Static_assert(sizeof(struct lz_blob_mm_map) == 104, "prctl_mm_map is 104 bytes");
+
+struct lz_blob_args {
+	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
+	uint32_t size;	      /* sizeof(struct lz_blob_args) */
+
+	uint64_t area_start; /* the bootstrap area, kept through the unmap */
+	uint64_t area_end;
+	uint64_t keep_start; /* what stays mapped after rt_sigreturn: */
+	uint64_t keep_end;   /* the finish code and the signal frame */
+	uint64_t sigframe;   /* rsp for rt_sigreturn: the ucontext */
+	uint64_t finish;     /* address of lz_blob_finish in the area */
+
+	int32_t status_fd; /* pipe to the lazarus parent */
+	int32_t pages_fd;  /* pages-<pid>.img */
+	int32_t uffd;	   /* lazy mode: userfaultfd; -1 in eager mode */
+	uint32_t nr_vmas;
+	uint64_t vmas;	   /* struct lz_blob_vma[nr_vmas] */
+	uint64_t runs;	   /* struct lz_blob_run[nr_runs] */
+	uint64_t nr_runs;
+	uint64_t close_fds; /* int32_t[nr_close_fds]: service fds to close */
+	uint32_t nr_close_fds;
+
+	uint32_t nr_rlimits;
+	struct lz_blob_rlimit rlimits[LZ_BLOB_MAX_RLIMITS];
+	uint32_t nr_itimers;
+	uint32_t reserved0;
+	struct lz_blob_itimer itimers[LZ_BLOB_MAX_ITIMERS];
+
+	uint64_t vdso_addr; /* dumped [vvar] start: ARCH_MAP_VDSO_64 there; 0: none */
+	uint64_t vdso_len;  /* [vvar] + [vvar_vclock] + [vdso] bytes */
+
+	struct lz_blob_mm_map mm;
+	uint64_t auxv[LZ_BLOB_AUXV_MAX];
+
+	uint64_t clear_child_tid; /* set_tid_address */
+	uint64_t robust_list;	  /* set_robust_list head; 0: none */
+	uint64_t robust_list_len;
+	uint64_t rseq_ptr; /* 0: no rseq registered at dump */
+	uint32_t rseq_len;
+	uint32_t rseq_sig;
+	uint64_t fs_base; /* rt_sigreturn does not restore the bases */
+	uint64_t gs_base;
+
+	uint64_t t_child_ns; /* CLOCK_MONOTONIC at child start, echoed in OK */
+};
+_Static_assert(offsetof(struct lz_blob_args, vmas) == 72, "args: vmas at 72");
+_Static_assert(offsetof(struct lz_blob_args, rlimits) == 112, "args: rlimits at 112");
+_Static_assert(sizeof(struct lz_blob_args) == 1320, "args: 1320 bytes");
+_Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
+
+/* Status records on the pipe. */
+#define LZ_RST_MSG_MAGIC 0x4d54534cU /* "LSTM" */
+
+enum lz_rst_msg_type {
+	LZ_MSG_OK = 1,	 /* restored; about to rt_sigreturn */
+	LZ_MSG_WARN = 2, /* something was not restored exactly; continuing */
+	LZ_MSG_FAIL = 3, /* restore failed; the process exits */
+};
+
+/* What the child or the blob was doing. Names in restore-proc.c. */
+enum lz_rst_step {
+	LZ_STEP_CHILD = 1, /* lazarus child (libc): text says it all */
+	LZ_STEP_ABI,
+	LZ_STEP_UNMAP,
+	LZ_STEP_VDSO,
+	LZ_STEP_MAP,
+	LZ_STEP_MADVISE,
+	LZ_STEP_FILL,
+	LZ_STEP_PROTECT,
+	LZ_STEP_MM,
+	LZ_STEP_ROBUST,
+	LZ_STEP_RSEQ,
+	LZ_STEP_TLS,
+	LZ_STEP_ITIMER,
+	LZ_STEP_RLIMIT,
+	LZ_STEP_CLOSE,
+	LZ_STEP_MLOCK,
+	LZ_STEP_MAX,
+};
+
+#define LZ_RST_TEXT_MAX 192
+
+struct lz_rst_msg {
+	uint32_t magic;	   /* LZ_RST_MSG_MAGIC */
+	uint16_t type;	   /* enum lz_rst_msg_type */
+	uint16_t step;	   /* enum lz_rst_step */
+	int32_t err;	   /* -errno, 0 if none */
+	uint32_t arg;	   /* step detail: VMA index, RLIMIT_*, ITIMER_* */
+	uint64_t addr;	   /* step detail: an address */
+	uint64_t t_ns[4];  /* OK: child start, blob entry, memory done, done */
+	uint64_t nr_pages; /* OK: pages read from the pages file */
+	char text[LZ_RST_TEXT_MAX]; /* child messages: the whole line */
+};
+_Static_assert(sizeof(struct lz_rst_msg) == 256, "lz_rst_msg is 256 bytes");
+
+#endif

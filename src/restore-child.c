@@ -1,0 +1,151 @@
+/*
+ * restore-child.c - what the restored process does before it jumps into
+ * the restorer blob, in this order:
+ *
+ *   block every signal       the target's handlers get installed below
+ *   session / group          setsid or setpgid as dumped
+ *   wait to be orphaned (-d) so PR_SET_PDEATHSIG refers to the new parent
+ *   service fds              opened, then moved above the target's fds
+ *   the target's fds         opened and installed at their numbers
+ *   plugin                   bootstrap area, blob args, signal frame
+ *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
+ *   jump                     the blob does memory and thread state
+ *
+ * Failures go to the parent over the status pipe as one text record.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "restore: "
+#include "log.h"
+#include "plugin.h"
+#include "restore-child.h"
+#include "restore-fds.h"
+#include "restore-proc.h"
+#include "restore-task.h"
+
+#define REPARENT_WAIT_MS 5000
+
+struct rst_child {
+	const struct rst_images *im;
+	int status_fd; /* moves with the service fds */
+	pid_t helper; /* -d: the helper that cloned us; 0 otherwise */
+	uint64_t t_start;
+	struct rst_svc svc;
+	struct plg_restore plg;
+	char why[LZ_RST_TEXT_MAX];
+};
+
+/* The helper that cloned us exits right away; wait until it has. */
+static int wait_orphaned(struct rst_child *c)
+{
+	for (int ms = 0; getppid() == c->helper; ms++) {
+		if (ms == REPARENT_WAIT_MS) {
+			snprintf(c->why, sizeof(c->why), "helper %d did not exit", c->helper);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int child_fds(struct rst_child *c)
+{
+	int ret = rst_svc_open(&c->svc, c->im, c->status_fd, c->why, sizeof(c->why));
+
+	if (!ret)
+		ret = rst_svc_move(&c->svc, c->im, c->why, sizeof(c->why));
+	if (ret)
+		return ret;
+	c->status_fd = c->svc.status_fd;
+	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->im->nr_fdinfo);
+	return rst_fds_install(c->im, c->why, sizeof(c->why));
+}
+
+static void log_plan(const struct rst_child *c)
+{
+	const struct lz_blob_args *a = c->plg.args;
+	const struct lz_blob_vma *v = (const struct lz_blob_vma *)(uintptr_t)a->vmas;
+
+	pr_info("restorer area %#" PRIx64 "-%#" PRIx64 ", %u VMAs, %" PRIu64 " page runs, %" PRIu64
+		" data pages",
+		c->plg.area, c->plg.area + c->plg.area_len, a->nr_vmas, a->nr_runs,
+		c->plg.nr_data_pages);
+	for (uint32_t i = 0; i < a->nr_vmas; i++)
+		pr_debug("vma %#" PRIx64 "-%#" PRIx64 " prot %x flags %#x fd %d madv %#x%s",
+			 v[i].start, v[i].end, v[i].prot, v[i].flags, v[i].fd, v[i].madv,
+			 (v[i].vflags & LZ_BVMA_FILL) ? " fill" : "");
+	if (a->vdso_addr)
+		pr_debug("vdso at %#" PRIx64 " (%" PRIu64 " bytes)", a->vdso_addr, a->vdso_len);
+}
+
+static int child_plugin(struct rst_child *c)
+{
+	const struct rst_images *im = c->im;
+	struct plg_images pi = {
+		.mm = im->mm,
+		.core = im->core,
+		.task = im->task,
+		.pm = im->pm,
+		.nr_pm = im->nr_pm,
+		.xfeatures = im->inv->xfeatures,
+	};
+	struct plg_fds pf = {
+		.status_fd = c->svc.status_fd,
+		.pages_fd = c->svc.pages_fd,
+		.exe_fd = c->svc.exe_fd,
+		.uffd = -1,
+		.vma_fds = c->svc.vma_fds,
+		.close_fds = c->svc.all,
+		.nr_close_fds = c->svc.nr_all,
+	};
+	int ret = plg_prepare(&c->plg, &pi, &pf, c->t_start, c->why, sizeof(c->why));
+
+	if (!ret)
+		log_plan(c);
+	return ret;
+}
+
+static int child_run(struct rst_child *c)
+{
+	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
+
+	if (!ret && c->helper)
+		ret = wait_orphaned(c);
+	if (!ret)
+		ret = child_fds(c);
+	if (!ret)
+		ret = child_plugin(c);
+	if (!ret)
+		ret = rst_task_misc(c->im, c->why, sizeof(c->why));
+	if (!ret)
+		ret = rst_task_sigactions(c->im, c->why, sizeof(c->why));
+	if (!ret)
+		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
+	if (ret)
+		return ret;
+	pr_info("jumping into the restorer");
+	return plg_jump(&c->plg, c->why, sizeof(c->why));
+}
+
+void rst_child_main(const struct rst_images *im, int status_fd, pid_t helper)
+{
+	struct rst_child c = {
+		.im = im,
+		.status_fd = status_fd,
+		.helper = helper,
+		.t_start = rst_now_ns(),
+	};
+	sigset_t all;
+	int ret;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	ret = child_run(&c);
+	rst_msg_text(c.status_fd, LZ_MSG_FAIL, ret, "%s", c.why);
+	_exit(1);
+}

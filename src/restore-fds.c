@@ -1,0 +1,259 @@
+/*
+ * restore-fds.c - fds of the process being restored.
+ *
+ * Runs in the restored process while it is still a copy of lazarus. First
+ * the fds restore itself needs (status pipe, log, pages image, executable,
+ * mapped files) move to the top of RLIMIT_NOFILE and everything else is
+ * closed; then the target's files are opened and put at their numbers. Open
+ * file descriptions shared by several fds are opened once and dup'ed, so
+ * they share the offset and flags as they did.
+ */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compiler.h"
+#include "log.h"
+#include "restore-fds.h"
+
+static int svc_add(struct rst_svc *s, int fd)
+{
+	for (unsigned i = 0; i < s->nr_all; i++)
+		if (s->all[i] == fd)
+			return 0;
+	s->all[s->nr_all++] = fd;
+	return 0;
+}
+
+/* Same file, same access: one fd serves all its mappings. */
+static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, size_t len)
+{
+	const VmaEntry *v = mm->vmas[i];
+	bool shared_w = v->kind == VMA_KIND__VMA_FILE_SHARED && (v->prot & PROT_WRITE);
+	int fd;
+
+	for (size_t j = 0; j < i; j++) {
+		const VmaEntry *w = mm->vmas[j];
+
+		if (s->vma_fds[j] >= 0 && !strcmp(w->path, v->path) &&
+		    shared_w == (w->kind == VMA_KIND__VMA_FILE_SHARED && (w->prot & PROT_WRITE))) {
+			s->vma_fds[i] = s->vma_fds[j];
+			return 0;
+		}
+	}
+	fd = open(v->path, (shared_w ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start,
+			 strerror(errno));
+		return -errno;
+	}
+	s->vma_fds[i] = fd;
+	return svc_add(s, fd);
+}
+
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, char *why,
+		 size_t len)
+{
+	const MmEntry *mm = im->mm;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->vma_fds = malloc((mm->n_vmas + 1) * sizeof(int));
+	s->all = malloc((mm->n_vmas + 4) * sizeof(int));
+	if (!s->vma_fds || !s->all) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	s->status_fd = status_fd;
+	s->log_fd = log_get_fd();
+	svc_add(s, status_fd);
+	svc_add(s, s->log_fd);
+	s->pages_fd = openat(im->dirfd, im->pages_name, O_RDONLY | O_CLOEXEC);
+	if (s->pages_fd < 0) {
+		snprintf(why, len, "open %s: %s", im->pages_name, strerror(errno));
+		return -errno;
+	}
+	svc_add(s, s->pages_fd);
+	s->exe_fd = open(mm->exe_path, O_RDONLY | O_CLOEXEC);
+	if (s->exe_fd < 0) {
+		snprintf(why, len, "open %s (the executable): %s", mm->exe_path, strerror(errno));
+		return -errno;
+	}
+	svc_add(s, s->exe_fd);
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+
+		s->vma_fds[i] = -1;
+		if (v->kind != VMA_KIND__VMA_FILE_PRIVATE && v->kind != VMA_KIND__VMA_FILE_SHARED)
+			continue;
+		ret = vma_open(s, mm, i, why, len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int max_target_fd(const struct rst_images *im)
+{
+	int max = -1;
+
+	for (size_t i = 0; i < im->nr_fdinfo; i++)
+		max = MAX(max, (int)im->fdinfo[i]->fd);
+	return max;
+}
+
+/*
+ * Service fds go to [nofile - n, nofile). The target needs every fd up to
+ * its highest plus one spare (rst_fds_install opens files above the table);
+ * if the soft limit is too low for that, raise it up to the hard limit.
+ */
+static int svc_top(const struct rst_svc *s, const struct rst_images *im, int *top, char *why,
+		   size_t len)
+{
+	int need = max_target_fd(im) + 2 + (int)s->nr_all;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		snprintf(why, len, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return -errno;
+	}
+	if (rl.rlim_cur < (rlim_t)need && rl.rlim_max >= (rlim_t)need) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			rl.rlim_cur = rl.rlim_max;
+		else
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < (rlim_t)need) {
+		snprintf(why, len, "fd %d of the process does not fit under RLIMIT_NOFILE %llu",
+			 max_target_fd(im), (unsigned long long)rl.rlim_cur);
+		return -EMFILE;
+	}
+	*top = (int)MIN(rl.rlim_cur, (rlim_t)(1U << 20));
+	return 0;
+}
+
+static int svc_remap(const int *from, const int *to, unsigned n, int fd)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (from[i] == fd)
+			return to[i];
+	return fd;
+}
+
+int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size_t len)
+{
+	int *to = malloc(s->nr_all * sizeof(int));
+	int top = 0, ret;
+
+	if (!to) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	ret = svc_top(s, im, &top, why, len);
+	if (ret)
+		goto out_free;
+	s->lowest = top - (int)s->nr_all;
+	for (unsigned i = 0; i < s->nr_all; i++) {
+		to[i] = top - 1 - (int)i;
+		/* lazarus's own fds are few and low; a clash would be a bug here. */
+		if (s->all[i] >= s->lowest || dup3(s->all[i], to[i], O_CLOEXEC) < 0) {
+			ret = s->all[i] >= s->lowest ? -EBUSY : -errno;
+			snprintf(why, len, "move service fd %d to %d: %s", s->all[i], to[i],
+				 strerror(-ret));
+			goto out_free;
+		}
+	}
+	close_range(0, (unsigned)s->lowest - 1, 0);
+	for (size_t i = 0; i < im->mm->n_vmas; i++)
+		s->vma_fds[i] = svc_remap(s->all, to, s->nr_all, s->vma_fds[i]);
+	s->status_fd = svc_remap(s->all, to, s->nr_all, s->status_fd);
+	s->log_fd = svc_remap(s->all, to, s->nr_all, s->log_fd);
+	s->pages_fd = svc_remap(s->all, to, s->nr_all, s->pages_fd);
+	s->exe_fd = svc_remap(s->all, to, s->nr_all, s->exe_fd);
+	memcpy(s->all, to, s->nr_all * sizeof(int));
+	/* Errors of this process reach the user through the status pipe. */
+	log_init(log_get_level(), s->log_fd);
+out_free:
+	free(to);
+	return ret;
+}
+
+/*
+ * Status flags as at dump time, minus what only makes sense at creation.
+ * O_NOCTTY: a terminal must not become our controlling tty by accident.
+ */
+static int file_open(const FileEntry *f, int above, char *why, size_t len)
+{
+	int flags = (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
+	int fd, tmp;
+
+	fd = open(f->path, flags);
+	if (fd < 0) {
+		snprintf(why, len, "open %s: %s", f->path, strerror(errno));
+		return -errno;
+	}
+	/* Above the target's table, so installing never clobbers it. */
+	tmp = fcntl(fd, F_DUPFD_CLOEXEC, above);
+	close(fd);
+	if (tmp < 0) {
+		snprintf(why, len, "dup %s: %s", f->path, strerror(errno));
+		return -errno;
+	}
+	if (f->type == FILE_TYPE__FILE_REG && !(flags & O_PATH) &&
+	    lseek(tmp, (off_t)f->pos, SEEK_SET) < 0 && !S_ISDIR(f->mode)) {
+		snprintf(why, len, "seek %s to %" PRIu64 ": %s", f->path, f->pos, strerror(errno));
+		close(tmp);
+		return -errno;
+	}
+	return tmp;
+}
+
+static int file_install(const struct rst_images *im, const FileEntry *f, int above, char *why,
+			size_t len)
+{
+	int tmp = -1;
+
+	for (size_t i = 0; i < im->nr_fdinfo; i++) {
+		const FdinfoEntry *d = im->fdinfo[i];
+
+		if (d->file_id != f->id)
+			continue;
+		if (tmp < 0) {
+			tmp = file_open(f, above, why, len);
+			if (tmp < 0)
+				return tmp;
+		}
+		if (dup3(tmp, (int)d->fd, (d->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+			snprintf(why, len, "install %s as fd %u: %s", f->path, d->fd,
+				 strerror(errno));
+			close(tmp);
+			return -errno;
+		}
+		pr_debug("restore: fd %u: %s flags %#o pos %" PRIu64, d->fd, f->path, f->flags,
+			 f->pos);
+	}
+	if (tmp >= 0)
+		close(tmp);
+	return 0;
+}
+
+int rst_fds_install(const struct rst_images *im, char *why, size_t len)
+{
+	int above = max_target_fd(im) + 1;
+
+	for (size_t i = 0; i < im->nr_files; i++) {
+		int ret = file_install(im, im->files[i], above, why, len);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

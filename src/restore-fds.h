@@ -1,0 +1,36 @@
+/*
+ * restore-fds.h - file descriptors in the process being restored: lazarus's
+ * own service fds moved out of the way, and the target's fd table.
+ */
+#ifndef LZ_RESTORE_FDS_H
+#define LZ_RESTORE_FDS_H
+
+#include <stddef.h>
+
+#include "restore-images.h"
+
+/* The fds restore itself needs until the blob is done with them. */
+struct rst_svc {
+	int status_fd; /* pipe to the lazarus parent */
+	int log_fd;    /* where this process logs (a copy of lazarus's) */
+	int pages_fd;  /* pages-<pid>.img */
+	int exe_fd;    /* the dumped executable, for PR_SET_MM_MAP */
+	int *vma_fds;  /* per mm VMA: its file, -1 if anonymous */
+	int *all;      /* every fd above, for moving and closing */
+	unsigned nr_all;
+	int lowest;    /* after rst_svc_move: the lowest service fd */
+};
+
+/* Open the pages file, the executable and every mapped file (at any fd). */
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, char *why,
+		 size_t len);
+/*
+ * Move every service fd to the top of RLIMIT_NOFILE, above every fd the
+ * target uses, and close everything else, lazarus's stdio included.
+ */
+int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size_t len);
+
+/* Open the target's files and install them at their fd numbers. */
+int rst_fds_install(const struct rst_images *im, char *why, size_t len);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * restore-images.c - read every image of a dump and check it is whole.
+ *
+ * Order: inventory (format version, machine), then every file it lists
+ * (framing and checksums), then the messages restore needs, then the
+ * semantic checks of restore-verify.c. Nothing is created before all of it
+ * passed; each failure is one line naming the file and what is wrong.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "restore: "
+#include "image.h"
+#include "log.h"
+#include "plugin.h"
+#include "restore-images.h"
+#include "restore-verify.h"
+
+/* Logs the one line and passes the error on. */
+static int img_fail(const char *name, int ret, const char *why)
+{
+	pr_err("%s: %s", name, why ? why : strerror(-ret));
+	return ret;
+}
+
+static void img_name(char *buf, size_t len, enum lz_img_kind kind, uint32_t pid)
+{
+	snprintf(buf, len, "%s-%u.img", img_kind_name(kind), pid);
+}
+
+static bool inv_lists(const struct rst_images *im, const char *name)
+{
+	for (size_t i = 0; i < im->inv->n_files; i++)
+		if (!strcmp(im->inv->files[i], name))
+			return true;
+	return false;
+}
+
+static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *name,
+		    ProtobufCMessage **out)
+{
+	struct img_reader r;
+	int ret;
+
+	if (!inv_lists(im, name))
+		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	ret = img_read_one(&r, im->dirfd, name, kind, img_kind_desc(kind), out);
+	if (ret)
+		return img_fail(name, ret, r.why);
+	return 0;
+}
+
+/* Every message of a file, all of one type; skip the first `skip` ones. */
+static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *name,
+		    ProtobufCMessage ***out, size_t *nr)
+{
+	ProtobufCMessage **v;
+	struct img_reader r;
+	size_t n = 0;
+	int ret;
+
+	if (!inv_lists(im, name))
+		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	ret = img_reader_open(&r, im->dirfd, name, kind);
+	if (ret)
+		return img_fail(name, ret, r.why);
+	v = calloc(r.nr_entries + 1, sizeof(*v));
+	if (!v) {
+		img_reader_close(&r);
+		return img_fail(name, -ENOMEM, NULL);
+	}
+	while ((ret = img_reader_next(&r, img_kind_desc(kind), &v[n])) == 0)
+		n++;
+	*out = v;
+	*nr = n;
+	if (ret != -ENODATA)
+		ret = img_fail(name, ret, r.why);
+	else
+		ret = 0;
+	img_reader_close(&r);
+	return ret;
+}
+
+static void free_all(ProtobufCMessage **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(v[i], NULL);
+	free(v);
+}
+
+static int check_inventory(struct rst_images *im)
+{
+	const InventoryEntry *inv = im->inv;
+	struct utsname u;
+	char why[160];
+	int ret;
+
+	if (inv->format_version != LZ_IMG_FORMAT_VERSION) {
+		snprintf(why, sizeof(why), "format version %u, this lazarus reads %u",
+			 inv->format_version, LZ_IMG_FORMAT_VERSION);
+		return img_fail("inventory.img", -EPROTO, why);
+	}
+	if (strcmp(inv->arch, "x86_64") || inv->page_size != LZ_PAGE_SIZE) {
+		snprintf(why, sizeof(why), "dumped on %s with %u-byte pages, this is x86_64/4096",
+			 inv->arch, inv->page_size);
+		return img_fail("inventory.img", -EOPNOTSUPP, why);
+	}
+	ret = plg_check_cpu(inv->xsave_size, inv->xfeatures, why, sizeof(why));
+	if (ret)
+		return img_fail("inventory.img", ret, why);
+	if (uname(&u) == 0 && strcmp(u.release, inv->kernel_release))
+		pr_warn("dumped on kernel %s, restoring on %s: the vdso is assumed identical",
+			inv->kernel_release, u.release);
+	return 0;
+}
+
+/* Framing and checksums of every listed file; pages files are checked later. */
+static int check_listed(struct rst_images *im)
+{
+	for (size_t i = 0; i < im->inv->n_files; i++) {
+		const char *name = im->inv->files[i];
+		enum lz_img_kind kind;
+		struct img_reader r;
+		int ret;
+
+		if (strchr(name, '/') || img_kind_from_name(name, &kind) ||
+		    kind == LZ_IMG_INVENTORY)
+			return img_fail("inventory.img", -EBADMSG, "lists a file that is no image");
+		if (kind == LZ_IMG_PAGES) {
+			if (faccessat(im->dirfd, name, R_OK, 0))
+				return img_fail(name, -errno, NULL);
+			continue;
+		}
+		ret = img_reader_open(&r, im->dirfd, name, kind);
+		if (ret)
+			return img_fail(name, ret, r.why);
+		img_reader_close(&r);
+	}
+	return 0;
+}
+
+static int check_pstree(PstreeEntry *const *v, size_t n)
+{
+	char why[128];
+
+	if (n != 1) {
+		snprintf(why, sizeof(why), "%zu processes; only one process can be restored yet", n);
+		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	}
+	if (v[0]->n_threads != 1 || v[0]->threads[0] != v[0]->pid) {
+		snprintf(why, sizeof(why),
+			 "process %u has %zu threads; only single-threaded ones can be restored yet",
+			 v[0]->pid, v[0]->n_threads);
+		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	}
+	if (v[0]->pid < 1 || v[0]->pid > (1U << 22))
+		return img_fail("pstree.img", -EBADMSG, "pid out of range");
+	return 0;
+}
+
+static int load_pstree(struct rst_images *im)
+{
+	ProtobufCMessage **v = NULL;
+	size_t n = 0;
+	int ret = load_all(im, LZ_IMG_PSTREE, "pstree.img", &v, &n);
+
+	if (!ret)
+		ret = check_pstree((PstreeEntry **)v, n);
+	if (ret) {
+		free_all(v, n);
+		return ret;
+	}
+	im->pstree = (PstreeEntry *)v[0];
+	im->pid = im->pstree->pid;
+	free(v);
+	return 0;
+}
+
+/* pagemap-<pid>.img: one pagemap_head, then pagemap_entry runs. */
+static int load_pagemap(struct rst_images *im)
+{
+	struct img_reader r;
+	char name[64];
+	ProtobufCMessage *m;
+	int ret;
+
+	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
+	if (!inv_lists(im, name))
+		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	ret = img_reader_open(&r, im->dirfd, name, LZ_IMG_PAGEMAP);
+	if (ret)
+		return img_fail(name, ret, r.why);
+	ret = img_reader_next(&r, &pagemap_head__descriptor, &m);
+	if (ret) {
+		ret = img_fail(name, ret == -ENODATA ? -EBADMSG : ret,
+			       ret == -ENODATA ? "no pagemap head" : r.why);
+		goto out_close;
+	}
+	im->pm_head = (PagemapHead *)m;
+	im->pm = calloc(r.nr_entries + 1, sizeof(*im->pm));
+	if (!im->pm) {
+		ret = img_fail(name, -ENOMEM, NULL);
+		goto out_close;
+	}
+	while ((ret = img_reader_next(&r, &pagemap_entry__descriptor, &m)) == 0)
+		im->pm[im->nr_pm++] = (PagemapEntry *)m;
+	ret = ret == -ENODATA ? 0 : img_fail(name, ret, r.why);
+out_close:
+	img_reader_close(&r);
+	return ret;
+}
+
+static int load_task_images(struct rst_images *im)
+{
+	char name[64];
+	int ret;
+
+	img_name(name, sizeof(name), LZ_IMG_CORE, im->pid);
+	ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&im->core);
+	if (ret)
+		return ret;
+	img_name(name, sizeof(name), LZ_IMG_TASK, im->pid);
+	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&im->task);
+	if (ret)
+		return ret;
+	img_name(name, sizeof(name), LZ_IMG_SIGACTS, im->pid);
+	ret = load_all(im, LZ_IMG_SIGACTS, name, (ProtobufCMessage ***)&im->sigacts,
+		       &im->nr_sigacts);
+	if (ret)
+		return ret;
+	img_name(name, sizeof(name), LZ_IMG_MM, im->pid);
+	ret = load_one(im, LZ_IMG_MM, name, (ProtobufCMessage **)&im->mm);
+	if (ret)
+		return ret;
+	ret = load_pagemap(im);
+	if (ret)
+		return ret;
+	img_name(name, sizeof(name), LZ_IMG_FS, im->pid);
+	ret = load_one(im, LZ_IMG_FS, name, (ProtobufCMessage **)&im->fs);
+	if (ret)
+		return ret;
+	ret = load_all(im, LZ_IMG_FILES, "files.img", (ProtobufCMessage ***)&im->files,
+		       &im->nr_files);
+	if (ret)
+		return ret;
+	img_name(name, sizeof(name), LZ_IMG_FDINFO, im->pid);
+	return load_all(im, LZ_IMG_FDINFO, name, (ProtobufCMessage ***)&im->fdinfo,
+			&im->nr_fdinfo);
+}
+
+int rst_images_load(struct rst_images *im, const char *dir)
+{
+	struct img_reader r;
+	int ret;
+
+	memset(im, 0, sizeof(*im));
+	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (im->dirfd < 0) {
+		ret = -errno;
+		pr_err("images directory %s: %s", dir, strerror(errno));
+		return ret;
+	}
+	ret = img_read_one(&r, im->dirfd, "inventory.img", LZ_IMG_INVENTORY,
+			   &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
+	if (ret)
+		return img_fail("inventory.img", ret, r.why);
+	ret = check_inventory(im);
+	if (!ret)
+		ret = check_listed(im);
+	if (!ret)
+		ret = load_pstree(im);
+	if (!ret)
+		ret = load_task_images(im);
+	if (!ret) {
+		img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
+		if (!inv_lists(im, im->pages_name))
+			ret = img_fail("inventory.img", -EBADMSG,
+				       "does not list a file restore needs");
+	}
+	if (!ret)
+		ret = rst_verify(im);
+	return ret;
+}
+
+const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
+{
+	for (size_t i = 0; i < im->nr_files; i++)
+		if (im->files[i]->id == id)
+			return im->files[i];
+	return NULL;
+}
+
+#define FREE_MSG(m)                                                                 \
+	do {                                                                        \
+		if (m)                                                              \
+			protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL); \
+		(m) = NULL;                                                         \
+	} while (0)
+
+void rst_images_free(struct rst_images *im)
+{
+	FREE_MSG(im->inv);
+	FREE_MSG(im->pstree);
+	FREE_MSG(im->core);
+	FREE_MSG(im->task);
+	FREE_MSG(im->mm);
+	FREE_MSG(im->pm_head);
+	FREE_MSG(im->fs);
+	free_all((ProtobufCMessage **)im->sigacts, im->nr_sigacts);
+	free_all((ProtobufCMessage **)im->pm, im->nr_pm);
+	free_all((ProtobufCMessage **)im->files, im->nr_files);
+	free_all((ProtobufCMessage **)im->fdinfo, im->nr_fdinfo);
+	im->sigacts = NULL;
+	im->pm = NULL;
+	im->files = NULL;
+	im->fdinfo = NULL;
+	if (im->dirfd >= 0)
+		close(im->dirfd);
+	im->dirfd = -1;
+}

@@ -1,0 +1,54 @@
+/*
+ * restore-images.h - load and verify every image of a dump before restore
+ * creates anything.
+ */
+#ifndef LZ_RESTORE_IMAGES_H
+#define LZ_RESTORE_IMAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.pb-c.h"
+#include "files.pb-c.h"
+#include "fs.pb-c.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+#include "sigact.pb-c.h"
+#include "task.pb-c.h"
+
+struct rst_images {
+	int dirfd;
+	uint32_t pid; /* the one process of the dump */
+	InventoryEntry *inv;
+	PstreeEntry *pstree;
+	CoreEntry *core;
+	TaskEntry *task;
+	SigactionEntry **sigacts;
+	size_t nr_sigacts;
+	MmEntry *mm;
+	PagemapHead *pm_head;
+	PagemapEntry **pm;
+	size_t nr_pm;
+	FsEntry *fs;
+	FileEntry **files;
+	size_t nr_files;
+	FdinfoEntry **fdinfo;
+	size_t nr_fdinfo;
+	char pages_name[64]; /* pages-<pid>.img */
+};
+
+/*
+ * Read and verify everything in dir: framing and checksums of every listed
+ * file, the pages data block by block, the pagemap against the VMAs, the
+ * CPU and vdso against this machine, and that mapped and open files exist.
+ * On failure logs one line ("<file>: <why>") and returns -errno.
+ */
+int rst_images_load(struct rst_images *im, const char *dir);
+void rst_images_free(struct rst_images *im);
+
+/* The file description an fd refers to; NULL if none. */
+const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id);
+
+#endif

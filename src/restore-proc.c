@@ -1,0 +1,297 @@
+/*
+ * restore-proc.c - create the restored process and listen to it.
+ *
+ * The process is cloned with its dumped pid (clone3 set_tid) and restores
+ * itself (restore-child.c, then the blob). It talks back over a pipe in
+ * struct lz_rst_msg records: warnings, one failure, or "OK" right before
+ * its final rt_sigreturn. Only this file turns records into log lines, so
+ * a failure anywhere is reported exactly once. EOF without "OK" is a
+ * failure too: the process died on the way.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "restore: "
+#include "log.h"
+#include "restore-child.h"
+#include "restore-proc.h"
+
+uint64_t rst_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void rst_msg_text(int fd, int type, int err, const char *fmt, ...)
+{
+	struct lz_rst_msg m = { .magic = LZ_RST_MSG_MAGIC, .type = (uint16_t)type,
+				.step = LZ_STEP_CHILD, .err = err };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m.text, sizeof(m.text), fmt, ap);
+	va_end(ap);
+	while (write(fd, &m, sizeof(m)) < 0 && errno == EINTR)
+		;
+}
+
+/* fork() semantics, but with the pid we ask for. */
+static pid_t clone_with_pid(pid_t pid)
+{
+	pid_t tid = pid;
+	struct clone_args ca = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)&tid,
+		.set_tid_size = 1,
+	};
+
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
+{
+	if (err == EEXIST)
+		snprintf(buf, len, "pid %d is already in use", pid);
+	else
+		snprintf(buf, len, "clone3 with pid %d: %s", pid, strerror(err));
+	return buf;
+}
+
+/* -d: the helper clones the target and exits; the target is orphaned. */
+static __attribute__((noreturn)) void helper_main(const struct rst_images *im, int status_fd)
+{
+	pid_t self = getpid();
+	pid_t pid = clone_with_pid((pid_t)im->pid);
+	char why[128];
+
+	if (pid == 0)
+		rst_child_main(im, status_fd, self);
+	if (pid < 0)
+		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
+			     clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+	_exit(0);
+}
+
+static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
+{
+	pid_t helper = fork();
+	int st;
+
+	if (helper == 0)
+		helper_main(im, status_wr);
+	if (helper < 0) {
+		pr_perror("fork");
+		return -errno;
+	}
+	while (waitpid(helper, &st, 0) < 0 && errno == EINTR)
+		;
+	p->pid = (pid_t)im->pid;
+	return 0;
+}
+
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach)
+{
+	int pfd[2], ret = 0;
+	char why[128];
+
+	memset(p, 0, sizeof(*p));
+	p->detach = detach;
+	p->im = im;
+	if (kill((pid_t)im->pid, 0) == 0 || errno == EPERM) {
+		pr_err("pid %u is already in use", im->pid);
+		return -EEXIST;
+	}
+	if (pipe2(pfd, O_CLOEXEC)) {
+		pr_perror("pipe");
+		return -errno;
+	}
+	p->t_clone = rst_now_ns();
+	if (detach) {
+		ret = create_detached(p, im, pfd[1]);
+	} else {
+		p->pid = clone_with_pid((pid_t)im->pid);
+		if (p->pid == 0) {
+			close(pfd[0]);
+			rst_child_main(im, pfd[1], 0);
+		}
+		if (p->pid < 0) {
+			ret = -errno;
+			pr_err("%s", clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+		}
+	}
+	close(pfd[1]);
+	if (ret) {
+		close(pfd[0]);
+		return ret;
+	}
+	p->status_rd = pfd[0];
+	pr_info("created process %d%s", p->pid, detach ? " (detached)" : "");
+	return 0;
+}
+
+static const char *const rlimit_names[] = {
+	"RLIMIT_CPU",	 "RLIMIT_FSIZE",  "RLIMIT_DATA",       "RLIMIT_STACK",
+	"RLIMIT_CORE",	 "RLIMIT_RSS",	  "RLIMIT_NPROC",      "RLIMIT_NOFILE",
+	"RLIMIT_MEMLOCK", "RLIMIT_AS",	  "RLIMIT_LOCKS",      "RLIMIT_SIGPENDING",
+	"RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",     "RLIMIT_RTTIME",
+};
+
+static const char *const step_names[LZ_STEP_MAX] = {
+	[LZ_STEP_ABI] = "restorer ABI check",
+	[LZ_STEP_UNMAP] = "unmap the old address space",
+	[LZ_STEP_VDSO] = "map the vdso",
+	[LZ_STEP_MAP] = "map",
+	[LZ_STEP_MADVISE] = "madvise",
+	[LZ_STEP_FILL] = "read pages into",
+	[LZ_STEP_PROTECT] = "mprotect",
+	[LZ_STEP_MM] = "prctl(PR_SET_MM_MAP)",
+	[LZ_STEP_ROBUST] = "set_robust_list",
+	[LZ_STEP_RSEQ] = "rseq",
+	[LZ_STEP_TLS] = "arch_prctl(ARCH_SET_FS/GS)",
+	[LZ_STEP_ITIMER] = "setitimer",
+	[LZ_STEP_RLIMIT] = "prlimit",
+	[LZ_STEP_CLOSE] = "close service fd",
+	[LZ_STEP_MLOCK] = "mlock",
+};
+
+/* The mapped file of the blob's VMA number idx (mapped VMAs only). */
+static const char *blob_vma_what(const struct rst_images *im, uint32_t idx)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < im->mm->n_vmas; i++) {
+		const VmaEntry *v = im->mm->vmas[i];
+
+		if (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE_PRIVATE &&
+		    v->kind != VMA_KIND__VMA_FILE_SHARED)
+			continue;
+		if (n++ == idx)
+			return v->path ? v->path : v->name ? v->name : "anonymous memory";
+	}
+	return "?";
+}
+
+static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
+		       size_t len)
+{
+	const char *step = m->step < LZ_STEP_MAX && step_names[m->step] ? step_names[m->step]
+									 : "unknown step";
+	const char *err = strerror(-m->err);
+
+	switch (m->step) {
+	case LZ_STEP_CHILD:
+		snprintf(buf, len, "%.*s", (int)sizeof(m->text), m->text);
+		break;
+	case LZ_STEP_MAP:
+	case LZ_STEP_FILL:
+	case LZ_STEP_PROTECT:
+	case LZ_STEP_MLOCK:
+		snprintf(buf, len, "restorer: %s %s at %#" PRIx64 ": %s", step,
+			 blob_vma_what(p->im, m->arg), m->addr, err);
+		break;
+	case LZ_STEP_MADVISE:
+		snprintf(buf, len, "restorer: madvise(%u) at %#" PRIx64 ": %s", m->arg, m->addr,
+			 err);
+		break;
+	case LZ_STEP_RLIMIT:
+		snprintf(buf, len, "restorer: %s hard limit %" PRIu64 " not restored: %s",
+			 m->arg < ARRAY_SIZE(rlimit_names) ? rlimit_names[m->arg] : "rlimit",
+			 m->addr, err);
+		break;
+	case LZ_STEP_ITIMER:
+	case LZ_STEP_CLOSE:
+		snprintf(buf, len, "restorer: %s %u: %s", step, m->arg, err);
+		break;
+	default:
+		if (m->addr)
+			snprintf(buf, len, "restorer: %s at %#" PRIx64 ": %s", step, m->addr, err);
+		else
+			snprintf(buf, len, "restorer: %s: %s", step, err);
+		break;
+	}
+}
+
+static int read_msg(int fd, struct lz_rst_msg *m)
+{
+	size_t got = 0;
+
+	while (got < sizeof(*m)) {
+		ssize_t n = read(fd, (char *)m + got, sizeof(*m) - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENODATA;
+		got += (size_t)n;
+	}
+	return m->magic == LZ_RST_MSG_MAGIC ? 0 : -EBADMSG;
+}
+
+/* Never leave a half-restored process: make sure it is gone and reaped. */
+static void reap_failed(struct rst_proc *p)
+{
+	int st;
+
+	if (p->detach)
+		return; /* it exits by itself; its new parent reaps it */
+	kill(p->pid, SIGKILL);
+	while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+int rst_proc_wait_ready(struct rst_proc *p)
+{
+	struct lz_rst_msg m;
+	char line[512];
+	int ret;
+
+	for (;;) {
+		ret = read_msg(p->status_rd, &m);
+		if (ret) {
+			pr_err("process %d died before it was restored", p->pid);
+			ret = -ECHILD;
+			break;
+		}
+		if (m.type == LZ_MSG_OK) {
+			p->ok = m;
+			break;
+		}
+		msg_format(p, &m, line, sizeof(line));
+		if (m.type == LZ_MSG_WARN) {
+			pr_warn("%s", line);
+			p->nr_warnings++;
+			continue;
+		}
+		pr_err("%s", line);
+		ret = m.err ? m.err : -EINVAL;
+		break;
+	}
+	close(p->status_rd);
+	p->status_rd = -1;
+	if (ret)
+		reap_failed(p);
+	return ret;
+}
+
+int rst_proc_wait_exit(struct rst_proc *p, int *status)
+{
+	while (waitpid(p->pid, status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		pr_perror("waitpid %d", p->pid);
+		return -errno;
+	}
+	return 0;
+}

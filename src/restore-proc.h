@@ -1,0 +1,42 @@
+/*
+ * restore-proc.h - create the restored process with its pid and follow it
+ * through the status pipe until it resumes (or fails).
+ */
+#ifndef LZ_RESTORE_PROC_H
+#define LZ_RESTORE_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "restore-images.h"
+#include "restorer.h"
+
+struct rst_proc {
+	const struct rst_images *im;
+	pid_t pid;	    /* the restored process */
+	bool detach;	    /* -d: it is not our child */
+	int status_rd;	    /* read end of the status pipe */
+	uint64_t t_clone;   /* CLOCK_MONOTONIC ns right before clone3 */
+	struct lz_rst_msg ok; /* the blob's OK record, with its timestamps */
+	unsigned nr_warnings;
+};
+
+uint64_t rst_now_ns(void);
+
+/*
+ * Create the process with the dumped pid; it becomes the target in
+ * rst_child_main(). Without detach it is our child; with detach a helper
+ * creates it and exits, so it is reparented like an orphan. Logs once.
+ */
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach);
+/* Wait for "OK" on the status pipe. Logs warnings, and the failure once. */
+int rst_proc_wait_ready(struct rst_proc *p);
+/* Without detach: wait for the restored process to exit; its wait status. */
+int rst_proc_wait_exit(struct rst_proc *p, int *status);
+
+/* Write one text record on a status pipe (used by the child and the helper). */
+void rst_msg_text(int fd, int type, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * restore-task.h - per-process state the restored process sets up while it
+ * is still a copy of lazarus: session, signal handlers, prctl bits, fs.
+ * Each call returns 0 or -errno and describes a failure in `why`.
+ */
+#ifndef LZ_RESTORE_TASK_H
+#define LZ_RESTORE_TASK_H
+
+#include <stddef.h>
+
+#include "restore-images.h"
+
+/* setsid() if the process led its session, setpgid(0, 0) if its group. */
+int rst_task_session(const struct rst_images *im, char *why, size_t len);
+/* Every dumped handler, with its own restorer, through raw rt_sigaction. */
+int rst_task_sigactions(const struct rst_images *im, char *why, size_t len);
+/* personality, comm, and the prctl switches of task-<pid>.img. */
+int rst_task_misc(const struct rst_images *im, char *why, size_t len);
+/* cwd, root and umask: last, since they change how paths resolve. */
+int rst_task_fs(const struct rst_images *im, char *why, size_t len);
+
+#endif

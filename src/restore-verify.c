@@ -1,0 +1,348 @@
+/*
+ * restore-verify.c - the semantic checks of a loaded dump: the VMA list,
+ * the pagemap against it, the pages file (header, exact size, every block
+ * checksum), the fd table, this machine's vdso, and the files the process
+ * maps or has open. Runs before restore creates anything.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "restore: "
+#include "image.h"
+#include "log.h"
+#include "plugin.h"
+#include "restore-verify.h"
+
+#define MAX_FD (1U << 20)
+#define CRC_CHUNK (1UL << 20)
+
+static int fail(const char *name, int ret, const char *fmt, ...) __printf(3, 4);
+
+static int fail(const char *name, int ret, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pr_err("%s: %s", name, why);
+	return ret;
+}
+
+static bool vma_is_file(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
+}
+
+static const char *vma_why(const VmaEntry *v, uint64_t prev_end)
+{
+	if (v->kind < VMA_KIND__VMA_ANON || v->kind > VMA_KIND__VMA_VSYSCALL)
+		return "unknown kind";
+	if (v->start >= v->end || (v->start | v->end | v->pgoff) & (LZ_PAGE_SIZE - 1))
+		return "not a page-aligned range";
+	if (v->start < prev_end)
+		return "overlaps the previous VMA or is out of order";
+	if (v->end > LZ_BLOB_TASK_SIZE && v->kind != VMA_KIND__VMA_VSYSCALL)
+		return "beyond the 47-bit address space";
+	if (vma_is_file(v) && (!v->path || v->path[0] != '/'))
+		return "file mapping without an absolute path";
+	return NULL;
+}
+
+static int verify_vmas(const struct rst_images *im, const char *name)
+{
+	const MmEntry *mm = im->mm;
+	uint64_t prev_end = 0;
+	char why[200];
+	int ret;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+		const char *w = vma_why(v, prev_end);
+
+		if (w)
+			return fail(name, -EBADMSG, "VMA %#" PRIx64 "-%#" PRIx64 ": %s", v->start,
+				    v->end, w);
+		prev_end = v->end;
+	}
+	if (!mm->exe_path || mm->exe_path[0] != '/')
+		return fail(name, -EBADMSG, "no absolute executable path");
+	ret = plg_check_vdso(mm, why, sizeof(why));
+	if (ret)
+		return fail(name, ret, "%s", why);
+	return 0;
+}
+
+static const char *pm_entry_why(const PagemapEntry *e, const VmaEntry *v, uint64_t nr_data,
+				uint64_t prev_end)
+{
+	uint64_t end = e->vaddr + e->nr_pages * LZ_PAGE_SIZE;
+	uint32_t kind = e->flags & (LZ_PE_PRESENT | LZ_PE_ZERO);
+
+	if (!e->nr_pages || e->nr_pages > (LZ_BLOB_TASK_SIZE >> LZ_PAGE_SHIFT) ||
+	    (e->vaddr & (LZ_PAGE_SIZE - 1)))
+		return "not a page-aligned range";
+	if (e->vaddr < prev_end)
+		return "overlaps the previous run or is out of order";
+	if (!v || e->vaddr < v->start || end > v->end)
+		return "not inside one VMA";
+	if (kind != LZ_PE_PRESENT && kind != LZ_PE_ZERO)
+		return "must be either present or zero";
+	if (kind == LZ_PE_PRESENT &&
+	    (!e->has_data_page || e->data_page > nr_data || nr_data - e->data_page < e->nr_pages))
+		return "data pages beyond the pages file";
+	return NULL;
+}
+
+static int verify_pagemap(const struct rst_images *im)
+{
+	const PagemapHead *h = im->pm_head;
+	const MmEntry *mm = im->mm;
+	uint64_t prev_end = 0, nr_blocks;
+	bool warned = false;
+	char name[64];
+	size_t j = 0;
+
+	snprintf(name, sizeof(name), "pagemap-%u.img", im->pid);
+	if (h->pid != im->pid)
+		return fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, im->pid);
+	if (h->nr_data_pages && !h->block_pages)
+		return fail(name, -EBADMSG, "checksum block size is 0");
+	nr_blocks = h->block_pages ? (h->nr_data_pages + h->block_pages - 1) / h->block_pages : 0;
+	if (h->n_block_crc != nr_blocks)
+		return fail(name, -EBADMSG, "%zu block checksums for %" PRIu64 " blocks",
+			    h->n_block_crc, nr_blocks);
+	for (size_t i = 0; i < im->nr_pm; i++) {
+		const PagemapEntry *e = im->pm[i];
+		const VmaEntry *v;
+		const char *w;
+
+		while (j < mm->n_vmas && mm->vmas[j]->end <= e->vaddr)
+			j++;
+		v = j < mm->n_vmas ? mm->vmas[j] : NULL;
+		w = pm_entry_why(e, v, h->nr_data_pages, prev_end);
+		if (w)
+			return fail(name, -EBADMSG, "run at %#" PRIx64 " (%" PRIu64 " pages): %s",
+				    e->vaddr, e->nr_pages, w);
+		if (v->kind == VMA_KIND__VMA_FILE_SHARED && (e->flags & LZ_PE_PRESENT) && !warned) {
+			pr_warn("%s: pages of shared file mapping %s are not written back", name,
+				v->path);
+			warned = true;
+		}
+		prev_end = e->vaddr + e->nr_pages * LZ_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, uint32_t *crc)
+{
+	uint64_t off = LZ_PAGES_HDR_SIZE + first * LZ_PAGE_SIZE, left = nr * LZ_PAGE_SIZE;
+
+	*crc = 0;
+	while (left) {
+		size_t n = MIN(left, CRC_CHUNK);
+		int ret = read_full(fd, buf, n, (off_t)off);
+
+		if (ret)
+			return ret;
+		*crc = lz_crc32c(*crc, buf, n);
+		off += n;
+		left -= n;
+	}
+	return 0;
+}
+
+static int verify_pages_data(const struct rst_images *im, int fd)
+{
+	const PagemapHead *h = im->pm_head;
+	uint8_t *buf = malloc(CRC_CHUNK);
+	int ret = 0;
+
+	if (!buf)
+		return fail(im->pages_name, -ENOMEM, "out of memory");
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (size_t b = 0; b < h->n_block_crc; b++) {
+		uint64_t first = (uint64_t)b * h->block_pages;
+		uint64_t nr = MIN((uint64_t)h->block_pages, h->nr_data_pages - first);
+		uint32_t crc;
+
+		ret = pages_block_crc(fd, first, nr, buf, &crc);
+		if (ret) {
+			fail(im->pages_name, ret, "read: %s", strerror(-ret));
+			break;
+		}
+		if (crc != h->block_crc[b]) {
+			ret = fail(im->pages_name, -EBADMSG,
+				   "checksum mismatch in pages %" PRIu64 "-%" PRIu64 " (corrupted)",
+				   first, first + nr - 1);
+			break;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+static int verify_pages(const struct rst_images *im)
+{
+	const char *name = im->pages_name;
+	uint64_t nr = im->pm_head->nr_data_pages, want;
+	struct lz_pages_hdr hdr;
+	const char *why = NULL;
+	struct stat st;
+	int fd, ret;
+
+	fd = openat(im->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(name, -errno, "%s", strerror(errno));
+	ret = fstat(fd, &st) ? -errno : read_full(fd, &hdr, sizeof(hdr), 0);
+	if (ret) {
+		fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
+		     ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
+		goto out_close;
+	}
+	ret = pages_hdr_check(&hdr, &why);
+	if (ret) {
+		fail(name, ret, "%s", why);
+		goto out_close;
+	}
+	ret = -EBADMSG;
+	if (hdr.pid != im->pid || hdr.nr_pages != nr) {
+		fail(name, ret, "header says pid %u, %" PRIu64 " pages; pagemap says %u, %" PRIu64,
+		     hdr.pid, (uint64_t)hdr.nr_pages, im->pid, nr);
+		goto out_close;
+	}
+	want = LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE;
+	if ((uint64_t)st.st_size != want) {
+		fail(name, ret, "size %" PRIu64 ", expected %" PRIu64 " (%s)", (uint64_t)st.st_size,
+		     want, (uint64_t)st.st_size < want ? "truncated" : "trailing data");
+		goto out_close;
+	}
+	ret = verify_pages_data(im, fd);
+out_close:
+	close(fd);
+	return ret;
+}
+
+static int verify_fds(const struct rst_images *im)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "fdinfo-%u.img", im->pid);
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const FileEntry *f = im->files[i];
+
+		if (!f->path || f->path[0] != '/')
+			return fail("files.img", -EBADMSG, "file %u has no absolute path", f->id);
+	}
+	for (size_t i = 0; i < im->nr_fdinfo; i++) {
+		const FdinfoEntry *d = im->fdinfo[i];
+
+		if (d->fd >= MAX_FD)
+			return fail(name, -EBADMSG, "fd %u out of range", d->fd);
+		if (!rst_file_by_id(im, d->file_id))
+			return fail(name, -EBADMSG, "fd %u refers to file %u, not in files.img", d->fd,
+				    d->file_id);
+		for (size_t k = 0; k < i; k++)
+			if (im->fdinfo[k]->fd == d->fd)
+				return fail(name, -EBADMSG, "fd %u listed twice", d->fd);
+	}
+	return 0;
+}
+
+/* A changed file still restores, but the user should know. */
+static void warn_changed(const char *path, const struct stat *st, bool has_ino, uint64_t ino,
+			 bool has_size, uint64_t size)
+{
+	if (has_ino && ino != (uint64_t)st->st_ino)
+		pr_warn("%s was replaced since the dump (inode %" PRIu64 ", now %" PRIu64 ")", path,
+			ino, (uint64_t)st->st_ino);
+	else if (has_size && S_ISREG(st->st_mode) && size != (uint64_t)st->st_size)
+		pr_warn("%s changed size since the dump (%" PRIu64 ", now %" PRIu64 ")", path, size,
+			(uint64_t)st->st_size);
+}
+
+static int verify_files_exist(const struct rst_images *im)
+{
+	const MmEntry *mm = im->mm;
+	struct stat st;
+
+	if (stat(mm->exe_path, &st))
+		return fail(mm->exe_path, -errno, "%s (the executable)", strerror(errno));
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+
+		if (!vma_is_file(v))
+			continue;
+		if (stat(v->path, &st))
+			return fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),
+				    v->start);
+		warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
+	}
+	for (size_t i = 0; i < im->nr_fdinfo; i++) {
+		const FileEntry *f = rst_file_by_id(im, im->fdinfo[i]->file_id);
+
+		if (stat(f->path, &st))
+			return fail(f->path, -errno, "%s (fd %u)", strerror(errno),
+				    im->fdinfo[i]->fd);
+		warn_changed(f->path, &st, f->has_ino, f->ino, f->has_size, f->size);
+	}
+	return 0;
+}
+
+static int verify_core(const struct rst_images *im)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "core-%u.img", im->pid);
+	if (im->core->tid != im->pid)
+		return fail(name, -EBADMSG, "thread %u, expected %u", im->core->tid, im->pid);
+	if (im->core->xsave.len != im->inv->xsave_size)
+		return fail(name, -EBADMSG, "xsave state of %zu bytes, inventory says %u",
+			    im->core->xsave.len, im->inv->xsave_size);
+	return 0;
+}
+
+int rst_verify(const struct rst_images *im)
+{
+	char name[64];
+	int ret;
+
+	snprintf(name, sizeof(name), "mm-%u.img", im->pid);
+	ret = verify_core(im);
+	if (!ret)
+		ret = verify_vmas(im, name);
+	if (!ret)
+		ret = verify_pagemap(im);
+	if (!ret)
+		ret = verify_pages(im);
+	if (!ret)
+		ret = verify_fds(im);
+	if (!ret)
+		ret = verify_files_exist(im);
+	return ret;
+}
