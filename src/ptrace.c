@@ -1,0 +1,478 @@
+/*
+ * ptrace.c - freeze one task and run syscalls inside it without touching
+ * its memory.
+ *
+ * Freezing: PTRACE_SEIZE + PTRACE_INTERRUPT leaves the task in an interrupt
+ * stop inside get_signal(), on its way back to user mode. If it was in a
+ * syscall, regs hold -ERESTART* and the kernel decides about the restart
+ * when the task leaves that stop.
+ *
+ * Injection: point rip at a `syscall` instruction already mapped in the
+ * task (the vDSO has one), load rax and the argument registers, set
+ * orig_rax = -1 so the kernel applies no restart logic to our registers,
+ * and step with PTRACE_SYSCALL to the entry and the exit stop. All signals
+ * are blocked with PTRACE_SETSIGMASK meanwhile, so none is delivered into
+ * the injected context.
+ *
+ * Ending injection: the task sits in a syscall-exit stop, where the kernel
+ * would not run the restart logic for the original registers. So we put
+ * them back, interrupt again and let the task run into a fresh interrupt
+ * stop: from there a detach behaves exactly as if we had never injected
+ * (restarts, restart_block, signals arriving meanwhile).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "proc.h"
+#include "ptrace.h"
+
+#define SYSCALL_STOP (SIGTRAP | 0x80) /* PTRACE_O_TRACESYSGOOD */
+#define MAX_SIGNAL_STOPS 64	      /* signal-delivery stops tolerated while freezing */
+
+static int wait_tracee(struct tracee *t, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(t->pid, status, __WALL);
+
+		if (r == t->pid)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		pr_perror("process %d: waitpid", t->pid);
+		return -errno;
+	}
+	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
+		/* The ptrace link ends with the task. */
+		t->seized = false;
+		pr_err("process %d exited while being dumped (%s %d)", t->pid,
+		       WIFEXITED(*status) ? "exit code" : "signal",
+		       WIFEXITED(*status) ? WEXITSTATUS(*status) : WTERMSIG(*status));
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/*
+ * Wait for the interrupt stop (PTRACE_EVENT_STOP with SIGTRAP). A signal
+ * dequeued before the interrupt shows up first as a signal-delivery stop: let
+ * the kernel deliver it (set up the handler frame, or act by default) and wait
+ * again, as if we had come a moment later, so the dump holds its effect.
+ */
+static int wait_interrupt_stop(struct tracee *t)
+{
+	for (int i = 0; i < MAX_SIGNAL_STOPS; i++) {
+		int status, ret, sig, event;
+
+		ret = wait_tracee(t, &status);
+		if (ret)
+			return ret;
+		sig = WSTOPSIG(status);
+		event = status >> 16;
+		if (event == PTRACE_EVENT_STOP && sig == SIGTRAP)
+			return 0;
+		if (event == PTRACE_EVENT_STOP) {
+			pr_err("process %d is stopped (by signal %d): stopped processes are not "
+			       "supported yet",
+			       t->pid, sig);
+			return -EBUSY;
+		}
+		if (event || sig == SYSCALL_STOP) {
+			pr_err("process %d: unexpected ptrace stop 0x%x while freezing", t->pid,
+			       status);
+			return -EIO;
+		}
+		pr_info("process %d: letting signal %d be delivered before the dump", t->pid, sig);
+		if (ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)sig) < 0) {
+			pr_perror("process %d: PTRACE_CONT", t->pid);
+			return -errno;
+		}
+	}
+	pr_err("process %d: more than %d signals arrived while freezing", t->pid,
+	       MAX_SIGNAL_STOPS);
+	return -EAGAIN;
+}
+
+static int get_regs(struct tracee *t, struct user_regs_struct *r)
+{
+	if (ptrace(PTRACE_GETREGS, t->pid, NULL, r) < 0) {
+		pr_perror("process %d: PTRACE_GETREGS", t->pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static int set_regs(struct tracee *t, const struct user_regs_struct *r)
+{
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, r) < 0) {
+		pr_perror("process %d: PTRACE_SETREGS", t->pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static int set_sigmask(struct tracee *t, uint64_t mask)
+{
+	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)sizeof(mask), &mask) < 0) {
+		pr_perror("process %d: PTRACE_SETSIGMASK", t->pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static void report_seize_error(pid_t pid, int err)
+{
+	uint64_t tracer = 0;
+	char *status;
+
+	if (err == -EPERM && !proc_read(pid, "status", &status, NULL)) {
+		proc_parse_status_num(status, "TracerPid", 10, &tracer);
+		free(status);
+	}
+	if (tracer)
+		pr_err("process %d: cannot trace it: it is traced by process %" PRIu64, pid,
+		       tracer);
+	else if (err == -ESRCH)
+		pr_err("process %d: %s", pid, strerror(-err));
+	else
+		pr_err("process %d: cannot trace it: %s", pid, strerror(-err));
+}
+
+int tracee_seize(struct tracee *t, pid_t pid)
+{
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
+	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
+		ret = -errno;
+		report_seize_error(pid, ret);
+		return ret;
+	}
+	t->seized = true;
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0) {
+		ret = -errno;
+		pr_perror("process %d: PTRACE_INTERRUPT", pid);
+		goto out_detach;
+	}
+	ret = wait_interrupt_stop(t);
+	if (ret)
+		goto out_detach;
+	ret = get_regs(t, &t->regs);
+	if (ret)
+		goto out_detach;
+	t->resume = t->regs;
+	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(t->sigmask), &t->sigmask) < 0) {
+		ret = -errno;
+		pr_perror("process %d: PTRACE_GETSIGMASK", pid);
+		goto out_detach;
+	}
+	return 0;
+
+out_detach:
+	tracee_detach(t);
+	return ret;
+}
+
+/* Queue again the signals that arrived while injection had them blocked. */
+static void resend_pending(struct tracee *t)
+{
+	for (int sig = 1; sig <= 64; sig++) {
+		if (!(t->pending_sigs & (1ULL << (sig - 1))))
+			continue;
+		if (syscall(SYS_tgkill, t->pid, t->pid, sig) < 0)
+			pr_warn_perror("process %d: re-sending signal %d", t->pid, sig);
+	}
+	t->pending_sigs = 0;
+}
+
+int tracee_detach(struct tracee *t)
+{
+	int ret = 0;
+
+	if (!t->seized)
+		return 0;
+	if (t->injected)
+		ret = tracee_inject_end(t);
+	if (!t->seized)
+		return ret;
+	resend_pending(t);
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL) < 0 && errno != ESRCH) {
+		pr_perror("process %d: PTRACE_DETACH", t->pid);
+		if (!ret)
+			ret = -errno;
+	}
+	t->seized = false;
+	return ret;
+}
+
+int tracee_kill(struct tracee *t)
+{
+	int status;
+
+	if (kill(t->pid, SIGKILL) < 0) {
+		pr_perror("process %d: kill", t->pid);
+		return -errno;
+	}
+	/* Reap our ptrace link so the real parent sees the death at once. */
+	while (t->seized) {
+		pid_t r = waitpid(t->pid, &status, __WALL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || WIFEXITED(status) || WIFSIGNALED(status))
+			t->seized = false;
+	}
+	return 0;
+}
+
+int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)addr, len };
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	n = process_vm_readv(t->pid, &local, 1, &remote, 1, 0);
+	if (n == (ssize_t)len)
+		return 0;
+	/* Not readable (PROT_NONE, exec-only): /proc/PID/mem reads with FOLL_FORCE. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", t->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, len, (off_t)addr);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* ------------------------------------------------------------ injection */
+
+static int find_insn_in(struct tracee *t, uint64_t start, uint64_t end, uint64_t *ip)
+{
+	uint8_t buf[4096 + 1];
+
+	end = start + MIN(end - start, 1UL << 20); /* a `syscall` shows up early in any code */
+	for (uint64_t a = start; a < end; a += 4096) {
+		size_t n = MIN(sizeof(buf), end - a);
+
+		if (tracee_read(t, a, buf, n))
+			return -EIO;
+		for (size_t i = 0; i + 1 < n; i++) {
+			if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+				*ip = a + i;
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
+/* The [vdso] always holds a `syscall` (its fallbacks); else any code mapping. */
+static int find_syscall_insn(struct tracee *t, const char *maps_text)
+{
+	struct proc_vmas vmas;
+	int ret = -ENOENT;
+
+	if (proc_parse_maps(maps_text, &vmas)) {
+		pr_err("process %d: cannot parse /proc/%d/maps", t->pid, t->pid);
+		return -EINVAL;
+	}
+	for (int pass = 0; pass < 2 && ret; pass++) {
+		for (size_t i = 0; i < vmas.nr && ret; i++) {
+			const struct proc_vma *v = &vmas.v[i];
+			bool vdso = !strcmp(v->path, "[vdso]");
+
+			if (!(v->prot & PROT_EXEC) || !strcmp(v->path, "[vsyscall]"))
+				continue;
+			if ((pass == 0) == vdso)
+				ret = find_insn_in(t, v->start, v->end, &t->syscall_ip);
+		}
+	}
+	proc_vmas_free(&vmas);
+	if (ret)
+		pr_err("process %d: no syscall instruction found in its code", t->pid);
+	else
+		pr_debug("process %d: injecting syscalls at %#" PRIx64, t->pid, t->syscall_ip);
+	return ret;
+}
+
+/* Resume to the next syscall stop, noting signals that show up on the way. */
+static int step_to_syscall_stop(struct tracee *t)
+{
+	for (int i = 0; i < MAX_SIGNAL_STOPS; i++) {
+		int status, ret, sig;
+
+		if (ptrace(PTRACE_SYSCALL, t->pid, NULL, NULL) < 0) {
+			pr_perror("process %d: PTRACE_SYSCALL", t->pid);
+			return -errno;
+		}
+		ret = wait_tracee(t, &status);
+		if (ret)
+			return ret;
+		sig = WSTOPSIG(status);
+		if (sig == SYSCALL_STOP && !(status >> 16))
+			return 0;
+		/*
+		 * Only SIGKILL/SIGSTOP get past the full mask (or a group stop).
+		 * Keep the signal for detach; it is not part of the dump.
+		 */
+		if (sig > 0 && sig <= 64 && sig != SIGTRAP)
+			t->pending_sigs |= 1ULL << (sig - 1);
+		pr_debug("process %d: stop 0x%x during injection, signal %d kept", t->pid, status,
+			 sig);
+	}
+	pr_err("process %d: too many signals during syscall injection", t->pid);
+	return -EAGAIN;
+}
+
+int tracee_syscall(struct tracee *t, long nr, const uint64_t args[6], int64_t *ret)
+{
+	struct user_regs_struct r = t->regs;
+	int err;
+
+	r.rip = t->syscall_ip;
+	r.rax = (uint64_t)nr;
+	r.orig_rax = (uint64_t)-1;
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	err = set_regs(t, &r);
+	if (!err)
+		err = step_to_syscall_stop(t);
+	if (!err)
+		err = get_regs(t, &r);
+	if (err)
+		return err;
+	if ((long)r.orig_rax != nr || r.rip != t->syscall_ip + 2) {
+		pr_err("process %d: injected syscall %ld entered as %ld at %#llx", t->pid, nr,
+		       (long)r.orig_rax, r.rip);
+		return -EIO;
+	}
+	err = step_to_syscall_stop(t);
+	if (!err)
+		err = get_regs(t, &r);
+	if (err)
+		return err;
+	*ret = (int64_t)r.rax;
+	return 0;
+}
+
+int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_t *ret,
+		       void *out, size_t out_len)
+{
+	int err = tracee_syscall(t, nr, args, ret);
+
+	if (err || *ret < 0)
+		return err;
+	err = tracee_read(t, t->scratch, out, out_len);
+	if (err)
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-err));
+	return err;
+}
+
+int tracee_inject_begin(struct tracee *t, const char *maps_text)
+{
+	uint64_t args[6] = { 0, TRACEE_SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0 };
+	int64_t addr;
+	int ret;
+
+	ret = find_syscall_insn(t, maps_text);
+	if (ret)
+		return ret;
+	t->injected = true; /* from here on regs and mask must be put back */
+	ret = set_sigmask(t, ~0ULL);
+	if (!ret)
+		ret = tracee_syscall(t, SYS_mmap, args, &addr);
+	if (ret)
+		return ret;
+	if (addr < 0 && addr > -4096) {
+		pr_err("process %d: injected mmap of a scratch page: %s", t->pid,
+		       strerror((int)-addr));
+		return (int)addr;
+	}
+	t->scratch = (uint64_t)addr;
+	return 0;
+}
+
+/* Run from the syscall-exit stop into a new interrupt stop (see the top). */
+static int back_to_interrupt_stop(struct tracee *t)
+{
+	struct user_regs_struct r;
+	int status, ret;
+
+	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL) < 0) {
+		pr_perror("process %d: PTRACE_INTERRUPT", t->pid);
+		return -errno;
+	}
+	/* PTRACE_SYSCALL, not CONT: should the trap be missed, stop at the next syscall. */
+	if (ptrace(PTRACE_SYSCALL, t->pid, NULL, NULL) < 0) {
+		pr_perror("process %d: PTRACE_SYSCALL", t->pid);
+		return -errno;
+	}
+	ret = wait_tracee(t, &status);
+	if (ret)
+		return ret;
+	if (status >> 16 != PTRACE_EVENT_STOP) {
+		pr_err("process %d: unexpected stop 0x%x after injection", t->pid, status);
+		return -EIO;
+	}
+	ret = get_regs(t, &r);
+	if (ret)
+		return ret;
+	if (r.rip != t->resume.rip || r.rax != t->resume.rax || r.rsp != t->resume.rsp) {
+		pr_err("process %d: registers changed on the way out of injection", t->pid);
+		return -EIO;
+	}
+	return 0;
+}
+
+int tracee_inject_end(struct tracee *t)
+{
+	int64_t r = 0;
+	int ret = 0, err;
+
+	if (!t->injected)
+		return 0;
+	if (t->scratch) {
+		uint64_t args[6] = { t->scratch, TRACEE_SCRATCH_SIZE };
+
+		ret = tracee_syscall(t, SYS_munmap, args, &r);
+		if (!ret && r) {
+			pr_err("process %d: injected munmap of the scratch page: %s", t->pid,
+			       strerror((int)-r));
+			ret = (int)r;
+		}
+		if (t->seized)
+			t->scratch = 0;
+	}
+	if (!t->seized)
+		return ret;
+	err = set_regs(t, &t->resume);
+	if (!err)
+		err = back_to_interrupt_stop(t);
+	if (!err)
+		err = set_sigmask(t, t->sigmask);
+	if (!err)
+		t->injected = false;
+	return ret ? ret : err;
+}

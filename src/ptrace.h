@@ -1,0 +1,90 @@
+/*
+ * ptrace.h - freezing one task with ptrace and running syscalls inside it.
+ *
+ * A tracee is seized and interrupted (tracee_seize), may run injected
+ * syscalls between tracee_inject_begin() and tracee_inject_end(), and is
+ * either resumed exactly as it was (tracee_detach) or killed (tracee_kill).
+ * Injection changes no byte of the tracee's memory except a scratch page it
+ * maps for out-parameters and unmaps again. Functions return 0 or -errno and
+ * log their failure once, naming the pid.
+ */
+#ifndef LZ_PTRACE_H
+#define LZ_PTRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+/* Not in the 6.1 system headers (include/uapi/linux/ptrace.h of 5.13+). */
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+
+struct ptrace_rseq_config {
+	uint64_t rseq_abi_pointer;
+	uint32_t rseq_abi_size;
+	uint32_t signature;
+	uint32_t flags;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct ptrace_rseq_config) == 24, "kernel ABI: 24 bytes");
+
+#define TRACEE_SCRATCH_SIZE 4096UL
+
+/* Kernel-internal syscall restart codes (include/linux/errno.h). */
+#define LZ_ERESTARTSYS 512
+#define LZ_ERESTARTNOINTR 513
+#define LZ_ERESTARTNOHAND 514
+#define LZ_ERESTART_RESTARTBLOCK 516
+
+struct tracee {
+	pid_t pid;
+	bool seized;
+	bool injected;			 /* regs/sigmask were changed: put back on detach */
+	struct user_regs_struct regs;	 /* as frozen, before any fixup */
+	struct user_regs_struct resume;	 /* regs to put back after injection: as
+					    frozen, or moved to an rseq abort handler */
+	uint64_t sigmask;		 /* blocked signals as frozen */
+	uint64_t syscall_ip;		 /* address of a `syscall` instruction */
+	uint64_t scratch;		 /* injected scratch page, 0 if none */
+	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
+};
+
+/* Seize and interrupt PID; on success it is stopped and t->regs is valid. */
+int tracee_seize(struct tracee *t, pid_t pid);
+/*
+ * Put regs and sigmask back if injection changed them and let the task run
+ * on. A no-op for a tracee that was never seized.
+ */
+int tracee_detach(struct tracee *t);
+/* SIGKILL the frozen tracee and reap the ptrace link. */
+int tracee_kill(struct tracee *t);
+
+/* Read LEN bytes of tracee memory at ADDR (also from unreadable mappings). */
+int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len);
+
+/*
+ * Prepare injection: find a syscall instruction (MAPS_TEXT is the tracee's
+ * /proc/PID/maps), block every signal, map the scratch page.
+ */
+int tracee_inject_begin(struct tracee *t, const char *maps_text);
+/*
+ * Run syscall NR with up to six ARGS in the tracee; *ret gets the raw return
+ * value (negative errno for a failed syscall). Returns 0 if the syscall ran.
+ */
+int tracee_syscall(struct tracee *t, long nr, const uint64_t args[6], int64_t *ret);
+/*
+ * Run NR like tracee_syscall; if it returned >= 0, copy OUT_LEN bytes from
+ * the start of the scratch page into OUT (pass t->scratch as the out-param).
+ */
+int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_t *ret,
+		       void *out, size_t out_len);
+/*
+ * Unmap the scratch page and return the task, with t->resume as its regs and
+ * its own signal mask, to an interrupt stop, from where the kernel applies
+ * its usual syscall-restart logic when the task runs on.
+ */
+int tracee_inject_end(struct tracee *t);
+
+#endif
