@@ -1,11 +1,440 @@
-/* dump.c - placeholder until the dump side lands. */
+/*
+ * dump.c - `lazarus dump`: checkpoint one single-threaded process.
+ *
+ * The steps, in an order that matters:
+ *  1. freeze: seize and interrupt the process (ptrace.c);
+ *  2. checks: one thread, no children, every VMA and fd of a kind we can
+ *     dump, so that a refusal comes before anything is touched or written;
+ *  3. registers and other state readable from outside (dump-core.c);
+ *  4. injected syscalls for what only the task can tell (sigaltstack,
+ *     itimers, prctls, signal dispositions, brk), with a scratch page that is
+ *     unmapped again before memory is read, and a check that /proc/PID/maps
+ *     is byte-identical afterwards;
+ *  5. memory (dump-mem.c), then the rest of /proc, then the other images;
+ *  6. inventory.img, last: its presence means the dump is complete;
+ *  7. kill the process, or with leave_running let it run on.
+ * Any failure removes the images written so far and resumes the process as
+ * it was frozen.
+ */
+#include <cpuid.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "lazarus/lazarus.h"
+#define LOG_PREFIX "dump: "
 #include "log.h"
+#include "dump-core.h"
+#include "dump-files.h"
+#include "dump-img.h"
+#include "dump-mem.h"
+#include "dump-mm.h"
+#include "dump-task.h"
+#include "inventory.pb-c.h"
+#include "proc.h"
+#include "pstree.pb-c.h"
+#include "ptrace.h"
+
+#define STATS_FILE "stats-dump.json"
+
+struct dump_ctx {
+	const struct lz_dump_opts *opts;
+	pid_t pid;
+	struct dump_imgs imgs;
+	struct tracee t;
+	struct core_dump core;
+	struct task_dump task;
+	struct mm_dump mm;
+	struct files_dump files;
+	struct mem_stats mem;
+	struct {
+		uint64_t start, seize, checked, injected, memory, written, released;
+	} ns; /* CLOCK_MONOTONIC at the end of each phase */
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ freeze and checks */
+
+/* Before seizing: the pid exists, is not us, and is neither dead nor stopped. */
+static int check_target(struct dump_ctx *d)
+{
+	struct proc_stat st;
+	char *text;
+	int ret;
+
+	if (d->pid == getpid()) {
+		pr_err("process %d is lazarus itself", d->pid);
+		return -EINVAL;
+	}
+	ret = proc_read(d->pid, "stat", &text, NULL);
+	if (ret) {
+		pr_err("process %d: %s", d->pid, strerror(ret == -ENOENT ? ESRCH : -ret));
+		return ret == -ENOENT ? -ESRCH : ret;
+	}
+	ret = proc_parse_stat(text, &st);
+	free(text);
+	if (ret) {
+		pr_err("process %d: cannot parse /proc/%d/stat", d->pid, d->pid);
+		return ret;
+	}
+	if (st.state == 'Z' || st.state == 'X') {
+		pr_err("process %d is a zombie (state %c): there is nothing left to dump", d->pid,
+		       st.state);
+		return -ESRCH;
+	}
+	if (st.state == 'T') {
+		pr_err("process %d is stopped (state T): stopped processes are not supported yet",
+		       d->pid);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int count_threads(pid_t pid, size_t *nr)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir) {
+		pr_perror("process %d: opening %s", pid, path);
+		return -errno;
+	}
+	*nr = 0;
+	while ((de = readdir(dir)))
+		*nr += de->d_name[0] != '.';
+	closedir(dir);
+	return 0;
+}
+
+/*
+ * Frozen, a single-threaded task can create neither threads nor children,
+ * so what we see now stays true for the whole dump.
+ */
+static int check_tree(struct dump_ctx *d)
+{
+	char name[64], *text;
+	uint64_t tgid;
+	size_t nr = 0;
+	int ret;
+
+	ret = proc_read(d->pid, "status", &text, NULL);
+	if (!ret) {
+		ret = proc_parse_status_num(text, "Tgid", 10, &tgid);
+		free(text);
+	}
+	if (ret) {
+		pr_err("process %d: reading Tgid of /proc/%d/status: %s", d->pid, d->pid,
+		       strerror(-ret));
+		return ret;
+	}
+	if (tgid != (uint64_t)d->pid) {
+		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", d->pid,
+		       tgid);
+		return -EINVAL;
+	}
+	ret = count_threads(d->pid, &nr);
+	if (ret)
+		return ret;
+	if (nr > 1) {
+		pr_err("process %d has %zu threads: multi-threaded processes are not supported yet",
+		       d->pid, nr);
+		return -EOPNOTSUPP;
+	}
+	snprintf(name, sizeof(name), "task/%d/children", d->pid);
+	ret = proc_read(d->pid, name, &text, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/%s: %s", d->pid, d->pid, name, strerror(-ret));
+		return ret;
+	}
+	if (text[0]) {
+		pr_err("process %d has a child (pid %d): process trees are not supported yet",
+		       d->pid, atoi(text));
+		ret = -EOPNOTSUPP;
+	}
+	free(text);
+	return ret;
+}
+
+static int freeze_and_check(struct dump_ctx *d)
+{
+	int ret;
+
+	ret = check_target(d);
+	if (ret)
+		return ret;
+	ret = tracee_seize(&d->t, d->pid);
+	if (ret)
+		return ret;
+	d->ns.seize = now_ns(CLOCK_MONOTONIC);
+	pr_info("process %d frozen in %.3f ms", d->pid, (d->ns.seize - d->ns.start) / 1e6);
+	ret = check_tree(d);
+	if (!ret)
+		ret = mm_collect_vmas(&d->mm, d->pid);
+	if (!ret)
+		ret = files_collect(&d->files, d->pid);
+	d->ns.checked = now_ns(CLOCK_MONOTONIC);
+	return ret;
+}
+
+/* ------------------------------------------------------------ injection */
+
+static int inject_all(struct dump_ctx *d)
+{
+	char *before = NULL, *after = NULL;
+	int ret, end;
+
+	ret = proc_read(d->pid, "maps", &before, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/maps: %s", d->pid, d->pid, strerror(-ret));
+		return ret;
+	}
+	ret = tracee_inject_begin(&d->t, before);
+	if (!ret)
+		ret = core_collect_injected(&d->core, &d->t);
+	if (!ret)
+		ret = task_collect_injected(&d->task, &d->t);
+	if (!ret)
+		ret = mm_collect_brk(&d->mm, &d->t);
+	end = tracee_inject_end(&d->t);
+	ret = ret ? ret : end;
+	if (ret)
+		goto out_free;
+	/* The scratch page is gone again: the layout must be exactly the original one. */
+	ret = proc_read(d->pid, "maps", &after, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/maps: %s", d->pid, d->pid, strerror(-ret));
+	} else if (strcmp(before, after)) {
+		pr_err("process %d: its memory map changed during syscall injection", d->pid);
+		ret = -EIO;
+	}
+out_free:
+	free(before);
+	free(after);
+	return ret;
+}
+
+/* ------------------------------------------------------------ images */
+
+static int write_pstree(struct dump_ctx *d)
+{
+	PstreeEntry e = PSTREE_ENTRY__INIT;
+	uint32_t tid = (uint32_t)d->pid;
+
+	e.pid = (uint32_t)d->pid;
+	e.ppid = (uint32_t)d->mm.stat.ppid;
+	e.pgid = (uint32_t)d->mm.stat.pgrp;
+	e.sid = (uint32_t)d->mm.stat.session;
+	e.n_threads = 1;
+	e.threads = &tid;
+	return dump_img_write_one(&d->imgs, "pstree.img", LZ_IMG_PSTREE, &e.base);
+}
+
+/* XCR0: the xsave features this host's kernel enabled. */
+static uint64_t read_xcr0(void)
+{
+	unsigned a, b, c, dx;
+	uint32_t lo, hi;
+
+	if (!__get_cpuid(1, &a, &b, &c, &dx) || !(c & bit_OSXSAVE))
+		return 0;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static int write_inventory(struct dump_ctx *d)
+{
+	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	struct utsname u;
+	char **files;
+	int ret;
+
+	files = calloc(d->imgs.nr + 1, sizeof(*files));
+	if (!files) {
+		pr_err("writing inventory.img: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < d->imgs.nr; i++)
+		files[i] = d->imgs.names[i];
+	uname(&u);
+	e.format_version = LZ_IMG_FORMAT_VERSION;
+	e.tool_version = (char *)LAZARUS_VERSION;
+	e.root_pid = (uint32_t)d->pid;
+	e.dump_time_ns = now_ns(CLOCK_REALTIME);
+	e.kernel_release = u.release;
+	e.arch = (char *)"x86_64";
+	e.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	e.xsave_size = d->core.xsave_size;
+	e.xfeatures = read_xcr0();
+	e.n_files = d->imgs.nr;
+	e.files = files;
+	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);
+	free(files);
+	return ret;
+}
+
+static int write_images(struct dump_ctx *d)
+{
+	int ret;
+
+	/* A stale inventory must not vouch for a mix of old and new images. */
+	if (unlinkat(d->imgs.dirfd, "inventory.img", 0) < 0 && errno != ENOENT) {
+		pr_perror("removing the old inventory.img");
+		return -errno;
+	}
+	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
+	d->ns.memory = now_ns(CLOCK_MONOTONIC);
+	if (ret)
+		return ret;
+	ret = mm_collect_proc(&d->mm);
+	if (!ret)
+		ret = task_collect_proc(&d->task, d->pid);
+	if (!ret)
+		ret = core_write(&d->core, &d->imgs);
+	if (!ret)
+		ret = task_write(&d->task, &d->imgs);
+	if (!ret)
+		ret = mm_write(&d->mm, &d->imgs);
+	if (!ret)
+		ret = files_write(&d->files, &d->imgs);
+	if (!ret)
+		ret = write_pstree(d);
+	if (!ret)
+		ret = write_inventory(d);
+	d->ns.written = now_ns(CLOCK_MONOTONIC);
+	return ret;
+}
+
+/* ------------------------------------------------------------ stats */
+
+static double ms(uint64_t from, uint64_t to)
+{
+	return to > from ? (double)(to - from) / 1e6 : 0.0;
+}
+
+/* stats-dump.json: not an image; a failure to write it is only a warning. */
+static void write_stats(struct dump_ctx *d, uint64_t end)
+{
+	const struct mem_stats *m = &d->mem;
+	char tmp[] = "." STATS_FILE ".tmp";
+	FILE *f;
+	int fd;
+
+	fd = openat(d->imgs.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		pr_warn_perror("writing %s", STATS_FILE);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f,
+		"{\n  \"pid\": %d,\n  \"pages_scanned\": %" PRIu64 ",\n  \"pages_written\": %" PRIu64
+		",\n  \"pages_zero\": %" PRIu64 ",\n  \"pages_zero_pfn\": %" PRIu64
+		",\n  \"pages_lazy\": %" PRIu64 ",\n  \"pagemap_runs\": %" PRIu64
+		",\n  \"pages_bytes\": %" PRIu64 ",\n",
+		d->pid, m->pages_scanned, m->pages_written, m->pages_zero, m->pages_zero_pfn,
+		m->pages_lazy, m->nr_runs, m->bytes_written);
+	fprintf(f,
+		"  \"freeze_ms\": %.3f,\n  \"checks_ms\": %.3f,\n  \"inject_ms\": %.3f,\n"
+		"  \"memory_ms\": %.3f,\n  \"write_ms\": %.3f,\n  \"frozen_ms\": %.3f,\n"
+		"  \"total_ms\": %.3f,\n  \"leave_running\": %s\n}\n",
+		ms(d->ns.start, d->ns.seize), ms(d->ns.seize, d->ns.checked),
+		ms(d->ns.checked, d->ns.injected), ms(d->ns.injected, d->ns.memory),
+		ms(d->ns.memory, d->ns.written), ms(d->ns.seize, d->ns.released),
+		ms(d->ns.start, end), d->opts->leave_running ? "true" : "false");
+	if (fflush(f) || fsync(fileno(f)) < 0 || ferror(f))
+		pr_warn_perror("writing %s", STATS_FILE);
+	fclose(f);
+	if (renameat(d->imgs.dirfd, tmp, d->imgs.dirfd, STATS_FILE) < 0)
+		pr_warn_perror("renaming %s", STATS_FILE);
+}
+
+/* ------------------------------------------------------------ the dump */
+
+static int dump_frozen(struct dump_ctx *d)
+{
+	int ret;
+
+	ret = freeze_and_check(d);
+	if (!ret)
+		ret = core_collect_frozen(&d->core, &d->t);
+	if (!ret)
+		ret = inject_all(d);
+	d->ns.injected = now_ns(CLOCK_MONOTONIC);
+	if (!ret)
+		ret = write_images(d);
+	if (ret)
+		return ret;
+	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
+		" lazy, in %" PRIu64 " runs",
+		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
+	ret = d->opts->leave_running ? tracee_detach(&d->t) : tracee_kill(&d->t);
+	d->ns.released = now_ns(CLOCK_MONOTONIC);
+	return ret;
+}
+
+static void dump_fini(struct dump_ctx *d)
+{
+	core_fini(&d->core);
+	mm_fini(&d->mm);
+	files_fini(&d->files);
+	dump_imgs_fini(&d->imgs);
+	if (d->imgs.dirfd >= 0)
+		close(d->imgs.dirfd);
+}
 
 int lz_dump(const struct lz_dump_opts *opts)
 {
-	(void)opts;
-	pr_err("dump: not implemented yet");
-	return -ENOSYS;
+	struct dump_ctx *d;
+	int dirfd, ret;
+
+	dirfd = open(opts->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		ret = -errno;
+		pr_perror("images directory %s", opts->images_dir);
+		return ret;
+	}
+	d = calloc(1, sizeof(*d)); /* holds PATH_MAX buffers: not for the stack */
+	if (!d) {
+		close(dirfd);
+		pr_err("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	d->opts = opts;
+	d->pid = opts->pid;
+	d->ns.start = now_ns(CLOCK_MONOTONIC);
+	dump_imgs_init(&d->imgs, dirfd);
+
+	ret = dump_frozen(d);
+	if (ret) {
+		/* Resume the task first, then take back what was written. */
+		tracee_detach(&d->t);
+		dump_imgs_remove(&d->imgs);
+	} else {
+		uint64_t end = now_ns(CLOCK_MONOTONIC);
+
+		pr_info("process %d dumped into %s in %.1f ms (frozen %.1f ms), %s", d->pid,
+			opts->images_dir, ms(d->ns.start, end), ms(d->ns.seize, d->ns.released),
+			opts->leave_running ? "left running" : "killed");
+		write_stats(d, end);
+	}
+	dump_fini(d);
+	return ret;
 }

@@ -1,0 +1,43 @@
+/*
+ * dump-core.h - per-thread state of the dump: registers, FPU/xsave state,
+ * signal mask, sigaltstack, rseq, robust list, clear_child_tid
+ * (core-<tid>.img). Functions return 0 or -errno and log failures once.
+ */
+#ifndef LZ_DUMP_CORE_H
+#define LZ_DUMP_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/user.h>
+
+#include "dump-img.h"
+#include "ptrace.h"
+
+struct core_dump {
+	pid_t tid;
+	char comm[32];
+	struct user_regs_struct regs;	 /* after the syscall-restart fixup */
+	int64_t interrupted_syscall;	 /* orig_rax if stopped in a syscall, else -1 */
+	uint8_t *xsave;			 /* NT_X86_XSTATE as the kernel gave it */
+	uint32_t xsave_size;
+	uint64_t sigmask;		 /* blocked signals */
+	uint64_t ss_sp, ss_size;	 /* sigaltstack */
+	uint32_t ss_flags;
+	bool has_rseq;
+	struct ptrace_rseq_config rseq;
+	uint64_t robust_list, robust_list_len;
+	uint64_t clear_child_tid;
+};
+
+/*
+ * What can be read from the frozen task from outside: registers, xsave,
+ * sigmask, rseq, robust list, comm. Must run before injection; may move
+ * t->resume.rip to an rseq abort handler (see dump-core.c).
+ */
+int core_collect_frozen(struct core_dump *c, struct tracee *t);
+/* sigaltstack and clear_child_tid, by injected syscalls. */
+int core_collect_injected(struct core_dump *c, struct tracee *t);
+int core_write(const struct core_dump *c, struct dump_imgs *imgs);
+void core_fini(struct core_dump *c);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * dump-files.c - the fd table of a process and the files behind it.
+ *
+ * Each fd is looked at through /proc/PID/fd/N (stat follows the magic link
+ * to the open file; readlink names it) and /proc/PID/fdinfo/N (offset and
+ * status flags). Regular files, directories and character devices are
+ * dumped by path; everything else is refused by kind. fds that share one
+ * open file description (dup, fork) are found with kcmp(KCMP_FILE) and
+ * share one file entry, so that they share the offset again after restore.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "dump-files.h"
+#include "files.pb-c.h"
+#include "fs.pb-c.h"
+#include "proc.h"
+
+#define KCMP_FILE 0 /* include/uapi/linux/kcmp.h */
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* What an unsupported fd is, in a word or two; NULL if it can be dumped. */
+static const char *fd_unsupported_kind(const char *link, const struct stat *st, char *buf,
+				       size_t size)
+{
+	if (S_ISSOCK(st->st_mode))
+		return "socket";
+	if (S_ISFIFO(st->st_mode))
+		return "pipe";
+	if (starts_with(link, "anon_inode:")) {
+		/* "anon_inode:[eventfd]", "anon_inode:inotify" -> "eventfd", "inotify" */
+		const char *k = link + strlen("anon_inode:");
+
+		if (*k == '[')
+			k++;
+		snprintf(buf, size, "%.*s", (int)strcspn(k, "]"), k);
+		return buf;
+	}
+	if (starts_with(link, "/memfd:"))
+		return "memfd";
+	if (ends_with(link, " (deleted)"))
+		return "deleted file";
+	if (link[0] != '/')
+		return "special file"; /* nsfs, pidfs, ... */
+	if (S_ISBLK(st->st_mode))
+		return "block device";
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISCHR(st->st_mode))
+		return "unknown file type";
+	return NULL;
+}
+
+/* An earlier fd with the same open file description, or NULL. */
+static struct dump_file *find_shared(struct files_dump *f, int fd, const struct stat *st)
+{
+	for (size_t i = 0; i < f->nr_files; i++) {
+		struct dump_file *df = &f->files[i];
+		long r;
+
+		if (df->dev != st->st_dev || df->ino != st->st_ino)
+			continue;
+		r = syscall(SYS_kcmp, f->pid, f->pid, KCMP_FILE, df->first_fd, fd);
+		if (r == 0)
+			return df;
+	}
+	return NULL;
+}
+
+static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+{
+	char name[64], *text;
+	int ret;
+
+	snprintf(name, sizeof(name), "fdinfo/%d", fd);
+	ret = proc_read(pid, name, &text, NULL);
+	if (!ret) {
+		ret = proc_parse_fdinfo(text, pos, flags);
+		free(text);
+	}
+	if (ret)
+		pr_err("process %d: reading /proc/%d/%s: %s", pid, pid, name, strerror(-ret));
+	return ret;
+}
+
+static int add_file(struct files_dump *f, int fd, const char *link, const struct stat *st,
+		    uint64_t pos, uint32_t flags, struct dump_file **out)
+{
+	struct dump_file *df, *nf;
+
+	nf = realloc(f->files, (f->nr_files + 1) * sizeof(*nf));
+	if (!nf)
+		return -ENOMEM;
+	f->files = nf;
+	df = &f->files[f->nr_files];
+	memset(df, 0, sizeof(*df));
+	df->path = strdup(link);
+	if (!df->path)
+		return -ENOMEM;
+	f->nr_files++;
+	df->id = (uint32_t)f->nr_files;
+	df->type = S_ISCHR(st->st_mode) ? FILE_TYPE__FILE_CHR : FILE_TYPE__FILE_REG;
+	df->flags = flags & ~(uint32_t)O_CLOEXEC;
+	df->pos = pos;
+	df->mode = st->st_mode;
+	df->rdev = st->st_rdev;
+	df->size = (uint64_t)st->st_size;
+	df->dev = st->st_dev;
+	df->ino = st->st_ino;
+	df->first_fd = fd;
+	*out = df;
+	return 0;
+}
+
+static int dump_one_fd(struct files_dump *f, int fd)
+{
+	char name[32], path[64], link[PATH_MAX], kbuf[64];
+	struct dump_file *df;
+	struct dump_fd *nfd;
+	const char *kind;
+	struct stat st;
+	uint64_t pos;
+	uint32_t flags;
+	int ret;
+
+	snprintf(name, sizeof(name), "fd/%d", fd);
+	ret = proc_readlink(f->pid, name, link, sizeof(link));
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", f->pid, fd);
+	if (ret || stat(path, &st) < 0) {
+		ret = ret ? ret : -errno;
+		pr_err("process %d fd %d: %s: %s", f->pid, fd, path, strerror(-ret));
+		return ret;
+	}
+	kind = fd_unsupported_kind(link, &st, kbuf, sizeof(kbuf));
+	if (kind) {
+		pr_err("process %d fd %d: %s (%s): not supported yet", f->pid, fd, kind, link);
+		return -EOPNOTSUPP;
+	}
+	ret = read_fdinfo(f->pid, fd, &pos, &flags);
+	if (ret)
+		return ret;
+	df = find_shared(f, fd, &st);
+	if (!df) {
+		ret = add_file(f, fd, link, &st, pos, flags, &df);
+		if (ret)
+			return ret;
+	}
+	nfd = realloc(f->fds, (f->nr_fds + 1) * sizeof(*nfd));
+	if (!nfd)
+		return -ENOMEM;
+	f->fds = nfd;
+	nfd[f->nr_fds].fd = fd;
+	nfd[f->nr_fds].file_id = df->id;
+	nfd[f->nr_fds].fd_flags = (flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
+	f->nr_fds++;
+	pr_debug("process %d fd %d: file %u %s pos %lu flags 0%o", f->pid, fd, df->id, link,
+		 (unsigned long)pos, flags);
+	return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The fd numbers of PID, sorted. */
+static int list_fds(pid_t pid, int **fds, size_t *nr)
+{
+	char path[64];
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+
+	*fds = NULL;
+	*nr = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("process %d: opening %s", pid, path);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*nr == cap) {
+			int *n;
+
+			cap = cap ? cap * 2 : 64;
+			n = realloc(*fds, cap * sizeof(*n));
+			if (!n) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*fds = n;
+		}
+		(*fds)[(*nr)++] = atoi(de->d_name);
+	}
+	closedir(d);
+	qsort(*fds, *nr, sizeof(**fds), cmp_int);
+	return 0;
+}
+
+static int collect_fs(struct files_dump *f)
+{
+	uint64_t umask;
+	char *status;
+	int ret;
+
+	ret = proc_readlink(f->pid, "cwd", f->cwd, sizeof(f->cwd));
+	if (!ret)
+		ret = proc_readlink(f->pid, "root", f->root, sizeof(f->root));
+	if (ret) {
+		pr_err("process %d: reading its cwd and root: %s", f->pid, strerror(-ret));
+		return ret;
+	}
+	if (ends_with(f->cwd, " (deleted)")) {
+		pr_err("process %d: working directory %s: deleted directories are not supported yet",
+		       f->pid, f->cwd);
+		return -EOPNOTSUPP;
+	}
+	ret = proc_read(f->pid, "status", &status, NULL);
+	if (!ret) {
+		ret = proc_parse_status_num(status, "Umask", 8, &umask);
+		free(status);
+	}
+	if (ret) {
+		pr_err("process %d: reading Umask of /proc/%d/status: %s", f->pid, f->pid,
+		       strerror(-ret));
+		return ret;
+	}
+	f->umask = (uint32_t)umask;
+	return 0;
+}
+
+int files_collect(struct files_dump *f, pid_t pid)
+{
+	size_t nr;
+	int *fds, ret;
+
+	memset(f, 0, sizeof(*f));
+	f->pid = pid;
+	ret = list_fds(pid, &fds, &nr);
+	for (size_t i = 0; !ret && i < nr; i++)
+		ret = dump_one_fd(f, fds[i]);
+	free(fds);
+	if (ret == -ENOMEM)
+		pr_err("process %d: out of memory listing its files", pid);
+	if (!ret)
+		ret = collect_fs(f);
+	return ret;
+}
+
+static int write_files(const struct files_dump *f, struct dump_imgs *imgs)
+{
+	FileEntry *fe = calloc(f->nr_files + 1, sizeof(*fe));
+	const ProtobufCMessage **msgs = calloc(f->nr_files + 1, sizeof(*msgs));
+	int ret = -ENOMEM;
+
+	if (!fe || !msgs) {
+		pr_err("writing files.img: %s", strerror(ENOMEM));
+		goto out_free;
+	}
+	for (size_t i = 0; i < f->nr_files; i++) {
+		const struct dump_file *df = &f->files[i];
+		FileEntry *e = &fe[i];
+
+		file_entry__init(e);
+		e->id = df->id;
+		e->type = (FileType)df->type;
+		e->path = df->path;
+		e->flags = df->flags;
+		e->pos = df->pos;
+		e->mode = df->mode;
+		if (df->type == FILE_TYPE__FILE_CHR) {
+			e->has_rdev = true;
+			e->rdev = df->rdev;
+		} else {
+			e->has_size = true;
+			e->size = df->size;
+		}
+		e->has_dev = e->has_ino = true;
+		e->dev = df->dev;
+		e->ino = df->ino;
+		msgs[i] = &e->base;
+	}
+	ret = dump_img_write(imgs, "files.img", LZ_IMG_FILES, msgs, f->nr_files);
+out_free:
+	free(msgs);
+	free(fe);
+	return ret;
+}
+
+static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
+{
+	FdinfoEntry *fe = calloc(f->nr_fds + 1, sizeof(*fe));
+	const ProtobufCMessage **msgs = calloc(f->nr_fds + 1, sizeof(*msgs));
+	char name[DUMP_IMG_NAME_MAX];
+	int ret = -ENOMEM;
+
+	if (!fe || !msgs) {
+		pr_err("writing fdinfo-%d.img: %s", f->pid, strerror(ENOMEM));
+		goto out_free;
+	}
+	for (size_t i = 0; i < f->nr_fds; i++) {
+		fdinfo_entry__init(&fe[i]);
+		fe[i].fd = (uint32_t)f->fds[i].fd;
+		fe[i].file_id = f->fds[i].file_id;
+		fe[i].fd_flags = f->fds[i].fd_flags;
+		msgs[i] = &fe[i].base;
+	}
+	snprintf(name, sizeof(name), "fdinfo-%d.img", f->pid);
+	ret = dump_img_write(imgs, name, LZ_IMG_FDINFO, msgs, f->nr_fds);
+out_free:
+	free(msgs);
+	free(fe);
+	return ret;
+}
+
+static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
+{
+	FsEntry e = FS_ENTRY__INIT;
+	char name[DUMP_IMG_NAME_MAX];
+
+	e.cwd = (char *)f->cwd;
+	e.root = (char *)f->root;
+	e.umask = f->umask;
+	snprintf(name, sizeof(name), "fs-%d.img", f->pid);
+	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
+}
+
+int files_write(const struct files_dump *f, struct dump_imgs *imgs)
+{
+	int ret = write_files(f, imgs);
+
+	if (!ret)
+		ret = write_fdinfo(f, imgs);
+	if (!ret)
+		ret = write_fs(f, imgs);
+	return ret;
+}
+
+void files_fini(struct files_dump *f)
+{
+	for (size_t i = 0; i < f->nr_files; i++)
+		free(f->files[i].path);
+	free(f->files);
+	free(f->fds);
+	f->files = NULL;
+	f->fds = NULL;
+	f->nr_files = f->nr_fds = 0;
+}

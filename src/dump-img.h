@@ -1,0 +1,36 @@
+/*
+ * dump-img.h - the set of image files one dump writes.
+ *
+ * Every image goes through here, so the dump knows the names to list in
+ * inventory.img and to remove again when it fails. Functions return 0 or
+ * -errno and log a failure once, naming the file.
+ */
+#ifndef LZ_DUMP_IMG_H
+#define LZ_DUMP_IMG_H
+
+#include <stddef.h>
+
+#include "image.h"
+
+#define DUMP_IMG_NAME_MAX 64
+
+struct dump_imgs {
+	int dirfd;			   /* the images directory */
+	char (*names)[DUMP_IMG_NAME_MAX];  /* files written so far, in order */
+	size_t nr, cap;
+};
+
+int dump_imgs_init(struct dump_imgs *d, int dirfd);
+/* Note NAME as written (for files not written through img_writer). */
+int dump_imgs_add(struct dump_imgs *d, const char *name);
+/* Write NAME with the messages MSGS[0..N). */
+int dump_img_write(struct dump_imgs *d, const char *name, enum lz_img_kind kind,
+		   const ProtobufCMessage *const *msgs, size_t n);
+/* Write NAME with the one message MSG. */
+int dump_img_write_one(struct dump_imgs *d, const char *name, enum lz_img_kind kind,
+		       const ProtobufCMessage *msg);
+/* Remove every file noted so far (a failed dump). */
+void dump_imgs_remove(struct dump_imgs *d);
+void dump_imgs_fini(struct dump_imgs *d);
+
+#endif

@@ -1,0 +1,595 @@
+/*
+ * dump-mem.c - walk /proc/PID/pagemap and copy the private pages out.
+ *
+ * Which pages: in private VMAs (anonymous and private file mappings), every
+ * page present or swapped that is not a file page: anonymous memory, and
+ * pages of a private file mapping that were copied on write. Untouched
+ * pages and file pages come back by themselves; pages mapped to the kernel's
+ * zero page are skipped, pages that are all zero become LZ_PE_ZERO runs
+ * without data.
+ *
+ * Pages are gathered into batches of up to 4 MiB, read with one
+ * process_vm_readv (or /proc/PID/mem for mappings without PROT_READ, which
+ * process_vm_readv cannot read), checked for zeros and appended to the pages
+ * file with crc32c per 16-page block. Runs never cross a VMA.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "dump-mem.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP (1ULL << 62)
+#define PM_FILE (1ULL << 61) /* file page or shared anonymous */
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+#define BATCH_PAGES 1024U  /* 4 MiB per read */
+#define PM_CHUNK 16384U	   /* pagemap entries per read: 64 MiB of address space */
+#define BATCH_IOV_MAX 1024 /* IOV_MAX of Linux */
+
+struct batch_range {
+	uint64_t addr;
+	uint32_t nr;	/* pages */
+	uint32_t vma;	/* index in mm->vmas */
+	uint32_t flags; /* LZ_PE_LAZY or 0 */
+};
+
+struct mem_ctx {
+	const struct mm_dump *mm;
+	pid_t pid;
+	uint64_t sp_page;   /* never lazy */
+	uint64_t zero_pfn;  /* PFN of the kernel zero page, 0 if unknown */
+	int pagemap_fd, mem_fd, pages_fd;
+	struct mem_stats *st;
+
+	uint64_t *pm;	    /* PM_CHUNK pagemap entries */
+	uint8_t *buf;	    /* BATCH_PAGES pages */
+	bool zero[BATCH_PAGES];
+	struct batch_range ranges[BATCH_PAGES];
+	size_t nr_ranges, batch_pages;
+	struct iovec remote[BATCH_IOV_MAX];
+
+	PagemapEntry *runs; /* the pagemap, in address order */
+	size_t nr_runs, cap_runs;
+	uint32_t last_vma;  /* VMA of runs[nr_runs - 1] */
+	uint64_t data_pages;
+
+	uint32_t *crc;	    /* one per MEM_BLOCK_PAGES data pages */
+	size_t nr_crc, cap_crc;
+	uint32_t cur_crc;
+	unsigned cur_fill;
+
+	bool progress;
+	uint64_t total_pages;
+	unsigned next_pct;
+	char pages_name[DUMP_IMG_NAME_MAX], pages_tmp[DUMP_IMG_NAME_MAX + 8];
+};
+
+static bool vma_dumpable(const struct dump_vma *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE;
+}
+
+/*
+ * The kernel zero page backs anonymous pages that were read but never
+ * written. Learn its PFN from two pages of our own that we only read: they
+ * must show the same PFN. Some kernels give each read fault a page of its
+ * own (this machine's does), and PFNs read as 0 without CAP_SYS_ADMIN; then
+ * 0 comes back and such pages are found by their content instead. A PFN of
+ * an ordinary page must never be taken for it: the page is freed and may
+ * hold the target's data the next moment.
+ */
+static uint64_t find_zero_pfn(void)
+{
+	uint64_t e[2] = { 0, 0 }, pfn = 0;
+	volatile uint8_t *p;
+	int fd;
+
+	p = mmap(NULL, 2 * LZ_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];
+	(void)p[LZ_PAGE_SIZE];
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, e, sizeof(e), (off_t)((uintptr_t)p / LZ_PAGE_SIZE * 8)) == sizeof(e) &&
+		    (e[0] & PM_PRESENT) && (e[1] & PM_PRESENT) &&
+		    (e[0] & PM_PFN_MASK) == (e[1] & PM_PFN_MASK))
+			pfn = e[0] & PM_PFN_MASK;
+		close(fd);
+	}
+	munmap((void *)p, 2 * LZ_PAGE_SIZE);
+	return pfn;
+}
+
+static int write_full(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = write(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	/* memcmp against itself shifted by 8 uses libc's vectorised compare. */
+	uint64_t first;
+
+	memcpy(&first, p, sizeof(first));
+	return first == 0 && !memcmp(p, p + 8, LZ_PAGE_SIZE - 8);
+}
+
+/* ------------------------------------------------------------ output */
+
+static int append_run(struct mem_ctx *c, uint64_t addr, uint32_t vma, uint32_t flags)
+{
+	PagemapEntry *e;
+
+	if (c->nr_runs) {
+		e = &c->runs[c->nr_runs - 1];
+		if (c->last_vma == vma && e->flags == flags &&
+		    e->vaddr + e->nr_pages * LZ_PAGE_SIZE == addr) {
+			e->nr_pages++;
+			goto out;
+		}
+	}
+	if (c->nr_runs == c->cap_runs) {
+		size_t nc = c->cap_runs ? c->cap_runs * 2 : 256;
+		PagemapEntry *nr = realloc(c->runs, nc * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		c->runs = nr;
+		c->cap_runs = nc;
+	}
+	e = &c->runs[c->nr_runs++];
+	pagemap_entry__init(e);
+	e->vaddr = addr;
+	e->nr_pages = 1;
+	e->flags = flags;
+	if (flags & LZ_PE_PRESENT) {
+		e->has_data_page = true;
+		e->data_page = c->data_pages;
+	}
+	c->last_vma = vma;
+out:
+	if (flags & LZ_PE_PRESENT)
+		c->data_pages++;
+	return 0;
+}
+
+static int crc_push(struct mem_ctx *c)
+{
+	if (c->nr_crc == c->cap_crc) {
+		size_t nc = c->cap_crc ? c->cap_crc * 2 : 1024;
+		uint32_t *n = realloc(c->crc, nc * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		c->crc = n;
+		c->cap_crc = nc;
+	}
+	c->crc[c->nr_crc++] = c->cur_crc;
+	c->cur_crc = 0;
+	c->cur_fill = 0;
+	return 0;
+}
+
+static int crc_add_page(struct mem_ctx *c, const uint8_t *page)
+{
+	c->cur_crc = lz_crc32c(c->cur_crc, page, LZ_PAGE_SIZE);
+	return ++c->cur_fill == MEM_BLOCK_PAGES ? crc_push(c) : 0;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static int read_unreadable(struct mem_ctx *c, const struct batch_range *r, uint8_t *dst)
+{
+	int ret = pread_full(c->mem_fd, dst, r->nr * LZ_PAGE_SIZE, r->addr);
+
+	if (ret)
+		pr_err("process %d: reading memory at %#" PRIx64 " (%u pages) from /proc/%d/mem: %s",
+		       c->pid, r->addr, r->nr, c->pid, strerror(-ret));
+	return ret;
+}
+
+/* Ranges [i, j) are readable: one process_vm_readv into dst. */
+static int read_readable(struct mem_ctx *c, size_t i, size_t j, uint8_t *dst, size_t total)
+{
+	struct iovec local = { dst, total };
+	ssize_t n;
+
+	for (size_t k = i; k < j; k++) {
+		c->remote[k - i].iov_base = (void *)c->ranges[k].addr;
+		c->remote[k - i].iov_len = c->ranges[k].nr * LZ_PAGE_SIZE;
+	}
+	n = process_vm_readv(c->pid, &local, 1, c->remote, j - i, 0);
+	if (n == (ssize_t)total)
+		return 0;
+	/* A short read should not happen to a frozen task; fall back to /proc/PID/mem. */
+	pr_debug("process %d: process_vm_readv read %zd of %zu bytes, using /proc/%d/mem", c->pid,
+		 n, total, c->pid);
+	for (size_t k = i; k < j; k++) {
+		int ret = read_unreadable(c, &c->ranges[k], dst);
+
+		if (ret)
+			return ret;
+		dst += c->ranges[k].nr * LZ_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static bool range_readable(const struct mem_ctx *c, const struct batch_range *r)
+{
+	return c->mm->vmas[r->vma].prot & PROT_READ;
+}
+
+static int read_batch(struct mem_ctx *c)
+{
+	uint8_t *dst = c->buf;
+	size_t i = 0;
+
+	while (i < c->nr_ranges) {
+		size_t j = i, total = 0;
+		int ret;
+
+		if (!range_readable(c, &c->ranges[i])) {
+			ret = read_unreadable(c, &c->ranges[i], dst);
+			if (ret)
+				return ret;
+			dst += c->ranges[i++].nr * LZ_PAGE_SIZE;
+			continue;
+		}
+		while (j < c->nr_ranges && j - i < BATCH_IOV_MAX && range_readable(c, &c->ranges[j]))
+			total += c->ranges[j++].nr * LZ_PAGE_SIZE;
+		ret = read_readable(c, i, j, dst, total);
+		if (ret)
+			return ret;
+		dst += total;
+		i = j;
+	}
+	return 0;
+}
+
+/* Zero check, runs and checksums for every page of the batch, in order. */
+static int account_batch(struct mem_ctx *c)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->nr_ranges; i++) {
+		const struct batch_range *r = &c->ranges[i];
+
+		for (uint32_t p = 0; p < r->nr; p++, k++) {
+			const uint8_t *page = c->buf + k * LZ_PAGE_SIZE;
+			uint32_t flags = r->flags;
+			int ret;
+
+			c->zero[k] = page_is_zero(page);
+			flags |= c->zero[k] ? LZ_PE_ZERO : LZ_PE_PRESENT;
+			ret = append_run(c, r->addr + p * LZ_PAGE_SIZE, r->vma, flags);
+			if (!ret && !c->zero[k])
+				ret = crc_add_page(c, page);
+			if (ret)
+				return ret;
+			c->st->pages_zero += c->zero[k];
+			c->st->pages_written += !c->zero[k];
+			c->st->pages_lazy += !!(flags & LZ_PE_LAZY);
+		}
+	}
+	return 0;
+}
+
+/* Write the batch's non-zero pages, one write per stretch of them. */
+static int write_batch(struct mem_ctx *c)
+{
+	size_t k = 0;
+
+	while (k < c->batch_pages) {
+		size_t j;
+		int ret;
+
+		if (c->zero[k]) {
+			k++;
+			continue;
+		}
+		for (j = k; j < c->batch_pages && !c->zero[j]; j++)
+			;
+		ret = write_full(c->pages_fd, c->buf + k * LZ_PAGE_SIZE, (j - k) * LZ_PAGE_SIZE);
+		if (ret) {
+			pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+			return ret;
+		}
+		c->st->bytes_written += (j - k) * LZ_PAGE_SIZE;
+		k = j;
+	}
+	return 0;
+}
+
+static int flush_batch(struct mem_ctx *c)
+{
+	int ret = 0;
+
+	if (!c->batch_pages)
+		return 0;
+	ret = read_batch(c);
+	if (!ret)
+		ret = account_batch(c);
+	if (!ret)
+		ret = write_batch(c);
+	c->nr_ranges = 0;
+	c->batch_pages = 0;
+	return ret;
+}
+
+static int batch_add(struct mem_ctx *c, uint64_t addr, uint32_t vma, uint32_t flags)
+{
+	struct batch_range *r = c->nr_ranges ? &c->ranges[c->nr_ranges - 1] : NULL;
+
+	if (r && r->vma == vma && r->flags == flags && r->addr + r->nr * LZ_PAGE_SIZE == addr) {
+		r->nr++;
+	} else {
+		r = &c->ranges[c->nr_ranges++];
+		r->addr = addr;
+		r->nr = 1;
+		r->vma = vma;
+		r->flags = flags;
+	}
+	return ++c->batch_pages == BATCH_PAGES ? flush_batch(c) : 0;
+}
+
+/* ------------------------------------------------------------ walk */
+
+static void report_progress(struct mem_ctx *c)
+{
+	unsigned pct;
+
+	if (!c->progress || !c->total_pages)
+		return;
+	pct = (unsigned)(c->st->pages_scanned * 100 / c->total_pages);
+	if (pct < c->next_pct)
+		return;
+	fprintf(stderr, "dump: memory %3u%% (%" PRIu64 " of %" PRIu64 " MiB scanned, %" PRIu64
+			" MiB written)\n",
+		pct, c->st->pages_scanned >> 8, c->total_pages >> 8,
+		c->st->pages_written >> 8);
+	c->next_pct = pct / 5 * 5 + 5;
+}
+
+static bool page_wanted(const struct mem_ctx *c, uint64_t e)
+{
+	if (!(e & (PM_PRESENT | PM_SWAP)) || (e & PM_FILE))
+		return false;
+	return !(e & PM_PRESENT) || !c->zero_pfn || (e & PM_PFN_MASK) != c->zero_pfn;
+}
+
+static int walk_vma(struct mem_ctx *c, uint32_t idx)
+{
+	const struct dump_vma *v = &c->mm->vmas[idx];
+	bool lazy = v->kind == VMA_KIND__VMA_ANON && !(v->vmflags & PROC_VMF_LO);
+
+	for (uint64_t addr = v->start; addr < v->end;) {
+		size_t n = MIN(PM_CHUNK, (v->end - addr) / LZ_PAGE_SIZE);
+		int ret = pread_full(c->pagemap_fd, (uint8_t *)c->pm, n * 8, addr / LZ_PAGE_SIZE * 8);
+
+		if (ret) {
+			pr_err("process %d: reading /proc/%d/pagemap at %#" PRIx64 ": %s", c->pid,
+			       c->pid, addr, strerror(-ret));
+			return ret;
+		}
+		for (size_t i = 0; i < n; i++, addr += LZ_PAGE_SIZE) {
+			uint32_t flags = lazy && addr != c->sp_page ? LZ_PE_LAZY : 0;
+
+			if (!page_wanted(c, c->pm[i])) {
+				if (c->pm[i] & PM_PRESENT && !(c->pm[i] & PM_FILE))
+					c->st->pages_zero_pfn++;
+				continue;
+			}
+			ret = batch_add(c, addr, idx, flags);
+			if (ret)
+				return ret;
+		}
+		c->st->pages_scanned += n;
+		report_progress(c);
+	}
+	/* Runs must not cross VMAs; a batch ends with its VMA so none does. */
+	return flush_batch(c);
+}
+
+/* ------------------------------------------------------------ files */
+
+static int open_sources(struct mem_ctx *c)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	c->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->pagemap_fd < 0) {
+		pr_perror("process %d: opening %s", c->pid, path);
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
+	c->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->mem_fd < 0) {
+		pr_perror("process %d: opening %s", c->pid, path);
+		return -errno;
+	}
+	return 0;
+}
+
+static int open_pages(struct mem_ctx *c, struct dump_imgs *imgs)
+{
+	uint8_t hdr[LZ_PAGES_HDR_SIZE] = { 0 };
+	int ret;
+
+	snprintf(c->pages_name, sizeof(c->pages_name), "pages-%d.img", c->pid);
+	snprintf(c->pages_tmp, sizeof(c->pages_tmp), ".%s.tmp", c->pages_name);
+	c->pages_fd = openat(imgs->dirfd, c->pages_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0600);
+	if (c->pages_fd < 0) {
+		pr_perror("creating %s", c->pages_name);
+		return -errno;
+	}
+	/* The real header goes in at the end, when the page count is known. */
+	ret = write_full(c->pages_fd, hdr, sizeof(hdr));
+	if (ret)
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+	c->st->bytes_written = sizeof(hdr);
+	return ret;
+}
+
+static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
+{
+	struct lz_pages_hdr h;
+	int ret;
+
+	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages);
+	if (pwrite(c->pages_fd, &h, sizeof(h), 0) != sizeof(h) || fsync(c->pages_fd) < 0) {
+		pr_perror("writing %s", c->pages_name);
+		return -errno;
+	}
+	close(c->pages_fd);
+	c->pages_fd = -1;
+	ret = dump_imgs_add(imgs, c->pages_name);
+	if (ret)
+		return ret;
+	if (renameat(imgs->dirfd, c->pages_tmp, imgs->dirfd, c->pages_name) < 0) {
+		pr_perror("renaming %s", c->pages_name);
+		return -errno;
+	}
+	return 0;
+}
+
+static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
+{
+	PagemapHead head = PAGEMAP_HEAD__INIT;
+	const ProtobufCMessage **msgs;
+	char name[DUMP_IMG_NAME_MAX];
+	int ret;
+
+	msgs = malloc((c->nr_runs + 1) * sizeof(*msgs));
+	if (!msgs) {
+		pr_err("writing pagemap-%d.img: %s", c->pid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	head.pid = (uint32_t)c->pid;
+	head.nr_data_pages = c->data_pages;
+	head.block_pages = MEM_BLOCK_PAGES;
+	head.n_block_crc = c->nr_crc;
+	head.block_crc = c->crc;
+	msgs[0] = &head.base;
+	for (size_t i = 0; i < c->nr_runs; i++)
+		msgs[i + 1] = &c->runs[i].base;
+	snprintf(name, sizeof(name), "pagemap-%d.img", c->pid);
+	ret = dump_img_write(imgs, name, LZ_IMG_PAGEMAP, msgs, c->nr_runs + 1);
+	free(msgs);
+	return ret;
+}
+
+static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp, bool progress,
+			struct mem_stats *st)
+{
+	memset(c, 0, sizeof(*c));
+	c->mm = mm;
+	c->pid = mm->pid;
+	c->sp_page = ALIGN_DOWN(sp, LZ_PAGE_SIZE);
+	c->progress = progress;
+	c->st = st;
+	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;
+	c->zero_pfn = find_zero_pfn();
+	c->pm = malloc(PM_CHUNK * sizeof(*c->pm));
+	c->buf = mmap(NULL, BATCH_PAGES * LZ_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->buf == MAP_FAILED)
+		c->buf = NULL;
+	if (!c->pm || !c->buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		if (vma_dumpable(&mm->vmas[i]))
+			c->total_pages += (mm->vmas[i].end - mm->vmas[i].start) / LZ_PAGE_SIZE;
+	pr_debug("process %d: %" PRIu64 " pages of private memory to scan, zero page pfn %#" PRIx64,
+		 c->pid, c->total_pages, c->zero_pfn);
+	return 0;
+}
+
+static void mem_ctx_fini(struct mem_ctx *c, int dirfd)
+{
+	if (c->pages_fd >= 0) {
+		close(c->pages_fd);
+		unlinkat(dirfd, c->pages_tmp, 0);
+	}
+	if (c->pagemap_fd >= 0)
+		close(c->pagemap_fd);
+	if (c->mem_fd >= 0)
+		close(c->mem_fd);
+	if (c->buf)
+		munmap(c->buf, BATCH_PAGES * LZ_PAGE_SIZE);
+	free(c->pm);
+	free(c->runs);
+	free(c->crc);
+}
+
+int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
+	     struct mem_stats *st)
+{
+	struct mem_ctx *c = malloc(sizeof(*c)); /* ~70 KiB: not for the stack */
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	memset(st, 0, sizeof(*st));
+	ret = mem_ctx_init(c, mm, sp, progress, st);
+	if (!ret)
+		ret = open_sources(c);
+	if (!ret)
+		ret = open_pages(c, imgs);
+	for (uint32_t i = 0; !ret && i < mm->nr_vmas; i++)
+		if (vma_dumpable(&mm->vmas[i]))
+			ret = walk_vma(c, i);
+	if (!ret && c->cur_fill)
+		ret = crc_push(c); /* the last, partial block */
+	if (ret == -ENOMEM)
+		pr_err("process %d: out of memory while dumping its memory", mm->pid);
+	if (!ret)
+		ret = close_pages(c, imgs);
+	if (!ret)
+		ret = write_pagemap(c, imgs);
+	st->nr_runs = c->nr_runs;
+	mem_ctx_fini(c, imgs->dirfd);
+	free(c);
+	return ret;
+}

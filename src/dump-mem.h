@@ -1,0 +1,33 @@
+/*
+ * dump-mem.h - the memory contents of a process: pagemap-<pid>.img and
+ * pages-<pid>.img. Returns 0 or -errno and logs failures once.
+ */
+#ifndef LZ_DUMP_MEM_H
+#define LZ_DUMP_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dump-img.h"
+#include "dump-mm.h"
+
+#define MEM_BLOCK_PAGES 16 /* pages per crc32c block of the pages file (64 KiB) */
+
+struct mem_stats {
+	uint64_t pages_scanned;	   /* pagemap entries looked at */
+	uint64_t pages_written;	   /* data pages in the pages file */
+	uint64_t pages_zero;	   /* present but all-zero: LZ_PE_ZERO runs */
+	uint64_t pages_zero_pfn;   /* mapped to the kernel zero page: skipped */
+	uint64_t pages_lazy;	   /* pages in LZ_PE_LAZY runs */
+	uint64_t nr_runs;	   /* pagemap entries */
+	uint64_t bytes_written;	   /* size of the pages file */
+};
+
+/*
+ * Dump the private memory of MM's VMAs. SP is the thread's stack pointer:
+ * its page is never lazy. With PROGRESS, a line per ~5% goes to stderr.
+ */
+int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
+	     struct mem_stats *st);
+
+#endif

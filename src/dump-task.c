@@ -1,0 +1,265 @@
+/*
+ * dump-task.c - per-process kernel state: comm, personality, rlimits,
+ * itimers, prctl flags and signal dispositions.
+ *
+ * Most of it can only be asked by the task itself, so it is read through
+ * injected syscalls that write into the scratch page. rlimits come from
+ * prlimit(pid); without CAP_SYS_RESOURCE that fails for a task of another
+ * user, and /proc/PID/limits gives the same numbers.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "dump-task.h"
+#include "sigact.pb-c.h"
+#include "task.pb-c.h"
+
+_Static_assert(RLIM_NLIMITS == PROC_NR_RLIMITS, "x86_64 has 16 rlimits");
+
+/* Run an injected syscall, fail on a negative result, naming WHAT. */
+static int inject(struct tracee *t, const char *what, long nr, const uint64_t args[6], int64_t *r,
+		  void *out, size_t out_len)
+{
+	int ret = out ? tracee_syscall_out(t, nr, args, r, out, out_len)
+		      : tracee_syscall(t, nr, args, r);
+
+	if (!ret && *r < 0) {
+		pr_err("process %d: injected %s: %s", t->pid, what, strerror((int)-*r));
+		ret = (int)*r;
+	}
+	return ret;
+}
+
+static int get_itimers(struct task_dump *td, struct tracee *t)
+{
+	static const int which[3] = { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF };
+	int64_t r;
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t args[6] = { (uint64_t)which[i], t->scratch };
+		int ret = inject(t, "getitimer", SYS_getitimer, args, &r, &td->itimer[i],
+				 sizeof(td->itimer[i]));
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* prctl options that return their answer as the syscall's value. */
+static int prctl_value(struct tracee *t, int option, const char *what, int32_t *val)
+{
+	uint64_t args[6] = { (uint64_t)option };
+	int64_t r;
+	int ret = inject(t, what, SYS_prctl, args, &r, NULL, 0);
+
+	if (!ret)
+		*val = (int32_t)r;
+	return ret;
+}
+
+/* prctl options that store an int at arg2. */
+static int prctl_out(struct tracee *t, int option, const char *what, int32_t *val)
+{
+	uint64_t args[6] = { (uint64_t)option, t->scratch };
+	int64_t r;
+
+	return inject(t, what, SYS_prctl, args, &r, val, sizeof(*val));
+}
+
+static int get_prctls(struct task_dump *td, struct tracee *t)
+{
+	int ret;
+
+	ret = prctl_value(t, PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", &td->thp_disabled);
+	if (!ret)
+		ret = prctl_value(t, PR_GET_DUMPABLE, "prctl(PR_GET_DUMPABLE)", &td->dumpable);
+	if (!ret)
+		ret = prctl_value(t, PR_GET_NO_NEW_PRIVS, "prctl(PR_GET_NO_NEW_PRIVS)",
+				  &td->no_new_privs);
+	if (!ret)
+		ret = prctl_out(t, PR_GET_PDEATHSIG, "prctl(PR_GET_PDEATHSIG)", &td->pdeath_sig);
+	if (!ret)
+		ret = prctl_out(t, PR_GET_CHILD_SUBREAPER, "prctl(PR_GET_CHILD_SUBREAPER)",
+				&td->child_subreaper);
+	return ret;
+}
+
+static int get_sigactions(struct task_dump *td, struct tracee *t)
+{
+	int64_t r;
+
+	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++) {
+		uint64_t args[6] = { (uint64_t)sig, 0, t->scratch, 8 /* sigsetsize */ };
+		int ret;
+
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		ret = inject(t, "rt_sigaction", SYS_rt_sigaction, args, &r, &td->sigact[sig],
+			     sizeof(td->sigact[sig]));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int task_collect_injected(struct task_dump *td, struct tracee *t)
+{
+	int ret;
+
+	memset(td, 0, sizeof(*td));
+	td->pid = t->pid;
+	ret = get_itimers(td, t);
+	if (!ret)
+		ret = get_prctls(td, t);
+	if (!ret)
+		ret = get_sigactions(td, t);
+	return ret;
+}
+
+static int get_rlimits(struct task_dump *td)
+{
+	char *text;
+	int ret;
+
+	for (int res = 0; res < PROC_NR_RLIMITS; res++) {
+		struct rlimit rl;
+
+		if (prlimit(td->pid, (enum __rlimit_resource)res, NULL, &rl) < 0)
+			goto from_proc;
+		td->rlim[res].cur = rl.rlim_cur;
+		td->rlim[res].max = rl.rlim_max;
+	}
+	return 0;
+
+from_proc:
+	if (errno != EPERM) {
+		pr_perror("process %d: prlimit", td->pid);
+		return -errno;
+	}
+	pr_debug("process %d: prlimit not permitted, reading /proc/%d/limits", td->pid, td->pid);
+	ret = proc_read(td->pid, "limits", &text, NULL);
+	if (!ret) {
+		ret = proc_parse_limits(text, td->rlim);
+		free(text);
+	}
+	if (ret)
+		pr_err("process %d: reading /proc/%d/limits: %s", td->pid, td->pid, strerror(-ret));
+	return ret;
+}
+
+static int get_comm_personality(struct task_dump *td)
+{
+	char *text = NULL;
+	int ret;
+
+	ret = proc_read(td->pid, "comm", &text, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/comm: %s", td->pid, td->pid, strerror(-ret));
+		return ret;
+	}
+	text[strcspn(text, "\n")] = '\0';
+	snprintf(td->comm, sizeof(td->comm), "%s", text);
+	free(text);
+
+	ret = proc_read(td->pid, "personality", &text, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/personality: %s", td->pid, td->pid,
+		       strerror(-ret));
+		return ret;
+	}
+	errno = 0;
+	td->personality = (uint32_t)strtoul(text, NULL, 16);
+	free(text);
+	return 0;
+}
+
+int task_collect_proc(struct task_dump *td, pid_t pid)
+{
+	int ret;
+
+	td->pid = pid;
+	ret = get_comm_personality(td);
+	if (!ret)
+		ret = get_rlimits(td);
+	return ret;
+}
+
+static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
+{
+	RlimitEntry rl[PROC_NR_RLIMITS], *rlp[PROC_NR_RLIMITS];
+	ItimerEntry it[3], *itp[3];
+	TaskEntry e = TASK_ENTRY__INIT;
+	char name[DUMP_IMG_NAME_MAX];
+
+	for (int i = 0; i < PROC_NR_RLIMITS; i++) {
+		rlimit_entry__init(&rl[i]);
+		rl[i].resource = (uint32_t)i;
+		rl[i].cur = td->rlim[i].cur;
+		rl[i].max = td->rlim[i].max;
+		rlp[i] = &rl[i];
+	}
+	for (int i = 0; i < 3; i++) {
+		itimer_entry__init(&it[i]);
+		it[i].which = (uint32_t)i; /* ITIMER_REAL 0, VIRTUAL 1, PROF 2 */
+		it[i].interval_sec = td->itimer[i].interval_sec;
+		it[i].interval_usec = td->itimer[i].interval_usec;
+		it[i].value_sec = td->itimer[i].value_sec;
+		it[i].value_usec = td->itimer[i].value_usec;
+		itp[i] = &it[i];
+	}
+	e.pid = (uint32_t)td->pid;
+	e.comm = (char *)td->comm;
+	e.personality = td->personality;
+	e.n_rlimits = PROC_NR_RLIMITS;
+	e.rlimits = rlp;
+	e.n_itimers = 3;
+	e.itimers = itp;
+	e.thp_disabled = td->thp_disabled;
+	e.dumpable = td->dumpable;
+	e.pdeath_sig = td->pdeath_sig;
+	e.child_subreaper = td->child_subreaper;
+	e.no_new_privs = td->no_new_privs;
+	snprintf(name, sizeof(name), "task-%d.img", td->pid);
+	return dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
+}
+
+static int write_sigacts(const struct task_dump *td, struct dump_imgs *imgs)
+{
+	SigactionEntry sa[TASK_NR_SIGNALS];
+	const ProtobufCMessage *msgs[TASK_NR_SIGNALS];
+	char name[DUMP_IMG_NAME_MAX];
+	size_t n = 0;
+
+	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		sigaction_entry__init(&sa[n]);
+		sa[n].signo = (uint32_t)sig;
+		sa[n].handler = td->sigact[sig].handler;
+		sa[n].flags = td->sigact[sig].flags;
+		sa[n].restorer = td->sigact[sig].restorer;
+		sa[n].mask = td->sigact[sig].mask;
+		msgs[n] = &sa[n].base;
+		n++;
+	}
+	snprintf(name, sizeof(name), "sigacts-%d.img", td->pid);
+	return dump_img_write(imgs, name, LZ_IMG_SIGACTS, msgs, n);
+}
+
+int task_write(const struct task_dump *td, struct dump_imgs *imgs)
+{
+	int ret = write_task(td, imgs);
+
+	return ret ? ret : write_sigacts(td, imgs);
+}

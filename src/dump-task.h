@@ -1,0 +1,49 @@
+/*
+ * dump-task.h - per-process state that is neither memory, files nor
+ * threads (task-<pid>.img) and the signal dispositions (sigacts-<pid>.img).
+ * Functions return 0 or -errno and log failures once.
+ */
+#ifndef LZ_DUMP_TASK_H
+#define LZ_DUMP_TASK_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dump-img.h"
+#include "proc.h"
+#include "ptrace.h"
+
+#define TASK_NR_SIGNALS 64
+
+/* struct sigaction as the rt_sigaction syscall of x86_64 fills it. */
+struct kernel_sigaction {
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+_Static_assert(sizeof(struct kernel_sigaction) == 32, "kernel ABI: 32 bytes");
+
+struct task_itimer {
+	uint64_t interval_sec, interval_usec;
+	uint64_t value_sec, value_usec;
+};
+
+struct task_dump {
+	pid_t pid;
+	char comm[32];
+	uint32_t personality;
+	struct proc_rlimit rlim[PROC_NR_RLIMITS];
+	struct task_itimer itimer[3];	/* ITIMER_REAL, VIRTUAL, PROF */
+	int32_t thp_disabled, dumpable, pdeath_sig, child_subreaper, no_new_privs;
+	struct kernel_sigaction sigact[TASK_NR_SIGNALS + 1]; /* by signal number */
+};
+
+/* itimers, prctl state and signal dispositions, by injected syscalls. */
+int task_collect_injected(struct task_dump *td, struct tracee *t);
+/* comm, personality and rlimits, from outside. */
+int task_collect_proc(struct task_dump *td, pid_t pid);
+/* task-<pid>.img and sigacts-<pid>.img */
+int task_write(const struct task_dump *td, struct dump_imgs *imgs);
+
+#endif
