@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "image.h"
 #include "log.h"
+#include "pagemap.pb-c.h"
 
 static void json_string(FILE *f, const char *s)
 {
@@ -260,7 +261,9 @@ int cli_show(const char *path)
 	for (uint32_t i = 0;; i++) {
 		ProtobufCMessage *m;
 
-		ret = img_reader_next(&r, desc, &m);
+		/* A pagemap image starts with its pagemap_head. */
+		ret = img_reader_next(&r, h.kind == LZ_IMG_PAGEMAP && i == 0 ?
+					      &pagemap_head__descriptor : desc, &m);
 		if (ret == -ENODATA) {
 			ret = 0;
 			break;
