@@ -256,11 +256,16 @@ class Workload:
         except FileNotFoundError:
             return 0
 
-    def wait_progress(self, since):
-        """Wait until the process has visibly moved on (its own file grew)."""
+    def wait_progress(self, since, restorer=None):
+        """Wait until the process has visibly moved on (its own file grew).
+
+        With restorer (a running `lazarus restore` Popen), the process may
+        not exist yet: that is only an error once the restorer has exited."""
         def moved():
             if not alive(self.pid):
-                raise HarnessError(f"{self.kind} {self.pid} died\n{self.diag()}")
+                if restorer is not None and restorer.poll() is None:
+                    return False
+                raise HarnessError(f"{self.kind} {self.pid} is not running\n{self.diag()}")
             return self.progress() > since
 
         wait_for(moved, CHECK_TIMEOUT, f"{self.kind} {self.pid} to make progress", self.diag)
@@ -527,11 +532,13 @@ def rewind_files(imgdir, under):
 
 
 def tree_digest(imgdir):
-    """{name: (size, sha256)} of every file of an image set."""
+    """{name: (size, sha256)} of every image file of a dump (*.img and the
+    dump's stats), not of what a restore may write next to them (its log,
+    stats-restore.json)."""
     import hashlib
     out = {}
     for p in sorted(Path(imgdir).iterdir()):
-        if p.is_file():
+        if p.is_file() and (p.suffix == ".img" or p.name == "stats-dump.json"):
             out[p.name] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
     return out
 

@@ -59,7 +59,7 @@ def test_restore_waits_for_exit_status(env, mode, sig, status):
     p = env.restore_bg(img, mode, w)
     w = w.restored()
     # No "restored" signal without -d: the log growing is the process running.
-    w.wait_progress(since)
+    w.wait_progress(since, restorer=p)
     assert p.poll() is None, "restore exited while its process runs"
     after = w.check_pass()
     assert after["ctr"] > before["ctr"]
@@ -119,7 +119,7 @@ def test_restore_twice(env, mode):
     c0 = w.check_pass()["ctr"]
     img = env.path("img")
     env.dump(w, img)
-    digest = tree_digest(img)
+    digest = tree_digest(img)  # the image files: restore may add its own stats
 
     w = env.restore(img, mode, w)
     assert w.check_pass()["ctr"] > c0
