@@ -85,15 +85,15 @@ static int check_dir(const char *dir)
 	struct stat st;
 
 	if (!dir) {
-		fprintf(stderr, "lazarus: no images directory given (-D DIR)\n");
+		pr_err("no images directory given (-D DIR)");
 		return -1;
 	}
 	if (stat(dir, &st) < 0) {
-		fprintf(stderr, "lazarus: images directory %s: %s\n", dir, strerror(errno));
+		pr_err("images directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "lazarus: images directory %s: not a directory\n", dir);
+		pr_err("images directory %s: not a directory", dir);
 		return -1;
 	}
 	return 0;
