@@ -69,8 +69,16 @@ verify() {
 counter() { sed -n 's/.* ctr=\([0-9]*\).*/\1/p' "$DIR/work/result"; }
 
 step "Start a workload: lzwork with $MIB MiB of patterned memory"
-(cd "$DIR/work" && exec setsid "$WORK" --dir "$DIR/work" --mib "$MIB" \
-	</dev/null >"$DIR/work/out" 2>&1) &
+(
+	# Only stdin, stdout and stderr: an inherited pipe or socket would make
+	# the dump refuse the process.
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+	done
+	cd "$DIR/work" && exec setsid "$WORK" --dir "$DIR/work" --mib "$MIB" \
+		</dev/null >"$DIR/work/out" 2>&1
+) &
 PID=$!
 T=60 wait_until test -e "$DIR/work/ready" || die "lzwork did not start"
 echo "lzwork is pid $PID: $(cat "$DIR/work/ready")"
@@ -94,14 +102,26 @@ echo "pid $PID is gone"
 step "The images"
 run ls -la "$DIR/img"
 echo
-printf '%s$ %s%s\n' "$D" "lazarus show $DIR/img/core-$PID.img   (xsave shortened)" "$N"
+printf '%s$ %s%s\n' "$D" "lazarus show $DIR/img/core-$PID.img   (xsave shortened, registers in hex)" "$N"
 "$LZ" show "$DIR/img/core-$PID.img" | /usr/bin/python3 -c '
 import json, sys
+def wrap(items, indent, width=100):
+    lines, cur = [], ""
+    for it in items:
+        if cur and len(indent) + len(cur) + len(it) + 2 > width:
+            lines.append(cur + ",")
+            cur = ""
+        cur += (", " if cur else "") + it
+    return ("\n" + indent).join(lines + [cur])
 j = json.load(sys.stdin)
+print("{%s, %s, %s, \"entries\": [" % tuple(
+    json.dumps({k: j[k]})[1:-1] for k in ("file", "kind", "version")))
 for e in j["entries"]:
-    e["xsave"] = e["xsave"][:32] + "... (%d bytes)" % (len(e["xsave"]) // 2)
-    e["regs"] = {k: hex(v) for k, v in e["regs"].items()}
-print(json.dumps(j, indent=2))'
+    e["xsave"] = e["xsave"][:24] + "... (%d bytes)" % (len(e["xsave"]) // 2)
+    regs = [json.dumps({k: hex(v)})[1:-1] for k, v in e.pop("regs").items()]
+    print("  {\"regs\": {" + wrap(regs, "            ") + "},")
+    print("   " + wrap([json.dumps({k: v})[1:-1] for k, v in e.items()], "   ") + "}")
+print("]}")'
 
 step "Restore it: lazarus restore -d (returns once the process runs again)"
 t0=$(now)
