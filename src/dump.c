@@ -436,5 +436,6 @@ int lz_dump(const struct lz_dump_opts *opts)
 		write_stats(d, end);
 	}
 	dump_fini(d);
+	free(d);
 	return ret;
 }
