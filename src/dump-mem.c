@@ -77,9 +77,16 @@ struct mem_ctx {
 	char pages_name[DUMP_IMG_NAME_MAX], pages_tmp[DUMP_IMG_NAME_MAX + 8];
 };
 
+/*
+ * Private VMAs hold the pages we dump. One where smaps counted no anonymous
+ * and no swapped page has none of them (the task is frozen, so this stays
+ * true), and its pagemap need not be read: that skips most library
+ * mappings and huge PROT_NONE reservations.
+ */
 static bool vma_dumpable(const struct dump_vma *v)
 {
-	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE;
+	return (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE) &&
+	       !v->no_anon;
 }
 
 /*
@@ -488,8 +495,10 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	if (ret)
 		return ret;
 	if (renameat(imgs->dirfd, c->pages_tmp, imgs->dirfd, c->pages_name) < 0) {
+		ret = -errno;
 		pr_perror("renaming %s", c->pages_name);
-		return -errno;
+		unlinkat(imgs->dirfd, c->pages_tmp, 0);
+		return ret;
 	}
 	return 0;
 }

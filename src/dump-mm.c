@@ -164,6 +164,7 @@ static int classify(pid_t pid, const struct proc_vma *v, struct dump_vma *d)
 	d->pgoff = v->pgoff;
 	d->prot = v->prot;
 	d->vmflags = v->vmflags;
+	d->no_anon = v->has_usage && !v->anon_kb && !v->swap_kb;
 	d->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
 	if (v->vmflags & PROC_VMF_GD)
 		d->flags |= MAP_GROWSDOWN;

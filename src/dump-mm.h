@@ -21,6 +21,7 @@ struct dump_vma {
 	uint32_t flags;	  /* MAP_* */
 	uint32_t madv;	  /* LZ_MADV_* */
 	uint32_t vmflags; /* PROC_VMF_* as read */
+	bool no_anon;	  /* smaps counted no anonymous and no swapped page */
 	int kind;	  /* VmaKind */
 	char *path;	  /* file-backed: the file */
 	char *name;	  /* [heap], [stack], [anon:...] */

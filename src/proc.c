@@ -187,6 +187,27 @@ static int parse_maps_line(const char *p, struct proc_vma *v)
 	return v->path ? 0 : -ENOMEM;
 }
 
+/* A "Key: value" line of smaps, for the VMA before it. */
+static int parse_smaps_line(const char *p, struct proc_vma *v)
+{
+	if (!strncmp(p, "VmFlags:", 8)) {
+		v->vmflags = proc_parse_vmflags(p + 8);
+		return 0;
+	}
+	if (!strncmp(p, "Anonymous:", 10)) {
+		p += 10;
+		skip_spaces(&p);
+		v->has_usage = true;
+		return parse_u64(&p, 10, &v->anon_kb);
+	}
+	if (!strncmp(p, "Swap:", 5)) {
+		p += 5;
+		skip_spaces(&p);
+		return parse_u64(&p, 10, &v->swap_kb);
+	}
+	return 0;
+}
+
 static bool is_header_line(const char *p)
 {
 	/* smaps key lines start with a capital letter; headers with a hex digit. */
@@ -231,12 +252,13 @@ int proc_parse_maps(const char *text, struct proc_vmas *out)
 				free(v.path);
 				break;
 			}
-		} else if (!strncmp(p, "VmFlags:", 8)) {
-			if (!out->nr) {
-				ret = -EINVAL;
+		} else if (!out->nr) {
+			ret = -EINVAL; /* smaps lines before any VMA */
+			break;
+		} else {
+			ret = parse_smaps_line(p, &out->v[out->nr - 1]);
+			if (ret)
 				break;
-			}
-			out->v[out->nr - 1].vmflags = proc_parse_vmflags(p + 8);
 		}
 		if (!eol)
 			break;

@@ -37,6 +37,9 @@ struct proc_vma {
 	uint32_t dev_major, dev_minor;
 	uint64_t ino;
 	uint32_t vmflags;   /* PROC_VMF_* (smaps only) */
+	bool has_usage;	    /* anon_kb and swap_kb were in the text (smaps) */
+	uint64_t anon_kb;   /* "Anonymous:": anonymous pages, also CoW copies of file pages */
+	uint64_t swap_kb;   /* "Swap:" */
 	char *path;	    /* text after the inode column ("" if none), malloc'd */
 };
 

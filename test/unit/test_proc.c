@@ -21,6 +21,9 @@ static const char smaps_text[] =
 	"VmFlags: rd ex mr mw me \n"
 	"7f0000000000-7f0000200000 rw-p 00000000 00:00 0 \n"
 	"Size:               2048 kB\n"
+	"Anonymous:            12 kB\n"
+	"Swap:                  4 kB\n"
+	"SwapPss:               4 kB\n"
 	"VmFlags: rd wr mr mw me ac hg lo dd \n"
 	"7f0000200000-7f0000201000 rw-s 00001000 00:05 77                         /my file (deleted)\n"
 	"VmFlags: rd wr sh mr mw me ms \n"
@@ -39,6 +42,8 @@ static int test_smaps(void)
 	CHECK(v.v[0].prot == PROT_READ && !v.v[0].shared);
 	CHECK(v.v[0].dev_major == 0xfd && v.v[0].dev_minor == 1 && v.v[0].ino == 1234);
 	CHECK(!strcmp(v.v[0].path, "/usr/bin/cat") && v.v[0].vmflags == 0);
+	CHECK(!v.v[0].has_usage && v.v[2].has_usage);
+	CHECK(v.v[2].anon_kb == 12 && v.v[2].swap_kb == 4);
 	CHECK(v.v[1].prot == (PROT_READ | PROT_EXEC) && v.v[1].pgoff == 0x2000);
 	CHECK(v.v[2].path[0] == '\0' && v.v[2].prot == (PROT_READ | PROT_WRITE));
 	CHECK(v.v[2].vmflags == (PROC_VMF_HG | PROC_VMF_LO | PROC_VMF_DD));
@@ -59,6 +64,7 @@ static int test_maps_refused(void)
 		"7f00-7f01 rw-p 00000000 0000 0\n",		   /* no minor */
 		"7f00-8000 rw-p 0 00:00 0\n7e00-7f00 r--p 0 00:00 0\n", /* out of order */
 		"VmFlags: rd\n",				   /* flags before any vma */
+		"7f00-7f01 rw-p 0 00:00 0\nAnonymous: lots kB\n",	   /* not a number */
 	};
 	struct proc_vmas v;
 
