@@ -129,14 +129,15 @@ static int count_threads(pid_t pid, size_t *nr)
  */
 static int check_tree(struct dump_ctx *d)
 {
+	uint64_t tgid, seccomp = 0;
 	char name[64], *text;
-	uint64_t tgid;
 	size_t nr = 0;
 	int ret;
 
 	ret = proc_read(d->pid, "status", &text, NULL);
 	if (!ret) {
 		ret = proc_parse_status_num(text, "Tgid", 10, &tgid);
+		proc_parse_status_num(text, "Seccomp", 10, &seccomp); /* absent without seccomp */
 		free(text);
 	}
 	if (ret) {
@@ -148,6 +149,15 @@ static int check_tree(struct dump_ctx *d)
 		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", d->pid,
 		       tgid);
 		return -EINVAL;
+	}
+	/*
+	 * A seccomp filter could kill the task for one of our injected
+	 * syscalls, and the images have no place for it: refuse.
+	 */
+	if (seccomp) {
+		pr_err("process %d uses seccomp (mode %" PRIu64 "): seccomp is not supported yet",
+		       d->pid, seccomp);
+		return -EOPNOTSUPP;
 	}
 	ret = count_threads(d->pid, &nr);
 	if (ret)
