@@ -205,6 +205,15 @@ class Workload:
         return f"--- {self.kind} {self.pid} output (tail) ---\n{tail(self.dir / 'out')}\n" \
                f"state: {proc_state(self.pid)}\n{self.env.diag()}"
 
+    def identity(self):
+        """What ps would show: (exe, cmdline, comm) from /proc."""
+        base = f"/proc/{self.pid}"
+        with open(f"{base}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")[:-1]
+        with open(f"{base}/comm") as f:
+            comm = f.read().strip()
+        return os.path.realpath(f"{base}/exe"), cmdline, comm
+
     def wait_ready(self):
         ready = self.dir / "ready"
 
@@ -444,6 +453,7 @@ class Env:
             return r
         assert r.rc == 0 and not r.errors, f"restore failed\n{r.describe()}"
         assert alive(w.pid), f"restore -d returned but pid {w.pid} is not running\n{r.describe()}"
+        assert_not_stopped(w.pid, f"restored {w.kind}")
         return w.restored()
 
     def restore_bg(self, imgdir, mode, w):

@@ -27,12 +27,15 @@ def test_lzwork(env, mode):
     """Dump (the original is killed), restore -d, verify, keep running, SIGTERM."""
     w = env.lzwork(mib=64)
     before = w.check_pass()
+    ident = w.identity()
     img = env.path("img")
     env.dump(w, img)
     recs = dumped_records(img, w)
     assert recs >= before["records"]
 
     w = env.restore(img, mode, w)
+    # exe, arguments and name as before (PR_SET_MM_MAP, arg_start..arg_end, comm).
+    assert w.identity() == ident
     after = w.check_pass()
     # Carried on from where it was dumped, not from scratch or from the check.
     assert after["ctr"] > before["ctr"]

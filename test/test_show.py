@@ -91,6 +91,9 @@ def test_core(dump):
     assert len(c["xsave"]) // 2 >= 576, "xsave area shorter than legacy + header"
     assert c["blocked_sigset"] & (1 << (12 - 1)), "SIGUSR2 is blocked in lzwork"
     assert not c["blocked_sigset"] & (1 << (10 - 1)), "SIGUSR1 is not blocked"
+    # glibc registers rseq and a clear-child-tid address in every thread.
+    assert c.get("rseq") and vma_of(dump, c["rseq"]["abi_pointer"]), "no rseq area"
+    assert c["clear_child_tid"] and vma_of(dump, c["clear_child_tid"])
     ready = dump["ready"]
     assert c["sas"]["ss_sp"] == ready["altstack"]
     assert c["sas"]["ss_size"] == ready["altstack_len"]
