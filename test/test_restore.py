@@ -99,6 +99,19 @@ def test_dump_leave_running(env, mode):
     w.stop()
 
 
+def test_dump_leave_running_repeatedly(env):
+    """Ten dumps with -R at whatever point the loop happens to be: the process
+    verifies after each one (the dump put back every register and patched byte)."""
+    w = env.lzwork(mib=4)
+    last = w.check_pass()["ctr"]
+    for i in range(10):
+        env.dump(w, env.path(f"img{i}"), leave_running=True)
+        ctr = w.check_pass()["ctr"]
+        assert ctr > last
+        last = ctr
+    w.stop()
+
+
 def test_two_rounds(env, mode):
     """A restored process is dumped and restored again, and still verifies."""
     w = env.lzwork(mib=64)
