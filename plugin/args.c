@@ -225,6 +225,9 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->status_fd = fds->status_fd;
 	a->pages_fd = fds->pages_fd;
 	a->uffd = fds->uffd;
+	a->release_fd = fds->release_fd;
+	a->helper_pid = fds->helper_pid;
+	a->pdeath_sig = im->task->pdeath_sig;
 	a->nr_vmas = build_vmas(vmas, idx, im, fds);
 	a->vmas = (uint64_t)(uintptr_t)vmas;
 	a->nr_runs = build_runs(runs, vmas, idx, im, nr_data);

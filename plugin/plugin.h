@@ -34,6 +34,8 @@ struct plg_images {
 /* The restored process's service fds (all above its own fds). */
 struct plg_fds {
 	int status_fd;
+	int release_fd;	       /* -d: pipe to the helper that cloned us; -1 */
+	int helper_pid;	       /* -d: that helper */
 	int pages_fd;
 	int exe_fd;
 	int uffd;	       /* lazy mode; -1 */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/rseq.h>
@@ -46,6 +47,26 @@ static void area_plan(struct area_plan *p, const struct plg_images *im, const st
 			    LZ_PAGE_SIZE);
 }
 
+/*
+ * Fault injection for tests: LAZARUS_FAULT_BLOB=<step> makes the blob fail
+ * that step with EIO, after everything before it really happened.
+ */
+static uint32_t fault_step(void)
+{
+	static const char *const names[LZ_STEP_MAX] = {
+		[LZ_STEP_UNMAP] = "unmap",   [LZ_STEP_VDSO] = "vdso",	  [LZ_STEP_MAP] = "map",
+		[LZ_STEP_FILL] = "fill",     [LZ_STEP_PROTECT] = "protect", [LZ_STEP_MM] = "mm",
+		[LZ_STEP_ROBUST] = "thread", [LZ_STEP_ITIMER] = "itimer", [LZ_STEP_RLIMIT] = "rlimit",
+		[LZ_STEP_CLOSE] = "close",
+	};
+	const char *want = getenv("LAZARUS_FAULT_BLOB");
+
+	for (uint32_t i = 0; want && i < LZ_STEP_MAX; i++)
+		if (names[i] && !strcmp(names[i], want))
+			return i;
+	return 0;
+}
+
 int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct plg_fds *fds,
 		uint64_t t_child_ns, char *why, size_t len)
 {
@@ -77,6 +98,7 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	a->keep_end = addr + ap.keep_end;
 	a->finish = addr + ap.code_off + LZ_BLOB_FINISH_OFF;
 	a->t_child_ns = t_child_ns;
+	a->fault_step = fault_step();
 	ret = plg_build_args(a, (uint8_t *)(a + 1), ap.total - ap.args_off - sizeof(*a), im, fds,
 			     &p->nr_data_pages, why, len);
 	if (ret)

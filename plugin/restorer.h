@@ -138,10 +138,14 @@ struct lz_blob_args {
 	uint64_t gs_base;
 
 	uint64_t t_child_ns; /* CLOCK_MONOTONIC at child start, echoed in OK */
+	uint32_t fault_step; /* testing: fail this enum lz_rst_step with EIO; 0 none */
+	int32_t pdeath_sig;  /* PR_SET_PDEATHSIG once the final parent is known */
+	int32_t release_fd;  /* -d: one byte lets the helper exit; -1 without -d */
+	int32_t helper_pid;  /* -d: the helper, our parent until released */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 72, "args: vmas at 72");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 112, "args: rlimits at 112");
-_Static_assert(sizeof(struct lz_blob_args) == 1320, "args: 1320 bytes");
+_Static_assert(sizeof(struct lz_blob_args) == 1336, "args: 1336 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -171,10 +175,12 @@ enum lz_rst_step {
 	LZ_STEP_RLIMIT,
 	LZ_STEP_CLOSE,
 	LZ_STEP_MLOCK,
+	LZ_STEP_RELEASE,
 	LZ_STEP_MAX,
 };
 
 #define LZ_RST_TEXT_MAX 192
+#define LZ_RST_ARG_FAULT 0xffffffffU /* arg of a failure made by LAZARUS_FAULT_BLOB */
 
 struct lz_rst_msg {
 	uint32_t magic;	   /* LZ_RST_MSG_MAGIC */

@@ -4,12 +4,13 @@
  *
  *   block every signal       the target's handlers get installed below
  *   session / group          setsid or setpgid as dumped
- *   wait to be orphaned (-d) so PR_SET_PDEATHSIG refers to the new parent
  *   service fds              opened, then moved above the target's fds
  *   the target's fds         opened and installed at their numbers
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
- *   jump                     the blob does memory and thread state
+ *   jump                     the blob does memory and thread state, and with
+ *                            -d releases the helper when nothing can fail
+ *                            any more (struct rst_detach)
  *
  * Failures go to the parent over the status pipe as one text record.
  */
@@ -28,34 +29,20 @@
 #include "restore-proc.h"
 #include "restore-task.h"
 
-#define REPARENT_WAIT_MS 5000
-
 struct rst_child {
 	const struct rst_images *im;
 	int status_fd; /* moves with the service fds */
-	pid_t helper; /* -d: the helper that cloned us; 0 otherwise */
+	const struct rst_detach *detach; /* NULL without -d */
 	uint64_t t_start;
 	struct rst_svc svc;
 	struct plg_restore plg;
 	char why[LZ_RST_TEXT_MAX];
 };
 
-/* The helper that cloned us exits right away; wait until it has. */
-static int wait_orphaned(struct rst_child *c)
-{
-	for (int ms = 0; getppid() == c->helper; ms++) {
-		if (ms == REPARENT_WAIT_MS) {
-			snprintf(c->why, sizeof(c->why), "helper %d did not exit", c->helper);
-			return -ETIMEDOUT;
-		}
-		usleep(1000);
-	}
-	return 0;
-}
-
 static int child_fds(struct rst_child *c)
 {
-	int ret = rst_svc_open(&c->svc, c->im, c->status_fd, c->why, sizeof(c->why));
+	int ret = rst_svc_open(&c->svc, c->im, c->status_fd,
+			       c->detach ? c->detach->release_fd : -1, c->why, sizeof(c->why));
 
 	if (!ret)
 		ret = rst_svc_move(&c->svc, c->im, c->why, sizeof(c->why));
@@ -96,6 +83,8 @@ static int child_plugin(struct rst_child *c)
 	};
 	struct plg_fds pf = {
 		.status_fd = c->svc.status_fd,
+		.release_fd = c->svc.release_fd,
+		.helper_pid = c->detach ? c->detach->helper : 0,
 		.pages_fd = c->svc.pages_fd,
 		.exe_fd = c->svc.exe_fd,
 		.uffd = -1,
@@ -114,8 +103,6 @@ static int child_run(struct rst_child *c)
 {
 	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
 
-	if (!ret && c->helper)
-		ret = wait_orphaned(c);
 	if (!ret)
 		ret = child_fds(c);
 	if (!ret)
@@ -132,12 +119,12 @@ static int child_run(struct rst_child *c)
 	return plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
-void rst_child_main(const struct rst_images *im, int status_fd, pid_t helper)
+void rst_child_main(const struct rst_images *im, int status_fd, const struct rst_detach *detach)
 {
 	struct rst_child c = {
 		.im = im,
 		.status_fd = status_fd,
-		.helper = helper,
+		.detach = detach,
 		.t_start = rst_now_ns(),
 	};
 	sigset_t all;

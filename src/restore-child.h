@@ -11,11 +11,21 @@
 #include "restore-images.h"
 
 /*
+ * -d: the process is cloned by a helper that waits on release_fd. Once the
+ * blob is past every step that can fail, it writes a byte there; the helper
+ * exits and the process is orphaned. Until then a failing process is the
+ * helper's child, reaped by it, not a stray zombie.
+ */
+struct rst_detach {
+	pid_t helper;
+	int release_fd;
+};
+
+/*
  * Never returns: it becomes the target (rt_sigreturn in the blob) or
- * reports a failure on status_fd and exits. helper: with -d, the pid of
- * the helper that cloned us, which we wait to see gone; 0 otherwise.
+ * reports a failure on status_fd and exits. detach is NULL without -d.
  */
 __attribute__((noreturn)) void rst_child_main(const struct rst_images *im, int status_fd,
-					      pid_t helper);
+					      const struct rst_detach *detach);
 
 #endif

@@ -58,22 +58,25 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	return svc_add(s, fd);
 }
 
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, char *why,
-		 size_t len)
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, int release_fd,
+		 char *why, size_t len)
 {
 	const MmEntry *mm = im->mm;
 	int ret;
 
 	memset(s, 0, sizeof(*s));
 	s->vma_fds = malloc((mm->n_vmas + 1) * sizeof(int));
-	s->all = malloc((mm->n_vmas + 4) * sizeof(int));
+	s->all = malloc((mm->n_vmas + 5) * sizeof(int));
 	if (!s->vma_fds || !s->all) {
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
 	s->status_fd = status_fd;
+	s->release_fd = release_fd;
 	s->log_fd = log_get_fd();
 	svc_add(s, status_fd);
+	if (release_fd >= 0)
+		svc_add(s, release_fd);
 	svc_add(s, s->log_fd);
 	s->pages_fd = openat(im->dirfd, im->pages_name, O_RDONLY | O_CLOEXEC);
 	if (s->pages_fd < 0) {
@@ -175,6 +178,7 @@ int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size
 	for (size_t i = 0; i < im->mm->n_vmas; i++)
 		s->vma_fds[i] = svc_remap(s->all, to, s->nr_all, s->vma_fds[i]);
 	s->status_fd = svc_remap(s->all, to, s->nr_all, s->status_fd);
+	s->release_fd = svc_remap(s->all, to, s->nr_all, s->release_fd);
 	s->log_fd = svc_remap(s->all, to, s->nr_all, s->log_fd);
 	s->pages_fd = svc_remap(s->all, to, s->nr_all, s->pages_fd);
 	s->exe_fd = svc_remap(s->all, to, s->nr_all, s->exe_fd);

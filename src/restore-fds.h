@@ -12,6 +12,7 @@
 /* The fds restore itself needs until the blob is done with them. */
 struct rst_svc {
 	int status_fd; /* pipe to the lazarus parent */
+	int release_fd; /* -d: pipe to the helper that cloned us; -1 */
 	int log_fd;    /* where this process logs (a copy of lazarus's) */
 	int pages_fd;  /* pages-<pid>.img */
 	int exe_fd;    /* the dumped executable, for PR_SET_MM_MAP */
@@ -22,8 +23,8 @@ struct rst_svc {
 };
 
 /* Open the pages file, the executable and every mapped file (at any fd). */
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, char *why,
-		 size_t len);
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, int release_fd,
+		 char *why, size_t len);
 /*
  * Move every service fd to the top of RLIMIT_NOFILE, above every fd the
  * target uses, and close everything else, lazarus's stdio included.

@@ -69,36 +69,70 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
-/* -d: the helper clones the target and exits; the target is orphaned. */
+/*
+ * -d: the helper clones the target and waits until the target releases it
+ * (struct rst_detach), then exits so the target is orphaned. If the target
+ * fails before that, the helper reaps it: no zombie is left behind.
+ */
 static __attribute__((noreturn)) void helper_main(const struct rst_images *im, int status_fd)
 {
-	pid_t self = getpid();
-	pid_t pid = clone_with_pid((pid_t)im->pid);
-	char why[128];
+	struct rst_detach d = { .helper = getpid() };
+	int rel[2], st;
+	char why[128], go;
+	ssize_t n;
+	pid_t pid;
 
-	if (pid == 0)
-		rst_child_main(im, status_fd, self);
-	if (pid < 0)
+	if (pipe2(rel, O_CLOEXEC)) {
+		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "pipe: %s", strerror(errno));
+		_exit(1);
+	}
+	d.release_fd = rel[1];
+	pid = clone_with_pid((pid_t)im->pid);
+	if (pid == 0) {
+		close(rel[0]);
+		rst_child_main(im, status_fd, &d);
+	}
+	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
 			     clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
-	_exit(0);
+		_exit(1);
+	}
+	close(rel[1]);
+	close(status_fd);
+	do
+		n = read(rel[0], &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(0); /* released: it runs on as an orphan */
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(1);
 }
 
 static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
 {
-	pid_t helper = fork();
-	int st;
-
-	if (helper == 0)
+	p->helper = fork();
+	if (p->helper == 0)
 		helper_main(im, status_wr);
-	if (helper < 0) {
+	if (p->helper < 0) {
+		p->helper = 0;
 		pr_perror("fork");
 		return -errno;
 	}
-	while (waitpid(helper, &st, 0) < 0 && errno == EINTR)
-		;
 	p->pid = (pid_t)im->pid;
 	return 0;
+}
+
+/* The helper exits when the target is released or gone. */
+static void reap_helper(struct rst_proc *p)
+{
+	int st;
+
+	if (!p->helper)
+		return;
+	while (waitpid(p->helper, &st, 0) < 0 && errno == EINTR)
+		;
+	p->helper = 0;
 }
 
 int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach)
@@ -124,7 +158,7 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		p->pid = clone_with_pid((pid_t)im->pid);
 		if (p->pid == 0) {
 			close(pfd[0]);
-			rst_child_main(im, pfd[1], 0);
+			rst_child_main(im, pfd[1], NULL);
 		}
 		if (p->pid < 0) {
 			ret = -errno;
@@ -148,6 +182,20 @@ static const char *const rlimit_names[] = {
 	"RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",     "RLIMIT_RTTIME",
 };
 
+/* The blob warns with the dumped hard limit in addr; EPERM: it kept ours. */
+static void rlimit_format(const struct lz_rst_msg *m, char *buf, size_t len)
+{
+	const char *name = m->arg < ARRAY_SIZE(rlimit_names) ? rlimit_names[m->arg] : "rlimit";
+	char max[32];
+
+	if (m->addr == UINT64_MAX)
+		snprintf(max, sizeof(max), "unlimited");
+	else
+		snprintf(max, sizeof(max), "%" PRIu64, m->addr);
+	snprintf(buf, len, "restorer: %s hard limit %s not restored: %s%s", name, max,
+		 strerror(-m->err), m->err == -EPERM ? " (kept the current hard limit)" : "");
+}
+
 static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_ABI] = "restorer ABI check",
 	[LZ_STEP_UNMAP] = "unmap the old address space",
@@ -164,6 +212,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_RLIMIT] = "prlimit",
 	[LZ_STEP_CLOSE] = "close service fd",
 	[LZ_STEP_MLOCK] = "mlock",
+	[LZ_STEP_RELEASE] = "release the helper / PR_SET_PDEATHSIG",
 };
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
@@ -190,6 +239,10 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 									 : "unknown step";
 	const char *err = strerror(-m->err);
 
+	if (m->arg == LZ_RST_ARG_FAULT && m->step != LZ_STEP_CHILD) {
+		snprintf(buf, len, "restorer: %s: %s (injected by LAZARUS_FAULT_BLOB)", step, err);
+		return;
+	}
 	switch (m->step) {
 	case LZ_STEP_CHILD:
 		snprintf(buf, len, "%.*s", (int)sizeof(m->text), m->text);
@@ -206,9 +259,7 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 			 err);
 		break;
 	case LZ_STEP_RLIMIT:
-		snprintf(buf, len, "restorer: %s hard limit %" PRIu64 " not restored: %s",
-			 m->arg < ARRAY_SIZE(rlimit_names) ? rlimit_names[m->arg] : "rlimit",
-			 m->addr, err);
+		rlimit_format(m, buf, len);
 		break;
 	case LZ_STEP_ITIMER:
 	case LZ_STEP_CLOSE:
@@ -280,6 +331,7 @@ int rst_proc_wait_ready(struct rst_proc *p)
 	}
 	close(p->status_rd);
 	p->status_rd = -1;
+	reap_helper(p);
 	if (ret)
 		reap_failed(p);
 	return ret;

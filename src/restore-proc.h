@@ -15,6 +15,7 @@
 struct rst_proc {
 	const struct rst_images *im;
 	pid_t pid;	    /* the restored process */
+	pid_t helper;	    /* -d: clones it, exits when it is released */
 	bool detach;	    /* -d: it is not our child */
 	int status_rd;	    /* read end of the status pipe */
 	uint64_t t_clone;   /* CLOCK_MONOTONIC ns right before clone3 */

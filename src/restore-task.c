@@ -88,9 +88,6 @@ int rst_task_misc(const struct rst_images *im, char *why, size_t len)
 	if (!ret)
 		ret = prctl_set(PR_SET_CHILD_SUBREAPER, t->child_subreaper ? 1 : 0,
 				"PR_SET_CHILD_SUBREAPER", why, len);
-	if (!ret)
-		ret = prctl_set(PR_SET_PDEATHSIG, (unsigned long)t->pdeath_sig, "PR_SET_PDEATHSIG",
-				why, len);
 	if (!ret && t->no_new_privs)
 		ret = prctl_set(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS", why, len);
 	if (!ret && (t->dumpable == 0 || t->dumpable == 1))

@@ -16,6 +16,7 @@ int rst_task_session(const struct rst_images *im, char *why, size_t len);
 int rst_task_sigactions(const struct rst_images *im, char *why, size_t len);
 /* personality, comm, and the prctl switches of task-<pid>.img. */
 int rst_task_misc(const struct rst_images *im, char *why, size_t len);
+/* (PR_SET_PDEATHSIG is set by the blob, once the final parent is known.) */
 /* cwd, root and umask: last, since they change how paths resolve. */
 int rst_task_fs(const struct rst_images *im, char *why, size_t len);
 

@@ -36,6 +36,7 @@ void blob_restore_mm(struct blob *b);
 void blob_restore_thread(struct blob *b);
 void blob_restore_itimers(struct blob *b);
 void blob_restore_rlimits(struct blob *b);
+void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
 
 /* finish.c: unmap the rest of the bootstrap area and rt_sigreturn. */

@@ -58,12 +58,22 @@ static void blob_check_abi(struct blob *b)
 		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, b->a->abi_version, b->a->size);
 }
 
+/* A step, unless the fault hook (LAZARUS_FAULT_BLOB) says it fails. */
+static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
+{
+	if (b->a->fault_step == (uint32_t)id)
+		blob_fail(b, id, -5 /* EIO */, LZ_RST_ARG_FAULT, 0);
+	fn(b);
+}
+
 /*
  * The order matters: the old mappings go first (the target's addresses may
  * be taken by them), the vdso is placed before the VMAs so nothing else can
  * take its hint address, memory is complete before PR_SET_MM_MAP checks the
- * new layout, rseq is registered only once its area is mapped, and the
- * service fds close last because the status pipe is one of them.
+ * new layout, rseq is registered only once its area is mapped. With -d the
+ * helper that cloned us is released only after the last step that can fail,
+ * so a failed restore is always reaped by it and leaves no zombie. The
+ * status pipe is the last fd to close, after "OK".
  */
 __attribute__((section(".text.entry"), used, visibility("default"))) void
 lz_blob_entry(struct lz_blob_args *a)
@@ -76,17 +86,18 @@ lz_blob_entry(struct lz_blob_args *a)
 
 	b.t_entry = blob_now_ns();
 	blob_check_abi(&b);
-	blob_unmap_old(&b);
-	blob_map_vdso(&b);
-	blob_map_vmas(&b);
-	blob_fill(&b);
-	blob_finish_vmas(&b);
+	step(&b, LZ_STEP_UNMAP, blob_unmap_old);
+	step(&b, LZ_STEP_VDSO, blob_map_vdso);
+	step(&b, LZ_STEP_MAP, blob_map_vmas);
+	step(&b, LZ_STEP_FILL, blob_fill);
+	step(&b, LZ_STEP_PROTECT, blob_finish_vmas);
 	b.t_mem = blob_now_ns();
-	blob_restore_mm(&b);
-	blob_restore_thread(&b);
-	blob_restore_itimers(&b);
-	blob_restore_rlimits(&b);
-	blob_close_fds(&b);
+	step(&b, LZ_STEP_MM, blob_restore_mm);
+	step(&b, LZ_STEP_ROBUST, blob_restore_thread);
+	step(&b, LZ_STEP_ITIMER, blob_restore_itimers);
+	step(&b, LZ_STEP_RLIMIT, blob_restore_rlimits);
+	step(&b, LZ_STEP_CLOSE, blob_close_fds);
+	step(&b, LZ_STEP_RELEASE, blob_release);
 	blob_report(&b, LZ_MSG_OK, 0, 0, 0, 0);
 	sys_close(a->status_fd);
 	lz_blob_finish(a->area_start, a->keep_start - a->area_start, a->keep_end,

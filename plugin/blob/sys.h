@@ -117,6 +117,16 @@ static inline long sys_clock_gettime(int clk, void *ts)
 	return sys2(__NR_clock_gettime, clk, ts);
 }
 
+static inline long sys_getppid(void)
+{
+	return sys0(__NR_getppid);
+}
+
+static inline long sys_nanosleep(const void *req)
+{
+	return sys2(__NR_nanosleep, req, 0);
+}
+
 static inline __attribute__((noreturn)) void sys_exit_group(int code)
 {
 	sys1(__NR_exit_group, code);

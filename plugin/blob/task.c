@@ -96,7 +96,40 @@ void blob_restore_rlimits(struct blob *b)
 		rlimit_set(b, &b->a->rlimits[i]);
 }
 
-/* The status pipe stays: the caller writes "OK" on it and closes it. */
+/*
+ * -d: one byte on the release pipe lets the helper exit; we are reparented
+ * (to init or a subreaper) and only then can PR_SET_PDEATHSIG refer to the
+ * parent we keep. Without -d our parent is lazarus and stays.
+ */
+void blob_release(struct blob *b)
+{
+	struct lz_blob_args *a = b->a;
+	const struct {
+		int64_t sec, nsec;
+	} ms = { 0, 1000000 };
+	const char go = 1;
+	long r;
+
+	if (a->release_fd >= 0) {
+		r = sys_write(a->release_fd, &go, 1);
+		if (r != 1)
+			blob_fail(b, LZ_STEP_RELEASE, r < 0 ? r : -5, 0, 0);
+		sys_close(a->release_fd);
+		for (int i = 0; sys_getppid() == a->helper_pid; i++) {
+			if (i == 5000)
+				blob_fail(b, LZ_STEP_RELEASE, -110 /* ETIMEDOUT */, 1, 0);
+			sys_nanosleep(&ms);
+		}
+	}
+	r = sys_prctl(PR_SET_PDEATHSIG, (unsigned long)a->pdeath_sig, 0, 0, 0);
+	if (r)
+		blob_fail(b, LZ_STEP_RELEASE, r, 2, 0);
+}
+
+/*
+ * The status pipe stays (the caller writes "OK" on it and closes it), and
+ * so does the release pipe (blob_release() writes on it and closes it).
+ */
 void blob_close_fds(struct blob *b)
 {
 	const int32_t *fds = (const int32_t *)(uintptr_t)b->a->close_fds;
@@ -104,7 +137,7 @@ void blob_close_fds(struct blob *b)
 	for (uint32_t i = 0; i < b->a->nr_close_fds; i++) {
 		long r;
 
-		if (fds[i] == b->a->status_fd)
+		if (fds[i] == b->a->status_fd || fds[i] == b->a->release_fd)
 			continue;
 		r = sys_close(fds[i]);
 		if (r)
