@@ -40,21 +40,32 @@ static bool inv_lists(const struct rst_images *im, const char *name)
 	return false;
 }
 
+/* A file restore needs must be part of the dump, not a stray left in DIR. */
+static int need_listed(const struct rst_images *im, const char *name)
+{
+	char why[128];
+
+	if (inv_lists(im, name))
+		return 0;
+	snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
+	return img_fail("inventory.img", -EBADMSG, why);
+}
+
 static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *name,
 		    ProtobufCMessage **out)
 {
 	struct img_reader r;
 	int ret;
 
-	if (!inv_lists(im, name))
-		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	if (need_listed(im, name))
+		return -EBADMSG;
 	ret = img_read_one(&r, im->dirfd, name, kind, img_kind_desc(kind), out);
 	if (ret)
 		return img_fail(name, ret, r.why);
 	return 0;
 }
 
-/* Every message of a file, all of one type; skip the first `skip` ones. */
+/* Every message of a file, all of one type. */
 static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *name,
 		    ProtobufCMessage ***out, size_t *nr)
 {
@@ -63,8 +74,8 @@ static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *na
 	size_t n = 0;
 	int ret;
 
-	if (!inv_lists(im, name))
-		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	if (need_listed(im, name))
+		return -EBADMSG;
 	ret = img_reader_open(&r, im->dirfd, name, kind);
 	if (ret)
 		return img_fail(name, ret, r.why);
@@ -189,8 +200,8 @@ static int load_pagemap(struct rst_images *im)
 	int ret;
 
 	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
-	if (!inv_lists(im, name))
-		return img_fail("inventory.img", -EBADMSG, "does not list a file restore needs");
+	if (need_listed(im, name))
+		return -EBADMSG;
 	ret = img_reader_open(&r, im->dirfd, name, LZ_IMG_PAGEMAP);
 	if (ret)
 		return img_fail(name, ret, r.why);
@@ -277,9 +288,7 @@ int rst_images_load(struct rst_images *im, const char *dir)
 		ret = load_task_images(im);
 	if (!ret) {
 		img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
-		if (!inv_lists(im, im->pages_name))
-			ret = img_fail("inventory.img", -EBADMSG,
-				       "does not list a file restore needs");
+		ret = need_listed(im, im->pages_name);
 	}
 	if (!ret)
 		ret = rst_verify(im);

@@ -96,10 +96,11 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (root_pid)
 		*root_pid = c->proc.pid;
 	if (c->opts->detach) {
-		*wait_status = 0;
+		if (wait_status)
+			*wait_status = 0;
 		return 0;
 	}
-	return rst_proc_wait_exit(&c->proc, wait_status);
+	return rst_proc_wait_exit(&c->proc, wait_status ? wait_status : &(int){ 0 });
 }
 
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
