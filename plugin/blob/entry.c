@@ -89,6 +89,10 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_UNMAP, blob_unmap_old);
 	step(&b, LZ_STEP_VDSO, blob_map_vdso);
 	step(&b, LZ_STEP_MAP, blob_map_vmas);
+	/*
+	 * Lazy mode goes here: register the LZ_BVMA_LAZY VMAs with a->uffd
+	 * (UFFDIO_REGISTER_MODE_MISSING) and let blob_fill() skip their runs.
+	 */
 	step(&b, LZ_STEP_FILL, blob_fill);
 	step(&b, LZ_STEP_PROTECT, blob_finish_vmas);
 	b.t_mem = blob_now_ns();
