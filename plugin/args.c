@@ -102,9 +102,13 @@ static bool run_wanted(const VmaEntry *v, uint32_t flags, uint32_t *rflags)
 	return false; /* zero pages of anonymous memory: fresh pages are zero */
 }
 
-/* Runs are sorted and verified to lie inside one VMA each (restore-images.c). */
+/*
+ * Runs are sorted and verified to lie inside one VMA each (restore-images.c).
+ * In lazy mode the LZ_PE_LAZY runs are left to the lazy-pages daemon: their
+ * VMA is registered with the userfaultfd instead of read in here.
+ */
 static uint64_t build_runs(struct lz_blob_run *out, struct lz_blob_vma *vmas, const int32_t *idx,
-			   const struct plg_images *im, uint64_t *nr_data_pages)
+			   const struct plg_images *im, bool lazy, uint64_t *nr_data_pages)
 {
 	const MmEntry *mm = im->mm;
 	uint64_t n = 0;
@@ -118,7 +122,13 @@ static uint64_t build_runs(struct lz_blob_run *out, struct lz_blob_vma *vmas, co
 
 		while (j < mm->n_vmas && mm->vmas[j]->end <= e->vaddr)
 			j++;
-		if (j == mm->n_vmas || !run_wanted(mm->vmas[j], e->flags, &rflags))
+		if (j == mm->n_vmas)
+			continue;
+		if (lazy && plg_run_is_lazy(mm->vmas[j], e->flags)) {
+			vmas[idx[j]].vflags |= LZ_BVMA_LAZY;
+			continue;
+		}
+		if (!run_wanted(mm->vmas[j], e->flags, &rflags))
 			continue;
 		if (!rflags) {
 			off = LZ_PAGES_HDR_SIZE + e->data_page * LZ_PAGE_SIZE;
@@ -135,6 +145,43 @@ static uint64_t build_runs(struct lz_blob_run *out, struct lz_blob_vma *vmas, co
 						 .flags = rflags, .vma = (uint32_t)idx[j] };
 	}
 	return n;
+}
+
+bool plg_run_is_lazy(const VmaEntry *v, uint32_t pe_flags)
+{
+	return (pe_flags & LZ_PE_LAZY) && v->kind == VMA_KIND__VMA_ANON &&
+	       !(v->madv & LZ_MADV_LOCKED);
+}
+
+int plg_lazy_ranges(const MmEntry *mm, PagemapEntry *const *pm, size_t nr_pm,
+		    struct plg_range **out, uint32_t *nr)
+{
+	struct plg_range *r = NULL;
+	uint32_t n = 0;
+	size_t j = 0;
+
+	for (size_t i = 0; i < nr_pm; i++) {
+		const PagemapEntry *e = pm[i];
+
+		while (j < mm->n_vmas && mm->vmas[j]->end <= e->vaddr)
+			j++;
+		if (j == mm->n_vmas || !plg_run_is_lazy(mm->vmas[j], e->flags))
+			continue;
+		if (n && r[n - 1].start == mm->vmas[j]->start)
+			continue;
+		struct plg_range *nr_ = realloc(r, (n + 1) * sizeof(*r));
+		if (!nr_) {
+			free(r);
+			return -ENOMEM;
+		}
+		r = nr_;
+		r[n].start = mm->vmas[j]->start;
+		r[n].end = mm->vmas[j]->end;
+		n++;
+	}
+	*out = r;
+	*nr = n;
+	return 0;
 }
 
 /* auxv as (type, value) pairs up to AT_NULL, always ending in one. */
@@ -230,7 +277,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->pdeath_sig = im->task->pdeath_sig;
 	a->nr_vmas = build_vmas(vmas, idx, im, fds);
 	a->vmas = (uint64_t)(uintptr_t)vmas;
-	a->nr_runs = build_runs(runs, vmas, idx, im, nr_data);
+	a->nr_runs = build_runs(runs, vmas, idx, im, fds->uffd >= 0, nr_data);
 	a->runs = (uint64_t)(uintptr_t)runs;
 	free(idx);
 	for (unsigned i = 0; i < fds->nr_close_fds; i++)

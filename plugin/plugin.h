@@ -64,10 +64,21 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 /* Unregister glibc's rseq, switch to the blob stack and enter the blob. */
 int plg_jump(struct plg_restore *p, char *why, size_t len);
 
-/* --- internal to plugin/ --- */
 struct plg_range {
 	uint64_t start, end;
 };
+
+/*
+ * Lazy mode. A pagemap run is left to the lazy-pages daemon when the dump
+ * marked it lazy and its VMA is private anonymous and not locked;
+ * plg_lazy_ranges() lists the VMAs holding such runs, which the blob
+ * registers with the userfaultfd (the same list goes to the daemon).
+ */
+bool plg_run_is_lazy(const VmaEntry *v, uint32_t pe_flags);
+int plg_lazy_ranges(const MmEntry *mm, PagemapEntry *const *pm, size_t nr_pm,
+		    struct plg_range **out, uint32_t *nr);
+
+/* --- internal to plugin/ --- */
 
 /* Ranges mapped in this process now (below the 47-bit TASK_SIZE). */
 int plg_self_maps(struct plg_range **out, size_t *nr);

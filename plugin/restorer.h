@@ -27,7 +27,7 @@
 
 /* lz_blob_vma.vflags */
 #define LZ_BVMA_FILL 0x1U	/* has page runs: mapped writable until filled */
-#define LZ_BVMA_LAZY 0x2U	/* lazy mode: register with the uffd (not used yet) */
+#define LZ_BVMA_LAZY 0x2U	/* lazy mode: register with the uffd after the fill */
 #define LZ_BVMA_MLOCK 0x4U	/* mlock after filling (VmFlags "lo") */
 
 /* One target mapping, in address order. vdso/vvar/vsyscall are not here. */
@@ -176,6 +176,7 @@ enum lz_rst_step {
 	LZ_STEP_CLOSE,
 	LZ_STEP_MLOCK,
 	LZ_STEP_RELEASE,
+	LZ_STEP_UFFD,
 	LZ_STEP_MAX,
 };
 

@@ -213,6 +213,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_CLOSE] = "close service fd",
 	[LZ_STEP_MLOCK] = "mlock",
 	[LZ_STEP_RELEASE] = "release the helper / PR_SET_PDEATHSIG",
+	[LZ_STEP_UFFD] = "register with the userfaultfd",
 };
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
@@ -249,6 +250,7 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 		break;
 	case LZ_STEP_MAP:
 	case LZ_STEP_FILL:
+	case LZ_STEP_UFFD:
 	case LZ_STEP_PROTECT:
 	case LZ_STEP_MLOCK:
 		snprintf(buf, len, "restorer: %s %s at %#" PRIx64 ": %s", step,

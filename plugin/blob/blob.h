@@ -31,6 +31,9 @@ void blob_map_vmas(struct blob *b);
 void blob_fill(struct blob *b);
 void blob_finish_vmas(struct blob *b);
 
+/* lazy.c */
+void blob_register_lazy(struct blob *b);
+
 /* task.c */
 void blob_restore_mm(struct blob *b);
 void blob_restore_thread(struct blob *b);

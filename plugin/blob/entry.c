@@ -69,7 +69,9 @@ static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
 /*
  * The order matters: the old mappings go first (the target's addresses may
  * be taken by them), the vdso is placed before the VMAs so nothing else can
- * take its hint address, memory is complete before PR_SET_MM_MAP checks the
+ * take its hint address, lazy VMAs are registered with the userfaultfd only
+ * after the fill (a write into a registered missing page would wait for
+ * the daemon), memory is complete before PR_SET_MM_MAP checks the
  * new layout, rseq is registered only once its area is mapped. With -d the
  * helper that cloned us is released only after the last step that can fail,
  * so a failed restore is always reaped by it and leaves no zombie. The
@@ -89,11 +91,8 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_UNMAP, blob_unmap_old);
 	step(&b, LZ_STEP_VDSO, blob_map_vdso);
 	step(&b, LZ_STEP_MAP, blob_map_vmas);
-	/*
-	 * Lazy mode goes here: register the LZ_BVMA_LAZY VMAs with a->uffd
-	 * (UFFDIO_REGISTER_MODE_MISSING) and let blob_fill() skip their runs.
-	 */
 	step(&b, LZ_STEP_FILL, blob_fill);
+	step(&b, LZ_STEP_UFFD, blob_register_lazy);
 	step(&b, LZ_STEP_PROTECT, blob_finish_vmas);
 	b.t_mem = blob_now_ns();
 	step(&b, LZ_STEP_MM, blob_restore_mm);

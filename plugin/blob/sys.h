@@ -117,6 +117,11 @@ static inline long sys_clock_gettime(int clk, void *ts)
 	return sys2(__NR_clock_gettime, clk, ts);
 }
 
+static inline long sys_ioctl(int fd, unsigned long req, void *arg)
+{
+	return sys3(__NR_ioctl, fd, req, arg);
+}
+
 static inline long sys_getppid(void)
 {
 	return sys0(__NR_getppid);
