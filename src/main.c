@@ -12,6 +12,7 @@
 
 #include "lazarus/lazarus.h"
 #include "cli.h"
+#include "lazy-daemon.h"
 #include "log.h"
 
 static void usage(FILE *f)
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  dump -t PID -D DIR [-R]     checkpoint process PID into DIR\n"
 		"  restore -D DIR [-d]         restore the process dumped in DIR\n"
+		"  lazy-pages -D DIR           serve lazily restored memory ('lazy-pages --help')\n"
 		"  show FILE                   print an image file as JSON\n"
 		"  check                       report the kernel features lazarus uses\n"
 		"\n"
@@ -41,6 +43,9 @@ static void usage(FILE *f)
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
+		"      --lazy-pages            restore anonymous memory on demand through the\n"
+		"                              lazy-pages daemon of WORKDIR (started if none)\n"
+		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
 		"\n"
 		"See lazarus(8) for details.\n");
 }
@@ -60,6 +65,7 @@ static const struct option long_opts[] = {
 	{ "leave-running", no_argument, NULL, 'R' },
 	{ "restore-detached", no_argument, NULL, 'd' },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -102,6 +108,7 @@ static int check_dir(const char *dir)
 int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
+	bool lazy_pages = false;
 	const char *cmd;
 	int c;
 
@@ -118,6 +125,9 @@ int main(int argc, char **argv)
 		printf("lazarus %s\n", LAZARUS_VERSION);
 		return 0;
 	}
+
+	if (!strcmp(cmd, "lazy-pages"))
+		return cli_lazy_pages(argc, argv);
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "t:D:W:o:v::Rdh", long_opts, NULL)) != -1) {
@@ -151,6 +161,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PROGRESS:
 			o.progress = true;
+			break;
+		case OPT_LAZY_PAGES:
+			lazy_pages = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -201,6 +214,7 @@ int main(int argc, char **argv)
 			.images_dir = o.images_dir,
 			.detach = o.detach,
 			.work_dir = o.work_dir,
+			.lazy_pages = lazy_pages,
 		};
 		int status = 0, pid = 0;
 

@@ -1,0 +1,216 @@
+/*
+ * lazy-cli.c - `lazarus lazy-pages`: options, detaching (-d), logging, then
+ * lazy_daemon_run().
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lazy-daemon.h"
+#include "log.h"
+
+enum {
+	OPT_STATUS_FD = 1000,
+	OPT_RESUME,
+	OPT_GUARD_TIMEOUT,
+	OPT_FAULT_AROUND,
+	OPT_FILL_CHUNK,
+};
+
+static const struct option lazy_opts[] = {
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "work-dir", required_argument, NULL, 'W' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "verbosity", optional_argument, NULL, 'v' },
+	{ "daemon", no_argument, NULL, 'd' },
+	{ "status-fd", required_argument, NULL, OPT_STATUS_FD },
+	{ "resume", no_argument, NULL, OPT_RESUME },
+	{ "guardian-timeout", required_argument, NULL, OPT_GUARD_TIMEOUT },
+	{ "fault-around", required_argument, NULL, OPT_FAULT_AROUND },
+	{ "fill-chunk", required_argument, NULL, OPT_FILL_CHUNK },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static void lazy_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: lazarus lazy-pages -D DIR [-W WORKDIR] [--status-fd FD] [-d] [-o LOGFILE]\n"
+		"                          [-v[N]] [--resume] [--guardian-timeout SEC]\n"
+		"                          [--fault-around KIB] [--fill-chunk KIB]\n"
+		"\n"
+		"Serve the memory of processes restored with 'restore --lazy-pages' from the\n"
+		"images in DIR, listening on WORKDIR/lazy-pages.sock (WORKDIR defaults to DIR).\n"
+		"Exits 0 when every page is in place or its process is gone.\n"
+		"\n"
+		"  -D, --images-dir DIR      the dump\n"
+		"  -W, --work-dir WORKDIR    socket, lock, lazy-pages-stats.json, relative logs\n"
+		"      --status-fd FD        write one byte to FD when ready to serve\n"
+		"  -d, --daemon              detach once ready (logs to WORKDIR/lazy-pages.log\n"
+		"                            unless -o says otherwise)\n"
+		"  -o, --log-file FILE       log to FILE (relative to WORKDIR)\n"
+		"  -v N                      log level 0-4; -v alone means 4\n"
+		"      --resume              take over from the guardian of a daemon that died\n"
+		"      --guardian-timeout S  how long the guardian waits for --resume before it\n"
+		"                            kills the processes it guards (default %u)\n"
+		"      --fault-around KIB    pages placed per fault, power of two (default %u)\n"
+		"      --fill-chunk KIB      background fill chunk, 64-2048 (default %u)\n"
+		"\n"
+		"LAZARUS_LAZY_FILL_DELAY_US=N (tests only) pauses N us after each fill chunk.\n",
+		LZ_LAZY_GUARD_TIMEOUT_S, LZ_LAZY_FAULT_AROUND_KIB, LZ_LAZY_FILL_CHUNK_KIB);
+}
+
+static int num(const char *s, const char *what, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || !*s || *end || v > max) {
+		fprintf(stderr, "lazarus: %s: not a valid number: '%s'\n", what, s);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const char **log_file,
+		      int *level, bool *detach)
+{
+	unsigned v;
+	int c;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "D:W:o:v::dh", lazy_opts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o->images_dir = optarg;
+			break;
+		case 'W':
+			o->work_dir = optarg;
+			break;
+		case 'o':
+			*log_file = optarg;
+			break;
+		case 'v':
+			if (!optarg)
+				*level = LOG_DEBUG;
+			else if (num(optarg, "-v", LOG_DEBUG, &v))
+				return 2;
+			else
+				*level = (int)v;
+			break;
+		case 'd':
+			*detach = true;
+			break;
+		case OPT_STATUS_FD:
+			if (num(optarg, "--status-fd", 1 << 20, &v))
+				return 2;
+			o->status_fd = (int)v;
+			break;
+		case OPT_RESUME:
+			o->resume = true;
+			break;
+		case OPT_GUARD_TIMEOUT:
+			if (num(optarg, "--guardian-timeout", 86400, &o->guard_timeout_s))
+				return 2;
+			break;
+		case OPT_FAULT_AROUND:
+			if (num(optarg, "--fault-around", 2048, &o->fault_around_kib))
+				return 2;
+			break;
+		case OPT_FILL_CHUNK:
+			if (num(optarg, "--fill-chunk", 2048, &o->fill_chunk_kib))
+				return 2;
+			break;
+		case 'h':
+			lazy_usage(stdout);
+			return 1;
+		default:
+			fprintf(stderr, "lazarus: see 'lazarus lazy-pages --help'\n");
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lazarus: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!o->images_dir) {
+		fprintf(stderr, "lazarus: lazy-pages needs the images directory: -D DIR\n");
+		return 2;
+	}
+	return 0;
+}
+
+/*
+ * -d: the parent returns once the daemon listens (or failed to start), so
+ * `lazarus lazy-pages -d ... && lazarus restore --lazy-pages ...` is safe.
+ */
+static int lazy_detach(struct lazy_daemon_opts *o)
+{
+	int pfd[2], null;
+	pid_t pid;
+	char b;
+
+	if (pipe2(pfd, O_CLOEXEC)) {
+		perror("lazarus: pipe");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("lazarus: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		close(pfd[1]);
+		exit(read(pfd[0], &b, 1) == 1 ? 0 : 1);
+	}
+	close(pfd[0]);
+	setsid();
+	o->ready_fd = pfd[1];
+	o->detached = true;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		close(null);
+	}
+	return 0;
+}
+
+int cli_lazy_pages(int argc, char **argv)
+{
+	struct lazy_daemon_opts o;
+	const char *log_file = NULL, *env;
+	int level = LOG_WARN, ret;
+	bool detach = false;
+	unsigned v;
+
+	lazy_daemon_opts_init(&o);
+	ret = lazy_parse(argc, argv, &o, &log_file, &level, &detach);
+	if (ret)
+		return ret == 1 ? 0 : ret;
+	env = getenv("LAZARUS_LAZY_FILL_DELAY_US");
+	if (env && !num(env, "LAZARUS_LAZY_FILL_DELAY_US", 10000000, &v))
+		o.fill_delay_us = v;
+	if (detach && !log_file)
+		log_file = "lazy-pages.log";
+	log_init(level, -1);
+	if (log_file) {
+		ret = log_open_file(o.work_dir ? o.work_dir : o.images_dir, log_file);
+		if (ret) {
+			fprintf(stderr, "lazarus: log file %s: %s\n", log_file, strerror(-ret));
+			return 1;
+		}
+	}
+	if (detach && lazy_detach(&o))
+		return 1;
+	ret = lazy_daemon_run(&o);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,303 @@
+/*
+ * lazy-conn.c - the lazy-pages daemon's client connections: accept, check
+ * who is calling, parse protocol messages (lazy-proto.h) strictly, and hand
+ * each announced process to lazy-proc.c. Anything malformed refuses that
+ * connection alone, with one log line saying why.
+ */
+#define LOG_PREFIX "lazy-pages: "
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lazy-int.h"
+#include "log.h"
+
+#define MAX_RANGES (1U << 20) /* registered ranges of one process */
+
+static void conn_close(struct lazy_conn *c)
+{
+	struct lazy_daemon *d = c->d;
+
+	for (struct lazy_conn **pp = &d->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	for (struct lpi *p = d->procs; p; p = p->next) {
+		if (p->conn != c)
+			continue;
+		/* Handed over by a restore that never said it finished: the
+		 * restore failed, and the process must not run half restored. */
+		if (!p->finished)
+			lpi_kill(p, "the restore that handed it over went away before it finished");
+		p->conn = NULL;
+	}
+	for (int i = 0; i < c->add_nfds; i++)
+		close(c->add_fds[i]);
+	free(c->ranges);
+	daemon_epoll_del(d, c->fd);
+	close(c->fd);
+	free(c);
+}
+
+static void conn_refuse(struct lazy_conn *c, uint32_t seq, const char *fmt, ...) __printf(3, 4);
+static void conn_refuse(struct lazy_conn *c, uint32_t seq, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("client pid %d: %s; connection refused", c->peer, msg);
+	lz_reply(c->fd, seq, -EPROTO, "%s", msg);
+	conn_close(c);
+}
+
+void conn_accept(struct lazy_daemon *d)
+{
+	for (;;) {
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		struct lazy_conn *c;
+		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				pr_warn_perror("accept");
+			return;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+		    (cr.uid != 0 && cr.uid != geteuid())) {
+			pr_err("connection from pid %d uid %d refused: only root or uid %d may hand "
+			       "processes over", cr.pid, cr.uid, geteuid());
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->d = d;
+		c->fd = fd;
+		c->peer = cr.pid;
+		c->next = d->conns;
+		d->conns = c;
+		if (daemon_epoll_add(d, fd, &c->h, H_CONN, c))
+			conn_close(c);
+	}
+}
+
+static int conn_hello(struct lazy_conn *c, struct lz_msg *m)
+{
+	struct lz_lazy_hello h;
+
+	if (c->hello || m->hdr.len != sizeof(h) || m->nfds) {
+		conn_refuse(c, m->hdr.seq, "malformed or repeated HELLO");
+		return -EPROTO;
+	}
+	memcpy(&h, m->payload, sizeof(h));
+	if (h.flags || h.reserved ||
+	    (h.role != LZ_LAZY_ROLE_RESTORE && h.role != LZ_LAZY_ROLE_RESUME)) {
+		conn_refuse(c, m->hdr.seq, "HELLO with unknown role or flags");
+		return -EPROTO;
+	}
+	if (h.role == LZ_LAZY_ROLE_RESUME) {
+		pr_warn("client pid %d asked to resume, but this daemon is alive", c->peer);
+		lz_reply(c->fd, m->hdr.seq, -EBUSY, "lazy-pages daemon pid %d is alive and serving "
+			 "%s; there is nothing to resume", getpid(), c->d->work_dir);
+		conn_close(c);
+		return -EBUSY;
+	}
+	c->hello = true;
+	c->d->nr_clients++;
+	return lz_reply(c->fd, m->hdr.seq, 0, "lazy-pages daemon pid %d ready", getpid());
+}
+
+/* Ranges arrive as {start, len}; keep them as [start, end). */
+static int conn_take_ranges(struct lazy_conn *c, const uint8_t *p, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct lz_lazy_range r;
+
+		memcpy(&r, p + i * sizeof(r), sizeof(r));
+		if (!r.len || r.start > UINT64_MAX - r.len)
+			return -EINVAL;
+		c->ranges[c->nr_ranges++] = (struct lr_range){ r.start, r.start + r.len };
+	}
+	return 0;
+}
+
+static int conn_add_done(struct lazy_conn *c)
+{
+	struct lazy_add a = {
+		.pid = c->add.pid,
+		.img_id = c->add.img_id,
+		.features = c->add.features,
+		.uffd = c->add_fds[0],
+		.pidfd = c->add_nfds > 1 ? c->add_fds[1] : -1,
+		.ranges = c->ranges,
+		.nr_ranges = c->nr_ranges,
+	};
+	char why[256] = "";
+	int ret;
+
+	c->add_nfds = 0; /* lpi_add owns them now */
+	c->adding = false;
+	ret = lpi_add(c->d, c, &a, why, sizeof(why));
+	free(c->ranges);
+	c->ranges = NULL;
+	c->nr_ranges = 0;
+	if (ret) {
+		pr_err("%s", why);
+		return lz_reply(c->fd, c->add_seq, ret, "%s", why);
+	}
+	return lz_reply(c->fd, c->add_seq, 0, "serving pid %d", a.pid);
+}
+
+static int conn_process(struct lazy_conn *c, struct lz_msg *m)
+{
+	struct lz_lazy_process *p = &c->add;
+	size_t have;
+
+	if (!c->hello || c->finished || c->adding || m->hdr.len < sizeof(*p)) {
+		conn_refuse(c, m->hdr.seq, "PROCESS out of order or too short");
+		return -EPROTO;
+	}
+	memcpy(p, m->payload, sizeof(*p));
+	have = m->hdr.len - sizeof(*p);
+	if (p->pid <= 0 || p->reserved || (p->flags & ~LZ_LAZY_PF_PIDFD) ||
+	    p->nr_here > p->nr_ranges || p->nr_ranges > MAX_RANGES ||
+	    have != (size_t)p->nr_here * sizeof(struct lz_lazy_range) ||
+	    m->nfds != 1 + !!(p->flags & LZ_LAZY_PF_PIDFD)) {
+		conn_refuse(c, m->hdr.seq, "malformed PROCESS (pid %d, %u fds)", p->pid, m->nfds);
+		return -EPROTO;
+	}
+	c->ranges = malloc(((size_t)p->nr_ranges + 1) * sizeof(*c->ranges));
+	if (!c->ranges) {
+		lz_msg_close_fds(m);
+		return lz_reply(c->fd, m->hdr.seq, -ENOMEM, "out of memory");
+	}
+	c->adding = true;
+	c->add_seq = m->hdr.seq;
+	memcpy(c->add_fds, m->fds, sizeof(int) * (size_t)m->nfds);
+	c->add_nfds = m->nfds;
+	m->nfds = 0;
+	if (conn_take_ranges(c, m->payload + sizeof(*p), p->nr_here)) {
+		conn_refuse(c, m->hdr.seq, "PROCESS pid %d: a range is empty or wraps", p->pid);
+		return -EPROTO;
+	}
+	return c->nr_ranges == p->nr_ranges ? conn_add_done(c) : 0;
+}
+
+static int conn_ranges(struct lazy_conn *c, struct lz_msg *m)
+{
+	uint32_t n = m->hdr.len / sizeof(struct lz_lazy_range);
+
+	if (!c->adding || m->nfds || m->hdr.len % sizeof(struct lz_lazy_range) ||
+	    n > c->add.nr_ranges - c->nr_ranges) {
+		conn_refuse(c, m->hdr.seq, "RANGES out of order or malformed");
+		return -EPROTO;
+	}
+	if (conn_take_ranges(c, m->payload, n)) {
+		conn_refuse(c, m->hdr.seq, "RANGES: a range is empty or wraps");
+		return -EPROTO;
+	}
+	return c->nr_ranges == c->add.nr_ranges ? conn_add_done(c) : 0;
+}
+
+static int conn_finished(struct lazy_conn *c, struct lz_msg *m)
+{
+	unsigned n = 0;
+
+	if (!c->hello || c->adding || c->finished || m->hdr.len || m->nfds) {
+		conn_refuse(c, m->hdr.seq, "FINISHED out of order or malformed");
+		return -EPROTO;
+	}
+	c->finished = true;
+	for (struct lpi *p = c->d->procs; p; p = p->next)
+		if (p->conn == c) {
+			lpi_set_finished(p);
+			n++;
+		}
+	pr_info("client pid %d: restore finished; background fill of its %u processes starts",
+		c->peer, n);
+	return lz_reply(c->fd, m->hdr.seq, 0, "%u processes will be filled", n);
+}
+
+/* Nonzero: stop reading this connection (it may be gone). */
+static int conn_dispatch(struct lazy_conn *c, struct lz_msg *m)
+{
+	switch (m->hdr.type) {
+	case LZ_LAZY_HELLO:
+		return conn_hello(c, m);
+	case LZ_LAZY_PROCESS:
+		return conn_process(c, m);
+	case LZ_LAZY_RANGES:
+		return conn_ranges(c, m);
+	case LZ_LAZY_FINISHED:
+		return conn_finished(c, m);
+	default:
+		lz_msg_close_fds(m);
+		conn_refuse(c, m->hdr.seq, "unexpected message type %u", m->hdr.type);
+		return -EPROTO;
+	}
+}
+
+void conn_readable(struct lazy_conn *c)
+{
+	struct lz_msg *m = &c->d->msg;
+	const char *why;
+
+	for (;;) {
+		int ret = lz_msg_recv(c->fd, m, &why);
+
+		if (ret == -EAGAIN)
+			return;
+		if (ret == -ENODATA || ret == -ECONNRESET) {
+			if (c->adding || (c->hello && !c->finished))
+				pr_warn("client pid %d hung up before it finished", c->peer);
+			conn_close(c);
+			return;
+		}
+		if (ret) {
+			conn_refuse(c, 0, "%s", why ? why : strerror(-ret));
+			return;
+		}
+		if (conn_dispatch(c, m)) {
+			return;
+		}
+	}
+}
+
+bool conn_pending(const struct lazy_daemon *d)
+{
+	for (const struct lazy_conn *c = d->conns; c; c = c->next)
+		if (c->hello && !c->finished)
+			return true;
+	return false;
+}
+
+void conn_free_all(struct lazy_daemon *d)
+{
+	while (d->conns) {
+		struct lazy_conn *c = d->conns;
+
+		/* Normal exit: every connection has finished or left. */
+		for (struct lpi *p = d->procs; p; p = p->next)
+			if (p->conn == c)
+				p->conn = NULL;
+		d->conns = c->next;
+		for (int i = 0; i < c->add_nfds; i++)
+			close(c->add_fds[i]);
+		free(c->ranges);
+		close(c->fd);
+		free(c);
+	}
+}

@@ -1,0 +1,163 @@
+/*
+ * lazy-int.h - what the files of the lazy-pages daemon share: the daemon
+ * context, the per-process state, client connections, and the functions
+ * each file offers the others. Not for use outside src/lazy-*.c.
+ */
+#ifndef LZ_LAZY_INT_H
+#define LZ_LAZY_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lazy-daemon.h"
+#include "lazy-proto.h"
+#include "lazy-ranges.h"
+#include "lazy-shm.h"
+#include "lazy-sock.h"
+#include "lazy-source.h"
+
+enum lazy_hkind { H_LISTEN, H_CONN, H_UFFD, H_PIDFD, H_GUARD };
+
+/* What an epoll event points at. */
+struct lazy_handler {
+	enum lazy_hkind kind;
+	void *obj;
+};
+
+/* A fault that could not be resolved yet (the layout was changing). */
+struct lazy_fault {
+	uint64_t addr;
+	uint64_t t_read; /* when its message was read */
+	uint32_t tid;	 /* faulting thread (THREAD_ID), 0 if unknown */
+};
+
+/* One served process: one userfaultfd. */
+struct lpi {
+	struct lazy_daemon *d;
+	struct lpi *next;
+	unsigned slot;
+	struct lz_shm_slot *sh;	 /* its shared state */
+	int uffd, pidfd;	 /* pidfd -1 while the pid is unknown */
+	pid_t pid;		 /* 0: a forked child not identified yet */
+	struct lazy_src *src;
+	struct lr_set lay;	 /* private copy of the published layout */
+	uint64_t *done;		 /* done bitmap, in the shared state */
+	uint64_t outstanding;	 /* pages in lay not done */
+	uint64_t fill_cursor;	 /* where the background fill goes on */
+	struct lazy_conn *conn;	 /* the restore that handed it over; NULL after resume */
+	bool finished;		 /* restore finished: fill may run, it may complete */
+	bool warned_enoent;
+	struct lazy_fault *deferred;
+	size_t nr_deferred, cap_deferred;
+	struct lazy_handler h_uffd, h_pidfd;
+	char name[64];		 /* "pid 1234", "child of pid 1234", for logs */
+};
+
+/* One client connection. */
+struct lazy_conn {
+	struct lazy_daemon *d;
+	struct lazy_conn *next;
+	int fd;
+	pid_t peer;		   /* SO_PEERCRED */
+	bool hello, finished;
+	/* A PROCESS whose ranges are still arriving. */
+	bool adding;
+	uint32_t add_seq;
+	struct lz_lazy_process add;
+	int add_fds[LZ_LAZY_MAX_FDS];
+	int add_nfds;
+	struct lr_range *ranges;
+	uint32_t nr_ranges;
+	struct lazy_handler h;
+};
+
+struct lazy_daemon {
+	struct lazy_daemon_opts o;
+	char images_dir[PATH_MAX];
+	char work_dir[PATH_MAX];
+	int dirfd, workfd;
+	int epfd;
+	int listen_fd, lock_fd;
+	int guard_fd;		 /* channel to the guardian; -1 if none */
+	pid_t guard_pid;
+	bool guard_is_child;	 /* we forked it (not so after --resume) */
+	unsigned guard_spawns;	 /* guardians started, to stop a respawn loop */
+	struct lz_shm shm;
+	struct lpi *procs;
+	struct lazy_conn *conns;
+	uint64_t fa_pages;	 /* fault-around window, pages, power of two */
+	uint64_t fill_pages;	 /* background fill chunk, pages */
+	unsigned nr_served;	 /* processes ever handed over or taken over */
+	unsigned nr_clients;	 /* restore connections ever greeted */
+	unsigned nr_killed;	 /* processes killed: their memory could not be served */
+	unsigned rr;		 /* fill round-robin position */
+	uint64_t t_start_ns;
+	struct lz_msg msg;	 /* receive buffer */
+	struct lazy_handler h_listen, h_guard;
+};
+
+/* lazy-daemon.c */
+int daemon_epoll_add(struct lazy_daemon *d, int fd, struct lazy_handler *h, enum lazy_hkind kind,
+		     void *obj);
+void daemon_epoll_del(struct lazy_daemon *d, int fd);
+
+/* lazy-conn.c */
+void conn_accept(struct lazy_daemon *d);
+void conn_readable(struct lazy_conn *c);
+void conn_free_all(struct lazy_daemon *d);
+/* Connections that may still hand processes over. */
+bool conn_pending(const struct lazy_daemon *d);
+
+/* lazy-proc.c */
+struct lazy_add {
+	pid_t pid;
+	uint32_t img_id;
+	uint64_t features;
+	int uffd, pidfd; /* owned by lpi_add from the call on */
+	struct lr_range *ranges;
+	uint32_t nr_ranges;
+};
+/* Start serving a process. On failure *why says what failed, the fds are
+ * closed, and when the process can never be served it has been killed. */
+int lpi_add(struct lazy_daemon *d, struct lazy_conn *c, struct lazy_add *a, char *why,
+	    size_t whylen);
+/* Take over a slot from the guardian (--resume): fds are owned from here. */
+int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd);
+/* After every lpi_resume: replay unapplied events, wake stuck faults. */
+void lpi_resume_finish(struct lpi *p);
+void lpi_readable(struct lpi *p);
+void lpi_exited(struct lpi *p);
+void lpi_set_finished(struct lpi *p);
+/* UFFDIO_POISON every outstanding page of (lay, done): a touch is SIGBUS,
+ * never a zero page, even after every copy of uffd is closed. */
+void lazy_poison(int uffd, const struct lr_set *lay, const uint64_t *done);
+/* Kill it: its memory cannot be served. */
+void lpi_kill(struct lpi *p, const char *fmt, ...) __printf(2, 3);
+void lpi_retry_deferred(struct lazy_daemon *d);
+/* One background fill chunk; false when there was nothing to fill. */
+bool lpi_fill_one(struct lazy_daemon *d);
+/* Complete or free what is finished; true while some process is served. */
+bool lpi_reap(struct lazy_daemon *d);
+bool lpi_any_deferred(const struct lazy_daemon *d);
+void lpi_free_all(struct lazy_daemon *d);
+
+/* lazy-guard.c */
+int guard_spawn(struct lazy_daemon *d);
+int guard_add(struct lazy_daemon *d, struct lpi *p);
+void guard_pidfd(struct lazy_daemon *d, struct lpi *p);
+void guard_drop(struct lazy_daemon *d, struct lpi *p);
+/* Tell the guardian everything is in place and wait for it to go. */
+void guard_done(struct lazy_daemon *d);
+void guard_lost(struct lazy_daemon *d);
+/* --resume: take fds and state over from a waiting guardian. */
+int guard_take_over(struct lazy_daemon *d);
+/* SIGKILL pid and every descendant (stopped first, so none escapes by fork). */
+void lz_kill_tree(pid_t pid);
+
+/* lazy-stats.c */
+int stats_write(struct lazy_daemon *d);
+void stats_fault(struct lz_shm_stats *st, uint32_t tid, uint64_t ns);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * lazy-source.c - the page source of the lazy-pages daemon: parse and check
+ * a process's pagemap, map its pages file, and check each block of page data
+ * against the pagemap's crc32c before the first copy out of it.
+ *
+ * Blocks are checked with pread into a private buffer, not through the
+ * mapping: a pages file truncated behind our back then gives a short read
+ * and a clear error instead of SIGBUS in the daemon. (The copy itself goes
+ * through the kernel, which reports such a page as EFAULT.)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "lazy-source.h"
+#include "pagemap.pb-c.h"
+
+#define PG LZ_PAGE_SIZE
+#define MAX_BLOCK_PAGES 4096U /* 16 MiB: a sane bound for one checked block */
+
+static int src_alloc(uint32_t img_id, struct lazy_src **out)
+{
+	struct lazy_src *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->refs = 1;
+	s->fd = -1;
+	s->img_id = img_id;
+	snprintf(s->pages_name, sizeof(s->pages_name), "pages-%u.img", img_id);
+	*out = s;
+	return 0;
+}
+
+static int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
+			size_t whylen)
+{
+	uint64_t blocks;
+
+	if (!h->block_pages || h->block_pages > MAX_BLOCK_PAGES) {
+		snprintf(why, whylen, "%s: block_pages %u out of range", name, h->block_pages);
+		return -EBADMSG;
+	}
+	blocks = (h->nr_data_pages + h->block_pages - 1) / h->block_pages;
+	if (h->n_block_crc != blocks) {
+		snprintf(why, whylen, "%s: %zu block checksums for %" PRIu64 " data pages (want %" PRIu64 ")",
+			 name, h->n_block_crc, h->nr_data_pages, blocks);
+		return -EBADMSG;
+	}
+	s->nr_data_pages = h->nr_data_pages;
+	s->block_pages = h->block_pages;
+	s->nr_blocks = (uint32_t)blocks;
+	s->block_crc = malloc(blocks * sizeof(uint32_t) + 1);
+	s->verified = calloc(blocks / 64 + 1, sizeof(uint64_t));
+	s->scratch = malloc((size_t)h->block_pages * PG);
+	if (!s->block_crc || !s->verified || !s->scratch)
+		return -ENOMEM;
+	if (blocks)
+		memcpy(s->block_crc, h->block_crc, blocks * sizeof(uint32_t));
+	return 0;
+}
+
+/* One pagemap run: check it, and keep it when it is lazy. */
+static int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end,
+			 const char *name, char *why, size_t whylen)
+{
+	bool present = e->flags & LZ_PE_PRESENT, zero = e->flags & LZ_PE_ZERO;
+	struct lazy_orig *o;
+
+	if ((e->vaddr & (PG - 1)) || !e->nr_pages || e->nr_pages > (UINT64_MAX - e->vaddr) / PG ||
+	    e->vaddr < *prev_end) {
+		snprintf(why, whylen, "%s: run at 0x%" PRIx64 " (%" PRIu64 " pages) is unaligned, empty, "
+			 "unsorted or overlapping", name, e->vaddr, e->nr_pages);
+		return -EBADMSG;
+	}
+	*prev_end = e->vaddr + e->nr_pages * PG;
+	if (present == zero) {
+		snprintf(why, whylen, "%s: run at 0x%" PRIx64 " is %s", name, e->vaddr,
+			 present ? "both present and zero" : "neither present nor zero (remote lazy "
+			 "pages are not served from images)");
+		return (e->flags & LZ_PE_LAZY) || present ? -EBADMSG : 0;
+	}
+	if (present && (!e->has_data_page || e->data_page > s->nr_data_pages ||
+			e->nr_pages > s->nr_data_pages - e->data_page)) {
+		snprintf(why, whylen, "%s: run at 0x%" PRIx64 " points past the %" PRIu64 " data pages",
+			 name, e->vaddr, s->nr_data_pages);
+		return -EBADMSG;
+	}
+	if (!(e->flags & LZ_PE_LAZY))
+		return 0;
+	o = realloc(s->orig, (s->nr_orig + 1) * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	s->orig = o;
+	s->orig[s->nr_orig++] = (struct lazy_orig){
+		.vaddr = e->vaddr, .npages = e->nr_pages, .idx = s->nr_idx,
+		.data_page = present ? e->data_page : 0, .zero = zero,
+	};
+	s->nr_idx += e->nr_pages;
+	return 0;
+}
+
+static int src_read_pagemap(struct lazy_src *s, int dirfd, char *why, size_t whylen)
+{
+	ProtobufCMessage *m = NULL;
+	struct img_reader r;
+	uint64_t prev_end = 0;
+	char name[48];
+	int ret;
+
+	snprintf(name, sizeof(name), "pagemap-%u.img", s->img_id);
+	ret = img_reader_open(&r, dirfd, name, LZ_IMG_PAGEMAP);
+	if (ret) {
+		snprintf(why, whylen, "%s: %s", name, r.why ? r.why : strerror(-ret));
+		return ret;
+	}
+	ret = img_reader_next(&r, &pagemap_head__descriptor, &m);
+	if (ret) {
+		snprintf(why, whylen, "%s: no pagemap head: %s", name, r.why ? r.why : "empty");
+		goto out_close;
+	}
+	ret = src_set_head(s, (PagemapHead *)m, name, why, whylen);
+	protobuf_c_message_free_unpacked(m, NULL);
+	while (!ret) {
+		ret = img_reader_next(&r, &pagemap_entry__descriptor, &m);
+		if (ret == -ENODATA) {
+			ret = 0;
+			break;
+		}
+		if (ret) {
+			snprintf(why, whylen, "%s: %s", name, r.why);
+			break;
+		}
+		ret = src_add_entry(s, (PagemapEntry *)m, &prev_end, name, why, whylen);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+out_close:
+	img_reader_close(&r);
+	return ret;
+}
+
+static int src_map_pages(struct lazy_src *s, int dirfd, char *why, size_t whylen)
+{
+	uint64_t want = LZ_PAGES_HDR_SIZE + s->nr_data_pages * PG;
+	struct lz_pages_hdr h;
+	const char *bad = NULL;
+	struct stat st;
+
+	s->fd = openat(dirfd, s->pages_name, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
+		snprintf(why, whylen, "%s: %s", s->pages_name, strerror(errno));
+		return -errno;
+	}
+	if (pread(s->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		snprintf(why, whylen, "%s: truncated (no pages header)", s->pages_name);
+		return -EBADMSG;
+	}
+	if (pages_hdr_check(&h, &bad)) {
+		snprintf(why, whylen, "%s: %s", s->pages_name, bad);
+		return -EBADMSG;
+	}
+	if (h.nr_pages != s->nr_data_pages) {
+		snprintf(why, whylen, "%s: holds %" PRIu64 " pages, pagemap-%u.img expects %" PRIu64,
+			 s->pages_name, h.nr_pages, s->img_id, s->nr_data_pages);
+		return -EBADMSG;
+	}
+	if ((uint64_t)st.st_size != want) {
+		snprintf(why, whylen, "%s: %s: %" PRIu64 " bytes, expected %" PRIu64, s->pages_name,
+			 (uint64_t)st.st_size < want ? "truncated" : "trailing data",
+			 (uint64_t)st.st_size, want);
+		return -EBADMSG;
+	}
+	s->map_len = (size_t)want;
+	s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, s->fd, 0);
+	if (s->map == MAP_FAILED) {
+		s->map = NULL;
+		snprintf(why, whylen, "%s: mmap: %s", s->pages_name, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_t whylen)
+{
+	struct lazy_src *s;
+	int ret;
+
+	ret = src_alloc(img_id, &s);
+	if (ret) {
+		snprintf(why, whylen, "out of memory");
+		return ret;
+	}
+	ret = src_read_pagemap(s, dirfd, why, whylen);
+	if (!ret)
+		ret = src_map_pages(s, dirfd, why, whylen);
+	if (ret) {
+		if (ret == -ENOMEM)
+			snprintf(why, whylen, "out of memory reading pagemap-%u.img", img_id);
+		src_put(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+struct lazy_src *src_get(struct lazy_src *s)
+{
+	s->refs++;
+	return s;
+}
+
+void src_put(struct lazy_src *s)
+{
+	if (!s || --s->refs > 0)
+		return;
+	if (s->map)
+		munmap((void *)s->map, s->map_len);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->block_crc);
+	free(s->verified);
+	free(s->scratch);
+	free(s->orig);
+	free(s);
+}
+
+int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr)
+{
+	struct lr_run *r = malloc((s->nr_orig + 1) * sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nr_orig; i++)
+		r[i] = (struct lr_run){ s->orig[i].vaddr, s->orig[i].npages, s->orig[i].idx };
+	*runs = r;
+	*nr = s->nr_orig;
+	return 0;
+}
+
+/* The pagemap run holding page index idx. */
+static const struct lazy_orig *src_find(const struct lazy_src *s, uint64_t idx)
+{
+	size_t lo = 0, hi = s->nr_orig;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->orig[mid].idx + s->orig[mid].npages <= idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nr_orig && s->orig[lo].idx <= idx ? &s->orig[lo] : NULL;
+}
+
+static int src_check_block(struct lazy_src *s, uint32_t b)
+{
+	uint64_t first = (uint64_t)b * s->block_pages;
+	uint64_t n = MIN((uint64_t)s->block_pages, s->nr_data_pages - first);
+	ssize_t got = pread(s->fd, s->scratch, n * PG, (off_t)(LZ_PAGES_HDR_SIZE + first * PG));
+
+	if (got != (ssize_t)(n * PG)) {
+		snprintf(s->why, sizeof(s->why), "%s: block %u (data pages %" PRIu64 "-%" PRIu64
+			 "): %s", s->pages_name, b, first, first + n - 1,
+			 got < 0 ? strerror(errno) : "truncated (short read)");
+		return -EIO;
+	}
+	if (lz_crc32c(0, s->scratch, n * PG) != s->block_crc[b]) {
+		snprintf(s->why, sizeof(s->why), "%s: block %u (data pages %" PRIu64 "-%" PRIu64
+			 "): checksum mismatch (corrupted)", s->pages_name, b, first, first + n - 1);
+		return -EBADMSG;
+	}
+	s->verified[b / 64] |= (uint64_t)1 << (b % 64);
+	return 0;
+}
+
+int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
+{
+	const struct lazy_orig *o = src_find(s, idx);
+	uint64_t off, dp;
+
+	if (!o) {
+		snprintf(s->why, sizeof(s->why), "page index %" PRIu64 " is not in pagemap-%u.img",
+			 idx, s->img_id);
+		return -EINVAL;
+	}
+	off = idx - o->idx;
+	*n = MIN(*n, o->npages - off);
+	if (o->zero) {
+		*data = NULL;
+		return 0;
+	}
+	dp = o->data_page + off;
+	for (uint64_t b = dp / s->block_pages; b <= (dp + *n - 1) / s->block_pages; b++) {
+		int ret;
+
+		if (s->verified[b / 64] & ((uint64_t)1 << (b % 64)))
+			continue;
+		ret = src_check_block(s, (uint32_t)b);
+		if (ret)
+			return ret;
+	}
+	*data = s->map + LZ_PAGES_HDR_SIZE + dp * PG;
+	return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * lazy-source.h - where the lazy-pages daemon takes page contents from: the
+ * lazy runs of pagemap-<id>.img and the mmapped pages-<id>.img, each block
+ * checked against its pagemap crc32c before anything is copied from it.
+ *
+ * Lazy pages are numbered 0, 1, ... in address order of the pagemap's lazy
+ * runs: the page index of lazy-ranges.h. A source is shared (refcounted) by
+ * a process and the children it forks, since they inherit its pages.
+ *
+ * Functions return 0 or -errno; on content errors s->why (or the why buffer
+ * passed to src_open) says what is wrong, naming the file.
+ */
+#ifndef LZ_LAZY_SOURCE_H
+#define LZ_LAZY_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lazy-ranges.h"
+
+struct lazy_orig {
+	uint64_t vaddr;	    /* dump-time address of the run */
+	uint64_t npages;
+	uint64_t idx;	    /* page index of its first page */
+	uint64_t data_page; /* first page in the pages file; unused for zero runs */
+	uint32_t zero;	    /* 1: LZ_PE_ZERO run, no data */
+	uint32_t pad;
+};
+
+struct lazy_src {
+	int refs;
+	uint32_t img_id;
+	char pages_name[48];
+	int fd;			 /* pages file */
+	const uint8_t *map;	 /* the whole pages file, read-only, shared */
+	size_t map_len;
+	uint64_t nr_data_pages;
+	uint32_t block_pages;	 /* pages per checksum block */
+	uint32_t nr_blocks;
+	uint32_t *block_crc;
+	uint64_t *verified;	 /* bitmap: block checked */
+	uint8_t *scratch;	 /* one block, for the checks */
+	struct lazy_orig *orig;	 /* lazy runs in address order */
+	size_t nr_orig;
+	uint64_t nr_idx;	 /* lazy pages in all */
+	char why[192];
+};
+
+/* Load and check pagemap-<img_id>.img and pages-<img_id>.img in dirfd. */
+int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_t whylen);
+struct lazy_src *src_get(struct lazy_src *s);
+void src_put(struct lazy_src *s);
+
+/* The lazy runs as {vaddr, npages, idx}, for lr_build. Free with free(). */
+int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr);
+
+/*
+ * Where the pages [idx, idx + *n) come from. *n is clipped to the pagemap
+ * run that holds idx. *data points into the pages mapping, or is NULL for a
+ * zero run. Every block the pages touch is checked first: -EBADMSG (or -EIO
+ * for a short read) with s->why set when one is damaged.
+ */
+int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data);
+
+#endif
