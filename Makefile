@@ -89,6 +89,11 @@ $(O)/test/%: test/workloads/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE $(WARN) -o $@ $< -lm
 
+# The lazy-pages harness drives the daemon through the library's client API.
+$(O)/test/lzlazyharness: test/workloads/lzlazyharness.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lpthread
+
 $(O)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
