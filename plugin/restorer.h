@@ -155,6 +155,8 @@ enum lz_rst_msg_type {
 	LZ_MSG_OK = 1,	 /* restored; about to rt_sigreturn */
 	LZ_MSG_WARN = 2, /* something was not restored exactly; continuing */
 	LZ_MSG_FAIL = 3, /* restore failed; the process exits */
+	LZ_MSG_UFFD = 4, /* lazy mode: arg = our uffd's fd number, addr = its features;
+			    the process waits for one byte on its go pipe */
 };
 
 /* What the child or the blob was doing. Names in restore-proc.c. */

@@ -50,6 +50,7 @@ struct mem_ctx {
 	const struct mm_dump *mm;
 	pid_t pid;
 	uint64_t sp_page;   /* never lazy */
+	uint64_t args_lo, args_hi; /* pages of argv/envp: never lazy, see mem_ctx_init */
 	uint64_t zero_pfn;  /* PFN of the kernel zero page, 0 if unknown */
 	int pagemap_fd, mem_fd, pages_fd;
 	struct mem_stats *st;
@@ -419,7 +420,10 @@ static int walk_vma(struct mem_ctx *c, uint32_t idx)
 			return ret;
 		}
 		for (size_t i = 0; i < n; i++, addr += LZ_PAGE_SIZE) {
-			uint32_t flags = lazy && addr != c->sp_page ? LZ_PE_LAZY : 0;
+			uint32_t flags = lazy && addr != c->sp_page &&
+						 (addr < c->args_lo || addr >= c->args_hi)
+						 ? LZ_PE_LAZY
+						 : 0;
 
 			if (!page_wanted(c, c->pm[i])) {
 				if (c->pm[i] & PM_PRESENT && !(c->pm[i] & PM_FILE))
@@ -536,6 +540,16 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp
 	c->mm = mm;
 	c->pid = mm->pid;
 	c->sp_page = ALIGN_DOWN(sp, LZ_PAGE_SIZE);
+	/*
+	 * Other processes read argv and envp out of our memory
+	 * (/proc/PID/cmdline, ps). Such remote reads cannot wait for a
+	 * userfaultfd: on a missing lazy page they just see nothing, so
+	 * these pages are restored eagerly.
+	 */
+	if (mm->stat.arg_start && mm->stat.env_end > mm->stat.arg_start) {
+		c->args_lo = ALIGN_DOWN(MIN(mm->stat.arg_start, mm->stat.env_start), LZ_PAGE_SIZE);
+		c->args_hi = ALIGN_UP(MAX(mm->stat.arg_end, mm->stat.env_end), LZ_PAGE_SIZE);
+	}
 	c->progress = progress;
 	c->st = st;
 	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;

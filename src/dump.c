@@ -308,11 +308,12 @@ static int write_images(struct dump_ctx *d)
 		pr_perror("removing the old inventory.img");
 		return -errno;
 	}
-	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
-	d->ns.memory = now_ns(CLOCK_MONOTONIC);
+	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
+	ret = mm_collect_proc(&d->mm);
 	if (ret)
 		return ret;
-	ret = mm_collect_proc(&d->mm);
+	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
+	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = task_collect_proc(&d->task, d->pid);
 	if (!ret)

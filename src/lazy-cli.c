@@ -61,7 +61,8 @@ static void lazy_usage(FILE *f)
 		"      --fault-around KIB    pages placed per fault, power of two (default %u)\n"
 		"      --fill-chunk KIB      background fill chunk, 64-2048 (default %u)\n"
 		"\n"
-		"LAZARUS_LAZY_FILL_DELAY_US=N (tests only) pauses N us after each fill chunk.\n",
+		"Tests only: LAZARUS_LAZY_FILL_DELAY_US=N pauses N us after each fill chunk;\n"
+		"LAZARUS_LAZY_TEST_CRASH=fork makes the daemon SIGKILL itself on reading a fork.\n",
 		LZ_LAZY_GUARD_TIMEOUT_S, LZ_LAZY_FAULT_AROUND_KIB, LZ_LAZY_FILL_CHUNK_KIB);
 }
 
@@ -199,6 +200,8 @@ int cli_lazy_pages(int argc, char **argv)
 	env = getenv("LAZARUS_LAZY_FILL_DELAY_US");
 	if (env && !num(env, "LAZARUS_LAZY_FILL_DELAY_US", 10000000, &v))
 		o.fill_delay_us = v;
+	env = getenv("LAZARUS_LAZY_TEST_CRASH");
+	o.test_crash_on_fork = env && !strcmp(env, "fork");
 	if (detach && !log_file)
 		log_file = "lazy-pages.log";
 	log_init(level, -1);

@@ -24,6 +24,7 @@ struct lazy_daemon_opts {
 	unsigned fault_around_kib;   /* 4..2048, power of two */
 	unsigned fill_chunk_kib;     /* background fill chunk, 64..2048 */
 	unsigned fill_delay_us;	     /* test hook: pause after each fill chunk */
+	bool test_crash_on_fork;     /* test hook: SIGKILL ourselves on reading a FORK */
 };
 
 /* Set the defaults above; dirs NULL, status_fd -1. */

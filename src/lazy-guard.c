@@ -160,12 +160,17 @@ static int read_children(pid_t pid, pid_t *out, int max)
 	return n;
 }
 
-void lz_kill_tree(pid_t pid)
+void lz_kill_tree(pid_t pid, int pidfd)
 {
 	enum { MAX_TREE = 4096 };
-	pid_t *tree = malloc(MAX_TREE * sizeof(*tree));
+	pid_t *tree;
 	int n = 0;
 
+	if (pid <= 0)
+		return;
+	if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0))
+		return;
+	tree = malloc(MAX_TREE * sizeof(*tree));
 	if (!tree) {
 		kill(pid, SIGKILL);
 		return;
@@ -257,10 +262,12 @@ static void guard_punish(struct guard *g)
 				lazy_poison(g->uffd[i], &lay, done);
 				lr_fini(&lay);
 			}
-			if (g->pidfd[i] >= 0)
+			/* Its tree first (the pidfd proves the pid is still
+			 * it), then the process itself, by pidfd. */
+			if (g->pidfd[i] >= 0) {
+				lz_kill_tree(sl->pid, g->pidfd[i]);
 				syscall(SYS_pidfd_send_signal, g->pidfd[i], SIGKILL, NULL, 0);
-			if (sl->pid > 0)
-				lz_kill_tree(sl->pid);
+			}
 			sl->state = LZ_SLOT_KILLED;
 		}
 		guard_release(g, i);
@@ -328,12 +335,38 @@ static void guard_conn(struct guard *g, int fd)
 	g->chan = fd;
 }
 
+/*
+ * A FORK read by the daemon whose child's uffd never reached us: that uffd
+ * died with the daemon and the child already runs on plain memory. Nothing
+ * can serve it again, so its parent's tree goes now, not at the timeout.
+ */
+static void guard_kill_lost_forks(struct guard *g)
+{
+	for (unsigned i = 0; i < LZ_SHM_MAX_SLOTS; i++) {
+		struct lz_shm_slot *sl = &g->shm->hdr->slots[i];
+		bool lost = false;
+
+		if (g->uffd[i] < 0 || sl->state != LZ_SLOT_ACTIVE)
+			continue;
+		for (unsigned k = 0; k < LZ_SHM_INBOX; k++)
+			lost |= sl->inbox[k].event == UFFD_EVENT_FORK &&
+				(sl->pending_fork >= LZ_SHM_MAX_SLOTS ||
+				 g->uffd[sl->pending_fork] < 0);
+		if (!lost)
+			continue;
+		pr_err("guardian: pid %d forked as the daemon died and the child's userfaultfd is "
+		       "lost; killing pid %d and its descendants", sl->pid, sl->pid);
+		lz_kill_tree(sl->pid, g->pidfd[i]);
+	}
+}
+
 static int guard_wait_resume(struct guard *g)
 {
 	uint64_t deadline = lz_now_ns() + (uint64_t)g->timeout_s * 1000000000ULL;
 
 	pr_err("guardian: the daemon died with %u processes still served; waiting %u s for "
 	       "'lazarus lazy-pages --resume' in %s", guard_held(g), g->timeout_s, g->work_dir);
+	guard_kill_lost_forks(g);
 	while (g->chan < 0) {
 		struct pollfd pfd = { .fd = g->listen_fd, .events = POLLIN };
 		uint64_t now = lz_now_ns();
@@ -546,8 +579,7 @@ static void take_kill_orphans(struct lazy_daemon *d)
 		if (have)
 			continue;
 		pr_err("pid %d: its userfaultfd was lost with the daemon; killing it", sl->pid);
-		if (sl->pid > 0)
-			lz_kill_tree(sl->pid);
+		lz_kill_tree(sl->pid, -1);
 		sl->state = LZ_SLOT_KILLED;
 	}
 }

@@ -153,8 +153,12 @@ void guard_done(struct lazy_daemon *d);
 void guard_lost(struct lazy_daemon *d);
 /* --resume: take fds and state over from a waiting guardian. */
 int guard_take_over(struct lazy_daemon *d);
-/* SIGKILL pid and every descendant (stopped first, so none escapes by fork). */
-void lz_kill_tree(pid_t pid);
+/*
+ * SIGKILL pid and every descendant (stopped first, so none escapes by fork).
+ * With a pidfd, nothing is done when that process is already gone: its pid
+ * may belong to someone else by now.
+ */
+void lz_kill_tree(pid_t pid, int pidfd);
 
 /* lazy-stats.c */
 int stats_write(struct lazy_daemon *d);

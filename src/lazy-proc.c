@@ -442,9 +442,12 @@ static void lpi_remap(struct lpi *p, const struct uffd_msg *m)
 static void lpi_fork(struct lpi *p, int ufd)
 {
 	struct lazy_daemon *d = p->d;
-	int slot = shm_slot_new(&d->shm);
+	int slot;
 	struct lpi *c;
 
+	if (d->o.test_crash_on_fork)
+		kill(getpid(), SIGKILL); /* the worst moment to die: tests the guardian */
+	slot = shm_slot_new(&d->shm);
 	if (slot < 0 || !(c = lpi_alloc(d, (unsigned)slot))) {
 		pr_err("%s forked, but a new process cannot be tracked (%s); its missing pages "
 		       "are poisoned", p->name, slot < 0 ? "too many processes" : "out of memory");
@@ -891,8 +894,7 @@ void lpi_resume_finish(struct lpi *p)
 		    !lpi_by_slot(p->d, p->sh->pending_fork)) {
 			pr_err("%s: a child it forked was lost with the daemon; killing %s and its "
 			       "descendants", p->name, p->name);
-			if (p->pid)
-				lz_kill_tree(p->pid);
+			lz_kill_tree(p->pid, p->pidfd);
 			lpi_kill(p, "its forked child cannot be served");
 		}
 		in[i].event = 0;

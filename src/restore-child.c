@@ -4,8 +4,10 @@
  *
  *   block every signal       the target's handlers get installed below
  *   session / group          setsid or setpgid as dumped
+ *   lazy mode: userfaultfd   opened here: it binds to this process's mm
  *   service fds              opened, then moved above the target's fds
  *   the target's fds         opened and installed at their numbers
+ *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
  *   jump                     the blob does memory and thread state, and with
@@ -33,16 +35,40 @@ struct rst_child {
 	const struct rst_images *im;
 	int status_fd; /* moves with the service fds */
 	const struct rst_detach *detach; /* NULL without -d */
+	const struct rst_lazy *lazy;	 /* NULL in eager mode */
+	int uffd;			 /* lazy: until moved into svc */
+	uint64_t uffd_features;
 	uint64_t t_start;
 	struct rst_svc svc;
 	struct plg_restore plg;
 	char why[LZ_RST_TEXT_MAX];
 };
 
+static int child_uffd_open(struct rst_child *c)
+{
+	char feat[256];
+	int fd;
+
+	fd = uffd_open(&c->lazy->ki, UFFD_LAZY_WANTED, UFFD_LAZY_REQUIRED, &c->uffd_features);
+	if (fd < 0) {
+		snprintf(c->why, sizeof(c->why), "userfaultfd: %s", strerror(-fd));
+		return fd;
+	}
+	c->uffd = fd;
+	uffd_features_str(c->uffd_features, feat, sizeof(feat));
+	pr_info("userfaultfd %d with %s", fd, feat);
+	return 0;
+}
+
 static int child_fds(struct rst_child *c)
 {
-	int ret = rst_svc_open(&c->svc, c->im, c->status_fd,
-			       c->detach ? c->detach->release_fd : -1, c->why, sizeof(c->why));
+	struct rst_svc_in in = {
+		.status_fd = c->status_fd,
+		.release_fd = c->detach ? c->detach->release_fd : -1,
+		.go_fd = c->lazy ? c->lazy->go_fd : -1,
+		.uffd = c->uffd,
+	};
+	int ret = rst_svc_open(&c->svc, c->im, &in, c->why, sizeof(c->why));
 
 	if (!ret)
 		ret = rst_svc_move(&c->svc, c->im, c->why, sizeof(c->why));
@@ -51,6 +77,30 @@ static int child_fds(struct rst_child *c)
 	c->status_fd = c->svc.status_fd;
 	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->im->nr_fdinfo);
 	return rst_fds_install(c->im, c->why, sizeof(c->why));
+}
+
+/*
+ * Tell the parent which fd is our uffd and wait until the daemon guards a
+ * copy of it: only then may the blob register memory with it.
+ */
+static int child_lazy_handover(struct rst_child *c)
+{
+	struct lz_rst_msg m = { .magic = LZ_RST_MSG_MAGIC, .type = LZ_MSG_UFFD,
+				.step = LZ_STEP_UFFD, .arg = (uint32_t)c->svc.uffd,
+				.addr = c->uffd_features };
+	ssize_t n;
+	char go;
+
+	while (write(c->svc.status_fd, &m, sizeof(m)) < 0 && errno == EINTR)
+		;
+	do
+		n = read(c->svc.go_fd, &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		snprintf(c->why, sizeof(c->why), "the lazy-pages daemon did not take the process");
+		return -ECONNABORTED;
+	}
+	return 0;
 }
 
 static void log_plan(const struct rst_child *c)
@@ -63,9 +113,10 @@ static void log_plan(const struct rst_child *c)
 		c->plg.area, c->plg.area + c->plg.area_len, a->nr_vmas, a->nr_runs,
 		c->plg.nr_data_pages);
 	for (uint32_t i = 0; i < a->nr_vmas; i++)
-		pr_debug("vma %#" PRIx64 "-%#" PRIx64 " prot %x flags %#x fd %d madv %#x%s",
+		pr_debug("vma %#" PRIx64 "-%#" PRIx64 " prot %x flags %#x fd %d madv %#x%s%s",
 			 v[i].start, v[i].end, v[i].prot, v[i].flags, v[i].fd, v[i].madv,
-			 (v[i].vflags & LZ_BVMA_FILL) ? " fill" : "");
+			 (v[i].vflags & LZ_BVMA_FILL) ? " fill" : "",
+			 (v[i].vflags & LZ_BVMA_LAZY) ? " lazy" : "");
 	if (a->vdso_addr)
 		pr_debug("vdso at %#" PRIx64 " (%" PRIu64 " bytes)", a->vdso_addr, a->vdso_len);
 }
@@ -87,7 +138,7 @@ static int child_plugin(struct rst_child *c)
 		.helper_pid = c->detach ? c->detach->helper : 0,
 		.pages_fd = c->svc.pages_fd,
 		.exe_fd = c->svc.exe_fd,
-		.uffd = -1,
+		.uffd = c->svc.uffd,
 		.vma_fds = c->svc.vma_fds,
 		.close_fds = c->svc.all,
 		.nr_close_fds = c->svc.nr_all,
@@ -103,8 +154,12 @@ static int child_run(struct rst_child *c)
 {
 	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
 
+	if (!ret && c->lazy)
+		ret = child_uffd_open(c);
 	if (!ret)
 		ret = child_fds(c);
+	if (!ret && c->lazy)
+		ret = child_lazy_handover(c);
 	if (!ret)
 		ret = child_plugin(c);
 	if (!ret)
@@ -119,12 +174,15 @@ static int child_run(struct rst_child *c)
 	return plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
-void rst_child_main(const struct rst_images *im, int status_fd, const struct rst_detach *detach)
+void rst_child_main(const struct rst_images *im, int status_fd, const struct rst_detach *detach,
+		    const struct rst_lazy *lazy)
 {
 	struct rst_child c = {
 		.im = im,
 		.status_fd = status_fd,
 		.detach = detach,
+		.lazy = lazy,
+		.uffd = -1,
 		.t_start = rst_now_ns(),
 	};
 	sigset_t all;

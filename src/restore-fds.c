@@ -58,7 +58,7 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	return svc_add(s, fd);
 }
 
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, int release_fd,
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rst_svc_in *in,
 		 char *why, size_t len)
 {
 	const MmEntry *mm = im->mm;
@@ -66,17 +66,23 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, 
 
 	memset(s, 0, sizeof(*s));
 	s->vma_fds = malloc((mm->n_vmas + 1) * sizeof(int));
-	s->all = malloc((mm->n_vmas + 5) * sizeof(int));
+	s->all = malloc((mm->n_vmas + 7) * sizeof(int));
 	if (!s->vma_fds || !s->all) {
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	s->status_fd = status_fd;
-	s->release_fd = release_fd;
+	s->status_fd = in->status_fd;
+	s->release_fd = in->release_fd;
+	s->go_fd = in->go_fd;
+	s->uffd = in->uffd;
 	s->log_fd = log_get_fd();
-	svc_add(s, status_fd);
-	if (release_fd >= 0)
-		svc_add(s, release_fd);
+	svc_add(s, s->status_fd);
+	if (s->release_fd >= 0)
+		svc_add(s, s->release_fd);
+	if (s->go_fd >= 0)
+		svc_add(s, s->go_fd);
+	if (s->uffd >= 0)
+		svc_add(s, s->uffd);
 	svc_add(s, s->log_fd);
 	s->pages_fd = openat(im->dirfd, im->pages_name, O_RDONLY | O_CLOEXEC);
 	if (s->pages_fd < 0) {
@@ -179,6 +185,8 @@ int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size
 		s->vma_fds[i] = svc_remap(s->all, to, s->nr_all, s->vma_fds[i]);
 	s->status_fd = svc_remap(s->all, to, s->nr_all, s->status_fd);
 	s->release_fd = svc_remap(s->all, to, s->nr_all, s->release_fd);
+	s->go_fd = svc_remap(s->all, to, s->nr_all, s->go_fd);
+	s->uffd = svc_remap(s->all, to, s->nr_all, s->uffd);
 	s->log_fd = svc_remap(s->all, to, s->nr_all, s->log_fd);
 	s->pages_fd = svc_remap(s->all, to, s->nr_all, s->pages_fd);
 	s->exe_fd = svc_remap(s->all, to, s->nr_all, s->exe_fd);

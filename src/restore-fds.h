@@ -13,6 +13,8 @@
 struct rst_svc {
 	int status_fd; /* pipe to the lazarus parent */
 	int release_fd; /* -d: pipe to the helper that cloned us; -1 */
+	int go_fd;     /* lazy: the parent's go pipe; -1 */
+	int uffd;      /* lazy: our userfaultfd; -1 */
 	int log_fd;    /* where this process logs (a copy of lazarus's) */
 	int pages_fd;  /* pages-<pid>.img */
 	int exe_fd;    /* the dumped executable, for PR_SET_MM_MAP */
@@ -23,7 +25,15 @@ struct rst_svc {
 };
 
 /* Open the pages file, the executable and every mapped file (at any fd). */
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, int status_fd, int release_fd,
+/* The fds the service set starts with, opened elsewhere; -1 when unused. */
+struct rst_svc_in {
+	int status_fd;
+	int release_fd;
+	int go_fd;
+	int uffd;
+};
+
+int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rst_svc_in *in,
 		 char *why, size_t len);
 /*
  * Move every service fd to the top of RLIMIT_NOFILE, above every fd the

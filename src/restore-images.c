@@ -263,12 +263,13 @@ static int load_task_images(struct rst_images *im)
 			&im->nr_fdinfo);
 }
 
-int rst_images_load(struct rst_images *im, const char *dir)
+int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 {
 	struct img_reader r;
 	int ret;
 
 	memset(im, 0, sizeof(*im));
+	im->lazy = lazy;
 	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (im->dirfd < 0) {
 		ret = -errno;

@@ -6,6 +6,7 @@
 #define LZ_RESTORE_IMAGES_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core.pb-c.h"
@@ -37,15 +38,19 @@ struct rst_images {
 	FdinfoEntry **fdinfo;
 	size_t nr_fdinfo;
 	char pages_name[64]; /* pages-<pid>.img */
+	bool lazy;	     /* lazy restore: the daemon checks lazy pages itself */
 };
 
 /*
  * Read and verify everything in dir: framing and checksums of every listed
  * file, the pages data block by block, the pagemap against the VMAs, the
  * CPU and vdso against this machine, and that mapped and open files exist.
- * On failure logs one line ("<file>: <why>") and returns -errno.
+ * On failure logs one line ("<file>: <why>") and returns -errno. For a lazy
+ * restore only the blocks of pages read eagerly are checked here: the
+ * lazy-pages daemon checks each other block before it first copies from it,
+ * so the time to resume does not grow with memory size.
  */
-int rst_images_load(struct rst_images *im, const char *dir);
+int rst_images_load(struct rst_images *im, const char *dir, bool lazy);
 void rst_images_free(struct rst_images *im);
 
 /* The file description an fd refers to; NULL if none. */

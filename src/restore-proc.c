@@ -74,7 +74,8 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
  * (struct rst_detach), then exits so the target is orphaned. If the target
  * fails before that, the helper reaps it: no zombie is left behind.
  */
-static __attribute__((noreturn)) void helper_main(const struct rst_images *im, int status_fd)
+static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const struct rst_images *im,
+						  int status_fd)
 {
 	struct rst_detach d = { .helper = getpid() };
 	int rel[2], st;
@@ -90,7 +91,7 @@ static __attribute__((noreturn)) void helper_main(const struct rst_images *im, i
 	pid = clone_with_pid((pid_t)im->pid);
 	if (pid == 0) {
 		close(rel[0]);
-		rst_child_main(im, status_fd, &d);
+		rst_child_main(im, status_fd, &d, p->lazy_on ? &p->lazy : NULL);
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
@@ -112,8 +113,11 @@ static __attribute__((noreturn)) void helper_main(const struct rst_images *im, i
 static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
 {
 	p->helper = fork();
-	if (p->helper == 0)
-		helper_main(im, status_wr);
+	if (p->helper == 0) {
+		if (p->go_wr >= 0)
+			close(p->go_wr);
+		helper_main(p, im, status_wr);
+	}
 	if (p->helper < 0) {
 		p->helper = 0;
 		pr_perror("fork");
@@ -135,7 +139,26 @@ static void reap_helper(struct rst_proc *p)
 	p->helper = 0;
 }
 
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach)
+/* Lazy mode: the go pipe; the child keeps the read end (rst_lazy.go_fd). */
+static int lazy_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
+{
+	int gfd[2];
+
+	if (!ki)
+		return 0;
+	if (pipe2(gfd, O_CLOEXEC)) {
+		pr_perror("pipe");
+		return -errno;
+	}
+	p->lazy_on = true;
+	p->lazy.ki = *ki;
+	p->lazy.go_fd = gfd[0];
+	p->go_wr = gfd[1];
+	return 0;
+}
+
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
+		    const struct uffd_kinfo *lazy)
 {
 	int pfd[2], ret = 0;
 	char why[128];
@@ -143,6 +166,8 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	memset(p, 0, sizeof(*p));
 	p->detach = detach;
 	p->im = im;
+	p->go_wr = -1;
+	p->lazy.go_fd = -1;
 	if (kill((pid_t)im->pid, 0) == 0 || errno == EPERM) {
 		pr_err("pid %u is already in use", im->pid);
 		return -EEXIST;
@@ -151,6 +176,12 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		pr_perror("pipe");
 		return -errno;
 	}
+	ret = lazy_setup(p, lazy);
+	if (ret) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return ret;
+	}
 	p->t_clone = rst_now_ns();
 	if (detach) {
 		ret = create_detached(p, im, pfd[1]);
@@ -158,7 +189,9 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		p->pid = clone_with_pid((pid_t)im->pid);
 		if (p->pid == 0) {
 			close(pfd[0]);
-			rst_child_main(im, pfd[1], NULL);
+			if (p->go_wr >= 0)
+				close(p->go_wr);
+			rst_child_main(im, pfd[1], NULL, p->lazy_on ? &p->lazy : NULL);
 		}
 		if (p->pid < 0) {
 			ret = -errno;
@@ -166,8 +199,14 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		}
 	}
 	close(pfd[1]);
+	if (p->lazy.go_fd >= 0)
+		close(p->lazy.go_fd);
+	p->lazy.go_fd = -1;
 	if (ret) {
 		close(pfd[0]);
+		if (p->go_wr >= 0)
+			close(p->go_wr);
+		p->go_wr = -1;
 		return ret;
 	}
 	p->status_rd = pfd[0];
@@ -304,7 +343,30 @@ static void reap_failed(struct rst_proc *p)
 		;
 }
 
-int rst_proc_wait_ready(struct rst_proc *p)
+/* The process announced its uffd: hand it over, then let it go on. */
+static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb cb, void *ctx)
+{
+	int ret;
+
+	if (!p->lazy_on || !cb || p->go_wr < 0) {
+		pr_err("process %d sent a userfaultfd outside lazy mode", p->pid);
+		return -EPROTO;
+	}
+	ret = cb(ctx, p, (int)m->arg, m->addr);
+	if (ret)
+		return ret;
+	while (write(p->go_wr, "g", 1) < 0) {
+		if (errno == EINTR)
+			continue;
+		pr_perror("wake process %d", p->pid);
+		return -errno;
+	}
+	close(p->go_wr);
+	p->go_wr = -1;
+	return 0;
+}
+
+int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 {
 	struct lz_rst_msg m;
 	char line[512];
@@ -321,6 +383,12 @@ int rst_proc_wait_ready(struct rst_proc *p)
 			p->ok = m;
 			break;
 		}
+		if (m.type == LZ_MSG_UFFD) {
+			ret = take_uffd(p, &m, on_uffd, ctx);
+			if (ret)
+				break;
+			continue;
+		}
 		msg_format(p, &m, line, sizeof(line));
 		if (m.type == LZ_MSG_WARN) {
 			pr_warn("%s", line);
@@ -333,6 +401,9 @@ int rst_proc_wait_ready(struct rst_proc *p)
 	}
 	close(p->status_rd);
 	p->status_rd = -1;
+	if (p->go_wr >= 0)
+		close(p->go_wr); /* a process still waiting to go gives up */
+	p->go_wr = -1;
 	reap_helper(p);
 	if (ret)
 		reap_failed(p);

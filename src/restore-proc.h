@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "restore-child.h"
 #include "restore-images.h"
 #include "restorer.h"
 
@@ -21,7 +22,17 @@ struct rst_proc {
 	uint64_t t_clone;   /* CLOCK_MONOTONIC ns right before clone3 */
 	struct lz_rst_msg ok; /* the blob's OK record, with its timestamps */
 	unsigned nr_warnings;
+	struct rst_lazy lazy; /* lazy mode: what the child gets */
+	bool lazy_on;
+	int go_wr;	      /* lazy mode: write end of the child's go pipe */
 };
+
+/*
+ * Lazy mode: called when the process announced its userfaultfd (fd number
+ * in the process, and the features it has). Hand it to the daemon; 0 lets
+ * the process go on, -errno (already logged) fails the restore.
+ */
+typedef int (*rst_uffd_cb)(void *ctx, struct rst_proc *p, int fd, uint64_t features);
 
 uint64_t rst_now_ns(void);
 
@@ -30,9 +41,10 @@ uint64_t rst_now_ns(void);
  * rst_child_main(). Without detach it is our child; with detach a helper
  * creates it and exits, so it is reparented like an orphan. Logs once.
  */
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach);
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
+		    const struct uffd_kinfo *lazy);
 /* Wait for "OK" on the status pipe. Logs warnings, and the failure once. */
-int rst_proc_wait_ready(struct rst_proc *p);
+int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx);
 /* Without detach: wait for the restored process to exit; its wait status. */
 int rst_proc_wait_exit(struct rst_proc *p, int *status);
 

@@ -177,19 +177,56 @@ static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, ui
 	return 0;
 }
 
+/*
+ * Lazy restore: mark the blocks holding data the blob reads itself (runs
+ * plg_run_is_lazy() leaves to the daemon are not read here). NULL: all.
+ */
+static uint8_t *eager_blocks(const struct rst_images *im)
+{
+	const PagemapHead *h = im->pm_head;
+	uint8_t *want;
+	size_t j = 0;
+
+	if (!im->lazy || !h->n_block_crc)
+		return NULL;
+	want = calloc(h->n_block_crc, 1);
+	if (!want)
+		return NULL;
+	for (size_t i = 0; i < im->nr_pm; i++) {
+		const PagemapEntry *e = im->pm[i];
+
+		while (j < im->mm->n_vmas && im->mm->vmas[j]->end <= e->vaddr)
+			j++;
+		if (!(e->flags & LZ_PE_PRESENT) || !e->nr_pages ||
+		    (j < im->mm->n_vmas && plg_run_is_lazy(im->mm->vmas[j], e->flags)))
+			continue;
+		for (uint64_t b = e->data_page / h->block_pages;
+		     b <= (e->data_page + e->nr_pages - 1) / h->block_pages && b < h->n_block_crc; b++)
+			want[b] = 1;
+	}
+	return want;
+}
+
 static int verify_pages_data(const struct rst_images *im, int fd)
 {
 	const PagemapHead *h = im->pm_head;
 	uint8_t *buf = malloc(CRC_CHUNK);
+	uint8_t *want = eager_blocks(im);
 	int ret = 0;
 
-	if (!buf)
+	if (!buf) {
+		free(want);
 		return fail(im->pages_name, -ENOMEM, "out of memory");
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
+	if (!want)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (size_t b = 0; b < h->n_block_crc; b++) {
 		uint64_t first = (uint64_t)b * h->block_pages;
 		uint64_t nr = MIN((uint64_t)h->block_pages, h->nr_data_pages - first);
 		uint32_t crc;
+
+		if (want && !want[b])
+			continue;
 
 		ret = pages_block_crc(fd, first, nr, buf, &crc);
 		if (ret) {
@@ -203,6 +240,7 @@ static int verify_pages_data(const struct rst_images *im, int fd)
 			break;
 		}
 	}
+	free(want);
 	free(buf);
 	return ret;
 }

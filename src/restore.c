@@ -7,23 +7,39 @@
  * status pipe), restore-child.c (fds, session, handlers, fs in the new
  * process), plugin/ (bootstrap area, blob arguments, signal frame) and
  * plugin/blob/ (memory, thread state, rt_sigreturn).
+ *
+ * Lazy mode (--lazy-pages): before anything is created, connect to the
+ * lazy-pages daemon of the work dir (lazy-client.c starts one when none
+ * listens). The restored process opens its own userfaultfd; we take a copy
+ * with pidfd_getfd, hand it to the daemon with the ranges the blob will
+ * register, and only then let the process go on. Once it is about to
+ * resume, "finished" starts the daemon's background fill.
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
 #define LOG_PREFIX "restore: "
 #include "lazarus/lazarus.h"
+#include "lazy-client.h"
 #include "log.h"
+#include "plugin.h"
 #include "restore-images.h"
 #include "restore-proc.h"
+#include "uffd.h"
 
 struct restore_ctx {
 	const struct lz_restore_opts *opts;
 	struct rst_images im;
 	struct rst_proc proc;
+	struct uffd_kinfo ki;	    /* lazy: probed once */
+	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
@@ -55,13 +71,14 @@ static void write_stats(const struct restore_ctx *c)
 		return;
 	}
 	fprintf(f,
-		"{\n  \"pid\": %u,\n  \"detached\": %s,\n  \"lazy\": false,\n"
+		"{\n  \"pid\": %u,\n  \"detached\": %s,\n  \"lazy\": %s,\n"
 		"  \"verify_ms\": %.3f,\n  \"create_ms\": %.3f,\n  \"prepare_ms\": %.3f,\n"
 		"  \"memory_ms\": %.3f,\n  \"finish_ms\": %.3f,\n  \"total_ms\": %.3f,\n"
 		"  \"vmas\": %zu,\n  \"pages_restored\": %" PRIu64 ",\n"
 		"  \"bytes_restored\": %" PRIu64 ",\n  \"image_data_pages\": %" PRIu64 ",\n"
 		"  \"warnings\": %u\n}\n",
-		c->im.pid, c->opts->detach ? "true" : "false", ms(c->t_start, c->t_loaded),
+		c->im.pid, c->opts->detach ? "true" : "false", c->opts->lazy_pages ? "true" : "false",
+		ms(c->t_start, c->t_loaded),
 		ms(c->proc.t_clone, t[0]), ms(t[0], t[1]), ms(t[1], t[2]), ms(t[2], t[3]),
 		ms(c->t_start, c->t_ready), c->im.mm->n_vmas, c->proc.ok.nr_pages,
 		c->proc.ok.nr_pages * 4096, data_pages(&c->im), c->proc.nr_warnings);
@@ -71,24 +88,134 @@ static void write_stats(const struct restore_ctx *c)
 	}
 }
 
+static int lazy_connect(struct restore_ctx *c)
+{
+	struct lazy_client_opts lo = {
+		.images_dir = c->opts->images_dir,
+		.work_dir = c->opts->work_dir,
+		.spawn = true,
+		.log_level = log_get_level() > LOG_INFO ? log_get_level() : 0,
+	};
+	int ret;
+
+	uffd_probe(&c->ki);
+	if (!c->ki.usable) {
+		pr_err("--lazy-pages: userfaultfd is not usable here: %s", strerror(-c->ki.err));
+		return c->ki.err ? c->ki.err : -ENOSYS;
+	}
+	if ((c->ki.features & UFFD_LAZY_REQUIRED) != UFFD_LAZY_REQUIRED) {
+		pr_err("--lazy-pages: this kernel's userfaultfd lacks the fork/remap/remove/unmap events");
+		return -EOPNOTSUPP;
+	}
+	ret = lazy_client_connect(&lo, &c->lazy);
+	if (ret) {
+		pr_err("--lazy-pages: %s", c->lazy ? lazy_client_error(c->lazy) : strerror(-ret));
+		lazy_client_close(c->lazy);
+		c->lazy = NULL;
+		return ret;
+	}
+	pr_info("lazy-pages daemon %d serves this restore", (int)lazy_client_daemon_pid(c->lazy));
+	return 0;
+}
+
+/* rst_uffd_cb: the restored process's uffd goes to the daemon. */
+static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t features)
+{
+	struct restore_ctx *c = ctx;
+	struct plg_range *pr = NULL;
+	struct lz_lazy_range *lr = NULL;
+	uint32_t nr = 0;
+	int pidfd, uffd = -1, ret;
+
+	pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (pidfd < 0) {
+		pr_perror("pidfd_open %d", p->pid);
+		return -errno;
+	}
+	uffd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	if (uffd < 0) {
+		ret = -errno;
+		pr_perror("pidfd_getfd: userfaultfd %d of process %d", fd, p->pid);
+		goto out_close;
+	}
+	ret = plg_lazy_ranges(c->im.mm, c->im.pm, c->im.nr_pm, &pr, &nr);
+	if (ret) {
+		pr_err("lazy ranges: %s", strerror(-ret));
+		goto out_close;
+	}
+	lr = calloc(nr ? nr : 1, sizeof(*lr));
+	if (!lr) {
+		ret = -ENOMEM;
+		pr_err("lazy ranges: %s", strerror(-ret));
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < nr; i++)
+		lr[i] = (struct lz_lazy_range){ .start = pr[i].start, .len = pr[i].end - pr[i].start };
+	struct lazy_client_proc lp = {
+		.pid = p->pid,
+		.img_id = c->im.pid,
+		.uffd = uffd,
+		.pidfd = pidfd,
+		.features = features,
+		.ranges = lr,
+		.nr_ranges = nr,
+	};
+	ret = lazy_client_add(c->lazy, &lp);
+	if (ret)
+		pr_err("lazy-pages daemon: %s", lazy_client_error(c->lazy));
+	else
+		pr_info("process %d: %u lazy ranges handed to the lazy-pages daemon", p->pid, nr);
+out_free:
+	free(lr);
+	free(pr);
+out_close:
+	if (uffd >= 0)
+		close(uffd);
+	close(pidfd);
+	return ret;
+}
+
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
-	ret = rst_images_load(&c->im, c->opts->images_dir);
+	ret = rst_images_load(&c->im, c->opts->images_dir, c->opts->lazy_pages);
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
 	pr_info("images of pid %u verified: %zu VMAs, %zu page runs, %" PRIu64 " data pages, %zu fds",
 		c->im.pid, c->im.mm->n_vmas, c->im.nr_pm, data_pages(&c->im), c->im.nr_fdinfo);
 
-	ret = rst_proc_create(&c->proc, &c->im, c->opts->detach);
+	if (c->opts->lazy_pages) {
+		/* Fail on a taken pid before a daemon is started for nothing. */
+		if (kill((pid_t)c->im.pid, 0) == 0 || errno == EPERM) {
+			pr_err("pid %u is already in use", c->im.pid);
+			return -EEXIST;
+		}
+		ret = lazy_connect(c);
+		if (ret)
+			return ret;
+	}
+	ret = rst_proc_create(&c->proc, &c->im, c->opts->detach, c->lazy ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	ret = rst_proc_wait_ready(&c->proc);
+	ret = rst_proc_wait_ready(&c->proc, lazy_hand_over, c);
 	if (ret)
 		return ret;
+	if (c->lazy) {
+		/*
+		 * The process passed its last failing step; it resumes now. The
+		 * daemon may start its background fill.
+		 */
+		ret = lazy_client_finish(c->lazy);
+		if (ret) {
+			pr_err("lazy-pages daemon: %s", lazy_client_error(c->lazy));
+			return ret;
+		}
+		lazy_client_close(c->lazy);
+		c->lazy = NULL;
+	}
 	c->t_ready = rst_now_ns();
 	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); resuming it", c->proc.pid,
 		ms(c->t_start, c->t_ready), c->proc.ok.nr_pages);
@@ -109,11 +236,8 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
-	if (opts->lazy_pages) {
-		pr_err("--lazy-pages is not implemented yet");
-		return -EOPNOTSUPP;
-	}
 	ret = restore_run(&c, wait_status, root_pid);
+	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;
 }

@@ -67,6 +67,8 @@ enum {
 	S_SLOW_FILL = 1 << 11, /* fill slowly, so things happen while pages are outstanding */
 	S_LATE_FINISH = 1 << 12, /* measure: no fill until every page was touched */
 	S_SEQUENTIAL = 1 << 13,
+	S_FILL_FIRST = 1 << 14, /* touch nothing until the fill has placed everything */
+	S_CRASH_FORK = 1 << 15, /* the daemon dies on reading the fork */
 };
 
 static const struct scenario {
@@ -76,12 +78,15 @@ static const struct scenario {
 } scenarios[] = {
 	{ "basic", 0, "4 threads fault in random order; fill runs behind" },
 	{ "faults-only", S_LATE_FINISH, "every page arrives by fault (no fill until the end)" },
+	{ "fill-only", S_FILL_FIRST, "every page arrives by the background fill" },
 	{ "fork", S_FORK | S_SLOW_FILL, "fork with pages outstanding: parent and child verify" },
 	{ "mremap", S_MREMAP | S_SLOW_FILL, "move+grow a half-served region" },
 	{ "munmap", S_MUNMAP | S_SLOW_FILL, "unmap parts, map fresh memory there" },
 	{ "dontneed", S_DONTNEED | S_SLOW_FILL, "MADV_DONTNEED part: it reads zeros" },
 	{ "kill-resume", S_KILL_RESUME | S_SLOW_FILL, "daemon SIGKILLed mid-fill, --resume" },
 	{ "kill-noresume", S_KILL_NORESUME | S_SLOW_FILL, "daemon SIGKILLed, nobody resumes" },
+	{ "kill-at-fork", S_FORK | S_CRASH_FORK | S_KILL_NORESUME | S_SLOW_FILL,
+	  "daemon dies reading a fork: the tree is killed at once" },
 	{ "truncated", S_TRUNCATE, "pages file truncated: refused, process killed" },
 	{ "corrupt", S_CORRUPT, "a flipped byte in the pages file: process killed" },
 	{ "garbage", S_GARBAGE | S_SLOW_FILL, "garbage peers are refused, nothing else hurt" },
@@ -116,6 +121,8 @@ struct ctx {
 	double touch_s;			/* measured by the workload (measure mode) */
 	int timing[2];
 };
+
+static char *path_in(const struct ctx *c, const char *name, char *buf, size_t len);
 
 static uint64_t base_b(const struct ctx *c)
 {
@@ -567,6 +574,14 @@ static void workload_main(struct ctx *c)
 	if (ret)
 		_exit(ret);
 	t0 = ts_now();
+	if (c->s->flags & S_FILL_FIRST) {
+		char stats[128];
+
+		/* The daemon writes its stats when every page is in place. */
+		path_in(c, LZ_LAZY_STATS_NAME, stats, sizeof(stats));
+		for (int i = 0; i < 6000 && access(stats, F_OK); i++)
+			usleep(10000);
+	}
 	if (c->s->flags & S_FORK)
 		ret = workload_fork(c);
 	else
@@ -648,8 +663,11 @@ static pid_t start_daemon(struct ctx *c, bool resume, const char *out)
 		argv[n++] = fa;
 	}
 	argv[n] = NULL;
+	if (c->s->flags & S_CRASH_FORK && !resume)
+		putenv("LAZARUS_LAZY_TEST_CRASH=fork");
 	pid = spawn(argv, out, pfd[1],
 		    (c->s->flags & S_SLOW_FILL) ? "LAZARUS_LAZY_FILL_DELAY_US=1500" : NULL);
+	unsetenv("LAZARUS_LAZY_TEST_CRASH");
 	close(pfd[1]);
 	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
 	if (poll(&p, 1, 10000) != 1 || read(pfd[0], &b, 1) != 1) {
@@ -984,7 +1002,7 @@ static int run_scenario(struct ctx *c, char *why, size_t len)
 	c->timing[1] = -1;
 	/* Things to do while the workload's pages are outstanding. */
 	if (read(c->notify[0], &b, 1) == 1) {
-		if (f & (S_KILL_RESUME | S_KILL_NORESUME))
+		if (f & (S_KILL_RESUME | S_KILL_NORESUME) && !(f & S_CRASH_FORK))
 			ret = kill_daemon(c, &daemon, why, len);
 		if (!ret && (f & S_GARBAGE))
 			ret = garbage_peers(c, work, why, len);
@@ -1004,12 +1022,16 @@ static int run_scenario(struct ctx *c, char *why, size_t len)
 		ret = expect_killed(wst, c, "pages-4242.img: truncated", NULL, why, len);
 	else if (f & S_CORRUPT)
 		ret = expect_killed(wst, c, "pages-4242.img: block", "checksum mismatch", why, len);
+	else if (f & S_CRASH_FORK)
+		ret = expect_killed(wst, c, "forked as the daemon died", NULL, why, len);
 	else if (f & S_KILL_NORESUME)
 		ret = expect_killed(wst, c, "nobody resumed", NULL, why, len);
 	else if (wst < 0 || !WIFEXITED(wst) || WEXITSTATUS(wst) != WL_OK)
 		ret = fail(why, len, "workload %s", describe(wst));
+	if (!ret && (f & S_CRASH_FORK) && (dst < 0 || !WIFSIGNALED(dst)))
+		ret = fail(why, len, "daemon %s, want it dead by its crash hook", describe(dst));
 	/* A daemon that had to kill a process says so in its exit status. */
-	if (!ret && daemon > 0 &&
+	if (!ret && daemon > 0 && !(f & S_CRASH_FORK) &&
 	    (dst < 0 || !WIFEXITED(dst) || WEXITSTATUS(dst) != ((f & (S_TRUNCATE | S_CORRUPT)) ? 1 : 0)))
 		ret = fail(why, len, "daemon %s, want exit %d", describe(dst),
 			   (f & (S_TRUNCATE | S_CORRUPT)) ? 1 : 0);
