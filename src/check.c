@@ -5,9 +5,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include <string.h>
+
 #include "cli.h"
 #include "kerndat.h"
 #include "log.h"
+#include "uffd.h"
 
 struct feature {
 	const char *name;
@@ -19,9 +22,12 @@ struct feature {
 int cli_check(void)
 {
 	struct lz_kerndat kd;
+	struct uffd_kinfo ki;
+	char feat[512];
 	int missing = 0;
 
 	kerndat_probe(&kd);
+	uffd_probe(&ki);
 	const struct feature f[] = {
 		{ "ptrace-seize", kd.ptrace_seize, true, "cannot freeze a process" },
 		{ "ptrace-rseq-config", kd.ptrace_rseq_conf, true, "cannot dump rseq registrations" },
@@ -33,6 +39,9 @@ int cli_check(void)
 		{ "cap-checkpoint-restore", kd.cap_checkpoint_restore, true, "set_tid and PR_SET_MM_MAP refused" },
 		{ "cap-sys-resource", kd.cap_sys_resource, false, "hard rlimits above ours cannot be restored" },
 		{ "vdso", kd.vdso_size > 0, true, "no vdso to put back" },
+		{ "userfaultfd", ki.usable, false, "no lazy restore (--lazy-pages)" },
+		{ "uffd-lazy-events", ki.usable && (ki.features & UFFD_LAZY_REQUIRED) == UFFD_LAZY_REQUIRED,
+		  false, "no lazy restore: fork/remap/remove/unmap events missing" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
@@ -43,6 +52,12 @@ int cli_check(void)
 			missing++;
 	}
 	printf("%-24s %" PRIu32 " bytes, xcr0 0x%" PRIx64 "\n", "xsave", kd.xsave_size, kd.xfeatures);
+	if (ki.usable) {
+		uffd_features_str(ki.features, feat, sizeof(feat));
+		printf("%-24s %s%s\n", "uffd-features", feat, ki.via_dev ? " (via /dev/userfaultfd)" : "");
+	} else {
+		printf("%-24s unusable: %s\n", "uffd-features", strerror(-ki.err));
+	}
 	printf("%-24s vdso %" PRIu64 " KiB, vvar %" PRIu64 " KiB%s\n", "vdso-layout",
 	       kd.vdso_size >> 10, kd.vvar_size >> 10, kd.vvar_vclock ? " (with vvar_vclock)" : "");
 	if (missing) {
