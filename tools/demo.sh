@@ -3,8 +3,10 @@
 #
 # Starts the lzwork test workload (64 MiB of patterned memory, counters, an
 # open log file, FP state, a signal handler on an alternate stack), shows it
-# counting, dumps it (which kills it), shows the images, restores it, asks it
-# to verify its own state and prints its verdict, then stops it.
+# counting, dumps it (which kills it), shows the images, restores it lazily
+# (it resumes before its memory is back; the lazy-pages daemon serves its
+# faults and fills the rest), asks it to verify its own state, prints its
+# verdict and the daemon's statistics, then stops it.
 #
 #   MIB=N     memory to fill (default 64)
 #   KEEP=1    keep the demo directory (images and logs) afterwards
@@ -123,12 +125,24 @@ for e in j["entries"]:
     print("   " + wrap([json.dumps({k: v})[1:-1] for k, v in e.items()], "   ") + "}")
 print("]}")'
 
-step "Restore it: lazarus restore -d (returns once the process runs again)"
+step "Restore it lazily: lazarus restore --lazy-pages -d (returns once the process runs again)"
 t0=$(now)
-run "$LZ" restore -D "$DIR/img" -d -o restore.log
-echo "restored in $(since "$t0")"
+run "$LZ" restore -D "$DIR/img" --lazy-pages -d -o restore.log
+echo "restored in $(since "$t0"): it runs before its $MIB MiB are back"
 alive "$PID" || die "pid $PID is not running after the restore"
 echo "pid $PID is back: $(ps -o pid=,stat=,rss=,cmd= -p "$PID")"
+
+step "The lazy-pages daemon serves its faults and fills the rest in the background"
+T=120 wait_until test -e "$DIR/img/lazy-pages-stats.json" || die "the lazy-pages daemon did not finish"
+run tail -n 3 "$DIR/img/lazy-pages.log"
+/usr/bin/python3 - "$DIR/img/lazy-pages-stats.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for p in s["processes"]:
+    print("pid %d: %d pages on fault, %d by background fill, %d zero; all in place after %.1f ms"
+          % (p["pid"], p["pages_fault"], p["pages_fill"], p["pages_zero"],
+             p["time_to_complete_ns"] / 1e6))
+PY
 
 step "Ask it to verify its own memory, counters, FP state, files and signals"
 sleep 1
@@ -145,4 +159,4 @@ step "Stop it"
 kill -TERM "$PID"
 T=60 wait_until eval '! alive "$PID"' || die "pid $PID did not stop"
 echo "pid $PID exited"
-printf '\n%sDone: lzwork was checkpointed, restored and verified itself.%s\n' "$G" "$N"
+printf '\n%sDone: lzwork was checkpointed, restored lazily and verified itself.%s\n' "$G" "$N"
