@@ -34,7 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "dump: "
+#define LOG_PREFIX "ptrace: " /* used by dump and restore */
 #include "log.h"
 #include "proc.h"
 #include "ptrace.h"
@@ -57,7 +57,7 @@ static int wait_tracee(struct tracee *t, int *status)
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		/* The ptrace link ends with the task. */
 		t->seized = false;
-		pr_err("process %d exited while being dumped (%s %d)", t->pid,
+		pr_err("process %d exited while being traced (%s %d)", t->pid,
 		       WIFEXITED(*status) ? "exit code" : "signal",
 		       WIFEXITED(*status) ? WEXITSTATUS(*status) : WTERMSIG(*status));
 		return -ESRCH;
@@ -401,8 +401,9 @@ int tracee_inject_begin(struct tracee *t, const char *maps_text)
 		return ret;
 	t->injected = true; /* from here on regs and mask must be put back */
 	ret = set_sigmask(t, ~0ULL);
-	if (!ret)
-		ret = tracee_syscall(t, SYS_mmap, args, &addr);
+	if (ret || t->no_scratch)
+		return ret;
+	ret = tracee_syscall(t, SYS_mmap, args, &addr);
 	if (ret)
 		return ret;
 	if (addr < 0 && addr > -4096) {

@@ -48,6 +48,8 @@ struct tracee {
 	uint64_t sigmask;		 /* blocked signals as frozen */
 	uint64_t syscall_ip;		 /* address of a `syscall` instruction */
 	uint64_t scratch;		 /* injected scratch page, 0 if none */
+	bool no_scratch;		 /* set before tracee_inject_begin(): no out-params,
+					    no scratch page (two injected syscalls fewer) */
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
 };
 
@@ -66,7 +68,8 @@ int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len);
 
 /*
  * Prepare injection: find a syscall instruction (MAPS_TEXT is the tracee's
- * /proc/PID/maps), block every signal, map the scratch page.
+ * /proc/PID/maps), block every signal, map the scratch page (unless
+ * t->no_scratch).
  */
 int tracee_inject_begin(struct tracee *t, const char *maps_text);
 /*
