@@ -273,6 +273,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->pages_fd = fds->pages_fd;
 	a->uffd = fds->uffd;
 	a->release_fd = fds->release_fd;
+	a->go_fd = fds->go_fd;
 	a->helper_pid = fds->helper_pid;
 	a->pdeath_sig = im->task->pdeath_sig;
 	a->nr_vmas = build_vmas(vmas, idx, im, fds);

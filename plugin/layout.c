@@ -59,8 +59,8 @@ static int range_cmp(const void *a, const void *b)
 /*
  * The middle of the largest gap between what is mapped now and what the
  * target maps: far from both, so the area blocks neither brk() nor stack
- * growth of the target, and what stays of it after the restore (one page)
- * sits where no later fixed mapping is likely to want it.
+ * growth of the target while it exists (until the lazarus parent unmaps it,
+ * right after rt_sigreturn).
  */
 int plg_find_hole(const MmEntry *mm, uint64_t size, uint64_t *addr, char *why, size_t len)
 {

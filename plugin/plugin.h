@@ -35,6 +35,7 @@ struct plg_images {
 struct plg_fds {
 	int status_fd;
 	int release_fd;	       /* -d: pipe to the helper that cloned us; -1 */
+	int go_fd;	       /* go pipe from the lazarus parent */
 	int helper_pid;	       /* -d: that helper */
 	int pages_fd;
 	int exe_fd;

@@ -3,11 +3,12 @@
  *
  * Area layout (one anonymous mapping, never moved):
  *
- *   [ blob stack | blob code ... | finish page: finish code, signal frame | args, arrays ]
+ *   [ blob stack | blob code | signal frame | args, arrays ]
  *
  * Code and the frame are made read+exec once written; the args stay
- * writable. After the restore the blob unmaps everything but the finish
- * page(s), which hold the code that unmaps and the frame rt_sigreturn reads.
+ * writable. Nothing of it is unmapped from inside: the code issuing
+ * rt_sigreturn and the frame it reads must exist at that moment. The lazarus
+ * parent unmaps the whole area once rt_sigreturn is done (restore-finish.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,14 +26,10 @@
 
 #define BLOB_STACK_SIZE (64UL << 10)
 
-_Static_assert(LZ_BLOB_FINISH_OFF % LZ_PAGE_SIZE == 0, "finish code starts a page");
-
 struct area_plan {
 	size_t code_off;  /* blob bytes */
 	size_t frame_off; /* signal frame, right after the blob */
-	size_t keep_off;  /* first page kept after the restore */
-	size_t keep_end;
-	size_t args_off;
+	size_t args_off;  /* page after the frame: stays writable */
 	size_t total;
 };
 
@@ -40,9 +37,7 @@ static void area_plan(struct area_plan *p, const struct plg_images *im, const st
 {
 	p->code_off = BLOB_STACK_SIZE;
 	p->frame_off = ALIGN_UP(p->code_off + sizeof(restorer_blob), 64);
-	p->keep_off = p->code_off + LZ_BLOB_FINISH_OFF;
-	p->keep_end = ALIGN_UP(p->frame_off + plg_sigframe_size(im->core), LZ_PAGE_SIZE);
-	p->args_off = p->keep_end;
+	p->args_off = ALIGN_UP(p->frame_off + plg_sigframe_size(im->core), LZ_PAGE_SIZE);
 	p->total = ALIGN_UP(p->args_off + sizeof(struct lz_blob_args) + plg_args_extra(im, fds),
 			    LZ_PAGE_SIZE);
 }
@@ -94,9 +89,6 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	a = (struct lz_blob_args *)(base + ap.args_off);
 	a->area_start = addr;
 	a->area_end = addr + ap.total;
-	a->keep_start = addr + ap.keep_off;
-	a->keep_end = addr + ap.keep_end;
-	a->finish = addr + ap.code_off + LZ_BLOB_FINISH_OFF;
 	a->t_child_ns = t_child_ns;
 	a->fault_step = fault_step();
 	ret = plg_build_args(a, (uint8_t *)(a + 1), ap.total - ap.args_off - sizeof(*a), im, fds,
@@ -105,7 +97,7 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 		goto out_unmap;
 	a->sigframe = plg_build_sigframe(base + ap.frame_off, im);
 
-	if (mprotect(base + ap.code_off, ap.keep_end - ap.code_off, PROT_READ | PROT_EXEC)) {
+	if (mprotect(base + ap.code_off, ap.args_off - ap.code_off, PROT_READ | PROT_EXEC)) {
 		ret = -errno;
 		snprintf(why, len, "mprotect the restorer: %s", strerror(errno));
 		goto out_unmap;

@@ -7,6 +7,12 @@
  * a struct lz_blob_args and a signal frame, and jumps. Every pointer in the
  * args is an absolute address inside that area: the area never moves.
  *
+ * The blob cannot unmap the code that issues rt_sigreturn nor the frame it
+ * reads, so the whole area is left to the lazarus parent: after "OK" the
+ * blob waits for one byte on the go pipe, the parent seizes it with ptrace,
+ * lets it go, catches it at the exit of rt_sigreturn and unmaps the area
+ * with an injected munmap (src/restore-finish.c).
+ *
  * The blob reports through the status pipe with fixed-size struct lz_rst_msg
  * records (smaller than PIPE_BUF, so every write is atomic). The lazarus
  * child uses the same records for its own failures, with a text.
@@ -19,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 1
+#define LZ_BLOB_ABI_VERSION 2
 #define LZ_BLOB_MAX_RLIMITS 16
 #define LZ_BLOB_MAX_ITIMERS 3
 #define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
@@ -99,12 +105,9 @@ struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
 	uint32_t size;	      /* sizeof(struct lz_blob_args) */
 
-	uint64_t area_start; /* the bootstrap area, kept through the unmap */
-	uint64_t area_end;
-	uint64_t keep_start; /* what stays mapped after rt_sigreturn: */
-	uint64_t keep_end;   /* the finish code and the signal frame */
+	uint64_t area_start; /* the bootstrap area: kept through the unmap, */
+	uint64_t area_end;   /* unmapped by the lazarus parent after rt_sigreturn */
 	uint64_t sigframe;   /* rsp for rt_sigreturn: the ucontext */
-	uint64_t finish;     /* address of lz_blob_finish in the area */
 
 	int32_t status_fd; /* pipe to the lazarus parent */
 	int32_t pages_fd;  /* pages-<pid>.img */
@@ -142,17 +145,21 @@ struct lz_blob_args {
 	int32_t pdeath_sig;  /* PR_SET_PDEATHSIG once the final parent is known */
 	int32_t release_fd;  /* -d: one byte lets the helper exit; -1 without -d */
 	int32_t helper_pid;  /* -d: the helper, our parent until released */
+	int32_t go_fd;	     /* go pipe: one byte once the parent traces us; EOF: it gave up */
+	uint32_t reserved1;  /* 0 */
 };
-_Static_assert(offsetof(struct lz_blob_args, vmas) == 72, "args: vmas at 72");
-_Static_assert(offsetof(struct lz_blob_args, rlimits) == 112, "args: rlimits at 112");
-_Static_assert(sizeof(struct lz_blob_args) == 1336, "args: 1336 bytes");
+_Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
+_Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
+_Static_assert(offsetof(struct lz_blob_args, go_fd) == 1312, "args: go_fd at 1312");
+_Static_assert(sizeof(struct lz_blob_args) == 1320, "args: 1320 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
 #define LZ_RST_MSG_MAGIC 0x4d54534cU /* "LSTM" */
 
 enum lz_rst_msg_type {
-	LZ_MSG_OK = 1,	 /* restored; about to rt_sigreturn */
+	LZ_MSG_OK = 1,	 /* restored; addr = bootstrap area, arg = its length in pages.
+			    The process waits on its go pipe for the parent's ptrace */
 	LZ_MSG_WARN = 2, /* something was not restored exactly; continuing */
 	LZ_MSG_FAIL = 3, /* restore failed; the process exits */
 	LZ_MSG_UFFD = 4, /* lazy mode: arg = our uffd's fd number, addr = its features;
@@ -179,6 +186,7 @@ enum lz_rst_step {
 	LZ_STEP_MLOCK,
 	LZ_STEP_RELEASE,
 	LZ_STEP_UFFD,
+	LZ_STEP_TRACER, /* after OK: wait on the go pipe for the parent */
 	LZ_STEP_MAX,
 };
 

@@ -11,8 +11,10 @@
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
  *   jump                     the blob does memory and thread state, and with
- *                            -d releases the helper when nothing can fail
- *                            any more (struct rst_detach)
+ *                            -d releases the helper when nothing of its own
+ *                            can fail any more (struct rst_detach); after
+ *                            "OK" it waits on the go pipe for the parent,
+ *                            which takes the blob away (restore-finish.c)
  *
  * Failures go to the parent over the status pipe as one text record.
  */
@@ -34,6 +36,7 @@
 struct rst_child {
 	const struct rst_images *im;
 	int status_fd; /* moves with the service fds */
+	int go_fd;     /* the parent's go pipe: until moved into svc */
 	const struct rst_detach *detach; /* NULL without -d */
 	const struct rst_lazy *lazy;	 /* NULL in eager mode */
 	int uffd;			 /* lazy: until moved into svc */
@@ -65,7 +68,7 @@ static int child_fds(struct rst_child *c)
 	struct rst_svc_in in = {
 		.status_fd = c->status_fd,
 		.release_fd = c->detach ? c->detach->release_fd : -1,
-		.go_fd = c->lazy ? c->lazy->go_fd : -1,
+		.go_fd = c->go_fd,
 		.uffd = c->uffd,
 	};
 	int ret = rst_svc_open(&c->svc, c->im, &in, c->why, sizeof(c->why));
@@ -135,6 +138,7 @@ static int child_plugin(struct rst_child *c)
 	struct plg_fds pf = {
 		.status_fd = c->svc.status_fd,
 		.release_fd = c->svc.release_fd,
+		.go_fd = c->svc.go_fd,
 		.helper_pid = c->detach ? c->detach->helper : 0,
 		.pages_fd = c->svc.pages_fd,
 		.exe_fd = c->svc.exe_fd,
@@ -174,12 +178,13 @@ static int child_run(struct rst_child *c)
 	return plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
-void rst_child_main(const struct rst_images *im, int status_fd, const struct rst_detach *detach,
-		    const struct rst_lazy *lazy)
+void rst_child_main(const struct rst_images *im, int status_fd, int go_fd,
+		    const struct rst_detach *detach, const struct rst_lazy *lazy)
 {
 	struct rst_child c = {
 		.im = im,
 		.status_fd = status_fd,
+		.go_fd = go_fd,
 		.detach = detach,
 		.lazy = lazy,
 		.uffd = -1,

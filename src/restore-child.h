@@ -26,21 +26,22 @@ struct rst_detach {
  * Lazy mode: a userfaultfd binds to the mm of the process that opens it, so
  * the restored process opens its own, tells the parent its number
  * (LZ_MSG_UFFD; the parent takes a copy with pidfd_getfd and hands it to the
- * lazy-pages daemon) and waits for one byte on go_fd before the blob
+ * lazy-pages daemon) and waits for one byte on the go pipe before the blob
  * registers anything. EOF there means the daemon did not take it.
  */
 struct rst_lazy {
 	struct uffd_kinfo ki; /* probed once by the parent */
-	int go_fd;	      /* read end of the go pipe */
 };
 
 /*
  * Never returns: it becomes the target (rt_sigreturn in the blob) or
- * reports a failure on status_fd and exits. detach is NULL without -d,
- * lazy NULL in eager mode.
+ * reports a failure on status_fd and exits. go_fd is the read end of the go
+ * pipe: the parent writes one byte when the process may go on (lazy mode:
+ * after the uffd handover; always: once it traces the blob after "OK").
+ * detach is NULL without -d, lazy NULL in eager mode.
  */
 __attribute__((noreturn)) void rst_child_main(const struct rst_images *im, int status_fd,
-					      const struct rst_detach *detach,
+					      int go_fd, const struct rst_detach *detach,
 					      const struct rst_lazy *lazy);
 
 #endif

@@ -13,7 +13,7 @@
 struct rst_svc {
 	int status_fd; /* pipe to the lazarus parent */
 	int release_fd; /* -d: pipe to the helper that cloned us; -1 */
-	int go_fd;     /* lazy: the parent's go pipe; -1 */
+	int go_fd;     /* the parent's go pipe (lazy handover, finish) */
 	int uffd;      /* lazy: our userfaultfd; -1 */
 	int log_fd;    /* where this process logs (a copy of lazarus's) */
 	int pages_fd;  /* pages-<pid>.img */

@@ -3,10 +3,15 @@
  *
  * The process is cloned with its dumped pid (clone3 set_tid) and restores
  * itself (restore-child.c, then the blob). It talks back over a pipe in
- * struct lz_rst_msg records: warnings, one failure, or "OK" right before
- * its final rt_sigreturn. Only this file turns records into log lines, so
- * a failure anywhere is reported exactly once. EOF without "OK" is a
- * failure too: the process died on the way.
+ * struct lz_rst_msg records: warnings, one failure, or "OK" when only its
+ * final rt_sigreturn is left. Only this file turns records into log lines
+ * (restore-finish.c logs the ptrace step after "OK"), so a failure
+ * anywhere is reported exactly once. EOF without "OK" is a failure too: the
+ * process died on the way.
+ *
+ * The go pipe runs the other way: one byte lets the process go on. In lazy
+ * mode the first one follows the uffd handover; the last one comes from
+ * rst_proc_finish(), once the blob (blocked after "OK") is traced.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,6 +20,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,6 +30,7 @@
 #define LOG_PREFIX "restore: "
 #include "log.h"
 #include "restore-child.h"
+#include "restore-finish.h"
 #include "restore-proc.h"
 
 uint64_t rst_now_ns(void)
@@ -91,7 +98,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 	pid = clone_with_pid((pid_t)im->pid);
 	if (pid == 0) {
 		close(rel[0]);
-		rst_child_main(im, status_fd, &d, p->lazy_on ? &p->lazy : NULL);
+		rst_child_main(im, status_fd, p->go_rd, &d, p->lazy_on ? &p->lazy : NULL);
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
@@ -114,8 +121,7 @@ static int create_detached(struct rst_proc *p, const struct rst_images *im, int 
 {
 	p->helper = fork();
 	if (p->helper == 0) {
-		if (p->go_wr >= 0)
-			close(p->go_wr);
+		close(p->go_wr);
 		helper_main(p, im, status_wr);
 	}
 	if (p->helper < 0) {
@@ -139,21 +145,21 @@ static void reap_helper(struct rst_proc *p)
 	p->helper = 0;
 }
 
-/* Lazy mode: the go pipe; the child keeps the read end (rst_lazy.go_fd). */
-static int lazy_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
+/* The go pipe (the child keeps the read end); lazy mode's probed uffd. */
+static int go_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
 {
 	int gfd[2];
 
-	if (!ki)
-		return 0;
 	if (pipe2(gfd, O_CLOEXEC)) {
 		pr_perror("pipe");
 		return -errno;
 	}
-	p->lazy_on = true;
-	p->lazy.ki = *ki;
-	p->lazy.go_fd = gfd[0];
+	p->go_rd = gfd[0];
 	p->go_wr = gfd[1];
+	if (ki) {
+		p->lazy_on = true;
+		p->lazy.ki = *ki;
+	}
 	return 0;
 }
 
@@ -166,8 +172,8 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	memset(p, 0, sizeof(*p));
 	p->detach = detach;
 	p->im = im;
+	p->go_rd = -1;
 	p->go_wr = -1;
-	p->lazy.go_fd = -1;
 	if (kill((pid_t)im->pid, 0) == 0 || errno == EPERM) {
 		pr_err("pid %u is already in use", im->pid);
 		return -EEXIST;
@@ -176,7 +182,7 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		pr_perror("pipe");
 		return -errno;
 	}
-	ret = lazy_setup(p, lazy);
+	ret = go_setup(p, lazy);
 	if (ret) {
 		close(pfd[0]);
 		close(pfd[1]);
@@ -189,9 +195,8 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		p->pid = clone_with_pid((pid_t)im->pid);
 		if (p->pid == 0) {
 			close(pfd[0]);
-			if (p->go_wr >= 0)
-				close(p->go_wr);
-			rst_child_main(im, pfd[1], NULL, p->lazy_on ? &p->lazy : NULL);
+			close(p->go_wr);
+			rst_child_main(im, pfd[1], p->go_rd, NULL, p->lazy_on ? &p->lazy : NULL);
 		}
 		if (p->pid < 0) {
 			ret = -errno;
@@ -199,13 +204,11 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 		}
 	}
 	close(pfd[1]);
-	if (p->lazy.go_fd >= 0)
-		close(p->lazy.go_fd);
-	p->lazy.go_fd = -1;
+	close(p->go_rd);
+	p->go_rd = -1;
 	if (ret) {
 		close(pfd[0]);
-		if (p->go_wr >= 0)
-			close(p->go_wr);
+		close(p->go_wr);
 		p->go_wr = -1;
 		return ret;
 	}
@@ -253,6 +256,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_MLOCK] = "mlock",
 	[LZ_STEP_RELEASE] = "release the helper / PR_SET_PDEATHSIG",
 	[LZ_STEP_UFFD] = "register with the userfaultfd",
+	[LZ_STEP_TRACER] = "wait for the lazarus parent",
 };
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
@@ -361,8 +365,6 @@ static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb
 		pr_perror("wake process %d", p->pid);
 		return -errno;
 	}
-	close(p->go_wr);
-	p->go_wr = -1;
 	return 0;
 }
 
@@ -381,6 +383,8 @@ int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 		}
 		if (m.type == LZ_MSG_OK) {
 			p->ok = m;
+			p->area = m.addr;
+			p->area_len = (uint64_t)m.arg << 12;
 			break;
 		}
 		if (m.type == LZ_MSG_UFFD) {
@@ -401,10 +405,41 @@ int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 	}
 	close(p->status_rd);
 	p->status_rd = -1;
-	if (p->go_wr >= 0)
+	if (ret) {
 		close(p->go_wr); /* a process still waiting to go gives up */
-	p->go_wr = -1;
+		p->go_wr = -1;
+	}
 	reap_helper(p);
+	if (ret)
+		reap_failed(p);
+	return ret;
+}
+
+int rst_proc_finish(struct rst_proc *p)
+{
+	struct rst_finish f = {
+		.pid = p->pid,
+		.go_wr = p->go_wr,
+		.area = p->area,
+		.area_len = p->area_len,
+		.core = p->im->core,
+	};
+	const char *fault = getenv("LAZARUS_FAULT_BLOB"); /* as for the blob's steps */
+	int ret;
+
+	f.fault = fault && !strcmp(fault, "finish");
+	for (size_t i = 0; i < p->im->mm->n_vmas; i++) {
+		const VmaEntry *v = p->im->mm->vmas[i];
+
+		if (v->kind == VMA_KIND__VMA_VDSO) {
+			f.vdso_start = v->start;
+			f.vdso_end = v->end;
+		}
+	}
+	ret = rst_finish_process(&f);
+	close(p->go_wr); /* EOF: a blob never let go fails by itself */
+	p->go_wr = -1;
+	p->nr_stops = f.nr_stops;
 	if (ret)
 		reap_failed(p);
 	return ret;

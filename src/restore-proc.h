@@ -1,6 +1,7 @@
 /*
- * restore-proc.h - create the restored process with its pid and follow it
- * through the status pipe until it resumes (or fails).
+ * restore-proc.h - create the restored process with its pid, follow it
+ * through the status pipe until its blob says "OK" (or fails), then take
+ * the blob away with ptrace and let it resume.
  */
 #ifndef LZ_RESTORE_PROC_H
 #define LZ_RESTORE_PROC_H
@@ -24,7 +25,11 @@ struct rst_proc {
 	unsigned nr_warnings;
 	struct rst_lazy lazy; /* lazy mode: what the child gets */
 	bool lazy_on;
-	int go_wr;	      /* lazy mode: write end of the child's go pipe */
+	int go_rd;	      /* the child's end of the go pipe (closed here once created) */
+	int go_wr;	      /* write end of the go pipe: lazy handover, then the finish */
+	uint64_t area;	      /* from "OK": the bootstrap area left to unmap */
+	uint64_t area_len;
+	unsigned nr_stops;    /* ptrace stops on the way out of the blob */
 };
 
 /*
@@ -43,8 +48,17 @@ uint64_t rst_now_ns(void);
  */
 int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
 		    const struct uffd_kinfo *lazy);
-/* Wait for "OK" on the status pipe. Logs warnings, and the failure once. */
+/*
+ * Wait for "OK" on the status pipe. Logs warnings, and the failure once.
+ * On success the process waits for rst_proc_finish().
+ */
 int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx);
+/*
+ * Let the process leave the blob under ptrace, unmap the bootstrap area
+ * once rt_sigreturn is done, detach: it runs on exactly as dumped. On
+ * failure it is killed (and reaped unless -d); logs once.
+ */
+int rst_proc_finish(struct rst_proc *p);
 /* Without detach: wait for the restored process to exit; its wait status. */
 int rst_proc_wait_exit(struct rst_proc *p, int *status);
 

@@ -12,8 +12,12 @@
  * lazy-pages daemon of the work dir (lazy-client.c starts one when none
  * listens). The restored process opens its own userfaultfd; we take a copy
  * with pidfd_getfd, hand it to the daemon with the ranges the blob will
- * register, and only then let the process go on. Once it is about to
- * resume, "finished" starts the daemon's background fill.
+ * register, and only then let the process go on. Once it is in place,
+ * "finished" starts the daemon's background fill.
+ *
+ * Either mode ends the same way: the blob says "OK" and waits; we trace it
+ * through its rt_sigreturn, unmap its bootstrap area from outside and
+ * detach (restore-finish.c), so no trace of the restorer is left.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +47,8 @@ struct restore_ctx {
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
+	uint64_t t_resumed; /* detached from it: it runs on without the restorer */
+	uint64_t t_done;   /* lazy: the daemon was told "finished" */
 };
 
 static double ms(uint64_t from, uint64_t to)
@@ -73,14 +79,16 @@ static void write_stats(const struct restore_ctx *c)
 	fprintf(f,
 		"{\n  \"pid\": %u,\n  \"detached\": %s,\n  \"lazy\": %s,\n"
 		"  \"verify_ms\": %.3f,\n  \"create_ms\": %.3f,\n  \"prepare_ms\": %.3f,\n"
-		"  \"memory_ms\": %.3f,\n  \"finish_ms\": %.3f,\n  \"total_ms\": %.3f,\n"
+		"  \"memory_ms\": %.3f,\n  \"finish_ms\": %.3f,\n  \"unmap_ms\": %.3f,\n"
+		"  \"unmap_ptrace_stops\": %u,\n  \"total_ms\": %.3f,\n"
 		"  \"vmas\": %zu,\n  \"pages_restored\": %" PRIu64 ",\n"
 		"  \"bytes_restored\": %" PRIu64 ",\n  \"image_data_pages\": %" PRIu64 ",\n"
 		"  \"warnings\": %u\n}\n",
 		c->im.pid, c->opts->detach ? "true" : "false", c->opts->lazy_pages ? "true" : "false",
 		ms(c->t_start, c->t_loaded),
 		ms(c->proc.t_clone, t[0]), ms(t[0], t[1]), ms(t[1], t[2]), ms(t[2], t[3]),
-		ms(c->t_start, c->t_ready), c->im.mm->n_vmas, c->proc.ok.nr_pages,
+		ms(c->t_ready, c->t_resumed), c->proc.nr_stops, ms(c->t_start, c->t_done),
+		c->im.mm->n_vmas, c->proc.ok.nr_pages,
 		c->proc.ok.nr_pages * 4096, data_pages(&c->im), c->proc.nr_warnings);
 	if (fclose(f) || rename(tmp, path)) {
 		pr_warn("cannot write %s: %s", path, strerror(errno));
@@ -203,10 +211,15 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	ret = rst_proc_wait_ready(&c->proc, lazy_hand_over, c);
 	if (ret)
 		return ret;
+	c->t_ready = rst_now_ns();
+	ret = rst_proc_finish(&c->proc);
+	if (ret)
+		return ret;
+	c->t_resumed = rst_now_ns();
 	if (c->lazy) {
 		/*
-		 * The process passed its last failing step; it resumes now. The
-		 * daemon may start its background fill.
+		 * The process is in place and runs on. The daemon may start its
+		 * background fill.
 		 */
 		ret = lazy_client_finish(c->lazy);
 		if (ret) {
@@ -216,9 +229,9 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		lazy_client_close(c->lazy);
 		c->lazy = NULL;
 	}
-	c->t_ready = rst_now_ns();
-	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); resuming it", c->proc.pid,
-		ms(c->t_start, c->t_ready), c->proc.ok.nr_pages);
+	c->t_done = rst_now_ns();
+	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); it runs on", c->proc.pid,
+		ms(c->t_start, c->t_done), c->proc.ok.nr_pages);
 	write_stats(c);
 	if (root_pid)
 		*root_pid = c->proc.pid;

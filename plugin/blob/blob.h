@@ -41,10 +41,10 @@ void blob_restore_itimers(struct blob *b);
 void blob_restore_rlimits(struct blob *b);
 void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
+void blob_wait_tracer(struct blob *b);
 
-/* finish.c: unmap the rest of the bootstrap area and rt_sigreturn. */
-__attribute__((noreturn)) void lz_blob_finish(uint64_t lo, uint64_t lo_len, uint64_t hi,
-					      uint64_t hi_len, uint64_t frame);
+/* finish.c: rt_sigreturn with the frame at `frame`. */
+__attribute__((noreturn)) void lz_blob_finish(uint64_t frame);
 
 /* util.c: the compiler may emit calls to these. */
 void *memset(void *s, int c, unsigned long n);

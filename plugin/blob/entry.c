@@ -5,7 +5,9 @@
  * From here on there is no libc and no old address space: the entry throws
  * away every mapping but the bootstrap area, builds the target's, puts back
  * the per-thread kernel state that only the thread itself can set, says "OK"
- * on the status pipe and leaves through rt_sigreturn into the target's code.
+ * on the status pipe, waits until the lazarus parent traces it, and leaves
+ * through rt_sigreturn into the target's code (the parent then unmaps the
+ * bootstrap area, which this code cannot do for itself).
  * Any failure is reported on the pipe and ends the process (exit_group), so
  * the target never runs on half-restored memory.
  */
@@ -73,9 +75,11 @@ static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
  * after the fill (a write into a registered missing page would wait for
  * the daemon), memory is complete before PR_SET_MM_MAP checks the
  * new layout, rseq is registered only once its area is mapped. With -d the
- * helper that cloned us is released only after the last step that can fail,
- * so a failed restore is always reaped by it and leaves no zombie. The
- * status pipe is the last fd to close, after "OK".
+ * helper that cloned us is released only after the last step of ours that
+ * can fail, so a failed restore is reaped by it and leaves no zombie (only
+ * the parent's ptrace step comes later; if that fails, the parent kills us
+ * and our new parent reaps us). The status pipe is closed after "OK", the
+ * go pipe after the parent's byte.
  */
 __attribute__((section(".text.entry"), used, visibility("default"))) void
 lz_blob_entry(struct lz_blob_args *a)
@@ -101,8 +105,9 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_RLIMIT, blob_restore_rlimits);
 	step(&b, LZ_STEP_CLOSE, blob_close_fds);
 	step(&b, LZ_STEP_RELEASE, blob_release);
-	blob_report(&b, LZ_MSG_OK, 0, 0, 0, 0);
+	blob_report(&b, LZ_MSG_OK, 0, 0, (uint32_t)((a->area_end - a->area_start) >> 12),
+		    a->area_start);
 	sys_close(a->status_fd);
-	lz_blob_finish(a->area_start, a->keep_start - a->area_start, a->keep_end,
-		       a->area_end - a->keep_end, a->sigframe);
+	blob_wait_tracer(&b);
+	lz_blob_finish(a->sigframe);
 }

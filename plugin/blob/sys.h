@@ -35,6 +35,11 @@ static inline long sys_write(int fd, const void *buf, unsigned long len)
 	return sys3(__NR_write, fd, buf, len);
 }
 
+static inline long sys_read(int fd, void *buf, unsigned long len)
+{
+	return sys3(__NR_read, fd, buf, len);
+}
+
 static inline long sys_close(int fd)
 {
 	return sys1(__NR_close, fd);

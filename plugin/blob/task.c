@@ -127,8 +127,9 @@ void blob_release(struct blob *b)
 }
 
 /*
- * The status pipe stays (the caller writes "OK" on it and closes it), and
- * so does the release pipe (blob_release() writes on it and closes it).
+ * The status pipe stays (the caller writes "OK" on it and closes it), so
+ * do the release pipe (blob_release() writes on it and closes it) and the
+ * go pipe (blob_wait_tracer()).
  */
 void blob_close_fds(struct blob *b)
 {
@@ -137,10 +138,30 @@ void blob_close_fds(struct blob *b)
 	for (uint32_t i = 0; i < b->a->nr_close_fds; i++) {
 		long r;
 
-		if (fds[i] == b->a->status_fd || fds[i] == b->a->release_fd)
+		if (fds[i] == b->a->status_fd || fds[i] == b->a->release_fd ||
+		    fds[i] == b->a->go_fd)
 			continue;
 		r = sys_close(fds[i]);
 		if (r)
 			blob_fail(b, LZ_STEP_CLOSE, r, (uint32_t)fds[i], 0);
 	}
+}
+
+/*
+ * After "OK" the lazarus parent seizes us with ptrace, then writes one byte
+ * here and follows us through rt_sigreturn to unmap the bootstrap area from
+ * outside. Blocking here is what lets it catch us in time. EOF means the
+ * parent gave up or died: nobody would take the area away, so fail.
+ */
+void blob_wait_tracer(struct blob *b)
+{
+	char go;
+	long n;
+
+	do
+		n = sys_read(b->a->go_fd, &go, 1);
+	while (n == -4 /* EINTR */);
+	if (n != 1)
+		blob_fail(b, LZ_STEP_TRACER, n < 0 ? n : -104 /* ECONNRESET */, 0, 0);
+	sys_close(b->a->go_fd);
 }
