@@ -108,11 +108,18 @@ $(O)/fuzz/fuzz_image: test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) $(PB_H)
 	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
 		-o $@ test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) -lprotobuf-c
 
-fuzz: $(O)/fuzz/fuzz_image
-	@mkdir -p $(O)/fuzz/corpus
+$(O)/fuzz/fuzz_lazy_msg: test/fuzz/fuzz_lazy_msg.c src/lazy-sock.c src/lazy-sock.h src/lazy-proto.h
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+		-o $@ test/fuzz/fuzz_lazy_msg.c src/lazy-sock.c
+
+fuzz: $(O)/fuzz/fuzz_image $(O)/fuzz/fuzz_lazy_msg
+	@mkdir -p $(O)/fuzz/corpus $(O)/fuzz/corpus-lazy
 	$(Q)tools/fuzz-seed.sh $(O)/fuzz/corpus
 	$(Q)$(O)/fuzz/fuzz_image -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-		$(O)/fuzz/corpus 2>&1 | tail -n 12
+		$(O)/fuzz/corpus 2>&1 | tail -n 5
+	$(Q)$(O)/fuzz/fuzz_lazy_msg -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+		$(O)/fuzz/corpus-lazy 2>&1 | tail -n 5
 
 deps:
 	$(Q)tools/install-deps.sh
