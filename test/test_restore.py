@@ -5,7 +5,8 @@ from the workloads: lzwork verifies its memory pattern, counters in heap,
 stack, .data, .bss and TLS, FP state and rounding mode, its log file offset
 and contents, signal handling on the alternate stack, vdso clock, umask,
 cwd, rlimit, itimer and that stdout/stderr still share one file; pystate
-verifies its dict, generator and file.
+verifies its dict, generator and file. The restored lzwork's /proc/PID/maps
+must equal the original's: nothing of the restorer is left behind.
 """
 import signal
 
@@ -23,17 +24,39 @@ def dumped_records(imgdir, w):
     return pos[0] // 64
 
 
+def maps(pid):
+    """/proc/PID/maps as (start-end, perms, offset, path) per line."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            out.append((fields[0], fields[1], fields[2],
+                        fields[5].strip() if len(fields) > 5 else ""))
+    return out
+
+
+def assert_same_maps(now, dumped, pid):
+    """No VMA more or less than the original had: nothing of the restorer is
+    left (its bootstrap area is unmapped after rt_sigreturn), nothing lost."""
+    extra = [m for m in now if m not in dumped]
+    missing = [m for m in dumped if m not in now]
+    assert now == dumped, f"restored process {pid}: maps differ from the original's\n" \
+                          f"extra: {extra}\nmissing: {missing}"
+
+
 def test_lzwork(env, mode):
     """Dump (the original is killed), restore -d, verify, keep running, SIGTERM."""
     w = env.lzwork(mib=64)
     before = w.check_pass()
     ident = w.identity()
+    orig_maps = maps(w.pid)
     img = env.path("img")
     env.dump(w, img)
     recs = dumped_records(img, w)
     assert recs >= before["records"]
 
     w = env.restore(img, mode, w)
+    assert_same_maps(maps(w.pid), orig_maps, w.pid)
     # exe, arguments and name as before (PR_SET_MM_MAP, arg_start..arg_end, comm).
     assert w.identity() == ident
     after = w.check_pass()
@@ -55,6 +78,7 @@ def test_restore_waits_for_exit_status(env, mode, sig, status):
     """restore without -d waits for the restored process and exits with its status."""
     w = env.lzwork(mib=8)
     before = w.check_pass()
+    orig_maps = maps(w.pid)
     img = env.path("img")
     env.dump(w, img)
     since = (w.dir / "log").stat().st_size
@@ -64,6 +88,9 @@ def test_restore_waits_for_exit_status(env, mode, sig, status):
     # No "restored" signal without -d: the log growing is the process running.
     w.wait_progress(since, restorer=p)
     assert p.poll() is None, "restore exited while its process runs"
+    # Our parent traced it out of the restorer and let go of it.
+    harness.assert_not_stopped(w.pid, "restored lzwork")
+    assert_same_maps(maps(w.pid), orig_maps, w.pid)
     after = w.check_pass()
     assert after["ctr"] > before["ctr"]
     harness.os.kill(w.pid, sig)
@@ -77,6 +104,21 @@ def test_restore_waits_for_exit_status(env, mode, sig, status):
                          f"log:\n{harness.tail(p.log)}"
     assert not harness.error_lines(err), err
     assert harness.proc_state(w.pid) is None
+
+
+def test_restorer_removal_fails(env, mode, monkeypatch):
+    """If taking the restorer out of the process fails (LAZARUS_FAULT_BLOB=finish
+    makes the injected munmap fail), restore -d exits non-zero with one error
+    line and the process is killed, not left running or traced."""
+    w = env.lzwork(mib=8)
+    w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    monkeypatch.setenv("LAZARUS_FAULT_BLOB", "finish")
+    r = env.restore(img, mode, w, expect_ok=False)
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert "restorer area" in r.errors[0] and "LAZARUS_FAULT_BLOB" in r.errors[0], r.describe()
+    harness.reap(w.pid)  # killed; reparented to us (the subreaper) and reaped
 
 
 def test_dump_leave_running(env, mode):
