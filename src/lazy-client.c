@@ -168,6 +168,21 @@ static int client_request(struct lazy_client *c, uint16_t type, const struct iov
 	return client_wait(c, seq);
 }
 
+static int client_open(struct lazy_client *c, const struct lazy_client_opts *o,
+		       const char *work_dir)
+{
+	int ret = client_try_connect(c, work_dir);
+
+	if ((ret == -ENOENT || ret == -ECONNREFUSED) && o->spawn) {
+		/* A failed spawn may mean another one won the race: try anyway. */
+		client_spawn(c, o, work_dir);
+		ret = client_try_connect(c, work_dir);
+	}
+	return ret;
+}
+
+#define CONNECT_RETRIES 100 /* x 20 ms */
+
 int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **out)
 {
 	const char *work_dir = o->work_dir ? o->work_dir : o->images_dir;
@@ -186,17 +201,24 @@ int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **o
 	c->dirfd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd < 0)
 		return client_fail(c, -errno, "work directory %s: %s", work_dir, strerror(errno));
-	ret = client_try_connect(c, work_dir);
-	if ((ret == -ENOENT || ret == -ECONNREFUSED) && o->spawn) {
-		/* A failed spawn may mean another one won the race: try anyway. */
-		client_spawn(c, o, work_dir);
-		ret = client_try_connect(c, work_dir);
+	for (int attempt = 0;; attempt++) {
+		ret = client_open(c, o, work_dir);
+		if (ret)
+			return client_fail(c, ret, "no lazy-pages daemon in %s (%s/%s: %s)",
+					   work_dir, work_dir, LZ_LAZY_SOCK_NAME, strerror(-ret));
+		setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ret = client_request(c, LZ_LAZY_HELLO, &v, 1);
+		/*
+		 * A daemon whose last pages just went in is on its way out: it
+		 * may still take the connection, then hang up. Its successor
+		 * (or one we start) will answer: try again for a while.
+		 */
+		if ((ret != -ECONNRESET && ret != -EPIPE) || attempt == CONNECT_RETRIES)
+			return ret;
+		close(c->sock);
+		c->sock = -1;
+		usleep(20000);
 	}
-	if (ret)
-		return client_fail(c, ret, "no lazy-pages daemon in %s (%s/%s: %s)", work_dir,
-				   work_dir, LZ_LAZY_SOCK_NAME, strerror(-ret));
-	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return client_request(c, LZ_LAZY_HELLO, &v, 1);
 }
 
 static int client_send_ranges(struct lazy_client *c, const struct lz_lazy_range *r, uint32_t n)
