@@ -345,6 +345,84 @@ class LzRefuse(Workload):
         return r
 
 
+class LzLazyOps(Workload):
+    """lzlazyops: after a lazy restore, runs its memory operations once DIR/go
+    exists and writes their verdict to DIR/result (see lzlazyops.c)."""
+
+    kind = "lzlazyops"
+
+    def parse_result(self, text):
+        return parse_kv(text.strip())
+
+    def progress_file(self):
+        return "result"
+
+    def go(self):
+        """Let the operations run (now, or as soon as it is restored)."""
+        (self.dir / "go").write_text("go\n")
+
+    def forget_result(self):
+        try:
+            (self.dir / "result").unlink()
+        except FileNotFoundError:
+            pass
+
+    def read_result(self):
+        try:
+            return self.parse_result((self.dir / "result").read_text())
+        except FileNotFoundError:
+            return None
+
+    def wait_ops(self, restorer=None):
+        """Wait for the verdict of the operations (a result with ops=1); with
+        restorer (a running `lazarus restore` Popen) the process may not exist
+        yet. The process must live until it has answered."""
+        def answered():
+            r = self.read_result()
+            if r is not None and r.get("ops") == "1":
+                return r
+            if not alive(self.pid) and (restorer is None or restorer.poll() is not None):
+                raise HarnessError(f"{self.kind} {self.pid} is not running and wrote no "
+                                   f"verdict of its operations\n{self.diag()}")
+            return None
+
+        r = wait_for(answered, CHECK_TIMEOUT, f"{self.kind} {self.pid} to run its operations",
+                     self.diag)
+        assert int(r["pid"]) == self.pid, f"result written by pid {r['pid']}, want {self.pid}"
+        return r
+
+    def touch(self, addrs, wait=True):
+        """Make it read one word at each address (SIGUSR2); with wait, until
+        it says it has."""
+        done = self.dir / "touched"
+        try:
+            done.unlink()
+        except FileNotFoundError:
+            pass
+        tmp = self.dir / "touch.tmp"
+        tmp.write_text("".join(f"{a:#x}\n" for a in addrs))
+        tmp.rename(self.dir / "touch")
+        os.kill(self.pid, signal.SIGUSR2)
+        if not wait:
+            return
+
+        def answered():
+            if done.exists():
+                return True
+            if not alive(self.pid):
+                raise HarnessError(f"{self.kind} {self.pid} died touching {addrs}\n{self.diag()}")
+            return False
+
+        wait_for(answered, CHECK_TIMEOUT, f"{self.kind} {self.pid} to touch {len(addrs)} pages",
+                 self.diag)
+
+    def ops_pass(self, restorer=None):
+        r = self.wait_ops(restorer)
+        assert r["verdict"] == "PASS", f"{self.kind} {self.pid}: operations failed: " \
+                                       f"{r['line']}\n{self.diag()}"
+        return r
+
+
 class Env:
     """One test's processes and files, under a fresh directory in /tmp."""
 
@@ -390,6 +468,12 @@ class Env:
     def pystate(self, name="py"):
         d = self.base / name
         return self.spawn(PyState, [PYTHON, PYSTATE, "--dir", d], d)
+
+    def lzlazyops(self, name="ops", mib=64, side_mib=8, threads=4, tail_offset=0):
+        d = self.base / name
+        return self.spawn(LzLazyOps, [WORKLOADS / "lzlazyops", "--dir", d, "--mib", mib,
+                                      "--side-mib", side_mib, "--threads", threads,
+                                      "--tail-offset", tail_offset], d)
 
     def lzrefuse(self, mode, name="refuse"):
         d = self.base / name
