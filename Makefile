@@ -143,3 +143,19 @@ clean:
 .SECONDARY: $(PB_C) $(PB_H)
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
+
+# `make bench` (root): the machine's limits (bench/*.c) and Lazarus measured
+# against them in one run; writes build/bench/bench.json. Documentation/bench.md.
+BENCH_MIB	?= 64 256 1024
+BENCH_REPS	?= 5
+BENCH_BIN	:= $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
+
+$(O)/bench/%: bench/%.c bench/bench.h
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+
+bench: all $(BENCH_BIN)
+	$(Q)/usr/bin/python3 bench/bench.py --mib "$(BENCH_MIB)" --reps $(BENCH_REPS) \
+		--out $(O)/bench/bench.json
+
+.PHONY: bench

@@ -1,0 +1,792 @@
+#!/usr/bin/python3
+"""bench.py - `make bench`: how fast Lazarus dumps and restores, next to this
+machine's own limits measured in the same run.
+
+  bench.py [--mib "64 256 1024"] [--reps 5] [--micro-reps 5] [--out FILE]
+
+1. Machine limits: build/bench/membench (memcpy, first touch, populate) and
+   build/bench/uffdbench (bare userfaultfd fault round trip, UFFDIO_COPY fill
+   rates). Both print JSON samples; medians and extremes are computed here.
+2. Lazarus: for each size, BENCH_REPS times: start lzwork, let it check
+   itself (the baseline), dump it, then restore the same images three ways:
+   eager (`restore -d`), lazy with the process left alone until the daemon
+   has placed everything ("lazy-idle": the pure background fill), and lazy
+   with the self-check asked for as soon as restore returns ("lazy-touch": a
+   process that reads all its memory at once, faults and fill together).
+   Every restore must end in the workload's own PASS, continuing from the
+   dumped state, or the bench stops with an error: a fast wrong restore is
+   worth nothing.
+
+Writes FILE (default build/bench/bench.json) and prints a summary. Needs
+root. Documentation/bench.md explains every figure.
+
+Process hygiene: PID 1 here reaps orphans only about once a second, so this
+script is a child subreaper (restored processes and the daemon's guardian
+are reparented to it), reaps what it started by pid, waits until a dumped
+pid is free before restoring it, and kills whatever is left at the end.
+Workloads start with only fds 0-2 open (an inherited pipe makes the dump
+refuse the process).
+"""
+import argparse
+import ctypes
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+LAZARUS = BUILD / "lazarus"
+LZWORK = BUILD / "test" / "lzwork"
+MEMBENCH = BUILD / "bench" / "membench"
+UFFDBENCH = BUILD / "bench" / "uffdbench"
+
+PR_SET_CHILD_SUBREAPER = 36
+PAGE = 4096
+ERROR_PREFIX = "lazarus: Error: "
+
+CMD_TIMEOUT = 300  # one lazarus command or microbenchmark
+READY_TIMEOUT = 120  # lzwork filling its memory
+CHECK_TIMEOUT = 120  # one self-check
+EXIT_TIMEOUT = 60  # a process dying after a signal
+
+
+class BenchError(Exception):
+    pass
+
+
+def now():
+    return time.monotonic_ns()
+
+
+def ms(ns):
+    return ns / 1e6
+
+
+# ------------------------------------------------------------ processes
+
+def become_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def proc_stat(pid):
+    """(state, ppid) from /proc/PID/stat, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def my_children():
+    me = os.getpid()
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st and st[1] == me:
+                out.append(int(d))
+    return out
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def reap(pid, timeout=EXIT_TIMEOUT):
+    """Wait until pid is dead, reaped and its number free; return its wait
+    status if we reaped it. It may be our child or become one (reparented
+    to us as subreaper); never waitpid(-1), which would steal the status of
+    a Popen another thread waits for."""
+    status = None
+
+    def gone():
+        nonlocal status
+        try:
+            r, st = os.waitpid(pid, os.WNOHANG)
+            if r == pid:
+                status = st
+        except ChildProcessError:
+            pass
+        return proc_stat(pid) is None
+
+    wait_for(gone, timeout, f"pid {pid} to exit and be reaped")
+    return status
+
+
+def reap_zombie_orphans(keep):
+    """Reap zombies reparented to us (e.g. the daemon's guardian), except
+    the pids in keep (Popens whose status someone else collects)."""
+    for pid in my_children():
+        st = proc_stat(pid)
+        if pid not in keep and st and st[0] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def kill_leftovers(pids):
+    for pid in set(pids) | set(my_children()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in set(pids) | set(my_children()):
+        try:
+            reap(pid, 10)
+        except BenchError as e:
+            print(f"bench: warning: {e}", file=sys.stderr)
+
+
+# ------------------------------------------------------------ statistics
+
+def summary(samples):
+    """{median, min, max, samples} of a list of numbers (None if empty)."""
+    if not samples:
+        return None
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": samples}
+
+
+def med(d, *path):
+    """The median at d[path...], or None."""
+    for p in path:
+        if d is None:
+            return None
+        d = d.get(p)
+    return d["median"] if d else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+# ------------------------------------------------------------ machine
+
+def read_first(path, default=""):
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return default
+
+
+def machine_info():
+    model = ""
+    for line in read_first("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = ""
+    for line in read_first("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            mem = line.split(":", 1)[1].strip()
+    return {"kernel": platform.release(), "cpus": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)), "cpu_model": model, "mem_total": mem,
+            "thp": read_first("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "loadavg_start": os.getloadavg()}
+
+
+def git_commit():
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                "src", "plugin", "images", "include"], capture_output=True,
+                               text=True, timeout=30).stdout.strip()
+        return {"head": head, "lazarus_sources_modified": bool(dirty)}
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def run_micro(argv, what):
+    t0 = now()
+    p = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=CMD_TIMEOUT, close_fds=True)
+    if p.returncode != 0:
+        raise BenchError(f"{what}: exit {p.returncode}: {p.stderr.strip()}")
+    try:
+        out = json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{what}: output is not JSON ({e}): {p.stdout[:500]}")
+    print(f"  {what}: {ms(now() - t0) / 1000:.1f} s", flush=True)
+    return out
+
+
+def machine_limits(micro_reps):
+    print("machine limits (membench, uffdbench)...", flush=True)
+    raw = run_micro([MEMBENCH, "--reps", micro_reps], "membench")
+    raw.update(run_micro([UFFDBENCH, "--reps", micro_reps, "--fault-pages", 2048,
+                          "--fill-mib", 128], "uffdbench"))
+    limits = {}
+    for name, t in raw.items():
+        s = summary(t.pop("samples"))
+        limits[name] = dict(unit=t.pop("unit"), **s, params=t)
+    return limits
+
+
+# ------------------------------------------------------------ image storage
+
+def setup_storage(max_mib):
+    """A private tmpfs under /tmp for images and workload files, else /tmp."""
+    base = Path(tempfile.mkdtemp(prefix="lazarus-bench.", dir="/tmp"))
+    size = f"{2 * max_mib + 512}m"
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700",
+                        "lazarus-bench", str(base)], capture_output=True, text=True, timeout=60)
+    if p.returncode == 0:
+        return base, True, f"tmpfs (mounted, size={size})"
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(base)], capture_output=True,
+                        text=True, timeout=30).stdout.strip()
+    print(f"bench: cannot mount a tmpfs ({p.stderr.strip()}); images on {fs} in /tmp",
+          file=sys.stderr)
+    return base, False, f"{fs} (/tmp; tmpfs mount failed)"
+
+
+def teardown_storage(base, mounted):
+    if mounted:
+        p = subprocess.run(["umount", str(base)], capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            subprocess.run(["umount", "-l", str(base)], capture_output=True, timeout=60)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------ one workload
+
+class Workload:
+    """lzwork in its own directory, started by us, later restored by lazarus."""
+
+    def __init__(self, dir, mib):
+        self.dir, self.mib = Path(dir), mib
+        self.dir.mkdir(parents=True)
+        with open(self.dir / "out", "wb") as out:
+            self.proc = subprocess.Popen([str(LZWORK), "--dir", str(self.dir), "--mib", str(mib)],
+                                         cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         close_fds=True)
+        self.pid = self.proc.pid
+        self.last = None  # the last PASS verdict: {"seq", "ctr", ...}
+        wait_for(self.ready, READY_TIMEOUT, f"lzwork {mib} MiB to be ready")
+
+    def ready(self):
+        if (self.dir / "ready").exists():
+            return True
+        if self.proc.poll() is not None:
+            raise BenchError(f"lzwork exited with {self.proc.returncode} before it was ready: "
+                             f"{read_first(self.dir / 'out')}")
+        return False
+
+    def check(self, what, since=None):
+        """SIGUSR1 -> DIR/result must say PASS and continue from the last
+        check (seq + 1, prev = the last ctr). Returns ns from `since` (or
+        from the signal) until the verdict was there."""
+        result = self.dir / "result"
+        try:
+            result.unlink()
+        except FileNotFoundError:
+            pass
+        t0 = now()
+        if not alive(self.pid):
+            raise BenchError(f"{what}: lzwork {self.pid} is not running")
+        os.kill(self.pid, signal.SIGUSR1)
+
+        def answered():
+            if result.exists():
+                return True
+            if not alive(self.pid):
+                raise BenchError(f"{what}: lzwork {self.pid} died before answering a "
+                                 f"self-check: {read_first(self.dir / 'out')[-500:]}")
+            return False
+
+        wait_for(answered, CHECK_TIMEOUT, f"{what}: lzwork {self.pid} to check itself")
+        t1 = now()
+        line = result.read_text().strip()
+        words = line.partition(": ")[0].split()
+        kv = dict(w.partition("=")[::2] for w in words[1:])
+        if not words or words[0] != "PASS":
+            raise BenchError(f"{what}: lzwork self-check FAILED: {line}")
+        if int(kv.get("pid", -1)) != self.pid:
+            raise BenchError(f"{what}: result written by pid {kv.get('pid')}, want {self.pid}")
+        if self.last is not None and (int(kv["seq"]) != self.last["seq"] + 1 or
+                                      int(kv["prev"]) != self.last["ctr"]):
+            raise BenchError(f"{what}: lzwork did not continue from its dumped state: {line} "
+                             f"(last check before the dump: seq={self.last['seq']} "
+                             f"ctr={self.last['ctr']})")
+        if self.last is None:
+            self.last = {"seq": int(kv["seq"]), "ctr": int(kv["ctr"])}
+        return t1 - (since if since is not None else t0)
+
+    def rewind(self, size):
+        """The images hold no file contents: cut DIR/log back to its size at
+        dump time (a restored process appended to it)."""
+        log = self.dir / "log"
+        if log.stat().st_size > size:
+            os.truncate(log, size)
+
+    def stop(self, what):
+        """SIGTERM and reap (exit 0 expected); the pid is free afterwards."""
+        os.kill(self.pid, signal.SIGTERM)
+        st = reap(self.pid)
+        if st is not None and not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
+            raise BenchError(f"{what}: lzwork {self.pid} ended with wait status {st:#x} "
+                             f"on SIGTERM")
+
+
+# ------------------------------------------------------------ lazarus runs
+
+class Bench:
+    def __init__(self, base, logs):
+        self.base, self.logs = Path(base), Path(logs)
+        self.pids = set()  # everything that may need killing at the end
+        self.nlog = 0
+
+    def log(self, what):
+        self.nlog += 1
+        return self.logs / f"{self.nlog:03d}-{what}.log"
+
+    def lazarus(self, what, *args):
+        """Run lazarus; returns its wall time in ns. Any error is fatal."""
+        log = self.log(what)
+        argv = [str(LAZARUS)] + [str(a) for a in args] + ["-o", str(log)]
+        t0 = now()
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=CMD_TIMEOUT, close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{what}: no answer in {CMD_TIMEOUT} s: {' '.join(argv)}")
+        t1 = now()
+        errors = [ln for ln in p.stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
+        if p.returncode != 0 or errors:
+            raise BenchError(f"{what}: {' '.join(argv)}: exit {p.returncode}: "
+                             f"{p.stderr.strip()} (log: {log})")
+        return t1 - t0
+
+    def dump(self, w, img):
+        if img.exists():
+            shutil.rmtree(img)
+        img.mkdir()
+        wall = self.lazarus("dump", "dump", "-t", w.pid, "-D", img)
+        try:
+            w.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"dump: lzwork {w.pid} still runs after the dump")
+        wait_for(lambda: proc_stat(w.pid) is None, EXIT_TIMEOUT, f"pid {w.pid} to be free")
+        stats = json.loads((img / "stats-dump.json").read_text())
+        image_bytes = sum(f.stat().st_size for f in img.iterdir()
+                          if f.is_file() and f.name.endswith(".img"))
+        return {"wall_ns": wall, "stats": stats, "image_bytes": image_bytes,
+                "log_size": (w.dir / "log").stat().st_size}
+
+    def eager(self, w, img, log_size):
+        w.rewind(log_size)
+        self.pids.add(w.pid)
+        wall = self.lazarus("restore-eager", "restore", "-D", img, "-d")
+        stats = json.loads((img / "stats-restore.json").read_text())
+        verify = w.check("eager restore")
+        w.stop("eager restore")
+        return {"wall_ns": wall, "stats": stats, "verify_ns": verify}
+
+    def start_daemon(self, img, work):
+        """lazarus lazy-pages with --status-fd; returns (Popen, exit-time box)."""
+        rfd, wfd = os.pipe()
+        out = open(self.log("lazy-pages-stderr"), "w")
+        try:
+            d = subprocess.Popen([str(LAZARUS), "lazy-pages", "-D", str(img), "-W", str(work),
+                                  "--status-fd", str(wfd), "-o", str(self.log("lazy-pages"))],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 close_fds=True, pass_fds=(wfd,))
+        finally:
+            os.close(wfd)
+            out.close()
+        self.pids.add(d.pid)
+        try:
+            r, _, _ = select.select([rfd], [], [], READY_TIMEOUT)
+            if not r or len(os.read(rfd, 1)) != 1:
+                raise BenchError(f"lazy-pages daemon {d.pid} never said it was ready "
+                                 f"(exit {d.poll()})")
+        finally:
+            os.close(rfd)
+        box = {}
+
+        def waiter():
+            d.wait()
+            box["exit_ns"] = now()
+
+        box["thread"] = threading.Thread(target=waiter, daemon=True)
+        box["thread"].start()
+        return d, box
+
+    def lazy(self, w, img, log_size, touch):
+        """restore --lazy-pages -d against a daemon we started. touch: ask
+        for the self-check as soon as restore returns (else once the daemon
+        has exited, i.e. all memory is in place)."""
+        what = "lazy restore (touch)" if touch else "lazy restore (idle)"
+        w.rewind(log_size)
+        work = self.base / ("lazy-touch" if touch else "lazy-idle")
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        d, box = self.start_daemon(img, work)
+        self.pids.add(w.pid)
+        t0 = now()
+        ttr = self.lazarus("restore-lazy", "restore", "-D", img, "--lazy-pages", "-W", work, "-d")
+        t1 = t0 + ttr
+        verify = w.check(what, since=t1) if touch else None
+        box["thread"].join(CMD_TIMEOUT)
+        if box["thread"].is_alive():
+            raise BenchError(f"{what}: lazy-pages daemon {d.pid} did not exit in {CMD_TIMEOUT} s")
+        if d.returncode != 0:
+            raise BenchError(f"{what}: lazy-pages daemon exited {d.returncode} "
+                             f"(logs in {self.logs})")
+        if not touch:
+            verify = w.check(what)
+        stats = json.loads((work / "lazy-pages-stats.json").read_text())
+        rstats = json.loads((work / "stats-restore.json").read_text())
+        procs = [p for p in stats["processes"] if p["pid"] == w.pid]
+        if len(procs) != 1 or procs[0]["state"] != "done":
+            raise BenchError(f"{what}: the daemon's stats do not show pid {w.pid} done: "
+                             f"{stats['processes']}")
+        w.stop(what)
+        reap_zombie_orphans(keep=set())
+        return {"ttr_ns": ttr, "daemon_exit_ns": box["exit_ns"] - t0,
+                "daemon_exit_after_restore_ns": box["exit_ns"] - t1,
+                "verify_ns": verify, "daemon": stats, "proc": procs[0], "stats": rstats}
+
+
+# ------------------------------------------------------------ one size
+
+DUMP_PHASES = ("freeze_ms", "checks_ms", "inject_ms", "memory_ms", "write_ms", "frozen_ms",
+               "total_ms")
+RESTORE_PHASES = ("verify_ms", "create_ms", "prepare_ms", "memory_ms", "finish_ms", "unmap_ms",
+                  "total_ms")
+
+
+def lazy_figures(runs):
+    """Per-run lazy figures -> {name: [samples]}."""
+    out = {k: [] for k in ("time_to_running_ms", "time_to_complete_ms", "daemon_exit_ms",
+                           "daemon_exit_after_restore_ms", "verify_ms", "fill_gbps",
+                           "install_gbps", "pages_fault", "pages_fill", "pages_zero",
+                           "faults")}
+    out.update({f"restore_{k}": [] for k in RESTORE_PHASES})
+    for r in runs:
+        p = r["proc"]
+        ttc = p["time_to_complete_ns"]
+        out["time_to_running_ms"].append(ms(r["ttr_ns"]))
+        out["time_to_complete_ms"].append(ms(ttc))
+        out["daemon_exit_ms"].append(ms(r["daemon_exit_ns"]))
+        out["daemon_exit_after_restore_ms"].append(ms(r["daemon_exit_after_restore_ns"]))
+        out["verify_ms"].append(ms(r["verify_ns"]))
+        # Content bytes placed by the fill per second of handover-to-last-page.
+        out["fill_gbps"].append(p["pages_fill"] * PAGE / ttc)
+        out["install_gbps"].append((p["pages_fill"] + p["pages_fault"]) * PAGE / ttc)
+        for k in ("pages_fault", "pages_fill", "pages_zero", "faults"):
+            out[k].append(p[k])
+        for k in RESTORE_PHASES:
+            out[f"restore_{k}"].append(r["stats"][k])
+    return {k: summary(v) for k, v in out.items()}
+
+
+def bench_size(b, mib, reps):
+    raw = {"baseline_verify_ms": [], "dump_ms": [], "image_bytes": [], "dump_gbps": [],
+           "dump_pages_written": [],
+           "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": []}
+    raw.update({f"dump_{k}": [] for k in DUMP_PHASES})
+    raw.update({f"eager_restore_{k}": [] for k in RESTORE_PHASES})
+    idle, touch = [], []
+    img = b.base / "img"
+    for rep in range(reps):
+        t = now()
+        wdir = b.base / f"work-{mib}-{rep}"
+        w = Workload(wdir, mib)
+        b.pids.add(w.pid)
+        raw["baseline_verify_ms"].append(ms(w.check("baseline")))
+        d = b.dump(w, img)
+        raw["dump_ms"].append(ms(d["wall_ns"]))
+        raw["image_bytes"].append(d["image_bytes"])
+        raw["dump_gbps"].append(d["stats"]["pages_bytes"] / d["wall_ns"])
+        raw["dump_pages_written"].append(d["stats"]["pages_written"])
+        for k in DUMP_PHASES:
+            raw[f"dump_{k}"].append(d["stats"][k])
+        e = b.eager(w, img, d["log_size"])
+        raw["eager_restore_ms"].append(ms(e["wall_ns"]))
+        raw["eager_verify_ms"].append(ms(e["verify_ns"]))
+        raw["eager_gbps"].append(e["stats"]["bytes_restored"] / e["wall_ns"])
+        for k in RESTORE_PHASES:
+            raw[f"eager_restore_{k}"].append(e["stats"][k])
+        idle.append(b.lazy(w, img, d["log_size"], touch=False))
+        touch.append(b.lazy(w, img, d["log_size"], touch=True))
+        shutil.rmtree(wdir, ignore_errors=True)
+        print(f"  {mib} MiB rep {rep + 1}/{reps}: dump {ms(d['wall_ns']):.0f} ms, "
+              f"eager {ms(e['wall_ns']):.0f} ms, lazy running after "
+              f"{ms(idle[-1]['ttr_ns']):.0f} ms, complete after "
+              f"{ms(idle[-1]['proc']['time_to_complete_ns']):.0f} ms; all PASS "
+              f"({ms(now() - t) / 1000:.1f} s)", flush=True)
+    shutil.rmtree(img, ignore_errors=True)
+    out = {k: summary(v) for k, v in raw.items()}
+    out["lazy_idle"] = lazy_figures(idle)
+    out["lazy_touch"] = lazy_figures(touch)
+    last = idle[-1]["daemon"]
+    out["daemon_settings"] = {"fault_around_kib": last["fault_around_kib"],
+                              "fill_chunk_kib": last["fill_chunk_kib"]}
+    return out
+
+
+# ------------------------------------------------------------ ratios
+
+def slope_ms_per_gib(sizes, values):
+    """Least-squares slope of values (ms) over sizes (MiB), in ms per GiB."""
+    if len(sizes) < 2 or None in values:
+        return None
+    mx, my = statistics.mean(sizes), statistics.mean(values)
+    den = sum((x - mx) ** 2 for x in sizes)
+    return sum((x - mx) * (y - my) for x, y in zip(sizes, values)) / den * 1024 if den else None
+
+
+def floors_ms(limits, pages):
+    """What the machine's limits say `pages` data pages must cost at least
+    (ms, from medians): an eager restore populates each page and writes it
+    through the process's own mapping, whose first access to a
+    kernel-installed PTE is the read_after_populate cost; any restored page
+    pays read_after_copy (or _populate) on its first access afterwards."""
+    pop, rap = med(limits, "populate"), med(limits, "read_after_populate")
+    rac, cp = med(limits, "read_after_copy"), med(limits, "memcpy")
+    if None in (pop, rap, rac, cp) or not pages:
+        return None, None
+    return pages * (pop + rap + PAGE / cp) / 1e6, pages * rac / 1e6
+
+
+def ratios(limits, laz, sizes):
+    bare2m = med(limits, "fill_2m")
+    file2m = med(limits, "fill_2m_file")
+    out = {"per_size": {}}
+    for mib in sizes:
+        s = laz[str(mib)]
+        ttr = med(s, "lazy_idle", "time_to_running_ms")
+        eager = med(s, "eager_restore_ms")
+        fill = med(s, "lazy_idle", "fill_gbps")
+        eager_floor, access_floor = floors_ms(limits, med(s, "dump_pages_written"))
+        ev, bv = med(s, "eager_verify_ms"), med(s, "baseline_verify_ms")
+        verify_extra = ev - bv if None not in (ev, bv) else None
+        out["per_size"][str(mib)] = {
+            "eager_memory_floor_ms": eager_floor,
+            "eager_memory_vs_floor": ratio(med(s, "eager_restore_memory_ms"), eager_floor),
+            "first_access_floor_ms": access_floor,
+            "eager_verify_extra_ms": verify_extra,
+            "eager_verify_extra_vs_first_access_floor": ratio(verify_extra, access_floor),
+            "lazy_ttr_vs_eager_restore": ratio(ttr, eager),
+            "fill_vs_bare_uffdio_copy_2m": ratio(fill, bare2m),
+            "fill_vs_bare_uffdio_copy_2m_file_source": ratio(fill, file2m),
+            "fill_vs_memcpy": ratio(fill, med(limits, "memcpy")),
+            "eager_restore_gbps_vs_bare_uffdio_copy_2m": ratio(med(s, "eager_gbps"), bare2m),
+            "restored_and_verified_ms": {
+                "eager": (eager or 0) + (med(s, "eager_verify_ms") or 0),
+                "lazy": (med(s, "lazy_touch", "time_to_running_ms") or 0) +
+                        (med(s, "lazy_touch", "verify_ms") or 0)},
+        }
+    lo, hi = str(sizes[0]), str(sizes[-1])
+    ttrs = [med(laz[str(m)], "lazy_idle", "time_to_running_ms") for m in sizes]
+    eagers = [med(laz[str(m)], "eager_restore_ms") for m in sizes]
+    out["growth"] = {
+        "sizes_mib": [sizes[0], sizes[-1]],
+        "lazy_ttr_largest_vs_smallest": ratio(ttrs[-1], ttrs[0]),
+        "eager_restore_largest_vs_smallest": ratio(eagers[-1], eagers[0]),
+        "memory_largest_vs_smallest": sizes[-1] / sizes[0],
+        "lazy_ttr_ms_per_gib": slope_ms_per_gib(sizes, ttrs),
+        "eager_restore_ms_per_gib": slope_ms_per_gib(sizes, eagers),
+    }
+    out["growth"]["sizes_compared"] = f"{lo} MiB -> {hi} MiB"
+    return out
+
+
+# ------------------------------------------------------------ report
+
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def print_summary(res):
+    L, laz, R, sizes = res["limits"], res["lazarus"], res["ratios"], res["config"]["mib"]
+    print("\n== machine limits (median, best) ==")
+    for name, unit_best in (("memcpy", max), ("first_touch", min), ("populate", min),
+                            ("read_after_populate", min), ("read_present", min),
+                            ("fault_rtt_unpinned", min), ("fault_rtt_same_cpu", min),
+                            ("fault_rtt_cross_cpu", min), ("fill_64k", max), ("fill_2m", max),
+                            ("read_after_copy", min), ("fill_2m_file", max),
+                            ("fill_2m_file_populate", max), ("fill_2m_pread", max)):
+        t = L.get(name)
+        if t:
+            best = t["max"] if unit_best is max else t["min"]
+            spec = ".2f" if t["unit"] == "GB/s" else ".0f"
+            print(f"  {name:24s} {format(t['median'], spec):>9s} {t['unit']:8s}"
+                  f" (best {format(best, spec)})")
+    print("\n== lazarus: median (min) per size; times in ms ==")
+    head = "  " + f"{'':34s}" + "".join(f"{str(m) + ' MiB':>20s}" for m in sizes)
+    print(head)
+
+    def row(label, *path, spec=".1f", best="min"):
+        cells = []
+        for m in sizes:
+            d = laz[str(m)]
+            for p in path:
+                d = d.get(p) if d else None
+            if not d:
+                cells.append(f"{'-':>20s}")
+                continue
+            cells.append(f"{format(d['median'], spec) + ' (' + format(d[best], spec) + ')':>20s}")
+        print(f"  {label:34s}" + "".join(cells))
+
+    row("dump", "dump_ms")
+    row("  of which frozen (stats)", "dump_frozen_ms")
+    row("eager restore (restore -d)", "eager_restore_ms")
+    row("lazy: time to running", "lazy_idle", "time_to_running_ms")
+    row("lazy: time to complete (stats)", "lazy_idle", "time_to_complete_ms")
+    row("lazy: daemon exit after restore", "lazy_idle", "daemon_exit_after_restore_ms")
+    row("lazy: fill rate GB/s", "lazy_idle", "fill_gbps", spec=".2f", best="max")
+    row("lazy: pages on fault", "lazy_idle", "pages_fault", spec=".0f")
+    row("lazy: pages by fill", "lazy_idle", "pages_fill", spec=".0f")
+    row("verify, no C/R (baseline)", "baseline_verify_ms")
+    row("verify after eager", "eager_verify_ms")
+    row("touch: verify after lazy restore", "lazy_touch", "verify_ms")
+    row("touch: pages on fault", "lazy_touch", "pages_fault", spec=".0f")
+    row("touch: pages by fill", "lazy_touch", "pages_fill", spec=".0f")
+    print("\n== ratios (medians) ==")
+    for m in sizes:
+        r = R["per_size"][str(m)]
+        rv = r["restored_and_verified_ms"]
+        print(f"  {m:>5} MiB: lazy running / eager restore {fmt(r['lazy_ttr_vs_eager_restore'], '.3f')}"
+              f", fill / bare UFFDIO_COPY 2M {fmt(r['fill_vs_bare_uffdio_copy_2m'], '.2f')}"
+              f" (/ file-source 2M {fmt(r['fill_vs_bare_uffdio_copy_2m_file_source'], '.2f')})"
+              f", restored+verified eager {rv['eager']:.0f} ms vs lazy {rv['lazy']:.0f} ms")
+        print(f"            eager memory phase / machine floor "
+              f"{fmt(r['eager_memory_vs_floor'], '.2f')} (floor {fmt(r['eager_memory_floor_ms'], '.0f')} ms)"
+              f", verify after eager - baseline / first-access floor "
+              f"{fmt(r['eager_verify_extra_vs_first_access_floor'], '.2f')}"
+              f" (floor {fmt(r['first_access_floor_ms'], '.0f')} ms)")
+    g = R["growth"]
+    if len(sizes) > 1:
+        print(f"  {g['sizes_compared']} ({g['memory_largest_vs_smallest']:.0f}x memory): "
+              f"lazy time to running x{fmt(g['lazy_ttr_largest_vs_smallest'], '.2f')} "
+              f"({fmt(g['lazy_ttr_ms_per_gib'], '.1f')} ms/GiB), eager restore "
+              f"x{fmt(g['eager_restore_largest_vs_smallest'], '.2f')} "
+              f"({fmt(g['eager_restore_ms_per_gib'], '.0f')} ms/GiB)")
+    m = res["machine"]
+    print(f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
+          f"{m['loadavg_end'][0]:.2f} on {m['cpus']} CPUs; images on {res['config']['images_fs']}; "
+          f"{res['duration_s']:.0f} s")
+
+
+def write_json(path, res):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(res, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------ main
+
+def parse_args():
+    ap = argparse.ArgumentParser(description="Lazarus benchmark (make bench)")
+    ap.add_argument("--mib", default="64 256 1024", help="lzwork sizes in MiB")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per size")
+    ap.add_argument("--micro-reps", type=int, default=5, help="repetitions per microbenchmark")
+    ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
+    a = ap.parse_args()
+    try:
+        a.sizes = sorted({int(x) for x in a.mib.split()})
+    except ValueError:
+        ap.error(f"--mib {a.mib!r}: want sizes in MiB separated by spaces")
+    if not a.sizes or min(a.sizes) < 1 or a.reps < 1 or a.micro_reps < 1:
+        ap.error("need at least one size >= 1 MiB and at least one repetition")
+    return a
+
+
+def preflight():
+    if os.geteuid() != 0:
+        raise BenchError("run as root (lazarus needs ptrace and CAP_CHECKPOINT_RESTORE)")
+    for f in (LAZARUS, LZWORK, MEMBENCH, UFFDBENCH):
+        if not os.access(f, os.X_OK):
+            raise BenchError(f"{f} is missing: build first (make bench builds everything)")
+
+
+def save_failure_logs(base, logs):
+    dst = BUILD / "bench" / "failed"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    for f in list(Path(logs).glob("*")) + list(Path(base).glob("*/out")) + \
+            list(Path(base).glob("*/result")) + list(Path(base).glob("lazy-*/*.log")):
+        if f.is_file():
+            name = f.name if f.parent == Path(logs) else f"{f.parent.name}-{f.name}"
+            shutil.copy(f, dst / name)
+    return dst
+
+
+def main():
+    a = parse_args()
+    t_start = now()
+    preflight()
+    become_subreaper()
+    res = {"version": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "machine": machine_info(), "git": git_commit()}
+    res["limits"] = machine_limits(a.micro_reps)
+    base, mounted, fsdesc = setup_storage(max(a.sizes))
+    logs = base / "logs"
+    logs.mkdir()
+    res["config"] = {"mib": a.sizes, "reps": a.reps, "micro_reps": a.micro_reps,
+                     "images_fs": fsdesc}
+    b = Bench(base, logs)
+    ok = False
+    try:
+        res["lazarus"] = {}
+        for mib in a.sizes:
+            print(f"lazarus, lzwork {mib} MiB x {a.reps}...", flush=True)
+            res["lazarus"][str(mib)] = bench_size(b, mib, a.reps)
+        ok = True
+    finally:
+        kill_leftovers(b.pids)
+        if not ok:
+            saved = save_failure_logs(base, logs)
+            print(f"bench: logs of the failed run are in {saved}", file=sys.stderr)
+        teardown_storage(base, mounted)
+    res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
+    res["machine"]["loadavg_end"] = os.getloadavg()
+    res["duration_s"] = ms(now() - t_start) / 1000
+    write_json(Path(a.out), res)
+    print_summary(res)
+    print(f"\nwrote {a.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchError as e:
+        print(f"bench: FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)
