@@ -570,12 +570,15 @@ def slope_ms_per_gib(sizes, values):
 
 def floors_ms(limits, pages):
     """What the machine's limits say `pages` data pages must cost at least
-    (ms, from medians): an eager restore populates each page and writes it
-    through the process's own mapping, whose first access to a
-    kernel-installed PTE is the read_after_populate cost; any restored page
-    pays read_after_copy (or _populate) on its first access afterwards."""
-    pop, rap = med(limits, "populate"), med(limits, "read_after_populate")
-    rac, cp = med(limits, "read_after_copy"), med(limits, "memcpy")
+    (ms, from the best repetitions: a floor): an eager restore populates each
+    page and writes it through the process's own mapping, whose first access
+    to a kernel-installed PTE is the read_after_populate cost; any restored
+    page pays read_after_copy on its first access afterwards."""
+    def best(name, key):
+        return limits[name][key] if name in limits else None
+
+    pop, rap = best("populate", "min"), best("read_after_populate", "min")
+    rac, cp = best("read_after_copy", "min"), best("memcpy", "max")
     if None in (pop, rap, rac, cp) or not pages:
         return None, None
     return pages * (pop + rap + PAGE / cp) / 1e6, pages * rac / 1e6
