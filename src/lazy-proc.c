@@ -270,6 +270,10 @@ static int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kin
 			addr += PG, idx++, left--;
 			continue;
 		}
+		if (ret == -EFAULT && data && src_explain_fault(p->src)) {
+			lpi_kill(p, "%s", p->src->why);
+			return ret;
+		}
 		return lpi_ioctl_failed(p, data ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE", addr, ret);
 	}
 	return 0;
@@ -291,8 +295,10 @@ static int lpi_zero_around(struct lpi *p, uint64_t addr)
 	if (end <= addr) /* a page already placed: this fault raced its copy */
 		end = addr + PG;
 	ret = uffd_zero(p->uffd, addr, end - addr, &done);
-	if (ret == -ENOENT && end - addr > PG) /* the window crosses a VMA end */
-		ret = uffd_zero(p->uffd, addr, end = addr + PG, &done);
+	if (ret == -ENOENT && end - addr > PG) { /* the window crosses a VMA end */
+		end = addr + PG;
+		ret = uffd_zero(p->uffd, addr, PG, &done);
+	}
 	if (!ret)
 		done = end - addr;
 	p->sh->st.pages_zero += done / PG;

@@ -281,6 +281,18 @@ static int src_check_block(struct lazy_src *s, uint32_t b)
 	return 0;
 }
 
+int src_explain_fault(struct lazy_src *s)
+{
+	struct stat st;
+
+	if (fstat(s->fd, &st) < 0 || (uint64_t)st.st_size >= s->map_len)
+		return 0;
+	snprintf(s->why, sizeof(s->why),
+		 "%s: truncated after the restore began (%" PRIu64 " bytes, expected %zu)",
+		 s->pages_name, (uint64_t)st.st_size, s->map_len);
+	return -EIO;
+}
+
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
 {
 	const struct lazy_orig *o = src_find(s, idx);

@@ -61,5 +61,11 @@ int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr);
  * for a short read) with s->why set when one is damaged.
  */
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data);
+/*
+ * A copy out of the mapping failed with EFAULT: if the pages file was cut
+ * since it was opened, say so in s->why (naming the file) and return
+ * -EIO; 0 if the file still has its size.
+ */
+int src_explain_fault(struct lazy_src *s);
 
 #endif

@@ -224,10 +224,6 @@ def test_ops_while_outstanding(env):
     w.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="lazarus bug: lpi_zero_around() in src/lazy-proc.c "
-                   "retries a zero-fill window that crosses a VMA end with length addr + 4096 "
-                   "instead of 4096; UFFDIO_ZEROPAGE fails with EINVAL and the daemon kills "
-                   "the process")
 def test_ops_grown_tail_crosses_window(env):
     """As above, but the region that mremap grows ends one page past a 2 MiB
     boundary: the fault-around window of its last (zero) page reaches past
@@ -506,10 +502,6 @@ def wchan(pid):
         return f.read().strip()
 
 
-@pytest.mark.xfail(strict=True, reason="lazarus bug: a page whose block of the pages image was "
-                   "checked before the file was cut is copied from past its end; UFFDIO_COPY "
-                   "fails with EFAULT and the kill is logged as 'UFFDIO_COPY at ADDR: Bad "
-                   "address', without naming pages-PID.img")
 def test_pages_truncated_checked_block(env):
     """The process reads a page (its block of the pages file is checked),
     the file is cut, then it reads the next page of that block: it is killed
