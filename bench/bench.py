@@ -702,6 +702,9 @@ def print_summary(res):
     print(f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
           f"{m['loadavg_end'][0]:.2f} on {m['cpus']} CPUs; images on {res['config']['images_fs']}; "
           f"{res['duration_s']:.0f} s")
+    if m["busy"]:
+        print("note: other work ran on this machine meanwhile (load average >= half the CPUs): "
+              "figures are noisier than usual; compare ratios within one run, minima across runs")
 
 
 def write_json(path, res):
@@ -778,6 +781,9 @@ def main():
         teardown_storage(base, mounted)
     res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
     res["machine"]["loadavg_end"] = os.getloadavg()
+    # Our own run adds about one runnable task; more than that is someone else.
+    res["machine"]["busy"] = max(res["machine"]["loadavg_start"][0],
+                                 res["machine"]["loadavg_end"][0]) >= 0.5 * os.cpu_count() + 1
     res["duration_s"] = ms(now() - t_start) / 1000
     write_json(Path(a.out), res)
     print_summary(res)
