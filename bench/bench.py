@@ -703,7 +703,7 @@ def print_summary(res):
           f"{m['loadavg_end'][0]:.2f} on {m['cpus']} CPUs; images on {res['config']['images_fs']}; "
           f"{res['duration_s']:.0f} s")
     if m["busy"]:
-        print("note: other work ran on this machine meanwhile (load average >= half the CPUs): "
+        print("note: other work ran on this machine meanwhile (load average >= half the CPUs + 1): "
               "figures are noisier than usual; compare ratios within one run, minima across runs")
 
 
