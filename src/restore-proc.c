@@ -163,6 +163,53 @@ static int go_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
 	return 0;
 }
 
+/* 'Z' for a zombie, another state letter, or 0 when there is no such pid. */
+static char pid_state(pid_t pid)
+{
+	char path[64], buf[512], *s;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	s = strrchr(buf, ')');
+	return s && s[1] == ' ' ? s[2] : '?';
+}
+
+#define ZOMBIE_WAIT_MS 5000
+
+/*
+ * The dumped process was killed after its dump; until its parent reaps it,
+ * its pid is a zombie's (PID 1 on some machines reaps only once a second).
+ * Wait for a zombie to go away; a live process keeps the pid: refuse.
+ */
+int rst_pid_wait_free(pid_t pid)
+{
+	bool said = false;
+
+	for (int ms = 0;; ms += 10) {
+		char st = pid_state(pid);
+
+		if (!st)
+			return 0;
+		if ((st != 'Z' && st != 'X') || ms >= ZOMBIE_WAIT_MS)
+			break;
+		if (!said)
+			pr_info("pid %d is a zombie still: waiting for it to be reaped", pid);
+		said = true;
+		usleep(10000);
+	}
+	pr_err("pid %d is already in use", pid);
+	return -EEXIST;
+}
+
 int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
 		    const struct uffd_kinfo *lazy)
 {
@@ -174,10 +221,8 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	p->im = im;
 	p->go_rd = -1;
 	p->go_wr = -1;
-	if (kill((pid_t)im->pid, 0) == 0 || errno == EPERM) {
-		pr_err("pid %u is already in use", im->pid);
+	if (rst_pid_wait_free((pid_t)im->pid))
 		return -EEXIST;
-	}
 	if (pipe2(pfd, O_CLOEXEC)) {
 		pr_perror("pipe");
 		return -errno;

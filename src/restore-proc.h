@@ -40,6 +40,8 @@ struct rst_proc {
 typedef int (*rst_uffd_cb)(void *ctx, struct rst_proc *p, int fd, uint64_t features);
 
 uint64_t rst_now_ns(void);
+/* 0 when pid is free (after waiting a few seconds for a zombie); else logs, -EEXIST. */
+int rst_pid_wait_free(pid_t pid);
 
 /*
  * Create the process with the dumped pid; it becomes the target in

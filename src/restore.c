@@ -197,10 +197,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		if (kill((pid_t)c->im.pid, 0) == 0 || errno == EPERM) {
-			pr_err("pid %u is already in use", c->im.pid);
+		if (rst_pid_wait_free((pid_t)c->im.pid))
 			return -EEXIST;
-		}
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
