@@ -270,10 +270,6 @@ static int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kin
 			addr += PG, idx++, left--;
 			continue;
 		}
-		if (ret == -EFAULT && data && src_explain_fault(p->src)) {
-			lpi_kill(p, "%s", p->src->why);
-			return ret;
-		}
 		return lpi_ioctl_failed(p, data ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE", addr, ret);
 	}
 	return 0;

@@ -130,6 +130,8 @@ int shm_slot_new(struct lz_shm *m)
 		if (sl->state != LZ_SLOT_FREE)
 			continue;
 		memset(sl, 0, sizeof(*sl));
+		if (i >= m->hdr->nr_used)
+			m->hdr->nr_used = (uint16_t)(i + 1);
 		sl->parent = LZ_SHM_NO_SLOT;
 		sl->pending_fork = LZ_SHM_NO_SLOT;
 		return (int)i;

@@ -90,7 +90,7 @@ struct lz_shm_slot {
 struct lz_shm_hdr {
 	uint32_t magic;	     /* LZ_SHM_MAGIC */
 	uint16_t version;    /* LZ_SHM_VERSION */
-	uint16_t reserved0;
+	uint16_t nr_used;    /* slots[nr_used..] have never been used */
 	uint32_t max_slots;
 	uint32_t generation; /* daemons that took over so far */
 	uint64_t size;	     /* bytes of the memfd */

@@ -1,7 +1,7 @@
 /*
  * lazy-source.h - where the lazy-pages daemon takes page contents from: the
- * lazy runs of pagemap-<id>.img and the mmapped pages-<id>.img, each block
- * checked against its pagemap crc32c before anything is copied from it.
+ * lazy runs of pagemap-<id>.img and pages-<id>.img, read block by block and
+ * checked against the pagemap's crc32c right before anything is copied.
  *
  * Lazy pages are numbered 0, 1, ... in address order of the pagemap's lazy
  * runs: the page index of lazy-ranges.h. A source is shared (refcounted) by
@@ -32,14 +32,12 @@ struct lazy_src {
 	uint32_t img_id;
 	char pages_name[48];
 	int fd;			 /* pages file */
-	const uint8_t *map;	 /* the whole pages file, read-only, shared */
-	size_t map_len;
 	uint64_t nr_data_pages;
 	uint32_t block_pages;	 /* pages per checksum block */
 	uint32_t nr_blocks;
 	uint32_t *block_crc;
-	uint64_t *verified;	 /* bitmap: block checked */
-	uint8_t *scratch;	 /* one block, for the checks */
+	uint8_t *scratch;	 /* the blocks of the last request, checked */
+	size_t scratch_len;
 	struct lazy_orig *orig;	 /* lazy runs in address order */
 	size_t nr_orig;
 	uint64_t nr_idx;	 /* lazy pages in all */
@@ -56,16 +54,11 @@ int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr);
 
 /*
  * Where the pages [idx, idx + *n) come from. *n is clipped to the pagemap
- * run that holds idx. *data points into the pages mapping, or is NULL for a
+ * run that holds idx and to a 2 MiB chunk. *data points into the source's
+ * buffer of just-checked data (valid until the next call), or is NULL for a
  * zero run. Every block the pages touch is checked first: -EBADMSG (or -EIO
  * for a short read) with s->why set when one is damaged.
  */
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data);
-/*
- * A copy out of the mapping failed with EFAULT: if the pages file was cut
- * since it was opened, say so in s->why (naming the file) and return
- * -EIO; 0 if the file still has its size.
- */
-int src_explain_fault(struct lazy_src *s);
 
 #endif

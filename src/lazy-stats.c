@@ -108,7 +108,8 @@ int stats_write(struct lazy_daemon *d)
 		"  \"elapsed_ns\": %" PRIu64 ",\n  \"processes\": [",
 		getpid(), h->generation, d->fa_pages * 4, d->fill_pages * 4,
 		lz_now_ns() - h->t_start_ns);
-	for (unsigned i = 0; i < LZ_SHM_MAX_SLOTS; i++) {
+	/* Never-used slots are never-touched memfd pages: do not fault them in. */
+	for (unsigned i = 0; i < h->nr_used && i < LZ_SHM_MAX_SLOTS; i++) {
 		if (h->slots[i].state == LZ_SLOT_FREE)
 			continue;
 		stats_slot(f, h, i, first);
