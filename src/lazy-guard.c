@@ -34,6 +34,7 @@
 
 #include "lazy-int.h"
 #include "log.h"
+#include "proc.h"
 
 struct guard {
 	struct lz_shm *shm;
@@ -135,19 +136,13 @@ static int read_children(pid_t pid, pid_t *out, int max)
 	if (!dir)
 		return 0;
 	while ((de = readdir(dir)) && n < max) {
-		ssize_t len;
 		char *p, *end;
-		int fd;
 
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", pid, de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (proc_read_small(path, buf, sizeof(buf)) <= 0)
 			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[len > 0 ? len : 0] = '\0';
 		for (p = buf; n < max; p = end) {
 			long v = strtol(p, &end, 10);
 

@@ -26,6 +26,7 @@
 
 #include "lazy-int.h"
 #include "log.h"
+#include "proc.h"
 
 #define PG LZ_PAGE_SIZE
 
@@ -79,18 +80,10 @@ static int pidfd_kill(int pidfd)
 static pid_t pidfd_pid(int pidfd)
 {
 	char path[64], buf[512], *s;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	s = strstr(buf, "\nPid:\t");
 	return s ? (pid_t)atoi(s + 6) : -1;
 }
@@ -350,18 +343,11 @@ static void lpi_learn_pid(struct lpi *p, pid_t tid)
 {
 	char path[64], buf[1024], *s;
 	pid_t tgid;
-	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
 		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
 	s = strstr(buf, "\nTgid:\t");
 	tgid = s ? (pid_t)atoi(s + 7) : 0;
 	if (tgid <= 0)

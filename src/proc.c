@@ -18,6 +18,26 @@
 
 /* ------------------------------------------------------------ reading */
 
+ssize_t proc_read_small(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	if (!size)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	do
+		n = read(fd, buf, size - 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
 int proc_read(pid_t pid, const char *name, char **text, size_t *len)
 {
 	size_t cap = 8192, got = 0;

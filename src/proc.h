@@ -1,5 +1,6 @@
 /*
- * proc.h - reading and parsing /proc/PID files for the dump.
+ * proc.h - reading and parsing /proc/PID files (the dump, and small reads
+ * by restore and the lazy-pages daemon).
  *
  * The parsers take the file's text, so unit tests feed them fixed strings;
  * proc_read() and proc_readlink() fetch the text. All return 0 or -errno
@@ -49,6 +50,12 @@ struct proc_vmas {
 };
 
 /* Parse /proc/PID/maps or /proc/PID/smaps text into address-ordered VMAs. */
+/*
+ * Read at most size - 1 bytes of a small file (a /proc status line, say)
+ * into buf, NUL-terminated. Returns the length read or -errno.
+ */
+ssize_t proc_read_small(const char *path, char *buf, size_t size);
+
 int proc_parse_maps(const char *text, struct proc_vmas *out);
 void proc_vmas_free(struct proc_vmas *vmas);
 /* The PROC_VMF_* bits of a "VmFlags:" value ("rd wr mr ..."). */

@@ -29,6 +29,7 @@
 
 #define LOG_PREFIX "restore: "
 #include "log.h"
+#include "proc.h"
 #include "restore-child.h"
 #include "restore-finish.h"
 #include "restore-proc.h"
@@ -167,18 +168,10 @@ static int go_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
 static char pid_state(pid_t pid)
 {
 	char path[64], buf[512], *s;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	s = strrchr(buf, ')');
 	return s && s[1] == ' ' ? s[2] : '?';
 }
