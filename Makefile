@@ -85,7 +85,7 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(O)/src/main.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(O)/test/%: test/workloads/%.c
+$(O)/test/%: test/workloads/%.c test/workloads/wl.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE $(WARN) -o $@ $< -lm
 

@@ -72,6 +72,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WL_NAME "lzlazyops"
+#include "wl.h"
+
 #define PAGE 4096UL
 #define WPP (PAGE / sizeof(uint64_t)) /* words per page */
 #define MIB (1UL << 20)
@@ -131,18 +134,6 @@ static uint64_t pattern(unsigned r, uint64_t i)
 	x *= 0xbf58476d1ce4e5b9ULL;
 	x ^= x >> 29;
 	return x ? x : 1;
-}
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "lzlazyops: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, ": %s\n", strerror(errno));
-	va_end(ap);
-	exit(2);
 }
 
 static void fail(struct verdict *v, const char *fmt, ...)
@@ -321,42 +312,6 @@ static int64_t missing_now(const struct ops *o)
 
 /* --- results --- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Write DIR/NAME atomically: a reader sees all of it or nothing. */
-static void publish(const struct ops *o, const char *name, const char *text)
-{
-	char tmp[4200], dst[4200];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", o->dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", o->dir, name);
-	do
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		die("open %s", tmp);
-	if (write_all(fd, text, strlen(text)) || close(fd))
-		die("write %s", tmp);
-	if (rename(tmp, dst))
-		die("rename %s", dst);
-}
-
 static void report(struct ops *o, const struct verdict *v, const char *extra)
 {
 	char text[4096];
@@ -365,7 +320,7 @@ static void report(struct ops *o, const struct verdict *v, const char *extra)
 	snprintf(text, sizeof(text), "%s seq=%" PRIu64 " pid=%d mib=%" PRIu64 " side=%" PRIu64
 		 " threads=%d %s%s%s\n", v->fails ? "FAIL" : "PASS", o->seq, (int)getpid(), o->mib,
 		 o->side_mib, o->nthreads, extra, v->fails ? ": " : "", v->fails ? v->buf : "");
-	publish(o, "result", text);
+	wl_publish(o->dir, "result", text);
 	write_all(STDOUT_FILENO, text, strlen(text));
 }
 
@@ -412,7 +367,7 @@ static void touch_listed(const struct ops *o)
 		touched++;
 	}
 	snprintf(done, sizeof(done), "touched=%u pid=%d\n", touched, (int)getpid());
-	publish(o, "touched", done);
+	wl_publish(o->dir, "touched", done);
 }
 
 /* --- the operations --- */
@@ -829,7 +784,7 @@ int main(int argc, char **argv)
 		 (int)getpid(), (unsigned long)o.reg[R_A], (unsigned long)o.reg[R_B],
 		 (unsigned long)o.reg[R_C], (unsigned long)o.reg[R_D], (unsigned long)o.e, o.mib,
 		 o.side_mib);
-	publish(&o, "ready", ready);
+	wl_publish(o.dir, "ready", ready);
 
 	for (;;) {
 		if (term_requested)

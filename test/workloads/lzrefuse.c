@@ -31,6 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WL_NAME "lzrefuse"
+#include "wl.h"
+
 #define BEAT_WAIT_MS 10000	/* how long a check waits for a heartbeat */
 
 enum mode { M_THREAD, M_CHILD, M_SOCKET, M_PIPE };
@@ -47,12 +50,6 @@ struct refuse {
 	char beat_path[4200];	/* child mode: the child's heartbeat file */
 	uint64_t ctr, prev_ctr, seq;
 };
-
-static void die(const char *what)
-{
-	fprintf(stderr, "lzrefuse: %s: %s\n", what, strerror(errno));
-	exit(2);
-}
 
 static void nap_ms(long ms)
 {
@@ -82,23 +79,6 @@ static void *beat_thread(void *arg)
 		nap_ms(1);
 	}
 	return NULL;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static void child_main(const char *path, pid_t parent)
@@ -131,18 +111,6 @@ static uint64_t child_beats(const struct refuse *r)
 		close(fd);
 	}
 	return v;
-}
-
-static void publish(const struct refuse *r, const char *name, const char *text)
-{
-	char tmp[4200], dst[4200];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", r->dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", r->dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write_all(fd, text, strlen(text)) || close(fd) || rename(tmp, dst))
-		die("publish");
 }
 
 static int setup(struct refuse *r)
@@ -237,7 +205,7 @@ static void self_check(struct refuse *r)
 		 fails[0] ? "FAIL" : "PASS", r->seq, (int)getpid(), r->ctr, r->prev_ctr,
 		 fails[0] ? ": " : "", fails);
 	r->prev_ctr = r->ctr;
-	publish(r, "result", text);
+	wl_publish(r->dir, "result", text);
 }
 
 static enum mode parse_mode(const char *s)
@@ -282,7 +250,7 @@ int main(int argc, char **argv)
 	extra = setup(&r);
 	r.ctr = 1; /* a check right after ready sees progress */
 	snprintf(ready, sizeof(ready), "pid=%d extra=%d\n", (int)getpid(), extra);
-	publish(&r, "ready", ready);
+	wl_publish(r.dir, "ready", ready);
 
 	while (!term_requested) {
 		if (check_requested) {

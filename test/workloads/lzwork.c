@@ -42,6 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WL_NAME "lzwork"
+#include "wl.h"
+
 #define PAGE 4096UL
 #define WORDS_PER_PAGE (PAGE / sizeof(uint64_t))
 #define REC_SIZE 64		/* bytes per log record */
@@ -105,18 +108,6 @@ static uint64_t pattern(uint64_t i)
 	x *= 0xbf58476d1ce4e5b9ULL;
 	x ^= x >> 32;
 	return x ? x : 1;
-}
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "lzwork: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, ": %s\n", strerror(errno));
-	va_end(ap);
-	exit(2);
 }
 
 /* --- FP/SIMD: the same function is used to run and to recompute --- */
@@ -294,23 +285,6 @@ static void format_record(char *rec, uint64_t j)
 	rec[REC_SIZE - 1] = '\n';
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void append_record(struct work *w)
 {
 	char rec[REC_SIZE];
@@ -320,25 +294,6 @@ static void append_record(struct work *w)
 		die("write log");
 	w->records++;
 	w->log_off += REC_SIZE;
-}
-
-/* Write DIR/NAME atomically: a reader sees all of it or nothing. */
-static void publish(const struct work *w, const char *name, const char *text)
-{
-	char tmp[4200], dst[4200];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", w->dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", w->dir, name);
-	do
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		die("open %s", tmp);
-	if (write_all(fd, text, strlen(text)) || close(fd))
-		die("write %s", tmp);
-	if (rename(tmp, dst))
-		die("rename %s", dst);
 }
 
 static void setup_files(struct work *w)
@@ -543,7 +498,7 @@ static void self_check(struct work *w, uint64_t stack_ctr)
 		 v.fails ? "FAIL" : "PASS", w->seq, (int)getpid(), ctr, w->prev_ctr, w->mib,
 		 w->records, w->log_off, w->simd, v.fails ? ": " : "", v.fails ? v.buf : "");
 	w->prev_ctr = ctr;
-	publish(w, "result", text);
+	wl_publish(w->dir, "result", text);
 	/* One line on stdout too (stdout and stderr may share one file). */
 	write_all(STDOUT_FILENO, text, strlen(text));
 }
@@ -629,7 +584,7 @@ int main(int argc, char **argv)
 	/* A first record before ready: a check right away sees progress. */
 	while (stack_ctr < REC_EVERY)
 		iterate(&w, &stack_ctr);
-	publish(&w, "ready", ready);
+	wl_publish(w.dir, "ready", ready);
 
 	for (;;) {
 		if (term_requested)
