@@ -13,6 +13,7 @@ struct cli_opts {
 	bool leave_running;
 	bool detach;
 	bool progress;
+	int freeze_timeout_s; /* dump: 0 for the default */
 };
 
 int cli_open_log(const struct cli_opts *o);

@@ -189,7 +189,8 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = check_target(d);
 	if (ret)
 		return ret;
-	ret = tracee_seize(&d->t, d->pid);
+	ret = tracee_seize(&d->t, d->pid,
+			   d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms : LZ_FREEZE_TIMEOUT_MS);
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);

@@ -40,6 +40,7 @@ static void usage(FILE *f)
 		"  -t, --tree PID              the process to dump\n"
 		"  -R, --leave-running         keep the process running after the dump\n"
 		"      --progress              report memory dump progress on stderr\n"
+		"      --freeze-timeout SEC    give up if the process does not stop (default 10)\n"
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
@@ -52,6 +53,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_PROGRESS = 1000,
+	OPT_FREEZE_TIMEOUT,
 	OPT_LAZY_PAGES,
 	OPT_WORK_DIR,
 };
@@ -65,6 +67,7 @@ static const struct option long_opts[] = {
 	{ "leave-running", no_argument, NULL, 'R' },
 	{ "restore-detached", no_argument, NULL, 'd' },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "freeze-timeout", required_argument, NULL, OPT_FREEZE_TIMEOUT },
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -159,6 +162,14 @@ int main(int argc, char **argv)
 		case 'd':
 			o.detach = true;
 			break;
+		case OPT_FREEZE_TIMEOUT:
+			if (parse_int(optarg, "--freeze-timeout", &o.freeze_timeout_s))
+				return 2;
+			if (o.freeze_timeout_s == 0 || o.freeze_timeout_s > 3600) {
+				fprintf(stderr, "lazarus: --freeze-timeout: 1 to 3600 seconds\n");
+				return 2;
+			}
+			break;
 		case OPT_PROGRESS:
 			o.progress = true;
 			break;
@@ -197,6 +208,7 @@ int main(int argc, char **argv)
 			.images_dir = o.images_dir,
 			.leave_running = o.leave_running,
 			.progress = o.progress,
+			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
 		};
 
 		if (o.pid <= 0) {

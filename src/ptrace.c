@@ -42,8 +42,58 @@
 #define SYSCALL_STOP (SIGTRAP | 0x80) /* PTRACE_O_TRACESYSGOOD */
 #define MAX_SIGNAL_STOPS 64	      /* signal-delivery stops tolerated while freezing */
 
+static char proc_state_of(pid_t pid)
+{
+	char path[64], buf[512], *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
+		return '?';
+	s = strrchr(buf, ')');
+	return s && s[1] == ' ' ? s[2] : '?';
+}
+
+/*
+ * The first stop after PTRACE_INTERRUPT, within the freeze timeout. A task
+ * in uninterruptible sleep (state D: a stuck NFS read, a vfork parent) does
+ * not stop until it wakes; rather than hang, give up. Nothing is harmed:
+ * the pending interrupt goes with the ptrace link when we exit.
+ */
+static int wait_first_stop(struct tracee *t, int *status)
+{
+	uint64_t waited_us = 0, limit = (uint64_t)t->freeze_timeout_ms * 1000;
+
+	for (;;) {
+		pid_t r = waitpid(t->pid, status, __WALL | WNOHANG);
+		unsigned step = waited_us < 100000 ? 100 : 5000;
+
+		if (r == t->pid)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			pr_perror("process %d: waitpid", t->pid);
+			return -errno;
+		}
+		if (waited_us >= limit) {
+			pr_err("process %d did not stop within %u ms (state %c): is it in an "
+			       "uninterruptible sleep?",
+			       t->pid, t->freeze_timeout_ms, proc_state_of(t->pid));
+			return -ETIMEDOUT;
+		}
+		usleep(step);
+		waited_us += step;
+	}
+}
+
 static int wait_tracee(struct tracee *t, int *status)
 {
+	if (t->freeze_timeout_ms) {
+		int ret = wait_first_stop(t, status);
+
+		t->freeze_timeout_ms = 0; /* later stops come at once */
+		if (ret)
+			return ret;
+		goto got;
+	}
 	for (;;) {
 		pid_t r = waitpid(t->pid, status, __WALL);
 
@@ -54,6 +104,7 @@ static int wait_tracee(struct tracee *t, int *status)
 		pr_perror("process %d: waitpid", t->pid);
 		return -errno;
 	}
+got:
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		/* The ptrace link ends with the task. */
 		t->seized = false;
@@ -150,12 +201,13 @@ static void report_seize_error(pid_t pid, int err)
 		pr_err("process %d: cannot trace it: %s", pid, strerror(-err));
 }
 
-int tracee_seize(struct tracee *t, pid_t pid)
+int tracee_seize(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms)
 {
 	int ret;
 
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	t->freeze_timeout_ms = freeze_timeout_ms;
 	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
 	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
 		ret = -errno;

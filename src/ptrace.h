@@ -51,10 +51,11 @@ struct tracee {
 	bool no_scratch;		 /* set before tracee_inject_begin(): no out-params,
 					    no scratch page (two injected syscalls fewer) */
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
+	unsigned freeze_timeout_ms;	 /* set before tracee_seize(); 0: wait forever */
 };
 
 /* Seize and interrupt PID; on success it is stopped and t->regs is valid. */
-int tracee_seize(struct tracee *t, pid_t pid);
+int tracee_seize(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms);
 /*
  * Put regs and sigmask back if injection changed them and let the task run
  * on. A no-op for a tracee that was never seized.

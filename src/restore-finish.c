@@ -61,7 +61,7 @@ struct finish {
 static int finish_seize(struct finish *f)
 {
 	pid_t pid = f->in->pid;
-	int ret = tracee_seize(&f->t, pid);
+	int ret = tracee_seize(&f->t, pid, 0);
 
 	if (ret)
 		return ret;

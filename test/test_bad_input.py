@@ -7,6 +7,7 @@ must fail cleanly and leave its target running, untraced, and working.
 """
 import os
 import shutil
+import signal
 import struct
 import subprocess
 
@@ -175,3 +176,27 @@ def test_restore_pid_taken(env, mode):
     harness.assert_not_stopped(w.pid)
     assert w.check_pass()["ctr"] > c0
     w.stop()
+
+
+class LzVfork(harness.Workload):
+    kind = "lzvfork"
+
+
+def test_dump_gives_up_on_unstoppable_process(env):
+    """A vfork parent waits for its child in uninterruptible sleep, where no
+    ptrace interrupt reaches it: the dump gives up after --freeze-timeout with
+    one line saying so, writes no image, and leaves the process untraced; it
+    carries on once its child is gone."""
+    d = env.base / "vfork"
+    w = env.spawn(LzVfork, [harness.WORKLOADS / "lzvfork", "--dir", d], d)
+    assert harness.proc_state(w.pid) == "D", "the vfork parent is not in uninterruptible sleep"
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, "--freeze-timeout", 1,
+                    log=env.log_path("dump"))
+    assert r.rc == 1, r.describe()
+    assert len(r.errors) == 1 and "did not stop within 1000 ms" in r.errors[0], r.describe()
+    assert not (img / "inventory.img").exists()
+    harness.assert_not_stopped(w.pid)
+    os.kill(int(w.ready["child"]), signal.SIGKILL)
+    assert w.proc.wait(harness.EXIT_TIMEOUT) == 0
+    assert (d / "resumed").exists()

@@ -19,7 +19,10 @@ struct lz_dump_opts {
 	const char *images_dir; /* where images go; must exist */
 	bool leave_running;	/* -R: resume the tree after dumping */
 	bool progress;		/* print progress of long memory dumps to stderr */
+	unsigned freeze_timeout_ms; /* give up when the process does not stop; 0: default */
 };
+
+#define LZ_FREEZE_TIMEOUT_MS 10000
 
 /*
  * Dump the tree rooted at opts->pid into opts->images_dir. On success the
