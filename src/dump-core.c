@@ -217,8 +217,19 @@ int core_collect_injected(struct core_dump *c, struct tracee *t)
 	return ret;
 }
 
+int core_collect_pending(struct core_dump *c, struct tracee *t, unsigned max)
+{
+	int ret = tracee_peek_pending(t, false, &c->pending[0][0], max, &c->nr_pending);
+
+	if (ret == -E2BIG)
+		pr_err("process %d has more than %d pending signals: not supported yet", c->tid,
+		       TRACEE_MAX_PENDING);
+	return ret;
+}
+
 int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 {
+	ProtobufCBinaryData pending[TRACEE_MAX_PENDING];
 	const struct user_regs_struct *r = &c->regs;
 	X8664Regs regs = X86_64_REGS__INIT;
 	SigaltstackEntry sas = SIGALTSTACK_ENTRY__INIT;
@@ -277,6 +288,11 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	e.clear_child_tid = c->clear_child_tid;
 	e.has_interrupted_syscall = true;
 	e.interrupted_syscall = c->interrupted_syscall;
+	for (unsigned i = 0; i < c->nr_pending; i++)
+		pending[i] = (ProtobufCBinaryData){ .len = TRACEE_SIGINFO_SIZE,
+						    .data = (uint8_t *)c->pending[i] };
+	e.n_pending_siginfo = c->nr_pending;
+	e.pending_siginfo = pending;
 
 	snprintf(name, sizeof(name), "core-%d.img", c->tid);
 	return dump_img_write_one(imgs, name, LZ_IMG_CORE, &e.base);

@@ -1,6 +1,6 @@
 /*
  * dump-core.h - per-thread state of the dump: registers, FPU/xsave state,
- * signal mask, sigaltstack, rseq, robust list, clear_child_tid
+ * signal mask, signals pending for the thread, sigaltstack, rseq, robust list, clear_child_tid
  * (core-<tid>.img). Functions return 0 or -errno and log failures once.
  */
 #ifndef LZ_DUMP_CORE_H
@@ -27,6 +27,8 @@ struct core_dump {
 	struct ptrace_rseq_config rseq;
 	uint64_t robust_list, robust_list_len;
 	uint64_t clear_child_tid;
+	unsigned nr_pending;		 /* signals queued for this thread only */
+	uint8_t pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* their siginfo, oldest first */
 };
 
 /*
@@ -37,6 +39,12 @@ struct core_dump {
 int core_collect_frozen(struct core_dump *c, struct tracee *t);
 /* sigaltstack and clear_child_tid, by injected syscalls. */
 int core_collect_injected(struct core_dump *c, struct tracee *t);
+/*
+ * The thread's own signal queue, at most MAX entries; more is refused with
+ * one error line (-E2BIG). Runs after injection: signals that came in while
+ * it had them all blocked are queued by then.
+ */
+int core_collect_pending(struct core_dump *c, struct tracee *t, unsigned max);
 int core_write(const struct core_dump *c, struct dump_imgs *imgs);
 void core_fini(struct core_dump *c);
 

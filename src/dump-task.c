@@ -1,6 +1,7 @@
 /*
  * dump-task.c - per-process kernel state: comm, personality, rlimits,
- * itimers, prctl flags and signal dispositions.
+ * itimers, prctl flags, signal dispositions and the process-wide queue of
+ * pending signals.
  *
  * Most of it can only be asked by the task itself, so it is read through
  * injected syscalls that write into the scratch page. rlimits come from
@@ -195,8 +196,20 @@ int task_collect_proc(struct task_dump *td, pid_t pid)
 	return ret;
 }
 
+int task_collect_pending(struct task_dump *td, struct tracee *t, unsigned max)
+{
+	int ret = tracee_peek_pending(t, true, &td->shared_pending[0][0], max,
+				      &td->nr_shared_pending);
+
+	if (ret == -E2BIG)
+		pr_err("process %d has more than %d pending signals: not supported yet", td->pid,
+		       TRACEE_MAX_PENDING);
+	return ret;
+}
+
 static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 {
+	ProtobufCBinaryData pending[TRACEE_MAX_PENDING];
 	RlimitEntry rl[PROC_NR_RLIMITS], *rlp[PROC_NR_RLIMITS];
 	ItimerEntry it[3], *itp[3];
 	TaskEntry e = TASK_ENTRY__INIT;
@@ -230,6 +243,11 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	e.pdeath_sig = td->pdeath_sig;
 	e.child_subreaper = td->child_subreaper;
 	e.no_new_privs = td->no_new_privs;
+	for (unsigned i = 0; i < td->nr_shared_pending; i++)
+		pending[i] = (ProtobufCBinaryData){ .len = TRACEE_SIGINFO_SIZE,
+						    .data = (uint8_t *)td->shared_pending[i] };
+	e.n_shared_pending_siginfo = td->nr_shared_pending;
+	e.shared_pending_siginfo = pending;
 	snprintf(name, sizeof(name), "task-%d.img", td->pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
 }

@@ -37,12 +37,20 @@ struct task_dump {
 	struct task_itimer itimer[3];	/* ITIMER_REAL, VIRTUAL, PROF */
 	int32_t thp_disabled, dumpable, pdeath_sig, child_subreaper, no_new_privs;
 	struct kernel_sigaction sigact[TASK_NR_SIGNALS + 1]; /* by signal number */
+	unsigned nr_shared_pending;	/* signals queued for the whole process */
+	uint8_t shared_pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* oldest first */
 };
 
 /* itimers, prctl state and signal dispositions, by injected syscalls. */
 int task_collect_injected(struct task_dump *td, struct tracee *t);
 /* comm, personality and rlimits, from outside. */
 int task_collect_proc(struct task_dump *td, pid_t pid);
+/*
+ * The process-wide signal queue, at most MAX entries (what the threads'
+ * queues left of TRACEE_MAX_PENDING); more is refused with one error line
+ * (-E2BIG). Runs after injection, see core_collect_pending().
+ */
+int task_collect_pending(struct task_dump *td, struct tracee *t, unsigned max);
 /* task-<pid>.img and sigacts-<pid>.img */
 int task_write(const struct task_dump *td, struct dump_imgs *imgs);
 

@@ -389,6 +389,12 @@ static int dump_frozen(struct dump_ctx *d)
 		ret = core_collect_frozen(&d->core, &d->t);
 	if (!ret)
 		ret = inject_all(d);
+	/* After injection: what arrived while it had every signal blocked is queued too. */
+	if (!ret)
+		ret = core_collect_pending(&d->core, &d->t, TRACEE_MAX_PENDING);
+	if (!ret)
+		ret = task_collect_pending(&d->task, &d->t,
+					   TRACEE_MAX_PENDING - d->core.nr_pending);
 	d->ns.injected = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = write_images(d);

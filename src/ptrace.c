@@ -291,6 +291,43 @@ int tracee_kill(struct tracee *t)
 	return 0;
 }
 
+/* struct ptrace_peeksiginfo_args of <linux/ptrace.h> */
+struct peeksiginfo_args {
+	uint64_t off;	/* index of the first signal in the queue */
+	uint32_t flags; /* PEEKSIGINFO_SHARED: the process-wide queue */
+	int32_t nr;	/* how many at most */
+};
+_Static_assert(sizeof(struct peeksiginfo_args) == 16, "kernel ABI: 16 bytes");
+#define PEEKSIGINFO_SHARED 1U
+#define PEEK_CHUNK 32
+
+int tracee_peek_pending(struct tracee *t, bool shared, uint8_t *buf, unsigned max, unsigned *nr)
+{
+	uint8_t chunk[PEEK_CHUNK * TRACEE_SIGINFO_SIZE];
+	unsigned n = 0;
+
+	for (;;) {
+		struct peeksiginfo_args a = { .off = n, .flags = shared ? PEEKSIGINFO_SHARED : 0,
+					      .nr = PEEK_CHUNK };
+		long got = ptrace(PTRACE_PEEKSIGINFO, t->pid, &a, chunk);
+
+		if (got < 0) {
+			pr_perror("process %d: PTRACE_PEEKSIGINFO%s", t->pid,
+				  shared ? " (shared queue)" : "");
+			return -errno;
+		}
+		if (!got)
+			break;
+		if (got > PEEK_CHUNK || (unsigned long)got > max - n)
+			return -E2BIG;
+		memcpy(buf + (size_t)n * TRACEE_SIGINFO_SIZE, chunk,
+		       (size_t)got * TRACEE_SIGINFO_SIZE);
+		n += (unsigned)got;
+	}
+	*nr = n;
+	return 0;
+}
+
 int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { buf, len }, remote = { (void *)addr, len };

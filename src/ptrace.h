@@ -31,6 +31,8 @@ struct ptrace_rseq_config {
 _Static_assert(sizeof(struct ptrace_rseq_config) == 24, "kernel ABI: 24 bytes");
 
 #define TRACEE_SCRATCH_SIZE 4096UL
+#define TRACEE_SIGINFO_SIZE 128 /* siginfo_t of x86_64, as PTRACE_PEEKSIGINFO copies it */
+#define TRACEE_MAX_PENDING 256	/* pending signals a dump keeps, both queues together */
 
 /* Kernel-internal syscall restart codes (include/linux/errno.h). */
 #define LZ_ERESTARTSYS 512
@@ -66,6 +68,15 @@ int tracee_kill(struct tracee *t);
 
 /* Read LEN bytes of tracee memory at ADDR (also from unreadable mappings). */
 int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len);
+
+/*
+ * Copy the siginfo of every signal queued for the stopped tracee, oldest
+ * first: its own queue, or with SHARED the process-wide one. Up to MAX into
+ * BUF (MAX * TRACEE_SIGINFO_SIZE bytes), *nr gets how many; -E2BIG (not
+ * logged: the caller knows its limit) if more are queued.
+ */
+int tracee_peek_pending(struct tracee *t, bool shared, uint8_t *buf, unsigned max,
+			unsigned *nr);
 
 /*
  * Prepare injection: find a syscall instruction (MAPS_TEXT is the tracee's
