@@ -1,7 +1,7 @@
 /*
  * args.c - turn the images into the restorer blob's argument block: the VMA
  * array, the page runs to read, the mm map with auxv, thread pointers,
- * timers and rlimits. See restorer.h for the layout.
+ * timers, rlimits and the pending signals. See restorer.h for the layout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -245,6 +245,49 @@ static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
 	a->gs_base = c->regs->gs_base;
 }
 
+/* One dumped siginfo: the right size and a signal the kernel would queue. */
+static int siginfo_put(struct lz_blob_args *a, const ProtobufCBinaryData *d, const char *img,
+		       char *why, size_t len)
+{
+	struct lz_blob_siginfo *si = &a->pending[a->nr_pending + a->nr_shared_pending];
+	int32_t signo;
+
+	if (d->len != LZ_BLOB_SIGINFO_SIZE) {
+		snprintf(why, len, "%s: a pending signal's siginfo is %zu bytes, not %d", img,
+			 d->len, LZ_BLOB_SIGINFO_SIZE);
+		return -EINVAL;
+	}
+	memcpy(si->raw, d->data, sizeof(si->raw));
+	memcpy(&signo, si->raw, sizeof(signo));
+	if (signo < 1 || signo > 64) {
+		snprintf(why, len, "%s: pending signal number %d out of range", img, signo);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The thread's queue first, then the process's: see lz_blob_args.pending. */
+static int build_pending(struct lz_blob_args *a, const CoreEntry *c, const TaskEntry *t,
+			 char *why, size_t len)
+{
+	int ret = 0;
+
+	if (c->n_pending_siginfo + t->n_shared_pending_siginfo > LZ_BLOB_MAX_SIGINFO) {
+		snprintf(why, len, "%zu pending signals, at most %d can be restored",
+			 c->n_pending_siginfo + t->n_shared_pending_siginfo, LZ_BLOB_MAX_SIGINFO);
+		return -E2BIG;
+	}
+	for (size_t i = 0; !ret && i < c->n_pending_siginfo; i++) {
+		ret = siginfo_put(a, &c->pending_siginfo[i], "core image", why, len);
+		a->nr_pending += !ret;
+	}
+	for (size_t i = 0; !ret && i < t->n_shared_pending_siginfo; i++) {
+		ret = siginfo_put(a, &t->shared_pending_siginfo[i], "task image", why, len);
+		a->nr_shared_pending += !ret;
+	}
+	return ret;
+}
+
 /*
  * `a` is already zeroed and has its area fields; `extra` follows it in the
  * bootstrap area and takes the VMA, run and fd arrays.
@@ -289,5 +332,5 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	build_mm(a, im->mm, fds->exe_fd);
 	build_task(a, im->task);
 	build_thread(a, im->core);
-	return 0;
+	return build_pending(a, im->core, im->task, why, len);
 }

@@ -25,10 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 2
+#define LZ_BLOB_ABI_VERSION 3
 #define LZ_BLOB_MAX_RLIMITS 16
 #define LZ_BLOB_MAX_ITIMERS 3
 #define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
+#define LZ_BLOB_MAX_SIGINFO 256 /* pending signals, both queues together */
+#define LZ_BLOB_SIGINFO_SIZE 128 /* siginfo_t of x86_64 */
 #define LZ_BLOB_TASK_SIZE 0x7ffffffff000ULL /* 47-bit user address space */
 
 /* lz_blob_vma.vflags */
@@ -101,6 +103,12 @@ struct lz_blob_mm_map {
 };
 _Static_assert(sizeof(struct lz_blob_mm_map) == 104, "prctl_mm_map is 104 bytes");
 
+/* A pending signal as the kernel reported it; si_signo is its first int. */
+struct lz_blob_siginfo {
+	uint8_t raw[LZ_BLOB_SIGINFO_SIZE];
+};
+_Static_assert(sizeof(struct lz_blob_siginfo) == 128, "siginfo_t is 128 bytes");
+
 struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
 	uint32_t size;	      /* sizeof(struct lz_blob_args) */
@@ -147,11 +155,21 @@ struct lz_blob_args {
 	int32_t helper_pid;  /* -d: the helper, our parent until released */
 	int32_t go_fd;	     /* go pipe: one byte once the parent traces us; EOF: it gave up */
 	uint32_t reserved1;  /* 0 */
+
+	/*
+	 * Signals pending at dump time, re-queued to ourselves just before the
+	 * release: pending[0, nr_pending) for the thread, then
+	 * [nr_pending, nr_pending + nr_shared_pending) for the process.
+	 */
+	uint32_t nr_pending;
+	uint32_t nr_shared_pending;
+	struct lz_blob_siginfo pending[LZ_BLOB_MAX_SIGINFO];
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
 _Static_assert(offsetof(struct lz_blob_args, go_fd) == 1312, "args: go_fd at 1312");
-_Static_assert(sizeof(struct lz_blob_args) == 1320, "args: 1320 bytes");
+_Static_assert(offsetof(struct lz_blob_args, pending) == 1328, "args: pending at 1328");
+_Static_assert(sizeof(struct lz_blob_args) == 34096, "args: 34096 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -187,6 +205,7 @@ enum lz_rst_step {
 	LZ_STEP_RELEASE,
 	LZ_STEP_UFFD,
 	LZ_STEP_TRACER, /* after OK: wait on the go pipe for the parent */
+	LZ_STEP_SIGQUEUE, /* re-queue a pending signal: arg = its index, addr = signal */
 	LZ_STEP_MAX,
 };
 

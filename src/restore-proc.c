@@ -295,6 +295,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_RELEASE] = "release the helper / PR_SET_PDEATHSIG",
 	[LZ_STEP_UFFD] = "register with the userfaultfd",
 	[LZ_STEP_TRACER] = "wait for the lazarus parent",
+	[LZ_STEP_SIGQUEUE] = "re-queue pending signal",
 };
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
@@ -343,6 +344,10 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 		break;
 	case LZ_STEP_RLIMIT:
 		rlimit_format(m, buf, len);
+		break;
+	case LZ_STEP_SIGQUEUE:
+		snprintf(buf, len, "restorer: %s %" PRIu64 " (number %u of the dumped ones): %s",
+			 step, m->addr, m->arg + 1, err);
 		break;
 	case LZ_STEP_ITIMER:
 	case LZ_STEP_CLOSE:

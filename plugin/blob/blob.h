@@ -43,6 +43,9 @@ void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
 void blob_wait_tracer(struct blob *b);
 
+/* signal.c */
+void blob_queue_signals(struct blob *b);
+
 /* finish.c: rt_sigreturn with the frame at `frame`. */
 __attribute__((noreturn)) void lz_blob_finish(uint64_t frame);
 

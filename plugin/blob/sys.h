@@ -137,6 +137,26 @@ static inline long sys_nanosleep(const void *req)
 	return sys2(__NR_nanosleep, req, 0);
 }
 
+static inline long sys_getpid(void)
+{
+	return sys0(__NR_getpid);
+}
+
+static inline long sys_gettid(void)
+{
+	return sys0(__NR_gettid);
+}
+
+static inline long sys_rt_sigqueueinfo(int pid, int sig, const void *info)
+{
+	return sys3(__NR_rt_sigqueueinfo, pid, sig, info);
+}
+
+static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void *info)
+{
+	return sys4(__NR_rt_tgsigqueueinfo, tgid, tid, sig, info);
+}
+
 static inline __attribute__((noreturn)) void sys_exit_group(int code)
 {
 	sys1(__NR_exit_group, code);
