@@ -355,6 +355,26 @@ static void guard_kill_lost_forks(struct guard *g)
 	}
 }
 
+/*
+ * Let go of the processes that have exited meanwhile (their pidfd polls
+ * readable): there is nothing left to protect in them. Processes whose pid
+ * was never learnt (no pidfd) are kept until the timeout.
+ */
+static void guard_drop_exited(struct guard *g)
+{
+	for (unsigned i = 0; i < LZ_SHM_MAX_SLOTS; i++) {
+		struct pollfd p = { .fd = g->pidfd[i], .events = POLLIN };
+
+		if (g->uffd[i] < 0 || g->pidfd[i] < 0)
+			continue;
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+			guard_release(g, i);
+	}
+}
+
+#define GUARD_RECHECK_MS 200
+
+/* 0: a daemon resumed (g->chan); 1: timed out, punished; 2: nobody left. */
 static int guard_wait_resume(struct guard *g)
 {
 	uint64_t deadline = lz_now_ns() + (uint64_t)g->timeout_s * 1000000000ULL;
@@ -371,8 +391,15 @@ static int guard_wait_resume(struct guard *g)
 			guard_punish(g);
 			return 1;
 		}
-		if (poll(&pfd, 1, (int)((deadline - now) / 1000000 + 1)) <= 0)
+		if (poll(&pfd, 1, (int)MIN((deadline - now) / 1000000 + 1, GUARD_RECHECK_MS)) <= 0) {
+			guard_drop_exited(g);
+			if (!guard_held(g)) {
+				pr_info("guardian: every process it guarded has exited; nothing to wait "
+					"for");
+				return 2;
+			}
 			continue;
+		}
 		fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
 			guard_conn(g, fd);
@@ -399,8 +426,9 @@ static int guard_loop(struct guard *g)
 			pr_info("guardian: the daemon is gone and no process is left to guard");
 			return 0;
 		}
-		if (guard_wait_resume(g))
-			return 1;
+		ret = guard_wait_resume(g);
+		if (ret)
+			return ret == 1;
 	}
 }
 

@@ -321,6 +321,25 @@ def test_daemon_killed_no_resume(env):
     assert "poisoned them and killed it" in log, d.describe()
 
 
+def test_guardian_leaves_when_its_processes_exit(env):
+    """The daemon dies mid-fill and then the process it served exits too:
+    the guardian has nothing left to protect and goes at once, instead of
+    waiting out its (here 600 s) timeout for a --resume that is pointless."""
+    w, img = dumped_ops(env, go=False, **SMALL)
+    d = Daemon(env, img, "--guardian-timeout", 600, delay_us=SLOW_US)
+    gpid = d.guardian_pid()
+    env.pids.add(gpid)
+    w = env.restore(img, "lazy", w)
+    wait_fill_progress(w, d)
+    d.sigkill()
+    harness.kill_and_reap(w.pid)
+
+    harness.reap(gpid, harness.CHECK_TIMEOUT)  # far below the 600 s timeout
+    log = d.log_text()
+    assert "guardian: every process it guarded has exited" in log, d.describe()
+    assert "poisoned" not in log, d.describe()
+
+
 # --------------------------------------------------------------- bad peers
 
 def test_second_daemon_refused(env):
