@@ -170,7 +170,7 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 	};
 	ret = lazy_client_add(c->lazy, &lp);
 	if (ret)
-		pr_err("lazy-pages daemon: %s", lazy_client_error(c->lazy));
+		pr_err("%s", lazy_client_error(c->lazy));
 	else
 		pr_info("process %d: %u lazy ranges handed to the lazy-pages daemon", p->pid, nr);
 out_free:
@@ -221,7 +221,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		 */
 		ret = lazy_client_finish(c->lazy);
 		if (ret) {
-			pr_err("lazy-pages daemon: %s", lazy_client_error(c->lazy));
+			pr_err("%s", lazy_client_error(c->lazy));
 			return ret;
 		}
 		lazy_client_close(c->lazy);

@@ -340,6 +340,24 @@ def test_guardian_leaves_when_its_processes_exit(env):
     assert "poisoned" not in log, d.describe()
 
 
+def test_daemon_of_other_images_refuses(env):
+    """restore -W points at a daemon serving another dump: the daemon refuses
+    the process when it is handed over (it has no pagemap for it), and the
+    restore fails with one error line saying so; the process is gone."""
+    w, img = dumped_ops(env, go=False, **SMALL)
+    other = env.path("other")
+    d = Daemon(env, other)
+    r = env.lazarus("restore", "-D", img, "--lazy-pages", "-W", other, "-d",
+                    log=env.log_path("restore"))
+    assert r.rc == 1, r.describe()
+    assert len(r.errors) == 1, r.describe()
+    assert f"pagemap-{w.pid}.img: No such file or directory" in r.errors[0], r.describe()
+    assert r.errors[0].count("lazy-pages daemon") <= 1, r.describe()
+    harness.wait_for(lambda: not harness.alive(w.pid), harness.EXIT_TIMEOUT,
+                     f"pid {w.pid} to be gone")
+    assert d.wait() == 1, d.describe()
+
+
 # --------------------------------------------------------------- bad peers
 
 def test_second_daemon_refused(env):
