@@ -4,6 +4,7 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "lazy-daemon.h"
+#include "lazy-files.h"
 #include "log.h"
 
 enum {
@@ -204,13 +206,21 @@ int cli_lazy_pages(int argc, char **argv)
 	o.test_crash_on_fork = env && !strcmp(env, "fork");
 	if (detach && !log_file)
 		log_file = "lazy-pages.log";
+	env = getenv("LAZARUS_LAZY_CONN_TIMEOUT_MS");
+	if (env && !num(env, "LAZARUS_LAZY_CONN_TIMEOUT_MS", 3600000, &v) && v)
+		o.conn_timeout_ms = v;
 	log_init(level, -1);
 	if (log_file) {
-		ret = log_open_file(o.work_dir ? o.work_dir : o.images_dir, log_file);
-		if (ret) {
-			fprintf(stderr, "lazarus: log file %s: %s\n", log_file, strerror(-ret));
+		/* Created 0600 (it holds addresses), never through a symlink. */
+		char why[PATH_MAX + 128];
+		int fd = lzf_open_log(o.work_dir ? o.work_dir : o.images_dir, log_file, why,
+				      sizeof(why));
+
+		if (fd < 0) {
+			fprintf(stderr, "lazarus: Error: lazy-pages: log file %s\n", why);
 			return 1;
 		}
+		log_init(level, fd);
 	}
 	if (detach && lazy_detach(&o))
 		return 1;

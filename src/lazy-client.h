@@ -6,6 +6,11 @@
  * Order of use:
  *   1. once:  lazy_client_connect()  - connects to WORKDIR/lazy-pages.sock,
  *             or (spawn) starts a daemon there first when none listens.
+ *             Before it sends anything it checks that WORKDIR is owned by
+ *             us or root and writable by nobody else, that the socket file
+ *             is a socket (not a symlink) owned by us or root, and that the
+ *             listener (SO_PEERCRED) runs as us or root. HELLO carries the
+ *             dump id: a daemon serving another dump refuses.
  *             Call it before the calling process holds a registered uffd:
  *             starting a daemon forks, and a process whose uffd has
  *             EVENT_FORK blocks in fork() until a daemon reads the event.
@@ -24,7 +29,8 @@
  *
  * If the connection is closed before lazy_client_finish(), the daemon kills
  * the processes it was given on it: a restore that failed half way must not
- * leave them running. Every call returns 0 or -errno; on failure
+ * leave them running. Every connect, send and wait is bounded (timeout_ms,
+ * LAZARUS_LAZY_TIMEOUT_MS, 60 s): -ETIMEDOUT then. Every call returns 0 or -errno; on failure
  * lazy_client_error() has one line saying why (the daemon's words when it
  * refused). lazy_client_connect() sets *out even when it fails (close it),
  * except for -ENOMEM where *out may be NULL. The library does not log.
@@ -39,6 +45,12 @@
 #include "lazy-proto.h"
 
 struct lazy_client;
+struct lz_dump_id;
+
+/* Default bound of every connect, send and wait for a reply; the
+ * environment variable overrides it (milliseconds, for tests). */
+#define LAZY_CLIENT_TIMEOUT_MS 60000
+#define LAZY_CLIENT_TIMEOUT_ENV "LAZARUS_LAZY_TIMEOUT_MS"
 
 struct lazy_client_opts {
 	const char *images_dir; /* the dump: pagemap-<id>.img, pages-<id>.img */
@@ -46,7 +58,9 @@ struct lazy_client_opts {
 	bool spawn;		/* start a daemon when none listens */
 	const char *log_file;	/* spawned daemon's log; NULL: WORKDIR/lazy-pages.log */
 	int log_level;		/* spawned daemon's log level; 0: info (3) */
-	unsigned timeout_ms;	/* wait for each reply; 0: 60 s */
+	unsigned timeout_ms;	/* bound of each connect, send, reply; 0: env, else 60 s */
+	const struct lz_dump_id *dump_id; /* the dump restored (inventory.img's id);
+					     the daemon refuses another dump's */
 };
 
 struct lazy_client_proc {

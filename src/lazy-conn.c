@@ -6,7 +6,9 @@
  */
 #define LOG_PREFIX "lazy-pages: "
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +50,7 @@ static void conn_close(struct lazy_conn *c)
 static void conn_refuse(struct lazy_conn *c, uint32_t seq, const char *fmt, ...) __printf(3, 4);
 static void conn_refuse(struct lazy_conn *c, uint32_t seq, const char *fmt, ...)
 {
-	char msg[160];
+	char msg[240];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -72,8 +74,7 @@ void conn_accept(struct lazy_daemon *d)
 				pr_warn_perror("accept");
 			return;
 		}
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
-		    (cr.uid != 0 && cr.uid != geteuid())) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || !lz_uid_trusted(cr.uid)) {
 			pr_err("connection from pid %d uid %d refused: only root or uid %d may hand "
 			       "processes over", cr.pid, cr.uid, geteuid());
 			close(fd);
@@ -87,6 +88,9 @@ void conn_accept(struct lazy_daemon *d)
 		c->d = d;
 		c->fd = fd;
 		c->peer = cr.pid;
+		/* A client that connects and says nothing must not hold a slot of
+		 * ours forever (it never blocks the loop: sockets are non-blocking). */
+		c->t_deadline_ns = lz_now_ns() + (uint64_t)d->o.conn_timeout_ms * 1000000;
 		c->next = d->conns;
 		d->conns = c;
 		if (daemon_epoll_add(d, fd, &c->h, H_CONN, c))
@@ -94,9 +98,41 @@ void conn_accept(struct lazy_daemon *d)
 	}
 }
 
+/*
+ * The dump this daemon serves is the one whose inventory.img is in its
+ * images directory now (read at each HELLO: a new dump committed there
+ * since the start is the one served). A restore of another dump, even of
+ * the same pid, would get wrong memory: refuse it before it hands anything
+ * over.
+ */
+static int conn_check_dump(struct lazy_conn *c, char *why, size_t len)
+{
+	struct lazy_daemon *d = c->d;
+	char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX], whyr[200];
+	struct img_reader r;
+	int ret = src_read_image(d->dirfd, "inventory.img", LZ_IMG_INVENTORY, &r, whyr,
+				 sizeof(whyr));
+
+	if (ret) {
+		snprintf(why, len, "%s/%s", d->images_dir, whyr);
+		return ret;
+	}
+	if (!lz_dump_id_eq(&r.dump_id, &c->dump_id)) {
+		snprintf(why, len, "%s/inventory.img: this daemon serves dump %s, not dump %s of "
+			 "this restore", d->images_dir, lz_dump_id_hex(&r.dump_id, a),
+			 lz_dump_id_hex(&c->dump_id, b));
+		ret = -ESTALE;
+	}
+	img_reader_close(&r);
+	return ret;
+}
+
 static int conn_hello(struct lazy_conn *c, struct lz_msg *m)
 {
+	static const uint8_t zero[LZ_LAZY_DUMP_ID_LEN];
 	struct lz_lazy_hello h;
+	char why[PATH_MAX + 320];
+	int ret;
 
 	if (c->hello || m->hdr.len != sizeof(h) || m->nfds) {
 		conn_refuse(c, m->hdr.seq, "malformed or repeated HELLO");
@@ -104,7 +140,8 @@ static int conn_hello(struct lazy_conn *c, struct lz_msg *m)
 	}
 	memcpy(&h, m->payload, sizeof(h));
 	if (h.flags || h.reserved ||
-	    (h.role != LZ_LAZY_ROLE_RESTORE && h.role != LZ_LAZY_ROLE_RESUME)) {
+	    (h.role != LZ_LAZY_ROLE_RESTORE && h.role != LZ_LAZY_ROLE_RESUME) ||
+	    (h.role == LZ_LAZY_ROLE_RESUME && memcmp(h.dump_id, zero, sizeof(zero)))) {
 		conn_refuse(c, m->hdr.seq, "HELLO with unknown role or flags");
 		return -EPROTO;
 	}
@@ -115,7 +152,16 @@ static int conn_hello(struct lazy_conn *c, struct lz_msg *m)
 		conn_close(c);
 		return -EBUSY;
 	}
+	memcpy(&c->dump_id, h.dump_id, sizeof(c->dump_id));
+	ret = conn_check_dump(c, why, sizeof(why));
+	if (ret) {
+		pr_err("client pid %d refused: %s", c->peer, why);
+		lz_reply(c->fd, m->hdr.seq, ret, "%s", why);
+		conn_close(c);
+		return ret;
+	}
 	c->hello = true;
+	c->t_deadline_ns = 0;
 	c->d->nr_clients++;
 	return lz_reply(c->fd, m->hdr.seq, 0, "lazy-pages daemon pid %d ready", getpid());
 }
@@ -139,6 +185,7 @@ static int conn_add_done(struct lazy_conn *c)
 	struct lazy_add a = {
 		.pid = c->add.pid,
 		.img_id = c->add.img_id,
+		.dump_id = &c->dump_id,
 		.features = c->add.features,
 		.uffd = c->add_fds[0],
 		.pidfd = c->add_nfds > 1 ? c->add_fds[1] : -1,
@@ -150,6 +197,7 @@ static int conn_add_done(struct lazy_conn *c)
 
 	c->add_nfds = 0; /* lpi_add owns them now */
 	c->adding = false;
+	c->t_deadline_ns = 0;
 	ret = lpi_add(c->d, c, &a, why, sizeof(why));
 	free(c->ranges);
 	c->ranges = NULL;
@@ -185,6 +233,7 @@ static int conn_process(struct lazy_conn *c, struct lz_msg *m)
 		return lz_reply(c->fd, m->hdr.seq, -ENOMEM, "out of memory");
 	}
 	c->adding = true;
+	c->t_deadline_ns = lz_now_ns() + (uint64_t)c->d->o.conn_timeout_ms * 1000000;
 	c->add_seq = m->hdr.seq;
 	memcpy(c->add_fds, m->fds, sizeof(int) * (size_t)m->nfds);
 	c->add_nfds = m->nfds;
@@ -274,6 +323,27 @@ void conn_readable(struct lazy_conn *c)
 			return;
 		}
 	}
+}
+
+int conn_expire(struct lazy_daemon *d)
+{
+	uint64_t now = lz_now_ns(), next = 0;
+	struct lazy_conn *c, *nx;
+
+	for (c = d->conns; c; c = nx) {
+		nx = c->next;
+		if (!c->t_deadline_ns)
+			continue;
+		if (now < c->t_deadline_ns) {
+			next = next && next < c->t_deadline_ns ? next : c->t_deadline_ns;
+			continue;
+		}
+		pr_err("client pid %d %s within %u ms; connection closed", c->peer,
+		       c->hello ? "did not send the rest of its PROCESS (RANGES)" : "sent no HELLO",
+		       d->o.conn_timeout_ms);
+		conn_close(c);
+	}
+	return next ? (int)MIN((next - now) / 1000000 + 1, (uint64_t)INT32_MAX) : -1;
 }
 
 bool conn_pending(const struct lazy_daemon *d)

@@ -19,8 +19,10 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "lazy-files.h"
 #include "lazy-int.h"
 #include "log.h"
 
@@ -30,6 +32,7 @@ void lazy_daemon_opts_init(struct lazy_daemon_opts *o)
 	o->status_fd = -1;
 	o->ready_fd = -1;
 	o->guard_timeout_s = LZ_LAZY_GUARD_TIMEOUT_S;
+	o->conn_timeout_ms = LZ_LAZY_CONN_TIMEOUT_MS;
 	o->fault_around_kib = LZ_LAZY_FAULT_AROUND_KIB;
 	o->fill_chunk_kib = LZ_LAZY_FILL_CHUNK_KIB;
 }
@@ -53,6 +56,8 @@ void daemon_epoll_del(struct lazy_daemon *d, int fd)
 static int daemon_dirs(struct lazy_daemon *d)
 {
 	const char *work = d->o.work_dir ? d->o.work_dir : d->o.images_dir;
+	char why[128];
+	int ret;
 
 	if (!d->o.images_dir || !realpath(d->o.images_dir, d->images_dir)) {
 		pr_perror("images directory %s", d->o.images_dir ? d->o.images_dir : "(none)");
@@ -72,7 +77,12 @@ static int daemon_dirs(struct lazy_daemon *d)
 		pr_perror("work directory %s", d->work_dir);
 		return -errno;
 	}
-	return 0;
+	/* Restore checks the same before it connects: another user who can
+	 * write here could replace the socket, the lock or the statistics. */
+	ret = lzf_check_dir(d->workfd, geteuid(), why, sizeof(why));
+	if (ret)
+		pr_err("work directory %s: %s; refusing to listen there", d->work_dir, why);
+	return ret;
 }
 
 /*
@@ -82,13 +92,13 @@ static int daemon_dirs(struct lazy_daemon *d)
  */
 static int daemon_lock(struct lazy_daemon *d)
 {
-	char pid[32] = "";
+	char pid[32] = "", why[128];
 	ssize_t n;
 
-	d->lock_fd = openat(d->workfd, LZ_LAZY_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d->lock_fd = lzf_open(d->workfd, LZ_LAZY_LOCK_NAME, O_RDWR, why, sizeof(why));
 	if (d->lock_fd < 0) {
-		pr_perror("%s/%s", d->work_dir, LZ_LAZY_LOCK_NAME);
-		return -errno;
+		pr_err("%s/%s", d->work_dir, why);
+		return d->lock_fd;
 	}
 	if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
 		n = pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
@@ -108,6 +118,7 @@ static int daemon_listen(struct lazy_daemon *d)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
+	mode_t mask;
 	int ret = lz_sock_addr(d->work_dir, d->workfd, &sa, &len);
 
 	if (ret) {
@@ -117,12 +128,20 @@ static int daemon_listen(struct lazy_daemon *d)
 	/* We hold the lock: any socket file left there is stale. */
 	unlinkat(d->workfd, LZ_LAZY_SOCK_NAME, 0);
 	d->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (d->listen_fd < 0 || bind(d->listen_fd, (struct sockaddr *)&sa, len) ||
-	    listen(d->listen_fd, 64)) {
+	if (d->listen_fd < 0) {
 		pr_perror("%s/%s", d->work_dir, LZ_LAZY_SOCK_NAME);
 		return -errno;
 	}
-	return 0;
+	/* The socket file is created 0600 (connecting needs write access): the
+	 * umask decides its mode at bind, so nobody else ever sees it open. */
+	mask = umask(0177);
+	ret = bind(d->listen_fd, (struct sockaddr *)&sa, len) ? -errno : 0;
+	umask(mask);
+	if (!ret && listen(d->listen_fd, 64))
+		ret = -errno;
+	if (ret)
+		pr_err("%s/%s: %s", d->work_dir, LZ_LAZY_SOCK_NAME, strerror(-ret));
+	return ret;
 }
 
 static int daemon_start(struct lazy_daemon *d)
@@ -203,15 +222,15 @@ static int daemon_loop(struct lazy_daemon *d)
 
 	for (;;) {
 		bool active = lpi_reap(d);
-		int timeout = -1, n;
+		int timeout = conn_expire(d), n;
 
 		/* Done once some restore came and went, and nothing is left. */
 		if (!active && !conn_pending(d) && (d->nr_served || d->nr_clients || d->o.resume))
 			return d->nr_killed ? -EIO : 0;
-		if (lpi_any_deferred(d))
-			timeout = 1; /* the layout is changing: retry soon */
-		else if (filled)
+		if (filled)
 			timeout = 0;
+		else if (lpi_any_deferred(d) && (timeout < 0 || timeout > 1))
+			timeout = 1; /* the layout is changing: retry soon */
 		n = epoll_wait(d->epfd, ev, (int)ARRAY_SIZE(ev), timeout);
 		if (n < 0 && errno != EINTR) {
 			pr_perror("epoll_wait");

@@ -12,6 +12,7 @@
 #define LZ_LAZY_FAULT_AROUND_KIB 64  /* see Documentation/lazy-pages.md, "Fault-around" */
 #define LZ_LAZY_FILL_CHUNK_KIB 2048
 #define LZ_LAZY_GUARD_TIMEOUT_S 10
+#define LZ_LAZY_CONN_TIMEOUT_MS 10000 /* a client owes HELLO, or a PROCESS's RANGES */
 
 struct lazy_daemon_opts {
 	const char *images_dir;	     /* pagemap-<id>.img, pages-<id>.img */
@@ -21,6 +22,7 @@ struct lazy_daemon_opts {
 	bool detached;		     /* -d: stderr to /dev/null once ready (the log keeps all) */
 	bool resume;		     /* take over from the guardian of a dead daemon */
 	unsigned guard_timeout_s;    /* guardian waits this long for --resume */
+	unsigned conn_timeout_ms;    /* a client that owes a message is closed after this */
 	unsigned fault_around_kib;   /* 4..2048, power of two */
 	unsigned fill_chunk_kib;     /* background fill chunk, 64..2048 */
 	unsigned fill_delay_us;	     /* test hook: pause after each fill chunk */

@@ -36,6 +36,16 @@
 #include "log.h"
 #include "proc.h"
 
+/*
+ * Bounds of the waits between daemon, guardian and a resuming daemon: a
+ * takeover step, the guardian leaving after G_DONE, a send to a guardian
+ * that stopped reading (then it counts as lost and a new one starts).
+ */
+#define TAKE_TIMEOUT_MS 10000U
+#define TAKE_TIMEOUT_STR "10000 ms"
+#define GUARD_DONE_MS 5000
+#define GUARD_SEND_MS 5000U
+
 struct guard {
 	struct lz_shm *shm;
 	int chan;	 /* to the daemon; -1 while orphaned */
@@ -97,14 +107,25 @@ static void guard_forget(struct lazy_daemon *d)
 void guard_done(struct lazy_daemon *d)
 {
 	struct pollfd pfd = { .fd = d->guard_fd, .events = POLLIN };
+	bool gone = false;
 
 	if (d->guard_fd < 0)
 		return;
 	if (!lz_msg_send(d->guard_fd, LZ_LAZY_G_DONE, 0, NULL, 0, NULL, 0)) {
 		/* It closes its end when it has let go of every fd. */
-		while (poll(&pfd, 1, 5000) > 0 &&
-		       lz_msg_recv(d->guard_fd, &d->msg, &(const char *){ NULL }) == 0)
+		while (poll(&pfd, 1, GUARD_DONE_MS) > 0) {
+			if (lz_msg_recv(d->guard_fd, &d->msg, &(const char *){ NULL })) {
+				gone = true;
+				break;
+			}
 			lz_msg_close_fds(&d->msg);
+		}
+	}
+	if (!gone && d->guard_pid > 0) {
+		/* Every page is in place: nothing is left for it to protect. */
+		pr_warn("the guardian (pid %d) did not exit within %d ms of G_DONE; killing it",
+			d->guard_pid, GUARD_DONE_MS);
+		kill(d->guard_pid, SIGKILL);
 	}
 	if (d->guard_is_child && d->guard_pid > 0)
 		waitpid(d->guard_pid, NULL, 0);
@@ -301,9 +322,11 @@ static void guard_conn(struct guard *g, int fd)
 	socklen_t len = sizeof(cr);
 	const char *why;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
-	    (cr.uid != 0 && cr.uid != geteuid()) ||
+	/* A silent or slow peer costs the waiting guardian at most 2 s per
+	 * receive or send (SO_RCVTIMEO / SO_SNDTIMEO). */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || !lz_uid_trusted(cr.uid) ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
 	    lz_msg_recv(fd, &g->msg, &why)) {
 		close(fd);
 		return;
@@ -326,6 +349,7 @@ static void guard_conn(struct guard *g, int fd)
 	}
 	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	pr_warn("guardian: handed %u processes over to the resumed daemon (pid %d)", guard_held(g), cr.pid);
 	g->chan = fd;
 }
@@ -443,6 +467,16 @@ static void guard_main(struct lazy_daemon *d, int chan)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	lz_close_fds_except(keep, (int)ARRAY_SIZE(keep));
+	if (d->o.detached && log_get_fd() > STDERR_FILENO) {
+		/* Whoever started a detached daemon may wait for the end of its
+		 * output (a pipe): the guardian must not hold it either. */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		for (int fd = 0; fd <= STDERR_FILENO && null >= 0; fd++)
+			dup2(null, fd);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
 	if (!g)
 		_exit(1);
 	g->shm = &d->shm;
@@ -478,6 +512,7 @@ int guard_spawn(struct lazy_daemon *d)
 		guard_main(d, sv[1]);
 	}
 	close(sv[1]);
+	lz_sock_timeouts(sv[0], GUARD_SEND_MS);
 	d->guard_spawns++;
 	d->guard_fd = sv[0];
 	d->guard_pid = pid;
@@ -502,7 +537,8 @@ static int take_recv(struct lazy_daemon *d, int sock, uint16_t type, size_t len)
 
 	if (ret) {
 		pr_err("resume: reading from the guardian: %s",
-		       why ? why : ret == -ENODATA ? "it hung up" : strerror(-ret));
+		       why ? why : ret == -ENODATA ? "it hung up" :
+		       ret == -EAGAIN ? "no answer within " TAKE_TIMEOUT_STR : strerror(-ret));
 		return ret ? ret : -EPROTO;
 	}
 	if (d->msg.hdr.type != type || d->msg.hdr.len != len) {
@@ -564,7 +600,8 @@ static int take_slots(struct lazy_daemon *d, int sock, uint32_t nr)
 		int ret = lz_msg_recv(sock, &d->msg, &why);
 
 		if (ret) {
-			pr_err("resume: reading from the guardian: %s", why ? why : strerror(-ret));
+			pr_err("resume: reading from the guardian: %s", why ? why :
+			       ret == -EAGAIN ? "no answer within " TAKE_TIMEOUT_STR : strerror(-ret));
 			return ret;
 		}
 		if (d->msg.hdr.type == LZ_LAZY_G_END)
@@ -609,9 +646,10 @@ static void take_kill_orphans(struct lazy_daemon *d)
 
 int guard_take_over(struct lazy_daemon *d)
 {
-	struct timeval tv = { .tv_sec = 10 };
+	struct timeval tv = { 0 };
 	struct lz_lazy_g_state st;
 	struct sockaddr_un sa;
+	struct ucred cr;
 	socklen_t salen;
 	int sock, ret;
 
@@ -621,13 +659,30 @@ int guard_take_over(struct lazy_daemon *d)
 	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -errno;
-	if (connect(sock, (struct sockaddr *)&sa, salen)) {
-		ret = -errno;
-		pr_err("resume: nothing to resume in %s (%s: %s)", d->work_dir, LZ_LAZY_SOCK_NAME,
-		       strerror(-ret));
+	/* Every step of the takeover is bounded: a guardian that does not
+	 * answer within TAKE_TIMEOUT_MS fails the resume with a line. */
+	lz_sock_timeouts(sock, TAKE_TIMEOUT_MS);
+	ret = lz_sock_connect(sock, &sa, salen);
+	if (ret) {
+		if (ret == -ETIMEDOUT)
+			pr_err("resume: %s/%s: nobody accepted the connection within %u ms",
+			       d->work_dir, LZ_LAZY_SOCK_NAME, TAKE_TIMEOUT_MS);
+		else
+			pr_err("resume: nothing to resume in %s (%s: %s)", d->work_dir,
+			       LZ_LAZY_SOCK_NAME, strerror(-ret));
 		goto out_close;
 	}
-	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* The guardian hands over uffds and the lock: only ours, or root's. */
+	ret = lz_peer_cred(sock, &cr);
+	if (!ret && !lz_uid_trusted(cr.uid))
+		ret = -EPERM;
+	if (ret) {
+		pr_err("resume: %s/%s: the listener (pid %d) runs as uid %u, not root or uid %u; "
+		       "refusing to take anything from it", d->work_dir, LZ_LAZY_SOCK_NAME,
+		       ret == -EPERM ? cr.pid : 0, ret == -EPERM ? (unsigned)cr.uid : 0,
+		       (unsigned)geteuid());
+		goto out_close;
+	}
 	ret = take_hello(d, sock);
 	if (!ret)
 		ret = take_state(d, sock, &st);
@@ -635,7 +690,9 @@ int guard_take_over(struct lazy_daemon *d)
 		ret = take_slots(d, sock, st.nr_slots);
 	if (ret)
 		goto out_close;
-	tv.tv_sec = 0;
+	/* From now on the guardian channel: the daemon only sends on it, and
+	 * a guardian that stops reading is a lost guardian (EAGAIN). */
+	lz_sock_timeouts(sock, GUARD_SEND_MS);
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	d->guard_fd = sock;
 	d->guard_pid = (pid_t)st.guard_pid;

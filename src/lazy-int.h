@@ -62,6 +62,8 @@ struct lazy_conn {
 	int fd;
 	pid_t peer;		   /* SO_PEERCRED */
 	bool hello, finished;
+	struct lz_dump_id dump_id; /* HELLO's: the dump the client restores */
+	uint64_t t_deadline_ns;	   /* it must have said HELLO / completed its PROCESS by then */
 	/* A PROCESS whose ranges are still arriving. */
 	bool adding;
 	uint32_t add_seq;
@@ -109,11 +111,15 @@ void conn_readable(struct lazy_conn *c);
 void conn_free_all(struct lazy_daemon *d);
 /* Connections that may still hand processes over. */
 bool conn_pending(const struct lazy_daemon *d);
+/* Close connections that owe a message past their deadline; ms until the
+ * next deadline, -1 if none. */
+int conn_expire(struct lazy_daemon *d);
 
 /* lazy-proc.c */
 struct lazy_add {
 	pid_t pid;
 	uint32_t img_id;
+	const struct lz_dump_id *dump_id; /* the connection's: images must carry it */
 	uint64_t features;
 	int uffd, pidfd; /* owned by lpi_add from the call on */
 	struct lr_range *ranges;

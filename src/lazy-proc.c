@@ -450,6 +450,7 @@ static void lpi_fork(struct lpi *p, int ufd)
 	c->fill_cursor = p->fill_cursor;
 	lpi_set_name(c, p);
 	c->sh->img_id = p->sh->img_id;
+	memcpy(c->sh->dump_id, p->sh->dump_id, sizeof(c->sh->dump_id));
 	c->sh->parent = p->slot;
 	c->sh->features = p->sh->features;
 	c->sh->flags = LZ_SLOT_F_FORKED | (p->sh->flags & LZ_SLOT_F_FINISHED);
@@ -717,6 +718,7 @@ static int lpi_setup(struct lazy_daemon *d, struct lpi *p, struct lazy_add *a,
 	lr_init(lay);
 	lpi_set_name(p, NULL);
 	p->sh->img_id = a->img_id;
+	memcpy(p->sh->dump_id, a->dump_id, sizeof(p->sh->dump_id));
 	p->sh->pid = a->pid;
 	p->sh->features = a->features;
 	if (shm_slot_bitmap(&d->shm, p->sh, p->src->nr_idx, NULL) ||
@@ -760,7 +762,7 @@ int lpi_add(struct lazy_daemon *d, struct lazy_conn *c, struct lazy_add *a, char
 		snprintf(why, whylen, "pid %d: registered ranges unaligned or overlapping", a->pid);
 		goto out_close;
 	}
-	ret = src_open(d->dirfd, a->img_id, &src, why, whylen);
+	ret = src_open(d->dirfd, a->img_id, a->dump_id, &src, why, whylen);
 	if (ret) {
 		/* Its memory can never be right: it must not run. */
 		pidfd_kill(a->pidfd);
@@ -814,6 +816,7 @@ out_close:
 int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd)
 {
 	struct lz_shm_slot *sl = &d->shm.hdr->slots[slot];
+	struct lz_dump_id id;
 	char why[256];
 	struct lpi *p;
 	int ret;
@@ -836,7 +839,8 @@ int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd)
 		lpi_kill(p, "its shared state is damaged");
 		return 0;
 	}
-	ret = src_open(d->dirfd, sl->img_id, &p->src, why, sizeof(why));
+	memcpy(&id, sl->dump_id, sizeof(id));
+	ret = src_open(d->dirfd, sl->img_id, &id, &p->src, why, sizeof(why));
 	if (ret) {
 		lpi_kill(p, "%s", why);
 		return 0;

@@ -1,5 +1,5 @@
 /*
- * lazy-proto.h - the wire protocol of the lazy-pages daemon, version 1.
+ * lazy-proto.h - the wire protocol of the lazy-pages daemon, version 2.
  * Documentation/lazy-protocol.md is the specification; this is its code.
  *
  * Transport: an AF_UNIX SOCK_SEQPACKET socket, WORKDIR/lazy-pages.sock, so
@@ -27,7 +27,7 @@
 #define LZ_LAZY_STATS_NAME "lazy-pages-stats.json"
 
 #define LZ_LAZY_MAGIC 0x50595a4cU /* "LZYP" */
-#define LZ_LAZY_VERSION 1
+#define LZ_LAZY_VERSION 2	  /* 2: HELLO carries the dump id; REPLY msg 240 bytes */
 #define LZ_LAZY_MAX_MSG 65536U	  /* header + payload, bytes */
 #define LZ_LAZY_MAX_FDS 3	  /* fds on one message */
 
@@ -54,25 +54,32 @@ struct lz_lazy_hdr {
 	uint32_t seq;	  /* sender's counter; a REPLY echoes the request's */
 };
 _Static_assert(sizeof(struct lz_lazy_hdr) == 16, "lazy header is 16 bytes");
+_Static_assert(offsetof(struct lz_lazy_hdr, type) == 6, "type at 6");
 _Static_assert(offsetof(struct lz_lazy_hdr, len) == 8, "len at 8");
+_Static_assert(offsetof(struct lz_lazy_hdr, seq) == 12, "seq at 12");
 
 enum lz_lazy_role {
 	LZ_LAZY_ROLE_RESTORE = 1, /* hands processes over */
 	LZ_LAZY_ROLE_RESUME = 2,  /* `lazy-pages --resume`: take over from the guardian */
 };
 
+#define LZ_LAZY_DUMP_ID_LEN 16 /* struct lz_dump_id of images/image.h */
+
 struct lz_lazy_hello {
 	uint32_t role;	   /* enum lz_lazy_role */
 	uint32_t flags;	   /* 0 */
 	uint64_t reserved; /* 0 */
+	uint8_t dump_id[LZ_LAZY_DUMP_ID_LEN]; /* RESTORE: the dump it restores; RESUME: 0 */
 };
-_Static_assert(sizeof(struct lz_lazy_hello) == 16, "hello is 16 bytes");
+_Static_assert(sizeof(struct lz_lazy_hello) == 32, "hello is 32 bytes");
+_Static_assert(offsetof(struct lz_lazy_hello, dump_id) == 16, "dump_id at 16");
 
 struct lz_lazy_range {
 	uint64_t start; /* page aligned */
 	uint64_t len;	/* bytes, page aligned, > 0 */
 };
 _Static_assert(sizeof(struct lz_lazy_range) == 16, "range is 16 bytes");
+_Static_assert(offsetof(struct lz_lazy_range, len) == 8, "len at 8");
 
 #define LZ_LAZY_PF_PIDFD 0x1U /* a pidfd follows the uffd */
 
@@ -88,7 +95,9 @@ struct lz_lazy_process {
 	/* struct lz_lazy_range ranges[nr_here] follow */
 };
 _Static_assert(sizeof(struct lz_lazy_process) == 40, "process is 40 bytes");
+_Static_assert(offsetof(struct lz_lazy_process, features) == 8, "features at 8");
 _Static_assert(offsetof(struct lz_lazy_process, nr_ranges) == 24, "nr_ranges at 24");
+_Static_assert(offsetof(struct lz_lazy_process, reserved) == 36, "reserved at 36");
 
 #define LZ_LAZY_RANGES_PER_MSG \
 	((LZ_LAZY_MAX_MSG - sizeof(struct lz_lazy_hdr) - sizeof(struct lz_lazy_process)) / \
@@ -99,9 +108,10 @@ struct lz_lazy_reply {
 	uint32_t version; /* protocol version of the daemon */
 	uint32_t pid;	  /* daemon pid */
 	uint32_t reserved;
-	char msg[112];	  /* NUL-terminated reason when status != 0 */
+	char msg[240];	  /* NUL-terminated reason when status != 0 */
 };
-_Static_assert(sizeof(struct lz_lazy_reply) == 128, "reply is 128 bytes");
+_Static_assert(sizeof(struct lz_lazy_reply) == 256, "reply is 256 bytes");
+_Static_assert(offsetof(struct lz_lazy_reply, msg) == 16, "msg at 16");
 
 /* --- daemon <-> guardian <-> resume --- */
 
@@ -112,6 +122,7 @@ struct lz_lazy_g_slot {
 	uint32_t flags; /* LZ_LAZY_GF_* */
 };
 _Static_assert(sizeof(struct lz_lazy_g_slot) == 8, "g_slot is 8 bytes");
+_Static_assert(offsetof(struct lz_lazy_g_slot, flags) == 4, "flags at 4");
 
 struct lz_lazy_g_state {
 	uint32_t nr_slots;    /* G_ADD messages that follow */
@@ -119,5 +130,6 @@ struct lz_lazy_g_state {
 	uint64_t reserved;
 };
 _Static_assert(sizeof(struct lz_lazy_g_state) == 16, "g_state is 16 bytes");
+_Static_assert(offsetof(struct lz_lazy_g_state, reserved) == 8, "reserved at 8");
 
 #endif

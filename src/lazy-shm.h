@@ -28,7 +28,7 @@
 #include "uffd.h"
 
 #define LZ_SHM_MAGIC 0x48535a4cU /* "LZSH" */
-#define LZ_SHM_VERSION 1
+#define LZ_SHM_VERSION 2
 #define LZ_SHM_MAX_SLOTS 8192U
 #define LZ_SHM_INBOX 64		 /* uffd messages per read */
 #define LZ_SHM_TIDS 64		 /* threads counted one by one */
@@ -83,6 +83,7 @@ struct lz_shm_slot {
 	uint64_t lay_off[2];   /* heap offsets of the two layout buffers */
 	uint32_t lay_nr[2];
 	uint32_t lay_cap[2];
+	uint8_t dump_id[16];   /* struct lz_dump_id its images must carry */
 	struct lz_shm_stats st;
 	struct uffd_msg inbox[LZ_SHM_INBOX]; /* event 0: consumed or empty */
 };

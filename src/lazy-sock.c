@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "lazy-sock.h"
@@ -19,15 +20,57 @@ int lz_sock_addr(const char *work_dir, int dirfd, struct sockaddr_un *sa, sockle
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", work_dir, LZ_LAZY_SOCK_NAME);
-	if (n < 0 || (size_t)n >= sizeof(sa->sun_path)) {
+	/*
+	 * Through the open directory when there is one: the socket is then
+	 * the one in the directory that was checked, whatever happens to the
+	 * path's components meanwhile.
+	 */
+	if (dirfd >= 0)
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dirfd,
 			     LZ_LAZY_SOCK_NAME);
-		if (dirfd < 0 || n < 0 || (size_t)n >= sizeof(sa->sun_path))
-			return -ENAMETOOLONG;
-	}
+	else
+		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", work_dir,
+			     LZ_LAZY_SOCK_NAME);
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
 	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 	return 0;
+}
+
+int lz_sock_timeouts(int sock, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		return -errno;
+	return 0;
+}
+
+int lz_sock_connect(int sock, const struct sockaddr_un *sa, socklen_t len)
+{
+	/* A unix socket's connect waits for room in the listener's backlog
+	 * at most SO_SNDTIMEO, then fails with EAGAIN. */
+	for (;;) {
+		if (!connect(sock, (const struct sockaddr *)sa, len))
+			return 0;
+		if (errno != EINTR)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	}
+}
+
+bool lz_uid_trusted(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+int lz_peer_cred(int sock, struct ucred *cr)
+{
+	socklen_t len = sizeof(*cr);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cr, &len))
+		return -errno;
+	return len == sizeof(*cr) ? 0 : -EPROTO;
 }
 
 int lz_msg_sendv(int sock, uint16_t type, uint32_t seq, const struct iovec *iov, int niov,

@@ -6,21 +6,35 @@
 #ifndef LZ_LAZY_SOCK_H
 #define LZ_LAZY_SOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "compiler.h"
 #include "lazy-proto.h"
 
 /*
- * The address of WORKDIR/lazy-pages.sock. A path longer than sun_path
- * goes through /proc/self/fd/<dirfd>/, so dirfd must stay open while the
- * address is used.
+ * The address of WORKDIR/lazy-pages.sock: /proc/self/fd/<dirfd>/ when
+ * dirfd >= 0 (dirfd must stay open while the address is used), else the
+ * path.
  */
 int lz_sock_addr(const char *work_dir, int dirfd, struct sockaddr_un *sa, socklen_t *len);
+
+/* SO_RCVTIMEO and SO_SNDTIMEO of ms (0: none). */
+int lz_sock_timeouts(int sock, unsigned ms);
+/* connect(), bounded by the socket's SO_SNDTIMEO: -ETIMEDOUT when the
+ * listener's backlog stayed full that long. */
+int lz_sock_connect(int sock, const struct sockaddr_un *sa, socklen_t len);
+
+/* SO_PEERCRED of a connected socket (for a client: the listener's
+ * credentials when it called listen()). */
+int lz_peer_cred(int sock, struct ucred *cr);
+/* The peers both sides accept: root, or our own effective uid. */
+bool lz_uid_trusted(uid_t uid);
 
 /* Send one message: header, then the iovecs as payload, then fds. */
 int lz_msg_sendv(int sock, uint16_t type, uint32_t seq, const struct iovec *iov, int niov,

@@ -27,6 +27,72 @@
 #define PG LZ_PAGE_SIZE
 #define MAX_BLOCK_PAGES 4096U /* 16 MiB: a sane bound for one checked block */
 #define CHUNK_PAGES 512U      /* 2 MiB: most handed out by one src_pages() */
+#define MAX_IMAGE_BYTES (256LL << 20) /* a pagemap of ~8 million runs */
+
+/*
+ * Open dirfd/name without following a symlink or blocking on a FIFO, check
+ * it is a regular file of sane size, read it whole and verify it as an
+ * image of kind: what is used afterwards is this buffer, the one verified.
+ */
+int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct img_reader *r,
+		   char *why, size_t whylen)
+{
+	uint8_t *data = NULL;
+	struct stat st;
+	size_t got = 0;
+	int fd, ret;
+
+	memset(r, 0, sizeof(*r));
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(why, whylen, "%s: %s", name, ret == -ELOOP ? "is a symlink" : strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		snprintf(why, whylen, "%s: %s", name, strerror(-ret));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > MAX_IMAGE_BYTES) {
+		ret = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		snprintf(why, whylen, "%s: %s", name, ret == -EINVAL ? "not a regular file" :
+			 "larger than an image may be");
+		goto out_close;
+	}
+	data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!data) {
+		ret = -ENOMEM;
+		snprintf(why, whylen, "%s: out of memory", name);
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			snprintf(why, whylen, "%s: %s", name, n < 0 ? strerror(errno) : "truncated");
+			goto out_free;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	ret = img_reader_from_buf(r, name, data, got, kind);
+	if (ret) {
+		snprintf(why, whylen, "%s: %s", name, r->why ? r->why : strerror(-ret));
+		free(data);
+		r->data = NULL;
+	}
+	return ret;
+
+out_free:
+	free(data);
+out_close:
+	close(fd);
+	return ret;
+}
 
 static int src_alloc(uint32_t img_id, struct lazy_src **out)
 {
@@ -111,7 +177,8 @@ static int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *pr
 	return 0;
 }
 
-static int src_read_pagemap(struct lazy_src *s, int dirfd, char *why, size_t whylen)
+static int src_read_pagemap(struct lazy_src *s, int dirfd, const struct lz_dump_id *id,
+			    char *why, size_t whylen)
 {
 	ProtobufCMessage *m = NULL;
 	struct img_reader r;
@@ -120,10 +187,13 @@ static int src_read_pagemap(struct lazy_src *s, int dirfd, char *why, size_t why
 	int ret;
 
 	snprintf(name, sizeof(name), "pagemap-%u.img", s->img_id);
-	ret = img_reader_open(&r, dirfd, name, LZ_IMG_PAGEMAP);
-	if (ret) {
-		snprintf(why, whylen, "%s: %s", name, r.why ? r.why : strerror(-ret));
+	ret = src_read_image(dirfd, name, LZ_IMG_PAGEMAP, &r, why, whylen);
+	if (ret)
 		return ret;
+	ret = img_reader_check_id(&r, id);
+	if (ret) {
+		snprintf(why, whylen, "%s: %s of this restore", name, r.why);
+		goto out_close;
 	}
 	ret = img_reader_next(&r, &pagemap_head__descriptor, &m);
 	if (ret) {
@@ -150,17 +220,26 @@ out_close:
 	return ret;
 }
 
-static int src_map_pages(struct lazy_src *s, int dirfd, char *why, size_t whylen)
+static int src_map_pages(struct lazy_src *s, int dirfd, const struct lz_dump_id *id, char *why,
+			 size_t whylen)
 {
 	uint64_t want = LZ_PAGES_HDR_SIZE + s->nr_data_pages * PG;
 	struct lz_pages_hdr h;
 	const char *bad = NULL;
 	struct stat st;
 
-	s->fd = openat(dirfd, s->pages_name, O_RDONLY | O_CLOEXEC);
+	/* The header checked here, then every block read, come from this fd. */
+	s->fd = openat(dirfd, s->pages_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
-		snprintf(why, whylen, "%s: %s", s->pages_name, strerror(errno));
-		return -errno;
+		int ret = -errno;
+
+		snprintf(why, whylen, "%s: %s", s->pages_name,
+			 ret == -ELOOP ? "is a symlink" : strerror(-ret));
+		return ret;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s: not a regular file", s->pages_name);
+		return -EINVAL;
 	}
 	if (pread(s->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
 		snprintf(why, whylen, "%s: truncated (no pages header)", s->pages_name);
@@ -169,6 +248,14 @@ static int src_map_pages(struct lazy_src *s, int dirfd, char *why, size_t whylen
 	if (pages_hdr_check(&h, NULL, &bad)) {
 		snprintf(why, whylen, "%s: %s", s->pages_name, bad);
 		return -EBADMSG;
+	}
+	if (pages_hdr_check(&h, id, &bad)) {
+		char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX];
+
+		snprintf(why, whylen, "%s: belongs to another dump (dump id %s, not %s of this "
+			 "restore)", s->pages_name, lz_dump_id_hex(&h.dump_id, a),
+			 lz_dump_id_hex(id, b));
+		return -ESTALE;
 	}
 	if (h.nr_pages != s->nr_data_pages) {
 		snprintf(why, whylen, "%s: holds %" PRIu64 " pages, pagemap-%u.img expects %" PRIu64,
@@ -184,7 +271,8 @@ static int src_map_pages(struct lazy_src *s, int dirfd, char *why, size_t whylen
 	return 0;
 }
 
-int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_t whylen)
+int src_open(int dirfd, uint32_t img_id, const struct lz_dump_id *id, struct lazy_src **out,
+	     char *why, size_t whylen)
 {
 	struct lazy_src *s;
 	int ret;
@@ -194,9 +282,9 @@ int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_
 		snprintf(why, whylen, "out of memory");
 		return ret;
 	}
-	ret = src_read_pagemap(s, dirfd, why, whylen);
+	ret = src_read_pagemap(s, dirfd, id, why, whylen);
 	if (!ret)
-		ret = src_map_pages(s, dirfd, why, whylen);
+		ret = src_map_pages(s, dirfd, id, why, whylen);
 	if (ret) {
 		if (ret == -ENOMEM)
 			snprintf(why, whylen, "out of memory reading pagemap-%u.img", img_id);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image.h"
 #include "lazy-ranges.h"
 
 struct lazy_orig {
@@ -44,8 +45,21 @@ struct lazy_src {
 	char why[192];
 };
 
-/* Load and check pagemap-<img_id>.img and pages-<img_id>.img in dirfd. */
-int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_t whylen);
+/*
+ * Load and check pagemap-<img_id>.img and pages-<img_id>.img in dirfd; both
+ * must belong to dump id (-ESTALE otherwise). The pagemap is used from the
+ * buffer that was verified, the pages from the fd whose header was checked.
+ */
+int src_open(int dirfd, uint32_t img_id, const struct lz_dump_id *id, struct lazy_src **out,
+	     char *why, size_t whylen);
+
+/*
+ * Read dirfd/name whole and verify it as an image of kind: no symlink
+ * followed, no FIFO or device opened in a way that blocks, size bounded.
+ * On failure why names the file and the problem. img_reader_close() it.
+ */
+int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct img_reader *r,
+		   char *why, size_t whylen);
 struct lazy_src *src_get(struct lazy_src *s);
 void src_put(struct lazy_src *s);
 

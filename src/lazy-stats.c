@@ -7,12 +7,14 @@
  */
 #define LOG_PREFIX "lazy-pages: "
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lazy-files.h"
 #include "lazy-int.h"
 #include "log.h"
 
@@ -91,17 +93,24 @@ int stats_write(struct lazy_daemon *d)
 	const struct lz_shm_hdr *h = d->shm.hdr;
 	const char *tmp = "." LZ_LAZY_STATS_NAME ".tmp";
 	bool first = true;
+	char why[128];
 	FILE *f;
-	int fd;
+	int fd, ret;
 
 	if (!h)
 		return 0;
-	fd = openat(d->workfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		pr_perror("%s/%s", d->work_dir, LZ_LAZY_STATS_NAME);
-		if (fd >= 0)
-			close(fd);
-		return -errno;
+	/* Addresses and pids are in it: 0600, and never through a planted
+	 * file or symlink (O_EXCL temporary, then rename over the name). */
+	fd = lzf_create_tmp(d->workfd, tmp, why, sizeof(why));
+	if (fd < 0) {
+		pr_err("%s/%s", d->work_dir, why);
+		return fd;
+	}
+	if (!(f = fdopen(fd, "w"))) {
+		pr_perror("%s/%s", d->work_dir, tmp);
+		close(fd);
+		unlinkat(d->workfd, tmp, 0);
+		return -ENOMEM;
 	}
 	fprintf(f, "{\n  \"version\": 1,\n  \"daemon_pid\": %d,\n  \"resumes\": %u,\n"
 		"  \"fault_around_kib\": %" PRIu64 ",\n  \"fill_chunk_kib\": %" PRIu64 ",\n"
@@ -117,14 +126,14 @@ int stats_write(struct lazy_daemon *d)
 	}
 	fprintf(f, "\n  ]\n}\n");
 	if (fflush(f) || fsync(fd) || ferror(f)) {
-		pr_perror("%s/%s", d->work_dir, LZ_LAZY_STATS_NAME);
+		pr_perror("%s/%s", d->work_dir, tmp);
 		fclose(f);
+		unlinkat(d->workfd, tmp, 0);
 		return -EIO;
 	}
 	fclose(f);
-	if (renameat(d->workfd, tmp, d->workfd, LZ_LAZY_STATS_NAME)) {
-		pr_perror("%s/%s", d->work_dir, LZ_LAZY_STATS_NAME);
-		return -errno;
-	}
-	return 0;
+	ret = lzf_commit(d->workfd, tmp, LZ_LAZY_STATS_NAME);
+	if (ret)
+		pr_err("%s/%s: %s", d->work_dir, LZ_LAZY_STATS_NAME, strerror(-ret));
+	return ret;
 }

@@ -102,6 +102,7 @@ static int lazy_connect(struct restore_ctx *c)
 		.images_dir = c->opts->images_dir,
 		.work_dir = c->opts->work_dir,
 		.spawn = true,
+		.dump_id = &c->im.id,
 		.log_level = log_get_level() > LOG_INFO ? log_get_level() : 0,
 	};
 	int ret;

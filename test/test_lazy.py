@@ -49,11 +49,11 @@ CLOCK_NANOSLEEP = 230  # x86_64 syscall number: usleep() in the fill delay
 GUARDIAN_LINGER_S = 120  # --guardian-timeout when a resume is expected
 
 # The lazy-pages protocol (Documentation/lazy-protocol.md).
-MAGIC, VERSION = 0x50595A4C, 1
+MAGIC, VERSION = 0x50595A4C, 2
 HELLO, PROCESS, RANGES, FINISHED, REPLY = 1, 2, 3, 4, 5
 ROLE_RESTORE, ROLE_RESUME = 1, 2
 HDR = struct.Struct("=IHHII")  # magic, version, type, len, seq
-REPLY_BODY = struct.Struct("=iIII112s")  # status, version, pid, reserved, msg
+REPLY_BODY = struct.Struct("=iIII240s")  # status, version, pid, reserved, msg
 
 
 class Daemon:
@@ -341,9 +341,11 @@ def test_guardian_leaves_when_its_processes_exit(env):
 
 
 def test_daemon_of_other_images_refuses(env):
-    """restore -W points at a daemon serving another dump: the daemon refuses
-    the process when it is handed over (it has no pagemap for it), and the
-    restore fails with one error line saying so; the process is gone."""
+    """restore -W points at a daemon serving a directory without a dump: the
+    daemon refuses the restore at HELLO (no inventory.img to say which dump
+    it serves), the restore fails with one error line saying so before it
+    creates the process, and the daemon goes on waiting for a restore of its
+    own dump."""
     w, img = dumped_ops(env, go=False, **SMALL)
     other = env.path("other")
     d = Daemon(env, other)
@@ -351,11 +353,12 @@ def test_daemon_of_other_images_refuses(env):
                     log=env.log_path("restore"))
     assert r.rc == 1, r.describe()
     assert len(r.errors) == 1, r.describe()
-    assert f"pagemap-{w.pid}.img: No such file or directory" in r.errors[0], r.describe()
+    assert f"{other}/inventory.img: No such file or directory" in r.errors[0], r.describe()
     assert r.errors[0].count("lazy-pages daemon") <= 1, r.describe()
-    harness.wait_for(lambda: not harness.alive(w.pid), harness.EXIT_TIMEOUT,
-                     f"pid {w.pid} to be gone")
-    assert d.wait() == 1, d.describe()
+    assert not harness.alive(w.pid), f"pid {w.pid} was created"
+    assert d.running(), d.describe()
+    assert f"refused: {other}/inventory.img: No such file or directory" in d.log_text(), \
+        d.describe()
 
 
 # --------------------------------------------------------------- bad peers
@@ -384,8 +387,13 @@ def frame(typ, payload=b"", seq=1, magic=MAGIC, version=VERSION, length=None):
     return HDR.pack(magic, version, typ, len(payload) if length is None else length, seq) + payload
 
 
-def hello(role=ROLE_RESTORE):
-    return frame(HELLO, struct.pack("=IIQ", role, 0, 0))
+def dump_id(img):
+    """The dump id of the images in img: bytes 16-31 of inventory.img's header."""
+    return (Path(img) / "inventory.img").read_bytes()[16:32]
+
+
+def hello(role=ROLE_RESTORE, dump=bytes(16)):
+    return frame(HELLO, struct.pack("=IIQ16s", role, 0, 0, dump))
 
 
 def process_msg(pid, img_id, start, length):
@@ -434,6 +442,7 @@ def test_garbage_on_socket(env):
     d = Daemon(env, img, delay_us=SLOW_US)
     w = env.restore(img, "lazy", w)
     sock = img / "lazy-pages.sock"
+    ours = dump_id(img)
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     silent.connect(str(sock))
     rp, wp = os.pipe()
@@ -442,13 +451,14 @@ def test_garbage_on_socket(env):
             "text": [b"hello, daemon, here is some text"],
             "short": [b"\x4c\x5a"],
             "magic": [frame(HELLO, bytes(16), magic=0xDEADBEEF)],
-            "version": [frame(HELLO, bytes(16), version=2)],
+            "version": [frame(HELLO, bytes(32), version=1)],
             "length": [frame(HELLO, bytes(8), length=16)],
             "type": [frame(77)],
             "oversized": [frame(HELLO, bytes(70000))],
             "no-hello": [process_msg(w.pid, w.pid, 0x10000, 4096)],
-            "ranges-first": [hello(), frame(RANGES, bytes(16), seq=2)],
-            "hello-twice": [hello(), hello()],
+            "ranges-first": [hello(dump=ours), frame(RANGES, bytes(16), seq=2)],
+            "hello-twice": [hello(dump=ours), hello(dump=ours)],
+            "other-dump": [hello(dump=bytes(16))],
             "resume-live": [hello(ROLE_RESUME)],
         }
         for name, msgs in cases.items():
@@ -457,10 +467,11 @@ def test_garbage_on_socket(env):
                 f"{name}: not refused: {answers}\n{d.describe()}"
             assert all(a[0] == 0 for a in answers[:-1]), f"{name}: {answers}"
         # A restore that hands nothing over is no threat either.
-        assert exchange(sock, [hello(), frame(FINISHED, seq=2)]) == [
+        assert exchange(sock, [hello(dump=ours), frame(FINISHED, seq=2)]) == [
             (0, f"lazy-pages daemon pid {d.pid} ready"), (0, "0 processes will be filled")]
         # A pipe passed off as its userfaultfd, for the pid being served.
-        answers = exchange(sock, [hello(), process_msg(w.pid, w.pid, 0x10000, 4096)], fds=[rp])
+        answers = exchange(sock, [hello(dump=ours), process_msg(w.pid, w.pid, 0x10000, 4096)],
+                           fds=[rp])
         assert answers[0][0] == 0 and answers[-1][0] < 0, answers
         assert "not an initialised userfaultfd" in answers[-1][1], answers
         # Too many descriptors on one message.

@@ -37,6 +37,7 @@
 #include "image.h"
 #include "lazy-client.h"
 #include "lazy-proto.h"
+#include "inventory.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "uffd.h"
 
@@ -259,6 +260,29 @@ static int write_pagemap(struct ctx *c, int dfd, uint32_t *crc, size_t nblocks)
 	return img_writer_close(&w, dfd);
 }
 
+/* inventory.img: the daemon serves the dump whose id is in its header. */
+static int write_inventory(int dfd)
+{
+	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	struct img_writer w;
+	int ret;
+
+	e.format_version = LZ_IMG_FORMAT_VERSION;
+	e.tool_version = (char *)"lzlazyharness";
+	e.root_pid = IMG_ID;
+	e.kernel_release = (char *)"";
+	e.arch = (char *)"x86_64";
+	e.page_size = PG;
+	ret = img_writer_open(&w, dfd, "inventory.img", LZ_IMG_INVENTORY, &harness_dump_id);
+	if (!ret)
+		ret = img_writer_put(&w, &e.base);
+	if (ret) {
+		img_writer_abort(&w, dfd);
+		return ret;
+	}
+	return img_writer_close(&w, dfd);
+}
+
 static int write_images(struct ctx *c)
 {
 	size_t nblocks = (c->nr_data + BLOCK_PAGES - 1) / BLOCK_PAGES;
@@ -299,6 +323,8 @@ static int write_images(struct ctx *c)
 	free(page);
 	dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ret = write_pagemap(c, dfd, crc, nblocks);
+	if (!ret)
+		ret = write_inventory(dfd);
 	close(dfd);
 	free(crc);
 	return ret;
@@ -423,7 +449,8 @@ static int map_regions(struct ctx *c)
 static int handover(struct ctx *c, struct lazy_client **keep)
 {
 	struct lz_lazy_range ranges[2] = { { BASE_A, c->region }, { base_b(c), c->region } };
-	struct lazy_client_opts o = { .images_dir = c->dir, .spawn = c->s->flags & S_SPAWN };
+	struct lazy_client_opts o = { .images_dir = c->dir, .spawn = c->s->flags & S_SPAWN,
+				      .dump_id = &harness_dump_id };
 	struct lazy_client_proc p = { .pid = getpid(), .img_id = IMG_ID, .pidfd = -1,
 				      .ranges = ranges, .nr_ranges = 2 };
 	struct lazy_client *cl;
@@ -834,6 +861,7 @@ static int garbage_peers(const struct ctx *c, pid_t victim, char *why, size_t le
 
 	/* A well-framed PROCESS naming the workload, with a pipe for a uffd. */
 	struct lz_lazy_hello hello = { .role = LZ_LAZY_ROLE_RESTORE };
+	memcpy(hello.dump_id, &harness_dump_id, sizeof(hello.dump_id));
 	struct {
 		struct lz_lazy_hdr h;
 		struct lz_lazy_process p;
@@ -872,7 +900,24 @@ static int garbage_peers(const struct ctx *c, pid_t victim, char *why, size_t le
 	close(pipefd[0]);
 	close(pipefd[1]);
 
-	/* A header from the future. */
+	/* A HELLO for another dump (of the same pid): refused before anything. */
+	hm.b.dump_id[15] ^= 0xff;
+	fd = peer_connect(c);
+	if (fd < 0 || send(fd, &hm, sizeof(hm), 0) != sizeof(hm) ||
+	    recv(fd, &rep, sizeof(rep), 0) != sizeof(rep) || rep.r.status != -ESTALE ||
+	    !strstr(rep.r.msg, "inventory.img: this daemon serves dump ")) {
+		if (fd >= 0)
+			close(fd);
+		return fail(why, len, "a HELLO of another dump was not refused by name");
+	}
+	close(fd);
+	hm.b.dump_id[15] ^= 0xff;
+
+	/* A header from the past (version 1) and from the future. */
+	hm.h.version = 1;
+	fd = peer_connect(c);
+	if (fd < 0 || send(fd, &hm, sizeof(hm), 0) != sizeof(hm) || !peer_refused(fd))
+		return fail(why, len, "protocol version 1 was not refused");
 	hm.h.version = 99;
 	fd = peer_connect(c);
 	if (fd < 0 || send(fd, &hm, sizeof(hm), 0) != sizeof(hm) || !peer_refused(fd))
