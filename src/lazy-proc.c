@@ -443,6 +443,9 @@ static void lpi_fork(struct lpi *p, int ufd)
 		close(ufd);
 		return;
 	}
+	/* The kernel gives the child's uffd the flags the parent's was
+	 * created with, not the ones set on it since: non-blocking, as above. */
+	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	c->uffd = ufd;
 	c->src = src_get(p->src);
 	c->finished = p->finished;
@@ -681,10 +684,24 @@ static int lpi_check_fds(struct lazy_add *a, char *why, size_t whylen)
 {
 	uint64_t feat;
 	char have[256];
+	int fl;
 
 	if (uffd_fdinfo(a->uffd, &feat)) {
 		snprintf(why, whylen, "pid %d: the fd sent is not an initialised userfaultfd", a->pid);
 		return -EINVAL;
+	}
+	/*
+	 * The loop must never wait in read(2): whatever mode the sender opened
+	 * the uffd in, ours is non-blocking (the flag is the open file's, so
+	 * the sender's copy changes too; it never reads it).
+	 */
+	fl = fcntl(a->uffd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(a->uffd, F_SETFL, fl | O_NONBLOCK))) {
+		int ret = -errno;
+
+		snprintf(why, whylen, "pid %d: cannot make its userfaultfd non-blocking: %s", a->pid,
+			 strerror(-ret));
+		return ret;
 	}
 	if ((feat & UFFD_LAZY_REQUIRED) != UFFD_LAZY_REQUIRED) {
 		uffd_features_str(feat, have, sizeof(have));

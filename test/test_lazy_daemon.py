@@ -32,6 +32,7 @@ SCENARIOS = [
     "garbage",
     "second-daemon",
     "spawn",
+    "blocking-uffd",
 ]
 
 

@@ -73,6 +73,7 @@ enum {
 	S_SEQUENTIAL = 1 << 13,
 	S_FILL_FIRST = 1 << 14, /* touch nothing until the fill has placed everything */
 	S_CRASH_FORK = 1 << 15, /* the daemon dies on reading the fork */
+	S_BLOCKING = 1 << 16,	/* the uffd handed over has O_NONBLOCK cleared */
 };
 
 static const struct scenario {
@@ -96,6 +97,8 @@ static const struct scenario {
 	{ "garbage", S_GARBAGE | S_SLOW_FILL, "garbage peers are refused, nothing else hurt" },
 	{ "second-daemon", S_SECOND | S_SLOW_FILL, "a second daemon on the socket is refused" },
 	{ "spawn", S_SPAWN, "no daemon listens: the client starts one" },
+	{ "blocking-uffd", S_BLOCKING | S_FILL_FIRST,
+	  "a uffd without O_NONBLOCK: the daemon still completes the fill and exits" },
 };
 
 struct run {
@@ -478,6 +481,13 @@ static int handover(struct ctx *c, struct lazy_client **keep)
 			return WL_SETUP;
 		}
 	p.ioctls = ioctls;
+	/* A client may hand over a uffd in blocking mode: the daemon's loop
+	 * must not wait in read(2) on it (at completion nothing is pending). */
+	if ((c->s->flags & S_BLOCKING) &&
+	    fcntl(p.uffd, F_SETFL, fcntl(p.uffd, F_GETFL) & ~O_NONBLOCK)) {
+		fprintf(stderr, "workload: fcntl: %s\n", strerror(errno));
+		return WL_SETUP;
+	}
 	ret = lazy_client_add(cl, &p);
 	if (ret) {
 		fprintf(stderr, "workload: %s\n", cl ? lazy_client_error(cl) : strerror(-ret));
@@ -611,6 +621,11 @@ static void workload_main(struct ctx *c)
 		path_in(c, LZ_LAZY_STATS_NAME, stats, sizeof(stats));
 		for (int i = 0; i < 6000 && access(stats, F_OK); i++)
 			usleep(10000);
+		/* A daemon stuck in read(2) on our blocking uffd never gets there. */
+		if ((c->s->flags & S_BLOCKING) && access(stats, F_OK)) {
+			fprintf(stderr, "workload: the daemon did not finish within 60 s\n");
+			_exit(WL_BAD);
+		}
 	}
 	if (c->s->flags & S_FORK)
 		ret = workload_fork(c);
