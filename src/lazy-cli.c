@@ -3,8 +3,10 @@
  * lazy_daemon_run().
  */
 #include <fcntl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +156,9 @@ static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const c
 /*
  * -d: the parent returns once the daemon listens (or failed to start), so
  * `lazarus lazy-pages -d ... && lazarus restore --lazy-pages ...` is safe.
+ * It waits at most DETACH_READY_MS for that.
  */
+#define DETACH_READY_MS 60000
 static int lazy_detach(struct lazy_daemon_opts *o)
 {
 	int pfd[2], null;
@@ -171,8 +175,20 @@ static int lazy_detach(struct lazy_daemon_opts *o)
 		return -1;
 	}
 	if (pid > 0) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		int n;
+
 		close(pfd[1]);
-		exit(read(pfd[0], &b, 1) == 1 ? 0 : 1);
+		do
+			n = poll(&p, 1, DETACH_READY_MS);
+		while (n < 0 && errno == EINTR);
+		if (n == 0) {
+			fprintf(stderr, "lazarus: Error: lazy-pages: the daemon (pid %d) did not get "
+				"ready within %d ms; see its log\n", pid, DETACH_READY_MS);
+			exit(1);
+		}
+		/* A byte: ready. EOF: it failed, and its log (or stderr) said why. */
+		exit(n == 1 && read(pfd[0], &b, 1) == 1 ? 0 : 1);
 	}
 	close(pfd[0]);
 	setsid();
