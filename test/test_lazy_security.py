@@ -44,21 +44,25 @@ DAEMON_FILES = ("lazy-pages.sock", "lazy-pages.lock", "lazy-pages.log", "lazy-pa
 # connection, byte and SCM_RIGHTS descriptor it receives, and never answers.
 # argv: path SOCKET RECORD  (bind and listen itself)
 #       fd N RECORD         (listen on an inherited, already bound socket)
+#       [noaccept]          (backlog 0, never accept)
 LISTENER = r"""
-import json, os, socket, sys
+import json, os, socket, sys, time
 how, arg, rec = sys.argv[1:4]
+noaccept = sys.argv[4:] == ["noaccept"]
 if how == "path":
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.bind(arg)
 else:
     s = socket.socket(fileno=int(arg))
-s.listen(8)
+s.listen(0 if noaccept else 8)
 log = {"uid": os.geteuid(), "connections": 0, "closed": 0, "messages": 0, "bytes": 0, "fds": 0}
 def save():
     with open(rec + ".tmp", "w") as f:
         json.dump(log, f)
     os.rename(rec + ".tmp", rec)
 save()
+while noaccept:
+    time.sleep(3600)
 while True:
     c, _ = s.accept()
     log["connections"] += 1
@@ -83,9 +87,10 @@ while True:
 class Listener:
     """The fake daemon above, as root or (setpriv) as another uid."""
 
-    def __init__(self, env, rec, how, arg, uid=0, pass_fds=()):
+    def __init__(self, env, rec, how, arg, uid=0, pass_fds=(), accept=True):
         self.rec = Path(rec)
-        argv = [harness.PYTHON, "-c", LISTENER, how, str(arg), str(rec)]
+        argv = [harness.PYTHON, "-c", LISTENER, how, str(arg), str(rec)] + \
+            ([] if accept else ["noaccept"])
         if uid:
             argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] + argv
         self.err = env.logs / "listener.stderr"
@@ -254,6 +259,34 @@ def test_silent_listener_gives_up(small_dump, env, monkeypatch):
              "the connection to close", lambda: json.dumps(lst.record()))
     rec = lst.record()
     assert (rec["messages"], rec["fds"]) == (1, 0), rec  # the HELLO, no uffd
+
+
+def test_full_backlog_gives_up(small_dump, env, monkeypatch):
+    """A root listener that never accepts, its backlog full: restore's
+    connect gives up after LAZARUS_LAZY_TIMEOUT_MS with one line."""
+    work = env.path("work")
+    Listener(env, work / "rec.json", "path", work / SOCK, accept=False)
+    filler = []
+    try:
+        # Backlog 0 holds one connection; fill it (and one more in case the
+        # kernel counts differently) without blocking.
+        for _ in range(2):
+            f = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            f.setblocking(False)
+            try:
+                f.connect(str(work / SOCK))
+            except BlockingIOError:
+                f.close()
+                break
+            filler.append(f)
+        assert filler, "the listener took no connection at all"
+        monkeypatch.setenv("LAZARUS_LAZY_TIMEOUT_MS", "1000")
+        r = restore_lazy(env, small_dump["img"], work)
+        refused(r, small_dump["work"].pid, f"{work}/{SOCK}: the lazy-pages daemon did not accept "
+                "the connection within 1000 ms")
+    finally:
+        for f in filler:
+            f.close()
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777])
