@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,16 @@
 
 /*
  * Remove the files in staging directory NAME of DIRFD, then NAME itself.
- * FD is NAME opened (or -1 to open it here, refusing a symlink or a
- * directory that is not ours). Subdirectories are never entered: NAME is
- * then left in place, with a warning. Returns 0 or -errno.
+ * FD is NAME opened, or -1 for the stage of an earlier dump: opened here,
+ * refusing a symlink, a directory that is not ours or one a running dump
+ * holds, and first rolled back (stage_roll_back). Subdirectories are never
+ * entered: NAME is then left in place, with a warning. Returns 0 or -errno.
  */
+static void stage_roll_back(int dirfd, const char *stage, int sfd);
+
 static int stage_remove(int dirfd, const char *name, int fd)
 {
+	bool stale = fd < 0;
 	struct dirent *de;
 	struct stat st;
 	int ret = 0;
@@ -76,11 +81,14 @@ static int stage_remove(int dirfd, const char *name, int fd)
 		close(fd);
 		return -EPERM;
 	}
+	if (stale)
+		stage_roll_back(dirfd, name, fd);
 	dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
 		return -errno;
 	}
+	rewinddir(dir); /* a dup shares the offset of whoever read FD before */
 	/* unlinkat removes a symlink itself, never what it points to. */
 	while ((de = readdir(dir)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
@@ -102,6 +110,79 @@ static bool is_stage_name(const char *n)
 		if (!((*n >= '0' && *n <= '9') || (*n >= 'a' && *n <= 'f')))
 			return false;
 	return true;
+}
+
+/* The dump id in the header of file NAME of directory FD (a framed image or a pages file). */
+static int header_id(int fd, const char *name, struct lz_dump_id *id)
+{
+	union {
+		struct lz_img_hdr img;
+		struct lz_pages_hdr pages;
+	} h;
+	enum lz_img_kind kind;
+	struct stat st;
+	int f, ret = 0;
+
+	if (img_kind_from_name(name, &kind))
+		return -EINVAL;
+	f = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode) || pread(f, &h, sizeof(h), 0) != sizeof(h))
+		ret = -EINVAL;
+	else
+		*id = kind == LZ_IMG_PAGES ? h.pages.dump_id : h.img.dump_id;
+	close(f);
+	return ret;
+}
+
+/*
+ * A dump killed in the middle of its commit (power loss, SIGKILL) left DIR
+ * with the old inventory.img and some of its files already exchanged into
+ * staging directory SFD, which still holds the new inventory.img (the
+ * commit point was not reached). Put back every staged file that carries
+ * the dump id of DIR's inventory: DIR then holds the previous dump whole
+ * again. After the commit point there is nothing to put back: the stage
+ * holds only old files and is removed.
+ */
+static void stage_roll_back(int dirfd, const char *stage, int sfd)
+{
+	struct lz_dump_id old, id;
+	struct img_reader r;
+	InventoryEntry *inv;
+	struct dirent *de;
+	int fd, nr = 0;
+	DIR *dir;
+
+	if (faccessat(sfd, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW))
+		return;
+	if (img_read_one(&r, dirfd, "inventory.img", LZ_IMG_INVENTORY,
+			 &inventory_entry__descriptor, (ProtobufCMessage **)&inv))
+		return; /* no previous dump to put back */
+	old = r.dump_id;
+	inventory_entry__free_unpacked(inv, NULL);
+	fd = dup(sfd);
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir))) {
+		const char *n = de->d_name;
+
+		if (!strcmp(n, "inventory.img") || header_id(sfd, n, &id) || !lz_dump_id_eq(&id, &old))
+			continue;
+		if (renameat2(sfd, n, dirfd, n, RENAME_EXCHANGE) &&
+		    (errno != ENOENT || renameat2(sfd, n, dirfd, n, RENAME_NOREPLACE)))
+			pr_warn_perror("%s: putting the previous dump's %s back", stage, n);
+		else
+			nr++;
+	}
+	closedir(dir);
+	pr_warn("a dump was interrupted while committing: %d files of the previous dump put back from %s",
+		nr, stage);
 }
 
 /* Leftovers of a dump that crashed: staging directories and stats temporaries of ours. */
@@ -391,6 +472,26 @@ static void undo(struct commit *c)
 	}
 }
 
+/*
+ * For the tests: LAZARUS_TEST_COMMIT_FAIL=N makes the commit fail after N
+ * moves (the undo runs), LAZARUS_TEST_COMMIT_CRASH=N kills lazarus there
+ * (the next dump's stage_roll_back runs).
+ */
+static int test_hook(const struct commit *c)
+{
+	const char *fail = getenv("LAZARUS_TEST_COMMIT_FAIL");
+	const char *crash = getenv("LAZARUS_TEST_COMMIT_CRASH");
+
+	if (crash && (size_t)atoi(crash) == c->nr)
+		kill(getpid(), SIGKILL);
+	if (fail && (size_t)atoi(fail) == c->nr) {
+		pr_err("committing the dump: %s (injected by LAZARUS_TEST_COMMIT_FAIL)",
+		       strerror(EIO));
+		return -EIO;
+	}
+	return 0;
+}
+
 static int commit_steps(struct commit *c)
 {
 	struct dump_imgs *d = c->d;
@@ -402,9 +503,13 @@ static int commit_steps(struct commit *c)
 	for (size_t i = 0; !ret && i < c->nr_obsolete; i++)
 		ret = check_target(d, c->obsolete[i]);
 	for (size_t i = 0; !ret && i < inv; i++)
-		ret = move_in(c, d->files[i].name);
+		if (!(ret = test_hook(c)))
+			ret = move_in(c, d->files[i].name);
 	for (size_t i = 0; !ret && i < c->nr_obsolete; i++)
-		ret = move_out(c, c->obsolete[i]);
+		if (!(ret = test_hook(c)))
+			ret = move_out(c, c->obsolete[i]);
+	if (!ret)
+		ret = test_hook(c);
 	if (!ret)
 		ret = move_in(c, d->files[inv].name); /* the commit point */
 	if (ret)

@@ -326,3 +326,76 @@ def test_failed_redump_keeps_first_checkpoint(env, mode, small_tmpfs):
     assert after["seq"] == first["seq"] + 1 and after["prev"] == first["ctr"], \
         f"not the state of the first checkpoint: {after}"
     w.stop()
+
+
+def redump_env(env, w, img, var, n):
+    """dump -t w -D img with the commit test hook var=n; returns the Result."""
+    argv = [str(harness.LAZARUS), "dump", "-t", str(w.pid), "-D", str(img)]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=harness.LAZARUS_TIMEOUT, env=dict(os.environ, **{var: str(n)}))
+    return harness.Result(argv, p.returncode, p.stdout, p.stderr, None)
+
+
+def restore_first(env, w, img, mode, first):
+    """Kill the running w, restore the checkpoint in img, check it is first's state."""
+    harness.kill_and_reap(w.pid)
+    w.proc = None
+    harness.rewind_files(img, env.base)
+    w = env.restore(img, mode, w)
+    after = w.check_pass()
+    assert after["seq"] == first["seq"] + 1 and after["prev"] == first["ctr"], \
+        f"not the state of the first checkpoint: {after}"
+    w.stop()
+
+
+@pytest.mark.parametrize("step", [0, 3, 10])
+def test_commit_failure_puts_old_files_back(env, step):
+    """A commit failing after some of the new files were exchanged into the
+    images directory (LAZARUS_TEST_COMMIT_FAIL=N: after N moves; 10 is just
+    before inventory.img) exchanges them back: the directory holds the first
+    dump exactly, nothing temporary is left, the target runs on."""
+    w = env.lzwork(mib=1)
+    img = env.path("img")
+    first = w.check_pass()
+    env.dump(w, img, leave_running=True)
+    snap = snapshot(img)
+    c0 = w.check_pass()["ctr"]
+    r = redump_env(env, w, img, "LAZARUS_TEST_COMMIT_FAIL", step)
+    assert_refused(r, w, c0, "committing the dump: Input/output error (injected by "
+                             "LAZARUS_TEST_COMMIT_FAIL)")
+    assert snapshot(img) == snap, "the failed commit did not put the first dump back"
+    assert_no_temporaries(img)
+    restore_first(env, w, img, "eager", first)
+
+
+def test_commit_crash_rolled_back_by_next_dump(env, mode):
+    """lazarus killed in the middle of a commit (LAZARUS_TEST_COMMIT_CRASH=4)
+    leaves the old inventory with four new files, which restore refuses by
+    name; the next dump into the directory, even one that fails at once,
+    first puts the previous dump's files back from the staging directory:
+    the first checkpoint then restores and verifies."""
+    w = env.lzwork(mib=1)
+    img = env.path("img")
+    first = w.check_pass()
+    env.dump(w, img, leave_running=True)
+    snap = snapshot(img)
+    c0 = w.check_pass()["ctr"]
+    r = redump_env(env, w, img, "LAZARUS_TEST_COMMIT_CRASH", 4)
+    assert r.rc == -9, r.describe()
+    assert_not_stopped(w.pid)
+    assert w.check_pass()["ctr"] > c0
+    stages = [n for n in os.listdir(img) if n.startswith(STAGE_PREFIX)]
+    assert len(stages) == 1, os.listdir(img)
+    changed = [n for n in snap if snapshot(img).get(n) != snap[n]]
+    assert len(changed) == 4, f"want 4 files exchanged before the crash: {changed}"
+    # A dump that fails right away (no such process) still cleans up first.
+    p = subprocess.Popen(["/bin/true"])
+    p.wait()
+    gone = p.pid  # reaped: no such process
+    r = env.lazarus("dump", "-t", gone, "-D", img)
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert "interrupted while committing: 4 files of the previous dump put back" in r.err, \
+        r.describe()
+    assert snapshot(img) == snap
+    assert_no_temporaries(img)
+    restore_first(env, w, img, mode, first)
