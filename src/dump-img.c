@@ -185,7 +185,25 @@ static void stage_roll_back(int dirfd, const char *stage, int sfd)
 		nr, stage);
 }
 
-/* Leftovers of a dump that crashed: staging directories and stats temporaries of ours. */
+/*
+ * ".<image name>.tmp": where lazarus before the staging directory wrote
+ * each image, the pages file included; a crash left it behind, large.
+ */
+static bool is_old_tmp(const char *n)
+{
+	size_t len = strlen(n);
+	char name[DUMP_IMG_NAME_MAX];
+	enum lz_img_kind kind;
+
+	if (n[0] != '.' || len < 9 || len - 5 >= sizeof(name) || strcmp(n + len - 4, ".tmp"))
+		return false;
+	memcpy(name, n + 1, len - 5);
+	name[len - 5] = '\0';
+	return strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".img") &&
+	       !img_kind_from_name(name, &kind);
+}
+
+/* Leftovers of a dump that crashed: staging directories and temporaries of ours. */
 static void remove_stale(int dirfd)
 {
 	struct dirent *de;
@@ -203,9 +221,16 @@ static void remove_stale(int dirfd)
 		struct stat st;
 		int ret;
 
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		/* Ours only: our names, our uid; unlinkat never follows a symlink. */
+		if (is_old_tmp(de->d_name) && !S_ISDIR(st.st_mode) && st.st_uid == geteuid()) {
+			if (!unlinkat(dirfd, de->d_name, 0))
+				pr_info("removed %s, the leftover of an interrupted dump", de->d_name);
+			continue;
+		}
 		/* Only directories are ours: anything else of that name is left alone. */
-		if (!is_stage_name(de->d_name) ||
-		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		if (!is_stage_name(de->d_name) || !S_ISDIR(st.st_mode))
 			continue;
 		ret = stage_remove(dirfd, de->d_name, -1);
 		if (ret == -EBUSY)

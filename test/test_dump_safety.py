@@ -399,3 +399,30 @@ def test_commit_crash_rolled_back_by_next_dump(env, mode):
     assert snapshot(img) == snap
     assert_no_temporaries(img)
     restore_first(env, w, img, mode, first)
+
+
+def test_stale_temporaries_of_ours_removed(env):
+    """What crashed dumps left (a staging directory, a stats temporary, the
+    large per-image temporary of older versions) is removed by the next
+    dump; files of those patterns that are not ours, and other names, stay."""
+    w = env.lzwork(mib=1)
+    img = env.path("img")
+    ours = [f".pages-{w.pid}.img.tmp", ".stats-dump.json.0123456789abcdef.tmp",
+            ".inventory.img.tmp"]
+    for n in ours:
+        (img / n).write_bytes(b"\0" * 65536)
+    stage = img / (STAGE_PREFIX + "ab" * 16)
+    stage.mkdir(mode=0o700)
+    (stage / f"core-{w.pid}.img").write_text("half a dump\n")
+    kept = [".notes.tmp", ".core-1.img", "core-1.img.tmp", ".stats-dump.json.tmp"]
+    for n in kept:
+        (img / n).write_text("not a leftover of lazarus\n")
+    theirs = img / ".core-1.img.tmp"
+    theirs.write_text("nobody's\n")
+    os.chown(theirs, NOBODY, NOBODY)
+    kept.append(theirs.name)
+    env.dump(w, img)
+    left = set(os.listdir(img))
+    assert not left & set(ours), f"stale temporaries of ours left: {left & set(ours)}"
+    assert not stage.exists(), "a stale staging directory was left"
+    assert set(kept) <= left, f"removed what was not ours: {set(kept) - left}"
