@@ -143,6 +143,7 @@ int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_i
 	ret = sf_create_tmp(dirfd, name, &w->out);
 	if (ret)
 		return ret;
+	w->out.no_dir_sync = true; /* the caller's, once for all its files */
 	return writer_append(w, &h, sizeof(h));
 }
 
@@ -196,7 +197,7 @@ int img_writer_close(struct img_writer *w, int dirfd)
 	ret = write_full(w->out.fd, w->buf, w->len);
 	if (ret)
 		goto out_abort;
-	ret = sf_commit(dirfd, &w->out); /* fsync, rename over NAME, fsync the directory */
+	ret = sf_commit(dirfd, &w->out); /* fsync, rename over NAME */
 	if (ret)
 		goto out_abort;
 	w->size = w->len;

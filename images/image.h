@@ -160,8 +160,11 @@ int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_i
 		    const struct lz_dump_id *id);
 int img_writer_put(struct img_writer *w, const ProtobufCMessage *msg);
 /*
- * Write the tail, fsync and rename into place. Frees w's buffers in all
- * cases; on success w->crc and w->size describe the file (for inventory.img).
+ * Write the tail, fsync and rename into place. The directory is not
+ * fsynced: a caller that needs the rename durable fsyncs DIRFD, once for
+ * all its files (the dump does, see src/dump-img.c). Frees w's buffers in
+ * all cases; on success w->crc and w->size describe the file (for
+ * inventory.img).
  */
 int img_writer_close(struct img_writer *w, int dirfd);
 void img_writer_abort(struct img_writer *w, int dirfd);

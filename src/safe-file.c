@@ -130,6 +130,7 @@ int sf_create_tmp(int dirfd, const char *name, struct sf_tmp *t)
 	int ret = -EEXIST;
 
 	t->fd = -1;
+	t->no_dir_sync = false;
 	t->tmp[0] = '\0';
 	if (!name[0] || strchr(name, '/') ||
 	    snprintf(t->name, sizeof(t->name), "%s", name) >= (int)sizeof(t->name) ||
@@ -175,7 +176,7 @@ int sf_commit(int dirfd, struct sf_tmp *t)
 		return ret;
 	}
 	t->tmp[0] = '\0';
-	return sf_fsync_dir(dirfd);
+	return t->no_dir_sync ? 0 : sf_fsync_dir(dirfd);
 }
 
 void sf_abort(int dirfd, struct sf_tmp *t)
@@ -252,7 +253,9 @@ int sf_open_log(int dirfd, const char *name, char why[SF_WHY_MAX])
 		goto out_close;
 	}
 	if (st.st_uid != geteuid()) {
-		snprintf(why, SF_WHY_MAX, "owned by another user (uid %u)", (unsigned)st.st_uid);
+		if (why)
+			snprintf(why, SF_WHY_MAX, "owned by another user (uid %u)",
+				 (unsigned)st.st_uid);
 		ret = -EPERM;
 		goto out_close;
 	}

@@ -54,6 +54,8 @@ int sf_create_excl(int dirfd, const char *name);
 /* A file being written under a temporary name, to replace NAME when done. */
 struct sf_tmp {
 	int fd;			    /* open for writing; -1 when closed */
+	bool no_dir_sync;	    /* set before sf_commit when the caller fsyncs the
+				       directory itself, once for many files */
 	char name[SF_NAME_MAX + 1]; /* the final name */
 	char tmp[SF_NAME_MAX + 1];  /* ".NAME.<16 hex>.tmp", created with O_EXCL */
 };
@@ -65,8 +67,9 @@ struct sf_tmp {
  */
 int sf_create_tmp(int dirfd, const char *name, struct sf_tmp *t);
 /*
- * fsync the temporary, close it, rename it over NAME and fsync the
- * directory. On failure the temporary is removed (as by sf_abort).
+ * fsync the temporary, close it, rename it over NAME and (unless
+ * t->no_dir_sync) fsync the directory. On failure the temporary is removed
+ * (as by sf_abort).
  */
 int sf_commit(int dirfd, struct sf_tmp *t);
 /* Close and remove the temporary; safe on a closed or never-opened one. */
