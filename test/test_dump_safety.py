@@ -382,6 +382,13 @@ def test_commit_crash_rolled_back_by_next_dump(env, mode):
     c0 = w.check_pass()["ctr"]
     r = redump_env(env, w, img, "LAZARUS_TEST_COMMIT_CRASH", 4)
     assert r.rc == -9, r.describe()
+
+    def let_go():  # the kernel detaches a dead tracer's tracees; the wake-up may lag
+        st = harness.task_status(w.pid)
+        return st and all(f.get("TracerPid") == "0" and not f.get("State", "").startswith(
+            ("T", "t")) for f in st.values())
+
+    harness.wait_for(let_go, harness.EXIT_TIMEOUT, f"lzwork {w.pid} to run untraced")
     assert_not_stopped(w.pid)
     assert w.check_pass()["ctr"] > c0
     stages = [n for n in os.listdir(img) if n.startswith(STAGE_PREFIX)]
