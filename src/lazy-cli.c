@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "lazy-daemon.h"
-#include "lazy-files.h"
 #include "log.h"
+#include "safe-file.h"
 
 enum {
 	OPT_STATUS_FD = 1000,
@@ -228,15 +228,14 @@ int cli_lazy_pages(int argc, char **argv)
 	log_init(level, -1);
 	if (log_file) {
 		/* Created 0600 (it holds addresses), never through a symlink. */
-		char why[PATH_MAX + 128];
-		int fd = lzf_open_log(o.work_dir ? o.work_dir : o.images_dir, log_file, why,
-				      sizeof(why));
+		char why[SF_WHY_MAX];
 
-		if (fd < 0) {
-			fprintf(stderr, "lazarus: Error: lazy-pages: log file %s\n", why);
+		ret = log_open_file_why(o.work_dir ? o.work_dir : o.images_dir, log_file, why);
+		if (ret) {
+			fprintf(stderr, "lazarus: Error: lazy-pages: log file %s: %s\n", log_file,
+				why);
 			return 1;
 		}
-		log_init(level, fd);
 	}
 	if (detach && lazy_detach(&o))
 		return 1;

@@ -21,9 +21,9 @@
 
 #include "lazy-client.h"
 #include "lazy-daemon.h"
-#include "lazy-files.h"
 #include "lazy-sock.h"
 #include "log.h"
+#include "safe-file.h"
 
 struct lazy_client {
 	int sock;
@@ -78,7 +78,7 @@ static int client_check_sock_file(struct lazy_client *c)
 		return errno == ENOENT ? -ENOENT :
 		       client_fail(c, -errno, "%s: %s", c->sock_name, strerror(errno));
 	if (S_ISLNK(st.st_mode))
-		return client_fail(c, -EPERM, "%s: is a symlink; refusing to hand a userfaultfd to "
+		return client_fail(c, -EPERM, "%s: is a symbolic link; refusing to hand a userfaultfd to "
 				   "it", c->sock_name);
 	if (!S_ISSOCK(st.st_mode))
 		return client_fail(c, -EPERM, "%s: not a socket; refusing to hand a userfaultfd to "
@@ -143,7 +143,7 @@ static void client_daemon_child(const struct lazy_client_opts *o, const char *wo
 				int ready)
 {
 	struct lazy_daemon_opts d;
-	char why[PATH_MAX + 128];
+	char why[SF_WHY_MAX];
 	sigset_t all;
 	int null, log;
 
@@ -155,15 +155,15 @@ static void client_daemon_child(const struct lazy_client_opts *o, const char *wo
 		signal(sig, SIG_DFL);
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	log = lzf_open_log(work_dir, o->log_file ? o->log_file : "lazy-pages.log", why,
-			   sizeof(why));
-	if (log < 0) {
+	log_init(o->log_level ? o->log_level : LOG_INFO, -1);
+	log = log_open_file_why(work_dir, o->log_file ? o->log_file : "lazy-pages.log", why);
+	if (log) {
 		/* No log to say it in: the restore that waits for the ready
 		 * byte reads this line instead. */
-		dprintf(ready, "cannot open its log in %s: %s", work_dir, why);
+		dprintf(ready, "its log %s/%s: %s", work_dir,
+			o->log_file ? o->log_file : "lazy-pages.log", why);
 		_exit(1);
 	}
-	log_init(o->log_level ? o->log_level : LOG_INFO, log);
 	lazy_daemon_opts_init(&d);
 	d.images_dir = o->images_dir;
 	d.work_dir = work_dir;
@@ -327,7 +327,7 @@ int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **o
 	struct lz_lazy_hello h = { .role = LZ_LAZY_ROLE_RESTORE };
 	struct iovec v = { &h, sizeof(h) };
 	struct lazy_client *c = calloc(1, sizeof(*c));
-	char why[128];
+	char why[SF_WHY_MAX];
 	int ret;
 
 	*out = c;
@@ -343,7 +343,7 @@ int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **o
 		return client_fail(c, -errno, "work directory %s: %s", work_dir, strerror(errno));
 	/* Before anything is sent, or a daemon started: whoever else can write
 	 * there could put their own socket in place. */
-	ret = lzf_check_dir(c->dirfd, geteuid(), why, sizeof(why));
+	ret = sf_dir_check(c->dirfd, 0, why);
 	if (ret)
 		return client_fail(c, ret, "%s: its directory is %s; refusing to hand a "
 				   "userfaultfd to it", c->sock_name, why);

@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lazy-files.h"
 #include "lazy-int.h"
 #include "log.h"
+#include "safe-file.h"
 
 void lazy_daemon_opts_init(struct lazy_daemon_opts *o)
 {
@@ -56,7 +56,7 @@ void daemon_epoll_del(struct lazy_daemon *d, int fd)
 static int daemon_dirs(struct lazy_daemon *d)
 {
 	const char *work = d->o.work_dir ? d->o.work_dir : d->o.images_dir;
-	char why[128];
+	char why[SF_WHY_MAX];
 	int ret;
 
 	if (!d->o.images_dir || !realpath(d->o.images_dir, d->images_dir)) {
@@ -79,10 +79,42 @@ static int daemon_dirs(struct lazy_daemon *d)
 	}
 	/* Restore checks the same before it connects: another user who can
 	 * write here could replace the socket, the lock or the statistics. */
-	ret = lzf_check_dir(d->workfd, geteuid(), why, sizeof(why));
+	ret = sf_dir_check(d->workfd, 0, why);
 	if (ret)
 		pr_err("work directory %s: %s; refusing to listen there", d->work_dir, why);
 	return ret;
+}
+
+/*
+ * WORKDIR/lazy-pages.lock, created 0600 or reused (it outlives daemons, so
+ * not O_EXCL): never through a symlink, never a file that is not ours.
+ * Read-write, unlike a log (sf_open_log): a second daemon reads the pid.
+ */
+static int lock_open(struct lazy_daemon *d)
+{
+	const char *why = NULL;
+	struct stat st;
+	int fd, ret = 0;
+
+	fd = openat(d->workfd, LZ_LAZY_LOCK_NAME,
+		    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st))
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != geteuid())
+		why = "owned by another user";
+	else if (st.st_nlink != 1)
+		why = "has more than one link";
+	else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600))
+		ret = -errno;
+	if (!ret && !why)
+		return fd;
+	pr_err("%s/%s: %s", d->work_dir, LZ_LAZY_LOCK_NAME,
+	       why ? why : ret == -ELOOP ? "is a symbolic link" : strerror(-ret));
+	if (fd >= 0)
+		close(fd);
+	return ret ? ret : -EPERM;
 }
 
 /*
@@ -92,14 +124,12 @@ static int daemon_dirs(struct lazy_daemon *d)
  */
 static int daemon_lock(struct lazy_daemon *d)
 {
-	char pid[32] = "", why[128];
+	char pid[32] = "";
 	ssize_t n;
 
-	d->lock_fd = lzf_open(d->workfd, LZ_LAZY_LOCK_NAME, O_RDWR, why, sizeof(why));
-	if (d->lock_fd < 0) {
-		pr_err("%s/%s", d->work_dir, why);
+	d->lock_fd = lock_open(d);
+	if (d->lock_fd < 0)
 		return d->lock_fd;
-	}
 	if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
 		n = pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';

@@ -46,7 +46,7 @@ int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct im
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(why, whylen, "%s: %s", name, ret == -ELOOP ? "is a symlink" : strerror(-ret));
+		snprintf(why, whylen, "%s: %s", name, ret == -ELOOP ? "is a symbolic link" : strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st)) {
@@ -234,7 +234,7 @@ static int src_map_pages(struct lazy_src *s, int dirfd, const struct lz_dump_id 
 		int ret = -errno;
 
 		snprintf(why, whylen, "%s: %s", s->pages_name,
-			 ret == -ELOOP ? "is a symlink" : strerror(-ret));
+			 ret == -ELOOP ? "is a symbolic link" : strerror(-ret));
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {

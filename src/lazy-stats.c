@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lazy-files.h"
 #include "lazy-int.h"
 #include "log.h"
+#include "safe-file.h"
 
 void stats_fault(struct lz_shm_stats *st, uint32_t tid, uint64_t ns)
 {
@@ -91,25 +91,27 @@ static void stats_slot(FILE *f, const struct lz_shm_hdr *h, unsigned i, bool fir
 int stats_write(struct lazy_daemon *d)
 {
 	const struct lz_shm_hdr *h = d->shm.hdr;
-	const char *tmp = "." LZ_LAZY_STATS_NAME ".tmp";
 	bool first = true;
-	char why[128];
+	struct sf_tmp t;
 	FILE *f;
 	int fd, ret;
 
 	if (!h)
 		return 0;
-	/* Addresses and pids are in it: 0600, and never through a planted
-	 * file or symlink (O_EXCL temporary, then rename over the name). */
-	fd = lzf_create_tmp(d->workfd, tmp, why, sizeof(why));
-	if (fd < 0) {
-		pr_err("%s/%s", d->work_dir, why);
-		return fd;
+	/* Addresses and pids are in it: 0600, and never through a planted file
+	 * or symlink (an O_EXCL temporary renamed over the name). */
+	sf_remove_stale_tmps(d->workfd, LZ_LAZY_STATS_NAME);
+	ret = sf_create_tmp(d->workfd, LZ_LAZY_STATS_NAME, &t);
+	if (ret) {
+		pr_err("%s/%s: %s", d->work_dir, LZ_LAZY_STATS_NAME, strerror(-ret));
+		return ret;
 	}
-	if (!(f = fdopen(fd, "w"))) {
-		pr_perror("%s/%s", d->work_dir, tmp);
-		close(fd);
-		unlinkat(d->workfd, tmp, 0);
+	fd = dup(t.fd);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		pr_perror("%s/%s", d->work_dir, t.tmp);
+		if (fd >= 0)
+			close(fd);
+		sf_abort(d->workfd, &t);
 		return -ENOMEM;
 	}
 	fprintf(f, "{\n  \"version\": 1,\n  \"daemon_pid\": %d,\n  \"resumes\": %u,\n"
@@ -125,14 +127,12 @@ int stats_write(struct lazy_daemon *d)
 		first = false;
 	}
 	fprintf(f, "\n  ]\n}\n");
-	if (fflush(f) || fsync(fd) || ferror(f)) {
-		pr_perror("%s/%s", d->work_dir, tmp);
-		fclose(f);
-		unlinkat(d->workfd, tmp, 0);
+	if (fclose(f)) {
+		pr_perror("%s/%s", d->work_dir, t.tmp);
+		sf_abort(d->workfd, &t);
 		return -EIO;
 	}
-	fclose(f);
-	ret = lzf_commit(d->workfd, tmp, LZ_LAZY_STATS_NAME);
+	ret = sf_commit(d->workfd, &t);
 	if (ret)
 		pr_err("%s/%s: %s", d->work_dir, LZ_LAZY_STATS_NAME, strerror(-ret));
 	return ret;

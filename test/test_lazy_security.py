@@ -202,8 +202,8 @@ def test_listener_of_another_uid_in_its_own_dir(small_dump, env):
     work = nobody_dir(env, "work")
     lst = Listener(env, work / "rec.json", "path", work / SOCK, uid=NOBODY)
     r = restore_lazy(env, small_dump["img"], work)
-    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is owned by uid {NOBODY}, "
-            "not root or uid 0; refusing to hand a userfaultfd to it")
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is owned by another user "
+            f"(uid {NOBODY}); refusing to hand a userfaultfd to it")
     assert lst.record()["connections"] == 0, lst.record()
 
 
@@ -241,7 +241,7 @@ def test_socket_file_of_another_uid(small_dump, env):
     os.unlink(work / SOCK)
     os.symlink(other / SOCK, work / SOCK)
     r = restore_lazy(env, small_dump["img"], work)
-    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: is a symlink; refusing to hand a "
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: is a symbolic link; refusing to hand a "
             "userfaultfd to it")
     assert lst.record()["connections"] == 0, lst.record()
 
@@ -293,15 +293,16 @@ def test_full_backlog_gives_up(small_dump, env, monkeypatch):
 def test_workdir_writable_by_others(small_dump, env, mode):
     work = env.path("work")
     os.chmod(work, mode)
+    who = "its group" if mode == 0o770 else "others"
     r = restore_lazy(env, small_dump["img"], work)
-    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is writable by group or "
-            f"others (mode {mode:04o}); refusing to hand a userfaultfd to it")
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is writable by {who} "
+            f"(mode {mode:04o}); refusing to hand a userfaultfd to it")
     assert not any(work.iterdir()), list(work.iterdir())
 
     r = env.lazarus("lazy-pages", "-D", small_dump["img"], "-W", work)
     assert r.rc == 1 and len(r.errors) == 1, r.describe()
-    assert f"work directory {work}: writable by group or others (mode {mode:04o}); refusing " \
-           "to listen there" in r.errors[0], r.describe()
+    assert f"work directory {work}: writable by {who} (mode {mode:04o}); refusing to listen " \
+           "there" in r.errors[0], r.describe()
     assert not any(work.iterdir()), list(work.iterdir())
 
 
@@ -356,7 +357,7 @@ def test_daemon_refuses_pages_of_another_dump(env, dumps_ab, swap):
     os.unlink(served / pages)
     if swap == "symlink":
         os.symlink(b / pages, served / pages)
-        why = f"{pages}: is a symlink; pid {w.pid} killed"
+        why = f"{pages}: is a symbolic link; pid {w.pid} killed"
     else:
         shutil.copy(a / pages, served / pages)
         why = f"{pages}: belongs to another dump (dump id {dump_id(a)}, not {dump_id(b)} of " \
@@ -414,10 +415,10 @@ def test_planted_symlinks_not_followed(env, dumps_ab):
 
     r = env.lazarus("lazy-pages", "-D", b, "-W", work, "-d")
     assert r.rc == 1 and len(r.errors) == 1, r.describe()
-    assert "log file lazy-pages.log: is a symlink" in r.errors[0], r.describe()
+    assert "lazy-pages: log file lazy-pages.log: is a symbolic link" in r.errors[0], r.describe()
     r = restore_lazy(env, b, work)
-    refused(r, w.pid, f"{work}/{SOCK}: the lazy-pages daemon it started failed: cannot open its "
-            f"log in {work}: lazy-pages.log: is a symlink")
+    refused(r, w.pid, f"{work}/{SOCK}: the lazy-pages daemon it started failed: its log "
+            f"{work}/lazy-pages.log: is a symbolic link")
 
     os.unlink(work / "lazy-pages.log")
     d = Daemon(env, b, work)
