@@ -338,15 +338,15 @@ int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **o
 	snprintf(c->sock_name, sizeof(c->sock_name), "%s/%s", work_dir, LZ_LAZY_SOCK_NAME);
 	if (o->dump_id)
 		memcpy(h.dump_id, o->dump_id, sizeof(h.dump_id));
-	c->dirfd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->dirfd < 0)
-		return client_fail(c, -errno, "work directory %s: %s", work_dir, strerror(errno));
 	/* Before anything is sent, or a daemon started: whoever else can write
-	 * there could put their own socket in place. */
-	ret = sf_dir_check(c->dirfd, 0, why);
-	if (ret)
-		return client_fail(c, ret, "%s: its directory is %s; refusing to hand a "
+	 * there could put their own socket in place (the directory rule of
+	 * safe-file.h: ours or root's, nobody else may write, not a symlink). */
+	c->dirfd = sf_dir_open_checked(AT_FDCWD, work_dir, 0, why);
+	if (c->dirfd == -EPERM || c->dirfd == -ELOOP)
+		return client_fail(c, c->dirfd, "%s: its directory: %s; refusing to hand a "
 				   "userfaultfd to it", c->sock_name, why);
+	if (c->dirfd < 0)
+		return client_fail(c, c->dirfd, "work directory %s: %s", work_dir, why);
 	for (int attempt = 0;; attempt++) {
 		ret = client_open(c, o, work_dir);
 		if (ret)

@@ -57,11 +57,22 @@ static int daemon_dirs(struct lazy_daemon *d)
 {
 	const char *work = d->o.work_dir ? d->o.work_dir : d->o.images_dir;
 	char why[SF_WHY_MAX];
-	int ret;
 
 	if (!d->o.images_dir || !realpath(d->o.images_dir, d->images_dir)) {
 		pr_perror("images directory %s", d->o.images_dir ? d->o.images_dir : "(none)");
 		return -errno;
+	}
+	/* The rule for every directory lazarus writes in (safe-file.h): ours or
+	 * root's, nobody else may write there, not a symlink. Restore checks the
+	 * same before it connects: another user who can write here could
+	 * replace the socket, the lock or the statistics. */
+	d->workfd = sf_dir_open_checked(AT_FDCWD, work, 0, why);
+	if (d->workfd < 0) {
+		if (d->workfd == -EPERM || d->workfd == -ELOOP)
+			pr_err("work directory %s: %s; refusing to listen there", work, why);
+		else
+			pr_err("work directory %s: %s", work, why);
+		return d->workfd;
 	}
 	if (!realpath(work, d->work_dir)) {
 		pr_perror("work directory %s", work);
@@ -72,17 +83,7 @@ static int daemon_dirs(struct lazy_daemon *d)
 		pr_perror("images directory %s", d->images_dir);
 		return -errno;
 	}
-	d->workfd = open(d->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->workfd < 0) {
-		pr_perror("work directory %s", d->work_dir);
-		return -errno;
-	}
-	/* Restore checks the same before it connects: another user who can
-	 * write here could replace the socket, the lock or the statistics. */
-	ret = sf_dir_check(d->workfd, 0, why);
-	if (ret)
-		pr_err("work directory %s: %s; refusing to listen there", d->work_dir, why);
-	return ret;
+	return 0;
 }
 
 /*

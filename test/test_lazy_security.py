@@ -202,7 +202,7 @@ def test_listener_of_another_uid_in_its_own_dir(small_dump, env):
     work = nobody_dir(env, "work")
     lst = Listener(env, work / "rec.json", "path", work / SOCK, uid=NOBODY)
     r = restore_lazy(env, small_dump["img"], work)
-    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is owned by another user "
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory: owned by another user "
             f"(uid {NOBODY}); refusing to hand a userfaultfd to it")
     assert lst.record()["connections"] == 0, lst.record()
 
@@ -295,7 +295,7 @@ def test_workdir_writable_by_others(small_dump, env, mode):
     os.chmod(work, mode)
     who = "its group" if mode == 0o770 else "others"
     r = restore_lazy(env, small_dump["img"], work)
-    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory is writable by {who} "
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory: writable by {who} "
             f"(mode {mode:04o}); refusing to hand a userfaultfd to it")
     assert not any(work.iterdir()), list(work.iterdir())
 
@@ -304,6 +304,21 @@ def test_workdir_writable_by_others(small_dump, env, mode):
     assert f"work directory {work}: writable by {who} (mode {mode:04o}); refusing to listen " \
            "there" in r.errors[0], r.describe()
     assert not any(work.iterdir()), list(work.iterdir())
+
+
+def test_workdir_symlink(small_dump, env):
+    """A WORKDIR that is a symlink (to a good directory): both refuse it, as
+    for DIR (safe-file.h)."""
+    real, work = env.path("real"), env.base / "work"
+    os.symlink(real, work)
+    r = restore_lazy(env, small_dump["img"], work)
+    refused(r, small_dump["work"].pid, f"{work}/{SOCK}: its directory: is a symbolic link; "
+            "refusing to hand a userfaultfd to it")
+    r = env.lazarus("lazy-pages", "-D", small_dump["img"], "-W", work)
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert f"work directory {work}: is a symbolic link; refusing to listen there" in \
+        r.errors[0], r.describe()
+    assert not any(real.iterdir()), list(real.iterdir())
 
 
 # ------------------------------------------------------------ which dump
