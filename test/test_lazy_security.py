@@ -392,8 +392,8 @@ def test_daemon_refuses_pages_of_another_dump(env, dumps_ab, swap):
 
 def test_workdir_files_are_private(env, dumps_ab):
     """`lazy-pages -d` (logging to WORKDIR/lazy-pages.log) and a restore:
-    the socket, lock, log and statistics in WORKDIR are 0600, whatever the
-    umask."""
+    every file in WORKDIR (socket, lock, log, both statistics) is 0600,
+    whatever the umask."""
     w, _, b = dumps_ab
     work = env.path("work")
     old = os.umask(0)
@@ -413,6 +413,10 @@ def test_workdir_files_are_private(env, dumps_ab):
              harness.CHECK_TIMEOUT, "the daemon to write its statistics and leave")
     for n in DAEMON_FILES[1:]:
         modes[n] = stat.S_IMODE(os.lstat(work / n).st_mode)
+    # Every file there: the daemon's, and restore's stats-restore.json.
+    for p in work.iterdir():
+        modes[p.name] = stat.S_IMODE(os.lstat(p).st_mode)
+    assert "stats-restore.json" in modes, modes
     assert all(m == 0o600 for m in modes.values()), {n: oct(m) for n, m in modes.items()}
 
 
