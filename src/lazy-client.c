@@ -78,8 +78,8 @@ static int client_check_sock_file(struct lazy_client *c)
 		return errno == ENOENT ? -ENOENT :
 		       client_fail(c, -errno, "%s: %s", c->sock_name, strerror(errno));
 	if (S_ISLNK(st.st_mode))
-		return client_fail(c, -EPERM, "%s: is a symbolic link; refusing to hand a userfaultfd to "
-				   "it", c->sock_name);
+		return client_fail(c, -EPERM, "%s: is a symbolic link; refusing to hand a "
+				   "userfaultfd to it", c->sock_name);
 	if (!S_ISSOCK(st.st_mode))
 		return client_fail(c, -EPERM, "%s: not a socket; refusing to hand a userfaultfd to "
 				   "it", c->sock_name);
