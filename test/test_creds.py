@@ -12,6 +12,7 @@ the restore, and that the image holds what the kernel showed.
 import os
 import pwd
 import signal
+import subprocess
 
 import pytest
 
@@ -196,5 +197,26 @@ def test_creds_step_fails(env, mode, monkeypatch):
     assert r.rc != 0 and r.errors == [
         "lazarus: Error: restore: restorer: restore credentials: "
         "Input/output error (injected by LAZARUS_FAULT_BLOB)"], r.describe()
+    harness.wait_for(lambda: harness.proc_state(w.pid) is None, harness.EXIT_TIMEOUT,
+                     f"pid {w.pid} to be gone")
+
+
+def test_restore_lacks_capability(env, mode):
+    """A restore that cannot give back a capability the process had (here
+    restore itself runs without CAP_NET_RAW in its bounding set) fails with
+    one line naming the step and the capability, and leaves no process."""
+    w = spawn(env, "root")
+    assert int(creds_status(w.pid)["CapBnd"], 16) & caps(CAP_NET_RAW)
+    img = env.path("img")
+    env.dump(w, img)
+    argv = [SETPRIV, "--bounding-set=-net_raw", harness.LAZARUS] + \
+        env.restore_args(img, mode, True) + ["-o", env.log_path("restore"), "-v4"]
+    env.pids.add(w.pid)
+    p = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=harness.LAZARUS_TIMEOUT)
+    errors = harness.error_lines(p.stderr)
+    assert p.returncode != 0 and errors == [
+        "lazarus: Error: restore: restorer: restore credentials: bounding set, capability 13: "
+        "Operation not permitted"], p.stderr
     harness.wait_for(lambda: harness.proc_state(w.pid) is None, harness.EXIT_TIMEOUT,
                      f"pid {w.pid} to be gone")
