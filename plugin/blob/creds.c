@@ -30,6 +30,7 @@
  * The raw syscalls change the calling thread only: each thread restores its
  * own credentials.
  */
+#include <asm/errno.h>
 #include <linux/capability.h>
 #include <linux/prctl.h>
 #include <linux/securebits.h>
@@ -37,8 +38,6 @@
 #include "blob.h"
 #include "sys.h"
 
-#define EPERM_ 1
-#define EINVAL_ 22
 #define NO_ID 0xffffffffU
 
 struct cap_data {
@@ -114,9 +113,9 @@ static void creds_bounding(struct blob *b, const struct lz_blob_creds *c)
 		int want = !!(c->cap_bnd & (1ULL << cap));
 		long r = sys_prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
 
-		if (r == -EINVAL_) {
+		if (r == -EINVAL) {
 			if (c->cap_bnd >> cap)
-				creds_fail(b, LZ_CREDS_BOUNDING, -EINVAL_, cap);
+				creds_fail(b, LZ_CREDS_BOUNDING, -EINVAL, cap);
 			return;
 		}
 		if (r < 0)
@@ -124,7 +123,7 @@ static void creds_bounding(struct blob *b, const struct lz_blob_creds *c)
 		if (r == want)
 			continue;
 		if (want) /* we do not have it: it cannot be given */
-			creds_fail(b, LZ_CREDS_BOUNDING, -EPERM_, cap);
+			creds_fail(b, LZ_CREDS_BOUNDING, -EPERM, cap);
 		r = sys_prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 		if (r)
 			creds_fail(b, LZ_CREDS_BOUNDING, r, cap);
@@ -163,13 +162,20 @@ static void creds_caps_close(struct blob *b, const struct lz_blob_creds *c)
 		creds_fail(b, LZ_CREDS_CAPSET, r, 0);
 }
 
-/* A per-capability bit set, read with PR_CAPBSET_READ or PR_CAP_AMBIENT_IS_SET. */
-static int creds_same_bits(uint64_t want, int option, unsigned long arg2)
+/* 1 or 0: is CAP in the ambient set (ambient), in the bounding set (!ambient). */
+static long creds_has(int ambient, unsigned cap)
+{
+	return ambient ? sys_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0)
+		       : sys_prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+}
+
+/* The ambient or bounding set is exactly WANT (EINVAL: past the last capability). */
+static int creds_same_bits(uint64_t want, int ambient)
 {
 	for (unsigned cap = 0; cap < 64; cap++) {
-		long r = arg2 ? sys_prctl(option, arg2, cap, 0, 0) : sys_prctl(option, cap, 0, 0, 0);
+		long r = creds_has(ambient, cap);
 
-		if (r == -EINVAL_)
+		if (r == -EINVAL)
 			return !(want >> cap);
 		if (r < 0 || r != !!(want & (1ULL << cap)))
 			return 0;
@@ -185,21 +191,21 @@ static void creds_check(struct blob *b, const struct lz_blob_creds *c)
 
 	if (sys_getresuid(&r_, &e_, &s_) || r_ != c->uid || e_ != c->euid || s_ != c->suid ||
 	    (uint32_t)sys_setfsuid(NO_ID) != c->fsuid)
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_UIDS);
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_UIDS);
 	if (sys_getresgid(&r_, &e_, &s_) || r_ != c->gid || e_ != c->egid || s_ != c->sgid ||
 	    (uint32_t)sys_setfsgid(NO_ID) != c->fsgid)
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_GIDS);
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_GIDS);
 	if (sys_getgroups(0, 0) != (long)c->nr_groups)
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_GROUPS);
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_GROUPS);
 	if (caps_get(d) || caps_word(d, 0) != c->cap_eff || caps_word(d, 1) != c->cap_prm ||
 	    caps_word(d, 2) != c->cap_inh)
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_CAPS);
-	if (!creds_same_bits(c->cap_amb, PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET))
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_AMBIENT);
-	if (!creds_same_bits(c->cap_bnd, PR_CAPBSET_READ, 0))
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_BOUNDING);
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_CAPS);
+	if (!creds_same_bits(c->cap_amb, 1))
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_AMBIENT);
+	if (!creds_same_bits(c->cap_bnd, 0))
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_BOUNDING);
 	if (sys_prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != (long)c->securebits)
-		creds_fail(b, LZ_CREDS_CHECK, -EPERM_, LZ_CREDS_CHECK_SECUREBITS);
+		creds_fail(b, LZ_CREDS_CHECK, -EPERM, LZ_CREDS_CHECK_SECUREBITS);
 }
 
 void blob_restore_creds(struct blob *b)
