@@ -277,7 +277,7 @@ struct lz_rst_msg {
 	uint16_t type;	   /* enum lz_rst_msg_type */
 	uint16_t step;	   /* enum lz_rst_step */
 	int32_t err;	   /* -errno, 0 if none */
-	uint32_t arg;	   /* step detail: VMA index, RLIMIT_*, ITIMER_* */
+	uint32_t arg;	   /* step detail: VMA index, RLIMIT_*, ITIMER_*, enum lz_creds_op */
 	uint64_t addr;	   /* step detail: an address */
 	uint64_t t_ns[4];  /* OK: child start, blob entry, memory done, done */
 	uint64_t nr_pages; /* OK: pages read from the pages file */
