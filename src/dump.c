@@ -195,7 +195,7 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = tracee_seize_hooked(&d->t, d->pid,
 				  d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms
 							     : LZ_FREEZE_TIMEOUT_MS,
-				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault });
+				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault, true });
 	if (!ret)
 		ret = dsig_point(d->sig, "seized");
 	if (ret)

@@ -218,6 +218,22 @@ static int put_back_sigmask(struct tracee *t)
 	return set_sigmask(t, t->sigmask);
 }
 
+/*
+ * PTRACE_O_EXITKILL while a syscall is injected (t->hooks.exitkill_injected):
+ * if the tracer dies then (SIGKILL cannot be blocked), the kernel kills the
+ * task rather than let it run on from our `syscall` instruction.
+ */
+static int set_options(struct tracee *t, bool exitkill)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
+
+	if (ptrace(PTRACE_SETOPTIONS, t->pid, NULL, (void *)opts) < 0) {
+		pr_perror("process %d: PTRACE_SETOPTIONS", t->pid);
+		return -errno;
+	}
+	return 0;
+}
+
 static void report_seize_error(pid_t pid, int err)
 {
 	uint64_t tracer = 0;
@@ -561,6 +577,8 @@ int tracee_inject_begin(struct tracee *t, const char *maps_text)
 	int ret;
 
 	ret = find_syscall_insn(t, maps_text);
+	if (!ret && t->hooks.exitkill_injected)
+		ret = set_options(t, true);
 	if (ret)
 		return ret;
 	t->injected = true; /* from here on regs and mask must be put back */
@@ -641,5 +659,8 @@ int tracee_inject_end(struct tracee *t)
 		t->injected = false;
 	else if (t->seized)
 		t->put_back_failed = true;
+	/* Put back: should we die now, the kernel lets it run on unharmed. */
+	if (!err && t->hooks.exitkill_injected)
+		err = set_options(t, false);
 	return ret ? ret : err;
 }

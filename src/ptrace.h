@@ -57,7 +57,10 @@ struct tracee_hooks {
 	 */
 	int (*stop)(void *arg);
 	void *arg;
-	unsigned fault; /* TRACEE_FAULT_* */
+	unsigned fault;		/* TRACEE_FAULT_* */
+	bool exitkill_injected; /* PTRACE_O_EXITKILL from tracee_inject_begin until the
+				   put-back: should the tracer die meanwhile, the task
+				   is killed instead of running on injected registers */
 };
 
 struct tracee {

@@ -337,6 +337,31 @@ def test_sigint_at_random_moments(env):
     w.stop()
 
 
+@pytest.mark.parametrize("phase", ["seized", "inject", "memory"])
+def test_sigkill_of_dump(env, phase):
+    """SIGKILL cannot be caught: the kernel ends the ptrace link. A process
+    frozen between steps runs on unharmed; one with a syscall injected is
+    killed with lazarus (PTRACE_O_EXITKILL), never run on injected registers
+    (it used to die of SIGSEGV). No inventory.img is left."""
+    w = env.lzwork(mib=64)
+    before = w.check_pass()
+    before["SigBlk"] = status(w.pid)["SigBlk"]
+    img = env.path("img")
+    d = PausedDump(env, w, img, phase, "-R", "--progress")
+    evidence(phase, d, w)
+    rc, errors = d.signal(signal.SIGKILL)
+    assert rc == -signal.SIGKILL and errors == [], d.describe()
+    assert not (img / "inventory.img").exists()
+    if phase == "inject":
+        assert w.proc.wait(harness.EXIT_TIMEOUT) == -signal.SIGKILL, \
+            f"the target died of {-w.proc.returncode}, not of SIGKILL with lazarus"
+    else:
+        harness.wait_for(lambda: status(w.pid)["TracerPid"] == "0", harness.EXIT_TIMEOUT,
+                         "the kernel to detach the target")
+        assert_unharmed(w, before, f"SIGKILL at {phase}")
+        w.stop()
+
+
 @pytest.mark.parametrize("fault", ["regs", "sigmask"])
 def test_failed_put_back_leaves_target_stopped(env, monkeypatch, fault):
     """If the registers (or the signal mask) cannot be put back after syscall
