@@ -156,11 +156,14 @@ void dsig_report(const struct dump_sig *s, pid_t pid, int ret, int undo, bool le
 
 	if (!s->signo)
 		return;
-	if (!ret)
+	/* A signal taken before the inventory always ends the dump with -EINTR. */
+	if (ret == -EINTR && !undo)
+		pr_err("interrupted by %s; process %d left running", name, pid);
+	else if (ret == -EINTR)
+		pr_warn("interrupted by %s", name); /* the line about the process came first */
+	else if (!ret)
 		pr_warn("%s arrived after the dump was complete: finished it, process %d %s", name,
 			pid, leave_running ? "left running" : "killed");
-	else if (!undo)
-		pr_err("interrupted by %s; process %d left running", name, pid);
 	else
-		pr_warn("interrupted by %s", name); /* the line about the process came first */
+		pr_warn("%s arrived after the dump was complete", name); /* then finishing failed */
 }
