@@ -321,22 +321,25 @@ static void resend_pending(struct tracee *t)
  */
 static int leave_stopped(struct tracee *t)
 {
+	bool regs = t->put_back_failed & TRACEE_FAULT_REGS;
+	const char *what = regs ? "registers" : "signal mask";
+	const char *harm = regs ? "on wrong registers" : "with every signal blocked";
+
 	if (syscall(SYS_tgkill, t->pid, t->pid, SIGSTOP) < 0) {
 		if (errno == ESRCH)
 			return -ESRCH;
-		pr_err("process %d: could not put back its registers after syscall injection, "
-		       "nor stop it (%s): killed it rather than let it run on wrong registers",
-		       t->pid, strerror(errno));
+		pr_err("process %d: could not put back its %s after syscall injection, nor stop it "
+		       "(%s): killed it rather than let it run %s",
+		       t->pid, what, strerror(errno), harm);
 		tracee_kill(t);
 		return -EIO;
 	}
 	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)(long)SIGSTOP) < 0 && errno != ESRCH)
 		pr_warn_perror("process %d: PTRACE_DETACH", t->pid);
 	t->seized = false;
-	pr_err("process %d: could not put back its registers and signal mask after syscall "
-	       "injection: left it stopped (SIGSTOP), untraced, rather than let it run on wrong "
-	       "registers",
-	       t->pid);
+	pr_err("process %d: could not put back its %s after syscall injection: left it stopped "
+	       "(SIGSTOP), untraced, rather than let it run %s",
+	       t->pid, what, harm);
 	return -EIO;
 }
 
@@ -653,14 +656,18 @@ int tracee_inject_end(struct tracee *t)
 	err = put_back_regs(t);
 	if (!err)
 		err = back_to_interrupt_stop(t);
-	if (!err)
-		err = put_back_sigmask(t);
-	if (!err)
-		t->injected = false;
-	else if (t->seized)
-		t->put_back_failed = true;
+	if (err) {
+		t->put_back_failed = t->seized ? TRACEE_FAULT_REGS : 0;
+		return ret ? ret : err;
+	}
+	err = put_back_sigmask(t);
+	if (err) {
+		t->put_back_failed = t->seized ? TRACEE_FAULT_SIGMASK : 0;
+		return ret ? ret : err;
+	}
+	t->injected = false;
 	/* Put back: should we die now, the kernel lets it run on unharmed. */
-	if (!err && t->hooks.exitkill_injected)
+	if (t->hooks.exitkill_injected)
 		err = set_options(t, false);
 	return ret ? ret : err;
 }

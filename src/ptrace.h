@@ -78,8 +78,9 @@ struct tracee {
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
 	unsigned freeze_timeout_ms;	 /* set before tracee_seize(); 0: wait forever */
 	struct tracee_hooks hooks;
-	bool put_back_failed;		 /* regs or mask could not be put back: the
-					    task must not run on (see tracee_detach) */
+	unsigned put_back_failed;	 /* TRACEE_FAULT_REGS or _SIGMASK: what could not
+					    be put back after injection; the task must
+					    not run on (see tracee_detach) */
 };
 
 /* Seize and interrupt PID; on success it is stopped and t->regs is valid. */
@@ -130,7 +131,7 @@ int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_
  * Unmap the scratch page and return the task, with t->resume as its regs and
  * its own signal mask, to an interrupt stop, from where the kernel applies
  * its usual syscall-restart logic when the task runs on. If the regs or the
- * mask cannot be put back, t->put_back_failed is set and t->injected stays:
+ * mask cannot be put back, t->put_back_failed says which and t->injected stays:
  * the task must then be killed or detached (which leaves it stopped).
  */
 int tracee_inject_end(struct tracee *t);

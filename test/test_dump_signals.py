@@ -378,12 +378,14 @@ def test_failed_put_back_leaves_target_stopped(env, monkeypatch, fault):
     img = env.path("img")
     monkeypatch.setenv("LAZARUS_FAULT_DUMP", fault)
     r = env.lazarus("dump", "-t", w.pid, "-D", img, "-R", log=env.log_path("dump"))
-    call = "PTRACE_SETREGS" if fault == "regs" else "PTRACE_SETSIGMASK"
+    call, what, harm = {"regs": ("PTRACE_SETREGS", "registers", "on wrong registers"),
+                        "sigmask": ("PTRACE_SETSIGMASK", "signal mask",
+                                    "with every signal blocked")}[fault]
     prefix = f"{harness.ERROR_PREFIX}ptrace: process {w.pid}: "
     assert r.rc == 1 and r.errors == [
         f"{prefix}{call}: Input/output error (injected by LAZARUS_FAULT_DUMP={fault})",
-        f"{prefix}could not put back its registers and signal mask after syscall injection: "
-        f"left it stopped (SIGSTOP), untraced, rather than let it run on wrong registers",
+        f"{prefix}could not put back its {what} after syscall injection: left it stopped "
+        f"(SIGSTOP), untraced, rather than let it run {harm}",
     ], r.describe()
     harness.wait_for(lambda: status(w.pid)["State"].startswith("T"), harness.EXIT_TIMEOUT,
                      "the target to be in a group stop")
