@@ -168,7 +168,7 @@ ITEM6 = pytest.mark.xfail(strict=True, reason="issue 9 item 6: a re-dump replace
 @pytest.mark.parametrize("phase", ["seized", "inject",
                                    pytest.param("memory", marks=ITEM6),
                                    pytest.param("images", marks=ITEM6)])
-def test_previous_checkpoint_survives(env, phase):
+def test_previous_checkpoint_survives(env, mode, phase):
     """A dump into DIR interrupted by SIGINT leaves the complete checkpoint that
     was there byte for byte, and it still restores."""
     w = env.lzwork(mib=64)
@@ -186,14 +186,14 @@ def test_previous_checkpoint_survives(env, phase):
 
     harness.kill_and_reap(w.pid)
     harness.rewind_files(img, env.base)
-    w = env.restore(img, "eager", w)
+    w = env.restore(img, mode, w)
     after = w.check_pass()
     assert after["prev"] == before["ctr"] and after["ctr"] > before["ctr"]
     w.stop()
 
 
 @pytest.mark.parametrize("leave_running", [False, True], ids=["kill", "R"])
-def test_signal_after_inventory_finishes(env, leave_running):
+def test_signal_after_inventory_finishes(env, mode, leave_running):
     """Once inventory.img is in place the dump is complete: a SIGINT then does
     not stop it. It finishes (kills the process, or lets it run on with -R),
     exits 0, says so in its log, and the images restore."""
@@ -214,7 +214,7 @@ def test_signal_after_inventory_finishes(env, leave_running):
         harness.rewind_files(img, env.base)
     else:
         assert w.proc.wait(harness.EXIT_TIMEOUT) == -signal.SIGKILL
-    w = env.restore(img, "eager", w)
+    w = env.restore(img, mode, w)
     after = w.check_pass()
     assert after["prev"] == before["ctr"]
     w.stop()
