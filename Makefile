@@ -102,7 +102,7 @@ $(O)/test/unit/%: test/unit/%.c $(LIB)
 # for FUZZ_SECONDS, seeded with real images when test/fuzz/corpus exists.
 FUZZ_SECONDS	?= 20
 FUZZ_CC		?= clang
-FUZZ_SRC	:= images/image.c images/crc32c.c
+FUZZ_SRC	:= images/image.c images/crc32c.c src/safe-file.c
 $(O)/fuzz/fuzz_image: test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \

@@ -134,16 +134,16 @@ int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_i
 		.kind = (uint16_t)kind,
 		.dump_id = *id,
 	};
-	char tmp[300];
+	int ret;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = -1;
+	w->out.fd = -1;
 	if (snprintf(w->name, sizeof(w->name), "%s", name) >= (int)sizeof(w->name))
 		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (w->fd < 0)
-		return -errno;
+	ret = sf_create_tmp(dirfd, name, &w->out);
+	if (ret)
+		return ret;
+	w->out.no_dir_sync = true; /* the caller's, once for all its files */
 	return writer_append(w, &h, sizeof(h));
 }
 
@@ -186,7 +186,6 @@ static int write_full(int fd, const uint8_t *p, size_t n)
 int img_writer_close(struct img_writer *w, int dirfd)
 {
 	struct lz_img_tail t = { .marker = LZ_IMG_TAIL_MARKER, .magic = LZ_IMG_TAIL_MAGIC };
-	char tmp[300];
 	int ret;
 
 	t.nr_entries = w->nr_entries;
@@ -195,20 +194,12 @@ int img_writer_close(struct img_writer *w, int dirfd)
 	ret = writer_append(w, &t, sizeof(t));
 	if (ret)
 		goto out_abort;
-	ret = write_full(w->fd, w->buf, w->len);
+	ret = write_full(w->out.fd, w->buf, w->len);
 	if (ret)
 		goto out_abort;
-	if (fsync(w->fd) < 0) {
-		ret = -errno;
+	ret = sf_commit(dirfd, &w->out); /* fsync, rename over NAME */
+	if (ret)
 		goto out_abort;
-	}
-	close(w->fd);
-	w->fd = -1;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
-	if (renameat(dirfd, tmp, dirfd, w->name) < 0) {
-		ret = -errno;
-		goto out_abort;
-	}
 	w->size = w->len;
 	free(w->buf);
 	w->buf = NULL;
@@ -221,15 +212,7 @@ out_abort:
 
 void img_writer_abort(struct img_writer *w, int dirfd)
 {
-	char tmp[300];
-
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
-	if (w->name[0]) {
-		snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
-		unlinkat(dirfd, tmp, 0);
-	}
+	sf_abort(dirfd, &w->out);
 	free(w->buf);
 	w->buf = NULL;
 }

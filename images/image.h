@@ -33,6 +33,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "compiler.h"
+#include "safe-file.h"
 
 #define LZ_IMG_MAGIC 0x53525a4cU	    /* "LZRS" */
 #define LZ_IMG_TAIL_MAGIC 0x444e5a4cU	    /* "LZND" */
@@ -140,7 +141,7 @@ int img_kind_from_name(const char *name, enum lz_img_kind *kind);
 
 /* --- writing --- */
 struct img_writer {
-	int fd;
+	struct sf_tmp out; /* the O_EXCL temporary; out.name is the final name */
 	char name[256];	 /* file name inside the directory, for messages */
 	uint32_t crc;	 /* after close: crc32c of everything before the tail */
 	uint32_t nr_entries;
@@ -150,15 +151,20 @@ struct img_writer {
 };
 
 /*
- * Create DIRFD/NAME for the dump ID (replacing any old one atomically at
- * img_writer_close).
+ * Start DIRFD/NAME for the dump ID: written under a fresh O_EXCL temporary
+ * name (safe-file.h), which replaces any old NAME atomically at
+ * img_writer_close. Nothing at NAME or at a temporary name is written
+ * through, even a planted symlink.
  */
 int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind,
 		    const struct lz_dump_id *id);
 int img_writer_put(struct img_writer *w, const ProtobufCMessage *msg);
 /*
- * Write the tail, fsync and rename into place. Frees w's buffers in all
- * cases; on success w->crc and w->size describe the file (for inventory.img).
+ * Write the tail, fsync and rename into place. The directory is not
+ * fsynced: a caller that needs the rename durable fsyncs DIRFD, once for
+ * all its files (the dump does, see src/dump-img.c). Frees w's buffers in
+ * all cases; on success w->crc and w->size describe the file (for
+ * inventory.img).
  */
 int img_writer_close(struct img_writer *w, int dirfd);
 void img_writer_abort(struct img_writer *w, int dirfd);

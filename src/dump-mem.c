@@ -30,6 +30,7 @@
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-mem.h"
+#include "safe-file.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 
@@ -79,7 +80,7 @@ struct mem_ctx {
 	bool progress;
 	uint64_t total_pages;
 	unsigned next_pct;
-	char pages_name[DUMP_IMG_NAME_MAX], pages_tmp[DUMP_IMG_NAME_MAX + 8];
+	char pages_name[DUMP_IMG_NAME_MAX];
 };
 
 /*
@@ -478,13 +479,16 @@ static int open_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	uint8_t hdr[LZ_PAGES_HDR_SIZE] = { 0 };
 	int ret;
 
+	/*
+	 * Straight under its final name, new (O_EXCL, 0600, no symlink
+	 * followed), in the dump's own fresh staging directory: it reaches
+	 * the images directory only at the commit (dump-img.c).
+	 */
 	snprintf(c->pages_name, sizeof(c->pages_name), "pages-%d.img", c->pid);
-	snprintf(c->pages_tmp, sizeof(c->pages_tmp), ".%s.tmp", c->pages_name);
-	c->pages_fd = openat(imgs->dirfd, c->pages_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0600);
+	c->pages_fd = sf_create_excl(imgs->stagefd, c->pages_name);
 	if (c->pages_fd < 0) {
-		pr_perror("creating %s", c->pages_name);
-		return -errno;
+		pr_err("creating %s: %s", c->pages_name, strerror(-c->pages_fd));
+		return c->pages_fd;
 	}
 	/* The real header goes in at the end, when the page count is known. */
 	ret = write_full(c->pages_fd, hdr, sizeof(hdr));
@@ -504,19 +508,17 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 		pr_perror("writing %s", c->pages_name);
 		return -errno;
 	}
-	close(c->pages_fd);
+	ret = close(c->pages_fd) < 0 ? -errno : 0;
 	c->pages_fd = -1;
+	if (ret) {
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+		return ret;
+	}
 	ret = dump_imgs_add(imgs, c->pages_name, LZ_PAGES_HDR_SIZE + c->data_pages * LZ_PAGE_SIZE,
 			    h.hdr_crc);
 	if (ret)
-		return ret;
-	if (renameat(imgs->dirfd, c->pages_tmp, imgs->dirfd, c->pages_name) < 0) {
-		ret = -errno;
-		pr_perror("renaming %s", c->pages_name);
-		unlinkat(imgs->dirfd, c->pages_tmp, 0);
-		return ret;
-	}
-	return 0;
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+	return ret;
 }
 
 static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
@@ -582,12 +584,11 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp
 	return 0;
 }
 
-static void mem_ctx_fini(struct mem_ctx *c, int dirfd)
+/* A pages file left unfinished stays in the staging directory, removed with it. */
+static void mem_ctx_fini(struct mem_ctx *c)
 {
-	if (c->pages_fd >= 0) {
+	if (c->pages_fd >= 0)
 		close(c->pages_fd);
-		unlinkat(dirfd, c->pages_tmp, 0);
-	}
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->mem_fd >= 0)
@@ -625,7 +626,7 @@ int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_i
 	if (!ret)
 		ret = write_pagemap(c, imgs);
 	st->nr_runs = c->nr_runs;
-	mem_ctx_fini(c, imgs->dirfd);
+	mem_ctx_fini(c);
 	free(c);
 	return ret;
 }

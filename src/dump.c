@@ -12,7 +12,11 @@
  *     is byte-identical afterwards;
  *  5. memory (dump-mem.c), then the rest of /proc, then the other images;
  *  6. inventory.img, last: its presence means the dump is complete;
- *  7. kill the process, or with leave_running let it run on.
+ *  7. commit: every file was written into a fresh staging directory; now
+ *     they replace the previous dump in DIR, inventory.img last, and DIR is
+ *     fsynced (dump-img.c), so a failure up to here leaves the previous
+ *     dump whole;
+ *  8. kill the process, or with leave_running let it run on.
  * Any failure removes the images written so far and resumes the process as
  * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
  * points between and inside the steps up to 6; after 6 the dump finishes.
@@ -43,6 +47,7 @@
 #include "proc.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
+#include "safe-file.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -326,11 +331,6 @@ static int write_images(struct dump_ctx *d)
 {
 	int ret;
 
-	/* A stale inventory must not vouch for a mix of old and new images. */
-	if (unlinkat(d->imgs.dirfd, "inventory.img", 0) < 0 && errno != ENOENT) {
-		pr_perror("removing the old inventory.img");
-		return -errno;
-	}
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
 	ret = mm_collect_proc(&d->mm);
 	if (ret)
@@ -353,6 +353,9 @@ static int write_images(struct dump_ctx *d)
 		ret = dsig_point(d->sig, "images"); /* the last moment to stop */
 	if (!ret)
 		ret = write_inventory(d);
+	/* The previous dump in DIR stays whole until here (dump-img.c). */
+	if (!ret)
+		ret = dump_imgs_commit(&d->imgs);
 	d->ns.written = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
@@ -364,20 +367,26 @@ static double ms(uint64_t from, uint64_t to)
 	return to > from ? (double)(to - from) / 1e6 : 0.0;
 }
 
-/* stats-dump.json: not an image; a failure to write it is only a warning. */
+/*
+ * stats-dump.json: not an image; a failure to write it is only a warning.
+ * 0600 and through an O_EXCL temporary (safe-file.h): it holds addresses.
+ */
 static void write_stats(struct dump_ctx *d, uint64_t end)
 {
 	const struct mem_stats *m = &d->mem;
-	char tmp[] = "." STATS_FILE ".tmp";
+	struct sf_tmp t;
 	FILE *f;
-	int fd;
+	int ret;
 
-	fd = openat(d->imgs.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	ret = sf_create_tmp(d->imgs.dirfd, STATS_FILE, &t);
+	if (ret) {
+		pr_warn("writing %s: %s", STATS_FILE, strerror(-ret));
+		return;
+	}
+	f = fdopen(dup(t.fd), "w");
 	if (!f) {
 		pr_warn_perror("writing %s", STATS_FILE);
-		if (fd >= 0)
-			close(fd);
+		sf_abort(d->imgs.dirfd, &t);
 		return;
 	}
 	fprintf(f,
@@ -395,11 +404,15 @@ static void write_stats(struct dump_ctx *d, uint64_t end)
 		ms(d->ns.checked, d->ns.injected), ms(d->ns.injected, d->ns.memory),
 		ms(d->ns.memory, d->ns.written), ms(d->ns.seize, d->ns.released),
 		ms(d->ns.start, end), d->opts->leave_running ? "true" : "false");
-	if (fflush(f) || fsync(fileno(f)) < 0 || ferror(f))
-		pr_warn_perror("writing %s", STATS_FILE);
-	fclose(f);
-	if (renameat(d->imgs.dirfd, tmp, d->imgs.dirfd, STATS_FILE) < 0)
-		pr_warn_perror("renaming %s", STATS_FILE);
+	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	if (!ret)
+		ret = sf_commit(d->imgs.dirfd, &t);
+	else
+		sf_abort(d->imgs.dirfd, &t);
+	if (ret)
+		pr_warn("writing %s: %s", STATS_FILE, strerror(-ret));
 }
 
 /* ------------------------------------------------------------ the dump */
@@ -450,15 +463,16 @@ static void dump_fini(struct dump_ctx *d)
 
 int lz_dump(const struct lz_dump_opts *opts)
 {
+	char why[SF_WHY_MAX];
 	struct dump_sig sig;
 	struct dump_ctx *d;
 	int dirfd, ret, undo = 0;
 
-	dirfd = open(opts->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Before the target is touched: a directory others can write to is refused. */
+	dirfd = sf_dir_open_checked(AT_FDCWD, opts->images_dir, 0, why);
 	if (dirfd < 0) {
-		ret = -errno;
-		pr_perror("images directory %s", opts->images_dir);
-		return ret;
+		pr_err("images directory %s: %s", opts->images_dir, why);
+		return dirfd;
 	}
 	d = calloc(1, sizeof(*d)); /* holds PATH_MAX buffers: not for the stack */
 	if (!d) {
@@ -471,7 +485,6 @@ int lz_dump(const struct lz_dump_opts *opts)
 	d->ns.start = now_ns(CLOCK_MONOTONIC);
 	ret = dump_imgs_init(&d->imgs, dirfd);
 	if (ret) {
-		pr_err("drawing a dump id: %s", strerror(-ret));
 		close(dirfd);
 		free(d);
 		return ret;

@@ -36,7 +36,10 @@
 #include "plugin.h"
 #include "restore-images.h"
 #include "restore-proc.h"
+#include "safe-file.h"
 #include "uffd.h"
+
+#define STATS_RESTORE "stats-restore.json"
 
 struct restore_ctx {
 	const struct lz_restore_opts *opts;
@@ -61,20 +64,30 @@ static uint64_t data_pages(const struct rst_images *im)
 	return im->pm_head ? im->pm_head->nr_data_pages : 0;
 }
 
-/* stats-restore.json in the work dir: times per phase and pages restored. */
+/*
+ * stats-restore.json in the work dir: times per phase and pages restored.
+ * Created under the rules of safe-file.h (checked directory, O_EXCL
+ * temporary, 0600: it holds addresses); a failure is only a warning.
+ */
 static void write_stats(const struct restore_ctx *c)
 {
 	const char *dir = c->opts->work_dir ? c->opts->work_dir : c->opts->images_dir;
 	const uint64_t *t = c->proc.ok.t_ns; /* child start, blob entry, memory done, done */
-	char path[4096], tmp[4200];
+	char why[SF_WHY_MAX];
+	struct sf_tmp tmp;
+	int dfd, ret;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/stats-restore.json", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (!f) {
-		pr_warn("cannot write %s: %s", path, strerror(errno));
+	dfd = sf_dir_open_checked(AT_FDCWD, dir, 0, why);
+	if (dfd < 0) {
+		pr_warn("not writing %s/" STATS_RESTORE ": %s", dir, why);
 		return;
+	}
+	ret = sf_create_tmp(dfd, STATS_RESTORE, &tmp);
+	f = ret ? NULL : fdopen(dup(tmp.fd), "w");
+	if (!f) {
+		pr_warn("cannot write %s/" STATS_RESTORE ": %s", dir, strerror(ret ? -ret : errno));
+		goto out_abort;
 	}
 	fprintf(f,
 		"{\n  \"pid\": %u,\n  \"detached\": %s,\n  \"lazy\": %s,\n"
@@ -90,10 +103,16 @@ static void write_stats(const struct restore_ctx *c)
 		ms(c->t_ready, c->t_resumed), c->proc.nr_stops, ms(c->t_start, c->t_done),
 		c->im.mm->n_vmas, c->proc.ok.nr_pages,
 		c->proc.ok.nr_pages * 4096, data_pages(&c->im), c->proc.nr_warnings);
-	if (fclose(f) || rename(tmp, path)) {
-		pr_warn("cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
+	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	if (!ret)
+		ret = sf_commit(dfd, &tmp);
+	if (ret)
+		pr_warn("cannot write %s/" STATS_RESTORE ": %s", dir, strerror(-ret));
+out_abort:
+	sf_abort(dfd, &tmp); /* nothing left to do after a commit */
+	close(dfd);
 }
 
 static int lazy_connect(struct restore_ctx *c)

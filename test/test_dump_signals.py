@@ -158,16 +158,9 @@ def test_signal_stops_dump(env, phase, sig, mib, args):
     w.stop()
 
 
-# With a complete checkpoint in DIR first. Until a new dump writes beside the
-# old one and commits with one rename (issue 9 item 6), a dump that got as far
-# as writing images has already taken the old checkpoint apart.
-ITEM6 = pytest.mark.xfail(strict=True, reason="issue 9 item 6: a re-dump replaces the old "
-                                              "images before it is complete")
-
-
-@pytest.mark.parametrize("phase", ["seized", "inject",
-                                   pytest.param("memory", marks=ITEM6),
-                                   pytest.param("images", marks=ITEM6)])
+# With a complete checkpoint in DIR first: a new dump writes into a staging
+# directory and commits only when complete, so every phase leaves it whole.
+@pytest.mark.parametrize("phase", ["seized", "inject", "memory", "images"])
 def test_previous_checkpoint_survives(env, mode, phase):
     """A dump into DIR interrupted by SIGINT leaves the complete checkpoint that
     was there byte for byte, and it still restores."""
