@@ -56,7 +56,7 @@ static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
 	b->prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	if (!share)
 		share = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
-	b->flags = share | (v->flags & MAP_GROWSDOWN);
+	b->flags = share | (v->flags & (MAP_GROWSDOWN | MAP_NORESERVE));
 	if (v->kind == VMA_KIND__VMA_ANON) {
 		b->flags |= MAP_ANONYMOUS;
 		b->fd = -1;

@@ -46,7 +46,7 @@ static const char *fd_unsupported_kind(const char *link, const struct stat *st, 
 	if (S_ISSOCK(st->st_mode))
 		return "socket";
 	if (S_ISFIFO(st->st_mode))
-		return "pipe";
+		return link[0] == '/' ? "FIFO" : "pipe"; /* a named FIFO could block restore */
 	if (starts_with(link, "anon_inode:")) {
 		/* "anon_inode:[eventfd]", "anon_inode:inotify" -> "eventfd", "inotify" */
 		const char *k = link + strlen("anon_inode:");
