@@ -11,6 +11,7 @@
 #include <sys/user.h>
 
 #include "dump-img.h"
+#include "dump-task.h"
 #include "ptrace.h"
 
 struct core_dump {
@@ -29,11 +30,12 @@ struct core_dump {
 	uint64_t clear_child_tid;
 	unsigned nr_pending;		 /* signals queued for this thread only */
 	uint8_t pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* their siginfo, oldest first */
+	struct thread_sched sched;	 /* nice, policy, affinity (task_collect_sched) */
 };
 
 /*
  * What can be read from the frozen task from outside: registers, xsave,
- * sigmask, rseq, robust list, comm. Must run before injection; may move
+ * sigmask, rseq, robust list, comm, scheduling state. Must run before injection; may move
  * t->resume.rip to an rseq abort handler (see dump-core.c).
  */
 int core_collect_frozen(struct core_dump *c, struct tracee *t);

@@ -201,6 +201,9 @@ static int freeze_and_check(struct dump_ctx *d)
 	if (!ret)
 		ret = dump_check_state(d->pid);
 	if (!ret)
+		ret = task_collect_state(&d->task, d->pid);
+
+	if (!ret)
 		ret = mm_collect_vmas(&d->mm, d->pid);
 	if (!ret)
 		ret = files_collect(&d->files, d->pid);
