@@ -111,6 +111,13 @@ static int get_prctls(struct task_dump *td, struct tracee *t)
 	int ret;
 
 	ret = prctl_value(t, PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", &td->thp_disabled);
+	/* Linux 6.18 reports PR_THP_DISABLE_EXCEPT_ADVISED (bit 1) here: restore sets only 0/1. */
+	if (!ret && td->thp_disabled > 1) {
+		pr_err("process %d: transparent huge pages disabled with flags %#x "
+		       "(PR_SET_THP_DISABLE): not supported yet",
+		       t->pid, (unsigned)td->thp_disabled);
+		return -EOPNOTSUPP;
+	}
 	if (!ret)
 		ret = prctl_value(t, PR_GET_DUMPABLE, "prctl(PR_GET_DUMPABLE)", &td->dumpable);
 	if (!ret)
@@ -207,6 +214,33 @@ int task_collect_injected(struct task_dump *td, struct tracee *t)
 	return ret;
 }
 
+#define LZ_PR_GET_MDWE 66 /* <linux/prctl.h> of 6.3 */
+
+int task_collect_thread_injected(struct thread_sched *s, struct tracee *t)
+{
+	uint64_t args[6] = { LZ_PR_GET_MDWE };
+	int32_t tsc = 0, mce = 0;
+	int64_t r;
+	int ret;
+
+	ret = prctl_out(t, PR_GET_TSC, "prctl(PR_GET_TSC)", &tsc);
+	if (!ret)
+		ret = prctl_value(t, PR_MCE_KILL_GET, "prctl(PR_MCE_KILL_GET)", &mce);
+	if (!ret)
+		ret = tracee_syscall(t, SYS_prctl, args, &r);
+	if (ret)
+		return ret;
+	/* Restore could not map the process with it set; EINVAL: a kernel without MDWE. */
+	if (r > 0) {
+		pr_err("process %d denies write+execute mappings (PR_SET_MDWE %#llx): not supported yet",
+		       t->pid, (unsigned long long)r);
+		return -EOPNOTSUPP;
+	}
+	s->tsc_mode = (uint32_t)tsc;
+	s->mce_kill = mce;
+	return 0;
+}
+
 /* One decimal number from /proc/PID/NAME. */
 static int proc_number(pid_t pid, const char *name, long long *val)
 {
@@ -240,6 +274,13 @@ int task_collect_state(struct task_dump *td, pid_t pid)
 		return ret;
 	td->oom_score_adj = (int32_t)oom;
 	td->loginuid = (uint32_t)loginuid;
+	ret = proc_read(pid, "coredump_filter", &text, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/coredump_filter: %s", pid, pid, strerror(-ret));
+		return ret;
+	}
+	td->coredump_filter = (uint32_t)strtoul(text, NULL, 16);
+	free(text);
 	ret = proc_read(pid, "cgroup", &text, &len);
 	if (ret) {
 		pr_err("process %d: reading /proc/%d/cgroup: %s", pid, pid, strerror(-ret));
@@ -332,6 +373,9 @@ void task_sched_to_core(const struct thread_sched *s, CoreEntry *e)
 	e->sched_priority = s->priority;
 	e->sched_reset_on_fork = s->reset_on_fork;
 	e->timerslack_ns = s->timerslack_ns;
+	e->has_tsc_mode = e->has_mce_kill = true;
+	e->tsc_mode = s->tsc_mode;
+	e->mce_kill = s->mce_kill;
 	e->n_cpu_affinity = s->nr_affinity;
 	e->cpu_affinity = (uint64_t *)s->affinity;
 }
@@ -461,6 +505,8 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	e.oom_score_adj = td->oom_score_adj;
 	e.loginuid = td->loginuid;
 	e.membarrier = td->membarrier;
+	e.has_coredump_filter = true;
+	e.coredump_filter = td->coredump_filter;
 	memcpy(cg_text, td->cgroups, sizeof(cg_text));
 	for (char *save = NULL, *l = strtok_r(cg_text, "\n", &save);
 	     l && e.n_cgroups < TASK_MAX_CGROUPS; l = strtok_r(NULL, "\n", &save))

@@ -41,6 +41,8 @@ struct thread_sched {
 	uint32_t priority;		/* rt priority */
 	bool reset_on_fork;
 	uint64_t timerslack_ns;
+	uint32_t tsc_mode;		/* PR_GET_TSC */
+	int32_t mce_kill;		/* PR_MCE_KILL_GET */
 	unsigned nr_affinity;		/* words of affinity[] the kernel filled */
 	uint64_t affinity[TASK_CPU_WORDS];
 };
@@ -56,6 +58,7 @@ struct task_dump {
 	int32_t oom_score_adj;
 	uint32_t loginuid;		/* (uint32_t)-1: never set */
 	uint32_t membarrier;		/* MEMBARRIER_CMD_REGISTER_* bits */
+	uint32_t coredump_filter;
 	char cgroups[TASK_CGROUP_TEXT];	/* /proc/PID/cgroup as read */
 	unsigned nr_shared_pending;	/* signals queued for the whole process */
 	uint8_t shared_pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* oldest first */
@@ -68,6 +71,11 @@ struct task_dump {
  */
 int task_collect_state(struct task_dump *td, pid_t pid);
 int task_collect_sched(struct thread_sched *s, pid_t pid, pid_t tid);
+/*
+ * Injected: the thread's TSC mode and machine-check kill policy into S;
+ * refuses (one line, -EOPNOTSUPP) memory-deny-write-execute (PR_SET_MDWE).
+ */
+int task_collect_thread_injected(struct thread_sched *s, struct tracee *t);
 /* Point the scheduling fields of a core entry at S (which must outlive it). */
 struct CoreEntry;
 void task_sched_to_core(const struct thread_sched *s, struct CoreEntry *e);

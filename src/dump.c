@@ -229,6 +229,8 @@ static int inject_all(struct dump_ctx *d)
 	if (!ret)
 		ret = task_collect_injected(&d->task, &d->t);
 	if (!ret)
+		ret = task_collect_thread_injected(&d->core.sched, &d->t);
+	if (!ret)
 		ret = mm_collect_brk(&d->mm, &d->t);
 	end = tracee_inject_end(&d->t);
 	ret = ret ? ret : end;

@@ -13,8 +13,9 @@
  *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
- *   scheduling               affinity, nice, policy, timer slack: last, so
- *                            a SCHED_IDLE target does not slow restore down
+ *   scheduling               affinity, nice, policy, timer slack, MCE and
+ *                            TSC modes: last, so a SCHED_IDLE target does
+ *                            not slow restore down, and no log line after
  *   jump                     the blob does memory and thread state, and with
  *                            -d releases the helper when nothing of its own
  *                            can fail any more (struct rst_detach); after
@@ -179,12 +180,12 @@ static int child_run(struct rst_child *c)
 		ret = rst_task_sigactions(c->im, c->why, sizeof(c->why));
 	if (!ret)
 		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
-	if (!ret)
-		ret = rst_task_sched(c->im, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	pr_info("jumping into the restorer");
-	return plg_jump(&c->plg, c->why, sizeof(c->why));
+	/* No logging from here on: the TSC mode may make rdtsc fault. */
+	ret = rst_task_sched(c->im, c->why, sizeof(c->why));
+	return ret ? ret : plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
 void rst_child_main(const struct rst_images *im, int status_fd, int go_fd,

@@ -4,7 +4,8 @@
  * every signal blocked (rt_sigreturn sets the dumped mask at the end); and
  * the state of Documentation/state.md that restore sets exactly or fails
  * on: cgroups, oom_score_adj, loginuid, membarrier registrations, and the
- * thread's nice value, scheduling policy, CPU affinity and timer slack.
+ * thread's nice value, scheduling policy, CPU affinity, timer slack, TSC
+ * mode and machine-check kill policy; coredump_filter.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -367,11 +369,77 @@ static int restore_membarrier(const TaskEntry *t, char *why, size_t len)
 	return 0;
 }
 
+/* Which mappings a core dump would contain: a per-mm setting, kept by the blob. */
+static int restore_coredump_filter(const TaskEntry *t, char *why, size_t len)
+{
+	char text[16];
+	int ret;
+
+	if (!t->has_coredump_filter)
+		return 0;
+	snprintf(text, sizeof(text), "%#x", t->coredump_filter);
+	ret = write_text("/proc/self/coredump_filter", text);
+	if (ret)
+		snprintf(why, len, "coredump_filter %s: %s", text, strerror(-ret));
+	return ret;
+}
+
+/*
+ * The restorer sets the rlimits last, but a hard limit above ours needs
+ * CAP_SYS_RESOURCE and would come back lower: fail here instead, before
+ * anything of the target exists.
+ */
+static bool have_sys_resource(void)
+{
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (caps) {
+		cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v);
+		cap_free(caps);
+	}
+	return v == CAP_SET;
+}
+
+static int check_rlimits(const TaskEntry *t, char *why, size_t len)
+{
+	static const char *const names[] = { "CPU",	"FSIZE", "DATA",    "STACK",  "CORE",
+					     "RSS",	"NPROC", "NOFILE",  "MEMLOCK", "AS",
+					     "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO",
+					     "RTTIME" };
+
+	for (size_t i = 0; i < t->n_rlimits; i++) {
+		const RlimitEntry *r = t->rlimits[i];
+		struct rlimit own;
+
+		if (r->resource >= sizeof(names) / sizeof(names[0]))
+			continue; /* the restorer refuses it */
+		if (getrlimit((__rlimit_resource_t)r->resource, &own)) {
+			snprintf(why, len, "getrlimit(RLIMIT_%s): %s", names[r->resource],
+				 strerror(errno));
+			return -errno;
+		}
+		if (own.rlim_max != RLIM_INFINITY &&
+		    (r->max == RLIM_INFINITY || r->max > own.rlim_max) && !have_sys_resource()) {
+			snprintf(why, len,
+				 "RLIMIT_%s hard limit %" PRIu64 " cannot be set without "
+				 "CAP_SYS_RESOURCE (restore's is %llu)",
+				 names[r->resource], r->max, (unsigned long long)own.rlim_max);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 int rst_task_state(const struct rst_images *im, char *why, size_t len)
 {
 	const TaskEntry *t = im->task;
-	int ret = restore_cgroups(t, why, len);
+	int ret = check_rlimits(t, why, len);
 
+	if (!ret)
+		ret = restore_cgroups(t, why, len);
+	if (!ret)
+		ret = restore_coredump_filter(t, why, len);
 	if (!ret)
 		ret = restore_oom(t, why, len);
 	if (!ret)
@@ -457,6 +525,21 @@ int rst_task_sched(const struct rst_images *im, char *why, size_t len)
 	    prctl(PR_SET_TIMERSLACK, (unsigned long)c->timerslack_ns, 0, 0, 0)) {
 		snprintf(why, len, "prctl(PR_SET_TIMERSLACK, %" PRIu64 "): %s", c->timerslack_ns,
 			 strerror(errno));
+		return -errno;
+	}
+	if (c->has_mce_kill &&
+	    (c->mce_kill == PR_MCE_KILL_DEFAULT
+		     ? prctl(PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0, 0, 0)
+		     : prctl(PR_MCE_KILL, PR_MCE_KILL_SET, (unsigned long)c->mce_kill, 0, 0))) {
+		snprintf(why, len, "prctl(PR_MCE_KILL, %d): %s", c->mce_kill, strerror(errno));
+		return -errno;
+	}
+	/*
+	 * Last of all: with PR_TSC_SIGSEGV, rdtsc faults, and glibc's clock_gettime
+	 * (the log's timestamps) uses it; the blob calls the syscall.
+	 */
+	if (c->has_tsc_mode && c->tsc_mode && prctl(PR_SET_TSC, (unsigned long)c->tsc_mode, 0, 0, 0)) {
+		snprintf(why, len, "prctl(PR_SET_TSC, %u): %s", c->tsc_mode, strerror(errno));
 		return -errno;
 	}
 	return 0;

@@ -116,6 +116,8 @@ def test_state_restored(cgroup, env, mode, policy):
     assert "nr" in rec["noreserve"].split(",") and "ac" not in rec["noreserve"].split(","), rec
     assert {"dc", "wf"} <= set(rec["dontfork"].split(",")), rec
     assert "mw" in rec["shared"].split(","), rec
+    assert rec["coredump_filter"] == "00000007" and rec["tsc"] == "2" and rec["mce_kill"] == "1", \
+        rec
     w.check_pass()
     img = env.path("img")
     env.dump(w, img)

@@ -8,7 +8,8 @@
  * (SCHED_BATCH, SCHED_IDLE, or SCHED_FIFO priority 10 with
  * SCHED_RESET_ON_FORK); timer slack 123456 ns (not for fifo, where the
  * kernel makes it 0); oom_score_adj 400; loginuid 3; membarrier private
- * expedited (plain and sync-core) and global expedited registrations; an
+ * expedited (plain and sync-core) and global expedited registrations;
+ * coredump_filter 0x7; machine-check kill early; TSC mode SIGSEGV; an
  * anonymous region with MADV_DONTDUMP, one mapped MAP_NORESERVE, one with
  * MADV_DONTFORK + MADV_WIPEONFORK, each with data; and a MAP_SHARED,
  * PROT_READ mapping of DIR/shared opened O_RDWR (the fd is closed). Then
@@ -43,7 +44,7 @@
 
 #define MEMBARRIER_GET_REGISTRATIONS (1 << 9) /* Linux 6.3 */
 #define REGION (64 * 1024)
-#define NR_ITEMS 16
+#define NR_ITEMS 19
 #define TEXT 8192
 
 struct state {
@@ -53,7 +54,8 @@ struct state {
 static const char *const keys[NR_ITEMS] = {
 	"nice",	    "policy",	  "priority",	"affinity",    "timerslack", "oom_score_adj",
 	"loginuid", "membarrier", "cgroup",	"dontdump",    "noreserve",  "dontfork",
-	"shared",   "comm",	  "reset_on_fork", "dumpable",
+	"shared",   "comm",	  "reset_on_fork", "dumpable",	"coredump_filter", "tsc",
+	"mce_kill",
 };
 
 static volatile sig_atomic_t check_requested, record_requested, term_requested;
@@ -148,6 +150,14 @@ static void read_state(struct state *s)
 	slurp("/proc/self/comm", s->val[13], sizeof(s->val[13]));
 	snprintf(s->val[14], sizeof(s->val[14]), "%d", !!(pol & SCHED_RESET_ON_FORK));
 	snprintf(s->val[15], sizeof(s->val[15]), "%d", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+	slurp("/proc/self/coredump_filter", s->val[16], sizeof(s->val[16]));
+	{
+		int tsc = -1;
+
+		prctl(PR_GET_TSC, &tsc, 0, 0, 0);
+		snprintf(s->val[17], sizeof(s->val[17]), "%d", tsc);
+	}
+	snprintf(s->val[18], sizeof(s->val[18]), "%d", prctl(PR_MCE_KILL_GET, 0, 0, 0, 0));
 }
 
 static void write_state(const struct state *s, const char *name, const char *head)
@@ -283,6 +293,14 @@ static void set_process_state(void)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (syscall(SYS_membarrier, cmds[i], 0, 0))
 			die("membarrier register %#x", cmds[i]);
+	f = fopen("/proc/self/coredump_filter", "we");
+	if (!f || fprintf(f, "0x7") < 0 || fclose(f))
+		die("coredump_filter 0x7");
+	if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0))
+		die("PR_MCE_KILL");
+	/* rdtsc faults from now on: nothing here reads the clock. */
+	if (prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0))
+		die("PR_SET_TSC");
 }
 
 static void map_shared(void)
