@@ -270,6 +270,25 @@ try:
         os.mkfifo(path)
         info["fd"] = os.open(path, os.O_RDWR)
         info["path"] = path
+    elif what == "session":
+        child = os.fork()
+        if child == 0:  # the target: in its parent's session
+            while True:
+                time.sleep(1)
+        info["target"] = child
+    elif what == "autogroup":
+        with open("/proc/self/autogroup", "w") as f:
+            f.write("5")
+    elif what == "numa":
+        mask = ctypes.c_ulong(1)
+        if libc.syscall(238, 2, ctypes.byref(mask), 64):  # set_mempolicy(MPOL_BIND, node 0)
+            raise OSError(ctypes.get_errno(), "set_mempolicy")
+    elif what == "speculation":
+        if libc.prctl(53, 0, 4, 0, 0):  # PR_SET_SPECULATION_CTRL, STORE_BYPASS, DISABLE
+            raise OSError(ctypes.get_errno(), "PR_SET_SPECULATION_CTRL")
+    elif what == "mdwe":
+        if libc.prctl(65, 1, 0, 0, 0):  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+            raise OSError(ctypes.get_errno(), "PR_SET_MDWE")
     elif what == "deadline":
         sched_setattr(6, 0, runtime=1000000, deadline=100000000, period=100000000)
     elif what == "uclamp":
@@ -306,6 +325,13 @@ REFUSED = {
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
     "fifo": "process {pid} fd {fd}: FIFO ({path}): not supported yet",
+    "session": "process {pid} is in session {sid} of another process: not supported yet "
+               "(start it with setsid)",
+    "autogroup": "process {pid}: its autogroup has nice 5: not supported yet",
+    "numa": "process {pid}: NUMA memory policy bind:0 at {first_vma}: not supported yet",
+    "speculation": "process {pid}: Speculation_Store_Bypass is \"{theirs}\" (lazarus has "
+                   "\"{ours}\"): not supported yet",
+    "mdwe": "process {pid} denies write+execute mappings (PR_SET_MDWE 0x1): not supported yet",
     "deadline": "process {pid}: thread {pid} runs under SCHED_DEADLINE: not supported yet",
     "uclamp": "process {pid}: thread {pid} has a utilization clamp (util_min 100, util_max 1024): "
               "not supported yet",
@@ -324,6 +350,16 @@ def test_dump_refused(env, what):
     if "skip" in w.ready:
         pytest.skip(f"this kernel or machine does not allow it: {w.ready['skip']}")
     fmt = dict(w.ready)
+    target = int(w.ready.get("target", w.pid))
+    fmt["pid"] = target
+    if what == "session":
+        fmt["sid"] = w.pid
+    if what == "numa":
+        with open(f"/proc/{w.pid}/maps") as f:
+            fmt["first_vma"] = f.readline().split("-")[0].lstrip("0")
+    if what == "speculation":
+        fmt["theirs"] = harness.task_status(w.pid)[w.pid]["Speculation_Store_Bypass"]
+        fmt["ours"] = harness.task_status(os.getpid())[os.getpid()]["Speculation_Store_Bypass"]
     if what == "ctty":
         st = os.stat(w.ready["tty"])
         fmt["tty"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
@@ -333,11 +369,33 @@ def test_dump_refused(env, what):
         # A new pid namespace has no link until its first process exists.
         fmt["theirs"] = ns_link(w.pid, ns) if what == "netns" else "one with no process yet"
     img = env.path("img")
-    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    r = env.lazarus("dump", "-t", target, "-D", img, log=env.log_path("dump"))
     assert r.rc == 1 and r.errors == [ERR + "dump: " + REFUSED[what].format(**fmt)], \
         r.describe()
     assert not [p.name for p in img.iterdir() if p.suffix == ".img"], list(img.iterdir())
-    assert harness.alive(w.pid)
-    harness.assert_not_stopped(w.pid, what)
+    assert harness.alive(target)
+    harness.assert_not_stopped(target, what)
+    if target != w.pid:
+        os.kill(target, signal.SIGKILL)
     os.kill(w.pid, signal.SIGKILL)
     w.proc.wait(harness.EXIT_TIMEOUT)
+
+
+def test_rlimit_above_restore_hard_limit(env, mode):
+    """A hard limit restore cannot raise (no CAP_SYS_RESOURCE) fails the
+    restore with one line instead of coming back lower."""
+    w = spawn_state(env)
+    with open(f"/proc/{w.pid}/limits") as f:
+        hard = next(line.split()[4] for line in f if line.startswith("Max open files"))
+    low = int(hard) // 2
+    img = env.path("img")
+    env.dump(w, img)
+    argv = ["prlimit", f"--nofile={low}:{low}"] + \
+        [str(harness.LAZARUS)] + [str(a) for a in env.restore_args(img, mode, True)]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=harness.LAZARUS_TIMEOUT)
+    env.pids.add(w.pid)
+    assert p.returncode == 1 and harness.error_lines(p.stderr) == [
+        f"{ERR}restore: RLIMIT_NOFILE hard limit {hard} cannot be set without CAP_SYS_RESOURCE "
+        f"(restore's is {low})"], p.stderr
+    assert harness.proc_state(w.pid) is None
