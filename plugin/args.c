@@ -184,11 +184,22 @@ int plg_lazy_ranges(const MmEntry *mm, PagemapEntry *const *pm, size_t nr_pm,
 	return 0;
 }
 
-/* auxv as (type, value) pairs up to AT_NULL, always ending in one. */
-static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
+/*
+ * auxv as (type, value) pairs up to AT_NULL, always ending in one. More
+ * than the blob's array holds is refused, never cut (dump refuses it too).
+ */
+static int build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd, char *why, size_t len)
 {
 	struct lz_blob_mm_map *m = &a->mm;
-	size_t n = 0;
+	size_t n = 0, words = 0;
+
+	while (words + 1 < mm->n_auxv && mm->auxv[words])
+		words += 2;
+	if (words + 2 > LZ_BLOB_AUXV_MAX) {
+		snprintf(why, len, "mm image: auxv of %zu words, at most %d can be restored",
+			 words + 2, LZ_BLOB_AUXV_MAX);
+		return -E2BIG;
+	}
 
 	*m = (struct lz_blob_mm_map){
 		.start_code = mm->start_code, .end_code = mm->end_code,
@@ -208,10 +219,16 @@ static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
 	a->auxv[n++] = 0;
 	m->auxv = (uint64_t)(uintptr_t)a->auxv;
 	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
+	return 0;
 }
 
-static void build_task(struct lz_blob_args *a, const TaskEntry *t)
+static int build_task(struct lz_blob_args *a, const TaskEntry *t, char *why, size_t len)
 {
+	if (t->n_rlimits > LZ_BLOB_MAX_RLIMITS || t->n_itimers > LZ_BLOB_MAX_ITIMERS) {
+		snprintf(why, len, "task image: %zu rlimits and %zu itimers, at most %d and %d",
+			 t->n_rlimits, t->n_itimers, LZ_BLOB_MAX_RLIMITS, LZ_BLOB_MAX_ITIMERS);
+		return -E2BIG;
+	}
 	for (size_t i = 0; i < t->n_rlimits && a->nr_rlimits < LZ_BLOB_MAX_RLIMITS; i++) {
 		const RlimitEntry *r = t->rlimits[i];
 
@@ -229,6 +246,7 @@ static void build_task(struct lz_blob_args *a, const TaskEntry *t)
 			.value_usec = (int64_t)it->value_usec,
 		};
 	}
+	return 0;
 }
 
 static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
@@ -297,6 +315,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		   char *why, size_t len)
 {
 	struct lz_blob_vma *vmas = (struct lz_blob_vma *)extra;
+	int ret;
 	struct lz_blob_run *runs = (struct lz_blob_run *)(vmas + im->mm->n_vmas);
 	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
 	int32_t *idx;
@@ -329,8 +348,11 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->close_fds = (uint64_t)(uintptr_t)close_fds;
 	a->nr_close_fds = fds->nr_close_fds;
 	plg_vdso_range(im->mm, &a->vdso_addr, &a->vdso_len);
-	build_mm(a, im->mm, fds->exe_fd);
-	build_task(a, im->task);
+	ret = build_mm(a, im->mm, fds->exe_fd, why, len);
+	if (!ret)
+		ret = build_task(a, im->task, why, len);
+	if (ret)
+		return ret;
 	build_thread(a, im->core);
 	return build_pending(a, im->core, im->task, why, len);
 }
