@@ -4,6 +4,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +37,35 @@ static const struct {
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
 };
+
+int lz_dump_id_new(struct lz_dump_id *id)
+{
+	size_t got = 0;
+
+	while (got < sizeof(id->b)) {
+		ssize_t n = getrandom(id->b + got, sizeof(id->b) - got, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+bool lz_dump_id_eq(const struct lz_dump_id *a, const struct lz_dump_id *b)
+{
+	return !memcmp(a->b, b->b, sizeof(a->b));
+}
+
+const char *lz_dump_id_hex(const struct lz_dump_id *id, char *buf)
+{
+	for (size_t i = 0; i < sizeof(id->b); i++)
+		snprintf(buf + 2 * i, 3, "%02x", id->b[i]);
+	return buf;
+}
 
 const char *img_kind_name(enum lz_img_kind kind)
 {
@@ -95,12 +125,14 @@ static int writer_append(struct img_writer *w, const void *p, size_t n)
 	return 0;
 }
 
-int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind)
+int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind,
+		    const struct lz_dump_id *id)
 {
 	struct lz_img_hdr h = {
 		.magic = LZ_IMG_MAGIC,
 		.version = LZ_IMG_FORMAT_VERSION,
 		.kind = (uint16_t)kind,
+		.dump_id = *id,
 	};
 	char tmp[300];
 
@@ -159,6 +191,7 @@ int img_writer_close(struct img_writer *w, int dirfd)
 
 	t.nr_entries = w->nr_entries;
 	t.crc = lz_crc32c(0, w->buf, w->len);
+	w->crc = t.crc;
 	ret = writer_append(w, &t, sizeof(t));
 	if (ret)
 		goto out_abort;
@@ -176,6 +209,7 @@ int img_writer_close(struct img_writer *w, int dirfd)
 		ret = -errno;
 		goto out_abort;
 	}
+	w->size = w->len;
 	free(w->buf);
 	w->buf = NULL;
 	return 0;
@@ -278,6 +312,8 @@ int img_reader_from_buf(struct img_reader *r, const char *name, uint8_t *data, s
 		return -EBADMSG;
 	}
 	r->nr_entries = count;
+	r->crc = t.crc;
+	r->dump_id = h.dump_id;
 	r->off = sizeof(h);
 	return 0;
 }
@@ -369,6 +405,18 @@ void img_reader_close(struct img_reader *r)
 	r->data = NULL;
 }
 
+int img_reader_check_id(struct img_reader *r, const struct lz_dump_id *id)
+{
+	char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX];
+
+	if (lz_dump_id_eq(&r->dump_id, id))
+		return 0;
+	snprintf(r->why_buf, sizeof(r->why_buf), "belongs to another dump (dump id %s, not %s)",
+		 lz_dump_id_hex(&r->dump_id, a), lz_dump_id_hex(id, b));
+	r->why = r->why_buf;
+	return -ESTALE;
+}
+
 int img_read_one(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
 {
@@ -390,7 +438,8 @@ out_close:
 
 /* ------------------------------------------------------------------ pages */
 
-void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages)
+void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages,
+		    const struct lz_dump_id *id)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = LZ_PAGES_MAGIC;
@@ -399,17 +448,18 @@ void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages)
 	h->page_size = (uint32_t)LZ_PAGE_SIZE;
 	h->pid = pid;
 	h->nr_pages = nr_pages;
+	h->dump_id = *id;
 	h->hdr_crc = lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc));
 }
 
-int pages_hdr_check(const struct lz_pages_hdr *h, const char **why)
+int pages_hdr_check(const struct lz_pages_hdr *h, const struct lz_dump_id *id, const char **why)
 {
 	if (h->magic != LZ_PAGES_MAGIC) {
 		*why = "bad magic (not a lazarus pages image)";
 		return -EBADMSG;
 	}
 	if (h->version != LZ_IMG_FORMAT_VERSION) {
-		*why = "unsupported format version (this lazarus reads version 1)";
+		*why = "unsupported format version (this lazarus reads version 2)";
 		return -EPROTO;
 	}
 	if (h->kind != LZ_IMG_PAGES || h->page_size != LZ_PAGE_SIZE) {
@@ -419,6 +469,10 @@ int pages_hdr_check(const struct lz_pages_hdr *h, const char **why)
 	if (lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc)) != h->hdr_crc) {
 		*why = "header checksum mismatch (corrupted)";
 		return -EBADMSG;
+	}
+	if (id && !lz_dump_id_eq(&h->dump_id, id)) {
+		*why = "belongs to another dump (its dump id is not inventory.img's)";
+		return -ESTALE;
 	}
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * args.c - turn the images into the restorer blob's argument block: the VMA
  * array, the page runs to read, the mm map with auxv, thread pointers,
- * timers, rlimits and the pending signals. See restorer.h for the layout.
+ * timers, rlimits, the pending signals and the credentials. See restorer.h for the layout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +23,8 @@ static bool vma_is_mapped(const VmaEntry *v)
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 {
 	return im->mm->n_vmas * sizeof(struct lz_blob_vma) + im->nr_pm * sizeof(struct lz_blob_run) +
-	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8);
+	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
+	       ALIGN_UP(im->core->creds->n_groups * sizeof(uint32_t), 8);
 }
 
 /* LZ_MADV_* of the image -> one bit per madvise() advice value. */
@@ -307,6 +308,52 @@ static int build_pending(struct lz_blob_args *a, const CoreEntry *c, const TaskE
 }
 
 /*
+ * An id of -1 would mean "leave it" to setresuid() and friends, i.e. keep
+ * restore's root: such an image is refused, as is one with more groups than
+ * the kernel allows. What the kernel itself refuses (an effective capability
+ * that is not permitted...) fails in the blob, which reads everything back.
+ */
+static int build_creds(struct lz_blob_args *a, uint32_t *groups, const CoreEntry *core,
+		       const TaskEntry *t, char *why, size_t len)
+{
+	const CredsEntry *c = core->creds;
+	const uint32_t ids[8] = { c->uid, c->euid, c->suid, c->fsuid,
+				  c->gid, c->egid, c->sgid, c->fsgid };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		if (ids[i] == UINT32_MAX) {
+			snprintf(why, len, "core image: credentials: %s %u is not a valid id",
+				 i < 4 ? "uid" : "gid", ids[i]);
+			return -EINVAL;
+		}
+	}
+	if (c->n_groups > LZ_BLOB_MAX_GROUPS) {
+		snprintf(why, len, "core image: credentials: %zu supplementary groups, at most %d",
+			 c->n_groups, LZ_BLOB_MAX_GROUPS);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < c->n_groups; i++) {
+		if (c->groups[i] == UINT32_MAX) {
+			snprintf(why, len, "core image: credentials: group %u is not a valid id",
+				 c->groups[i]);
+			return -EINVAL;
+		}
+		groups[i] = c->groups[i];
+	}
+	a->creds = (struct lz_blob_creds){
+		.uid = c->uid, .euid = c->euid, .suid = c->suid, .fsuid = c->fsuid,
+		.gid = c->gid, .egid = c->egid, .sgid = c->sgid, .fsgid = c->fsgid,
+		.cap_inh = c->cap_inh, .cap_prm = c->cap_prm, .cap_eff = c->cap_eff,
+		.cap_bnd = c->cap_bnd, .cap_amb = c->cap_amb,
+		.groups = (uint64_t)(uintptr_t)groups, .nr_groups = (uint32_t)c->n_groups,
+		.securebits = c->securebits,
+		.no_new_privs = t->no_new_privs ? 1 : 0,
+		.dumpable = t->dumpable,
+	};
+	return 0;
+}
+
+/*
  * `a` is already zeroed and has its area fields; `extra` follows it in the
  * bootstrap area and takes the VMA, run and fd arrays.
  */
@@ -315,10 +362,11 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		   char *why, size_t len)
 {
 	struct lz_blob_vma *vmas = (struct lz_blob_vma *)extra;
-	int ret;
 	struct lz_blob_run *runs = (struct lz_blob_run *)(vmas + im->mm->n_vmas);
 	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
+	uint32_t *groups = (uint32_t *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
 	int32_t *idx;
+	int ret;
 
 	if (extra_len < plg_args_extra(im, fds)) {
 		snprintf(why, len, "argument area too small");
@@ -354,5 +402,6 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	if (ret)
 		return ret;
 	build_thread(a, im->core);
-	return build_pending(a, im->core, im->task, why, len);
+	ret = build_pending(a, im->core, im->task, why, len);
+	return ret ? ret : build_creds(a, groups, im->core, im->task, why, len);
 }

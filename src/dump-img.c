@@ -15,23 +15,28 @@ int dump_imgs_init(struct dump_imgs *d, int dirfd)
 {
 	memset(d, 0, sizeof(*d));
 	d->dirfd = dirfd;
-	return 0;
+	return lz_dump_id_new(&d->id);
 }
 
-int dump_imgs_add(struct dump_imgs *d, const char *name)
+int dump_imgs_add(struct dump_imgs *d, const char *name, uint64_t size, uint32_t crc)
 {
+	struct dump_img_file *f;
+
 	if (strlen(name) >= DUMP_IMG_NAME_MAX)
 		return -ENAMETOOLONG;
 	if (d->nr == d->cap) {
 		size_t nc = d->cap ? d->cap * 2 : 16;
-		char(*nn)[DUMP_IMG_NAME_MAX] = realloc(d->names, nc * sizeof(*nn));
+		struct dump_img_file *nf = realloc(d->files, nc * sizeof(*nf));
 
-		if (!nn)
+		if (!nf)
 			return -ENOMEM;
-		d->names = nn;
+		d->files = nf;
 		d->cap = nc;
 	}
-	snprintf(d->names[d->nr++], DUMP_IMG_NAME_MAX, "%s", name);
+	f = &d->files[d->nr++];
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->size = size;
+	f->crc = crc;
 	return 0;
 }
 
@@ -41,7 +46,7 @@ int dump_img_write(struct dump_imgs *d, const char *name, enum lz_img_kind kind,
 	struct img_writer w;
 	int ret;
 
-	ret = img_writer_open(&w, d->dirfd, name, kind);
+	ret = img_writer_open(&w, d->dirfd, name, kind, &d->id);
 	for (size_t i = 0; !ret && i < n; i++)
 		ret = img_writer_put(&w, msgs[i]);
 	if (ret) {
@@ -49,7 +54,7 @@ int dump_img_write(struct dump_imgs *d, const char *name, enum lz_img_kind kind,
 		goto out_err;
 	}
 	/* Note the name first: if close fails half way, cleanup still removes it. */
-	ret = dump_imgs_add(d, name);
+	ret = dump_imgs_add(d, name, 0, 0);
 	if (ret) {
 		img_writer_abort(&w, d->dirfd);
 		goto out_err;
@@ -57,6 +62,8 @@ int dump_img_write(struct dump_imgs *d, const char *name, enum lz_img_kind kind,
 	ret = img_writer_close(&w, d->dirfd);
 	if (ret)
 		goto out_err;
+	d->files[d->nr - 1].size = w.size;
+	d->files[d->nr - 1].crc = w.crc;
 	pr_debug("wrote %s (%zu entries)", name, n);
 	return 0;
 
@@ -74,14 +81,14 @@ int dump_img_write_one(struct dump_imgs *d, const char *name, enum lz_img_kind k
 void dump_imgs_remove(struct dump_imgs *d)
 {
 	for (size_t i = 0; i < d->nr; i++)
-		if (unlinkat(d->dirfd, d->names[i], 0) < 0 && errno != ENOENT)
-			pr_warn_perror("removing %s", d->names[i]);
+		if (unlinkat(d->dirfd, d->files[i].name, 0) < 0 && errno != ENOENT)
+			pr_warn_perror("removing %s", d->files[i].name);
 	d->nr = 0;
 }
 
 void dump_imgs_fini(struct dump_imgs *d)
 {
-	free(d->names);
-	d->names = NULL;
+	free(d->files);
+	d->files = NULL;
 	d->nr = d->cap = 0;
 }

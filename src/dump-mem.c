@@ -488,14 +488,15 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	struct lz_pages_hdr h;
 	int ret;
 
-	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages);
+	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages, &imgs->id);
 	if (pwrite(c->pages_fd, &h, sizeof(h), 0) != sizeof(h) || fsync(c->pages_fd) < 0) {
 		pr_perror("writing %s", c->pages_name);
 		return -errno;
 	}
 	close(c->pages_fd);
 	c->pages_fd = -1;
-	ret = dump_imgs_add(imgs, c->pages_name);
+	ret = dump_imgs_add(imgs, c->pages_name, LZ_PAGES_HDR_SIZE + c->data_pages * LZ_PAGE_SIZE,
+			    h.hdr_crc);
 	if (ret)
 		return ret;
 	if (renameat(imgs->dirfd, c->pages_tmp, imgs->dirfd, c->pages_name) < 0) {

@@ -281,17 +281,25 @@ static uint64_t read_xcr0(void)
 static int write_inventory(struct dump_ctx *d)
 {
 	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	ImageFile *fv, **files;
 	struct utsname u;
-	char **files;
 	int ret;
 
 	files = calloc(d->imgs.nr + 1, sizeof(*files));
-	if (!files) {
+	fv = calloc(d->imgs.nr + 1, sizeof(*fv));
+	if (!files || !fv) {
+		free(files);
+		free(fv);
 		pr_err("writing inventory.img: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < d->imgs.nr; i++)
-		files[i] = d->imgs.names[i];
+	for (size_t i = 0; i < d->imgs.nr; i++) {
+		image_file__init(&fv[i]);
+		fv[i].name = d->imgs.files[i].name;
+		fv[i].size = d->imgs.files[i].size;
+		fv[i].crc = d->imgs.files[i].crc;
+		files[i] = &fv[i];
+	}
 	uname(&u);
 	e.format_version = LZ_IMG_FORMAT_VERSION;
 	e.tool_version = (char *)LAZARUS_VERSION;
@@ -306,6 +314,7 @@ static int write_inventory(struct dump_ctx *d)
 	e.files = files;
 	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);
 	free(files);
+	free(fv);
 	return ret;
 }
 
@@ -447,7 +456,13 @@ int lz_dump(const struct lz_dump_opts *opts)
 	d->opts = opts;
 	d->pid = opts->pid;
 	d->ns.start = now_ns(CLOCK_MONOTONIC);
-	dump_imgs_init(&d->imgs, dirfd);
+	ret = dump_imgs_init(&d->imgs, dirfd);
+	if (ret) {
+		pr_err("drawing a dump id: %s", strerror(-ret));
+		close(dirfd);
+		free(d);
+		return ret;
+	}
 
 	ret = dump_frozen(d);
 	if (ret) {

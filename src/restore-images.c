@@ -32,12 +32,12 @@ static void img_name(char *buf, size_t len, enum lz_img_kind kind, uint32_t pid)
 	snprintf(buf, len, "%s-%u.img", img_kind_name(kind), pid);
 }
 
-static bool inv_lists(const struct rst_images *im, const char *name)
+const ImageFile *rst_inv_file(const struct rst_images *im, const char *name)
 {
 	for (size_t i = 0; i < im->inv->n_files; i++)
-		if (!strcmp(im->inv->files[i], name))
-			return true;
-	return false;
+		if (!strcmp(im->inv->files[i]->name, name))
+			return im->inv->files[i];
+	return NULL;
 }
 
 /* A file restore needs must be part of the dump, not a stray left in DIR. */
@@ -45,10 +45,42 @@ static int need_listed(const struct rst_images *im, const char *name)
 {
 	char why[128];
 
-	if (inv_lists(im, name))
+	if (rst_inv_file(im, name))
 		return 0;
 	snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
 	return img_fail("inventory.img", -EBADMSG, why);
+}
+
+/*
+ * Open and verify NAME, a file inventory.img lists: framing, the dump id,
+ * and the size and checksum the inventory recorded. What the caller then
+ * decodes is exactly what was checked (the reader holds the bytes).
+ */
+static int open_listed(struct rst_images *im, const char *name, enum lz_img_kind kind,
+		       struct img_reader *r)
+{
+	const ImageFile *f = rst_inv_file(im, name);
+	int ret;
+
+	if (!f) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	ret = img_reader_open(r, im->dirfd, name, kind);
+	if (ret)
+		return img_fail(name, ret, r->why);
+	ret = img_reader_check_id(r, &im->id);
+	if (!ret && (r->size != f->size || r->crc != f->crc)) {
+		r->why = "does not match the size and checksum inventory.img lists for it";
+		ret = -ESTALE;
+	}
+	if (ret) {
+		img_fail(name, ret, r->why);
+		img_reader_close(r);
+	}
+	return ret;
 }
 
 static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *name,
@@ -57,12 +89,19 @@ static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *na
 	struct img_reader r;
 	int ret;
 
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_read_one(&r, im->dirfd, name, kind, img_kind_desc(kind), out);
+	ret = open_listed(im, name, kind, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
-	return 0;
+		return ret;
+	if (r.nr_entries != 1) {
+		r.why = "expected exactly one entry";
+		ret = -EBADMSG;
+	} else {
+		ret = img_reader_next(&r, img_kind_desc(kind), out);
+	}
+	if (ret)
+		img_fail(name, ret, r.why);
+	img_reader_close(&r);
+	return ret;
 }
 
 /* Every message of a file, all of one type. */
@@ -74,11 +113,9 @@ static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *na
 	size_t n = 0;
 	int ret;
 
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_reader_open(&r, im->dirfd, name, kind);
+	ret = open_listed(im, name, kind, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
+		return ret;
 	v = calloc(r.nr_entries + 1, sizeof(*v));
 	if (!v) {
 		img_reader_close(&r);
@@ -133,7 +170,7 @@ static int check_inventory(struct rst_images *im)
 static int check_listed(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->inv->n_files; i++) {
-		const char *name = im->inv->files[i];
+		const char *name = im->inv->files[i]->name;
 		enum lz_img_kind kind;
 		struct img_reader r;
 		int ret;
@@ -146,9 +183,9 @@ static int check_listed(struct rst_images *im)
 				return img_fail(name, -errno, NULL);
 			continue;
 		}
-		ret = img_reader_open(&r, im->dirfd, name, kind);
+		ret = open_listed(im, name, kind, &r);
 		if (ret)
-			return img_fail(name, ret, r.why);
+			return ret;
 		img_reader_close(&r);
 	}
 	return 0;
@@ -200,11 +237,9 @@ static int load_pagemap(struct rst_images *im)
 	int ret;
 
 	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_reader_open(&r, im->dirfd, name, LZ_IMG_PAGEMAP);
+	ret = open_listed(im, name, LZ_IMG_PAGEMAP, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
+		return ret;
 	ret = img_reader_next(&r, &pagemap_head__descriptor, &m);
 	if (ret) {
 		ret = img_fail(name, ret == -ENODATA ? -EBADMSG : ret,
@@ -280,6 +315,7 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 			   &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
 	if (ret)
 		return img_fail("inventory.img", ret, r.why);
+	im->id = r.dump_id;
 	ret = check_inventory(im);
 	if (!ret)
 		ret = check_listed(im);

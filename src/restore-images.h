@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "image.h"
 #include "core.pb-c.h"
 #include "files.pb-c.h"
 #include "fs.pb-c.h"
@@ -21,6 +22,7 @@
 
 struct rst_images {
 	int dirfd;
+	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
 	uint32_t pid; /* the one process of the dump */
 	InventoryEntry *inv;
 	PstreeEntry *pstree;
@@ -52,6 +54,9 @@ struct rst_images {
  */
 int rst_images_load(struct rst_images *im, const char *dir, bool lazy);
 void rst_images_free(struct rst_images *im);
+
+/* inventory.img's entry for NAME; NULL if it does not list it. */
+const ImageFile *rst_inv_file(const struct rst_images *im, const char *name);
 
 /* The file description an fd refers to; NULL if none. */
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id);

@@ -296,7 +296,57 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_UFFD] = "register with the userfaultfd",
 	[LZ_STEP_TRACER] = "wait for the lazarus parent",
 	[LZ_STEP_SIGQUEUE] = "re-queue pending signal",
+	[LZ_STEP_CREDS] = "restore credentials",
 };
+
+/* enum lz_creds_op: what the blob was doing to the credentials. */
+static const char *const creds_ops[LZ_CREDS_OP_MAX] = {
+	[LZ_CREDS_CAPGET] = "capget",
+	[LZ_CREDS_CAPSET_KEEP] = "capset(inheritable)",
+	[LZ_CREDS_AMBIENT] = "raise ambient capability",
+	[LZ_CREDS_BOUNDING] = "bounding set, capability",
+	[LZ_CREDS_FIXUP] = "prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP)",
+	[LZ_CREDS_SETGROUPS] = "setgroups",
+	[LZ_CREDS_SETRESGID] = "setresgid",
+	[LZ_CREDS_SETRESUID] = "setresuid",
+	[LZ_CREDS_SETFSGID] = "setfsgid",
+	[LZ_CREDS_SETFSUID] = "setfsuid",
+	[LZ_CREDS_SECUREBITS] = "prctl(PR_SET_SECUREBITS)",
+	[LZ_CREDS_CAPSET] = "capset",
+	[LZ_CREDS_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
+	[LZ_CREDS_DUMPABLE] = "prctl(PR_SET_DUMPABLE)",
+	[LZ_CREDS_CHECK] = "read back",
+};
+
+static const char *const creds_checks[LZ_CREDS_CHECK_MAX] = {
+	[LZ_CREDS_CHECK_UIDS] = "uids",
+	[LZ_CREDS_CHECK_GIDS] = "gids",
+	[LZ_CREDS_CHECK_GROUPS] = "supplementary groups",
+	[LZ_CREDS_CHECK_CAPS] = "capabilities",
+	[LZ_CREDS_CHECK_AMBIENT] = "ambient capabilities",
+	[LZ_CREDS_CHECK_BOUNDING] = "bounding set",
+	[LZ_CREDS_CHECK_SECUREBITS] = "securebits",
+};
+
+static void creds_format(const struct lz_rst_msg *m, const char *step, char *buf, size_t len)
+{
+	const char *op = m->arg < LZ_CREDS_OP_MAX && creds_ops[m->arg] ? creds_ops[m->arg] : "?";
+	const char *err = strerror(-m->err);
+
+	switch (m->arg) {
+	case LZ_CREDS_AMBIENT:
+	case LZ_CREDS_BOUNDING:
+		snprintf(buf, len, "restorer: %s: %s %" PRIu64 ": %s", step, op, m->addr, err);
+		break;
+	case LZ_CREDS_CHECK:
+		snprintf(buf, len, "restorer: %s: read back: %s not as dumped", step,
+			 m->addr < LZ_CREDS_CHECK_MAX ? creds_checks[m->addr] : "?");
+		break;
+	default:
+		snprintf(buf, len, "restorer: %s: %s: %s", step, op, err);
+		break;
+	}
+}
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
 static const char *blob_vma_what(const struct rst_images *im, uint32_t idx)
@@ -352,6 +402,9 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 	case LZ_STEP_ITIMER:
 	case LZ_STEP_CLOSE:
 		snprintf(buf, len, "restorer: %s %u: %s", step, m->arg, err);
+		break;
+	case LZ_STEP_CREDS:
+		creds_format(m, step, buf, len);
 		break;
 	default:
 		if (m->addr)

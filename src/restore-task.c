@@ -100,11 +100,7 @@ int rst_task_misc(const struct rst_images *im, char *why, size_t len)
 	if (!ret)
 		ret = prctl_set(PR_SET_CHILD_SUBREAPER, t->child_subreaper ? 1 : 0,
 				"PR_SET_CHILD_SUBREAPER", why, len);
-	if (!ret && t->no_new_privs)
-		ret = prctl_set(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS", why, len);
-	if (!ret && (t->dumpable == 0 || t->dumpable == 1))
-		ret = prctl_set(PR_SET_DUMPABLE, (unsigned long)t->dumpable, "PR_SET_DUMPABLE",
-				why, len);
+	/* no_new_privs and dumpable go with the credentials, last (blob/creds.c). */
 	return ret;
 }
 

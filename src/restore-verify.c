@@ -264,9 +264,13 @@ static int verify_pages(const struct rst_images *im)
 		     ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
 		goto out_close;
 	}
-	ret = pages_hdr_check(&hdr, &why);
+	ret = pages_hdr_check(&hdr, &im->id, &why);
 	if (ret) {
 		fail(name, ret, "%s", why);
+		goto out_close;
+	}
+	if (hdr.hdr_crc != rst_inv_file(im, name)->crc) {
+		ret = fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
 		goto out_close;
 	}
 	ret = -EBADMSG;

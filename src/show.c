@@ -196,6 +196,7 @@ out:
 
 static int show_pages(const char *path, const uint8_t *data, size_t size)
 {
+	char hex[LZ_DUMP_ID_HEX];
 	struct lz_pages_hdr h;
 	const char *why = NULL;
 
@@ -204,15 +205,16 @@ static int show_pages(const char *path, const uint8_t *data, size_t size)
 		return -EBADMSG;
 	}
 	memcpy(&h, data, sizeof(h));
-	if (pages_hdr_check(&h, &why)) {
+	if (pages_hdr_check(&h, NULL, &why)) {
 		pr_err("%s: %s", path, why);
 		return -EBADMSG;
 	}
 	printf("{\"file\": ");
 	json_string(stdout, path);
-	printf(", \"kind\": \"pages\", \"version\": %u, \"pid\": %u, \"page_size\": %u, "
+	printf(", \"kind\": \"pages\", \"version\": %u, \"dump_id\": \"%s\", \"pid\": %u, "
+	       "\"page_size\": %u, "
 	       "\"nr_pages\": %" PRIu64 ", \"file_size\": %zu, \"complete\": %s}\n",
-	       h.version, h.pid, h.page_size, h.nr_pages, size,
+	       h.version, lz_dump_id_hex(&h.dump_id, hex), h.pid, h.page_size, h.nr_pages, size,
 	       size == LZ_PAGES_HDR_SIZE + h.nr_pages * LZ_PAGE_SIZE ? "true" : "false");
 	return 0;
 }
@@ -220,6 +222,7 @@ static int show_pages(const char *path, const uint8_t *data, size_t size)
 int cli_show(const char *path)
 {
 	const ProtobufCMessageDescriptor *desc;
+	char hex[LZ_DUMP_ID_HEX];
 	struct img_reader r;
 	struct lz_img_hdr h;
 	uint8_t *data = NULL;
@@ -256,8 +259,8 @@ int cli_show(const char *path)
 	}
 	printf("{\"file\": ");
 	json_string(stdout, path);
-	printf(", \"kind\": \"%s\", \"version\": %u, \"entries\": [",
-	       img_kind_name((enum lz_img_kind)h.kind), h.version);
+	printf(", \"kind\": \"%s\", \"version\": %u, \"dump_id\": \"%s\", \"entries\": [",
+	       img_kind_name((enum lz_img_kind)h.kind), h.version, lz_dump_id_hex(&h.dump_id, hex));
 	for (uint32_t i = 0;; i++) {
 		ProtobufCMessage *m;
 

@@ -155,17 +155,100 @@ def zigzag_varint(field, value):
     return bytes(out)
 
 
-def append_to_single_entry(path, extra):
-    """Append bytes to the one protobuf message of an image file, keeping the
-    framing valid (images/image.h): for a scalar field, the last one wins."""
-    data = bytearray(path.read_bytes())
-    hdr, tail = 16, data[-16:]
-    marker, nr, _, magic = struct.unpack("<IIII", tail)
+def varint(x):
+    out = bytearray()
+    while True:
+        b = x & 0x7F
+        x >>= 7
+        out.append(b | (0x80 if x else 0))
+        if not x:
+            return bytes(out)
+
+
+def read_varint(data, off):
+    x = shift = 0
+    while True:
+        b = data[off]
+        off += 1
+        x |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return x, off
+
+
+def pb_fields(data):
+    """[(field, wire type, value)]: an int for varints, bytes otherwise."""
+    out, off = [], 0
+    while off < len(data):
+        key, off = read_varint(data, off)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            v, off = read_varint(data, off)
+        elif wt == 2:
+            n, off = read_varint(data, off)
+            v, off = bytes(data[off:off + n]), off + n
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            v, off = bytes(data[off:off + n]), off + n
+        else:
+            raise ValueError(f"wire type {wt}")
+        out.append((field, wt, v))
+    return out
+
+
+def pb_encode(fields):
+    out = bytearray()
+    for field, wt, v in fields:
+        out += varint((field << 3) | wt)
+        if wt == 0:
+            out += varint(v)
+        elif wt == 2:
+            out += varint(len(v)) + v
+        else:
+            out += v
+    return bytes(out)
+
+
+def img_header_size(data):
+    """16 bytes in format 1, 32 (with the dump id) from format 2 on (images/image.h)."""
+    return 16 if struct.unpack_from("<H", data, 4)[0] < 2 else 32
+
+
+def reframe(path, payload_of):
+    """Rewrite the one message of a framed image through payload_of(payload),
+    keeping the framing valid (images/image.h); return (size, tail crc)."""
+    data = path.read_bytes()
+    hdr = img_header_size(data)
+    marker, nr, _, magic = struct.unpack("<IIII", data[-16:])
     assert marker == 0xFFFFFFFF and nr == 1, path
     length, _ = struct.unpack_from("<II", data, hdr)
-    payload = bytes(data[hdr + 8:hdr + 8 + length]) + extra
-    body = bytes(data[:hdr]) + struct.pack("<II", len(payload), crc32c(payload)) + payload
-    path.write_bytes(body + struct.pack("<IIII", marker, nr, crc32c(body), magic))
+    payload = payload_of(data[hdr + 8:hdr + 8 + length])
+    body = data[:hdr] + struct.pack("<II", len(payload), crc32c(payload)) + payload
+    tail_crc = crc32c(body)
+    path.write_bytes(body + struct.pack("<IIII", marker, nr, tail_crc, magic))
+    return len(body) + 16, tail_crc
+
+
+def tamper(imgdir, name, extra):
+    """Append `extra` to the message of image `name` (for a scalar field the
+    last one wins) and, from format 2 on, make inventory.img list the new
+    size and checksum: a crafted image as an attacker would write it."""
+    size, crc = reframe(imgdir / name, lambda p: p + extra)
+
+    def fix_inventory(payload):
+        out = []
+        for field, wt, v in pb_fields(payload):
+            if field == 10 and wt == 2:  # image_file {name 1, size 2, crc 3}
+                sub = pb_fields(v)
+                if any(f == 1 and x == name.encode() for f, _, x in sub):
+                    sub = [(f, w, size if f == 2 else crc if f == 3 else x) for f, w, x in sub]
+                    v = pb_encode(sub)
+            out.append((field, wt, v))
+        return pb_encode(out)
+
+    inv = imgdir / "inventory.img"
+    if img_header_size(inv.read_bytes()) == 32:
+        reframe(inv, fix_inventory)
 
 
 def test_oom_score_adj_below_floor(env, mode):
@@ -180,7 +263,7 @@ def test_oom_score_adj_below_floor(env, mode):
     w = spawn_state(env)
     img = env.path("img")
     env.dump(w, img)
-    append_to_single_entry(img / f"task-{w.pid}.img", zigzag_varint(20, own - 100))
+    tamper(img, f"task-{w.pid}.img", zigzag_varint(20, own - 100))
     task = harness.show(img / f"task-{w.pid}.img")["entries"][0]
     assert task["oom_score_adj"] == own - 100, task
     r = env.restore(img, mode, w, expect_ok=False)

@@ -14,6 +14,7 @@ struct fixture {
 	MmEntry mm;
 	CoreEntry core;
 	X8664Regs regs;
+	CredsEntry creds;
 	TaskEntry task;
 	RlimitEntry rl[LZ_BLOB_MAX_RLIMITS + 1], *rlp[LZ_BLOB_MAX_RLIMITS + 1];
 	ItimerEntry it[LZ_BLOB_MAX_ITIMERS + 1], *itp[LZ_BLOB_MAX_ITIMERS + 1];
@@ -31,6 +32,8 @@ static void fixture_init(struct fixture *f, size_t auxv_words)
 	x86_64_regs__init(&f->regs);
 	task_entry__init(&f->task);
 	f->core.regs = &f->regs;
+	creds_entry__init(&f->creds);
+	f->core.creds = &f->creds;
 	for (size_t i = 0; i + 2 < auxv_words; i += 2) {
 		f->auxv[i] = 6 + i; /* any type but AT_NULL */
 		f->auxv[i + 1] = i;
