@@ -348,6 +348,13 @@ try:
     elif what == "pidns":
         if libc.unshare(0x20000000):  # CLONE_NEWPID: for the children to come
             raise OSError(ctypes.get_errno(), "unshare")
+    elif what == "async":
+        path = "/dev/urandom"  # a device with fasync (a regular file has none)
+        f = os.open(path, os.O_RDONLY)
+        fcntl.fcntl(f, fcntl.F_SETFL, os.O_ASYNC)
+        info["fd"], info["path"] = f, path
+    elif what == "ptmx":
+        info["fd"] = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
     elif what == "fifo":
         path = os.path.join(d, "fifo")
         os.mkfifo(path)
@@ -408,6 +415,8 @@ REFUSED = {
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
     "fifo": "process {pid} fd {fd}: FIFO ({path}): not supported yet",
+    "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
+    "async": "process {pid} fd {fd}: signal-driven I/O (O_ASYNC) on {path}: not supported yet",
     "session": "process {pid} is in session {sid} of another process: not supported yet "
                "(start it with setsid)",
     "autogroup": "process {pid}: its autogroup has nice 5: not supported yet",
