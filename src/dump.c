@@ -15,7 +15,8 @@
  *  6. inventory.img, last: its presence means the dump is complete;
  *  7. kill the process, or with leave_running let it run on.
  * Any failure removes the images written so far and resumes the process as
- * it was frozen.
+ * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
+ * points between and inside the steps up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
 #include <dirent.h>
@@ -38,6 +39,7 @@
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-signals.h"
 #include "dump-task.h"
 #include "inventory.pb-c.h"
 #include "proc.h"
@@ -50,6 +52,7 @@ struct dump_ctx {
 	const struct lz_dump_opts *opts;
 	pid_t pid;
 	struct dump_imgs imgs;
+	struct dump_sig *sig; /* stop signals and test hooks */
 	struct tracee t;
 	struct core_dump core;
 	struct task_dump task;
@@ -191,8 +194,12 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = check_target(d);
 	if (ret)
 		return ret;
-	ret = tracee_seize(&d->t, d->pid,
-			   d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms : LZ_FREEZE_TIMEOUT_MS);
+	ret = tracee_seize_hooked(&d->t, d->pid,
+				  d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms
+							     : LZ_FREEZE_TIMEOUT_MS,
+				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault, true });
+	if (!ret)
+		ret = dsig_point(d->sig, "seized");
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
@@ -202,7 +209,6 @@ static int freeze_and_check(struct dump_ctx *d)
 		ret = dump_check_state(d->pid);
 	if (!ret)
 		ret = task_collect_state(&d->task, d->pid);
-
 	if (!ret)
 		ret = mm_collect_vmas(&d->mm, d->pid);
 	if (!ret)
@@ -225,11 +231,17 @@ static int inject_all(struct dump_ctx *d)
 	}
 	ret = tracee_inject_begin(&d->t, before);
 	if (!ret)
+		ret = dsig_point(d->sig, "inject"); /* with a syscall injected */
+	if (!ret)
 		ret = core_collect_injected(&d->core, &d->t);
+	if (!ret)
+		ret = dsig_poll(d->sig);
 	if (!ret)
 		ret = task_collect_injected(&d->task, &d->t);
 	if (!ret)
 		ret = task_collect_thread_injected(&d->core.sched, &d->t);
+	if (!ret)
+		ret = dsig_poll(d->sig);
 	if (!ret)
 		ret = mm_collect_brk(&d->mm, &d->t);
 	end = tracee_inject_end(&d->t);
@@ -331,7 +343,7 @@ static int write_images(struct dump_ctx *d)
 	ret = mm_collect_proc(&d->mm);
 	if (ret)
 		return ret;
-	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
+	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem, d->sig);
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = task_collect_proc(&d->task, d->pid);
@@ -345,6 +357,8 @@ static int write_images(struct dump_ctx *d)
 		ret = files_write(&d->files, &d->imgs);
 	if (!ret)
 		ret = write_pstree(d);
+	if (!ret)
+		ret = dsig_point(d->sig, "images"); /* the last moment to stop */
 	if (!ret)
 		ret = write_inventory(d);
 	d->ns.written = now_ns(CLOCK_MONOTONIC);
@@ -402,7 +416,9 @@ static int dump_frozen(struct dump_ctx *d)
 {
 	int ret;
 
-	ret = freeze_and_check(d);
+	ret = dsig_poll(d->sig);
+	if (!ret)
+		ret = freeze_and_check(d);
 	if (!ret)
 		ret = core_collect_frozen(&d->core, &d->t);
 	if (!ret)
@@ -415,9 +431,13 @@ static int dump_frozen(struct dump_ctx *d)
 					   TRACEE_MAX_PENDING - d->core.nr_pending);
 	d->ns.injected = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
+		ret = dsig_poll(d->sig);
+	if (!ret)
 		ret = write_images(d);
 	if (ret)
 		return ret;
+	/* inventory.img is in place: the dump is complete, a signal no longer stops it. */
+	dsig_pause(d->sig, "inventory");
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
@@ -438,8 +458,9 @@ static void dump_fini(struct dump_ctx *d)
 
 int lz_dump(const struct lz_dump_opts *opts)
 {
+	struct dump_sig sig;
 	struct dump_ctx *d;
-	int dirfd, ret;
+	int dirfd, ret, undo = 0;
 
 	dirfd = open(opts->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
@@ -463,11 +484,13 @@ int lz_dump(const struct lz_dump_opts *opts)
 		free(d);
 		return ret;
 	}
+	dsig_begin(&sig);
+	d->sig = &sig;
 
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
-		tracee_detach(&d->t);
+		undo = tracee_detach(&d->t);
 		dump_imgs_remove(&d->imgs);
 	} else {
 		uint64_t end = now_ns(CLOCK_MONOTONIC);
@@ -477,7 +500,9 @@ int lz_dump(const struct lz_dump_opts *opts)
 			opts->leave_running ? "left running" : "killed");
 		write_stats(d, end);
 	}
+	dsig_report(&sig, d->pid, ret, undo, opts->leave_running);
 	dump_fini(d);
 	free(d);
+	dsig_end(&sig);
 	return ret;
 }

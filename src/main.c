@@ -131,6 +131,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "lazy-pages"))
 		return cli_lazy_pages(argc, argv);
+	if (!strcmp(cmd, "dump"))
+		cli_block_stop_signals();
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "t:D:W:o:v::Rdh", long_opts, NULL)) != -1) {
