@@ -57,7 +57,7 @@ static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
 	b->prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	if (!share)
 		share = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
-	b->flags = share | (v->flags & MAP_GROWSDOWN);
+	b->flags = share | (v->flags & (MAP_GROWSDOWN | MAP_NORESERVE));
 	if (v->kind == VMA_KIND__VMA_ANON) {
 		b->flags |= MAP_ANONYMOUS;
 		b->fd = -1;
@@ -185,11 +185,22 @@ int plg_lazy_ranges(const MmEntry *mm, PagemapEntry *const *pm, size_t nr_pm,
 	return 0;
 }
 
-/* auxv as (type, value) pairs up to AT_NULL, always ending in one. */
-static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
+/*
+ * auxv as (type, value) pairs up to AT_NULL, always ending in one. More
+ * than the blob's array holds is refused, never cut (dump refuses it too).
+ */
+static int build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd, char *why, size_t len)
 {
 	struct lz_blob_mm_map *m = &a->mm;
-	size_t n = 0;
+	size_t n = 0, words = 0;
+
+	while (words + 1 < mm->n_auxv && mm->auxv[words])
+		words += 2;
+	if (words + 2 > LZ_BLOB_AUXV_MAX) {
+		snprintf(why, len, "mm image: auxv of %zu words, at most %d can be restored",
+			 words + 2, LZ_BLOB_AUXV_MAX);
+		return -E2BIG;
+	}
 
 	*m = (struct lz_blob_mm_map){
 		.start_code = mm->start_code, .end_code = mm->end_code,
@@ -209,10 +220,16 @@ static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
 	a->auxv[n++] = 0;
 	m->auxv = (uint64_t)(uintptr_t)a->auxv;
 	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
+	return 0;
 }
 
-static void build_task(struct lz_blob_args *a, const TaskEntry *t)
+static int build_task(struct lz_blob_args *a, const TaskEntry *t, char *why, size_t len)
 {
+	if (t->n_rlimits > LZ_BLOB_MAX_RLIMITS || t->n_itimers > LZ_BLOB_MAX_ITIMERS) {
+		snprintf(why, len, "task image: %zu rlimits and %zu itimers, at most %d and %d",
+			 t->n_rlimits, t->n_itimers, LZ_BLOB_MAX_RLIMITS, LZ_BLOB_MAX_ITIMERS);
+		return -E2BIG;
+	}
 	for (size_t i = 0; i < t->n_rlimits && a->nr_rlimits < LZ_BLOB_MAX_RLIMITS; i++) {
 		const RlimitEntry *r = t->rlimits[i];
 
@@ -230,6 +247,7 @@ static void build_task(struct lz_blob_args *a, const TaskEntry *t)
 			.value_usec = (int64_t)it->value_usec,
 		};
 	}
+	return 0;
 }
 
 static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
@@ -378,8 +396,11 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->close_fds = (uint64_t)(uintptr_t)close_fds;
 	a->nr_close_fds = fds->nr_close_fds;
 	plg_vdso_range(im->mm, &a->vdso_addr, &a->vdso_len);
-	build_mm(a, im->mm, fds->exe_fd);
-	build_task(a, im->task);
+	ret = build_mm(a, im->mm, fds->exe_fd, why, len);
+	if (!ret)
+		ret = build_task(a, im->task, why, len);
+	if (ret)
+		return ret;
 	build_thread(a, im->core);
 	ret = build_pending(a, im->core, im->task, why, len);
 	return ret ? ret : build_creds(a, groups, im->core, im->task, why, len);

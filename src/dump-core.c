@@ -163,7 +163,10 @@ int core_collect_frozen(struct core_dump *c, struct tracee *t)
 	memset(c, 0, sizeof(*c));
 	c->tid = t->pid;
 	c->sigmask = t->sigmask;
-	ret = get_comm(c);
+	/* First: it may refuse the dump, and nothing of the task is changed yet. */
+	ret = task_collect_sched(&c->sched, t->pid, c->tid);
+	if (!ret)
+		ret = get_comm(c);
 	if (!ret)
 		ret = creds_collect(&c->creds, c->tid);
 	if (!ret)
@@ -289,6 +292,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	e.robust_list = c->robust_list;
 	e.robust_list_len = c->robust_list_len;
 	e.clear_child_tid = c->clear_child_tid;
+	task_sched_to_core(&c->sched, &e);
 	e.has_interrupted_syscall = true;
 	e.interrupted_syscall = c->interrupted_syscall;
 	for (unsigned i = 0; i < c->nr_pending; i++)

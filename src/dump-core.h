@@ -12,6 +12,7 @@
 
 #include "dump-creds.h"
 #include "dump-img.h"
+#include "dump-task.h"
 #include "ptrace.h"
 
 struct core_dump {
@@ -31,11 +32,12 @@ struct core_dump {
 	unsigned nr_pending;		 /* signals queued for this thread only */
 	uint8_t pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* their siginfo, oldest first */
 	struct creds_dump creds;	 /* uids, gids, groups, capabilities, securebits */
+	struct thread_sched sched;	 /* nice, policy, affinity (task_collect_sched) */
 };
 
 /*
  * What can be read from the frozen task from outside: registers, xsave,
- * sigmask, rseq, robust list, comm, credentials. Must run before injection; may move
+ * sigmask, rseq, robust list, comm, credentials, scheduling state. Must run before injection; may move
  * t->resume.rip to an rseq abort handler (see dump-core.c).
  */
 int core_collect_frozen(struct core_dump *c, struct tracee *t);

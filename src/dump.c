@@ -4,7 +4,8 @@
  * The steps, in an order that matters:
  *  1. freeze: seize and interrupt the process (ptrace.c);
  *  2. checks: one thread, no children, every VMA and fd of a kind we can
- *     dump, so that a refusal comes before anything is touched or written;
+ *     dump, no state we can neither restore nor leave out (dump-checks.c),
+ *     so that a refusal comes before anything is touched or written;
  *  3. registers and other state readable from outside (dump-core.c);
  *  4. injected syscalls for what only the task can tell (sigaltstack,
  *     itimers, prctls, signal dispositions, brk), with a scratch page that is
@@ -36,6 +37,7 @@
 #include "lazarus/lazarus.h"
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "dump-checks.h"
 #include "dump-core.h"
 #include "dump-files.h"
 #include "dump-img.h"
@@ -209,6 +211,10 @@ static int freeze_and_check(struct dump_ctx *d)
 	pr_info("process %d frozen in %.3f ms", d->pid, (d->ns.seize - d->ns.start) / 1e6);
 	ret = check_tree(d);
 	if (!ret)
+		ret = dump_check_state(d->pid);
+	if (!ret)
+		ret = task_collect_state(&d->task, d->pid);
+	if (!ret)
 		ret = mm_collect_vmas(&d->mm, d->pid);
 	if (!ret)
 		ret = files_collect(&d->files, d->pid);
@@ -237,6 +243,8 @@ static int inject_all(struct dump_ctx *d)
 		ret = dsig_poll(d->sig);
 	if (!ret)
 		ret = task_collect_injected(&d->task, &d->t);
+	if (!ret)
+		ret = task_collect_thread_injected(&d->core.sched, &d->t);
 	if (!ret)
 		ret = dsig_poll(d->sig);
 	if (!ret)

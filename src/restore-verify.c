@@ -17,6 +17,7 @@
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
+#include "restore-fds.h"
 #include "restore-verify.h"
 
 #define MAX_FD (1U << 20)
@@ -335,6 +336,9 @@ static int verify_files_exist(const struct rst_images *im)
 
 	if (stat(mm->exe_path, &st))
 		return fail(mm->exe_path, -errno, "%s (the executable)", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(mm->exe_path, -EINVAL, "a %s, dumped as a regular file (the executable)",
+			    rst_file_type_name(st.st_mode));
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
 
@@ -343,13 +347,22 @@ static int verify_files_exist(const struct rst_images *im)
 		if (stat(v->path, &st))
 			return fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),
 				    v->start);
+		if (!S_ISREG(st.st_mode))
+			return fail(v->path, -EINVAL,
+				    "a %s, dumped as a regular file (mapped at %#" PRIx64 ")",
+				    rst_file_type_name(st.st_mode), v->start);
 		warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
 	}
+	/* Opening a FIFO in a file's place would block: the type must be the dumped one. */
 	for (size_t i = 0; i < im->nr_fdinfo; i++) {
 		const FileEntry *f = rst_file_by_id(im, im->fdinfo[i]->file_id);
 
 		if (stat(f->path, &st))
 			return fail(f->path, -errno, "%s (fd %u)", strerror(errno),
+				    im->fdinfo[i]->fd);
+		if ((st.st_mode & S_IFMT) != (f->mode & S_IFMT))
+			return fail(f->path, -EINVAL, "a %s, dumped as a %s (fd %u)",
+				    rst_file_type_name(st.st_mode), rst_file_type_name(f->mode),
 				    im->fdinfo[i]->fd);
 		warn_changed(f->path, &st, f->has_ino, f->ino, f->has_size, f->size);
 	}
