@@ -270,7 +270,11 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 
 	c.im.dirfd = -1;
 	c.im.pages_fd = -1;
+	c.proc.pidfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
+	if (ret)
+		rst_proc_abort(&c.proc); /* nothing of a failed restore stays behind */
+	rst_proc_release(&c.proc);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;
