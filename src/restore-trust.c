@@ -91,9 +91,10 @@ static int check_ancestors(const struct rst_trust *t, int dirfd, const struct st
 			   char *why, size_t len)
 {
 	struct stat cur = *dst, up;
-	int fd = dirfd, ret = 0;
+	int fd = dirfd, ret = -ELOOP;
 	char path[512], what[600];
 
+	snprintf(why, len, "the images directory is more than %d directories deep", MAX_DEPTH);
 	for (int depth = 0; depth < MAX_DEPTH; depth++) {
 		int pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
@@ -108,8 +109,10 @@ static int check_ancestors(const struct rst_trust *t, int dirfd, const struct st
 		if (fd != dirfd)
 			close(fd);
 		fd = pfd;
-		if (up.st_dev == cur.st_dev && up.st_ino == cur.st_ino)
-			break; /* the root directory is its own parent */
+		if (up.st_dev == cur.st_dev && up.st_ino == cur.st_ino) {
+			ret = 0; /* the root directory is its own parent */
+			break;
+		}
 		if (trusted(t, up.st_uid) &&
 		    (!(up.st_mode & (S_IWGRP | S_IWOTH)) || (up.st_mode & S_ISVTX))) {
 			cur = up;
