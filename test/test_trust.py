@@ -446,6 +446,27 @@ def test_hanging_child_given_up(small_dump, env, img, mode, detach, monkeypatch)
     reap_daemon()  # lazy: it leaves once the process it guarded is gone
 
 
+@pytest.mark.parametrize("step", ["fill", "mm", "finish"])
+@pytest.mark.parametrize("detach", [True, False], ids=["detached", "waiting"])
+def test_failure_after_clone_leaves_nothing(small_dump, env, img, mode, detach, step,
+                                            monkeypatch):
+    """The restore fails after the process was created (LAZARUS_FAULT_BLOB:
+    in the blob before and after the -d helper is released, or while the
+    restorer is taken out): one line, and no process is left, helper and
+    lazy-pages daemon included."""
+    pid = small_dump["work"].pid
+    monkeypatch.setenv("LAZARUS_FAULT_BLOB", step)
+    env.pids.add(pid)
+    r = env.lazarus(*env.restore_args(img, mode, detach), log=env.log_path("restore"),
+                    timeout=TIMEOUT)
+    assert r.rc != 0, r.describe()
+    assert len(r.errors) == 1 and "LAZARUS_FAULT_BLOB" in r.errors[0], r.describe()
+    harness.wait_for(lambda: harness.proc_state(pid) in (None, "Z"), TIMEOUT,
+                     f"pid {pid} to be gone", r.describe)
+    reap_daemon()
+    assert harness.proc_state(pid) is None, f"pid {pid} left behind\n{r.describe()}"
+
+
 # --- item 7: check-then-use ---------------------------------------------------
 
 def test_pages_swapped_after_verification(small_dump, env, img, mode):
