@@ -88,10 +88,12 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
 /*
  * -d: the helper clones the target and waits until the target releases it
  * (struct rst_detach), then exits so the target is orphaned. If the target
- * fails before that, the helper reaps it: no zombie is left behind.
+ * fails before that, the helper reaps it: no zombie is left behind. It also
+ * waits for EOF on hold_fd: until lazarus took a pidfd of the target (while
+ * the helper is still its parent, take_pidfd()), the target stays its child.
  */
 static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const struct rst_images *im,
-						  int status_fd)
+						  int status_fd, int hold_fd)
 {
 	struct rst_detach d = { .helper = getpid() };
 	int rel[2], st;
@@ -119,8 +121,12 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
-	if (n == 1)
+	if (n == 1) {
+		do
+			n = read(hold_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
 		_exit(0); /* released: it runs on as an orphan */
+	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	_exit(1);
@@ -128,18 +134,36 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 
 static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
 {
+	int hold[2];
+
+	if (pipe2(hold, O_CLOEXEC)) {
+		pr_perror("pipe");
+		return -errno;
+	}
 	p->helper = fork();
 	if (p->helper == 0) {
 		close(p->go_wr);
-		helper_main(p, im, status_wr);
+		close(hold[1]);
+		helper_main(p, im, status_wr, hold[0]);
 	}
+	close(hold[0]);
 	if (p->helper < 0) {
 		p->helper = 0;
+		close(hold[1]);
 		pr_perror("fork");
 		return -errno;
 	}
+	p->hold_wr = hold[1];
 	p->pid = (pid_t)im->pid;
 	return 0;
+}
+
+/* Let the -d helper exit once the process released it. */
+static void let_helper_go(struct rst_proc *p)
+{
+	if (p->hold_wr >= 0)
+		close(p->hold_wr);
+	p->hold_wr = -1;
 }
 
 /* The helper exits when the target is released or gone. */
@@ -220,6 +244,7 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	memset(p, 0, sizeof(*p));
 	p->pidfd = -1;
 	p->status_rd = -1;
+	p->hold_wr = -1;
 	p->detach = detach;
 	p->im = im;
 	p->go_rd = -1;
@@ -255,8 +280,9 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	close(p->go_rd);
 	p->go_rd = -1;
 	if (ret) {
+		let_helper_go(p);
 		if (p->helper)
-			reap_helper(p); /* it reports the failed clone3 and exits */
+			reap_helper(p);
 		p->pid = 0;
 		close(pfd[0]);
 		close(p->go_wr);
@@ -396,26 +422,24 @@ static pid_t pid_parent(pid_t pid)
  * -d: the process is the helper's child, not ours. Take a pidfd of it while
  * the helper (our child, not reaped yet, so its pid cannot be reused) is
  * still its parent: checked after pidfd_open, so the pidfd is of our
- * process and not of whoever may hold the pid later.
+ * process and not of whoever may hold the pid later. The helper stays its
+ * parent until we let it go (hold_wr), which we do once we hold the pidfd.
  */
-static void take_pidfd(struct rst_proc *p, bool after_ok)
+static void take_pidfd(struct rst_proc *p)
 {
 	int fd;
 
-	if (p->pidfd >= 0 || !p->detach || p->pid <= 0)
+	if (p->pidfd >= 0 || !p->detach || p->pid <= 0 || !p->helper)
 		return;
 	fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
 	if (fd < 0)
 		return;
-	/*
-	 * After "OK" the process blocks on the go pipe until we write to it:
-	 * it is alive and it is ours even though the helper has let it go.
-	 */
-	if (!after_ok && (!p->helper || pid_parent(p->pid) != p->helper)) {
+	if (pid_parent(p->pid) != p->helper) {
 		close(fd);
 		return;
 	}
 	p->pidfd = fd;
+	let_helper_go(p);
 }
 
 /*
@@ -462,7 +486,7 @@ static int wait_status(struct rst_proc *p, unsigned timeout_s)
 		uint64_t now, cur;
 
 		/* -d: look often for the process until we hold a pidfd of it. */
-		take_pidfd(p, false);
+		take_pidfd(p);
 		n = poll(&pfd, 1, p->detach && p->pidfd < 0 ? 5 : 1000);
 		if (n > 0)
 			return 0;
@@ -505,7 +529,7 @@ void rst_proc_abort(struct rst_proc *p)
 
 	if (p->pid <= 0)
 		return;
-	take_pidfd(p, false);
+	take_pidfd(p);
 	if (p->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 	if (!p->detach) {
@@ -515,6 +539,7 @@ void rst_proc_abort(struct rst_proc *p)
 			;
 	}
 	/* -d: the helper reaps the process, then exits; one already released was orphaned. */
+	let_helper_go(p);
 	reap_helper(p);
 	if (p->go_wr >= 0)
 		close(p->go_wr);
@@ -600,7 +625,8 @@ int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 	}
 	close(p->status_rd);
 	p->status_rd = -1;
-	take_pidfd(p, true);
+	take_pidfd(p);
+	let_helper_go(p); /* holds the pidfd: the helper was its parent till "OK" */
 	reap_helper(p);
 	return 0;
 }

@@ -18,7 +18,8 @@ struct rst_proc {
 	const struct rst_images *im;
 	pid_t pid;	    /* the restored process */
 	int pidfd;	    /* it, once known to be ours (-d: taken while the helper is its parent); -1 */
-	pid_t helper;	    /* -d: clones it, exits when it is released */
+	pid_t helper;	    /* -d: clones it, exits when it is released and we let it (hold_wr) */
+	int hold_wr;	    /* -d: closed once we hold a pidfd of the process; -1 */
 	bool detach;	    /* -d: it is not our child */
 	int status_rd;	    /* read end of the status pipe */
 	uint64_t t_clone;   /* CLOCK_MONOTONIC ns right before clone3 */
