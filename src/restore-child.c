@@ -160,6 +160,23 @@ static int child_plugin(struct rst_child *c)
 	return ret;
 }
 
+/*
+ * Test hook (Documentation/testing.md, test-only): LAZARUS_TEST_PAUSE=child
+ * makes the process hang for good, silent and idle, right before the jump,
+ * so that the parent's bound on its wait (restore-proc.c) and the cleanup
+ * after it can be tested. Every signal is blocked: only SIGKILL ends it.
+ */
+static void test_hang(void)
+{
+	const char *want = getenv("LAZARUS_TEST_PAUSE");
+
+	if (!want || strcmp(want, "child"))
+		return;
+	pr_info("LAZARUS_TEST_PAUSE=child: hanging before the jump");
+	for (;;)
+		pause();
+}
+
 static int child_run(struct rst_child *c)
 {
 	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
@@ -182,6 +199,7 @@ static int child_run(struct rst_child *c)
 		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
+	test_hang();
 	pr_info("jumping into the restorer");
 	/* No logging from here on: the TSC mode may make rdtsc fault. */
 	ret = rst_task_sched(c->im, c->why, sizeof(c->why));

@@ -2,7 +2,7 @@
  * restore-fds.c - fds of the process being restored.
  *
  * Runs in the restored process while it is still a copy of lazarus. First
- * the fds restore itself needs (status pipe, log, pages image, executable,
+ * the fds restore itself needs (status pipe, log, pages image as verified, executable,
  * mapped files) move to the top of RLIMIT_NOFILE and everything else is
  * closed; then the target's files are opened and put at their numbers. Open
  * file descriptions shared by several fds are opened once and dup'ed, so
@@ -154,11 +154,12 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
 	if (s->uffd >= 0)
 		svc_add(s, s->uffd);
 	svc_add(s, s->log_fd);
-	s->pages_fd = openat(im->dirfd, im->pages_name, O_RDONLY | O_CLOEXEC);
-	if (s->pages_fd < 0) {
-		snprintf(why, len, "open %s: %s", im->pages_name, strerror(errno));
-		return -errno;
-	}
+	/*
+	 * The pages file restore opened once and verified (restore-images.c),
+	 * inherited through the fork: never reopened by name, so a file swapped
+	 * in after verification is not what the blob reads.
+	 */
+	s->pages_fd = im->pages_fd;
 	svc_add(s, s->pages_fd);
 	s->exe_fd = open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
 	if (s->exe_fd < 0) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define LAZARUS_VERSION "0.1.0"
 
@@ -51,6 +52,12 @@ struct lz_restore_opts {
 	bool detach;	       /* -d: return once the tree runs, do not wait */
 	bool lazy_pages;       /* serve anonymous memory through userfaultfd */
 	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
+	/*
+	 * Also trust images owned by this uid (--trust-images-of). Restore
+	 * reads images only of root and of its own effective uid otherwise
+	 * (lazarus(8), TRUST); 0 adds nobody.
+	 */
+	uid_t trust_images_of;
 };
 
 /*
