@@ -3,6 +3,7 @@
  * The on-disk layout is described in image.h and Documentation/image-format.md.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <stdlib.h>
@@ -301,47 +302,129 @@ int img_reader_from_buf(struct img_reader *r, const char *name, uint8_t *data, s
 	return 0;
 }
 
-int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind)
+/*
+ * Sanity bounds on a whole image file of each kind, far above anything a
+ * real dump writes (one process with the kernel's 65530 VMAs, a million fds,
+ * a pagemap head of 64 MiB of block checksums), so that a crafted or
+ * damaged size is refused by name instead of being read into memory.
+ */
+static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
+	[LZ_IMG_INVENTORY] = 64ULL << 20,
+	[LZ_IMG_PSTREE] = 16ULL << 20,
+	[LZ_IMG_CORE] = 16ULL << 20,
+	[LZ_IMG_TASK] = 16ULL << 20,
+	[LZ_IMG_SIGACTS] = 1ULL << 20,
+	[LZ_IMG_MM] = 256ULL << 20,
+	[LZ_IMG_PAGEMAP] = 512ULL << 20,
+	[LZ_IMG_FS] = 1ULL << 20,
+	[LZ_IMG_FILES] = 512ULL << 20,
+	[LZ_IMG_FDINFO] = 256ULL << 20,
+};
+
+uint64_t img_kind_max_size(enum lz_img_kind kind)
 {
-	struct stat st;
-	uint8_t *data = NULL;
-	size_t got = 0;
-	int fd, ret;
+	if (kind <= 0 || kind >= LZ_IMG_KIND_MAX || kind == LZ_IMG_PAGES)
+		return UINT64_MAX;
+	return kind_max[kind];
+}
+
+const char *img_file_type_why(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return NULL;
+	if (S_ISFIFO(mode))
+		return "is a FIFO, not a regular file";
+	if (S_ISCHR(mode))
+		return "is a character device, not a regular file";
+	if (S_ISBLK(mode))
+		return "is a block device, not a regular file";
+	if (S_ISSOCK(mode))
+		return "is a socket, not a regular file";
+	if (S_ISLNK(mode))
+		return "is a symbolic link (refused: images are never followed)";
+	if (S_ISDIR(mode))
+		return "is a directory, not a regular file";
+	return "is not a regular file";
+}
+
+int img_open_file(int dirfd, const char *name, struct stat *st, const char **why)
+{
+	int fd, flags, ret;
+
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading must not wait for a writer;
+	 * O_NOFOLLOW: a symlink in place of an image is refused (ELOOP), not
+	 * followed to whatever it points at. Nothing is read before fstat said
+	 * this is a regular file.
+	 */
+	fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		*why = errno == ELOOP ? img_file_type_why(S_IFLNK) : strerror(errno);
+		return ret;
+	}
+	if (fstat(fd, st) < 0) {
+		ret = -errno;
+		*why = strerror(errno);
+		goto out_close;
+	}
+	*why = img_file_type_why(st->st_mode);
+	if (*why) {
+		ret = -EINVAL;
+		goto out_close;
+	}
+	/* A regular file ignores O_NONBLOCK; clear it for whoever reads it next. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		ret = -errno;
+		*why = strerror(errno);
+		goto out_close;
+	}
+	return fd;
+
+out_close:
+	close(fd);
+	return ret;
+}
+
+int img_reader_from_fd(struct img_reader *r, int fd, const struct stat *st, const char *name,
+		       enum lz_img_kind kind)
+{
+	uint64_t max = img_kind_max_size(kind);
+	size_t size, got = 0;
+	uint8_t *data;
+	int ret;
 
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		r->why = strerror(errno);
-		return ret;
+	if (st->st_size < 0 || (uint64_t)st->st_size > max) {
+		snprintf(r->why_buf, sizeof(r->why_buf),
+			 "%lld bytes, more than a %s image may hold (%" PRIu64 " MiB)",
+			 (long long)st->st_size, img_kind_name(kind), max >> 20);
+		r->why = r->why_buf;
+		return -EFBIG;
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		r->why = "not a regular file";
-		goto out_close;
-	}
-	data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	size = (size_t)st->st_size;
+	data = malloc(size ? size : 1);
 	if (!data) {
-		ret = -ENOMEM;
-		goto out_close;
+		r->why = strerror(ENOMEM);
+		return -ENOMEM;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			goto out_free;
+		if (n < 0) {
+			ret = -errno;
+			r->why = strerror(errno);
+			free(data);
+			return ret;
 		}
+		if (n == 0)
+			break; /* shrank since fstat: the checks below say truncated */
 		got += (size_t)n;
 	}
-	close(fd);
 	ret = img_reader_from_buf(r, name, data, got, kind);
 	if (ret) {
 		const char *why = r->why;
@@ -351,12 +434,22 @@ int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_i
 		r->why = why;
 	}
 	return ret;
+}
 
-out_free:
-	free(data);
-out_close:
-	if (!r->why)
-		r->why = strerror(-ret);
+int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind)
+{
+	const char *why = NULL;
+	struct stat st;
+	int fd, ret;
+
+	fd = img_open_file(dirfd, name, &st, &why);
+	if (fd < 0) {
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", name);
+		r->why = why;
+		return fd;
+	}
+	ret = img_reader_from_fd(r, fd, &st, name, kind);
 	close(fd);
 	return ret;
 }

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "compiler.h"
@@ -185,8 +186,27 @@ struct img_reader {
 };
 
 /*
- * Read and verify DIRFD/NAME as an image of KIND. On failure r->why says
- * what is wrong (for -ENOENT and other I/O errors it is strerror's).
+ * Open DIRFD/NAME to read an image: never following a symlink (ELOOP),
+ * never blocking (O_NONBLOCK, so a FIFO in place of an image is refused at
+ * once instead of waiting for a writer), and only a regular file (fstat
+ * before anything is read). Returns the fd (O_CLOEXEC, blocking again) with
+ * *st filled, or -errno with *why a static phrase to print after the name.
+ */
+int img_open_file(int dirfd, const char *name, struct stat *st, const char **why);
+/* NULL for a regular file, else a phrase naming what it is instead. */
+const char *img_file_type_why(mode_t mode);
+/* Largest file an image of KIND may be; UINT64_MAX for pages (see its header). */
+uint64_t img_kind_max_size(enum lz_img_kind kind);
+/*
+ * Read and verify the file FD (opened by img_open_file, ST its fstat) as an
+ * image of KIND named NAME. A file larger than img_kind_max_size(KIND) is
+ * refused (-EFBIG) before anything is read. FD stays open.
+ */
+int img_reader_from_fd(struct img_reader *r, int fd, const struct stat *st, const char *name,
+		       enum lz_img_kind kind);
+/*
+ * img_open_file + img_reader_from_fd. On failure r->why says what is wrong
+ * (for -ENOENT and other I/O errors it is strerror's).
  */
 int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind);
 /* Verify an in-memory image (used by the fuzzer and by img_reader_open). */

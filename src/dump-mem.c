@@ -12,6 +12,9 @@
  * process_vm_readv (or /proc/PID/mem for mappings without PROT_READ, which
  * process_vm_readv cannot read), checked for zeros and appended to the pages
  * file with crc32c per 16-page block. Runs never cross a VMA.
+ *
+ * A stop signal (dump-signals.h) is polled before each batch and each chunk
+ * of pagemap, so a dump of many GiB stops within one batch's time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +58,7 @@ struct mem_ctx {
 	uint64_t zero_pfn;  /* PFN of the kernel zero page, 0 if unknown */
 	int pagemap_fd, mem_fd, pages_fd;
 	struct mem_stats *st;
+	struct dump_sig *sig;
 
 	uint64_t *pm;	    /* PM_CHUNK pagemap entries */
 	uint8_t *buf;	    /* BATCH_PAGES pages */
@@ -355,7 +359,9 @@ static int flush_batch(struct mem_ctx *c)
 
 	if (!c->batch_pages)
 		return 0;
-	ret = read_batch(c);
+	ret = dsig_poll(c->sig);
+	if (!ret)
+		ret = read_batch(c);
 	if (!ret)
 		ret = account_batch(c);
 	if (!ret)
@@ -437,6 +443,11 @@ static int walk_vma(struct mem_ctx *c, uint32_t idx)
 		}
 		c->st->pages_scanned += n;
 		report_progress(c);
+		if (c->st->pages_scanned * 2 >= c->total_pages)
+			dsig_pause(c->sig, "memory"); /* the test hook: half way */
+		ret = dsig_poll(c->sig);
+		if (ret)
+			return ret;
 	}
 	/* Runs must not cross VMAs; a batch ends with its VMA so none does. */
 	return flush_batch(c);
@@ -537,7 +548,7 @@ static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
 }
 
 static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp, bool progress,
-			struct mem_stats *st)
+			struct mem_stats *st, struct dump_sig *sig)
 {
 	memset(c, 0, sizeof(*c));
 	c->mm = mm;
@@ -555,6 +566,7 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp
 	}
 	c->progress = progress;
 	c->st = st;
+	c->sig = sig;
 	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;
 	c->zero_pfn = find_zero_pfn();
 	c->pm = malloc(PM_CHUNK * sizeof(*c->pm));
@@ -589,7 +601,7 @@ static void mem_ctx_fini(struct mem_ctx *c)
 }
 
 int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
-	     struct mem_stats *st)
+	     struct mem_stats *st, struct dump_sig *sig)
 {
 	struct mem_ctx *c = malloc(sizeof(*c)); /* ~70 KiB: not for the stack */
 	int ret;
@@ -597,7 +609,7 @@ int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_i
 	if (!c)
 		return -ENOMEM;
 	memset(st, 0, sizeof(*st));
-	ret = mem_ctx_init(c, mm, sp, progress, st);
+	ret = mem_ctx_init(c, mm, sp, progress, st, sig);
 	if (!ret)
 		ret = open_sources(c);
 	if (!ret)

@@ -4,7 +4,8 @@
  * The steps, in an order that matters:
  *  1. freeze: seize and interrupt the process (ptrace.c);
  *  2. checks: one thread, no children, every VMA and fd of a kind we can
- *     dump, so that a refusal comes before anything is touched or written;
+ *     dump, no state we can neither restore nor leave out (dump-checks.c),
+ *     so that a refusal comes before anything is touched or written;
  *  3. registers and other state readable from outside (dump-core.c);
  *  4. injected syscalls for what only the task can tell (sigaltstack,
  *     itimers, prctls, signal dispositions, brk), with a scratch page that is
@@ -18,7 +19,8 @@
  *     dump whole;
  *  8. kill the process, or with leave_running let it run on.
  * Any failure removes the images written so far and resumes the process as
- * it was frozen.
+ * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
+ * points between and inside the steps up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
 #include <dirent.h>
@@ -35,11 +37,13 @@
 #include "lazarus/lazarus.h"
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "dump-checks.h"
 #include "dump-core.h"
 #include "dump-files.h"
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-signals.h"
 #include "dump-task.h"
 #include "inventory.pb-c.h"
 #include "proc.h"
@@ -53,6 +57,7 @@ struct dump_ctx {
 	const struct lz_dump_opts *opts;
 	pid_t pid;
 	struct dump_imgs imgs;
+	struct dump_sig *sig; /* stop signals and test hooks */
 	struct tracee t;
 	struct core_dump core;
 	struct task_dump task;
@@ -194,13 +199,21 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = check_target(d);
 	if (ret)
 		return ret;
-	ret = tracee_seize(&d->t, d->pid,
-			   d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms : LZ_FREEZE_TIMEOUT_MS);
+	ret = tracee_seize_hooked(&d->t, d->pid,
+				  d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms
+							     : LZ_FREEZE_TIMEOUT_MS,
+				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault, true });
+	if (!ret)
+		ret = dsig_point(d->sig, "seized");
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
 	pr_info("process %d frozen in %.3f ms", d->pid, (d->ns.seize - d->ns.start) / 1e6);
 	ret = check_tree(d);
+	if (!ret)
+		ret = dump_check_state(d->pid);
+	if (!ret)
+		ret = task_collect_state(&d->task, d->pid);
 	if (!ret)
 		ret = mm_collect_vmas(&d->mm, d->pid);
 	if (!ret)
@@ -223,9 +236,17 @@ static int inject_all(struct dump_ctx *d)
 	}
 	ret = tracee_inject_begin(&d->t, before);
 	if (!ret)
+		ret = dsig_point(d->sig, "inject"); /* with a syscall injected */
+	if (!ret)
 		ret = core_collect_injected(&d->core, &d->t);
 	if (!ret)
+		ret = dsig_poll(d->sig);
+	if (!ret)
 		ret = task_collect_injected(&d->task, &d->t);
+	if (!ret)
+		ret = task_collect_thread_injected(&d->core.sched, &d->t);
+	if (!ret)
+		ret = dsig_poll(d->sig);
 	if (!ret)
 		ret = mm_collect_brk(&d->mm, &d->t);
 	end = tracee_inject_end(&d->t);
@@ -322,7 +343,7 @@ static int write_images(struct dump_ctx *d)
 	ret = mm_collect_proc(&d->mm);
 	if (ret)
 		return ret;
-	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
+	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem, d->sig);
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = task_collect_proc(&d->task, d->pid);
@@ -336,6 +357,8 @@ static int write_images(struct dump_ctx *d)
 		ret = files_write(&d->files, &d->imgs);
 	if (!ret)
 		ret = write_pstree(d);
+	if (!ret)
+		ret = dsig_point(d->sig, "images"); /* the last moment to stop */
 	if (!ret)
 		ret = write_inventory(d);
 	/* The previous dump in DIR stays whole until here (dump-img.c). */
@@ -406,7 +429,9 @@ static int dump_frozen(struct dump_ctx *d)
 {
 	int ret;
 
-	ret = freeze_and_check(d);
+	ret = dsig_poll(d->sig);
+	if (!ret)
+		ret = freeze_and_check(d);
 	if (!ret)
 		ret = core_collect_frozen(&d->core, &d->t);
 	if (!ret)
@@ -419,9 +444,13 @@ static int dump_frozen(struct dump_ctx *d)
 					   TRACEE_MAX_PENDING - d->core.nr_pending);
 	d->ns.injected = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
+		ret = dsig_poll(d->sig);
+	if (!ret)
 		ret = write_images(d);
 	if (ret)
 		return ret;
+	/* inventory.img is in place: the dump is complete, a signal no longer stops it. */
+	dsig_pause(d->sig, "inventory");
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
@@ -443,8 +472,9 @@ static void dump_fini(struct dump_ctx *d)
 int lz_dump(const struct lz_dump_opts *opts)
 {
 	char why[SF_WHY_MAX];
+	struct dump_sig sig;
 	struct dump_ctx *d;
-	int dirfd, ret;
+	int dirfd, ret, undo = 0;
 
 	/* Before the target is touched: a directory others can write to is refused. */
 	dirfd = sf_dir_open_checked(AT_FDCWD, opts->images_dir, 0, why);
@@ -467,11 +497,13 @@ int lz_dump(const struct lz_dump_opts *opts)
 		free(d);
 		return ret;
 	}
+	dsig_begin(&sig);
+	d->sig = &sig;
 
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
-		tracee_detach(&d->t);
+		undo = tracee_detach(&d->t);
 		dump_imgs_remove(&d->imgs);
 	} else {
 		uint64_t end = now_ns(CLOCK_MONOTONIC);
@@ -481,7 +513,9 @@ int lz_dump(const struct lz_dump_opts *opts)
 			opts->leave_running ? "left running" : "killed");
 		write_stats(d, end);
 	}
+	dsig_report(&sig, d->pid, ret, undo, opts->leave_running);
 	dump_fini(d);
 	free(d);
+	dsig_end(&sig);
 	return ret;
 }

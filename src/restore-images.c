@@ -1,11 +1,14 @@
 /*
  * restore-images.c - read every image of a dump and check it is whole.
  *
- * Order: inventory (format version, machine), then every file it lists
+ * Order: whose images these are (restore-trust.h: the directory, the
+ * directories above it, every image file in it), then inventory (format
+ * version, machine), then every file it lists
  * (framing and checksums), then the messages restore needs, then the
  * semantic checks of restore-verify.c. Nothing is created before all of it
  * passed; each failure is one line naming the file and what is wrong.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,45 @@ static int need_listed(const struct rst_images *im, const char *name)
 }
 
 /*
+ * Open NAME for reading (img_open_file: no symlink, no FIFO or device, no
+ * blocking) and check its owner and mode on the open file. Returns the fd
+ * with *st filled, or logs one line and returns -errno.
+ */
+static int open_image(struct rst_images *im, const char *name, struct stat *st)
+{
+	const char *why = NULL;
+	char tw[256];
+	int fd, ret;
+
+	fd = img_open_file(im->dirfd, name, st, &why);
+	if (fd < 0)
+		return img_fail(name, fd, why);
+	ret = rst_trust_file(im->trust, st, tw, sizeof(tw));
+	if (ret) {
+		close(fd);
+		return img_fail(name, ret, tw);
+	}
+	return fd;
+}
+
+/* open_image + read and verify the framing of the whole file. */
+static int read_image(struct rst_images *im, const char *name, enum lz_img_kind kind,
+		      struct img_reader *r)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open_image(im, name, &st);
+	if (fd < 0)
+		return fd;
+	ret = img_reader_from_fd(r, fd, &st, name, kind);
+	close(fd);
+	if (ret)
+		return img_fail(name, ret, r->why);
+	return 0;
+}
+
+/*
  * Open and verify NAME, a file inventory.img lists: framing, the dump id,
  * and the size and checksum the inventory recorded. What the caller then
  * decodes is exactly what was checked (the reader holds the bytes).
@@ -68,9 +110,9 @@ static int open_listed(struct rst_images *im, const char *name, enum lz_img_kind
 		snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
 		return img_fail("inventory.img", -EBADMSG, why);
 	}
-	ret = img_reader_open(r, im->dirfd, name, kind);
+	ret = read_image(im, name, kind, r);
 	if (ret)
-		return img_fail(name, ret, r->why);
+		return ret;
 	ret = img_reader_check_id(r, &im->id);
 	if (!ret && (r->size != f->size || r->crc != f->crc)) {
 		r->why = "does not match the size and checksum inventory.img lists for it";
@@ -178,11 +220,8 @@ static int check_listed(struct rst_images *im)
 		if (strchr(name, '/') || img_kind_from_name(name, &kind) ||
 		    kind == LZ_IMG_INVENTORY)
 			return img_fail("inventory.img", -EBADMSG, "lists a file that is no image");
-		if (kind == LZ_IMG_PAGES) {
-			if (faccessat(im->dirfd, name, R_OK, 0))
-				return img_fail(name, -errno, NULL);
-			continue;
-		}
+		if (kind == LZ_IMG_PAGES)
+			continue; /* opened once, in open_pages(), and checked from that fd */
 		ret = open_listed(im, name, kind, &r);
 		if (ret)
 			return ret;
@@ -298,21 +337,128 @@ static int load_task_images(struct rst_images *im)
 			&im->nr_fdinfo);
 }
 
-int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
+/*
+ * Before anything is read: every image-named entry of the directory is a
+ * regular file restore trusts. Each file is checked again, on the open
+ * file, when it is read; this pass makes a foreign file fail the restore
+ * before a single byte of any image was believed.
+ */
+static int trust_scan(struct rst_images *im)
+{
+	struct dirent *de;
+	char why[256];
+	int fd, ret = 0;
+	DIR *d;
+
+	fd = openat(im->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		pr_err("images directory: %s", strerror(-ret));
+		return ret;
+	}
+	while (!ret && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		enum lz_img_kind kind;
+		const char *tw;
+		struct stat st;
+
+		if (n < 5 || strcmp(de->d_name + n - 4, ".img") ||
+		    img_kind_from_name(de->d_name, &kind))
+			continue;
+		if (fstatat(im->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = img_fail(de->d_name, -errno, NULL);
+			break;
+		}
+		tw = img_file_type_why(st.st_mode);
+		if (tw)
+			ret = img_fail(de->d_name, -EINVAL, tw);
+		else if ((ret = rst_trust_file(im->trust, &st, why, sizeof(why))))
+			img_fail(de->d_name, ret, why);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int cmp_file_id(const void *a, const void *b)
+{
+	uint32_t x = (*(const FileEntry *const *)a)->id, y = (*(const FileEntry *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* files.img by id, for rst_file_by_id's binary search; a repeated id is refused. */
+static int index_files(struct rst_images *im)
+{
+	char why[96];
+
+	im->files_by_id = malloc((im->nr_files + 1) * sizeof(*im->files_by_id));
+	if (!im->files_by_id)
+		return img_fail("files.img", -ENOMEM, NULL);
+	memcpy(im->files_by_id, im->files, im->nr_files * sizeof(*im->files));
+	qsort(im->files_by_id, im->nr_files, sizeof(*im->files_by_id), cmp_file_id);
+	for (size_t i = 1; i < im->nr_files; i++) {
+		if (im->files_by_id[i]->id == im->files_by_id[i - 1]->id) {
+			snprintf(why, sizeof(why), "file %u listed twice", im->files_by_id[i]->id);
+			return img_fail("files.img", -EBADMSG, why);
+		}
+	}
+	return 0;
+}
+
+/* The pages file: opened once here; verified (restore-verify.c) and read from this fd. */
+static int open_pages(struct rst_images *im)
+{
+	struct stat st;
+	int ret;
+
+	img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
+	ret = need_listed(im, im->pages_name);
+	if (ret)
+		return ret;
+	ret = open_image(im, im->pages_name, &st);
+	if (ret < 0)
+		return ret;
+	im->pages_fd = ret;
+	return 0;
+}
+
+int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
+		    const struct rst_trust *trust)
 {
 	struct img_reader r;
+	char why[1024];
 	int ret;
 
 	memset(im, 0, sizeof(*im));
+	im->pages_fd = -1;
 	im->lazy = lazy;
+	im->trust = trust;
 	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (im->dirfd < 0) {
 		ret = -errno;
 		pr_err("images directory %s: %s", dir, strerror(errno));
 		return ret;
 	}
-	ret = img_read_one(&r, im->dirfd, "inventory.img", LZ_IMG_INVENTORY,
-			   &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
+	ret = rst_trust_dir(trust, im->dirfd, dir, why, sizeof(why));
+	if (ret) {
+		pr_err("%s", why);
+		return ret;
+	}
+	ret = trust_scan(im);
+	if (ret)
+		return ret;
+	ret = read_image(im, "inventory.img", LZ_IMG_INVENTORY, &r);
+	if (ret)
+		return ret;
+	if (r.nr_entries != 1) {
+		img_reader_close(&r);
+		return img_fail("inventory.img", -EBADMSG, "expected exactly one entry");
+	}
+	ret = img_reader_next(&r, &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
+	img_reader_close(&r);
 	if (ret)
 		return img_fail("inventory.img", ret, r.why);
 	im->id = r.dump_id;
@@ -323,10 +469,10 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 		ret = load_pstree(im);
 	if (!ret)
 		ret = load_task_images(im);
-	if (!ret) {
-		img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
-		ret = need_listed(im, im->pages_name);
-	}
+	if (!ret)
+		ret = index_files(im);
+	if (!ret)
+		ret = open_pages(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
@@ -334,9 +480,19 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
 {
-	for (size_t i = 0; i < im->nr_files; i++)
-		if (im->files[i]->id == id)
-			return im->files[i];
+	size_t lo = 0, hi = im->nr_files;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t m = im->files_by_id[mid]->id;
+
+		if (m == id)
+			return im->files_by_id[mid];
+		if (m < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -364,6 +520,11 @@ void rst_images_free(struct rst_images *im)
 	im->pm = NULL;
 	im->files = NULL;
 	im->fdinfo = NULL;
+	free(im->files_by_id);
+	im->files_by_id = NULL;
+	if (im->pages_fd >= 0)
+		close(im->pages_fd);
+	im->pages_fd = -1;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

@@ -15,6 +15,9 @@
  * register, and only then let the process go on. Once it is in place,
  * "finished" starts the daemon's background fill.
  *
+ * Before anything is read, restore checks whose images these are
+ * (restore-trust.h: root's, its own user's, or --trust-images-of's only).
+ *
  * Either mode ends the same way: the blob says "OK" and waits; we trace it
  * through its rt_sigreturn, unmap its bootstrap area from outside and
  * detach (restore-finish.c), so no trace of the restorer is left.
@@ -36,6 +39,7 @@
 #include "plugin.h"
 #include "restore-images.h"
 #include "restore-proc.h"
+#include "restore-trust.h"
 #include "safe-file.h"
 #include "uffd.h"
 
@@ -43,6 +47,7 @@
 
 struct restore_ctx {
 	const struct lz_restore_opts *opts;
+	struct rst_trust trust;	    /* whose images are read */
 	struct rst_images im;
 	struct rst_proc proc;
 	struct uffd_kinfo ki;	    /* lazy: probed once */
@@ -203,15 +208,32 @@ out_close:
 	return ret;
 }
 
+/*
+ * Test hook (Documentation/testing.md, test-only): LAZARUS_TEST_PAUSE=verified
+ * stops restore (SIGSTOP to itself) right after every image is verified,
+ * so a test can swap an image and check nothing reads it by name again.
+ */
+static void test_pause(const char *where)
+{
+	const char *want = getenv("LAZARUS_TEST_PAUSE");
+
+	if (!want || strcmp(want, where))
+		return;
+	pr_info("LAZARUS_TEST_PAUSE=%s: stopping until SIGCONT", where);
+	raise(SIGSTOP);
+}
+
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
-	ret = rst_images_load(&c->im, c->opts->images_dir, c->opts->lazy_pages);
+	rst_trust_init(&c->trust, c->opts->trust_images_of);
+	ret = rst_images_load(&c->im, c->opts->images_dir, c->opts->lazy_pages, &c->trust);
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	test_pause("verified");
 	pr_info("images of pid %u verified: %zu VMAs, %zu page runs, %" PRIu64 " data pages, %zu fds",
 		c->im.pid, c->im.mm->n_vmas, c->im.nr_pm, data_pages(&c->im), c->im.nr_fdinfo);
 
@@ -267,7 +289,12 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
+	c.im.pages_fd = -1;
+	c.proc.pidfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
+	if (ret)
+		rst_proc_abort(&c.proc); /* nothing of a failed restore stays behind */
+	rst_proc_release(&c.proc);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "unit.h"
 #include "image.h"
@@ -161,6 +162,50 @@ static int test_missing_file(void)
 	return 0;
 }
 
+/* Not regular files: refused by what they are, without blocking on a FIFO. */
+static int test_not_regular_refused(void)
+{
+	static const struct {
+		const char *name;
+		const char *why;
+	} t[] = {
+		{ "fifo.img", "is a FIFO, not a regular file" },
+		{ "link.img", "is a symbolic link (refused: images are never followed)" },
+		{ "zero.img", "is a character device, not a regular file" },
+		{ "sub.img", "is a directory, not a regular file" },
+	};
+	int dfd = setup_dir();
+
+	CHECK(dfd >= 0);
+	CHECK(mkfifoat(dfd, "fifo.img", 0600) == 0);
+	CHECK(symlinkat("/dev/zero", dfd, "link.img") == 0);
+	CHECK(mknodat(dfd, "zero.img", S_IFCHR | 0600, makedev(1, 5)) == 0);
+	CHECK(mkdirat(dfd, "sub.img", 0700) == 0);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct img_reader r;
+
+		CHECK(img_reader_open(&r, dfd, t[i].name, LZ_IMG_CORE) < 0);
+		CHECK(!strcmp(r.why, t[i].why));
+	}
+	return 0;
+}
+
+/* A file larger than its kind may be is refused before it is read. */
+static int test_size_bound(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir(), fd;
+
+	CHECK(dfd >= 0);
+	fd = openat(dfd, "pstree.img", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, (off_t)img_kind_max_size(LZ_IMG_PSTREE) + 1) == 0);
+	close(fd);
+	CHECK(img_reader_open(&r, dfd, "pstree.img", LZ_IMG_PSTREE) == -EFBIG);
+	CHECK(!strcmp(r.why, "16777217 bytes, more than a pstree image may hold (16 MiB)"));
+	CHECK(img_kind_max_size(LZ_IMG_PAGES) == UINT64_MAX);
+	return 0;
+}
+
 static int test_read_one(void)
 {
 	struct img_reader r;
@@ -252,6 +297,8 @@ static const struct unit_case cases[] = {
 	UNIT(test_every_flipped_byte_refused),
 	UNIT(test_version_and_kind),
 	UNIT(test_missing_file),
+	UNIT(test_not_regular_refused),
+	UNIT(test_size_bound),
 	UNIT(test_read_one),
 	UNIT(test_kind_from_name),
 	UNIT(test_pages_hdr),
