@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ enum {
 	OPT_GUARD_TIMEOUT,
 	OPT_FAULT_AROUND,
 	OPT_FILL_CHUNK,
+	OPT_TRUST_IMAGES_OF,
 };
 
 static const struct option lazy_opts[] = {
@@ -37,6 +39,7 @@ static const struct option lazy_opts[] = {
 	{ "guardian-timeout", required_argument, NULL, OPT_GUARD_TIMEOUT },
 	{ "fault-around", required_argument, NULL, OPT_FAULT_AROUND },
 	{ "fill-chunk", required_argument, NULL, OPT_FILL_CHUNK },
+	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -47,6 +50,7 @@ static void lazy_usage(FILE *f)
 		"Usage: lazarus lazy-pages -D DIR [-W WORKDIR] [--status-fd FD] [-d] [-o LOGFILE]\n"
 		"                          [-v[N]] [--resume] [--guardian-timeout SEC]\n"
 		"                          [--fault-around KIB] [--fill-chunk KIB]\n"
+		"                          [--trust-images-of USER]\n"
 		"\n"
 		"Serve the memory of processes restored with 'restore --lazy-pages' from the\n"
 		"images in DIR, listening on WORKDIR/lazy-pages.sock (WORKDIR defaults to DIR).\n"
@@ -64,7 +68,10 @@ static void lazy_usage(FILE *f)
 		"                            kills the processes it guards (default %u)\n"
 		"      --fault-around KIB    pages placed per fault, power of two (default %u)\n"
 		"      --fill-chunk KIB      background fill chunk, 64-2048 (default %u)\n"
+		"      --trust-images-of USER  also serve images owned by USER (name or uid);\n"
+		"                            root's and our own are always trusted\n"
 		"\n"
+		"LAZARUS_LAZY_CONN_TIMEOUT_MS=N: how long a client may owe a message (10000).\n"
 		"Tests only: LAZARUS_LAZY_FILL_DELAY_US=N pauses N us after each fill chunk;\n"
 		"LAZARUS_LAZY_TEST_CRASH=fork makes the daemon SIGKILL itself on reading a fork.\n",
 		LZ_LAZY_GUARD_TIMEOUT_S, LZ_LAZY_FAULT_AROUND_KIB, LZ_LAZY_FILL_CHUNK_KIB);
@@ -82,6 +89,27 @@ static int num(const char *s, const char *what, unsigned max, unsigned *out)
 		return -1;
 	}
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* A user name or a numeric uid (as restore's --trust-images-of). */
+static int parse_user(const char *s, uid_t *uid)
+{
+	struct passwd *pw = getpwnam(s);
+	char *end;
+	unsigned long v;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v >= (uid_t)-1) {
+		fprintf(stderr, "lazarus: --trust-images-of: no such user: '%s'\n", s);
+		return -1;
+	}
+	*uid = (uid_t)v;
 	return 0;
 }
 
@@ -124,6 +152,10 @@ static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const c
 			break;
 		case OPT_GUARD_TIMEOUT:
 			if (num(optarg, "--guardian-timeout", 86400, &o->guard_timeout_s))
+				return 2;
+			break;
+		case OPT_TRUST_IMAGES_OF:
+			if (parse_user(optarg, &o->trust_images_of))
 				return 2;
 			break;
 		case OPT_FAULT_AROUND:

@@ -169,6 +169,7 @@ static void client_daemon_child(const struct lazy_client_opts *o, const char *wo
 	d.work_dir = work_dir;
 	d.ready_fd = ready;
 	d.detached = true;
+	d.trust_images_of = o->trust_images_of;
 	_exit(lazy_daemon_run(&d) ? 1 : 0);
 }
 

@@ -61,6 +61,7 @@ struct lazy_client_opts {
 	unsigned timeout_ms;	/* bound of each connect, send, reply; 0: env, else 60 s */
 	const struct lz_dump_id *dump_id; /* the dump restored (inventory.img's id);
 					     the daemon refuses another dump's */
+	uid_t trust_images_of;	/* spawned daemon: also serve images of this uid */
 };
 
 struct lazy_client_proc {

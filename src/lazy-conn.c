@@ -108,9 +108,9 @@ void conn_accept(struct lazy_daemon *d)
 static int conn_check_dump(struct lazy_conn *c, char *why, size_t len)
 {
 	struct lazy_daemon *d = c->d;
-	char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX], whyr[200];
+	char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX], whyr[320];
 	struct img_reader r;
-	int ret = src_read_image(d->dirfd, "inventory.img", LZ_IMG_INVENTORY, &r, whyr,
+	int ret = src_read_image(d->dirfd, &d->trust, "inventory.img", LZ_IMG_INVENTORY, &r, whyr,
 				 sizeof(whyr));
 
 	if (ret) {

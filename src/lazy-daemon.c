@@ -11,6 +11,7 @@
 #define LOG_PREFIX "lazy-pages: "
 
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,7 +57,8 @@ void daemon_epoll_del(struct lazy_daemon *d, int fd)
 static int daemon_dirs(struct lazy_daemon *d)
 {
 	const char *work = d->o.work_dir ? d->o.work_dir : d->o.images_dir;
-	char why[SF_WHY_MAX];
+	char why[SF_WHY_MAX], twhy[PATH_MAX + 256];
+	int ret;
 
 	if (!d->o.images_dir || !realpath(d->o.images_dir, d->images_dir)) {
 		pr_perror("images directory %s", d->o.images_dir ? d->o.images_dir : "(none)");
@@ -83,7 +85,16 @@ static int daemon_dirs(struct lazy_daemon *d)
 		pr_perror("images directory %s", d->images_dir);
 		return -errno;
 	}
-	return 0;
+	/*
+	 * What it serves goes into the memory of processes restore runs with
+	 * its privilege: the same trust rule as restore's (restore-trust.h),
+	 * here for the directory, and for each image when it is opened.
+	 */
+	rst_trust_init(&d->trust, d->o.trust_images_of);
+	ret = rst_trust_dir(&d->trust, d->dirfd, d->images_dir, twhy, sizeof(twhy));
+	if (ret)
+		pr_err("%s; refusing to serve it", twhy);
+	return ret;
 }
 
 /*

@@ -8,6 +8,7 @@
 #define LZ_LAZY_DAEMON_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define LZ_LAZY_FAULT_AROUND_KIB 64  /* see Documentation/lazy-pages.md, "Fault-around" */
 #define LZ_LAZY_FILL_CHUNK_KIB 2048
@@ -27,6 +28,7 @@ struct lazy_daemon_opts {
 	unsigned fill_chunk_kib;     /* background fill chunk, 64..2048 */
 	unsigned fill_delay_us;	     /* test hook: pause after each fill chunk */
 	bool test_crash_on_fork;     /* test hook: SIGKILL ourselves on reading a FORK */
+	uid_t trust_images_of;	     /* also trust images of this uid (0: root and ours only) */
 };
 
 /* Set the defaults above; dirs NULL, status_fd -1. */

@@ -17,6 +17,7 @@
 #include "lazy-shm.h"
 #include "lazy-sock.h"
 #include "lazy-source.h"
+#include "restore-trust.h"
 
 enum lazy_hkind { H_LISTEN, H_CONN, H_UFFD, H_PIDFD, H_GUARD };
 
@@ -80,6 +81,7 @@ struct lazy_daemon {
 	char images_dir[PATH_MAX];
 	char work_dir[PATH_MAX];
 	int dirfd, workfd;
+	struct rst_trust trust;	 /* whose images are served (restore-trust.h) */
 	int epfd;
 	int listen_fd, lock_fd;
 	int guard_fd;		 /* channel to the guardian; -1 if none */

@@ -779,7 +779,7 @@ int lpi_add(struct lazy_daemon *d, struct lazy_conn *c, struct lazy_add *a, char
 		snprintf(why, whylen, "pid %d: registered ranges unaligned or overlapping", a->pid);
 		goto out_close;
 	}
-	ret = src_open(d->dirfd, a->img_id, a->dump_id, &src, why, whylen);
+	ret = src_open(d->dirfd, &d->trust, a->img_id, a->dump_id, &src, why, whylen);
 	if (ret) {
 		/* Its memory can never be right: it must not run. */
 		pidfd_kill(a->pidfd);
@@ -857,7 +857,7 @@ int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd)
 		return 0;
 	}
 	memcpy(&id, sl->dump_id, sizeof(id));
-	ret = src_open(d->dirfd, sl->img_id, &id, &p->src, why, sizeof(why));
+	ret = src_open(d->dirfd, &d->trust, sl->img_id, &id, &p->src, why, sizeof(why));
 	if (ret) {
 		lpi_kill(p, "%s", why);
 		return 0;

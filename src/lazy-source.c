@@ -34,8 +34,25 @@
  * it is a regular file of sane size, read it whole and verify it as an
  * image of kind: what is used afterwards is this buffer, the one verified.
  */
-int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct img_reader *r,
-		   char *why, size_t whylen)
+/* A regular file a trusted user owns, nobody else can write. */
+static int src_check_file(const struct rst_trust *trust, const struct stat *st, const char *name,
+			  char *why, size_t whylen)
+{
+	char tw[256];
+
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen, "%s: not a regular file", name);
+		return -EINVAL;
+	}
+	if (rst_trust_file(trust, st, tw, sizeof(tw))) {
+		snprintf(why, whylen, "%s: %s", name, tw);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int src_read_image(int dirfd, const struct rst_trust *trust, const char *name,
+		   enum lz_img_kind kind, struct img_reader *r, char *why, size_t whylen)
 {
 	uint8_t *data = NULL;
 	struct stat st;
@@ -54,10 +71,12 @@ int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct im
 		snprintf(why, whylen, "%s: %s", name, strerror(-ret));
 		goto out_close;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > MAX_IMAGE_BYTES) {
-		ret = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		snprintf(why, whylen, "%s: %s", name, ret == -EINVAL ? "not a regular file" :
-			 "larger than an image may be");
+	ret = src_check_file(trust, &st, name, why, whylen);
+	if (ret)
+		goto out_close;
+	if (st.st_size > MAX_IMAGE_BYTES) {
+		ret = -EFBIG;
+		snprintf(why, whylen, "%s: larger than an image may be", name);
 		goto out_close;
 	}
 	data = malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -177,8 +196,8 @@ static int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *pr
 	return 0;
 }
 
-static int src_read_pagemap(struct lazy_src *s, int dirfd, const struct lz_dump_id *id,
-			    char *why, size_t whylen)
+static int src_read_pagemap(struct lazy_src *s, int dirfd, const struct rst_trust *trust,
+			    const struct lz_dump_id *id, char *why, size_t whylen)
 {
 	ProtobufCMessage *m = NULL;
 	struct img_reader r;
@@ -187,7 +206,7 @@ static int src_read_pagemap(struct lazy_src *s, int dirfd, const struct lz_dump_
 	int ret;
 
 	snprintf(name, sizeof(name), "pagemap-%u.img", s->img_id);
-	ret = src_read_image(dirfd, name, LZ_IMG_PAGEMAP, &r, why, whylen);
+	ret = src_read_image(dirfd, trust, name, LZ_IMG_PAGEMAP, &r, why, whylen);
 	if (ret)
 		return ret;
 	ret = img_reader_check_id(&r, id);
@@ -220,27 +239,27 @@ out_close:
 	return ret;
 }
 
-static int src_map_pages(struct lazy_src *s, int dirfd, const struct lz_dump_id *id, char *why,
-			 size_t whylen)
+static int src_map_pages(struct lazy_src *s, int dirfd, const struct rst_trust *trust,
+			 const struct lz_dump_id *id, char *why, size_t whylen)
 {
 	uint64_t want = LZ_PAGES_HDR_SIZE + s->nr_data_pages * PG;
 	struct lz_pages_hdr h;
 	const char *bad = NULL;
 	struct stat st;
+	int ret;
 
 	/* The header checked here, then every block read, come from this fd. */
 	s->fd = openat(dirfd, s->pages_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
-		int ret = -errno;
+		ret = -errno;
 
 		snprintf(why, whylen, "%s: %s", s->pages_name,
 			 ret == -ELOOP ? "is a symbolic link" : strerror(-ret));
 		return ret;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "%s: not a regular file", s->pages_name);
-		return -EINVAL;
-	}
+	ret = src_check_file(trust, &st, s->pages_name, why, whylen);
+	if (ret)
+		return ret;
 	if (pread(s->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
 		snprintf(why, whylen, "%s: truncated (no pages header)", s->pages_name);
 		return -EBADMSG;
@@ -271,8 +290,8 @@ static int src_map_pages(struct lazy_src *s, int dirfd, const struct lz_dump_id 
 	return 0;
 }
 
-int src_open(int dirfd, uint32_t img_id, const struct lz_dump_id *id, struct lazy_src **out,
-	     char *why, size_t whylen)
+int src_open(int dirfd, const struct rst_trust *trust, uint32_t img_id,
+	     const struct lz_dump_id *id, struct lazy_src **out, char *why, size_t whylen)
 {
 	struct lazy_src *s;
 	int ret;
@@ -282,9 +301,9 @@ int src_open(int dirfd, uint32_t img_id, const struct lz_dump_id *id, struct laz
 		snprintf(why, whylen, "out of memory");
 		return ret;
 	}
-	ret = src_read_pagemap(s, dirfd, id, why, whylen);
+	ret = src_read_pagemap(s, dirfd, trust, id, why, whylen);
 	if (!ret)
-		ret = src_map_pages(s, dirfd, id, why, whylen);
+		ret = src_map_pages(s, dirfd, trust, id, why, whylen);
 	if (ret) {
 		if (ret == -ENOMEM)
 			snprintf(why, whylen, "out of memory reading pagemap-%u.img", img_id);

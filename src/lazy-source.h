@@ -18,6 +18,7 @@
 
 #include "image.h"
 #include "lazy-ranges.h"
+#include "restore-trust.h"
 
 struct lazy_orig {
 	uint64_t vaddr;	    /* dump-time address of the run */
@@ -50,16 +51,17 @@ struct lazy_src {
  * must belong to dump id (-ESTALE otherwise). The pagemap is used from the
  * buffer that was verified, the pages from the fd whose header was checked.
  */
-int src_open(int dirfd, uint32_t img_id, const struct lz_dump_id *id, struct lazy_src **out,
-	     char *why, size_t whylen);
+int src_open(int dirfd, const struct rst_trust *trust, uint32_t img_id,
+	     const struct lz_dump_id *id, struct lazy_src **out, char *why, size_t whylen);
 
 /*
  * Read dirfd/name whole and verify it as an image of kind: no symlink
- * followed, no FIFO or device opened in a way that blocks, size bounded.
- * On failure why names the file and the problem. img_reader_close() it.
+ * followed, no FIFO or device opened in a way that blocks, owned by a user
+ * trust trusts (restore-trust.h), size bounded. On failure why names the
+ * file and the problem. img_reader_close() it.
  */
-int src_read_image(int dirfd, const char *name, enum lz_img_kind kind, struct img_reader *r,
-		   char *why, size_t whylen);
+int src_read_image(int dirfd, const struct rst_trust *trust, const char *name,
+		   enum lz_img_kind kind, struct img_reader *r, char *why, size_t whylen);
 struct lazy_src *src_get(struct lazy_src *s);
 void src_put(struct lazy_src *s);
 

@@ -127,6 +127,7 @@ static int lazy_connect(struct restore_ctx *c)
 		.work_dir = c->opts->work_dir,
 		.spawn = true,
 		.dump_id = &c->im.id,
+		.trust_images_of = c->opts->trust_images_of,
 		.log_level = log_get_level() > LOG_INFO ? log_get_level() : 0,
 	};
 	int ret;

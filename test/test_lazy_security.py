@@ -387,6 +387,54 @@ def test_daemon_refuses_pages_of_another_dump(env, dumps_ab, swap):
     assert why in d.log_text(), d.describe()
 
 
+def chown_tree(path, uid):
+    os.chown(path, uid, uid)
+    for p in Path(path).iterdir():
+        os.chown(p, uid, uid)
+
+
+def test_daemon_trusts_images_as_restore_does(env, dumps_ab):
+    """A root daemon serves only images restore would trust: a directory of
+    nobody's is refused at start with one line, unless --trust-images-of
+    nobody says otherwise (then it serves a restore of the same dump)."""
+    w, _, b = dumps_ab
+    served, work = env.base / "served", env.path("work")
+    shutil.copytree(b, served)
+    chown_tree(served, NOBODY)
+    r = env.lazarus("lazy-pages", "-D", served, "-W", work)
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert f"images directory {served}: owned by uid {NOBODY}, whose images restore does not " \
+           "trust" in r.errors[0] and r.errors[0].endswith("; refusing to serve it"), r.describe()
+
+    d = Daemon(env, served, work, "--trust-images-of", "nobody")
+    r = restore_lazy(env, b, work)
+    assert r.rc == 0 and not r.errors, r.describe()
+    env.pids.add(w.pid)
+    w.restored().check_pass()
+    harness.kill_and_reap(w.pid)
+    assert d.wait() == 0, d.describe()
+
+
+def test_daemon_refuses_untrusted_pages_file(env, dumps_ab):
+    """Root's images directory, but the pages file belongs to nobody: the
+    daemon refuses it by name when the process is handed over (the file it
+    would copy from), the process is killed, restore says why."""
+    w, _, b = dumps_ab
+    served, work = env.base / "served", env.path("work")
+    shutil.copytree(b, served)
+    pages = f"pages-{w.pid}.img"
+    os.chown(served / pages, NOBODY, NOBODY)
+    d = Daemon(env, served, work)
+    r = restore_lazy(env, b, work)
+    why = f"{pages}: owned by uid {NOBODY}, whose images restore does not trust"
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert why in r.errors[0] and f"pid {w.pid} killed" in r.errors[0], r.describe()
+    env.pids.add(w.pid)
+    wait_for(lambda: not harness.alive(w.pid), harness.EXIT_TIMEOUT, f"pid {w.pid} to be gone")
+    assert d.wait() == 1, d.describe()
+    assert why in d.log_text(), d.describe()
+
+
 # ------------------------------------------------------------ WORKDIR files
 
 
