@@ -1,5 +1,9 @@
 /* cli.c - command-line helpers that need more than option parsing. */
+#include <errno.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -32,4 +36,24 @@ void cli_block_stop_signals(void)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int cli_parse_user(const char *s, uid_t *uid)
+{
+	struct passwd *pw = getpwnam(s);
+	char *end;
+	unsigned long v;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v >= (uid_t)-1) {
+		fprintf(stderr, "lazarus: --trust-images-of: no such user: '%s'\n", s);
+		return -1;
+	}
+	*uid = (uid_t)v;
+	return 0;
 }

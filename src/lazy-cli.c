@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "lazy-daemon.h"
 #include "log.h"
 #include "safe-file.h"
@@ -92,27 +93,6 @@ static int num(const char *s, const char *what, unsigned max, unsigned *out)
 	return 0;
 }
 
-/* A user name or a numeric uid (as restore's --trust-images-of). */
-static int parse_user(const char *s, uid_t *uid)
-{
-	struct passwd *pw = getpwnam(s);
-	char *end;
-	unsigned long v;
-
-	if (pw) {
-		*uid = pw->pw_uid;
-		return 0;
-	}
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *s == '\0' || *end != '\0' || v >= (uid_t)-1) {
-		fprintf(stderr, "lazarus: --trust-images-of: no such user: '%s'\n", s);
-		return -1;
-	}
-	*uid = (uid_t)v;
-	return 0;
-}
-
 static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const char **log_file,
 		      int *level, bool *detach)
 {
@@ -155,7 +135,7 @@ static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const c
 				return 2;
 			break;
 		case OPT_TRUST_IMAGES_OF:
-			if (parse_user(optarg, &o->trust_images_of))
+			if (cli_parse_user(optarg, &o->trust_images_of))
 				return 2;
 			break;
 		case OPT_FAULT_AROUND:

@@ -94,27 +94,6 @@ static int parse_int(const char *s, const char *what, int *out)
 	return 0;
 }
 
-/* A user name or a numeric uid. */
-static int parse_user(const char *s, uid_t *uid)
-{
-	struct passwd *pw = getpwnam(s);
-	char *end;
-	unsigned long v;
-
-	if (pw) {
-		*uid = pw->pw_uid;
-		return 0;
-	}
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *s == '\0' || *end != '\0' || v >= (uid_t)-1) {
-		fprintf(stderr, "lazarus: --trust-images-of: no such user: '%s'\n", s);
-		return -1;
-	}
-	*uid = (uid_t)v;
-	return 0;
-}
-
 static int check_dir(const char *dir)
 {
 	struct stat st;
@@ -206,7 +185,7 @@ int main(int argc, char **argv)
 			lazy_pages = true;
 			break;
 		case OPT_TRUST_IMAGES_OF:
-			if (parse_user(optarg, &trust_uid))
+			if (cli_parse_user(optarg, &trust_uid))
 				return 2;
 			break;
 		case 'h':
