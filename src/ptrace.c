@@ -122,6 +122,8 @@ got:
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		/* The ptrace link ends with the task. */
 		t->seized = false;
+		if (t->hooks.may_vanish && !t->frozen)
+			return -ESRCH; /* exited before it stopped: it was never ours */
 		pr_err("process %d exited while being traced (%s %d)", t->pid,
 		       WIFEXITED(*status) ? "exit code" : "signal",
 		       WIFEXITED(*status) ? WEXITSTATUS(*status) : WTERMSIG(*status));
@@ -274,8 +276,9 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
 	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
 		ret = -errno;
-		if (ret != -ESRCH || !t->hooks.may_vanish)
-			report_seize_error(pid, ret);
+		if (t->hooks.may_vanish && strchr("XZ?", proc_state_of(pid)))
+			return -ESRCH; /* exiting (a zombie cannot be seized) or gone */
+		report_seize_error(pid, ret);
 		return ret;
 	}
 	t->seized = true;
@@ -296,6 +299,7 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 		pr_perror("process %d: PTRACE_GETSIGMASK", pid);
 		goto out_detach;
 	}
+	t->frozen = true;
 	return 0;
 
 out_detach:

@@ -61,8 +61,8 @@ struct tracee_hooks {
 	bool exitkill_injected; /* PTRACE_O_EXITKILL from tracee_inject_begin until the
 				   put-back: should the tracer die meanwhile, the task
 				   is killed instead of running on injected registers */
-	bool may_vanish;	/* a task gone before it could be seized (-ESRCH) is
-				   not an error: not logged, the caller looks again */
+	bool may_vanish;	/* a task that exits before it is frozen is not an
+				   error: -ESRCH, not logged, the caller looks again */
 	bool accept_group_stop; /* a task in a group stop (state T) is frozen as it
 				   is; t->group_stop_sig says by which signal */
 };
@@ -70,6 +70,7 @@ struct tracee_hooks {
 struct tracee {
 	pid_t pid;
 	bool seized;
+	bool frozen;			 /* tracee_seize succeeded */
 	bool injected;			 /* regs/sigmask were changed: put back on detach */
 	struct user_regs_struct regs;	 /* as frozen, before any fixup */
 	struct user_regs_struct resume;	 /* regs to put back after injection: as
