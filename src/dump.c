@@ -1,26 +1,36 @@
 /*
- * dump.c - `lazarus dump`: checkpoint one single-threaded process.
+ * dump.c - `lazarus dump`: checkpoint a process tree, each process with its
+ * threads.
  *
  * The steps, in an order that matters:
- *  1. freeze: seize and interrupt the process (ptrace.c);
- *  2. checks: one thread, no children, every VMA and fd of a kind we can
- *     dump, no state we can neither restore nor leave out (dump-checks.c),
- *     so that a refusal comes before anything is touched or written;
- *  3. registers and other state readable from outside (dump-core.c);
- *  4. injected syscalls for what only the task can tell (sigaltstack,
- *     itimers, prctls, signal dispositions, brk), with a scratch page that is
- *     unmapped again before memory is read, and a check that /proc/PID/maps
- *     is byte-identical afterwards;
- *  5. memory (dump-mem.c), then the rest of /proc, then the other images;
+ *  1. freeze: every thread of the root and of every descendant, each
+ *     process's children read only once it is frozen (dump-tree.c);
+ *  2. checks: what restore can take (dump_plural_supported: more than one
+ *     thread or process only once restore can bring them back), per process
+ *     every VMA and fd of a kind we can dump, no state we can neither
+ *     restore nor leave out (dump-checks.c), nothing shared between
+ *     processes that issue 7 owns, so that a refusal comes before anything
+ *     is touched or written;
+ *  3. per thread, registers and other state readable from outside
+ *     (dump-core.c);
+ *  4. injected syscalls for what only the task can tell: into each thread
+ *     for its own state (sigaltstack, clear-child-tid, securebits, TSC
+ *     mode), into the leader also for the process's (itimers, prctls,
+ *     signal dispositions, brk); one thread at a time, each with a scratch
+ *     page unmapped again before the next, and a check that /proc/PID/maps
+ *     is byte-identical afterwards; then the pending signals;
+ *  5. per process memory (dump-mem.c), the rest of /proc and its images;
+ *     then files.img and pstree.img for the tree;
  *  6. inventory.img, last: its presence means the dump is complete;
  *  7. commit: every file was written into a fresh staging directory; now
  *     they replace the previous dump in DIR, inventory.img last, and DIR is
  *     fsynced (dump-img.c), so a failure up to here leaves the previous
  *     dump whole;
- *  8. kill the process, or with leave_running let it run on.
- * Any failure removes the images written so far and resumes the process as
- * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
- * points between and inside the steps up to 6; after 6 the dump finishes.
+ *  8. kill every process, or with leave_running let them run on.
+ * Any failure removes the images written so far and resumes every thread as
+ * it was frozen (a stopped process stays stopped). So does a stop signal
+ * (dump-signals.c), taken at the safe points between and inside the steps
+ * up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
 #include <dirent.h>
