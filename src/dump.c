@@ -33,14 +33,12 @@
  * up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,41 +199,6 @@ static int check_process(const struct dump_proc *p)
 	return 0;
 }
 
-/*
- * Shared between processes, what issue 7 will restore as shared: open file
- * descriptions (dump-files.c) and shared anonymous memory, refused by name.
- */
-static int check_shared_mem(const struct dump_ctx *d)
-{
-	for (size_t k = 1; k < d->tree.nr; k++) {
-		const struct mm_dump *b = &d->tree.procs[k]->mm;
-
-		for (size_t l = 0; l < k; l++) {
-			const struct mm_dump *a = &d->tree.procs[l]->mm;
-
-			for (size_t i = 0; i < b->nr_vmas; i++) {
-				const struct dump_vma *vb = &b->vmas[i];
-
-				if (!(vb->flags & MAP_SHARED) || vb->path)
-					continue;
-				for (size_t j = 0; j < a->nr_vmas; j++) {
-					const struct dump_vma *va = &a->vmas[j];
-
-					if (!(va->flags & MAP_SHARED) || va->path ||
-					    va->dev != vb->dev || va->ino != vb->ino)
-						continue;
-					pr_err("process %d shares anonymous memory at %#" PRIx64
-					       " with process %d (MAP_SHARED|MAP_ANONYMOUS): not "
-					       "supported yet (issue 7)",
-					       b->pid, vb->start, a->pid);
-					return -EOPNOTSUPP;
-				}
-			}
-		}
-	}
-	return 0;
-}
-
 static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
@@ -252,6 +215,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	return ret;
 }
 
+/* Open file descriptions shared between processes: issue 7's, refused by name. */
 static int check_shared_files(const struct dump_ctx *d)
 {
 	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
@@ -283,10 +247,8 @@ static int check_tree(struct dump_ctx *d)
 		if (ret)
 			return ret;
 	}
-	ret = check_shared_mem(d);
-	if (!ret)
-		ret = check_shared_files(d);
-	return ret;
+	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
+	return check_shared_files(d);
 }
 
 static int freeze_and_check(struct dump_ctx *d)

@@ -397,3 +397,58 @@ def test_threads_come_and_go_while_freezing(env, plural):
         n0 = (d / "beat").read_text()
         harness.wait_for(lambda: (d / "beat").read_text() != n0, harness.READY_TIMEOUT,
                          "the threads to go on being made")
+
+
+SHARED_OUT = textwrap.dedent("""
+    import os, sys, time
+    d = sys.argv[1]
+    child = os.fork()
+    if child == 0:  # keeps the parent's stdout and stderr: one open file description
+        while True:
+            time.sleep(0.01)
+    with open(os.path.join(d, "ready.tmp"), "w") as f:
+        f.write("pid=%d child=%d" % (os.getpid(), child))
+    os.rename(os.path.join(d, "ready.tmp"), os.path.join(d, "ready"))
+    while True:
+        time.sleep(0.01)
+""")
+
+
+def test_tree_shared_open_file_refused(env, plural):
+    """stdout shared across fork is one open file description: refused by
+    name (issue 7); the shared /dev/null of stdin is not."""
+    d = env.base / "shared"
+    w = env.spawn(PyTree, [harness.PYTHON, "-c", SHARED_OUT, d], d)
+    child = int(w.ready["child"])
+    env.pids.add(child)
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1, r.describe()
+    assert r.errors == [f"lazarus: Error: dump: fd 1 of process {child} shares its open file "
+                        f"description with fd 1 of process {w.pid}: not supported yet (issue 7)"], \
+        r.describe()
+    assert not (img / "inventory.img").exists()
+    harness.assert_not_stopped(w.pid)
+    harness.assert_not_stopped(child, "child")
+
+
+def test_tree_killed_after_dump(env, plural):
+    """Without -R every process of the tree is killed once the dump is
+    complete, the stopped one too; nothing is left traced or stopped."""
+    w = spawn_tree(env)
+    pids = w.pids()
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    assert (img / "inventory.img").exists()
+    w.proc.wait(harness.EXIT_TIMEOUT)
+    for name, pid in pids.items():
+        harness.reap(pid)  # reparented to us (a subreaper) if not reaped by their parent
+        assert harness.proc_state(pid) is None, f"{name} ({pid}) survived the dump"
+
+
+def test_threads_killed_after_dump(env, plural):
+    w = spawn_threads(env)
+    img = env.path("img")
+    env.dump(w, img)
+    assert len(show_entries(img, "pstree.img")[0]["threads"]) == 8
