@@ -452,3 +452,17 @@ def test_threads_killed_after_dump(env, plural):
     img = env.path("img")
     env.dump(w, img)
     assert len(show_entries(img, "pstree.img")[0]["threads"]) == 8
+
+
+def test_thread_id_refused(env, plural):
+    """dump -t of a thread that is not the leader names the process to dump
+    instead, before anything is seized."""
+    w = spawn_threads(env)
+    tid = w.tids()[3]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", tid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1, r.describe()
+    assert r.errors == [f"lazarus: Error: dump: {tid} is a thread of process {w.pid}: "
+                        "dump the process instead"], r.describe()
+    harness.assert_not_stopped(w.pid)
+    w.check_pass()
