@@ -504,3 +504,31 @@ def test_tree_vfork_parent_refused(env, plural):
     harness.assert_not_stopped(w.pid)
     os.kill(child, signal.SIGKILL)
     harness.wait_for((d / "v" / "resumed").exists, harness.READY_TIMEOUT, "the vfork parent to resume")
+
+
+@pytest.mark.parametrize("phase", ["seized", "inject"])
+def test_tree_dump_interrupted(env, plural, phase):
+    """SIGINT to a tree dump (frozen, or with a syscall injected into the
+    root) while one of its processes was killed meanwhile: one line, nothing
+    written, every other process runs on untraced (b still stopped) and
+    passes its check; no hang on the dead one."""
+    from test_dump_signals import PausedDump, interrupted_line
+
+    w = spawn_tree(env)
+    pids = w.pids()
+    img = env.path("img")
+    dump = PausedDump(env, w, img, phase)
+    os.kill(pids["a1"], signal.SIGKILL)
+    rc, errors = dump.signal(signal.SIGINT)
+    assert rc == 1 and errors == [interrupted_line(signal.SIGINT, w.pid)], dump.describe()
+    assert not (img / "inventory.img").exists()
+    for name, pid in pids.items():
+        if name in ("a1", "z"):
+            continue
+        assert set(tracer_pids(pid).values()) == {"0"}, f"{name} ({pid}) still traced"
+        if name == "b":
+            assert harness.proc_state(pid) == "T", "b no longer stopped"
+        else:
+            harness.assert_not_stopped(pid, name)
+    for name in ("a", "b1"):
+        w.member(name).check_pass()
