@@ -28,7 +28,7 @@
 #define MAX_BLOCK_PAGES 4096U /* 16 MiB: a sane bound for one checked block */
 #define CHUNK_PAGES 512U      /* 2 MiB: most handed out by one src_pages() */
 
-static int src_alloc(uint32_t img_id, struct lazy_src **out)
+int src_alloc(uint32_t img_id, struct lazy_src **out)
 {
 	struct lazy_src *s = calloc(1, sizeof(*s));
 
@@ -42,8 +42,8 @@ static int src_alloc(uint32_t img_id, struct lazy_src **out)
 	return 0;
 }
 
-static int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
-			size_t whylen)
+int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
+		 size_t whylen)
 {
 	uint64_t blocks;
 
@@ -72,8 +72,8 @@ static int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *na
 }
 
 /* One pagemap run: check it, and keep it when it is lazy. */
-static int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end,
-			 const char *name, char *why, size_t whylen)
+int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,
+		  char *why, size_t whylen)
 {
 	bool present = e->flags & LZ_PE_PRESENT, zero = e->flags & LZ_PE_ZERO;
 	struct lazy_orig *o;

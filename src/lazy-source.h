@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "lazy-ranges.h"
+#include "pagemap.pb-c.h"
 
 struct lazy_orig {
 	uint64_t vaddr;	    /* dump-time address of the run */
@@ -47,6 +48,18 @@ struct lazy_src {
 /* Load and check pagemap-<img_id>.img and pages-<img_id>.img in dirfd. */
 int src_open(int dirfd, uint32_t img_id, struct lazy_src **out, char *why, size_t whylen);
 struct lazy_src *src_get(struct lazy_src *s);
+
+/*
+ * The steps of src_open() that read no file (test/fuzz/fuzz_lazy_source.c
+ * calls them alone): a source with no pages file yet (fd -1), its pagemap
+ * head, then each run in file order (prev_end starts at 0). name is the
+ * pagemap file for the messages.
+ */
+int src_alloc(uint32_t img_id, struct lazy_src **out);
+int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
+		 size_t whylen);
+int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,
+		  char *why, size_t whylen);
 void src_put(struct lazy_src *s);
 
 /* The lazy runs as {vaddr, npages, idx}, for lr_build. Free with free(). */
