@@ -41,11 +41,12 @@ for _ in $(seq 600); do
 	[ -e "$work/ready" ] && break
 	sleep 0.1
 done
-if ! [ -e "$work/ready" ] || ! "$O/lazarus" dump -t "$pid" -D "$img" >"$work/dump.out" 2>&1; then
+if ! [ -e "$work/ready" ] || ! "$O/lazarus" dump -R -t "$pid" -D "$img" >"$work/dump.out" 2>&1; then
 	echo "fuzz-seed: could not dump lzwork (pid $pid) for the seeds:" >&2
 	cat "$work/out" "$work/dump.out" >&2 2>/dev/null
 	exit 1
 fi
-{ wait "$pid"; } 2>/dev/null || true # the dump killed it
+kill -TERM "$pid" # left running (-R): lzwork exits 0 on SIGTERM
+wait "$pid" || true
 pid=
 "$F/mkseed" "$img" "$F"
