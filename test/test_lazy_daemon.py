@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-HARNESS = ROOT / "build" / "test" / "lzlazyharness"
-LAZARUS = ROOT / "build" / "lazarus"
+from harness import BUILD
+
+HARNESS = BUILD / "test" / "lzlazyharness"
+LAZARUS = BUILD / "lazarus"
 
 SCENARIOS = [
     "basic",
