@@ -8,7 +8,8 @@
  * (records.h): the image files as they are for fuzz_image, the loaded dump
  * as records for fuzz_verify, the pagemap, the first data pages and a
  * request per lazy run for fuzz_lazy_source, and the conversation a
- * restore has with the daemon for fuzz_lazy_conn.
+ * restore has with the daemon for fuzz_lazy_conn (each of its messages
+ * alone for fuzz_lazy_msg).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -162,13 +163,23 @@ static void seed_source(const struct rst_images *im, int dirfd)
 	seed_close(f);
 }
 
+/* One message for fuzz_lazy_conn's input, and as sent for fuzz_lazy_msg. */
 static void put_framed(FILE *f, uint8_t nfds, uint16_t type, const void *p, size_t len)
 {
+	struct lz_lazy_hdr h = { LZ_LAZY_MAGIC, LZ_LAZY_VERSION, type, (uint32_t)len, 1 };
 	uint8_t buf[1 + 4096];
+	char name[32];
+	FILE *m;
 
 	buf[0] = (uint8_t)type;
-	memcpy(buf + 1, p, len);
+	if (len)
+		memcpy(buf + 1, p, len);
 	fz_put(f, FZ_C_FRAMED | nfds, buf, len + 1);
+	snprintf(name, sizeof(name), "type-%u", type);
+	m = seed_open("fuzz_lazy_msg", name);
+	fwrite(&h, sizeof(h), 1, m);
+	fwrite(buf + 1, 1, len, m);
+	seed_close(m);
 }
 
 /* fuzz_lazy_conn: what `restore --lazy-pages` says to the daemon. */
