@@ -1,7 +1,9 @@
 # Lazarus build. `make` builds build/lazarus; `make check` runs every test;
 # `make demo` shows a checkpoint and restore; `make bench` measures.
-# SANITIZE=address|undefined builds everything but the restorer blob with
-# that sanitizer.
+# SANITIZE=address|undefined (or both, comma-separated) builds everything
+# but the restorer blob with that sanitizer, every report fatal; O=DIR puts
+# the build there (e.g. make O=build-san SANITIZE=address,undefined; point
+# the tests at it with LAZARUS_BUILD=build-san).
 
 CC	?= gcc
 O	:= build
@@ -14,7 +16,7 @@ CPPFLAGS := -Iinclude -Iimages -I$(O)/images -I$(O)/gen -Isrc -Iplugin
 LDLIBS	:= -lprotobuf-c -lcap
 
 ifneq ($(SANITIZE),)
-CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+CFLAGS	+= -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS	+= -fsanitize=$(SANITIZE)
 endif
 
