@@ -131,7 +131,7 @@ static void write_pages(struct rst_images *im, const uint8_t *p, size_t len, boo
 		abort();
 	if (len && write(fd, p, len) != (ssize_t)len)
 		abort();
-	if (pad && nr <= 256 && LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE > len &&
+	if (pad && nr <= 1024 && LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE > len &&
 	    ftruncate(fd, (off_t)(LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE)))
 		abort();
 	close(fd);

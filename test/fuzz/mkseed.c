@@ -107,7 +107,7 @@ static void seed_image(int dirfd)
 static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 {
 	static uint8_t buf[FZ_REC_MAX];
-	struct fz_v_params prm = { .pid = im->pid, .lazy = lazy };
+	struct fz_v_params prm = { .pid = im->pid, .lazy = lazy, .pad_pages = 1 };
 	char name[64];
 	size_t used = 0, n;
 	FILE *f;

@@ -30,7 +30,7 @@ enum {
 struct fz_v_params {
 	uint32_t pid;
 	uint8_t lazy;	   /* im->lazy */
-	uint8_t pad_pages; /* extend pages-<pid>.img with zeros to its full size */
+	uint8_t pad_pages; /* extend pages-<pid>.img with zeros to its full size (up to 4 MiB) */
 };
 
 /* fuzz_lazy_source: a page source */
