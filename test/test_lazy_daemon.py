@@ -8,7 +8,6 @@ MADV_DONTNEED, a daemon killed with or without --resume, damaged images,
 garbage peers, a second daemon, a daemon started by the client).
 """
 import subprocess
-from pathlib import Path
 
 import pytest
 
