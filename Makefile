@@ -134,7 +134,8 @@ $(FUZZ_LIB): $(FUZZ_OBJ)
 # The daemon's connection handlers are linked alone, with test doubles for
 # the per-process side (lazy-proc.c) and epoll (lazy-daemon.c).
 $(FUZZ_DIR)/fuzz_lazy_conn: test/fuzz/fuzz_lazy_conn.c test/fuzz/records.h \
-		$(FUZZ_DIR)/obj/src/lazy-conn.o $(FUZZ_DIR)/obj/src/lazy-sock.o $(FUZZ_DIR)/obj/src/log.o
+		$(FUZZ_DIR)/obj/src/lazy-conn.o $(FUZZ_DIR)/obj/src/lazy-sock.o $(FUZZ_DIR)/obj/src/log.o \
+		$(FUZZ_DIR)/obj/src/safe-file.o
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^)
 
 $(FUZZ_DIR)/%: test/fuzz/%.c test/fuzz/records.h $(FUZZ_LIB)

@@ -3,7 +3,9 @@
  * The on-disk layout is described in image.h and Documentation/image-format.md.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +38,35 @@ static const struct {
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
 };
+
+int lz_dump_id_new(struct lz_dump_id *id)
+{
+	size_t got = 0;
+
+	while (got < sizeof(id->b)) {
+		ssize_t n = getrandom(id->b + got, sizeof(id->b) - got, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+bool lz_dump_id_eq(const struct lz_dump_id *a, const struct lz_dump_id *b)
+{
+	return !memcmp(a->b, b->b, sizeof(a->b));
+}
+
+const char *lz_dump_id_hex(const struct lz_dump_id *id, char *buf)
+{
+	for (size_t i = 0; i < sizeof(id->b); i++)
+		snprintf(buf + 2 * i, 3, "%02x", id->b[i]);
+	return buf;
+}
 
 const char *img_kind_name(enum lz_img_kind kind)
 {
@@ -95,23 +126,25 @@ static int writer_append(struct img_writer *w, const void *p, size_t n)
 	return 0;
 }
 
-int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind)
+int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind,
+		    const struct lz_dump_id *id)
 {
 	struct lz_img_hdr h = {
 		.magic = LZ_IMG_MAGIC,
 		.version = LZ_IMG_FORMAT_VERSION,
 		.kind = (uint16_t)kind,
+		.dump_id = *id,
 	};
-	char tmp[300];
+	int ret;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = -1;
+	w->out.fd = -1;
 	if (snprintf(w->name, sizeof(w->name), "%s", name) >= (int)sizeof(w->name))
 		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (w->fd < 0)
-		return -errno;
+	ret = sf_create_tmp(dirfd, name, &w->out);
+	if (ret)
+		return ret;
+	w->out.no_dir_sync = true; /* the caller's, once for all its files */
 	return writer_append(w, &h, sizeof(h));
 }
 
@@ -154,28 +187,21 @@ static int write_full(int fd, const uint8_t *p, size_t n)
 int img_writer_close(struct img_writer *w, int dirfd)
 {
 	struct lz_img_tail t = { .marker = LZ_IMG_TAIL_MARKER, .magic = LZ_IMG_TAIL_MAGIC };
-	char tmp[300];
 	int ret;
 
 	t.nr_entries = w->nr_entries;
 	t.crc = lz_crc32c(0, w->buf, w->len);
+	w->crc = t.crc;
 	ret = writer_append(w, &t, sizeof(t));
 	if (ret)
 		goto out_abort;
-	ret = write_full(w->fd, w->buf, w->len);
+	ret = write_full(w->out.fd, w->buf, w->len);
 	if (ret)
 		goto out_abort;
-	if (fsync(w->fd) < 0) {
-		ret = -errno;
+	ret = sf_commit(dirfd, &w->out); /* fsync, rename over NAME */
+	if (ret)
 		goto out_abort;
-	}
-	close(w->fd);
-	w->fd = -1;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
-	if (renameat(dirfd, tmp, dirfd, w->name) < 0) {
-		ret = -errno;
-		goto out_abort;
-	}
+	w->size = w->len;
 	free(w->buf);
 	w->buf = NULL;
 	return 0;
@@ -187,15 +213,7 @@ out_abort:
 
 void img_writer_abort(struct img_writer *w, int dirfd)
 {
-	char tmp[300];
-
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
-	if (w->name[0]) {
-		snprintf(tmp, sizeof(tmp), ".%s.tmp", w->name);
-		unlinkat(dirfd, tmp, 0);
-	}
+	sf_abort(dirfd, &w->out);
 	free(w->buf);
 	w->buf = NULL;
 }
@@ -278,51 +296,135 @@ int img_reader_from_buf(struct img_reader *r, const char *name, uint8_t *data, s
 		return -EBADMSG;
 	}
 	r->nr_entries = count;
+	r->crc = t.crc;
+	r->dump_id = h.dump_id;
 	r->off = sizeof(h);
 	return 0;
 }
 
-int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind)
+/*
+ * Sanity bounds on a whole image file of each kind, far above anything a
+ * real dump writes (one process with the kernel's 65530 VMAs, a million fds,
+ * a pagemap head of 64 MiB of block checksums), so that a crafted or
+ * damaged size is refused by name instead of being read into memory.
+ */
+static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
+	[LZ_IMG_INVENTORY] = 64ULL << 20,
+	[LZ_IMG_PSTREE] = 16ULL << 20,
+	[LZ_IMG_CORE] = 16ULL << 20,
+	[LZ_IMG_TASK] = 16ULL << 20,
+	[LZ_IMG_SIGACTS] = 1ULL << 20,
+	[LZ_IMG_MM] = 256ULL << 20,
+	[LZ_IMG_PAGEMAP] = 512ULL << 20,
+	[LZ_IMG_FS] = 1ULL << 20,
+	[LZ_IMG_FILES] = 512ULL << 20,
+	[LZ_IMG_FDINFO] = 256ULL << 20,
+};
+
+uint64_t img_kind_max_size(enum lz_img_kind kind)
 {
-	struct stat st;
-	uint8_t *data = NULL;
-	size_t got = 0;
-	int fd, ret;
+	if (kind <= 0 || kind >= LZ_IMG_KIND_MAX || kind == LZ_IMG_PAGES)
+		return UINT64_MAX;
+	return kind_max[kind];
+}
+
+const char *img_file_type_why(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return NULL;
+	if (S_ISFIFO(mode))
+		return "is a FIFO, not a regular file";
+	if (S_ISCHR(mode))
+		return "is a character device, not a regular file";
+	if (S_ISBLK(mode))
+		return "is a block device, not a regular file";
+	if (S_ISSOCK(mode))
+		return "is a socket, not a regular file";
+	if (S_ISLNK(mode))
+		return "is a symbolic link (refused: images are never followed)";
+	if (S_ISDIR(mode))
+		return "is a directory, not a regular file";
+	return "is not a regular file";
+}
+
+int img_open_file(int dirfd, const char *name, struct stat *st, const char **why)
+{
+	int fd, flags, ret;
+
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading must not wait for a writer;
+	 * O_NOFOLLOW: a symlink in place of an image is refused (ELOOP), not
+	 * followed to whatever it points at. Nothing is read before fstat said
+	 * this is a regular file.
+	 */
+	fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		*why = errno == ELOOP ? img_file_type_why(S_IFLNK) : strerror(errno);
+		return ret;
+	}
+	if (fstat(fd, st) < 0) {
+		ret = -errno;
+		*why = strerror(errno);
+		goto out_close;
+	}
+	*why = img_file_type_why(st->st_mode);
+	if (*why) {
+		ret = -EINVAL;
+		goto out_close;
+	}
+	/* A regular file ignores O_NONBLOCK; clear it for whoever reads it next. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		ret = -errno;
+		*why = strerror(errno);
+		goto out_close;
+	}
+	return fd;
+
+out_close:
+	close(fd);
+	return ret;
+}
+
+int img_reader_from_fd(struct img_reader *r, int fd, const struct stat *st, const char *name,
+		       enum lz_img_kind kind)
+{
+	uint64_t max = img_kind_max_size(kind);
+	size_t size, got = 0;
+	uint8_t *data;
+	int ret;
 
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		r->why = strerror(errno);
-		return ret;
+	if (st->st_size < 0 || (uint64_t)st->st_size > max) {
+		snprintf(r->why_buf, sizeof(r->why_buf),
+			 "%lld bytes, more than a %s image may hold (%" PRIu64 " MiB)",
+			 (long long)st->st_size, img_kind_name(kind), max >> 20);
+		r->why = r->why_buf;
+		return -EFBIG;
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		r->why = "not a regular file";
-		goto out_close;
-	}
-	data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	size = (size_t)st->st_size;
+	data = malloc(size ? size : 1);
 	if (!data) {
-		ret = -ENOMEM;
-		goto out_close;
+		r->why = strerror(ENOMEM);
+		return -ENOMEM;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			goto out_free;
+		if (n < 0) {
+			ret = -errno;
+			r->why = strerror(errno);
+			free(data);
+			return ret;
 		}
+		if (n == 0)
+			break; /* shrank since fstat: the checks below say truncated */
 		got += (size_t)n;
 	}
-	close(fd);
 	ret = img_reader_from_buf(r, name, data, got, kind);
 	if (ret) {
 		const char *why = r->why;
@@ -332,12 +434,22 @@ int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_i
 		r->why = why;
 	}
 	return ret;
+}
 
-out_free:
-	free(data);
-out_close:
-	if (!r->why)
-		r->why = strerror(-ret);
+int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind)
+{
+	const char *why = NULL;
+	struct stat st;
+	int fd, ret;
+
+	fd = img_open_file(dirfd, name, &st, &why);
+	if (fd < 0) {
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", name);
+		r->why = why;
+		return fd;
+	}
+	ret = img_reader_from_fd(r, fd, &st, name, kind);
 	close(fd);
 	return ret;
 }
@@ -369,6 +481,18 @@ void img_reader_close(struct img_reader *r)
 	r->data = NULL;
 }
 
+int img_reader_check_id(struct img_reader *r, const struct lz_dump_id *id)
+{
+	char a[LZ_DUMP_ID_HEX], b[LZ_DUMP_ID_HEX];
+
+	if (lz_dump_id_eq(&r->dump_id, id))
+		return 0;
+	snprintf(r->why_buf, sizeof(r->why_buf), "belongs to another dump (dump id %s, not %s)",
+		 lz_dump_id_hex(&r->dump_id, a), lz_dump_id_hex(id, b));
+	r->why = r->why_buf;
+	return -ESTALE;
+}
+
 int img_read_one(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
 {
@@ -390,7 +514,8 @@ out_close:
 
 /* ------------------------------------------------------------------ pages */
 
-void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages)
+void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages,
+		    const struct lz_dump_id *id)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = LZ_PAGES_MAGIC;
@@ -399,17 +524,18 @@ void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages)
 	h->page_size = (uint32_t)LZ_PAGE_SIZE;
 	h->pid = pid;
 	h->nr_pages = nr_pages;
+	h->dump_id = *id;
 	h->hdr_crc = lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc));
 }
 
-int pages_hdr_check(const struct lz_pages_hdr *h, const char **why)
+int pages_hdr_check(const struct lz_pages_hdr *h, const struct lz_dump_id *id, const char **why)
 {
 	if (h->magic != LZ_PAGES_MAGIC) {
 		*why = "bad magic (not a lazarus pages image)";
 		return -EBADMSG;
 	}
 	if (h->version != LZ_IMG_FORMAT_VERSION) {
-		*why = "unsupported format version (this lazarus reads version 1)";
+		*why = "unsupported format version (this lazarus reads version 2)";
 		return -EPROTO;
 	}
 	if (h->kind != LZ_IMG_PAGES || h->page_size != LZ_PAGE_SIZE) {
@@ -419,6 +545,10 @@ int pages_hdr_check(const struct lz_pages_hdr *h, const char **why)
 	if (lz_crc32c(0, h, offsetof(struct lz_pages_hdr, hdr_crc)) != h->hdr_crc) {
 		*why = "header checksum mismatch (corrupted)";
 		return -EBADMSG;
+	}
+	if (id && !lz_dump_id_eq(&h->dump_id, id)) {
+		*why = "belongs to another dump (its dump id is not inventory.img's)";
+		return -ESTALE;
 	}
 	return 0;
 }

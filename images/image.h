@@ -3,7 +3,7 @@
  *
  * Every protobuf image file is framed as (all little-endian):
  *
- *   struct lz_img_hdr   magic "LZRS", format version, kind
+ *   struct lz_img_hdr   magic "LZRS", format version, kind, dump id
  *   { u32 len; u32 crc32c(payload); payload[len] }   one per message
  *   struct lz_img_tail  marker, entry count, crc32c of everything before it
  *
@@ -12,6 +12,13 @@
  * Readers check everything (size, magic, version, kind, file and entry
  * checksums, entry count) before they hand out a single message, so a
  * truncated or corrupted image is refused before any process is touched.
+ *
+ * The dump id is 16 random bytes drawn once per dump and written into the
+ * header of every file of that dump (protobuf images and the pages file):
+ * the only thing that ties the files of one dump together. Checksums detect
+ * damage; the id detects files of two dumps mixed in one directory. Neither
+ * is a defence against someone who can write the images (see
+ * Documentation/lazarus.8, TRUST).
  *
  * Functions return 0 or -errno. When they fail on file content they also set
  * the reader's `why` to a short phrase the caller prints after the file name.
@@ -23,15 +30,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "compiler.h"
+#include "safe-file.h"
 
 #define LZ_IMG_MAGIC 0x53525a4cU	    /* "LZRS" */
 #define LZ_IMG_TAIL_MAGIC 0x444e5a4cU	    /* "LZND" */
 #define LZ_IMG_TAIL_MARKER 0xffffffffU
 #define LZ_PAGES_MAGIC 0x47505a4cU	    /* "LZPG" */
-#define LZ_IMG_FORMAT_VERSION 1
+#define LZ_IMG_FORMAT_VERSION 2
 #define LZ_IMG_MAX_ENTRY (64U << 20)	    /* sanity bound on one message */
 #define LZ_PAGES_HDR_SIZE 4096U
 
@@ -66,15 +75,25 @@ enum lz_img_kind {
 #define LZ_MADV_SEQUENTIAL 0x80U
 #define LZ_MADV_RANDOM 0x100U
 
-struct lz_img_hdr {
-	uint32_t magic;	   /* LZ_IMG_MAGIC */
-	uint16_t version;  /* LZ_IMG_FORMAT_VERSION */
-	uint16_t kind;	   /* enum lz_img_kind */
-	uint32_t flags;	   /* 0; reserved */
-	uint32_t reserved; /* 0 */
+/* The identity of one dump: random, the same in every file it wrote. */
+struct lz_dump_id {
+	uint8_t b[16];
 };
-_Static_assert(sizeof(struct lz_img_hdr) == 16, "image header is 16 bytes");
+_Static_assert(sizeof(struct lz_dump_id) == 16, "dump id is 16 bytes");
+
+#define LZ_DUMP_ID_HEX 33 /* 32 hex digits and a NUL */
+
+struct lz_img_hdr {
+	uint32_t magic;		   /* LZ_IMG_MAGIC */
+	uint16_t version;	   /* LZ_IMG_FORMAT_VERSION */
+	uint16_t kind;		   /* enum lz_img_kind */
+	uint32_t flags;		   /* 0; reserved */
+	uint32_t reserved;	   /* 0 */
+	struct lz_dump_id dump_id; /* the dump this file belongs to */
+};
+_Static_assert(sizeof(struct lz_img_hdr) == 32, "image header is 32 bytes");
 _Static_assert(offsetof(struct lz_img_hdr, kind) == 6, "kind at 6");
+_Static_assert(offsetof(struct lz_img_hdr, dump_id) == 16, "dump_id at 16");
 
 struct lz_img_entry_hdr {
 	uint32_t len; /* payload bytes */
@@ -98,14 +117,22 @@ struct lz_pages_hdr {
 	uint32_t page_size; /* 4096 */
 	uint32_t pid;	    /* owner */
 	uint64_t nr_pages;  /* data pages that follow */
-	uint32_t hdr_crc;   /* crc32c of the 28 bytes before this field */
+	struct lz_dump_id dump_id; /* the dump this file belongs to */
+	uint32_t hdr_crc;   /* crc32c of the 40 bytes before this field */
 	uint32_t reserved;  /* 0 */
 };
-_Static_assert(sizeof(struct lz_pages_hdr) == 32, "pages header is 32 bytes");
+_Static_assert(sizeof(struct lz_pages_hdr) == 48, "pages header is 48 bytes");
 _Static_assert(offsetof(struct lz_pages_hdr, nr_pages) == 16, "nr_pages at 16");
-_Static_assert(offsetof(struct lz_pages_hdr, hdr_crc) == 24, "hdr_crc at 24");
+_Static_assert(offsetof(struct lz_pages_hdr, dump_id) == 24, "dump_id at 24");
+_Static_assert(offsetof(struct lz_pages_hdr, hdr_crc) == 40, "hdr_crc at 40");
 
 uint32_t lz_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* A fresh random dump id (getrandom). */
+int lz_dump_id_new(struct lz_dump_id *id);
+bool lz_dump_id_eq(const struct lz_dump_id *a, const struct lz_dump_id *b);
+/* 32 lower-case hex digits into buf[LZ_DUMP_ID_HEX]; returns buf. */
+const char *lz_dump_id_hex(const struct lz_dump_id *id, char *buf);
 
 const char *img_kind_name(enum lz_img_kind kind);
 /* Message descriptor of the kind's messages (NULL for pages). */
@@ -115,18 +142,31 @@ int img_kind_from_name(const char *name, enum lz_img_kind *kind);
 
 /* --- writing --- */
 struct img_writer {
-	int fd;
+	struct sf_tmp out; /* the O_EXCL temporary; out.name is the final name */
 	char name[256];	 /* file name inside the directory, for messages */
-	uint32_t crc;	 /* running crc32c of everything written */
+	uint32_t crc;	 /* after close: crc32c of everything before the tail */
 	uint32_t nr_entries;
+	uint64_t size;	 /* after close: bytes in the file */
 	uint8_t *buf;	 /* pending bytes */
 	size_t len, cap;
 };
 
-/* Create DIRFD/NAME (replacing any old one atomically at img_writer_close). */
-int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind);
+/*
+ * Start DIRFD/NAME for the dump ID: written under a fresh O_EXCL temporary
+ * name (safe-file.h), which replaces any old NAME atomically at
+ * img_writer_close. Nothing at NAME or at a temporary name is written
+ * through, even a planted symlink.
+ */
+int img_writer_open(struct img_writer *w, int dirfd, const char *name, enum lz_img_kind kind,
+		    const struct lz_dump_id *id);
 int img_writer_put(struct img_writer *w, const ProtobufCMessage *msg);
-/* Write the tail, fsync and rename into place. Frees w in all cases. */
+/*
+ * Write the tail, fsync and rename into place. The directory is not
+ * fsynced: a caller that needs the rename durable fsyncs DIRFD, once for
+ * all its files (the dump does, see src/dump-img.c). Frees w's buffers in
+ * all cases; on success w->crc and w->size describe the file (for
+ * inventory.img).
+ */
 int img_writer_close(struct img_writer *w, int dirfd);
 void img_writer_abort(struct img_writer *w, int dirfd);
 
@@ -139,13 +179,34 @@ struct img_reader {
 	size_t off;	  /* next entry */
 	uint32_t nr_entries;
 	uint32_t next;	  /* index of next entry */
+	uint32_t crc;	  /* the tail's crc32c of everything before it */
+	struct lz_dump_id dump_id; /* from the header */
 	const char *why;  /* what is wrong, when a call failed on content */
-	char why_buf[96]; /* backing store for a formatted why */
+	char why_buf[128]; /* backing store for a formatted why */
 };
 
 /*
- * Read and verify DIRFD/NAME as an image of KIND. On failure r->why says
- * what is wrong (for -ENOENT and other I/O errors it is strerror's).
+ * Open DIRFD/NAME to read an image: never following a symlink (ELOOP),
+ * never blocking (O_NONBLOCK, so a FIFO in place of an image is refused at
+ * once instead of waiting for a writer), and only a regular file (fstat
+ * before anything is read). Returns the fd (O_CLOEXEC, blocking again) with
+ * *st filled, or -errno with *why a static phrase to print after the name.
+ */
+int img_open_file(int dirfd, const char *name, struct stat *st, const char **why);
+/* NULL for a regular file, else a phrase naming what it is instead. */
+const char *img_file_type_why(mode_t mode);
+/* Largest file an image of KIND may be; UINT64_MAX for pages (see its header). */
+uint64_t img_kind_max_size(enum lz_img_kind kind);
+/*
+ * Read and verify the file FD (opened by img_open_file, ST its fstat) as an
+ * image of KIND named NAME. A file larger than img_kind_max_size(KIND) is
+ * refused (-EFBIG) before anything is read. FD stays open.
+ */
+int img_reader_from_fd(struct img_reader *r, int fd, const struct stat *st, const char *name,
+		       enum lz_img_kind kind);
+/*
+ * img_open_file + img_reader_from_fd. On failure r->why says what is wrong
+ * (for -ENOENT and other I/O errors it is strerror's).
  */
 int img_reader_open(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind);
 /* Verify an in-memory image (used by the fuzzer and by img_reader_open). */
@@ -158,9 +219,19 @@ int img_reader_next(struct img_reader *r, const ProtobufCMessageDescriptor *desc
 int img_read_one(struct img_reader *r, int dirfd, const char *name, enum lz_img_kind kind,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
 void img_reader_close(struct img_reader *r);
+/*
+ * The file read by R (open or closed) belongs to dump ID: 0, or -ESTALE with
+ * r->why naming both ids.
+ */
+int img_reader_check_id(struct img_reader *r, const struct lz_dump_id *id);
 
 /* --- pages file --- */
-int pages_hdr_check(const struct lz_pages_hdr *h, const char **why);
-void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages);
+/*
+ * Check a pages header; with ID, also that it belongs to that dump (-ESTALE
+ * when not). *WHY is set to a static phrase on failure.
+ */
+int pages_hdr_check(const struct lz_pages_hdr *h, const struct lz_dump_id *id, const char **why);
+void pages_hdr_init(struct lz_pages_hdr *h, uint32_t pid, uint64_t nr_pages,
+		    const struct lz_dump_id *id);
 
 #endif

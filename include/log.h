@@ -28,8 +28,16 @@ enum log_level {
 void log_init(int level, int fd);
 int log_get_level(void);
 int log_get_fd(void);
-/* Open LOGFILE (relative paths land in dir) and make it the destination. */
+/*
+ * Open PATH (relative paths land in DIR, when given) for appending and make
+ * it the destination. Its directory and the file follow the rules of
+ * safe-file.h for logs: the directory is not writable by others (a sticky
+ * one is accepted), the file is not a symlink, is ours, has one link, and
+ * is mode 0600. Returns 0 or -errno; log_open_file_why also puts what is
+ * wrong into WHY (SF_WHY_MAX bytes), for a one-line error.
+ */
 int log_open_file(const char *dir, const char *path);
+int log_open_file_why(const char *dir, const char *path, char *why);
 void log_close(void);
 
 void print_on_level(int level, const char *fmt, ...) __printf(2, 3);

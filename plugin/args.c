@@ -1,7 +1,7 @@
 /*
  * args.c - turn the images into the restorer blob's argument block: the VMA
  * array, the page runs to read, the mm map with auxv, thread pointers,
- * timers, rlimits and the pending signals. See restorer.h for the layout.
+ * timers, rlimits, the pending signals and the credentials. See restorer.h for the layout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +23,8 @@ static bool vma_is_mapped(const VmaEntry *v)
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 {
 	return im->mm->n_vmas * sizeof(struct lz_blob_vma) + im->nr_pm * sizeof(struct lz_blob_run) +
-	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8);
+	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
+	       ALIGN_UP(im->core->creds->n_groups * sizeof(uint32_t), 8);
 }
 
 /* LZ_MADV_* of the image -> one bit per madvise() advice value. */
@@ -56,7 +57,7 @@ static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
 	b->prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	if (!share)
 		share = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
-	b->flags = share | (v->flags & MAP_GROWSDOWN);
+	b->flags = share | (v->flags & (MAP_GROWSDOWN | MAP_NORESERVE));
 	if (v->kind == VMA_KIND__VMA_ANON) {
 		b->flags |= MAP_ANONYMOUS;
 		b->fd = -1;
@@ -184,11 +185,22 @@ int plg_lazy_ranges(const MmEntry *mm, PagemapEntry *const *pm, size_t nr_pm,
 	return 0;
 }
 
-/* auxv as (type, value) pairs up to AT_NULL, always ending in one. */
-static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
+/*
+ * auxv as (type, value) pairs up to AT_NULL, always ending in one. More
+ * than the blob's array holds is refused, never cut (dump refuses it too).
+ */
+static int build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd, char *why, size_t len)
 {
 	struct lz_blob_mm_map *m = &a->mm;
-	size_t n = 0;
+	size_t n = 0, words = 0;
+
+	while (words + 1 < mm->n_auxv && mm->auxv[words])
+		words += 2;
+	if (words + 2 > LZ_BLOB_AUXV_MAX) {
+		snprintf(why, len, "mm image: auxv of %zu words, at most %d can be restored",
+			 words + 2, LZ_BLOB_AUXV_MAX);
+		return -E2BIG;
+	}
 
 	*m = (struct lz_blob_mm_map){
 		.start_code = mm->start_code, .end_code = mm->end_code,
@@ -208,10 +220,16 @@ static void build_mm(struct lz_blob_args *a, const MmEntry *mm, int exe_fd)
 	a->auxv[n++] = 0;
 	m->auxv = (uint64_t)(uintptr_t)a->auxv;
 	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
+	return 0;
 }
 
-static void build_task(struct lz_blob_args *a, const TaskEntry *t)
+static int build_task(struct lz_blob_args *a, const TaskEntry *t, char *why, size_t len)
 {
+	if (t->n_rlimits > LZ_BLOB_MAX_RLIMITS || t->n_itimers > LZ_BLOB_MAX_ITIMERS) {
+		snprintf(why, len, "task image: %zu rlimits and %zu itimers, at most %d and %d",
+			 t->n_rlimits, t->n_itimers, LZ_BLOB_MAX_RLIMITS, LZ_BLOB_MAX_ITIMERS);
+		return -E2BIG;
+	}
 	for (size_t i = 0; i < t->n_rlimits && a->nr_rlimits < LZ_BLOB_MAX_RLIMITS; i++) {
 		const RlimitEntry *r = t->rlimits[i];
 
@@ -229,6 +247,7 @@ static void build_task(struct lz_blob_args *a, const TaskEntry *t)
 			.value_usec = (int64_t)it->value_usec,
 		};
 	}
+	return 0;
 }
 
 static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
@@ -289,6 +308,52 @@ static int build_pending(struct lz_blob_args *a, const CoreEntry *c, const TaskE
 }
 
 /*
+ * An id of -1 would mean "leave it" to setresuid() and friends, i.e. keep
+ * restore's root: such an image is refused, as is one with more groups than
+ * the kernel allows. What the kernel itself refuses (an effective capability
+ * that is not permitted...) fails in the blob, which reads everything back.
+ */
+static int build_creds(struct lz_blob_args *a, uint32_t *groups, const CoreEntry *core,
+		       const TaskEntry *t, char *why, size_t len)
+{
+	const CredsEntry *c = core->creds;
+	const uint32_t ids[8] = { c->uid, c->euid, c->suid, c->fsuid,
+				  c->gid, c->egid, c->sgid, c->fsgid };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		if (ids[i] == UINT32_MAX) {
+			snprintf(why, len, "core image: credentials: %s %u is not a valid id",
+				 i < 4 ? "uid" : "gid", ids[i]);
+			return -EINVAL;
+		}
+	}
+	if (c->n_groups > LZ_BLOB_MAX_GROUPS) {
+		snprintf(why, len, "core image: credentials: %zu supplementary groups, at most %d",
+			 c->n_groups, LZ_BLOB_MAX_GROUPS);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < c->n_groups; i++) {
+		if (c->groups[i] == UINT32_MAX) {
+			snprintf(why, len, "core image: credentials: group %u is not a valid id",
+				 c->groups[i]);
+			return -EINVAL;
+		}
+		groups[i] = c->groups[i];
+	}
+	a->creds = (struct lz_blob_creds){
+		.uid = c->uid, .euid = c->euid, .suid = c->suid, .fsuid = c->fsuid,
+		.gid = c->gid, .egid = c->egid, .sgid = c->sgid, .fsgid = c->fsgid,
+		.cap_inh = c->cap_inh, .cap_prm = c->cap_prm, .cap_eff = c->cap_eff,
+		.cap_bnd = c->cap_bnd, .cap_amb = c->cap_amb,
+		.groups = (uint64_t)(uintptr_t)groups, .nr_groups = (uint32_t)c->n_groups,
+		.securebits = c->securebits,
+		.no_new_privs = t->no_new_privs ? 1 : 0,
+		.dumpable = t->dumpable,
+	};
+	return 0;
+}
+
+/*
  * `a` is already zeroed and has its area fields; `extra` follows it in the
  * bootstrap area and takes the VMA, run and fd arrays.
  */
@@ -299,7 +364,9 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	struct lz_blob_vma *vmas = (struct lz_blob_vma *)extra;
 	struct lz_blob_run *runs = (struct lz_blob_run *)(vmas + im->mm->n_vmas);
 	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
+	uint32_t *groups = (uint32_t *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
 	int32_t *idx;
+	int ret;
 
 	if (extra_len < plg_args_extra(im, fds)) {
 		snprintf(why, len, "argument area too small");
@@ -329,8 +396,12 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->close_fds = (uint64_t)(uintptr_t)close_fds;
 	a->nr_close_fds = fds->nr_close_fds;
 	plg_vdso_range(im->mm, &a->vdso_addr, &a->vdso_len);
-	build_mm(a, im->mm, fds->exe_fd);
-	build_task(a, im->task);
+	ret = build_mm(a, im->mm, fds->exe_fd, why, len);
+	if (!ret)
+		ret = build_task(a, im->task, why, len);
+	if (ret)
+		return ret;
 	build_thread(a, im->core);
-	return build_pending(a, im->core, im->task, why, len);
+	ret = build_pending(a, im->core, im->task, why, len);
+	return ret ? ret : build_creds(a, groups, im->core, im->task, why, len);
 }

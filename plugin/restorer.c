@@ -52,7 +52,7 @@ static uint32_t fault_step(void)
 		[LZ_STEP_UNMAP] = "unmap",   [LZ_STEP_VDSO] = "vdso",	  [LZ_STEP_MAP] = "map",
 		[LZ_STEP_FILL] = "fill",     [LZ_STEP_PROTECT] = "protect", [LZ_STEP_MM] = "mm",
 		[LZ_STEP_ROBUST] = "thread", [LZ_STEP_ITIMER] = "itimer", [LZ_STEP_RLIMIT] = "rlimit",
-		[LZ_STEP_CLOSE] = "close",   [LZ_STEP_SIGQUEUE] = "sigqueue",
+		[LZ_STEP_CLOSE] = "close",   [LZ_STEP_SIGQUEUE] = "sigqueue", [LZ_STEP_CREDS] = "creds",
 	};
 	const char *want = getenv("LAZARUS_FAULT_BLOB");
 

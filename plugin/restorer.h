@@ -25,12 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 3
+#define LZ_BLOB_ABI_VERSION 4
 #define LZ_BLOB_MAX_RLIMITS 16
 #define LZ_BLOB_MAX_ITIMERS 3
 #define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
 #define LZ_BLOB_MAX_SIGINFO 256 /* pending signals, both queues together */
 #define LZ_BLOB_SIGINFO_SIZE 128 /* siginfo_t of x86_64 */
+#define LZ_BLOB_MAX_GROUPS 65536 /* NGROUPS_MAX of the kernel */
 #define LZ_BLOB_TASK_SIZE 0x7ffffffff000ULL /* 47-bit user address space */
 
 /* lz_blob_vma.vflags */
@@ -109,6 +110,61 @@ struct lz_blob_siginfo {
 };
 _Static_assert(sizeof(struct lz_blob_siginfo) == 128, "siginfo_t is 128 bytes");
 
+/*
+ * The credentials of the thread, restored last (plugin/blob/creds.c). Ids
+ * are never (uint32_t)-1: to the set*id calls that means "leave as is",
+ * which would keep restore's root (plugin/args.c refuses such an image).
+ */
+struct lz_blob_creds {
+	uint32_t uid, euid, suid, fsuid;
+	uint32_t gid, egid, sgid, fsgid;
+	uint64_t cap_inh; /* bit N: capability N */
+	uint64_t cap_prm;
+	uint64_t cap_eff;
+	uint64_t cap_bnd;
+	uint64_t cap_amb;
+	uint64_t groups;     /* uint32_t[nr_groups], sorted as dumped */
+	uint32_t nr_groups;
+	uint32_t securebits; /* SECBIT_* with their locks */
+	int32_t no_new_privs; /* 1: PR_SET_NO_NEW_PRIVS after the capabilities */
+	int32_t dumpable;     /* PR_SET_DUMPABLE after the ids (they reset it); <0: leave */
+};
+_Static_assert(sizeof(struct lz_blob_creds) == 96, "lz_blob_creds is 96 bytes");
+_Static_assert(offsetof(struct lz_blob_creds, cap_inh) == 32, "creds: caps at 32");
+_Static_assert(offsetof(struct lz_blob_creds, groups) == 72, "creds: groups at 72");
+
+/* lz_rst_msg.arg of an LZ_STEP_CREDS failure: what failed. Names in restore-proc.c. */
+enum lz_creds_op {
+	LZ_CREDS_CAPGET,	 /* read our own capabilities */
+	LZ_CREDS_CAPSET_KEEP,	 /* capset(all we have, dumped inheritable) */
+	LZ_CREDS_AMBIENT,	 /* raise ambient capability addr */
+	LZ_CREDS_BOUNDING,	 /* drop (or lacking: keep) bounding capability addr */
+	LZ_CREDS_FIXUP,		 /* PR_SET_SECUREBITS(SECBIT_NO_SETUID_FIXUP) for the switch */
+	LZ_CREDS_SETGROUPS,
+	LZ_CREDS_SETRESGID,
+	LZ_CREDS_SETRESUID,
+	LZ_CREDS_SETFSGID,
+	LZ_CREDS_SETFSUID,
+	LZ_CREDS_SECUREBITS,	 /* PR_SET_SECUREBITS(dumped) */
+	LZ_CREDS_CAPSET,	 /* capset(dumped) */
+	LZ_CREDS_NO_NEW_PRIVS,
+	LZ_CREDS_DUMPABLE,
+	LZ_CREDS_CHECK,		 /* read back: not what was dumped; addr = enum lz_creds_check */
+	LZ_CREDS_OP_MAX,
+};
+
+/* lz_rst_msg.addr of an LZ_CREDS_CHECK failure: what differs. */
+enum lz_creds_check {
+	LZ_CREDS_CHECK_UIDS,
+	LZ_CREDS_CHECK_GIDS,
+	LZ_CREDS_CHECK_GROUPS,
+	LZ_CREDS_CHECK_CAPS,
+	LZ_CREDS_CHECK_AMBIENT,
+	LZ_CREDS_CHECK_BOUNDING,
+	LZ_CREDS_CHECK_SECUREBITS,
+	LZ_CREDS_CHECK_MAX,
+};
+
 struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
 	uint32_t size;	      /* sizeof(struct lz_blob_args) */
@@ -164,12 +220,15 @@ struct lz_blob_args {
 	uint32_t nr_pending;
 	uint32_t nr_shared_pending;
 	struct lz_blob_siginfo pending[LZ_BLOB_MAX_SIGINFO];
+
+	struct lz_blob_creds creds; /* of the (only) thread */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
 _Static_assert(offsetof(struct lz_blob_args, go_fd) == 1312, "args: go_fd at 1312");
 _Static_assert(offsetof(struct lz_blob_args, pending) == 1328, "args: pending at 1328");
-_Static_assert(sizeof(struct lz_blob_args) == 34096, "args: 34096 bytes");
+_Static_assert(offsetof(struct lz_blob_args, creds) == 34096, "args: creds at 34096");
+_Static_assert(sizeof(struct lz_blob_args) == 34192, "args: 34192 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -206,6 +265,7 @@ enum lz_rst_step {
 	LZ_STEP_UFFD,
 	LZ_STEP_TRACER, /* after OK: wait on the go pipe for the parent */
 	LZ_STEP_SIGQUEUE, /* re-queue a pending signal: arg = its index, addr = signal */
+	LZ_STEP_CREDS,	  /* credentials: arg = enum lz_creds_op, addr = its detail */
 	LZ_STEP_MAX,
 };
 
@@ -217,7 +277,7 @@ struct lz_rst_msg {
 	uint16_t type;	   /* enum lz_rst_msg_type */
 	uint16_t step;	   /* enum lz_rst_step */
 	int32_t err;	   /* -errno, 0 if none */
-	uint32_t arg;	   /* step detail: VMA index, RLIMIT_*, ITIMER_* */
+	uint32_t arg;	   /* step detail: VMA index, RLIMIT_*, ITIMER_*, enum lz_creds_op */
 	uint64_t addr;	   /* step detail: an address */
 	uint64_t t_ns[4];  /* OK: child start, blob entry, memory done, done */
 	uint64_t nr_pages; /* OK: pages read from the pages file */

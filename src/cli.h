@@ -17,6 +17,8 @@ struct cli_opts {
 };
 
 int cli_open_log(const struct cli_opts *o);
+/* dump: block SIGINT, SIGTERM, SIGHUP, SIGQUIT until exit (lz_dump polls them). */
+void cli_block_stop_signals(void);
 /* lazarus show FILE: print the image as JSON on stdout. */
 int cli_show(const char *path);
 /* lazarus check: print kernel features; non-zero if a required one is missing. */

@@ -163,7 +163,12 @@ int core_collect_frozen(struct core_dump *c, struct tracee *t)
 	memset(c, 0, sizeof(*c));
 	c->tid = t->pid;
 	c->sigmask = t->sigmask;
-	ret = get_comm(c);
+	/* First: it may refuse the dump, and nothing of the task is changed yet. */
+	ret = task_collect_sched(&c->sched, t->pid, c->tid);
+	if (!ret)
+		ret = get_comm(c);
+	if (!ret)
+		ret = creds_collect(&c->creds, c->tid);
 	if (!ret)
 		ret = get_xsave(c);
 	if (!ret)
@@ -214,7 +219,7 @@ int core_collect_injected(struct core_dump *c, struct tracee *t)
 		       strerror((int)-r));
 		ret = (int)r;
 	}
-	return ret;
+	return ret ? ret : creds_collect_injected(&c->creds, t);
 }
 
 int core_collect_pending(struct core_dump *c, struct tracee *t, unsigned max)
@@ -234,6 +239,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	X8664Regs regs = X86_64_REGS__INIT;
 	SigaltstackEntry sas = SIGALTSTACK_ENTRY__INIT;
 	RseqEntry rseq = RSEQ_ENTRY__INIT;
+	CredsEntry creds = CREDS_ENTRY__INIT;
 	CoreEntry e = CORE_ENTRY__INIT;
 	char name[DUMP_IMG_NAME_MAX];
 
@@ -286,6 +292,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	e.robust_list = c->robust_list;
 	e.robust_list_len = c->robust_list_len;
 	e.clear_child_tid = c->clear_child_tid;
+	task_sched_to_core(&c->sched, &e);
 	e.has_interrupted_syscall = true;
 	e.interrupted_syscall = c->interrupted_syscall;
 	for (unsigned i = 0; i < c->nr_pending; i++)
@@ -293,6 +300,8 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 						    .data = (uint8_t *)c->pending[i] };
 	e.n_pending_siginfo = c->nr_pending;
 	e.pending_siginfo = pending;
+	creds_to_entry(&c->creds, &creds);
+	e.creds = &creds;
 
 	snprintf(name, sizeof(name), "core-%d.img", c->tid);
 	return dump_img_write_one(imgs, name, LZ_IMG_CORE, &e.base);
@@ -302,4 +311,5 @@ void core_fini(struct core_dump *c)
 {
 	free(c->xsave);
 	c->xsave = NULL;
+	creds_fini(&c->creds);
 }

@@ -1,7 +1,7 @@
 /*
  * dump-core.h - per-thread state of the dump: registers, FPU/xsave state,
- * signal mask, signals pending for the thread, sigaltstack, rseq, robust list, clear_child_tid
- * (core-<tid>.img). Functions return 0 or -errno and log failures once.
+ * signal mask, signals pending for the thread, sigaltstack, rseq, robust list, clear_child_tid,
+ * credentials (core-<tid>.img). Functions return 0 or -errno and log failures once.
  */
 #ifndef LZ_DUMP_CORE_H
 #define LZ_DUMP_CORE_H
@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <sys/user.h>
 
+#include "dump-creds.h"
 #include "dump-img.h"
+#include "dump-task.h"
 #include "ptrace.h"
 
 struct core_dump {
@@ -29,15 +31,17 @@ struct core_dump {
 	uint64_t clear_child_tid;
 	unsigned nr_pending;		 /* signals queued for this thread only */
 	uint8_t pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* their siginfo, oldest first */
+	struct creds_dump creds;	 /* uids, gids, groups, capabilities, securebits */
+	struct thread_sched sched;	 /* nice, policy, affinity (task_collect_sched) */
 };
 
 /*
  * What can be read from the frozen task from outside: registers, xsave,
- * sigmask, rseq, robust list, comm. Must run before injection; may move
+ * sigmask, rseq, robust list, comm, credentials, scheduling state. Must run before injection; may move
  * t->resume.rip to an rseq abort handler (see dump-core.c).
  */
 int core_collect_frozen(struct core_dump *c, struct tracee *t);
-/* sigaltstack and clear_child_tid, by injected syscalls. */
+/* sigaltstack, clear_child_tid and securebits, by injected syscalls. */
 int core_collect_injected(struct core_dump *c, struct tracee *t);
 /*
  * The thread's own signal queue, at most MAX entries; more is refused with

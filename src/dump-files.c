@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "dump: "
@@ -39,6 +40,21 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
+/*
+ * Character devices are reopened by path, which is the same thing only for
+ * devices without per-open state: /dev/null, zero, full, random, urandom
+ * and pty slaves (the same terminal while its master lives). A pty master,
+ * a tun device, /dev/fuse... would come back as a fresh, different object.
+ */
+static bool chr_reopenable(dev_t rdev)
+{
+	unsigned maj = major(rdev), min = minor(rdev);
+
+	if (maj == 1)
+		return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
+	return maj >= 136 && maj <= 143; /* UNIX98 pty slaves */
+}
+
 /* What an unsupported fd is, in a word or two; NULL if it can be dumped. */
 static const char *fd_unsupported_kind(const char *link, const struct stat *st, char *buf,
 				       size_t size)
@@ -46,7 +62,7 @@ static const char *fd_unsupported_kind(const char *link, const struct stat *st, 
 	if (S_ISSOCK(st->st_mode))
 		return "socket";
 	if (S_ISFIFO(st->st_mode))
-		return "pipe";
+		return link[0] == '/' ? "FIFO" : "pipe"; /* a named FIFO could block restore */
 	if (starts_with(link, "anon_inode:")) {
 		/* "anon_inode:[eventfd]", "anon_inode:inotify" -> "eventfd", "inotify" */
 		const char *k = link + strlen("anon_inode:");
@@ -64,6 +80,10 @@ static const char *fd_unsupported_kind(const char *link, const struct stat *st, 
 		return "special file"; /* nsfs, pidfs, ... */
 	if (S_ISBLK(st->st_mode))
 		return "block device";
+	if (S_ISCHR(st->st_mode) && !chr_reopenable(st->st_rdev)) {
+		snprintf(buf, size, "character device %u:%u", major(st->st_rdev), minor(st->st_rdev));
+		return buf;
+	}
 	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISCHR(st->st_mode))
 		return "unknown file type";
 	return NULL;
@@ -157,6 +177,12 @@ static int dump_one_fd(struct files_dump *f, int fd)
 	ret = read_fdinfo(f->pid, fd, &pos, &flags);
 	if (ret)
 		return ret;
+	/* open() ignores O_ASYNC, and the owner and signal (F_SETOWN, F_SETSIG) are not dumped. */
+	if (flags & O_ASYNC) {
+		pr_err("process %d fd %d: signal-driven I/O (O_ASYNC) on %s: not supported yet",
+		       f->pid, fd, link);
+		return -EOPNOTSUPP;
+	}
 	df = find_shared(f, fd, &st);
 	if (!df) {
 		ret = add_file(f, fd, link, &st, pos, flags, &df);

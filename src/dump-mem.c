@@ -12,6 +12,9 @@
  * process_vm_readv (or /proc/PID/mem for mappings without PROT_READ, which
  * process_vm_readv cannot read), checked for zeros and appended to the pages
  * file with crc32c per 16-page block. Runs never cross a VMA.
+ *
+ * A stop signal (dump-signals.h) is polled before each batch and each chunk
+ * of pagemap, so a dump of many GiB stops within one batch's time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-mem.h"
+#include "safe-file.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 
@@ -54,6 +58,7 @@ struct mem_ctx {
 	uint64_t zero_pfn;  /* PFN of the kernel zero page, 0 if unknown */
 	int pagemap_fd, mem_fd, pages_fd;
 	struct mem_stats *st;
+	struct dump_sig *sig;
 
 	uint64_t *pm;	    /* PM_CHUNK pagemap entries */
 	uint8_t *buf;	    /* BATCH_PAGES pages */
@@ -75,7 +80,7 @@ struct mem_ctx {
 	bool progress;
 	uint64_t total_pages;
 	unsigned next_pct;
-	char pages_name[DUMP_IMG_NAME_MAX], pages_tmp[DUMP_IMG_NAME_MAX + 8];
+	char pages_name[DUMP_IMG_NAME_MAX];
 };
 
 /*
@@ -354,7 +359,9 @@ static int flush_batch(struct mem_ctx *c)
 
 	if (!c->batch_pages)
 		return 0;
-	ret = read_batch(c);
+	ret = dsig_poll(c->sig);
+	if (!ret)
+		ret = read_batch(c);
 	if (!ret)
 		ret = account_batch(c);
 	if (!ret)
@@ -436,6 +443,11 @@ static int walk_vma(struct mem_ctx *c, uint32_t idx)
 		}
 		c->st->pages_scanned += n;
 		report_progress(c);
+		if (c->st->pages_scanned * 2 >= c->total_pages)
+			dsig_pause(c->sig, "memory"); /* the test hook: half way */
+		ret = dsig_poll(c->sig);
+		if (ret)
+			return ret;
 	}
 	/* Runs must not cross VMAs; a batch ends with its VMA so none does. */
 	return flush_batch(c);
@@ -467,13 +479,16 @@ static int open_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	uint8_t hdr[LZ_PAGES_HDR_SIZE] = { 0 };
 	int ret;
 
+	/*
+	 * Straight under its final name, new (O_EXCL, 0600, no symlink
+	 * followed), in the dump's own fresh staging directory: it reaches
+	 * the images directory only at the commit (dump-img.c).
+	 */
 	snprintf(c->pages_name, sizeof(c->pages_name), "pages-%d.img", c->pid);
-	snprintf(c->pages_tmp, sizeof(c->pages_tmp), ".%s.tmp", c->pages_name);
-	c->pages_fd = openat(imgs->dirfd, c->pages_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0600);
+	c->pages_fd = sf_create_excl(imgs->stagefd, c->pages_name);
 	if (c->pages_fd < 0) {
-		pr_perror("creating %s", c->pages_name);
-		return -errno;
+		pr_err("creating %s: %s", c->pages_name, strerror(-c->pages_fd));
+		return c->pages_fd;
 	}
 	/* The real header goes in at the end, when the page count is known. */
 	ret = write_full(c->pages_fd, hdr, sizeof(hdr));
@@ -488,23 +503,22 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	struct lz_pages_hdr h;
 	int ret;
 
-	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages);
+	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages, &imgs->id);
 	if (pwrite(c->pages_fd, &h, sizeof(h), 0) != sizeof(h) || fsync(c->pages_fd) < 0) {
 		pr_perror("writing %s", c->pages_name);
 		return -errno;
 	}
-	close(c->pages_fd);
+	ret = close(c->pages_fd) < 0 ? -errno : 0;
 	c->pages_fd = -1;
-	ret = dump_imgs_add(imgs, c->pages_name);
-	if (ret)
-		return ret;
-	if (renameat(imgs->dirfd, c->pages_tmp, imgs->dirfd, c->pages_name) < 0) {
-		ret = -errno;
-		pr_perror("renaming %s", c->pages_name);
-		unlinkat(imgs->dirfd, c->pages_tmp, 0);
+	if (ret) {
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
 		return ret;
 	}
-	return 0;
+	ret = dump_imgs_add(imgs, c->pages_name, LZ_PAGES_HDR_SIZE + c->data_pages * LZ_PAGE_SIZE,
+			    h.hdr_crc);
+	if (ret)
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+	return ret;
 }
 
 static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
@@ -534,7 +548,7 @@ static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
 }
 
 static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp, bool progress,
-			struct mem_stats *st)
+			struct mem_stats *st, struct dump_sig *sig)
 {
 	memset(c, 0, sizeof(*c));
 	c->mm = mm;
@@ -552,6 +566,7 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp
 	}
 	c->progress = progress;
 	c->st = st;
+	c->sig = sig;
 	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;
 	c->zero_pfn = find_zero_pfn();
 	c->pm = malloc(PM_CHUNK * sizeof(*c->pm));
@@ -569,12 +584,11 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp
 	return 0;
 }
 
-static void mem_ctx_fini(struct mem_ctx *c, int dirfd)
+/* A pages file left unfinished stays in the staging directory, removed with it. */
+static void mem_ctx_fini(struct mem_ctx *c)
 {
-	if (c->pages_fd >= 0) {
+	if (c->pages_fd >= 0)
 		close(c->pages_fd);
-		unlinkat(dirfd, c->pages_tmp, 0);
-	}
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->mem_fd >= 0)
@@ -587,7 +601,7 @@ static void mem_ctx_fini(struct mem_ctx *c, int dirfd)
 }
 
 int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
-	     struct mem_stats *st)
+	     struct mem_stats *st, struct dump_sig *sig)
 {
 	struct mem_ctx *c = malloc(sizeof(*c)); /* ~70 KiB: not for the stack */
 	int ret;
@@ -595,7 +609,7 @@ int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_i
 	if (!c)
 		return -ENOMEM;
 	memset(st, 0, sizeof(*st));
-	ret = mem_ctx_init(c, mm, sp, progress, st);
+	ret = mem_ctx_init(c, mm, sp, progress, st, sig);
 	if (!ret)
 		ret = open_sources(c);
 	if (!ret)
@@ -612,7 +626,7 @@ int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_i
 	if (!ret)
 		ret = write_pagemap(c, imgs);
 	st->nr_runs = c->nr_runs;
-	mem_ctx_fini(c, imgs->dirfd);
+	mem_ctx_fini(c);
 	free(c);
 	return ret;
 }

@@ -10,6 +10,7 @@
 
 #include "dump-img.h"
 #include "dump-mm.h"
+#include "dump-signals.h"
 
 #define MEM_BLOCK_PAGES 16 /* pages per crc32c block of the pages file (64 KiB) */
 
@@ -26,8 +27,9 @@ struct mem_stats {
 /*
  * Dump the private memory of MM's VMAs. SP is the thread's stack pointer:
  * its page is never lazy. With PROGRESS, a line per ~5% goes to stderr.
+ * SIG is polled before each batch: -EINTR when a stop signal came.
  */
 int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
-	     struct mem_stats *st);
+	     struct mem_stats *st, struct dump_sig *sig);
 
 #endif

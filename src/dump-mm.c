@@ -168,6 +168,8 @@ static int classify(pid_t pid, const struct proc_vma *v, struct dump_vma *d)
 	d->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
 	if (v->vmflags & PROC_VMF_GD)
 		d->flags |= MAP_GROWSDOWN;
+	if (v->vmflags & PROC_VMF_NR)
+		d->flags |= MAP_NORESERVE; /* else restore would charge it to the commit limit */
 	for (size_t i = 0; i < ARRAY_SIZE(madv_map); i++)
 		if (v->vmflags & madv_map[i].vmf)
 			d->madv |= madv_map[i].madv;
@@ -304,6 +306,10 @@ static void fill_vma(VmaEntry *e, const struct dump_vma *v)
 	e->kind = (VmaKind)v->kind;
 	e->madv = v->madv;
 	e->name = v->name;
+	if (v->kind == VMA_KIND__VMA_FILE_SHARED) {
+		e->has_may_write = true;
+		e->may_write = !!(v->vmflags & PROC_VMF_MW);
+	}
 	if (v->path) {
 		e->path = v->path;
 		e->has_dev = e->has_ino = true;

@@ -1,7 +1,9 @@
 /*
  * dump-task.c - per-process kernel state: comm, personality, rlimits,
- * itimers, prctl flags, signal dispositions and the process-wide queue of
- * pending signals.
+ * itimers, prctl flags, signal dispositions, the process-wide queue of
+ * pending signals, oom_score_adj, loginuid, cgroups, membarrier
+ * registrations; and the scheduling state of a thread (nice, policy,
+ * priority, affinity, timer slack), which goes into its core image.
  *
  * Most of it can only be asked by the task itself, so it is read through
  * injected syscalls that write into the scratch page. rlimits come from
@@ -9,6 +11,8 @@
  * user, and /proc/PID/limits gives the same numbers.
  */
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +25,35 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "core.pb-c.h"
 #include "dump-task.h"
+#include "restorer.h"
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 
 _Static_assert(RLIM_NLIMITS == PROC_NR_RLIMITS, "x86_64 has 16 rlimits");
+/* The blob's fixed arrays take every rlimit and itimer there is: nothing is cut. */
+_Static_assert(PROC_NR_RLIMITS <= LZ_BLOB_MAX_RLIMITS, "every rlimit fits the blob");
+_Static_assert(3 <= LZ_BLOB_MAX_ITIMERS, "every itimer fits the blob");
+
+/* <linux/membarrier.h> of 6.3 (system headers here are 6.1). */
+#define LZ_MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+
+/* struct sched_attr of <linux/sched/types.h>, SCHED_ATTR_SIZE_VER1. */
+struct lz_sched_attr {
+	uint32_t size;
+	uint32_t sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+_Static_assert(sizeof(struct lz_sched_attr) == 56, "kernel ABI: SCHED_ATTR_SIZE_VER1");
+
+#define LZ_SCHED_DEADLINE 6
+#define LZ_SCHED_FLAG_RESET_ON_FORK 0x01ULL
+#define LZ_UCLAMP_MAX 1024
 
 /* Run an injected syscall, fail on a negative result, naming WHAT. */
 static int inject(struct tracee *t, const char *what, long nr, const uint64_t args[6], int64_t *r,
@@ -83,6 +111,13 @@ static int get_prctls(struct task_dump *td, struct tracee *t)
 	int ret;
 
 	ret = prctl_value(t, PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", &td->thp_disabled);
+	/* Linux 6.18 reports PR_THP_DISABLE_EXCEPT_ADVISED (bit 1) here: restore sets only 0/1. */
+	if (!ret && td->thp_disabled > 1) {
+		pr_err("process %d: transparent huge pages disabled with flags %#x "
+		       "(PR_SET_THP_DISABLE): not supported yet",
+		       t->pid, (unsigned)td->thp_disabled);
+		return -EOPNOTSUPP;
+	}
 	if (!ret)
 		ret = prctl_value(t, PR_GET_DUMPABLE, "prctl(PR_GET_DUMPABLE)", &td->dumpable);
 	if (!ret)
@@ -114,18 +149,235 @@ static int get_sigactions(struct task_dump *td, struct tracee *t)
 	return 0;
 }
 
+/*
+ * membarrier registrations belong to the mm and only the task can ask.
+ * MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3) tells them all. Before it,
+ * each private expedited command fails with EPERM unless registered (EINVAL:
+ * this kernel lacks that command); a GLOBAL_EXPEDITED registration cannot
+ * be seen there and is lost (Documentation/state.md).
+ */
+static int get_membarrier(struct task_dump *td, struct tracee *t)
+{
+	static const struct {
+		int cmd, reg;
+	} probe[] = {
+		{ MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED },
+		{ MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+		  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE },
+		{ MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+		  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ },
+	};
+	uint64_t args[6] = { LZ_MEMBARRIER_CMD_GET_REGISTRATIONS };
+	int64_t r;
+	int ret;
+
+	ret = tracee_syscall(t, SYS_membarrier, args, &r);
+	if (ret)
+		return ret;
+	if (r >= 0) {
+		td->membarrier = (uint32_t)r;
+		return 0;
+	}
+	if (r != -EINVAL && r != -ENOSYS) {
+		pr_err("process %d: injected membarrier(GET_REGISTRATIONS): %s", t->pid,
+		       strerror((int)-r));
+		return (int)r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(probe); i++) {
+		uint64_t pargs[6] = { (uint64_t)probe[i].cmd };
+
+		ret = tracee_syscall(t, SYS_membarrier, pargs, &r);
+		if (ret)
+			return ret;
+		if (r == 0)
+			td->membarrier |= (uint32_t)probe[i].reg;
+		else if (r != -EPERM && r != -EINVAL)
+			pr_warn("process %d: injected membarrier(%d): %s", t->pid, probe[i].cmd,
+				strerror((int)-r));
+	}
+	return 0;
+}
+
 int task_collect_injected(struct task_dump *td, struct tracee *t)
 {
 	int ret;
 
-	memset(td, 0, sizeof(*td));
+	/* Not zeroed here: task_collect_state() filled part of it in the checks phase. */
 	td->pid = t->pid;
 	ret = get_itimers(td, t);
 	if (!ret)
 		ret = get_prctls(td, t);
 	if (!ret)
+		ret = get_membarrier(td, t);
+	if (!ret)
 		ret = get_sigactions(td, t);
 	return ret;
+}
+
+#define LZ_PR_GET_MDWE 66 /* <linux/prctl.h> of 6.3 */
+
+int task_collect_thread_injected(struct thread_sched *s, struct tracee *t)
+{
+	uint64_t args[6] = { LZ_PR_GET_MDWE };
+	int32_t tsc = 0, mce = 0;
+	int64_t r;
+	int ret;
+
+	ret = prctl_out(t, PR_GET_TSC, "prctl(PR_GET_TSC)", &tsc);
+	if (!ret)
+		ret = prctl_value(t, PR_MCE_KILL_GET, "prctl(PR_MCE_KILL_GET)", &mce);
+	if (!ret)
+		ret = tracee_syscall(t, SYS_prctl, args, &r);
+	if (ret)
+		return ret;
+	/* Restore could not map the process with it set; EINVAL: a kernel without MDWE. */
+	if (r > 0) {
+		pr_err("process %d denies write+execute mappings (PR_SET_MDWE %#llx): not supported yet",
+		       t->pid, (unsigned long long)r);
+		return -EOPNOTSUPP;
+	}
+	s->tsc_mode = (uint32_t)tsc;
+	s->mce_kill = mce;
+	return 0;
+}
+
+/* One decimal number from /proc/PID/NAME. */
+static int proc_number(pid_t pid, const char *name, long long *val)
+{
+	char *text, *end;
+	int ret;
+
+	ret = proc_read(pid, name, &text, NULL);
+	if (!ret) {
+		errno = 0;
+		*val = strtoll(text, &end, 10);
+		ret = (errno || end == text) ? -EINVAL : 0;
+		free(text);
+	}
+	if (ret)
+		pr_err("process %d: reading /proc/%d/%s: %s", pid, pid, name, strerror(-ret));
+	return ret;
+}
+
+int task_collect_state(struct task_dump *td, pid_t pid)
+{
+	long long oom, loginuid;
+	char *text;
+	size_t len;
+	int ret;
+
+	td->pid = pid;
+	ret = proc_number(pid, "oom_score_adj", &oom);
+	if (!ret)
+		ret = proc_number(pid, "loginuid", &loginuid);
+	if (ret)
+		return ret;
+	td->oom_score_adj = (int32_t)oom;
+	td->loginuid = (uint32_t)loginuid;
+	ret = proc_read(pid, "coredump_filter", &text, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/coredump_filter: %s", pid, pid, strerror(-ret));
+		return ret;
+	}
+	td->coredump_filter = (uint32_t)strtoul(text, NULL, 16);
+	free(text);
+	ret = proc_read(pid, "cgroup", &text, &len);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/cgroup: %s", pid, pid, strerror(-ret));
+		return ret;
+	}
+	if (len >= sizeof(td->cgroups)) {
+		pr_err("process %d: /proc/%d/cgroup is %zu bytes, at most %zu are supported", pid,
+		       pid, len, sizeof(td->cgroups) - 1);
+		free(text);
+		return -E2BIG;
+	}
+	memcpy(td->cgroups, text, len);
+	td->cgroups[len] = '\0';
+	free(text);
+	len = 0;
+	for (const char *p = td->cgroups; (p = strchr(p, '\n')); p++)
+		len++;
+	if (len > TASK_MAX_CGROUPS) {
+		pr_err("process %d: /proc/%d/cgroup has %zu hierarchies, at most %d are supported",
+		       pid, pid, len, TASK_MAX_CGROUPS);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+static int get_sched_attr(struct thread_sched *s, pid_t pid, pid_t tid)
+{
+	struct lz_sched_attr a = { 0 };
+
+	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0)) {
+		pr_perror("process %d: sched_getattr of thread %d", pid, tid);
+		return -errno;
+	}
+	if (a.sched_policy == LZ_SCHED_DEADLINE) {
+		pr_err("process %d: thread %d runs under SCHED_DEADLINE: not supported yet", pid,
+		       tid);
+		return -EOPNOTSUPP;
+	}
+	/* Without CONFIG_UCLAMP_TASK both read 0. */
+	if (a.sched_util_min || (a.sched_util_max && a.sched_util_max != LZ_UCLAMP_MAX)) {
+		pr_err("process %d: thread %d has a utilization clamp (util_min %u, util_max %u): "
+		       "not supported yet",
+		       pid, tid, a.sched_util_min, a.sched_util_max);
+		return -EOPNOTSUPP;
+	}
+	s->policy = a.sched_policy;
+	s->priority = a.sched_priority;
+	s->reset_on_fork = !!(a.sched_flags & LZ_SCHED_FLAG_RESET_ON_FORK);
+	return 0;
+}
+
+int task_collect_sched(struct thread_sched *s, pid_t pid, pid_t tid)
+{
+	long long slack;
+	char name[64];
+	long n;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = get_sched_attr(s, pid, tid);
+	if (ret)
+		return ret;
+	/* getpriority: the nice value whatever the policy (sched_getattr has it only for normal ones). */
+	errno = 0;
+	s->nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno) {
+		pr_perror("process %d: getpriority of thread %d", pid, tid);
+		return -errno;
+	}
+	n = syscall(SYS_sched_getaffinity, tid, sizeof(s->affinity), s->affinity);
+	if (n < 0) {
+		pr_perror("process %d: sched_getaffinity of thread %d", pid, tid);
+		return -errno;
+	}
+	s->nr_affinity = (unsigned)((size_t)n / sizeof(uint64_t));
+	snprintf(name, sizeof(name), "task/%d/timerslack_ns", tid);
+	ret = proc_number(pid, tid == pid ? "timerslack_ns" : name, &slack);
+	if (ret)
+		return ret;
+	s->timerslack_ns = (uint64_t)slack;
+	return 0;
+}
+
+void task_sched_to_core(const struct thread_sched *s, CoreEntry *e)
+{
+	e->has_nice = e->has_sched_policy = e->has_sched_priority = true;
+	e->has_sched_reset_on_fork = e->has_timerslack_ns = true;
+	e->nice = s->nice;
+	e->sched_policy = s->policy;
+	e->sched_priority = s->priority;
+	e->sched_reset_on_fork = s->reset_on_fork;
+	e->timerslack_ns = s->timerslack_ns;
+	e->has_tsc_mode = e->has_mce_kill = true;
+	e->tsc_mode = s->tsc_mode;
+	e->mce_kill = s->mce_kill;
+	e->n_cpu_affinity = s->nr_affinity;
+	e->cpu_affinity = (uint64_t *)s->affinity;
 }
 
 static int get_rlimits(struct task_dump *td)
@@ -213,6 +465,7 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	RlimitEntry rl[PROC_NR_RLIMITS], *rlp[PROC_NR_RLIMITS];
 	ItimerEntry it[3], *itp[3];
 	TaskEntry e = TASK_ENTRY__INIT;
+	char cg_text[TASK_CGROUP_TEXT], *cgroups[TASK_MAX_CGROUPS];
 	char name[DUMP_IMG_NAME_MAX];
 
 	for (int i = 0; i < PROC_NR_RLIMITS; i++) {
@@ -248,6 +501,17 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 						    .data = (uint8_t *)td->shared_pending[i] };
 	e.n_shared_pending_siginfo = td->nr_shared_pending;
 	e.shared_pending_siginfo = pending;
+	e.has_oom_score_adj = e.has_loginuid = e.has_membarrier = true;
+	e.oom_score_adj = td->oom_score_adj;
+	e.loginuid = td->loginuid;
+	e.membarrier = td->membarrier;
+	e.has_coredump_filter = true;
+	e.coredump_filter = td->coredump_filter;
+	memcpy(cg_text, td->cgroups, sizeof(cg_text));
+	for (char *save = NULL, *l = strtok_r(cg_text, "\n", &save);
+	     l && e.n_cgroups < TASK_MAX_CGROUPS; l = strtok_r(NULL, "\n", &save))
+		cgroups[e.n_cgroups++] = l;
+	e.cgroups = cgroups;
 	snprintf(name, sizeof(name), "task-%d.img", td->pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
 }

@@ -6,6 +6,7 @@
 #ifndef LZ_DUMP_TASK_H
 #define LZ_DUMP_TASK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,6 +30,23 @@ struct task_itimer {
 	uint64_t value_sec, value_usec;
 };
 
+#define TASK_CPU_WORDS 128		/* affinity masks of up to 8192 CPUs */
+#define TASK_CGROUP_TEXT 8192		/* /proc/PID/cgroup, all hierarchies */
+#define TASK_MAX_CGROUPS 64		/* lines of it */
+
+/* Scheduling state of one thread (core-<tid>.img fields 20 and up). */
+struct thread_sched {
+	int32_t nice;
+	uint32_t policy;		/* SCHED_*, without SCHED_RESET_ON_FORK */
+	uint32_t priority;		/* rt priority */
+	bool reset_on_fork;
+	uint64_t timerslack_ns;
+	uint32_t tsc_mode;		/* PR_GET_TSC */
+	int32_t mce_kill;		/* PR_MCE_KILL_GET */
+	unsigned nr_affinity;		/* words of affinity[] the kernel filled */
+	uint64_t affinity[TASK_CPU_WORDS];
+};
+
 struct task_dump {
 	pid_t pid;
 	char comm[32];
@@ -37,11 +55,31 @@ struct task_dump {
 	struct task_itimer itimer[3];	/* ITIMER_REAL, VIRTUAL, PROF */
 	int32_t thp_disabled, dumpable, pdeath_sig, child_subreaper, no_new_privs;
 	struct kernel_sigaction sigact[TASK_NR_SIGNALS + 1]; /* by signal number */
+	int32_t oom_score_adj;
+	uint32_t loginuid;		/* (uint32_t)-1: never set */
+	uint32_t membarrier;		/* MEMBARRIER_CMD_REGISTER_* bits */
+	uint32_t coredump_filter;
+	char cgroups[TASK_CGROUP_TEXT];	/* /proc/PID/cgroup as read */
 	unsigned nr_shared_pending;	/* signals queued for the whole process */
 	uint8_t shared_pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* oldest first */
 };
 
-/* itimers, prctl state and signal dispositions, by injected syscalls. */
+/*
+ * Checks phase, from outside: oom_score_adj, loginuid and cgroups of the
+ * process; the scheduling state of thread TID into S. Refuses (one line,
+ * -EOPNOTSUPP) SCHED_DEADLINE and utilization clamps.
+ */
+int task_collect_state(struct task_dump *td, pid_t pid);
+int task_collect_sched(struct thread_sched *s, pid_t pid, pid_t tid);
+/*
+ * Injected: the thread's TSC mode and machine-check kill policy into S;
+ * refuses (one line, -EOPNOTSUPP) memory-deny-write-execute (PR_SET_MDWE).
+ */
+int task_collect_thread_injected(struct thread_sched *s, struct tracee *t);
+/* Point the scheduling fields of a core entry at S (which must outlive it). */
+struct CoreEntry;
+void task_sched_to_core(const struct thread_sched *s, struct CoreEntry *e);
+/* itimers, prctl state, membarrier registrations and signal dispositions, by injected syscalls. */
 int task_collect_injected(struct task_dump *td, struct tracee *t);
 /* comm, personality and rlimits, from outside. */
 int task_collect_proc(struct task_dump *td, pid_t pid);

@@ -4,7 +4,8 @@
  * The steps, in an order that matters:
  *  1. freeze: seize and interrupt the process (ptrace.c);
  *  2. checks: one thread, no children, every VMA and fd of a kind we can
- *     dump, so that a refusal comes before anything is touched or written;
+ *     dump, no state we can neither restore nor leave out (dump-checks.c),
+ *     so that a refusal comes before anything is touched or written;
  *  3. registers and other state readable from outside (dump-core.c);
  *  4. injected syscalls for what only the task can tell (sigaltstack,
  *     itimers, prctls, signal dispositions, brk), with a scratch page that is
@@ -12,9 +13,14 @@
  *     is byte-identical afterwards;
  *  5. memory (dump-mem.c), then the rest of /proc, then the other images;
  *  6. inventory.img, last: its presence means the dump is complete;
- *  7. kill the process, or with leave_running let it run on.
+ *  7. commit: every file was written into a fresh staging directory; now
+ *     they replace the previous dump in DIR, inventory.img last, and DIR is
+ *     fsynced (dump-img.c), so a failure up to here leaves the previous
+ *     dump whole;
+ *  8. kill the process, or with leave_running let it run on.
  * Any failure removes the images written so far and resumes the process as
- * it was frozen.
+ * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
+ * points between and inside the steps up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
 #include <dirent.h>
@@ -31,16 +37,19 @@
 #include "lazarus/lazarus.h"
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "dump-checks.h"
 #include "dump-core.h"
 #include "dump-files.h"
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-signals.h"
 #include "dump-task.h"
 #include "inventory.pb-c.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
+#include "safe-file.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -48,6 +57,7 @@ struct dump_ctx {
 	const struct lz_dump_opts *opts;
 	pid_t pid;
 	struct dump_imgs imgs;
+	struct dump_sig *sig; /* stop signals and test hooks */
 	struct tracee t;
 	struct core_dump core;
 	struct task_dump task;
@@ -189,13 +199,21 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = check_target(d);
 	if (ret)
 		return ret;
-	ret = tracee_seize(&d->t, d->pid,
-			   d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms : LZ_FREEZE_TIMEOUT_MS);
+	ret = tracee_seize_hooked(&d->t, d->pid,
+				  d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms
+							     : LZ_FREEZE_TIMEOUT_MS,
+				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault, true });
+	if (!ret)
+		ret = dsig_point(d->sig, "seized");
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
 	pr_info("process %d frozen in %.3f ms", d->pid, (d->ns.seize - d->ns.start) / 1e6);
 	ret = check_tree(d);
+	if (!ret)
+		ret = dump_check_state(d->pid);
+	if (!ret)
+		ret = task_collect_state(&d->task, d->pid);
 	if (!ret)
 		ret = mm_collect_vmas(&d->mm, d->pid);
 	if (!ret)
@@ -218,9 +236,17 @@ static int inject_all(struct dump_ctx *d)
 	}
 	ret = tracee_inject_begin(&d->t, before);
 	if (!ret)
+		ret = dsig_point(d->sig, "inject"); /* with a syscall injected */
+	if (!ret)
 		ret = core_collect_injected(&d->core, &d->t);
 	if (!ret)
+		ret = dsig_poll(d->sig);
+	if (!ret)
 		ret = task_collect_injected(&d->task, &d->t);
+	if (!ret)
+		ret = task_collect_thread_injected(&d->core.sched, &d->t);
+	if (!ret)
+		ret = dsig_poll(d->sig);
 	if (!ret)
 		ret = mm_collect_brk(&d->mm, &d->t);
 	end = tracee_inject_end(&d->t);
@@ -272,17 +298,25 @@ static uint64_t read_xcr0(void)
 static int write_inventory(struct dump_ctx *d)
 {
 	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	ImageFile *fv, **files;
 	struct utsname u;
-	char **files;
 	int ret;
 
 	files = calloc(d->imgs.nr + 1, sizeof(*files));
-	if (!files) {
+	fv = calloc(d->imgs.nr + 1, sizeof(*fv));
+	if (!files || !fv) {
+		free(files);
+		free(fv);
 		pr_err("writing inventory.img: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < d->imgs.nr; i++)
-		files[i] = d->imgs.names[i];
+	for (size_t i = 0; i < d->imgs.nr; i++) {
+		image_file__init(&fv[i]);
+		fv[i].name = d->imgs.files[i].name;
+		fv[i].size = d->imgs.files[i].size;
+		fv[i].crc = d->imgs.files[i].crc;
+		files[i] = &fv[i];
+	}
 	uname(&u);
 	e.format_version = LZ_IMG_FORMAT_VERSION;
 	e.tool_version = (char *)LAZARUS_VERSION;
@@ -297,6 +331,7 @@ static int write_inventory(struct dump_ctx *d)
 	e.files = files;
 	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);
 	free(files);
+	free(fv);
 	return ret;
 }
 
@@ -304,16 +339,11 @@ static int write_images(struct dump_ctx *d)
 {
 	int ret;
 
-	/* A stale inventory must not vouch for a mix of old and new images. */
-	if (unlinkat(d->imgs.dirfd, "inventory.img", 0) < 0 && errno != ENOENT) {
-		pr_perror("removing the old inventory.img");
-		return -errno;
-	}
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
 	ret = mm_collect_proc(&d->mm);
 	if (ret)
 		return ret;
-	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem);
+	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem, d->sig);
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = task_collect_proc(&d->task, d->pid);
@@ -328,7 +358,12 @@ static int write_images(struct dump_ctx *d)
 	if (!ret)
 		ret = write_pstree(d);
 	if (!ret)
+		ret = dsig_point(d->sig, "images"); /* the last moment to stop */
+	if (!ret)
 		ret = write_inventory(d);
+	/* The previous dump in DIR stays whole until here (dump-img.c). */
+	if (!ret)
+		ret = dump_imgs_commit(&d->imgs);
 	d->ns.written = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
@@ -340,20 +375,26 @@ static double ms(uint64_t from, uint64_t to)
 	return to > from ? (double)(to - from) / 1e6 : 0.0;
 }
 
-/* stats-dump.json: not an image; a failure to write it is only a warning. */
+/*
+ * stats-dump.json: not an image; a failure to write it is only a warning.
+ * 0600 and through an O_EXCL temporary (safe-file.h): it holds addresses.
+ */
 static void write_stats(struct dump_ctx *d, uint64_t end)
 {
 	const struct mem_stats *m = &d->mem;
-	char tmp[] = "." STATS_FILE ".tmp";
+	struct sf_tmp t;
 	FILE *f;
-	int fd;
+	int ret;
 
-	fd = openat(d->imgs.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	ret = sf_create_tmp(d->imgs.dirfd, STATS_FILE, &t);
+	if (ret) {
+		pr_warn("writing %s: %s", STATS_FILE, strerror(-ret));
+		return;
+	}
+	f = fdopen(dup(t.fd), "w");
 	if (!f) {
 		pr_warn_perror("writing %s", STATS_FILE);
-		if (fd >= 0)
-			close(fd);
+		sf_abort(d->imgs.dirfd, &t);
 		return;
 	}
 	fprintf(f,
@@ -371,11 +412,15 @@ static void write_stats(struct dump_ctx *d, uint64_t end)
 		ms(d->ns.checked, d->ns.injected), ms(d->ns.injected, d->ns.memory),
 		ms(d->ns.memory, d->ns.written), ms(d->ns.seize, d->ns.released),
 		ms(d->ns.start, end), d->opts->leave_running ? "true" : "false");
-	if (fflush(f) || fsync(fileno(f)) < 0 || ferror(f))
-		pr_warn_perror("writing %s", STATS_FILE);
-	fclose(f);
-	if (renameat(d->imgs.dirfd, tmp, d->imgs.dirfd, STATS_FILE) < 0)
-		pr_warn_perror("renaming %s", STATS_FILE);
+	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	if (!ret)
+		ret = sf_commit(d->imgs.dirfd, &t);
+	else
+		sf_abort(d->imgs.dirfd, &t);
+	if (ret)
+		pr_warn("writing %s: %s", STATS_FILE, strerror(-ret));
 }
 
 /* ------------------------------------------------------------ the dump */
@@ -384,7 +429,9 @@ static int dump_frozen(struct dump_ctx *d)
 {
 	int ret;
 
-	ret = freeze_and_check(d);
+	ret = dsig_poll(d->sig);
+	if (!ret)
+		ret = freeze_and_check(d);
 	if (!ret)
 		ret = core_collect_frozen(&d->core, &d->t);
 	if (!ret)
@@ -397,9 +444,13 @@ static int dump_frozen(struct dump_ctx *d)
 					   TRACEE_MAX_PENDING - d->core.nr_pending);
 	d->ns.injected = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
+		ret = dsig_poll(d->sig);
+	if (!ret)
 		ret = write_images(d);
 	if (ret)
 		return ret;
+	/* inventory.img is in place: the dump is complete, a signal no longer stops it. */
+	dsig_pause(d->sig, "inventory");
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
@@ -420,14 +471,16 @@ static void dump_fini(struct dump_ctx *d)
 
 int lz_dump(const struct lz_dump_opts *opts)
 {
+	char why[SF_WHY_MAX];
+	struct dump_sig sig;
 	struct dump_ctx *d;
-	int dirfd, ret;
+	int dirfd, ret, undo = 0;
 
-	dirfd = open(opts->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Before the target is touched: a directory others can write to is refused. */
+	dirfd = sf_dir_open_checked(AT_FDCWD, opts->images_dir, 0, why);
 	if (dirfd < 0) {
-		ret = -errno;
-		pr_perror("images directory %s", opts->images_dir);
-		return ret;
+		pr_err("images directory %s: %s", opts->images_dir, why);
+		return dirfd;
 	}
 	d = calloc(1, sizeof(*d)); /* holds PATH_MAX buffers: not for the stack */
 	if (!d) {
@@ -438,12 +491,19 @@ int lz_dump(const struct lz_dump_opts *opts)
 	d->opts = opts;
 	d->pid = opts->pid;
 	d->ns.start = now_ns(CLOCK_MONOTONIC);
-	dump_imgs_init(&d->imgs, dirfd);
+	ret = dump_imgs_init(&d->imgs, dirfd);
+	if (ret) {
+		close(dirfd);
+		free(d);
+		return ret;
+	}
+	dsig_begin(&sig);
+	d->sig = &sig;
 
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
-		tracee_detach(&d->t);
+		undo = tracee_detach(&d->t);
 		dump_imgs_remove(&d->imgs);
 	} else {
 		uint64_t end = now_ns(CLOCK_MONOTONIC);
@@ -453,7 +513,9 @@ int lz_dump(const struct lz_dump_opts *opts)
 			opts->leave_running ? "left running" : "killed");
 		write_stats(d, end);
 	}
+	dsig_report(&sig, d->pid, ret, undo, opts->leave_running);
 	dump_fini(d);
 	free(d);
+	dsig_end(&sig);
 	return ret;
 }

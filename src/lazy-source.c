@@ -166,7 +166,7 @@ static int src_map_pages(struct lazy_src *s, int dirfd, char *why, size_t whylen
 		snprintf(why, whylen, "%s: truncated (no pages header)", s->pages_name);
 		return -EBADMSG;
 	}
-	if (pages_hdr_check(&h, &bad)) {
+	if (pages_hdr_check(&h, NULL, &bad)) {
 		snprintf(why, whylen, "%s: %s", s->pages_name, bad);
 		return -EBADMSG;
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safe-file.h"
 
 static struct {
 	int level;
@@ -38,23 +39,47 @@ int log_get_fd(void)
 	return logger.fd < 0 ? STDERR_FILENO : logger.fd;
 }
 
-int log_open_file(const char *dir, const char *path)
+int log_open_file_why(const char *dir, const char *path, char *why)
 {
-	char buf[4096];
-	int fd;
+	char buf[4096], dbuf[4096], dwhy[SF_WHY_MAX];
+	const char *base;
+	int dfd, fd;
 
 	if (path[0] != '/' && dir) {
-		if (snprintf(buf, sizeof(buf), "%s/%s", dir, path) >= (int)sizeof(buf))
+		if (snprintf(buf, sizeof(buf), "%s/%s", dir, path) >= (int)sizeof(buf)) {
+			snprintf(why, SF_WHY_MAX, "%s", strerror(ENAMETOOLONG));
 			return -ENAMETOOLONG;
+		}
 		path = buf;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	base = sf_split(path, dbuf, sizeof(dbuf));
+	if (!base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		snprintf(why, SF_WHY_MAX, "not a file name");
+		return -EINVAL;
+	}
+	/* A sticky directory is fine here: sf_open_log refuses a file that is not ours. */
+	dfd = sf_dir_open_checked(AT_FDCWD, dbuf, SF_DIR_STICKY_OK, dwhy);
+	if (dfd < 0) {
+		/* Truncation is fine: the directory is named in full in the path. */
+		if (snprintf(why, SF_WHY_MAX, "its directory: %s", dwhy) < 0)
+			why[0] = '\0';
+		return dfd;
+	}
+	fd = sf_open_log(dfd, base, why);
+	close(dfd);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (logger.fd >= 0)
 		close(logger.fd);
 	logger.fd = fd;
 	return 0;
+}
+
+int log_open_file(const char *dir, const char *path)
+{
+	char why[SF_WHY_MAX];
+
+	return log_open_file_why(dir, path, why);
 }
 
 void log_close(void)

@@ -3,6 +3,7 @@
  * Each subcommand is one call into the library.
  */
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 		"      --lazy-pages            restore anonymous memory on demand through the\n"
 		"                              lazy-pages daemon of WORKDIR (started if none)\n"
 		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
+		"      --trust-images-of USER  also trust images owned by USER (name or uid);\n"
+		"                              otherwise only root's and the caller's\n"
 		"\n"
 		"See lazarus(8) for details.\n");
 }
@@ -56,6 +59,7 @@ enum {
 	OPT_FREEZE_TIMEOUT,
 	OPT_LAZY_PAGES,
 	OPT_WORK_DIR,
+	OPT_TRUST_IMAGES_OF,
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "freeze-timeout", required_argument, NULL, OPT_FREEZE_TIMEOUT },
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
+	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -86,6 +91,27 @@ static int parse_int(const char *s, const char *what, int *out)
 		return -1;
 	}
 	*out = (int)v;
+	return 0;
+}
+
+/* A user name or a numeric uid. */
+static int parse_user(const char *s, uid_t *uid)
+{
+	struct passwd *pw = getpwnam(s);
+	char *end;
+	unsigned long v;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v >= (uid_t)-1) {
+		fprintf(stderr, "lazarus: --trust-images-of: no such user: '%s'\n", s);
+		return -1;
+	}
+	*uid = (uid_t)v;
 	return 0;
 }
 
@@ -112,6 +138,7 @@ int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
 	bool lazy_pages = false;
+	uid_t trust_uid = 0;
 	const char *cmd;
 	int c;
 
@@ -131,6 +158,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "lazy-pages"))
 		return cli_lazy_pages(argc, argv);
+	if (!strcmp(cmd, "dump"))
+		cli_block_stop_signals();
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "t:D:W:o:v::Rdh", long_opts, NULL)) != -1) {
@@ -175,6 +204,10 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LAZY_PAGES:
 			lazy_pages = true;
+			break;
+		case OPT_TRUST_IMAGES_OF:
+			if (parse_user(optarg, &trust_uid))
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -227,6 +260,7 @@ int main(int argc, char **argv)
 			.detach = o.detach,
 			.work_dir = o.work_dir,
 			.lazy_pages = lazy_pages,
+			.trust_images_of = trust_uid,
 		};
 		int status = 0, pid = 0;
 

@@ -142,7 +142,7 @@ static const struct {
 	{ "nh", PROC_VMF_NH }, { "dd", PROC_VMF_DD }, { "dc", PROC_VMF_DC },
 	{ "wf", PROC_VMF_WF }, { "lo", PROC_VMF_LO }, { "mg", PROC_VMF_MG },
 	{ "sr", PROC_VMF_SR }, { "rr", PROC_VMF_RR }, { "io", PROC_VMF_IO },
-	{ "pf", PROC_VMF_PF },
+	{ "pf", PROC_VMF_PF }, { "nr", PROC_VMF_NR }, { "mw", PROC_VMF_MW },
 };
 
 uint32_t proc_parse_vmflags(const char *s)

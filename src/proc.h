@@ -28,6 +28,8 @@
 #define PROC_VMF_RR 0x0400U /* MADV_RANDOM */
 #define PROC_VMF_IO 0x0800U /* VM_IO: device memory */
 #define PROC_VMF_PF 0x1000U /* VM_PFNMAP: raw PFNs, no struct page */
+#define PROC_VMF_NR 0x2000U /* VM_NORESERVE: MAP_NORESERVE, no swap accounting */
+#define PROC_VMF_MW 0x4000U /* VM_MAYWRITE: may become writable (shared: file open for writing) */
 
 /* One line of /proc/PID/maps (plus VmFlags when parsed from smaps). */
 struct proc_vma {

@@ -19,6 +19,10 @@
  * them back, interrupt again and let the task run into a fresh interrupt
  * stop: from there a detach behaves exactly as if we had never injected
  * (restarts, restart_block, signals arriving meanwhile).
+ *
+ * Should that fail, the task must not run on: it would execute from the
+ * `syscall` instruction with our registers and every signal blocked. A
+ * detach then leaves it in a group stop instead (leave_stopped).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,8 +60,9 @@ static char proc_state_of(pid_t pid)
 /*
  * The first stop after PTRACE_INTERRUPT, within the freeze timeout. A task
  * in uninterruptible sleep (state D: a stuck NFS read, a vfork parent) does
- * not stop until it wakes; rather than hang, give up. Nothing is harmed:
- * the pending interrupt goes with the ptrace link when we exit.
+ * not stop until it wakes; rather than hang, give up, also when the tracer
+ * asks to stop meanwhile (t->hooks.stop). Nothing is harmed: the pending
+ * interrupt goes with the ptrace link when we exit.
  */
 static int wait_first_stop(struct tracee *t, int *status)
 {
@@ -72,6 +77,15 @@ static int wait_first_stop(struct tracee *t, int *status)
 		if (r < 0 && errno != EINTR) {
 			pr_perror("process %d: waitpid", t->pid);
 			return -errno;
+		}
+		if (t->hooks.stop) {
+			int stop = t->hooks.stop(t->hooks.arg);
+
+			if (stop) {
+				pr_info("process %d: no longer waiting for it to stop: asked to stop",
+					t->pid);
+				return stop;
+			}
 		}
 		if (waited_us >= limit) {
 			pr_err("process %d did not stop within %u ms (state %c): is it in an "
@@ -183,6 +197,43 @@ static int set_sigmask(struct tracee *t, uint64_t mask)
 	return 0;
 }
 
+/* Putting back what injection changed; TRACEE_FAULT_* make it fail (tests). */
+static int put_back_regs(struct tracee *t)
+{
+	if (t->hooks.fault & TRACEE_FAULT_REGS) {
+		pr_err("process %d: PTRACE_SETREGS: %s (injected by LAZARUS_FAULT_DUMP=regs)",
+		       t->pid, strerror(EIO));
+		return -EIO;
+	}
+	return set_regs(t, &t->resume);
+}
+
+static int put_back_sigmask(struct tracee *t)
+{
+	if (t->hooks.fault & TRACEE_FAULT_SIGMASK) {
+		pr_err("process %d: PTRACE_SETSIGMASK: %s (injected by LAZARUS_FAULT_DUMP=sigmask)",
+		       t->pid, strerror(EIO));
+		return -EIO;
+	}
+	return set_sigmask(t, t->sigmask);
+}
+
+/*
+ * PTRACE_O_EXITKILL while a syscall is injected (t->hooks.exitkill_injected):
+ * if the tracer dies then (SIGKILL cannot be blocked), the kernel kills the
+ * task rather than let it run on from our `syscall` instruction.
+ */
+static int set_options(struct tracee *t, bool exitkill)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
+
+	if (ptrace(PTRACE_SETOPTIONS, t->pid, NULL, (void *)opts) < 0) {
+		pr_perror("process %d: PTRACE_SETOPTIONS", t->pid);
+		return -errno;
+	}
+	return 0;
+}
+
 static void report_seize_error(pid_t pid, int err)
 {
 	uint64_t tracer = 0;
@@ -203,9 +254,17 @@ static void report_seize_error(pid_t pid, int err)
 
 int tracee_seize(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms)
 {
+	return tracee_seize_hooked(t, pid, freeze_timeout_ms, NULL);
+}
+
+int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
+			const struct tracee_hooks *hooks)
+{
 	int ret;
 
 	memset(t, 0, sizeof(*t));
+	if (hooks)
+		t->hooks = *hooks;
 	t->pid = pid;
 	t->freeze_timeout_ms = freeze_timeout_ms;
 	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
@@ -251,17 +310,52 @@ static void resend_pending(struct tracee *t)
 	t->pending_sigs = 0;
 }
 
+/*
+ * Registers or signal mask could not be put back after injection: running
+ * on, the task would execute from our `syscall` instruction with our
+ * registers. Queue a SIGSTOP, which no mask blocks, and detach: on its way
+ * back to user mode the task dequeues it before executing one instruction
+ * and enters a group stop, untraced (also if the detach fails: the kernel
+ * detaches when we exit). Whoever finds it stopped can look and kill it; if
+ * even SIGSTOP cannot be sent, kill it here rather than let it run.
+ */
+static int leave_stopped(struct tracee *t)
+{
+	bool regs = t->put_back_failed & TRACEE_FAULT_REGS;
+	const char *what = regs ? "registers" : "signal mask";
+	const char *harm = regs ? "on wrong registers" : "with every signal blocked";
+
+	if (syscall(SYS_tgkill, t->pid, t->pid, SIGSTOP) < 0) {
+		if (errno == ESRCH)
+			return -ESRCH;
+		pr_err("process %d: could not put back its %s after syscall injection, nor stop it "
+		       "(%s): killed it rather than let it run %s",
+		       t->pid, what, strerror(errno), harm);
+		tracee_kill(t);
+		return -EIO;
+	}
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)(long)SIGSTOP) < 0 && errno != ESRCH)
+		pr_warn_perror("process %d: PTRACE_DETACH", t->pid);
+	t->seized = false;
+	pr_err("process %d: could not put back its %s after syscall injection: left it stopped "
+	       "(SIGSTOP), untraced, rather than let it run %s",
+	       t->pid, what, harm);
+	return -EIO;
+}
+
 int tracee_detach(struct tracee *t)
 {
 	int ret = 0;
 
 	if (!t->seized)
 		return 0;
-	if (t->injected)
+	if (t->injected && !t->put_back_failed)
 		ret = tracee_inject_end(t);
 	if (!t->seized)
 		return ret;
 	resend_pending(t);
+	if (t->injected)
+		return leave_stopped(t);
 	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL) < 0 && errno != ESRCH) {
 		pr_perror("process %d: PTRACE_DETACH", t->pid);
 		if (!ret)
@@ -486,6 +580,8 @@ int tracee_inject_begin(struct tracee *t, const char *maps_text)
 	int ret;
 
 	ret = find_syscall_insn(t, maps_text);
+	if (!ret && t->hooks.exitkill_injected)
+		ret = set_options(t, true);
 	if (ret)
 		return ret;
 	t->injected = true; /* from here on regs and mask must be put back */
@@ -557,12 +653,21 @@ int tracee_inject_end(struct tracee *t)
 	}
 	if (!t->seized)
 		return ret;
-	err = set_regs(t, &t->resume);
+	err = put_back_regs(t);
 	if (!err)
 		err = back_to_interrupt_stop(t);
-	if (!err)
-		err = set_sigmask(t, t->sigmask);
-	if (!err)
-		t->injected = false;
+	if (err) {
+		t->put_back_failed = t->seized ? TRACEE_FAULT_REGS : 0;
+		return ret ? ret : err;
+	}
+	err = put_back_sigmask(t);
+	if (err) {
+		t->put_back_failed = t->seized ? TRACEE_FAULT_SIGMASK : 0;
+		return ret ? ret : err;
+	}
+	t->injected = false;
+	/* Put back: should we die now, the kernel lets it run on unharmed. */
+	if (t->hooks.exitkill_injected)
+		err = set_options(t, false);
 	return ret ? ret : err;
 }

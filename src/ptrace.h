@@ -7,6 +7,10 @@
  * Injection changes no byte of the tracee's memory except a scratch page it
  * maps for out-parameters and unmaps again. Functions return 0 or -errno and
  * log their failure once, naming the pid.
+ *
+ * A tracee whose registers or signal mask could not be put back after
+ * injection is never let run: tracee_detach() then leaves it in a group
+ * stop (SIGSTOP), untraced, and says so in one loud error line.
  */
 #ifndef LZ_PTRACE_H
 #define LZ_PTRACE_H
@@ -40,6 +44,25 @@ _Static_assert(sizeof(struct ptrace_rseq_config) == 24, "kernel ABI: 24 bytes");
 #define LZ_ERESTARTNOHAND 514
 #define LZ_ERESTART_RESTARTBLOCK 516
 
+/* Test-only faults (LAZARUS_FAULT_DUMP): putting back after injection fails. */
+#define TRACEE_FAULT_REGS 1U	/* the PTRACE_SETREGS of the original registers */
+#define TRACEE_FAULT_SIGMASK 2U /* the PTRACE_SETSIGMASK of the original mask */
+
+/* What the tracer may ask while it waits; all optional. */
+struct tracee_hooks {
+	/*
+	 * Polled while waiting for the first stop (the freeze): non-zero, a
+	 * -errno, makes tracee_seize give up with it (not logged: the caller
+	 * knows why it asked to stop).
+	 */
+	int (*stop)(void *arg);
+	void *arg;
+	unsigned fault;		/* TRACEE_FAULT_* */
+	bool exitkill_injected; /* PTRACE_O_EXITKILL from tracee_inject_begin until the
+				   put-back: should the tracer die meanwhile, the task
+				   is killed instead of running on injected registers */
+};
+
 struct tracee {
 	pid_t pid;
 	bool seized;
@@ -54,13 +77,22 @@ struct tracee {
 					    no scratch page (two injected syscalls fewer) */
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
 	unsigned freeze_timeout_ms;	 /* set before tracee_seize(); 0: wait forever */
+	struct tracee_hooks hooks;
+	unsigned put_back_failed;	 /* TRACEE_FAULT_REGS or _SIGMASK: what could not
+					    be put back after injection; the task must
+					    not run on (see tracee_detach) */
 };
 
 /* Seize and interrupt PID; on success it is stopped and t->regs is valid. */
 int tracee_seize(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms);
+/* The same with HOOKS (may be NULL), kept in t->hooks for the tracee's life. */
+int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
+			const struct tracee_hooks *hooks);
 /*
  * Put regs and sigmask back if injection changed them and let the task run
- * on. A no-op for a tracee that was never seized.
+ * on. A no-op for a tracee that was never seized. If they cannot be put back
+ * (now, or in an earlier tracee_inject_end), the task is left stopped by
+ * SIGSTOP instead, untraced, with an error line naming it, and -EIO returned.
  */
 int tracee_detach(struct tracee *t);
 /* SIGKILL the frozen tracee and reap the ptrace link. */
@@ -98,7 +130,9 @@ int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_
 /*
  * Unmap the scratch page and return the task, with t->resume as its regs and
  * its own signal mask, to an interrupt stop, from where the kernel applies
- * its usual syscall-restart logic when the task runs on.
+ * its usual syscall-restart logic when the task runs on. If the regs or the
+ * mask cannot be put back, t->put_back_failed says which and t->injected stays:
+ * the task must then be killed or detached (which leaves it stopped).
  */
 int tracee_inject_end(struct tracee *t);
 

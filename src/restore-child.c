@@ -4,12 +4,18 @@
  *
  *   block every signal       the target's handlers get installed below
  *   session / group          setsid or setpgid as dumped
+ *   cgroups, oom_score_adj,  through /proc/self, so before root and cwd
+ *   loginuid, membarrier     change; membarrier registers this mm, which
+ *                            the blob keeps
  *   lazy mode: userfaultfd   opened here: it binds to this process's mm
  *   service fds              opened, then moved above the target's fds
  *   the target's fds         opened and installed at their numbers
  *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
+ *   scheduling               affinity, nice, policy, timer slack, MCE and
+ *                            TSC modes: last, so a SCHED_IDLE target does
+ *                            not slow restore down, and no log line after
  *   jump                     the blob does memory and thread state, and with
  *                            -d releases the helper when nothing of its own
  *                            can fail any more (struct rst_detach); after
@@ -154,10 +160,29 @@ static int child_plugin(struct rst_child *c)
 	return ret;
 }
 
+/*
+ * Test hook (Documentation/testing.md, test-only): LAZARUS_TEST_PAUSE=child
+ * makes the process hang for good, silent and idle, right before the jump,
+ * so that the parent's bound on its wait (restore-proc.c) and the cleanup
+ * after it can be tested. Every signal is blocked: only SIGKILL ends it.
+ */
+static void test_hang(void)
+{
+	const char *want = getenv("LAZARUS_TEST_PAUSE");
+
+	if (!want || strcmp(want, "child"))
+		return;
+	pr_info("LAZARUS_TEST_PAUSE=child: hanging before the jump");
+	for (;;)
+		pause();
+}
+
 static int child_run(struct rst_child *c)
 {
 	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
 
+	if (!ret)
+		ret = rst_task_state(c->im, c->why, sizeof(c->why));
 	if (!ret && c->lazy)
 		ret = child_uffd_open(c);
 	if (!ret)
@@ -174,8 +199,11 @@ static int child_run(struct rst_child *c)
 		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
+	test_hang();
 	pr_info("jumping into the restorer");
-	return plg_jump(&c->plg, c->why, sizeof(c->why));
+	/* No logging from here on: the TSC mode may make rdtsc fault. */
+	ret = rst_task_sched(c->im, c->why, sizeof(c->why));
+	return ret ? ret : plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
 void rst_child_main(const struct rst_images *im, int status_fd, int go_fd,

@@ -14,7 +14,8 @@
 /*
  * -d: the process is cloned by a helper that waits on release_fd. Once the
  * blob is past every step that can fail, it writes a byte there; the helper
- * exits and the process is orphaned. Until then a failing process is the
+ * exits (once lazarus holds a pidfd of the process, restore-proc.c) and the
+ * process is orphaned. Until then a failing process is the
  * helper's child, reaped by it, not a stray zombie.
  */
 struct rst_detach {

@@ -2,7 +2,7 @@
  * restore-fds.c - fds of the process being restored.
  *
  * Runs in the restored process while it is still a copy of lazarus. First
- * the fds restore itself needs (status pipe, log, pages image, executable,
+ * the fds restore itself needs (status pipe, log, pages image as verified, executable,
  * mapped files) move to the top of RLIMIT_NOFILE and everything else is
  * closed; then the target's files are opened and put at their numbers. Open
  * file descriptions shared by several fds are opened once and dup'ed, so
@@ -32,27 +32,96 @@ static int svc_add(struct rst_svc *s, int fd)
 	return 0;
 }
 
+const char *rst_file_type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "regular file";
+	case S_IFDIR:
+		return "directory";
+	case S_IFCHR:
+		return "character device";
+	case S_IFBLK:
+		return "block device";
+	case S_IFIFO:
+		return "FIFO";
+	case S_IFSOCK:
+		return "socket";
+	case S_IFLNK:
+		return "symbolic link";
+	default:
+		return "file of unknown type";
+	}
+}
+
+/*
+ * open() that cannot block on a FIFO or a device waiting for a peer, and
+ * fails with -EINVAL (WHAT says why) unless the file is of type WANT.
+ */
+static int open_typed(const char *path, int flags, mode_t want, char *what, size_t len)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		snprintf(what, len, "%s", strerror(err));
+		return -err;
+	}
+	if (fstat(fd, &st)) {
+		err = errno;
+		snprintf(what, len, "fstat: %s", strerror(err));
+		close(fd);
+		return -err;
+	}
+	if ((st.st_mode & S_IFMT) != (want & S_IFMT)) {
+		snprintf(what, len, "a %s, dumped as a %s", rst_file_type_name(st.st_mode),
+			 rst_file_type_name(want));
+		close(fd);
+		return -EINVAL;
+	}
+	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		err = errno;
+		snprintf(what, len, "clearing O_NONBLOCK: %s", strerror(err));
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+/*
+ * A shared file mapping needs a file opened for writing exactly when the
+ * original one had it (VmFlags "mw", VM_MAYWRITE): with it a later
+ * mprotect(PROT_WRITE) works, without it that fails with EACCES.
+ */
+static bool vma_needs_write(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_FILE_SHARED &&
+	       ((v->prot & PROT_WRITE) || (v->has_may_write && v->may_write));
+}
+
 /* Same file, same access: one fd serves all its mappings. */
 static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, size_t len)
 {
 	const VmaEntry *v = mm->vmas[i];
-	bool shared_w = v->kind == VMA_KIND__VMA_FILE_SHARED && (v->prot & PROT_WRITE);
+	bool shared_w = vma_needs_write(v);
+	char what[128];
 	int fd;
 
 	for (size_t j = 0; j < i; j++) {
 		const VmaEntry *w = mm->vmas[j];
 
 		if (s->vma_fds[j] >= 0 && !strcmp(w->path, v->path) &&
-		    shared_w == (w->kind == VMA_KIND__VMA_FILE_SHARED && (w->prot & PROT_WRITE))) {
+		    shared_w == vma_needs_write(w)) {
 			s->vma_fds[i] = s->vma_fds[j];
 			return 0;
 		}
 	}
-	fd = open(v->path, (shared_w ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	fd = open_typed(v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG, what, sizeof(what));
 	if (fd < 0) {
-		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start,
-			 strerror(errno));
-		return -errno;
+		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start, what);
+		return fd;
 	}
 	s->vma_fds[i] = fd;
 	return svc_add(s, fd);
@@ -62,6 +131,7 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
 		 char *why, size_t len)
 {
 	const MmEntry *mm = im->mm;
+	char what[128];
 	int ret;
 
 	memset(s, 0, sizeof(*s));
@@ -84,16 +154,17 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
 	if (s->uffd >= 0)
 		svc_add(s, s->uffd);
 	svc_add(s, s->log_fd);
-	s->pages_fd = openat(im->dirfd, im->pages_name, O_RDONLY | O_CLOEXEC);
-	if (s->pages_fd < 0) {
-		snprintf(why, len, "open %s: %s", im->pages_name, strerror(errno));
-		return -errno;
-	}
+	/*
+	 * The pages file restore opened once and verified (restore-images.c),
+	 * inherited through the fork: never reopened by name, so a file swapped
+	 * in after verification is not what the blob reads.
+	 */
+	s->pages_fd = im->pages_fd;
 	svc_add(s, s->pages_fd);
-	s->exe_fd = open(mm->exe_path, O_RDONLY | O_CLOEXEC);
+	s->exe_fd = open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
 	if (s->exe_fd < 0) {
-		snprintf(why, len, "open %s (the executable): %s", mm->exe_path, strerror(errno));
-		return -errno;
+		snprintf(why, len, "open %s (the executable): %s", mm->exe_path, what);
+		return s->exe_fd;
 	}
 	svc_add(s, s->exe_fd);
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -205,12 +276,21 @@ out_free:
 static int file_open(const FileEntry *f, int above, char *why, size_t len)
 {
 	int flags = (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
+	char what[128];
 	int fd, tmp;
 
-	fd = open(f->path, flags);
+	if (flags & O_PATH) { /* opens nothing: cannot block */
+		fd = open(f->path, flags);
+		if (fd < 0) {
+			fd = -errno;
+			snprintf(what, sizeof(what), "%s", strerror(errno));
+		}
+	} else {
+		fd = open_typed(f->path, flags, (mode_t)f->mode, what, sizeof(what));
+	}
 	if (fd < 0) {
-		snprintf(why, len, "open %s: %s", f->path, strerror(errno));
-		return -errno;
+		snprintf(why, len, "open %s: %s", f->path, what);
+		return fd;
 	}
 	/* Above the target's table, so installing never clobbers it. */
 	tmp = fcntl(fd, F_DUPFD_CLOEXEC, above);

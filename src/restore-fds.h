@@ -6,6 +6,7 @@
 #define LZ_RESTORE_FDS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "restore-images.h"
 
@@ -41,7 +42,14 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
  */
 int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size_t len);
 
-/* Open the target's files and install them at their fd numbers. */
+/*
+ * Open the target's files and install them at their fd numbers. Every path
+ * is opened with O_NONBLOCK (a FIFO put in a file's place must not block)
+ * and refused unless it is still the file type that was dumped.
+ */
 int rst_fds_install(const struct rst_images *im, char *why, size_t len);
+
+/* "regular file", "FIFO", ...: the S_IFMT part of MODE in words. */
+const char *rst_file_type_name(mode_t mode);
 
 #endif

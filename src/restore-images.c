@@ -1,11 +1,14 @@
 /*
  * restore-images.c - read every image of a dump and check it is whole.
  *
- * Order: inventory (format version, machine), then every file it lists
+ * Order: whose images these are (restore-trust.h: the directory, the
+ * directories above it, every image file in it), then inventory (format
+ * version, machine), then every file it lists
  * (framing and checksums), then the messages restore needs, then the
  * semantic checks of restore-verify.c. Nothing is created before all of it
  * passed; each failure is one line naming the file and what is wrong.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +35,12 @@ static void img_name(char *buf, size_t len, enum lz_img_kind kind, uint32_t pid)
 	snprintf(buf, len, "%s-%u.img", img_kind_name(kind), pid);
 }
 
-static bool inv_lists(const struct rst_images *im, const char *name)
+const ImageFile *rst_inv_file(const struct rst_images *im, const char *name)
 {
 	for (size_t i = 0; i < im->inv->n_files; i++)
-		if (!strcmp(im->inv->files[i], name))
-			return true;
-	return false;
+		if (!strcmp(im->inv->files[i]->name, name))
+			return im->inv->files[i];
+	return NULL;
 }
 
 /* A file restore needs must be part of the dump, not a stray left in DIR. */
@@ -45,10 +48,81 @@ static int need_listed(const struct rst_images *im, const char *name)
 {
 	char why[128];
 
-	if (inv_lists(im, name))
+	if (rst_inv_file(im, name))
 		return 0;
 	snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
 	return img_fail("inventory.img", -EBADMSG, why);
+}
+
+/*
+ * Open NAME for reading (img_open_file: no symlink, no FIFO or device, no
+ * blocking) and check its owner and mode on the open file. Returns the fd
+ * with *st filled, or logs one line and returns -errno.
+ */
+static int open_image(struct rst_images *im, const char *name, struct stat *st)
+{
+	const char *why = NULL;
+	char tw[256];
+	int fd, ret;
+
+	fd = img_open_file(im->dirfd, name, st, &why);
+	if (fd < 0)
+		return img_fail(name, fd, why);
+	ret = rst_trust_file(im->trust, st, tw, sizeof(tw));
+	if (ret) {
+		close(fd);
+		return img_fail(name, ret, tw);
+	}
+	return fd;
+}
+
+/* open_image + read and verify the framing of the whole file. */
+static int read_image(struct rst_images *im, const char *name, enum lz_img_kind kind,
+		      struct img_reader *r)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open_image(im, name, &st);
+	if (fd < 0)
+		return fd;
+	ret = img_reader_from_fd(r, fd, &st, name, kind);
+	close(fd);
+	if (ret)
+		return img_fail(name, ret, r->why);
+	return 0;
+}
+
+/*
+ * Open and verify NAME, a file inventory.img lists: framing, the dump id,
+ * and the size and checksum the inventory recorded. What the caller then
+ * decodes is exactly what was checked (the reader holds the bytes).
+ */
+static int open_listed(struct rst_images *im, const char *name, enum lz_img_kind kind,
+		       struct img_reader *r)
+{
+	const ImageFile *f = rst_inv_file(im, name);
+	int ret;
+
+	if (!f) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "does not list %s, which restore needs", name);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	ret = read_image(im, name, kind, r);
+	if (ret)
+		return ret;
+	ret = img_reader_check_id(r, &im->id);
+	if (!ret && (r->size != f->size || r->crc != f->crc)) {
+		r->why = "does not match the size and checksum inventory.img lists for it";
+		ret = -ESTALE;
+	}
+	if (ret) {
+		img_fail(name, ret, r->why);
+		img_reader_close(r);
+	}
+	return ret;
 }
 
 static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *name,
@@ -57,12 +131,19 @@ static int load_one(struct rst_images *im, enum lz_img_kind kind, const char *na
 	struct img_reader r;
 	int ret;
 
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_read_one(&r, im->dirfd, name, kind, img_kind_desc(kind), out);
+	ret = open_listed(im, name, kind, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
-	return 0;
+		return ret;
+	if (r.nr_entries != 1) {
+		r.why = "expected exactly one entry";
+		ret = -EBADMSG;
+	} else {
+		ret = img_reader_next(&r, img_kind_desc(kind), out);
+	}
+	if (ret)
+		img_fail(name, ret, r.why);
+	img_reader_close(&r);
+	return ret;
 }
 
 /* Every message of a file, all of one type. */
@@ -74,11 +155,9 @@ static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *na
 	size_t n = 0;
 	int ret;
 
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_reader_open(&r, im->dirfd, name, kind);
+	ret = open_listed(im, name, kind, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
+		return ret;
 	v = calloc(r.nr_entries + 1, sizeof(*v));
 	if (!v) {
 		img_reader_close(&r);
@@ -133,7 +212,7 @@ static int check_inventory(struct rst_images *im)
 static int check_listed(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->inv->n_files; i++) {
-		const char *name = im->inv->files[i];
+		const char *name = im->inv->files[i]->name;
 		enum lz_img_kind kind;
 		struct img_reader r;
 		int ret;
@@ -141,14 +220,11 @@ static int check_listed(struct rst_images *im)
 		if (strchr(name, '/') || img_kind_from_name(name, &kind) ||
 		    kind == LZ_IMG_INVENTORY)
 			return img_fail("inventory.img", -EBADMSG, "lists a file that is no image");
-		if (kind == LZ_IMG_PAGES) {
-			if (faccessat(im->dirfd, name, R_OK, 0))
-				return img_fail(name, -errno, NULL);
-			continue;
-		}
-		ret = img_reader_open(&r, im->dirfd, name, kind);
+		if (kind == LZ_IMG_PAGES)
+			continue; /* opened once, in open_pages(), and checked from that fd */
+		ret = open_listed(im, name, kind, &r);
 		if (ret)
-			return img_fail(name, ret, r.why);
+			return ret;
 		img_reader_close(&r);
 	}
 	return 0;
@@ -200,11 +276,9 @@ static int load_pagemap(struct rst_images *im)
 	int ret;
 
 	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
-	if (need_listed(im, name))
-		return -EBADMSG;
-	ret = img_reader_open(&r, im->dirfd, name, LZ_IMG_PAGEMAP);
+	ret = open_listed(im, name, LZ_IMG_PAGEMAP, &r);
 	if (ret)
-		return img_fail(name, ret, r.why);
+		return ret;
 	ret = img_reader_next(&r, &pagemap_head__descriptor, &m);
 	if (ret) {
 		ret = img_fail(name, ret == -ENODATA ? -EBADMSG : ret,
@@ -263,23 +337,131 @@ static int load_task_images(struct rst_images *im)
 			&im->nr_fdinfo);
 }
 
-int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
+/*
+ * Before anything is read: every image-named entry of the directory is a
+ * regular file restore trusts. Each file is checked again, on the open
+ * file, when it is read; this pass makes a foreign file fail the restore
+ * before a single byte of any image was believed.
+ */
+static int trust_scan(struct rst_images *im)
+{
+	struct dirent *de;
+	char why[256];
+	int fd, ret = 0;
+	DIR *d;
+
+	fd = openat(im->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		pr_err("images directory: %s", strerror(-ret));
+		return ret;
+	}
+	while (!ret && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		enum lz_img_kind kind;
+		const char *tw;
+		struct stat st;
+
+		if (n < 5 || strcmp(de->d_name + n - 4, ".img") ||
+		    img_kind_from_name(de->d_name, &kind))
+			continue;
+		if (fstatat(im->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = img_fail(de->d_name, -errno, NULL);
+			break;
+		}
+		tw = img_file_type_why(st.st_mode);
+		if (tw)
+			ret = img_fail(de->d_name, -EINVAL, tw);
+		else if ((ret = rst_trust_file(im->trust, &st, why, sizeof(why))))
+			img_fail(de->d_name, ret, why);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int cmp_file_id(const void *a, const void *b)
+{
+	uint32_t x = (*(const FileEntry *const *)a)->id, y = (*(const FileEntry *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* files.img by id, for rst_file_by_id's binary search; a repeated id is refused. */
+static int index_files(struct rst_images *im)
+{
+	char why[96];
+
+	im->files_by_id = malloc((im->nr_files + 1) * sizeof(*im->files_by_id));
+	if (!im->files_by_id)
+		return img_fail("files.img", -ENOMEM, NULL);
+	memcpy(im->files_by_id, im->files, im->nr_files * sizeof(*im->files));
+	qsort(im->files_by_id, im->nr_files, sizeof(*im->files_by_id), cmp_file_id);
+	for (size_t i = 1; i < im->nr_files; i++) {
+		if (im->files_by_id[i]->id == im->files_by_id[i - 1]->id) {
+			snprintf(why, sizeof(why), "file %u listed twice", im->files_by_id[i]->id);
+			return img_fail("files.img", -EBADMSG, why);
+		}
+	}
+	return 0;
+}
+
+/* The pages file: opened once here; verified (restore-verify.c) and read from this fd. */
+static int open_pages(struct rst_images *im)
+{
+	struct stat st;
+	int ret;
+
+	img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
+	ret = need_listed(im, im->pages_name);
+	if (ret)
+		return ret;
+	ret = open_image(im, im->pages_name, &st);
+	if (ret < 0)
+		return ret;
+	im->pages_fd = ret;
+	return 0;
+}
+
+int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
+		    const struct rst_trust *trust)
 {
 	struct img_reader r;
+	char why[1024];
 	int ret;
 
 	memset(im, 0, sizeof(*im));
+	im->pages_fd = -1;
 	im->lazy = lazy;
+	im->trust = trust;
 	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (im->dirfd < 0) {
 		ret = -errno;
 		pr_err("images directory %s: %s", dir, strerror(errno));
 		return ret;
 	}
-	ret = img_read_one(&r, im->dirfd, "inventory.img", LZ_IMG_INVENTORY,
-			   &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
+	ret = rst_trust_dir(trust, im->dirfd, dir, why, sizeof(why));
+	if (ret) {
+		pr_err("%s", why);
+		return ret;
+	}
+	ret = trust_scan(im);
+	if (ret)
+		return ret;
+	ret = read_image(im, "inventory.img", LZ_IMG_INVENTORY, &r);
+	if (ret)
+		return ret;
+	if (r.nr_entries != 1) {
+		img_reader_close(&r);
+		return img_fail("inventory.img", -EBADMSG, "expected exactly one entry");
+	}
+	ret = img_reader_next(&r, &inventory_entry__descriptor, (ProtobufCMessage **)&im->inv);
+	img_reader_close(&r);
 	if (ret)
 		return img_fail("inventory.img", ret, r.why);
+	im->id = r.dump_id;
 	ret = check_inventory(im);
 	if (!ret)
 		ret = check_listed(im);
@@ -287,10 +469,10 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 		ret = load_pstree(im);
 	if (!ret)
 		ret = load_task_images(im);
-	if (!ret) {
-		img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
-		ret = need_listed(im, im->pages_name);
-	}
+	if (!ret)
+		ret = index_files(im);
+	if (!ret)
+		ret = open_pages(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
@@ -298,9 +480,19 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy)
 
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
 {
-	for (size_t i = 0; i < im->nr_files; i++)
-		if (im->files[i]->id == id)
-			return im->files[i];
+	size_t lo = 0, hi = im->nr_files;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t m = im->files_by_id[mid]->id;
+
+		if (m == id)
+			return im->files_by_id[mid];
+		if (m < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -328,6 +520,11 @@ void rst_images_free(struct rst_images *im)
 	im->pm = NULL;
 	im->files = NULL;
 	im->fdinfo = NULL;
+	free(im->files_by_id);
+	im->files_by_id = NULL;
+	if (im->pages_fd >= 0)
+		close(im->pages_fd);
+	im->pages_fd = -1;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

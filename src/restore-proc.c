@@ -9,12 +9,20 @@
  * anywhere is reported exactly once. EOF without "OK" is a failure too: the
  * process died on the way.
  *
+ * Every wait here is bounded. The status pipe is read with poll(): a
+ * process that says nothing, uses no CPU and reads nothing for
+ * RST_IDLE_TIMEOUT_S is given up on (killed, one line naming what was
+ * waited for). Every failure after clone3 removes what was created: the
+ * process (through a pidfd, so never a stranger that took its pid) and the
+ * -d helper.
+ *
  * The go pipe runs the other way: one byte lets the process go on. In lazy
  * mode the first one follows the uffd handover; the last one comes from
  * rst_proc_finish(), once the blob (blocked after "OK") is traced.
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,10 +88,12 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
 /*
  * -d: the helper clones the target and waits until the target releases it
  * (struct rst_detach), then exits so the target is orphaned. If the target
- * fails before that, the helper reaps it: no zombie is left behind.
+ * fails before that, the helper reaps it: no zombie is left behind. It also
+ * waits for EOF on hold_fd: until lazarus took a pidfd of the target (while
+ * the helper is still its parent, take_pidfd()), the target stays its child.
  */
 static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const struct rst_images *im,
-						  int status_fd)
+						  int status_fd, int hold_fd)
 {
 	struct rst_detach d = { .helper = getpid() };
 	int rel[2], st;
@@ -111,8 +121,12 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
-	if (n == 1)
+	if (n == 1) {
+		do
+			n = read(hold_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
 		_exit(0); /* released: it runs on as an orphan */
+	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	_exit(1);
@@ -120,18 +134,36 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 
 static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
 {
+	int hold[2];
+
+	if (pipe2(hold, O_CLOEXEC)) {
+		pr_perror("pipe");
+		return -errno;
+	}
 	p->helper = fork();
 	if (p->helper == 0) {
 		close(p->go_wr);
-		helper_main(p, im, status_wr);
+		close(hold[1]);
+		helper_main(p, im, status_wr, hold[0]);
 	}
+	close(hold[0]);
 	if (p->helper < 0) {
 		p->helper = 0;
+		close(hold[1]);
 		pr_perror("fork");
 		return -errno;
 	}
+	p->hold_wr = hold[1];
 	p->pid = (pid_t)im->pid;
 	return 0;
+}
+
+/* Let the -d helper exit once the process released it. */
+static void let_helper_go(struct rst_proc *p)
+{
+	if (p->hold_wr >= 0)
+		close(p->hold_wr);
+	p->hold_wr = -1;
 }
 
 /* The helper exits when the target is released or gone. */
@@ -210,6 +242,9 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	char why[128];
 
 	memset(p, 0, sizeof(*p));
+	p->pidfd = -1;
+	p->status_rd = -1;
+	p->hold_wr = -1;
 	p->detach = detach;
 	p->im = im;
 	p->go_rd = -1;
@@ -245,12 +280,18 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	close(p->go_rd);
 	p->go_rd = -1;
 	if (ret) {
+		let_helper_go(p);
+		if (p->helper)
+			reap_helper(p);
+		p->pid = 0;
 		close(pfd[0]);
 		close(p->go_wr);
 		p->go_wr = -1;
 		return ret;
 	}
 	p->status_rd = pfd[0];
+	if (!detach)
+		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
 	pr_info("created process %d%s", p->pid, detach ? " (detached)" : "");
 	return 0;
 }
@@ -296,7 +337,57 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_UFFD] = "register with the userfaultfd",
 	[LZ_STEP_TRACER] = "wait for the lazarus parent",
 	[LZ_STEP_SIGQUEUE] = "re-queue pending signal",
+	[LZ_STEP_CREDS] = "restore credentials",
 };
+
+/* enum lz_creds_op: what the blob was doing to the credentials. */
+static const char *const creds_ops[LZ_CREDS_OP_MAX] = {
+	[LZ_CREDS_CAPGET] = "capget",
+	[LZ_CREDS_CAPSET_KEEP] = "capset(inheritable)",
+	[LZ_CREDS_AMBIENT] = "raise ambient capability",
+	[LZ_CREDS_BOUNDING] = "bounding set, capability",
+	[LZ_CREDS_FIXUP] = "prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP)",
+	[LZ_CREDS_SETGROUPS] = "setgroups",
+	[LZ_CREDS_SETRESGID] = "setresgid",
+	[LZ_CREDS_SETRESUID] = "setresuid",
+	[LZ_CREDS_SETFSGID] = "setfsgid",
+	[LZ_CREDS_SETFSUID] = "setfsuid",
+	[LZ_CREDS_SECUREBITS] = "prctl(PR_SET_SECUREBITS)",
+	[LZ_CREDS_CAPSET] = "capset",
+	[LZ_CREDS_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
+	[LZ_CREDS_DUMPABLE] = "prctl(PR_SET_DUMPABLE)",
+	[LZ_CREDS_CHECK] = "read back",
+};
+
+static const char *const creds_checks[LZ_CREDS_CHECK_MAX] = {
+	[LZ_CREDS_CHECK_UIDS] = "uids",
+	[LZ_CREDS_CHECK_GIDS] = "gids",
+	[LZ_CREDS_CHECK_GROUPS] = "supplementary groups",
+	[LZ_CREDS_CHECK_CAPS] = "capabilities",
+	[LZ_CREDS_CHECK_AMBIENT] = "ambient capabilities",
+	[LZ_CREDS_CHECK_BOUNDING] = "bounding set",
+	[LZ_CREDS_CHECK_SECUREBITS] = "securebits",
+};
+
+static void creds_format(const struct lz_rst_msg *m, const char *step, char *buf, size_t len)
+{
+	const char *op = m->arg < LZ_CREDS_OP_MAX && creds_ops[m->arg] ? creds_ops[m->arg] : "?";
+	const char *err = strerror(-m->err);
+
+	switch (m->arg) {
+	case LZ_CREDS_AMBIENT:
+	case LZ_CREDS_BOUNDING:
+		snprintf(buf, len, "restorer: %s: %s %" PRIu64 ": %s", step, op, m->addr, err);
+		break;
+	case LZ_CREDS_CHECK:
+		snprintf(buf, len, "restorer: %s: read back: %s not as dumped", step,
+			 m->addr < LZ_CREDS_CHECK_MAX ? creds_checks[m->addr] : "?");
+		break;
+	default:
+		snprintf(buf, len, "restorer: %s: %s: %s", step, op, err);
+		break;
+	}
+}
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
 static const char *blob_vma_what(const struct rst_images *im, uint32_t idx)
@@ -353,6 +444,9 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 	case LZ_STEP_CLOSE:
 		snprintf(buf, len, "restorer: %s %u: %s", step, m->arg, err);
 		break;
+	case LZ_STEP_CREDS:
+		creds_format(m, step, buf, len);
+		break;
 	default:
 		if (m->addr)
 			snprintf(buf, len, "restorer: %s at %#" PRIx64 ": %s", step, m->addr, err);
@@ -362,13 +456,117 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 	}
 }
 
-static int read_msg(int fd, struct lz_rst_msg *m)
+/* ppid of pid from /proc; 0 if unknown. */
+static pid_t pid_parent(pid_t pid)
+{
+	char path[64], buf[512], *s;
+	int ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	s = strrchr(buf, ')');
+	if (!s || sscanf(s + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+/*
+ * -d: the process is the helper's child, not ours. Take a pidfd of it while
+ * the helper (our child, not reaped yet, so its pid cannot be reused) is
+ * still its parent: checked after pidfd_open, so the pidfd is of our
+ * process and not of whoever may hold the pid later. The helper stays its
+ * parent until we let it go (hold_wr), which we do once we hold the pidfd.
+ */
+static void take_pidfd(struct rst_proc *p)
+{
+	int fd;
+
+	if (p->pidfd >= 0 || !p->detach || p->pid <= 0 || !p->helper)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (fd < 0)
+		return;
+	if (pid_parent(p->pid) != p->helper) {
+		close(fd);
+		return;
+	}
+	p->pidfd = fd;
+	let_helper_go(p);
+}
+
+/*
+ * A sign the process is working: CPU time (utime + stime) and bytes read
+ * (rchar, which counts the blob's preads of the pages file) change.
+ */
+static uint64_t progress_mark(pid_t pid)
+{
+	unsigned long long ut = 0, st = 0, rchar = 0;
+	char path[64], buf[1024], *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (proc_read_small(path, buf, sizeof(buf)) > 0 && (s = strrchr(buf, ')')))
+		sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+	snprintf(path, sizeof(path), "/proc/%d/io", pid);
+	if (proc_read_small(path, buf, sizeof(buf)) > 0 && (s = strstr(buf, "rchar:")))
+		sscanf(s + 6, "%llu", &rchar);
+	return ut + st + rchar;
+}
+
+static unsigned idle_timeout_s(void)
+{
+	const char *e = getenv(RST_IDLE_TIMEOUT_ENV);
+	unsigned long v;
+	char *end;
+
+	if (!e || !*e)
+		return RST_IDLE_TIMEOUT_S;
+	v = strtoul(e, &end, 10);
+	return *end || v == 0 || v > 86400 ? RST_IDLE_TIMEOUT_S : (unsigned)v;
+}
+
+/*
+ * Wait until the status pipe has something to read: 0, or -ETIMEDOUT when
+ * the process made no progress for timeout_s seconds.
+ */
+static int wait_status(struct rst_proc *p, unsigned timeout_s)
+{
+	uint64_t mark = progress_mark(p->pid), idle_since = rst_now_ns();
+
+	for (;;) {
+		struct pollfd pfd = { .fd = p->status_rd, .events = POLLIN };
+		int n;
+		uint64_t now, cur;
+
+		/* -d: look often for the process until we hold a pidfd of it. */
+		take_pidfd(p);
+		n = poll(&pfd, 1, p->detach && p->pidfd < 0 ? 5 : 1000);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		now = rst_now_ns();
+		cur = progress_mark(p->pid);
+		if (cur != mark) {
+			mark = cur;
+			idle_since = now;
+		} else if (now - idle_since >= (uint64_t)timeout_s * 1000000000ULL) {
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+static int read_msg(struct rst_proc *p, struct lz_rst_msg *m, unsigned timeout_s)
 {
 	size_t got = 0;
 
 	while (got < sizeof(*m)) {
-		ssize_t n = read(fd, (char *)m + got, sizeof(*m) - got);
+		int ret = wait_status(p, timeout_s);
+		ssize_t n;
 
+		if (ret)
+			return ret;
+		n = read(p->status_rd, (char *)m + got, sizeof(*m) - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -378,16 +576,38 @@ static int read_msg(int fd, struct lz_rst_msg *m)
 	return m->magic == LZ_RST_MSG_MAGIC ? 0 : -EBADMSG;
 }
 
-/* Never leave a half-restored process: make sure it is gone and reaped. */
-static void reap_failed(struct rst_proc *p)
+void rst_proc_abort(struct rst_proc *p)
 {
 	int st;
 
-	if (p->detach)
-		return; /* it exits by itself; its new parent reaps it */
-	kill(p->pid, SIGKILL);
-	while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-		;
+	if (p->pid <= 0)
+		return;
+	take_pidfd(p);
+	if (p->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	if (!p->detach) {
+		/* Our child: its pid stays ours until we reap it. */
+		kill(p->pid, SIGKILL);
+		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	/* -d: the helper reaps the process, then exits; one already released was orphaned. */
+	let_helper_go(p);
+	reap_helper(p);
+	if (p->go_wr >= 0)
+		close(p->go_wr);
+	p->go_wr = -1;
+	if (p->status_rd >= 0)
+		close(p->status_rd);
+	p->status_rd = -1;
+	p->pid = 0;
+}
+
+void rst_proc_release(struct rst_proc *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
 }
 
 /* The process announced its uffd: hand it over, then let it go on. */
@@ -413,12 +633,18 @@ static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb
 
 int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 {
+	unsigned timeout_s = idle_timeout_s();
 	struct lz_rst_msg m;
 	char line[512];
 	int ret;
 
 	for (;;) {
-		ret = read_msg(p->status_rd, &m);
+		ret = read_msg(p, &m, timeout_s);
+		if (ret == -ETIMEDOUT) {
+			pr_err("process %d: no report on the status pipe and no progress for %u s "
+			       "while it restored itself: killed", p->pid, timeout_s);
+			break;
+		}
 		if (ret) {
 			pr_err("process %d died before it was restored", p->pid);
 			ret = -ECHILD;
@@ -446,16 +672,16 @@ int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
 		ret = m.err ? m.err : -EINVAL;
 		break;
 	}
+	if (ret) {
+		rst_proc_abort(p); /* a process still waiting to go is killed, not left */
+		return ret;
+	}
 	close(p->status_rd);
 	p->status_rd = -1;
-	if (ret) {
-		close(p->go_wr); /* a process still waiting to go gives up */
-		p->go_wr = -1;
-	}
+	take_pidfd(p);
+	let_helper_go(p); /* holds the pidfd: the helper was its parent till "OK" */
 	reap_helper(p);
-	if (ret)
-		reap_failed(p);
-	return ret;
+	return 0;
 }
 
 int rst_proc_finish(struct rst_proc *p)
@@ -484,7 +710,7 @@ int rst_proc_finish(struct rst_proc *p)
 	p->go_wr = -1;
 	p->nr_stops = f.nr_stops;
 	if (ret)
-		reap_failed(p);
+		rst_proc_abort(p);
 	return ret;
 }
 
@@ -494,7 +720,9 @@ int rst_proc_wait_exit(struct rst_proc *p, int *status)
 		if (errno == EINTR)
 			continue;
 		pr_perror("waitpid %d", p->pid);
+		p->pid = 0; /* not ours to wait for: not ours to kill either */
 		return -errno;
 	}
+	p->pid = 0; /* reaped */
 	return 0;
 }

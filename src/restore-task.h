@@ -17,6 +17,13 @@ int rst_task_sigactions(const struct rst_images *im, char *why, size_t len);
 /* personality, comm, and the prctl switches of task-<pid>.img. */
 int rst_task_misc(const struct rst_images *im, char *why, size_t len);
 /* (PR_SET_PDEATHSIG is set by the blob, once the final parent is known.) */
+/*
+ * cgroups, oom_score_adj, loginuid, membarrier registrations, exactly as
+ * dumped or fail (through /proc/self: before rst_task_fs).
+ */
+int rst_task_state(const struct rst_images *im, char *why, size_t len);
+/* CPU affinity, nice, scheduling policy and priority, timer slack of the thread. */
+int rst_task_sched(const struct rst_images *im, char *why, size_t len);
 /* cwd, root and umask: last, since they change how paths resolve. */
 int rst_task_fs(const struct rst_images *im, char *why, size_t len);
 

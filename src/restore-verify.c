@@ -17,6 +17,7 @@
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
+#include "restore-fds.h"
 #include "restore-verify.h"
 
 #define MAX_FD (1U << 20)
@@ -80,15 +81,28 @@ static int verify_vmas(const struct rst_images *im, const char *name)
 	return 0;
 }
 
+/* vaddr + nr_pages pages, refused when it does not fit in 64 bits. */
+static int run_end(const PagemapEntry *e, uint64_t *end)
+{
+	uint64_t len;
+
+	if (__builtin_mul_overflow(e->nr_pages, (uint64_t)LZ_PAGE_SIZE, &len) ||
+	    __builtin_add_overflow(e->vaddr, len, end))
+		return -EOVERFLOW;
+	return 0;
+}
+
 static const char *pm_entry_why(const PagemapEntry *e, const VmaEntry *v, uint64_t nr_data,
 				uint64_t prev_end)
 {
-	uint64_t end = e->vaddr + e->nr_pages * LZ_PAGE_SIZE;
 	uint32_t kind = e->flags & (LZ_PE_PRESENT | LZ_PE_ZERO);
+	uint64_t end;
 
 	if (!e->nr_pages || e->nr_pages > (LZ_BLOB_TASK_SIZE >> LZ_PAGE_SHIFT) ||
 	    (e->vaddr & (LZ_PAGE_SIZE - 1)))
 		return "not a page-aligned range";
+	if (run_end(e, &end))
+		return "runs past the end of the address space";
 	if (e->vaddr < prev_end)
 		return "overlaps the previous run or is out of order";
 	if (!v || e->vaddr < v->start || end > v->end)
@@ -115,7 +129,8 @@ static int verify_pagemap(const struct rst_images *im)
 		return fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, im->pid);
 	if (h->nr_data_pages && !h->block_pages)
 		return fail(name, -EBADMSG, "checksum block size is 0");
-	nr_blocks = h->block_pages ? (h->nr_data_pages + h->block_pages - 1) / h->block_pages : 0;
+	nr_blocks = h->block_pages ? h->nr_data_pages / h->block_pages +
+					     !!(h->nr_data_pages % h->block_pages) : 0;
 	if (h->n_block_crc != nr_blocks)
 		return fail(name, -EBADMSG, "%zu block checksums for %" PRIu64 " blocks",
 			    h->n_block_crc, nr_blocks);
@@ -136,7 +151,7 @@ static int verify_pagemap(const struct rst_images *im)
 				v->path);
 			warned = true;
 		}
-		prev_end = e->vaddr + e->nr_pages * LZ_PAGE_SIZE;
+		run_end(e, &prev_end); /* checked by pm_entry_why */
 	}
 	return 0;
 }
@@ -159,9 +174,27 @@ static int read_full(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
+/*
+ * Byte offset of page FIRST and length of NR pages in the pages file; both
+ * are below its size (checked exactly in verify_pages), so cannot overflow
+ * once that check passed; checked here all the same.
+ */
+static int pages_span(uint64_t first, uint64_t nr, uint64_t *off, uint64_t *len)
+{
+	if (__builtin_mul_overflow(first, (uint64_t)LZ_PAGE_SIZE, off) ||
+	    __builtin_add_overflow(*off, (uint64_t)LZ_PAGES_HDR_SIZE, off) ||
+	    __builtin_mul_overflow(nr, (uint64_t)LZ_PAGE_SIZE, len) || *off > INT64_MAX ||
+	    *len > INT64_MAX - *off)
+		return -EOVERFLOW;
+	return 0;
+}
+
 static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, uint32_t *crc)
 {
-	uint64_t off = LZ_PAGES_HDR_SIZE + first * LZ_PAGE_SIZE, left = nr * LZ_PAGE_SIZE;
+	uint64_t off, left;
+
+	if (pages_span(first, nr, &off, &left))
+		return -EOVERFLOW;
 
 	*crc = 0;
 	while (left) {
@@ -200,6 +233,7 @@ static uint8_t *eager_blocks(const struct rst_images *im)
 		if (!(e->flags & LZ_PE_PRESENT) || !e->nr_pages ||
 		    (j < im->mm->n_vmas && plg_run_is_lazy(im->mm->vmas[j], e->flags)))
 			continue;
+		/* data_page + nr_pages <= nr_data_pages: checked by verify_pagemap */
 		for (uint64_t b = e->data_page / h->block_pages;
 		     b <= (e->data_page + e->nr_pages - 1) / h->block_pages && b < h->n_block_crc; b++)
 			want[b] = 1;
@@ -245,50 +279,48 @@ static int verify_pages_data(const struct rst_images *im, int fd)
 	return ret;
 }
 
+/*
+ * The pages file, from the fd restore-images.c opened once: the blob reads
+ * its pages from that same fd (the restored process inherits it), so what
+ * is checked here is what is restored, whatever happens to the name.
+ */
 static int verify_pages(const struct rst_images *im)
 {
 	const char *name = im->pages_name;
-	uint64_t nr = im->pm_head->nr_data_pages, want;
+	uint64_t nr = im->pm_head->nr_data_pages, want, len;
+	int fd = im->pages_fd, ret;
 	struct lz_pages_hdr hdr;
 	const char *why = NULL;
 	struct stat st;
-	int fd, ret;
 
-	fd = openat(im->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(name, -errno, "%s", strerror(errno));
 	ret = fstat(fd, &st) ? -errno : read_full(fd, &hdr, sizeof(hdr), 0);
-	if (ret) {
-		fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
-		     ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
-		goto out_close;
-	}
-	ret = pages_hdr_check(&hdr, &why);
-	if (ret) {
-		fail(name, ret, "%s", why);
-		goto out_close;
-	}
-	ret = -EBADMSG;
-	if (hdr.pid != im->pid || hdr.nr_pages != nr) {
-		fail(name, ret, "header says pid %u, %" PRIu64 " pages; pagemap says %u, %" PRIu64,
-		     hdr.pid, (uint64_t)hdr.nr_pages, im->pid, nr);
-		goto out_close;
-	}
-	want = LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE;
-	if ((uint64_t)st.st_size != want) {
-		fail(name, ret, "size %" PRIu64 ", expected %" PRIu64 " (%s)", (uint64_t)st.st_size,
-		     want, (uint64_t)st.st_size < want ? "truncated" : "trailing data");
-		goto out_close;
-	}
-	ret = verify_pages_data(im, fd);
-out_close:
-	close(fd);
-	return ret;
+	if (ret)
+		return fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
+			    ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
+	ret = pages_hdr_check(&hdr, &im->id, &why);
+	if (ret)
+		return fail(name, ret, "%s", why);
+	if (hdr.hdr_crc != rst_inv_file(im, name)->crc)
+		return fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
+	if (hdr.pid != im->pid || hdr.nr_pages != nr)
+		return fail(name, -EBADMSG,
+			    "header says pid %u, %" PRIu64 " pages; pagemap says %u, %" PRIu64,
+			    hdr.pid, (uint64_t)hdr.nr_pages, im->pid, nr);
+	if (pages_span(nr, 0, &want, &len))
+		return fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
+	if ((uint64_t)st.st_size != want)
+		return fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
+			    (uint64_t)st.st_size, want,
+			    (uint64_t)st.st_size < want ? "truncated" : "trailing data");
+	return verify_pages_data(im, fd);
 }
 
+/* Linear: a bitmap of the fds seen, files found by binary search. */
 int rst_verify_fds(const struct rst_images *im)
 {
+	uint8_t *seen;
 	char name[64];
+	int ret = 0;
 
 	snprintf(name, sizeof(name), "fdinfo-%u.img", im->pid);
 	for (size_t i = 0; i < im->nr_files; i++) {
@@ -297,19 +329,29 @@ int rst_verify_fds(const struct rst_images *im)
 		if (!f->path || f->path[0] != '/')
 			return fail("files.img", -EBADMSG, "file %u has no absolute path", f->id);
 	}
+	seen = calloc(MAX_FD / 8, 1);
+	if (!seen)
+		return fail(name, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < im->nr_fdinfo; i++) {
 		const FdinfoEntry *d = im->fdinfo[i];
 
-		if (d->fd >= MAX_FD)
-			return fail(name, -EBADMSG, "fd %u out of range", d->fd);
-		if (!rst_file_by_id(im, d->file_id))
-			return fail(name, -EBADMSG, "fd %u refers to file %u, not in files.img", d->fd,
-				    d->file_id);
-		for (size_t k = 0; k < i; k++)
-			if (im->fdinfo[k]->fd == d->fd)
-				return fail(name, -EBADMSG, "fd %u listed twice", d->fd);
+		if (d->fd >= MAX_FD) {
+			ret = fail(name, -EBADMSG, "fd %u out of range", d->fd);
+			break;
+		}
+		if (!rst_file_by_id(im, d->file_id)) {
+			ret = fail(name, -EBADMSG, "fd %u refers to file %u, not in files.img", d->fd,
+				   d->file_id);
+			break;
+		}
+		if (seen[d->fd / 8] & (1U << (d->fd % 8))) {
+			ret = fail(name, -EBADMSG, "fd %u listed twice", d->fd);
+			break;
+		}
+		seen[d->fd / 8] |= (uint8_t)(1U << (d->fd % 8));
 	}
-	return 0;
+	free(seen);
+	return ret;
 }
 
 /* A changed file still restores, but the user should know. */
@@ -331,6 +373,9 @@ static int verify_files_exist(const struct rst_images *im)
 
 	if (stat(mm->exe_path, &st))
 		return fail(mm->exe_path, -errno, "%s (the executable)", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(mm->exe_path, -EINVAL, "a %s, dumped as a regular file (the executable)",
+			    rst_file_type_name(st.st_mode));
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
 
@@ -339,13 +384,22 @@ static int verify_files_exist(const struct rst_images *im)
 		if (stat(v->path, &st))
 			return fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),
 				    v->start);
+		if (!S_ISREG(st.st_mode))
+			return fail(v->path, -EINVAL,
+				    "a %s, dumped as a regular file (mapped at %#" PRIx64 ")",
+				    rst_file_type_name(st.st_mode), v->start);
 		warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
 	}
+	/* Opening a FIFO in a file's place would block: the type must be the dumped one. */
 	for (size_t i = 0; i < im->nr_fdinfo; i++) {
 		const FileEntry *f = rst_file_by_id(im, im->fdinfo[i]->file_id);
 
 		if (stat(f->path, &st))
 			return fail(f->path, -errno, "%s (fd %u)", strerror(errno),
+				    im->fdinfo[i]->fd);
+		if ((st.st_mode & S_IFMT) != (f->mode & S_IFMT))
+			return fail(f->path, -EINVAL, "a %s, dumped as a %s (fd %u)",
+				    rst_file_type_name(st.st_mode), rst_file_type_name(f->mode),
 				    im->fdinfo[i]->fd);
 		warn_changed(f->path, &st, f->has_ino, f->ino, f->has_size, f->size);
 	}

@@ -15,6 +15,9 @@
  * register, and only then let the process go on. Once it is in place,
  * "finished" starts the daemon's background fill.
  *
+ * Before anything is read, restore checks whose images these are
+ * (restore-trust.h: root's, its own user's, or --trust-images-of's only).
+ *
  * Either mode ends the same way: the blob says "OK" and waits; we trace it
  * through its rt_sigreturn, unmap its bootstrap area from outside and
  * detach (restore-finish.c), so no trace of the restorer is left.
@@ -36,10 +39,15 @@
 #include "plugin.h"
 #include "restore-images.h"
 #include "restore-proc.h"
+#include "restore-trust.h"
+#include "safe-file.h"
 #include "uffd.h"
+
+#define STATS_RESTORE "stats-restore.json"
 
 struct restore_ctx {
 	const struct lz_restore_opts *opts;
+	struct rst_trust trust;	    /* whose images are read */
 	struct rst_images im;
 	struct rst_proc proc;
 	struct uffd_kinfo ki;	    /* lazy: probed once */
@@ -61,20 +69,30 @@ static uint64_t data_pages(const struct rst_images *im)
 	return im->pm_head ? im->pm_head->nr_data_pages : 0;
 }
 
-/* stats-restore.json in the work dir: times per phase and pages restored. */
+/*
+ * stats-restore.json in the work dir: times per phase and pages restored.
+ * Created under the rules of safe-file.h (checked directory, O_EXCL
+ * temporary, 0600: it holds addresses); a failure is only a warning.
+ */
 static void write_stats(const struct restore_ctx *c)
 {
 	const char *dir = c->opts->work_dir ? c->opts->work_dir : c->opts->images_dir;
 	const uint64_t *t = c->proc.ok.t_ns; /* child start, blob entry, memory done, done */
-	char path[4096], tmp[4200];
+	char why[SF_WHY_MAX];
+	struct sf_tmp tmp;
+	int dfd, ret;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/stats-restore.json", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (!f) {
-		pr_warn("cannot write %s: %s", path, strerror(errno));
+	dfd = sf_dir_open_checked(AT_FDCWD, dir, 0, why);
+	if (dfd < 0) {
+		pr_warn("not writing %s/" STATS_RESTORE ": %s", dir, why);
 		return;
+	}
+	ret = sf_create_tmp(dfd, STATS_RESTORE, &tmp);
+	f = ret ? NULL : fdopen(dup(tmp.fd), "w");
+	if (!f) {
+		pr_warn("cannot write %s/" STATS_RESTORE ": %s", dir, strerror(ret ? -ret : errno));
+		goto out_abort;
 	}
 	fprintf(f,
 		"{\n  \"pid\": %u,\n  \"detached\": %s,\n  \"lazy\": %s,\n"
@@ -90,10 +108,16 @@ static void write_stats(const struct restore_ctx *c)
 		ms(c->t_ready, c->t_resumed), c->proc.nr_stops, ms(c->t_start, c->t_done),
 		c->im.mm->n_vmas, c->proc.ok.nr_pages,
 		c->proc.ok.nr_pages * 4096, data_pages(&c->im), c->proc.nr_warnings);
-	if (fclose(f) || rename(tmp, path)) {
-		pr_warn("cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
+	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	if (!ret)
+		ret = sf_commit(dfd, &tmp);
+	if (ret)
+		pr_warn("cannot write %s/" STATS_RESTORE ": %s", dir, strerror(-ret));
+out_abort:
+	sf_abort(dfd, &tmp); /* nothing left to do after a commit */
+	close(dfd);
 }
 
 static int lazy_connect(struct restore_ctx *c)
@@ -183,15 +207,32 @@ out_close:
 	return ret;
 }
 
+/*
+ * Test hook (Documentation/testing.md, test-only): LAZARUS_TEST_PAUSE=verified
+ * stops restore (SIGSTOP to itself) right after every image is verified,
+ * so a test can swap an image and check nothing reads it by name again.
+ */
+static void test_pause(const char *where)
+{
+	const char *want = getenv("LAZARUS_TEST_PAUSE");
+
+	if (!want || strcmp(want, where))
+		return;
+	pr_info("LAZARUS_TEST_PAUSE=%s: stopping until SIGCONT", where);
+	raise(SIGSTOP);
+}
+
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
-	ret = rst_images_load(&c->im, c->opts->images_dir, c->opts->lazy_pages);
+	rst_trust_init(&c->trust, c->opts->trust_images_of);
+	ret = rst_images_load(&c->im, c->opts->images_dir, c->opts->lazy_pages, &c->trust);
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	test_pause("verified");
 	pr_info("images of pid %u verified: %zu VMAs, %zu page runs, %" PRIu64 " data pages, %zu fds",
 		c->im.pid, c->im.mm->n_vmas, c->im.nr_pm, data_pages(&c->im), c->im.nr_fdinfo);
 
@@ -247,7 +288,12 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
+	c.im.pages_fd = -1;
+	c.proc.pidfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
+	if (ret)
+		rst_proc_abort(&c.proc); /* nothing of a failed restore stays behind */
+	rst_proc_release(&c.proc);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;

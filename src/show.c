@@ -3,8 +3,10 @@
  *
  * Protobuf images are printed by walking the message descriptors, so a new
  * field shows up without touching this file. The pages file prints its header.
+ * Files are opened as restore opens them (img_open_file), sizes bounded.
  */
 #include <fcntl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,125 +163,133 @@ static void json_message(FILE *f, const ProtobufCMessage *m, int depth)
 	fputc('}', f);
 }
 
-static int read_file(const char *path, uint8_t **data, size_t *size)
+/*
+ * The pages file: only its header is read (its data can be gigabytes);
+ * SIZE is the file's, from fstat. The expected size is computed with
+ * overflow checks: nr_pages comes from the file.
+ */
+static int show_pages(const char *path, int fd, uint64_t size)
 {
-	struct stat st;
-	size_t got = 0;
-	int fd, ret = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	*data = malloc((size_t)st.st_size + 1);
-	if (!*data) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *data + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	*size = got;
-out:
-	close(fd);
-	return ret;
-}
-
-static int show_pages(const char *path, const uint8_t *data, size_t size)
-{
+	char hex[LZ_DUMP_ID_HEX];
 	struct lz_pages_hdr h;
 	const char *why = NULL;
+	uint64_t want = 0;
+	bool complete;
+	ssize_t n;
 
-	if (size < sizeof(h)) {
+	do
+		n = pread(fd, &h, sizeof(h), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		pr_err("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if ((size_t)n < sizeof(h)) {
 		pr_err("%s: truncated (shorter than the pages header)", path);
 		return -EBADMSG;
 	}
-	memcpy(&h, data, sizeof(h));
-	if (pages_hdr_check(&h, &why)) {
+	if (pages_hdr_check(&h, NULL, &why)) {
 		pr_err("%s: %s", path, why);
 		return -EBADMSG;
 	}
+	complete = !__builtin_mul_overflow(h.nr_pages, (uint64_t)LZ_PAGE_SIZE, &want) &&
+		   !__builtin_add_overflow(want, (uint64_t)LZ_PAGES_HDR_SIZE, &want) &&
+		   size == want;
 	printf("{\"file\": ");
 	json_string(stdout, path);
-	printf(", \"kind\": \"pages\", \"version\": %u, \"pid\": %u, \"page_size\": %u, "
-	       "\"nr_pages\": %" PRIu64 ", \"file_size\": %zu, \"complete\": %s}\n",
-	       h.version, h.pid, h.page_size, h.nr_pages, size,
-	       size == LZ_PAGES_HDR_SIZE + h.nr_pages * LZ_PAGE_SIZE ? "true" : "false");
+	printf(", \"kind\": \"pages\", \"version\": %u, \"dump_id\": \"%s\", \"pid\": %u, "
+	       "\"page_size\": %u, "
+	       "\"nr_pages\": %" PRIu64 ", \"file_size\": %" PRIu64 ", \"complete\": %s}\n",
+	       h.version, lz_dump_id_hex(&h.dump_id, hex), h.pid, h.page_size, h.nr_pages, size,
+	       complete ? "true" : "false");
 	return 0;
 }
 
-int cli_show(const char *path)
+static int show_entries(const char *path, struct img_reader *r, enum lz_img_kind kind)
 {
-	const ProtobufCMessageDescriptor *desc;
-	struct img_reader r;
-	struct lz_img_hdr h;
-	uint8_t *data = NULL;
-	size_t size = 0;
+	const ProtobufCMessageDescriptor *desc = img_kind_desc(kind);
+	char hex[LZ_DUMP_ID_HEX];
 	int ret;
 
-	ret = read_file(path, &data, &size);
-	if (ret) {
-		pr_err("%s: %s", path, strerror(-ret));
-		return ret;
-	}
-	if (size >= 4 && *(uint32_t *)data == LZ_PAGES_MAGIC) {
-		ret = show_pages(path, data, size);
-		free(data);
-		return ret;
-	}
-	if (size < sizeof(h)) {
-		pr_err("%s: truncated (shorter than the image header)", path);
-		free(data);
-		return -EBADMSG;
-	}
-	memcpy(&h, data, sizeof(h));
-	desc = img_kind_desc((enum lz_img_kind)h.kind);
-	if (h.magic == LZ_IMG_MAGIC && !desc) {
-		pr_err("%s: unknown image kind %u", path, h.kind);
-		free(data);
-		return -EBADMSG;
-	}
-	ret = img_reader_from_buf(&r, path, data, size, (enum lz_img_kind)h.kind);
-	if (ret) {
-		pr_err("%s: %s", path, r.why);
-		free(data);
-		return ret;
-	}
 	printf("{\"file\": ");
 	json_string(stdout, path);
-	printf(", \"kind\": \"%s\", \"version\": %u, \"entries\": [",
-	       img_kind_name((enum lz_img_kind)h.kind), h.version);
+	printf(", \"kind\": \"%s\", \"version\": %u, \"dump_id\": \"%s\", \"entries\": [",
+	       img_kind_name(kind), LZ_IMG_FORMAT_VERSION, lz_dump_id_hex(&r->dump_id, hex));
 	for (uint32_t i = 0;; i++) {
 		ProtobufCMessage *m;
 
 		/* A pagemap image starts with its pagemap_head. */
-		ret = img_reader_next(&r, h.kind == LZ_IMG_PAGEMAP && i == 0 ?
+		ret = img_reader_next(r, kind == LZ_IMG_PAGEMAP && i == 0 ?
 					      &pagemap_head__descriptor : desc, &m);
-		if (ret == -ENODATA) {
-			ret = 0;
+		if (ret == -ENODATA)
 			break;
-		}
 		if (ret) {
 			printf("]}\n");
 			fflush(stdout);
-			pr_err("%s: entry %u: %s", path, i, r.why);
-			goto out;
+			pr_err("%s: entry %u: %s", path, i, r->why);
+			return ret;
 		}
 		printf("%s\n  ", i ? "," : "");
 		json_message(stdout, m, 1);
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	printf("\n]}\n");
-out:
+	return 0;
+}
+
+/*
+ * show reads one file the user names and runs nothing, so it applies no
+ * ownership rule (lazarus(8), TRUST); but like restore it never follows a
+ * symlink, never blocks on a FIFO or device (img_open_file), and never
+ * reads more than an image of its kind may hold.
+ */
+int cli_show(const char *path)
+{
+	struct img_reader r;
+	struct lz_img_hdr h;
+	const char *why = NULL;
+	struct stat st;
+	ssize_t n;
+	int fd, ret;
+
+	fd = img_open_file(AT_FDCWD, path, &st, &why);
+	if (fd < 0) {
+		pr_err("%s: %s", path, why);
+		return fd;
+	}
+	do
+		n = pread(fd, &h, sizeof(h), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		ret = -errno;
+		pr_err("%s: %s", path, strerror(errno));
+		goto out_close;
+	}
+	if (n >= 4 && h.magic == LZ_PAGES_MAGIC) {
+		ret = show_pages(path, fd, (uint64_t)st.st_size);
+		goto out_close;
+	}
+	ret = -EBADMSG;
+	if ((size_t)n < sizeof(h)) {
+		pr_err("%s: truncated (shorter than the image header)", path);
+		goto out_close;
+	}
+	if (h.magic != LZ_IMG_MAGIC) {
+		pr_err("%s: bad magic (not a lazarus image)", path);
+		goto out_close;
+	}
+	if (!img_kind_desc((enum lz_img_kind)h.kind)) {
+		pr_err("%s: unknown image kind %u", path, h.kind);
+		goto out_close;
+	}
+	ret = img_reader_from_fd(&r, fd, &st, path, (enum lz_img_kind)h.kind);
+	if (ret) {
+		pr_err("%s: %s", path, r.why);
+		goto out_close;
+	}
+	ret = show_entries(path, &r, (enum lz_img_kind)h.kind);
 	img_reader_close(&r);
+out_close:
+	close(fd);
 	return ret;
 }

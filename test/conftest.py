@@ -93,6 +93,26 @@ def small_dump():
         _finish_env(e, failed, print)
 
 
+@pytest.fixture(scope="session")
+def two_dumps():
+    """One lzwork dumped twice into two directories (-R first, then for
+    good): same pid, same file names and layout, two different dumps.
+    Returns a dict: a, b (the images dirs), work (its pid is free again)."""
+    e = _new_env("lzt-twice-")
+    failed = True
+    try:
+        w = e.lzwork(name="twice", mib=2)
+        w.check_pass()
+        a, b = e.path("dump-a"), e.path("dump-b")
+        e.dump(w, a, leave_running=True)
+        w.check_pass()
+        e.dump(w, b)
+        failed = False
+        yield {"a": a, "b": b, "work": w}
+    finally:
+        _finish_env(e, failed, print)
+
+
 def pytest_report_header(config):
     return [f"lazarus: {harness.LAZARUS}; lazy restore tests: {'on' if LAZY else 'skipped'}"]
 

@@ -611,7 +611,7 @@ def show(path):
 def image_files(imgdir):
     """inventory.img plus every file the inventory lists."""
     inv = show(Path(imgdir) / "inventory.img")
-    return ["inventory.img"] + list(inv["entries"][0]["files"])
+    return ["inventory.img"] + [f["name"] for f in inv["entries"][0]["files"]]
 
 
 def file_entries(imgdir):

@@ -43,7 +43,7 @@ def bump_version(p):
     """Both framings keep a u16 format version at byte offset 4."""
     data = bytearray(p.read_bytes())
     (v,) = struct.unpack_from("<H", data, 4)
-    assert v == 1, f"{p.name}: version field is {v}, want 1"
+    assert v == 2, f"{p.name}: version field is {v}, want 2"
     struct.pack_into("<H", data, 4, v + 1)
     p.write_bytes(bytes(data))
 
@@ -94,6 +94,28 @@ def test_bad_image(small_dump, env, mode, name, how):
     assert bad.name in r.errors[0], f"error does not name {bad.name}\n{r.describe()}"
     assert state is None, f"restore left pid {pid} behind (state {state})\n{r.describe()}"
     assert not leftovers, f"restore left processes behind: {leftovers}\n{r.describe()}"
+
+
+@pytest.mark.parametrize("name", IMAGE_FILES, ids=[n.replace("{pid}", "PID") for n in IMAGE_FILES])
+def test_image_from_another_dump(two_dumps, env, mode, name):
+    """Any one file of dump B dropped among dump A's is refused before anything
+    runs, by name, as belonging to another dump (an inventory from B vouches
+    for none of A's files: the first file it checks is named)."""
+    pid = two_dumps["work"].pid
+    img = env.base / "img"
+    shutil.copytree(two_dumps["a"], img)
+    swapped = name.format(pid=pid)
+    shutil.copy(two_dumps["b"] / swapped, img / swapped)
+    assert harness.proc_state(pid) is None, f"pid {pid} is taken before the restore"
+
+    r = env.restore(img, mode, two_dumps["work"], expect_ok=False)
+    assert r.rc != 0, f"restore accepted {swapped} of another dump\n{r.describe()}"
+    assert len(r.errors) == 1, f"want exactly one error line\n{r.describe()}"
+    if name != "inventory.img":
+        assert swapped in r.errors[0], f"error does not name {swapped}\n{r.describe()}"
+    assert "another dump" in r.errors[0] or "inventory.img lists" in r.errors[0], r.describe()
+    assert harness.proc_state(pid) is None, f"restore left pid {pid} behind\n{r.describe()}"
+    assert not harness.my_children(), r.describe()
 
 
 def lazy_damage_caught(img, bad, pid, r):

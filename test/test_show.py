@@ -48,14 +48,18 @@ def pagemap(d):
 
 def test_every_image_is_json(small_dump):
     img = small_dump["img"]
+    ids = set()
     for name in harness.image_files(img):
         j = show(img / name)
         assert j["file"].endswith(name)
-        assert j["version"] == 1
+        assert j["version"] == 2
+        assert len(j["dump_id"]) == 32 and int(j["dump_id"], 16), j["dump_id"]
+        ids.add(j["dump_id"])
         if name.startswith("pages-"):
             assert j["kind"] == "pages"
         else:
             assert isinstance(j["entries"], list) and j["entries"], name
+    assert len(ids) == 1, f"files of one dump carry different dump ids: {ids}"
     stats = img / "stats-dump.json"
     assert stats.exists(), "stats-dump.json missing"
     json.loads(stats.read_text())
@@ -65,7 +69,11 @@ def test_inventory(dump):
     inv = dump["show"]["inventory.img"]
     assert inv["kind"] == "inventory"
     e = inv["entries"][0]
-    assert e["format_version"] == 1 and e["root_pid"] == dump["pid"]
+    assert e["format_version"] == 2 and e["root_pid"] == dump["pid"]
+    # Every other file is listed with its size and checksum.
+    for f in e["files"]:
+        assert (dump["img"] / f["name"]).stat().st_size == f["size"], f
+        assert "crc" in f
     assert e["arch"] == "x86_64" and e["page_size"] == PAGE
     assert e["kernel_release"] == os.uname().release
     assert e["xsave_size"] >= 576

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define LAZARUS_VERSION "0.1.0"
 
@@ -28,6 +29,21 @@ struct lz_dump_opts {
  * Dump the tree rooted at opts->pid into opts->images_dir. On success the
  * tree is killed (or resumed with leave_running) only after every image is
  * written and synced. On failure the tree is resumed unharmed.
+ *
+ * Signals: for its whole run lz_dump blocks SIGINT, SIGTERM, SIGHUP and
+ * SIGQUIT in the calling thread (except those whose disposition is SIG_IGN)
+ * and sets SIGPIPE to SIG_IGN if it was SIG_DFL. One of them arriving, or
+ * already pending, is a request to stop: until inventory.img is written the
+ * dump stops at its next safe point (within one 4 MiB batch of memory, or
+ * while waiting for the freeze), puts the tree back and resumes it, removes
+ * the images it wrote, logs "interrupted by SIGxxx; process PID left running"
+ * and returns -EINTR; after inventory.img the dump is complete and finishes
+ * (returns 0, with a warning). Before returning, lz_dump restores the
+ * caller's signal mask and SIGPIPE disposition and raises the signal it took
+ * again, so the caller sees it as if it had arrived just after the call (a
+ * caller that blocks it finds it pending; SIG_DFL ends the process). A
+ * process-directed signal reaches lz_dump only if no other thread of the
+ * caller can take it. SIGKILL cannot be caught: see lazarus(8), SIGNALS.
  */
 int lz_dump(const struct lz_dump_opts *opts);
 
@@ -36,6 +52,12 @@ struct lz_restore_opts {
 	bool detach;	       /* -d: return once the tree runs, do not wait */
 	bool lazy_pages;       /* serve anonymous memory through userfaultfd */
 	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
+	/*
+	 * Also trust images owned by this uid (--trust-images-of). Restore
+	 * reads images only of root and of its own effective uid otherwise
+	 * (lazarus(8), TRUST); 0 adds nobody.
+	 */
+	uid_t trust_images_of;
 };
 
 /*

@@ -43,6 +43,9 @@ void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
 void blob_wait_tracer(struct blob *b);
 
+/* creds.c */
+void blob_restore_creds(struct blob *b);
+
 /* signal.c */
 void blob_queue_signals(struct blob *b);
 

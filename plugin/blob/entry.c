@@ -74,10 +74,14 @@ static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
  * take its hint address, lazy VMAs are registered with the userfaultfd only
  * after the fill (a write into a registered missing page would wait for
  * the daemon), memory is complete before PR_SET_MM_MAP checks the
- * new layout, rseq is registered only once its area is mapped, the dumped
- * pending signals are queued just before the release (every signal is
+ * new layout, rseq is registered only once its area is mapped, the
+ * credentials come after everything that needs privilege (PR_SET_MM_MAP,
+ * raising hard rlimits) and drop it for good (creds.c), the dumped
+ * pending signals are queued after them (charged to the dumped user, as
+ * they were) and just before the release (every signal is
  * blocked here, so they wait for the target's own mask, which rt_sigreturn
- * installs). With -d the
+ * installs); the release sets the parent-death signal, which the change of
+ * ids cleared. With -d the
  * helper that cloned us is released only after the last step of ours that
  * can fail, so a failed restore is reaped by it and leaves no zombie (only
  * the parent's ptrace step comes later; if that fails, the parent kills us
@@ -106,6 +110,7 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_ROBUST, blob_restore_thread);
 	step(&b, LZ_STEP_ITIMER, blob_restore_itimers);
 	step(&b, LZ_STEP_RLIMIT, blob_restore_rlimits);
+	step(&b, LZ_STEP_CREDS, blob_restore_creds);
 	step(&b, LZ_STEP_CLOSE, blob_close_fds);
 	step(&b, LZ_STEP_SIGQUEUE, blob_queue_signals);
 	step(&b, LZ_STEP_RELEASE, blob_release);

@@ -157,6 +157,57 @@ static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void 
 	return sys4(__NR_rt_tgsigqueueinfo, tgid, tid, sig, info);
 }
 
+static inline long sys_capget(void *hdr, void *data)
+{
+	return sys2(__NR_capget, hdr, data);
+}
+
+static inline long sys_capset(void *hdr, const void *data)
+{
+	return sys2(__NR_capset, hdr, data);
+}
+
+static inline long sys_setgroups(uint32_t n, const uint32_t *groups)
+{
+	return sys2(__NR_setgroups, n, groups);
+}
+
+static inline long sys_getgroups(uint32_t n, uint32_t *groups)
+{
+	return sys2(__NR_getgroups, n, groups);
+}
+
+static inline long sys_setresuid(uint32_t r, uint32_t e, uint32_t s)
+{
+	return sys3(__NR_setresuid, r, e, s);
+}
+
+static inline long sys_setresgid(uint32_t r, uint32_t e, uint32_t s)
+{
+	return sys3(__NR_setresgid, r, e, s);
+}
+
+static inline long sys_getresuid(uint32_t *r, uint32_t *e, uint32_t *s)
+{
+	return sys3(__NR_getresuid, r, e, s);
+}
+
+static inline long sys_getresgid(uint32_t *r, uint32_t *e, uint32_t *s)
+{
+	return sys3(__NR_getresgid, r, e, s);
+}
+
+/* Both return the previous id, never an error: check with a second call. */
+static inline long sys_setfsuid(uint32_t id)
+{
+	return sys1(__NR_setfsuid, id);
+}
+
+static inline long sys_setfsgid(uint32_t id)
+{
+	return sys1(__NR_setfsgid, id);
+}
+
 static inline __attribute__((noreturn)) void sys_exit_group(int code)
 {
 	sys1(__NR_exit_group, code);

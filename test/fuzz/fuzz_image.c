@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (size >= sizeof(h)) {
 			memcpy(&h, data, sizeof(h));
-			pages_hdr_check(&h, &why);
+			pages_hdr_check(&h, NULL, &why);
 		}
 		return 0;
 	}

@@ -2,7 +2,7 @@
  * fuzz_verify.c - libFuzzer target for restore's semantic checks of a dump
  * (src/restore-verify.c): the core against the inventory, the VMA list, the
  * pagemap against the VMAs, the fd table against files.img, and then the
- * whole rst_verify() with a pages file written from the input.
+ * whole rst_verify() with a pages file (a memfd) written from the input.
  *
  * The input is a list of records (records.h), one protobuf message each,
  * built into a struct rst_images as restore-images.c would load it. Whatever
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -24,27 +25,11 @@
 
 #define MAX_ITEMS 4096
 
-static int dirfd_ = -1;
-static char dir_[64];
-
-static void cleanup(void)
-{
-	if (dir_[0])
-		rmdir(dir_);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	log_init(LOG_MSG, -1); /* the checks log every refusal: keep quiet */
-	snprintf(dir_, sizeof(dir_), "/tmp/lz-fuzz-verify.XXXXXX");
-	if (!mkdtemp(dir_))
-		abort();
-	dirfd_ = open(dir_, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd_ < 0)
-		abort();
-	atexit(cleanup);
 	return 0;
 }
 
@@ -119,14 +104,12 @@ static void oracle_fds(const struct rst_images *im)
 	}
 }
 
-/* pages-<pid>.img from the input, extended with zeros on request. */
-static void write_pages(struct rst_images *im, const uint8_t *p, size_t len, bool pad)
+/* pages-<pid>.img from the input in a memfd, extended with zeros on request. */
+static int pages_memfd(const struct rst_images *im, const uint8_t *p, size_t len, bool pad)
 {
 	uint64_t nr = im->pm_head->nr_data_pages;
-	int fd;
+	int fd = memfd_create("pages", MFD_CLOEXEC);
 
-	snprintf(im->pages_name, sizeof(im->pages_name), "pages-%u.img", im->pid);
-	fd = openat(dirfd_, im->pages_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		abort();
 	if (len && write(fd, p, len) != (ssize_t)len)
@@ -134,7 +117,29 @@ static void write_pages(struct rst_images *im, const uint8_t *p, size_t len, boo
 	if (pad && nr <= 1024 && LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE > len &&
 	    ftruncate(fd, (off_t)(LZ_PAGES_HDR_SIZE + nr * LZ_PAGE_SIZE)))
 		abort();
-	close(fd);
+	return fd;
+}
+
+static int cmp_file_id(const void *a, const void *b)
+{
+	uint32_t x = (*(const FileEntry *const *)a)->id, y = (*(const FileEntry *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* files.img indexed by id as restore-images.c does; false for a repeated id (refused there). */
+static bool index_files(struct rst_images *im)
+{
+	im->files_by_id = malloc((im->nr_files + 1) * sizeof(*im->files_by_id));
+	if (!im->files_by_id)
+		abort();
+	if (im->nr_files)
+		memcpy(im->files_by_id, im->files, im->nr_files * sizeof(*im->files));
+	qsort(im->files_by_id, im->nr_files, sizeof(*im->files_by_id), cmp_file_id);
+	for (size_t i = 1; i < im->nr_files; i++)
+		if (im->files_by_id[i]->id == im->files_by_id[i - 1]->id)
+			return false;
+	return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -143,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	InventoryEntry inv0 = INVENTORY_ENTRY__INIT;
 	MmEntry mm0 = MM_ENTRY__INIT;
 	PagemapHead head0 = PAGEMAP_HEAD__INIT;
-	struct rst_images im = { .dirfd = -1 };
+	struct rst_images im = { .dirfd = -1, .pages_fd = -1 };
 	struct fz_v_params prm = { 0 };
 	const uint8_t *pages = NULL, *p;
 	size_t pages_len = 0, len;
@@ -186,13 +191,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	use.pid = prm.pid;
 	use.lazy = prm.lazy & 1;
-	use.dirfd = dirfd_;
+	memcpy(use.id.b, prm.id, sizeof(use.id.b));
+	snprintf(use.pages_name, sizeof(use.pages_name), "pages-%u.img", use.pid);
 	use.core = im.core ? im.core : &core0;
 	use.inv = im.inv ? im.inv : &inv0;
 	use.mm = im.mm ? im.mm : &mm0;
 	use.pm_head = im.pm_head ? im.pm_head : &head0;
 	if (use.core == &core0)
 		core0.tid = use.pid;
+
+	if (!index_files(&use))
+		goto out;
 
 	int mm_ok = rst_verify_mm(&use) == 0;
 	int fds_ok = rst_verify_fds(&use) == 0;
@@ -201,12 +210,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		oracle_mm(&use);
 	if (fds_ok)
 		oracle_fds(&use);
-	if (mm_ok && fds_ok) {
-		write_pages(&use, pages, pages_len, prm.pad_pages & 1);
+	/* rst_images_load() opens the pages file only when inventory.img lists it. */
+	if (mm_ok && fds_ok && rst_inv_file(&use, use.pages_name)) {
+		use.pages_fd = pages_memfd(&use, pages, pages_len, prm.pad_pages & 1);
 		if (rst_verify(&use) == 0 && !pages)
 			abort(); /* accepted a dump without its pages file */
-		unlinkat(dirfd_, use.pages_name, 0);
+		close(use.pages_fd);
 	}
+out:
+	free(use.files_by_id);
 
 	if (im.core)
 		core_entry__free_unpacked(im.core, NULL);

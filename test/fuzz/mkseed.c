@@ -24,6 +24,7 @@
 #include "log.h"
 #include "records.h"
 #include "restore-images.h"
+#include "restore-trust.h"
 
 #define SEED_DATA_PAGES 32 /* two checksum blocks of a default dump */
 
@@ -112,6 +113,7 @@ static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 	size_t used = 0, n;
 	FILE *f;
 
+	memcpy(prm.id, im->id.b, sizeof(prm.id));
 	snprintf(name, sizeof(name), "verify-%s", lazy ? "lazy" : "eager");
 	f = seed_open("fuzz_verify", name);
 	fz_put(f, FZ_V_PARAMS, &prm, sizeof(prm));
@@ -211,6 +213,7 @@ static void seed_conn(const struct rst_images *im)
 int main(int argc, char **argv)
 {
 	struct rst_images im = { .dirfd = -1 };
+	struct rst_trust trust;
 	int dirfd, ret;
 
 	if (argc != 3) {
@@ -220,7 +223,8 @@ int main(int argc, char **argv)
 	fuzz_dir = argv[2];
 	log_init(LOG_ERROR, -1);
 	dirfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ret = dirfd < 0 ? -errno : rst_images_load(&im, argv[1], false);
+	rst_trust_init(&trust, 0);
+	ret = dirfd < 0 ? -errno : rst_images_load(&im, argv[1], false, &trust);
 	if (ret) {
 		fprintf(stderr, "mkseed: cannot load the dump in %s: %s\n", argv[1], strerror(-ret));
 		return 1;

@@ -31,6 +31,7 @@ struct fz_v_params {
 	uint32_t pid;
 	uint8_t lazy;	   /* im->lazy */
 	uint8_t pad_pages; /* extend pages-<pid>.img with zeros to its full size (up to 4 MiB) */
+	uint8_t id[16];	   /* im->id, the dump id (inventory.img's) */
 };
 
 /* fuzz_lazy_source: a page source */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "unit.h"
 #include "image.h"
@@ -21,6 +22,8 @@ static int setup_dir(void)
 }
 
 /* Write a pstree image with n entries; return its bytes. */
+static const struct lz_dump_id test_id = { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 } };
+
 static uint8_t *make_image(int dfd, unsigned n, size_t *size)
 {
 	struct img_writer w;
@@ -28,7 +31,7 @@ static uint8_t *make_image(int dfd, unsigned n, size_t *size)
 	uint8_t *buf;
 	int fd;
 
-	if (img_writer_open(&w, dfd, "pstree.img", LZ_IMG_PSTREE))
+	if (img_writer_open(&w, dfd, "pstree.img", LZ_IMG_PSTREE, &test_id))
 		return NULL;
 	for (unsigned i = 0; i < n; i++) {
 		PstreeEntry e = PSTREE_ENTRY__INIT;
@@ -141,7 +144,7 @@ static int test_version_and_kind(void)
 	CHECK(strstr(r.why, "kind"));
 	b[4]++; /* version */
 	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == -EPROTO);
-	CHECK(strstr(r.why, "version 2"));
+	CHECK(strstr(r.why, "version 3"));
 	b[4]--;
 	b[0] ^= 0xff;
 	CHECK(img_reader_from_buf(&r, "x", b, size, LZ_IMG_PSTREE) == -EBADMSG);
@@ -156,6 +159,50 @@ static int test_missing_file(void)
 
 	CHECK(img_reader_open(&r, dfd, "core-1.img", LZ_IMG_CORE) == -ENOENT);
 	CHECK(strstr(r.why, "No such file"));
+	return 0;
+}
+
+/* Not regular files: refused by what they are, without blocking on a FIFO. */
+static int test_not_regular_refused(void)
+{
+	static const struct {
+		const char *name;
+		const char *why;
+	} t[] = {
+		{ "fifo.img", "is a FIFO, not a regular file" },
+		{ "link.img", "is a symbolic link (refused: images are never followed)" },
+		{ "zero.img", "is a character device, not a regular file" },
+		{ "sub.img", "is a directory, not a regular file" },
+	};
+	int dfd = setup_dir();
+
+	CHECK(dfd >= 0);
+	CHECK(mkfifoat(dfd, "fifo.img", 0600) == 0);
+	CHECK(symlinkat("/dev/zero", dfd, "link.img") == 0);
+	CHECK(mknodat(dfd, "zero.img", S_IFCHR | 0600, makedev(1, 5)) == 0);
+	CHECK(mkdirat(dfd, "sub.img", 0700) == 0);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct img_reader r;
+
+		CHECK(img_reader_open(&r, dfd, t[i].name, LZ_IMG_CORE) < 0);
+		CHECK(!strcmp(r.why, t[i].why));
+	}
+	return 0;
+}
+
+/* A file larger than its kind may be is refused before it is read. */
+static int test_size_bound(void)
+{
+	struct img_reader r;
+	int dfd = setup_dir(), fd;
+
+	CHECK(dfd >= 0);
+	fd = openat(dfd, "pstree.img", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, (off_t)img_kind_max_size(LZ_IMG_PSTREE) + 1) == 0);
+	close(fd);
+	CHECK(img_reader_open(&r, dfd, "pstree.img", LZ_IMG_PSTREE) == -EFBIG);
+	CHECK(!strcmp(r.why, "16777217 bytes, more than a pstree image may hold (16 MiB)"));
+	CHECK(img_kind_max_size(LZ_IMG_PAGES) == UINT64_MAX);
 	return 0;
 }
 
@@ -193,16 +240,43 @@ static int test_pages_hdr(void)
 	struct lz_pages_hdr h;
 	const char *why = NULL;
 
-	pages_hdr_init(&h, 42, 7);
-	CHECK(pages_hdr_check(&h, &why) == 0);
+	struct lz_dump_id other = test_id;
+
+	other.b[15] ^= 1;
+	pages_hdr_init(&h, 42, 7, &test_id);
+	CHECK(pages_hdr_check(&h, &test_id, &why) == 0);
+	CHECK(pages_hdr_check(&h, NULL, &why) == 0);
+	CHECK(pages_hdr_check(&h, &other, &why) == -ESTALE && strstr(why, "another dump"));
 	h.nr_pages = 8;
-	CHECK(pages_hdr_check(&h, &why) == -EBADMSG && strstr(why, "checksum"));
-	pages_hdr_init(&h, 42, 7);
-	h.version = 2;
-	CHECK(pages_hdr_check(&h, &why) == -EPROTO);
-	pages_hdr_init(&h, 42, 7);
+	CHECK(pages_hdr_check(&h, NULL, &why) == -EBADMSG && strstr(why, "checksum"));
+	pages_hdr_init(&h, 42, 7, &test_id);
+	h.version = 1;
+	CHECK(pages_hdr_check(&h, NULL, &why) == -EPROTO);
+	pages_hdr_init(&h, 42, 7, &test_id);
 	h.magic = 0;
-	CHECK(pages_hdr_check(&h, &why) == -EBADMSG && strstr(why, "magic"));
+	CHECK(pages_hdr_check(&h, NULL, &why) == -EBADMSG && strstr(why, "magic"));
+	return 0;
+}
+
+/* Every file of a dump carries its id; a reader names both ids when they differ. */
+static int test_dump_id(void)
+{
+	struct lz_dump_id a, b, other = test_id;
+	char hex[LZ_DUMP_ID_HEX];
+	struct img_reader r;
+	int dfd = setup_dir();
+	size_t size;
+	uint8_t *buf = make_image(dfd, 2, &size);
+
+	CHECK(buf);
+	CHECK(lz_dump_id_new(&a) == 0 && lz_dump_id_new(&b) == 0 && !lz_dump_id_eq(&a, &b));
+	CHECK(strlen(lz_dump_id_hex(&test_id, hex)) == 32 &&
+	      !strcmp(hex, "0102030405060708090a0b0c0d0e0f10"));
+	CHECK(img_reader_from_buf(&r, "x", buf, size, LZ_IMG_PSTREE) == 0);
+	CHECK(img_reader_check_id(&r, &test_id) == 0);
+	other.b[0] = 0xff;
+	CHECK(img_reader_check_id(&r, &other) == -ESTALE);
+	CHECK(strstr(r.why, "another dump") && strstr(r.why, hex));
 	return 0;
 }
 
@@ -223,9 +297,12 @@ static const struct unit_case cases[] = {
 	UNIT(test_every_flipped_byte_refused),
 	UNIT(test_version_and_kind),
 	UNIT(test_missing_file),
+	UNIT(test_not_regular_refused),
+	UNIT(test_size_bound),
 	UNIT(test_read_one),
 	UNIT(test_kind_from_name),
 	UNIT(test_pages_hdr),
+	UNIT(test_dump_id),
 	UNIT(test_crc32c_known_value),
 	{ 0 },
 };

@@ -41,14 +41,14 @@ static int test_smaps(void)
 	CHECK(v.v[0].start == 0x55d0c2a4a000ULL && v.v[0].end == 0x55d0c2a4c000ULL);
 	CHECK(v.v[0].prot == PROT_READ && !v.v[0].shared);
 	CHECK(v.v[0].dev_major == 0xfd && v.v[0].dev_minor == 1 && v.v[0].ino == 1234);
-	CHECK(!strcmp(v.v[0].path, "/usr/bin/cat") && v.v[0].vmflags == 0);
+	CHECK(!strcmp(v.v[0].path, "/usr/bin/cat") && v.v[0].vmflags == PROC_VMF_MW);
 	CHECK(!v.v[0].has_usage && v.v[2].has_usage);
 	CHECK(v.v[2].anon_kb == 12 && v.v[2].swap_kb == 4);
 	CHECK(v.v[1].prot == (PROT_READ | PROT_EXEC) && v.v[1].pgoff == 0x2000);
 	CHECK(v.v[2].path[0] == '\0' && v.v[2].prot == (PROT_READ | PROT_WRITE));
-	CHECK(v.v[2].vmflags == (PROC_VMF_HG | PROC_VMF_LO | PROC_VMF_DD));
+	CHECK(v.v[2].vmflags == (PROC_VMF_MW | PROC_VMF_HG | PROC_VMF_LO | PROC_VMF_DD));
 	CHECK(v.v[3].shared && !strcmp(v.v[3].path, "/my file (deleted)") && v.v[3].ino == 77);
-	CHECK(!strcmp(v.v[4].path, "[stack]") && v.v[4].vmflags == PROC_VMF_GD);
+	CHECK(!strcmp(v.v[4].path, "[stack]") && v.v[4].vmflags == (PROC_VMF_MW | PROC_VMF_GD));
 	CHECK(!strcmp(v.v[5].path, "[vsyscall]") && v.v[5].prot == PROT_EXEC);
 	proc_vmas_free(&v);
 	CHECK(v.v == NULL && v.nr == 0);
@@ -86,6 +86,7 @@ static int test_vmflags(void)
 	      (PROC_VMF_NH | PROC_VMF_WF | PROC_VMF_DC | PROC_VMF_MG | PROC_VMF_SR | PROC_VMF_RR |
 	       PROC_VMF_IO | PROC_VMF_PF));
 	CHECK(proc_parse_vmflags("hgx gd") == PROC_VMF_GD); /* not a two-letter word */
+	CHECK(proc_parse_vmflags("rd wr mr mw me nr") == (PROC_VMF_MW | PROC_VMF_NR));
 	return 0;
 }
 

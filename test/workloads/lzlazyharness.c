@@ -41,6 +41,9 @@
 #include "uffd.h"
 
 #define IMG_ID 4242
+/* The dump id of the images this harness writes: fixed, it is one dump. */
+static const struct lz_dump_id harness_dump_id = { { 0x4c, 0x5a, 0x48, 0x41, 0x52, 0x4e, 0x45, 0x53,
+						     0x53, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01 } };
 #define PG 4096UL
 #define BLOCK_PAGES 16
 #define BASE_A 0x5a0000000000UL
@@ -236,7 +239,7 @@ static int write_pagemap(struct ctx *c, int dfd, uint32_t *crc, size_t nblocks)
 	h.block_pages = BLOCK_PAGES;
 	h.n_block_crc = nblocks;
 	h.block_crc = crc;
-	ret = img_writer_open(&w, dfd, name, LZ_IMG_PAGEMAP);
+	ret = img_writer_open(&w, dfd, name, LZ_IMG_PAGEMAP, &harness_dump_id);
 	if (!ret)
 		ret = img_writer_put(&w, &h.base);
 	for (size_t i = 0; !ret && i < c->nr_runs; i++) {
@@ -271,7 +274,7 @@ static int write_images(struct ctx *c)
 	if (fd < 0 || !crc || !page)
 		return -1;
 	memset(page, 0, PG);
-	pages_hdr_init(&hdr, IMG_ID, c->nr_data);
+	pages_hdr_init(&hdr, IMG_ID, c->nr_data, &harness_dump_id);
 	memcpy(page, &hdr, sizeof(hdr));
 	if (write(fd, page, PG) != (ssize_t)PG)
 		return -1;

@@ -1,0 +1,19 @@
+/*
+ * dump-checks.h - refusals of the checks phase for state that Lazarus can
+ * neither restore nor leave out: POSIX timers, file locks and leases, a
+ * controlling terminal, namespaces other than lazarus's own, an auxv larger
+ * than the restorer can take. Documentation/state.md lists every item.
+ */
+#ifndef LZ_DUMP_CHECKS_H
+#define LZ_DUMP_CHECKS_H
+
+#include <sys/types.h>
+
+/*
+ * Runs on the frozen process, before anything is injected or written.
+ * Returns 0, or -EOPNOTSUPP after one error line naming the pid and what is
+ * not supported (another -errno if /proc could not be read).
+ */
+int dump_check_state(pid_t pid);
+
+#endif
