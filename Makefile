@@ -1,7 +1,9 @@
 # Lazarus build. `make` builds build/lazarus; `make check` runs every test;
 # `make demo` shows a checkpoint and restore; `make bench` measures.
-# SANITIZE=address|undefined builds everything but the restorer blob with
-# that sanitizer.
+# SANITIZE=address|undefined (or both, comma-separated) builds everything
+# but the restorer blob with that sanitizer, every report fatal; O=DIR puts
+# the build there (e.g. make O=build-san SANITIZE=address,undefined; point
+# the tests at it with LAZARUS_BUILD=build-san).
 
 CC	?= gcc
 O	:= build
@@ -14,7 +16,7 @@ CPPFLAGS := -Iinclude -Iimages -I$(O)/images -I$(O)/gen -Isrc -Iplugin
 LDLIBS	:= -lprotobuf-c -lcap
 
 ifneq ($(SANITIZE),)
-CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+CFLAGS	+= -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS	+= -fsanitize=$(SANITIZE)
 endif
 
@@ -98,28 +100,55 @@ $(O)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-# Fuzzing (clang's libFuzzer with ASan+UBSan). `make fuzz` runs each target
-# for FUZZ_SECONDS, seeded with real images when test/fuzz/corpus exists.
+# Fuzzing (clang's libFuzzer with ASan+UBSan, every UB report fatal).
+# `make fuzz` runs each target for FUZZ_SECONDS on a corpus seeded from a
+# fresh dump (tools/fuzz-seed.sh) plus the committed regression inputs in
+# test/fuzz/regress/<target>/. A crash, leak, timeout or sanitizer report
+# fails make and prints the whole report (test/fuzz/run.sh); Documentation/
+# testing.md describes the targets. The library is built again with clang
+# and coverage instrumentation under $(O)/fuzz/obj.
 FUZZ_SECONDS	?= 20
 FUZZ_CC		?= clang
-FUZZ_SRC	:= images/image.c images/crc32c.c src/safe-file.c
-$(O)/fuzz/fuzz_image: test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) $(PB_H)
-	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-		-o $@ test/fuzz/fuzz_image.c $(FUZZ_SRC) $(PB_C) -lprotobuf-c
+FUZZ_SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS	:= -g -O1 -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing $(FUZZ_SAN)
+FUZZ_DIR	:= $(O)/fuzz
+FUZZ_OBJ	:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC)) \
+		   $(patsubst $(O)/%.c,$(FUZZ_DIR)/obj/%.o,$(PB_C))
+FUZZ_LIB	:= $(FUZZ_DIR)/liblazarus.a
+# target:max_len
+FUZZ_TARGETS	:= fuzz_image:65536 fuzz_lazy_msg:8192 fuzz_verify:65536 \
+		   fuzz_lazy_source:200000 fuzz_lazy_conn:65536
+FUZZ_BIN	:= $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(firstword $(subst :, ,$(t))))
 
-$(O)/fuzz/fuzz_lazy_msg: test/fuzz/fuzz_lazy_msg.c src/lazy-sock.c src/lazy-sock.h src/lazy-proto.h
+$(FUZZ_DIR)/obj/%.o: %.c $(PB_H) $(BLOB_HDR)
 	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-		-o $@ test/fuzz/fuzz_lazy_msg.c src/lazy-sock.c
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-fuzz: $(O)/fuzz/fuzz_image $(O)/fuzz/fuzz_lazy_msg
-	@mkdir -p $(O)/fuzz/corpus $(O)/fuzz/corpus-lazy
-	$(Q)tools/fuzz-seed.sh $(O)/fuzz/corpus
-	$(Q)$(O)/fuzz/fuzz_image -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-		$(O)/fuzz/corpus 2>&1 | tail -n 5
-	$(Q)$(O)/fuzz/fuzz_lazy_msg -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
-		$(O)/fuzz/corpus-lazy 2>&1 | tail -n 5
+$(FUZZ_DIR)/obj/images/%.pb-c.o: $(O)/images/%.pb-c.c $(PB_H)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The daemon's connection handlers are linked alone, with test doubles for
+# the per-process side (lazy-proc.c) and epoll (lazy-daemon.c).
+$(FUZZ_DIR)/fuzz_lazy_conn: test/fuzz/fuzz_lazy_conn.c test/fuzz/records.h \
+		$(FUZZ_DIR)/obj/src/lazy-conn.o $(FUZZ_DIR)/obj/src/lazy-sock.o $(FUZZ_DIR)/obj/src/log.o \
+		$(FUZZ_DIR)/obj/src/safe-file.o
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^)
+
+$(FUZZ_DIR)/%: test/fuzz/%.c test/fuzz/records.h $(FUZZ_LIB)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+# Turns a dump into seed inputs for every target (tools/fuzz-seed.sh).
+$(FUZZ_DIR)/mkseed: test/fuzz/mkseed.c test/fuzz/records.h $(LIB)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/mkseed $(BIN) $(O)/test/lzwork
+	$(Q)tools/fuzz-seed.sh $(O) $(FUZZ_DIR)
+	$(Q)$(foreach t,$(FUZZ_TARGETS),test/fuzz/run.sh $(FUZZ_DIR)/$(firstword $(subst :, ,$(t))) \
+		$(FUZZ_SECONDS) $(lastword $(subst :, ,$(t))) &&) true
 
 deps:
 	$(Q)tools/install-deps.sh

@@ -319,9 +319,11 @@ void conn_readable(struct lazy_conn *c)
 			conn_refuse(c, 0, "%s", why ? why : strerror(-ret));
 			return;
 		}
-		if (conn_dispatch(c, m)) {
+		ret = conn_dispatch(c, m);
+		/* The fds of a refused message: a handler that keeps fds clears m->nfds. */
+		lz_msg_close_fds(m);
+		if (ret)
 			return;
-		}
 	}
 }
 

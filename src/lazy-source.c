@@ -113,7 +113,7 @@ out_close:
 	return ret;
 }
 
-static int src_alloc(uint32_t img_id, struct lazy_src **out)
+int src_alloc(uint32_t img_id, struct lazy_src **out)
 {
 	struct lazy_src *s = calloc(1, sizeof(*s));
 
@@ -127,8 +127,8 @@ static int src_alloc(uint32_t img_id, struct lazy_src **out)
 	return 0;
 }
 
-static int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
-			size_t whylen)
+int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
+		 size_t whylen)
 {
 	uint64_t blocks;
 
@@ -157,8 +157,8 @@ static int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *na
 }
 
 /* One pagemap run: check it, and keep it when it is lazy. */
-static int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end,
-			 const char *name, char *why, size_t whylen)
+int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,
+		  char *why, size_t whylen)
 {
 	bool present = e->flags & LZ_PE_PRESENT, zero = e->flags & LZ_PE_ZERO;
 	struct lazy_orig *o;

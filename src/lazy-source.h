@@ -18,6 +18,7 @@
 
 #include "image.h"
 #include "lazy-ranges.h"
+#include "pagemap.pb-c.h"
 #include "restore-trust.h"
 
 struct lazy_orig {
@@ -63,6 +64,18 @@ int src_open(int dirfd, const struct rst_trust *trust, uint32_t img_id,
 int src_read_image(int dirfd, const struct rst_trust *trust, const char *name,
 		   enum lz_img_kind kind, struct img_reader *r, char *why, size_t whylen);
 struct lazy_src *src_get(struct lazy_src *s);
+
+/*
+ * The steps of src_open() that read no file (test/fuzz/fuzz_lazy_source.c
+ * calls them alone): a source with no pages file yet (fd -1), its pagemap
+ * head, then each run in file order (prev_end starts at 0). name is the
+ * pagemap file for the messages.
+ */
+int src_alloc(uint32_t img_id, struct lazy_src **out);
+int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
+		 size_t whylen);
+int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,
+		  char *why, size_t whylen);
 void src_put(struct lazy_src *s);
 
 /* The lazy runs as {vaddr, npages, idx}, for lr_build. Free with free(). */

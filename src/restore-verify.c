@@ -316,7 +316,7 @@ static int verify_pages(const struct rst_images *im)
 }
 
 /* Linear: a bitmap of the fds seen, files found by binary search. */
-static int verify_fds(const struct rst_images *im)
+int rst_verify_fds(const struct rst_images *im)
 {
 	uint8_t *seen;
 	char name[64];
@@ -419,7 +419,7 @@ static int verify_core(const struct rst_images *im)
 	return 0;
 }
 
-int rst_verify(const struct rst_images *im)
+int rst_verify_mm(const struct rst_images *im)
 {
 	char name[64];
 	int ret;
@@ -430,10 +430,18 @@ int rst_verify(const struct rst_images *im)
 		ret = verify_vmas(im, name);
 	if (!ret)
 		ret = verify_pagemap(im);
+	return ret;
+}
+
+int rst_verify(const struct rst_images *im)
+{
+	int ret;
+
+	ret = rst_verify_mm(im);
 	if (!ret)
 		ret = verify_pages(im);
 	if (!ret)
-		ret = verify_fds(im);
+		ret = rst_verify_fds(im);
 	if (!ret)
 		ret = verify_files_exist(im);
 	return ret;

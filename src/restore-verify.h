@@ -7,4 +7,13 @@
 /* Logs one line and returns -errno on the first problem. */
 int rst_verify(const struct rst_images *im);
 
+/*
+ * The parts of rst_verify() that read no file, in the order it runs them
+ * (test/fuzz/fuzz_verify.c calls them alone): the core against the
+ * inventory, the VMA list and the vdso, the pagemap against the VMAs; and
+ * the fd table against files.img.
+ */
+int rst_verify_mm(const struct rst_images *im);
+int rst_verify_fds(const struct rst_images *im);
+
 #endif

@@ -19,8 +19,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAZARUS = ROOT / "build" / "lazarus"
-WORKLOADS = ROOT / "build" / "test"
+# LAZARUS_BUILD: the build directory to test (make O=...), relative to the
+# tree or absolute; .ci/run points it at a sanitizer build.
+BUILD = ROOT / os.environ.get("LAZARUS_BUILD", "build")
+LAZARUS = BUILD / "lazarus"
+WORKLOADS = BUILD / "test"
 PYSTATE = ROOT / "test" / "workloads" / "pystate.py"
 PYTHON = "/usr/bin/python3"
 

@@ -8,13 +8,13 @@ MADV_DONTNEED, a daemon killed with or without --resume, damaged images,
 garbage peers, a second daemon, a daemon started by the client).
 """
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-HARNESS = ROOT / "build" / "test" / "lzlazyharness"
-LAZARUS = ROOT / "build" / "lazarus"
+from harness import BUILD
+
+HARNESS = BUILD / "test" / "lzlazyharness"
+LAZARUS = BUILD / "lazarus"
 
 SCENARIOS = [
     "basic",

@@ -1,15 +1,52 @@
-#!/bin/sh
-# Seed the image fuzzer's corpus: a kind byte followed by a real image file,
-# for every image found under test/fuzz/seeds (if any) and a fresh dump.
-set -e
-out=$1
-for f in test/fuzz/seeds/*.img; do
-	[ -f "$f" ] || continue
-	kind=$(build/lazarus show "$f" 2>/dev/null | sed -n 's/.*"kind": "\([a-z]*\)".*/\1/p' | head -1)
-	case $kind in
-	inventory) k=0 ;; pstree) k=1 ;; core) k=2 ;; task) k=3 ;; sigacts) k=4 ;;
-	mm) k=5 ;; pagemap) k=6 ;; pages) k=7 ;; fs) k=8 ;; files) k=9 ;; fdinfo) k=10 ;;
-	*) continue ;;
-	esac
-	{ printf "\\$(printf '%03o' $k)"; head -c 65535 "$f"; } > "$out/seed-$(basename "$f")"
+#!/bin/bash
+# fuzz-seed.sh O FUZZDIR - seed every fuzzer's corpus (FUZZDIR/corpus-*) from
+# a real dump: start a small lzwork (1 MiB), dump it with O/lazarus into
+# FUZZDIR/seed-dump, and turn the images into each target's input format
+# (FUZZDIR/mkseed, test/fuzz/mkseed.c). The seeds are made afresh from the
+# current code on every `make fuzz`, so they follow image format changes.
+# Needs root (ptrace and CAP_CHECKPOINT_RESTORE); otherwise the fuzzers
+# start from whatever corpus is there.
+set -euo pipefail
+O=$(cd "$1" && pwd)
+F=$(cd "$2" && pwd)
+img=$F/seed-dump
+work=$F/seed-work
+pid=
+
+if [ "$(id -u)" != 0 ]; then
+	echo "fuzz-seed: not root: no fresh dump, the fuzzers start from their corpus as it is"
+	exit 0
+fi
+cleanup() {
+	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && { wait "$pid"; } 2>/dev/null
+	return 0
+}
+trap cleanup EXIT
+rm -rf "$img" "$work"
+mkdir -p "$img" "$work"
+for t in fuzz_image fuzz_verify fuzz_lazy_source fuzz_lazy_conn fuzz_lazy_msg; do
+	mkdir -p "$F/corpus-$t"
 done
+(
+	# Only stdin, stdout and stderr: an inherited pipe (make's jobserver)
+	# would make the dump refuse the process.
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+	done
+	cd "$work" && exec setsid "$O/test/lzwork" --dir "$PWD" --mib 1 </dev/null >out 2>&1
+) &
+pid=$!
+for _ in $(seq 600); do
+	[ -e "$work/ready" ] && break
+	sleep 0.1
+done
+if ! [ -e "$work/ready" ] || ! "$O/lazarus" dump -R -t "$pid" -D "$img" >"$work/dump.out" 2>&1; then
+	echo "fuzz-seed: could not dump lzwork (pid $pid) for the seeds:" >&2
+	cat "$work/out" "$work/dump.out" >&2 2>/dev/null
+	exit 1
+fi
+kill -TERM "$pid" # left running (-R): lzwork exits 0 on SIGTERM
+wait "$pid" || true
+pid=
+"$F/mkseed" "$img" "$F"
