@@ -135,8 +135,9 @@ $(FUZZ_LIB): $(FUZZ_OBJ)
 # the per-process side (lazy-proc.c) and epoll (lazy-daemon.c).
 $(FUZZ_DIR)/fuzz_lazy_conn: test/fuzz/fuzz_lazy_conn.c test/fuzz/records.h \
 		$(FUZZ_DIR)/obj/src/lazy-conn.o $(FUZZ_DIR)/obj/src/lazy-sock.o $(FUZZ_DIR)/obj/src/log.o \
-		$(FUZZ_DIR)/obj/src/safe-file.o
-	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^)
+		$(FUZZ_DIR)/obj/src/safe-file.o $(FUZZ_LIB)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) \
+		$(FUZZ_LIB) $(LDLIBS)
 
 $(FUZZ_DIR)/%: test/fuzz/%.c test/fuzz/records.h $(FUZZ_LIB)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
