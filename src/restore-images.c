@@ -9,6 +9,7 @@
  * passed; each failure is one line naming the file and what is wrong.
  */
 #include <dirent.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,30 +231,109 @@ static int check_listed(struct rst_images *im)
 	return 0;
 }
 
+static int pstree_fail(uint32_t pid, int ret, const char *fmt, ...) __printf(3, 4);
+
+/* "pstree.img: process PID: <why>" */
+static int pstree_fail(uint32_t pid, int ret, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pr_err("pstree.img: process %u: %s", pid, why);
+	return ret;
+}
+
+/* One entry on its own: pid range, threads, zombie and stop fields. */
+static int check_entry(const PstreeEntry *e)
+{
+	if (e->pid < 1 || e->pid > (1U << 22))
+		return img_fail("pstree.img", -EBADMSG, "pid out of range");
+	if (e->zombie) {
+		if (e->n_threads > 1 || (e->n_threads && e->threads[0] != e->pid))
+			return pstree_fail(e->pid, -EBADMSG, "a zombie with threads");
+		if (e->stopped)
+			return pstree_fail(e->pid, -EBADMSG, "a zombie cannot be stopped");
+		return 0;
+	}
+	if (e->n_threads < 1 || e->threads[0] != e->pid)
+		return pstree_fail(e->pid, -EBADMSG, "its leader is not its first thread");
+	if (e->n_threads != 1)
+		return pstree_fail(e->pid, -EOPNOTSUPP,
+				   "%zu threads; only single-threaded processes can be restored yet",
+				   e->n_threads);
+	if (e->stopped && (e->stop_signal < 1 || e->stop_signal > 64))
+		return pstree_fail(e->pid, -EBADMSG, "stopped by signal %u", e->stop_signal);
+	return 0;
+}
+
+/*
+ * The shape of the tree (restore-child.c creates it): the root first, every
+ * other process after its parent, no pid twice, a zombie has no children
+ * and is not the root. Sessions and groups are restorable only as
+ * restore-child.c can build them: a process leads its session or is in its
+ * parent's; it leads its group, is in its parent's or in the group of a
+ * process of the tree that leads it in the same session.
+ */
+static int link_tree(struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		struct rst_task *t = &im->tasks[i];
+		const PstreeEntry *e = t->pstree;
+		const struct rst_task *q, *g;
+
+		for (size_t j = 0; j < i; j++)
+			if (im->tasks[j].pid == t->pid)
+				return pstree_fail(t->pid, -EBADMSG, "listed twice");
+		if (i == 0) {
+			if (e->zombie)
+				return pstree_fail(t->pid, -EOPNOTSUPP,
+						   "the root is a zombie: nothing to restore");
+			continue;
+		}
+		q = NULL;
+		for (size_t j = 0; j < i; j++)
+			if (im->tasks[j].pid == e->ppid)
+				q = &im->tasks[j], t->parent = (int)j;
+		if (!q)
+			return pstree_fail(t->pid, -EBADMSG,
+					   "its parent %u is not listed before it", e->ppid);
+		if (q->pstree->zombie)
+			return pstree_fail(t->pid, -EBADMSG, "its parent %u is a zombie", q->pid);
+		if (e->sid != t->pid && e->sid != q->pstree->sid)
+			return pstree_fail(t->pid, -EOPNOTSUPP,
+					   "in session %u, its parent %u in %u: not restorable yet",
+					   e->sid, q->pid, q->pstree->sid);
+		if (e->pgid == t->pid || e->pgid == q->pstree->pgid)
+			continue;
+		g = rst_task_by_pid(im, e->pgid);
+		if (!g || g->pstree->pgid != g->pid || g->pstree->sid != e->sid)
+			return pstree_fail(t->pid, -EOPNOTSUPP,
+					   "in group %u, whose leader is not in its session in the "
+					   "dump: not restorable yet",
+					   e->pgid);
+	}
+	return 0;
+}
+
 static int check_pstree(PstreeEntry *const *v, size_t n)
 {
-	char why[128];
-
 	if (n < 1)
 		return img_fail("pstree.img", -EBADMSG, "no process");
-	if (n != 1) {
-		snprintf(why, sizeof(why), "%zu processes; only one process can be restored yet", n);
+	if (n > RST_MAX_TASKS) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "%zu processes, more than the %u restore takes", n,
+			 RST_MAX_TASKS);
 		return img_fail("pstree.img", -EOPNOTSUPP, why);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (v[i]->pid < 1 || v[i]->pid > (1U << 22))
-			return img_fail("pstree.img", -EBADMSG, "pid out of range");
-		if (v[i]->n_threads < 1 || v[i]->threads[0] != v[i]->pid) {
-			snprintf(why, sizeof(why), "process %u: its leader is not its first thread",
-				 v[i]->pid);
-			return img_fail("pstree.img", -EBADMSG, why);
-		}
-		if (v[i]->n_threads != 1) {
-			snprintf(why, sizeof(why),
-				 "process %u has %zu threads; only single-threaded ones can be restored yet",
-				 v[i]->pid, v[i]->n_threads);
-			return img_fail("pstree.img", -EOPNOTSUPP, why);
-		}
+		int ret = check_entry(v[i]);
+
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -280,7 +360,7 @@ static int load_pstree(struct rst_images *im)
 		im->tasks[i].parent = -1;
 		im->tasks[i].pages_fd = -1;
 	}
-	return 0;
+	return link_tree(im);
 }
 
 /* pagemap-<pid>.img: one pagemap_head, then pagemap_entry runs. */
@@ -372,6 +452,8 @@ static int load_tasks(struct rst_images *im)
 	int ret;
 
 	for (size_t i = 0; i < im->nr_tasks; i++) {
+		if (rst_task_zombie(&im->tasks[i]))
+			continue; /* no images: it only exits again */
 		ret = load_task_images(im, &im->tasks[i]);
 		if (ret)
 			return ret;
@@ -471,7 +553,7 @@ static int open_pages(struct rst_images *im, struct rst_task *t)
 static int open_all_pages(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
-		int ret = open_pages(im, &im->tasks[i]);
+		int ret = rst_task_zombie(&im->tasks[i]) ? 0 : open_pages(im, &im->tasks[i]);
 
 		if (ret)
 			return ret;

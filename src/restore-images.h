@@ -23,7 +23,8 @@
 
 /*
  * One process of the dump, in pstree.img order (the root first, every
- * parent before its children).
+ * parent before its children). A zombie (rst_task_zombie) has no images:
+ * everything below `parent` is NULL/0 and pages_fd is -1.
  */
 struct rst_task {
 	uint32_t pid;
@@ -44,6 +45,15 @@ struct rst_task {
 	char pages_name[64]; /* pages-<pid>.img */
 	int pages_fd;	     /* it, opened once: verified and used from this fd */
 };
+
+/* A zombie in the dump: no images of its own, it only exits again. */
+static inline bool rst_task_zombie(const struct rst_task *t)
+{
+	return t->pstree->zombie;
+}
+
+/* The most processes one restore takes (each holds pipes and its pages file). */
+#define RST_MAX_TASKS 256U
 
 /* The dump as a whole, and its processes. */
 struct rst_images {

@@ -27,6 +27,32 @@
 
 #include "restore-task.h"
 
+/*
+ * Sessions and process groups of a tree. The kernel's rules: setsid() makes
+ * a new session (and group) led by the caller, unless it leads a group
+ * already; setpgid(0, G) moves the caller into group G only if G exists in
+ * the caller's session, or G is the caller's own pid (a new group); a
+ * session leader cannot change groups. A child starts in its parent's
+ * session and group.
+ *
+ * So every process, first thing after it is created and before it creates
+ * its own children (restore-child.c):
+ *   - leads its session: setsid() (which also makes it its group's leader);
+ *   - else leads its group: setpgid(0, 0);
+ *   - else it is in its parent's session (pstree.img is refused otherwise,
+ *     restore-images.c) and, for now, in its parent's group.
+ * Its children are created only then, so they start in the right session
+ * and, mostly, the right group. Once they exist (rst_task_join_group), a
+ * process whose dumped group is led by another process of the tree (a
+ * sibling's, a child's) and that is not in it yet joins it; the leader
+ * creates its group first thing after its own creation, which nothing
+ * waits for in turn, so a bounded retry on EPERM is enough. A group whose
+ * leader is not in the dump (gone, or outside the tree) would need a helper
+ * holding that pid: refused when the images are loaded. The root that does
+ * not lead its session or group stays in lazarus's, as a single process
+ * always did. A zombie does the same before it exits again: a group whose
+ * leader is a zombie still exists.
+ */
 int rst_task_session(const struct rst_task *rt, char *why, size_t len)
 {
 	const PstreeEntry *p = rt->pstree;
@@ -41,6 +67,26 @@ int rst_task_session(const struct rst_task *rt, char *why, size_t len)
 			snprintf(why, len, "setpgid: %s", strerror(errno));
 			return -errno;
 		}
+	}
+	return 0;
+}
+
+#define JOIN_WAIT_MS 10000
+
+int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, char *why,
+			size_t len)
+{
+	pid_t pgid = (pid_t)rt->pstree->pgid;
+
+	if (pgid == (pid_t)rt->pid || rt->pstree->sid == rt->pid || getpgrp() == pgid ||
+	    !rst_task_by_pid(im, (uint32_t)pgid))
+		return 0;
+	for (int ms = 0; setpgid(0, pgid) < 0; ms++) {
+		if (errno != EPERM || ms >= JOIN_WAIT_MS) {
+			snprintf(why, len, "setpgid into group %d: %s", pgid, strerror(errno));
+			return -errno;
+		}
+		usleep(1000); /* its leader has not made it yet */
 	}
 	return 0;
 }

@@ -12,6 +12,12 @@
 
 /* setsid() if the process led its session, setpgid(0, 0) if its group. */
 int rst_task_session(const struct rst_task *rt, char *why, size_t len);
+/*
+ * Once its children exist: join the group of another process of the tree
+ * (retried while its leader has not made it yet, bounded). See restore-task.c.
+ */
+int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, char *why,
+			size_t len);
 /* Every dumped handler, with its own restorer, through raw rt_sigaction. */
 int rst_task_sigactions(const struct rst_task *rt, char *why, size_t len);
 /* personality, comm, and the prctl switches of task-<pid>.img. */

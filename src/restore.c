@@ -51,6 +51,7 @@ struct restore_ctx {
 	struct rst_images im;
 	struct rst_proc *procs;	    /* one per im.tasks entry, same order; procs[0] the root */
 	size_t nr_procs;
+	struct rst_chan *chans;	    /* every process's pipes, same order */
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	uint64_t t_start;  /* lz_restore entered */
@@ -264,7 +265,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		" data pages, %zu fds",
 		c->im.tasks[0].pid, c->im.nr_tasks, z.vmas, z.runs, z.data_pages, z.fds);
 	c->procs = calloc(c->im.nr_tasks, sizeof(*c->procs));
-	if (!c->procs) {
+	c->chans = calloc(c->im.nr_tasks, sizeof(*c->chans));
+	if (!c->procs || !c->chans) {
 		pr_err("out of memory");
 		return -ENOMEM;
 	}
@@ -273,23 +275,26 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
 
+	/* Fail on a taken pid before a daemon is started for nothing. */
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach,
+			       c->opts->lazy_pages ? &c->ki : NULL);
+	if (ret)
+		return ret;
 	if (c->opts->lazy_pages) {
-		/* Fail on a taken pid before a daemon is started for nothing. */
-		if (rst_pid_wait_free((pid_t)c->im.tasks[0].pid))
-			return -EEXIST;
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
+		for (size_t i = 0; i < c->nr_procs; i++)
+			c->procs[i].lazy.ki = c->ki; /* probed by lazy_connect */
 	}
-	ret = rst_proc_create(root, &c->im, &c->im.tasks[0], c->opts->detach,
-			      c->lazy ? &c->ki : NULL);
+	ret = rst_tree_create(c->procs, c->chans);
 	if (ret)
 		return ret;
-	ret = rst_proc_wait_ready(root, lazy_hand_over, c);
+	ret = rst_tree_wait_ready(c->procs, c->nr_procs, lazy_hand_over, c);
 	if (ret)
 		return ret;
 	c->t_ready = rst_now_ns();
-	ret = rst_proc_finish(root);
+	ret = rst_tree_finish(c->procs, c->nr_procs);
 	if (ret)
 		return ret;
 	c->t_resumed = rst_now_ns();
@@ -307,8 +312,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->lazy = NULL;
 	}
 	c->t_done = rst_now_ns();
-	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); it runs on", root->pid,
-		ms(c->t_start, c->t_done), root->ok.nr_pages);
+	if (c->nr_procs > 1)
+		pr_info("tree of %zu processes under %d restored in %.1f ms; it runs on",
+			c->nr_procs, root->pid, ms(c->t_start, c->t_done));
+	else
+		pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); it runs on",
+			root->pid, ms(c->t_start, c->t_done), root->ok.nr_pages);
 	write_stats(c);
 	if (root_pid)
 		*root_pid = root->pid;
@@ -327,12 +336,23 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 
 	c.im.dirfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
+	if (ret)
+		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
 	for (size_t i = 0; i < c.nr_procs; i++) {
-		if (ret)
-			rst_proc_abort(&c.procs[i]); /* nothing of a failed restore stays behind */
 		rst_proc_release(&c.procs[i]);
+		if (c.procs[i].status_rd >= 0)
+			close(c.procs[i].status_rd);
+		if (c.procs[i].go_wr >= 0)
+			close(c.procs[i].go_wr);
+	}
+	for (size_t i = 0; i < c.nr_procs; i++) {
+		if (c.chans[i].status_wr >= 0)
+			close(c.chans[i].status_wr); /* never handed to a process */
+		if (c.chans[i].go_rd >= 0)
+			close(c.chans[i].go_rd);
 	}
 	free(c.procs);
+	free(c.chans);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;

