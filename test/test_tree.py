@@ -102,3 +102,76 @@ def test_tree_restored(env, mode, detach):
     os.kill(b.pid, signal.SIGCONT)
     b.check_pass()
     r.member("b1").check_pass()
+
+
+class Shell(harness.Workload):
+    kind = "sh"
+
+
+SCRIPT = "sleep 1000 </dev/null >/dev/null 2>&1 & sleep 1000 </dev/null >/dev/null 2>&1 & " \
+         "echo pid=$$ a=$! >ready.tmp; mv ready.tmp ready; wait; echo waited >done"
+
+
+def sleeps_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return sorted(int(x) for x in f.read().split())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shell_with_children(env, mode):
+    """sh in its own session, waiting for two children: after restore it
+    still waits for them, and reaps them when they end."""
+    d = env.base / "sh"
+    w = env.spawn(Shell, ["/bin/sh", "-c", SCRIPT], d)
+
+    def execed():
+        """Both children run sleep: their redirections are done."""
+        k = sleeps_of(w.pid)
+        return len(k) == 2 and all(os.path.realpath(f"/proc/{p}/exe").endswith("/sleep")
+                                   for p in k) and k
+
+    kids = harness.wait_for(execed, harness.READY_TIMEOUT, "sh's two sleeps")
+    pids = {"pid": w.pid, "k0": kids[0], "k1": kids[1]}
+    w.pids = lambda: pids
+    before = shape(pids, w.pid)
+    img = env.path("img")
+    dump_tree(env, w, img)
+
+    restore_tree(env, img, mode, True, pids)
+    assert shape(pids, w.pid) == before
+    assert sleeps_of(w.pid) == kids
+    assert harness.proc_state(w.pid) == "S"
+    for k in kids:
+        os.kill(k, signal.SIGTERM)
+    st = harness.reap(w.pid)  # reparented to us (-d), it exits once both are reaped
+    assert st is not None and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+    assert (d / "done").read_text() == "waited\n"
+    for k in kids:
+        assert harness.proc_state(k) is None, "sh reaped its children"
+
+
+@pytest.mark.parametrize("step", ["fill", "finish"])
+@pytest.mark.parametrize("mode", MODES)
+def test_grandchild_failure_kills_tree(env, monkeypatch, mode, step):
+    """A restore failing in a1 (a grandchild): one line naming it, and
+    not one process of the tree left."""
+    w = spawn_tree(env)
+    pids = w.pids()
+    img = env.path("img")
+    dump_tree(env, w, img)
+
+    monkeypatch.setenv("LAZARUS_FAULT_BLOB", step)
+    monkeypatch.setenv("LAZARUS_FAULT_PID", str(pids["a1"]))
+    env.pids.update(pids.values())
+    r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+    assert r.rc != 0, r.describe()
+    assert len(r.errors) == 1, r.describe()
+    assert r.errors[0].startswith(f"lazarus: Error: restore: process {pids['a1']}: "), \
+        r.describe()
+    assert "LAZARUS_FAULT_BLOB" in r.errors[0], r.describe()
+    for name, pid in pids.items():
+        harness.wait_for(lambda: harness.proc_state(pid) in (None, "Z"), harness.EXIT_TIMEOUT,
+                         f"{name} ({pid}) to die")
+        if harness.proc_state(pid) == "Z":
+            harness.reap(pid)  # an orphan of the killed tree, reparented to us
+        assert harness.proc_state(pid) is None, f"{name} ({pid}) left behind"
