@@ -12,21 +12,22 @@ still waiting for its two children; a restore failing in a grandchild kills
 the whole tree, with one line naming that process.
 """
 import os
+import re
 import signal
-import subprocess
 
 import pytest
 
 import harness
-from test_dump_tree import LzTree, spawn_tree, check_members
+from test_dump_tree import spawn_tree, check_members
+from test_lazy import Daemon, SLOW_US
 
 MODES = ["eager", "lazy"]
 
 
 @pytest.fixture(autouse=True)
-def plural(monkeypatch):
-    """Until dump takes trees by itself (LZ_RESTORE_TREES)."""
-    monkeypatch.setenv("LAZARUS_TEST_DUMP_PLURAL", "1")
+def no_plural(monkeypatch):
+    """Dump takes trees by itself (LZ_RESTORE_TREES): no test switch."""
+    monkeypatch.delenv("LAZARUS_TEST_DUMP_PLURAL", raising=False)
 
 
 def stat(pid):
@@ -175,3 +176,81 @@ def test_grandchild_failure_kills_tree(env, monkeypatch, mode, step):
         if harness.proc_state(pid) == "Z":
             harness.reap(pid)  # an orphan of the killed tree, reparented to us
         assert harness.proc_state(pid) is None, f"{name} ({pid}) left behind"
+
+
+FORKER = r"""
+import hashlib, os, sys, time
+d = sys.argv[1]
+def publish(name, text):
+    with open(os.path.join(d, name + ".tmp"), "w") as f:
+        f.write(text)
+    os.rename(os.path.join(d, name + ".tmp"), os.path.join(d, name))
+def take(name):
+    try:
+        os.unlink(os.path.join(d, name))
+        return True
+    except FileNotFoundError:
+        return False
+def verdict():
+    return "PASS" if hashlib.sha256(mem).hexdigest() == digest else "FAIL"
+mem = bytearray(os.urandom(1 << 20)) * 48
+digest = hashlib.sha256(mem).hexdigest()
+child = os.fork()
+if child == 0:
+    fd = os.open(os.path.join(d, "out-child"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)
+    while True:
+        if take("check-child"):
+            publish("result-child", verdict() + " pid=%d" % os.getpid())
+        time.sleep(0.005)
+publish("ready", "pid=%d child=%d" % (os.getpid(), child))
+while True:
+    if take("fork"):
+        k = os.fork()
+        if k == 0:
+            publish("result-forked", verdict() + " pid=%d" % os.getpid())
+            os._exit(0)
+        _, st = os.waitpid(k, 0)
+        publish("result", verdict() + " pid=%d forked=%d status=%d" % (os.getpid(), k, st))
+    time.sleep(0.005)
+"""
+
+
+class Forker(harness.Workload):
+    kind = "forker"
+
+
+def answer(d, name):
+    harness.wait_for(lambda: (d / name).exists(), harness.CHECK_TIMEOUT, name)
+    return (d / name).read_text().split()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fork_after_restore(env, mode):
+    """A tree of two python3 processes with 48 MiB each; right after a -d
+    restore (lazy: while the daemon still has pages to bring in) the root
+    forks: the new child sees the whole memory, and so do the others."""
+    d = env.base / "forker"
+    w = env.spawn(Forker, [harness.PYTHON, "-c", FORKER, d], d)
+    pids = {"pid": w.pid, "child": int(w.ready["child"])}
+    w.pids = lambda: pids
+    img = env.path("img")
+    dump_tree(env, w, img)
+
+    daemon = None
+    if mode == "lazy":
+        # A slow background fill: pages are still outstanding when it forks.
+        daemon = Daemon(env, img, delay_us=SLOW_US)
+    restore_tree(env, img, mode, True, pids)
+    (d / "fork").write_text("")
+    forked = answer(d, "result-forked")
+    if daemon:
+        m = re.search(r"forked: serving its child \((\d+) pages outstanding\)",
+                      daemon.log_text())
+        assert m and int(m.group(1)) > 0, daemon.describe()
+    assert forked[0] == "PASS", forked
+    res = answer(d, "result")
+    assert res[0] == "PASS" and res[3] == "status=0", res
+    assert int(forked[1].split("=")[1]) not in pids.values()
+    (d / "check-child").write_text("")
+    assert answer(d, "result-child") == ["PASS", f"pid={pids['child']}"]
