@@ -1,8 +1,13 @@
 /*
- * restore-proc.c - create the restored process and listen to it.
+ * restore-proc.c - create the restored tree and listen to it.
  *
- * The process is cloned with its dumped pid (clone3 set_tid) and restores
- * itself (restore-child.c, then the blob). It talks back over a pipe in
+ * The root is cloned with its dumped pid (clone3 set_tid) and restores
+ * itself (restore-child.c, then the blob); each process creates its own
+ * children first. Every process has its own status pipe, so every record
+ * is known to be of that process (its pid), and its own go pipe. Records
+ * of the lazarus code (RST_MSG_CHILD: a pidfd of a new child to copy)
+ * come in any order across pipes: one that needs a pidfd not held yet
+ * waits for it. It talks back over a pipe in
  * struct lz_rst_msg records: warnings, one failure, or "OK" when only its
  * final rt_sigreturn is left. Only this file turns records into log lines
  * (restore-finish.c logs the ptrace step after "OK"), so a failure

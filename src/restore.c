@@ -1,6 +1,13 @@
 /*
- * restore.c - `lazarus restore`: verify the images, create the process with
- * its pid, let it restore itself, wait for its "OK", write stats.
+ * restore.c - `lazarus restore`: verify the images, create the process tree
+ * with its pids, let every process restore itself, wait for every "OK",
+ * release them all, write stats.
+ *
+ * A tree (pstree.img): lazarus creates the root; every process creates its
+ * own children (restore-child.c), and lazarus holds a pidfd of each from
+ * then on, so that a failure anywhere kills exactly the tree
+ * (rst_tree_abort). Each process has its own status and go pipes, its own
+ * userfaultfd in lazy mode (lazy_hand_over once per process).
  *
  * The pieces: restore-images.c/restore-verify.c (everything is checked
  * before anything is created), restore-proc.c (clone3 with the pid, the
@@ -275,18 +282,20 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
 
-	/* Fail on a taken pid before a daemon is started for nothing. */
+	if (c->opts->lazy_pages) {
+		/* Fail on a taken pid before a daemon is started for nothing. */
+		for (size_t i = 0; i < c->im.nr_tasks; i++)
+			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
+				return -EEXIST;
+		ret = lazy_connect(c);
+		if (ret)
+			return ret;
+	}
+	/* After the daemon is forked: it must not hold any process's pipe. */
 	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	if (c->opts->lazy_pages) {
-		ret = lazy_connect(c);
-		if (ret)
-			return ret;
-		for (size_t i = 0; i < c->nr_procs; i++)
-			c->procs[i].lazy.ki = c->ki; /* probed by lazy_connect */
-	}
 	ret = rst_tree_create(c->procs, c->chans);
 	if (ret)
 		return ret;

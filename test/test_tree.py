@@ -254,3 +254,76 @@ def test_fork_after_restore(env, mode):
     assert int(forked[1].split("=")[1]) not in pids.values()
     (d / "check-child").write_text("")
     assert answer(d, "result-child") == ["PASS", f"pid={pids['child']}"]
+
+
+GROUPS = r"""
+import os, sys, time
+d, gone = sys.argv[1], sys.argv[2] == "gone"
+def publish(name, text):
+    with open(os.path.join(d, name + ".tmp"), "w") as f:
+        f.write(text)
+    os.rename(os.path.join(d, name + ".tmp"), os.path.join(d, name))
+def own_out(name):
+    fd = os.open(os.path.join(d, "out-" + name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)
+leader = os.fork()
+if leader == 0:
+    own_out("leader")
+    os.setpgid(0, 0)
+    if gone:
+        os._exit(0)
+    while True:
+        time.sleep(0.01)
+while os.getpgid(leader) != leader:
+    time.sleep(0.001)
+member = os.fork()
+if member == 0:
+    own_out("member")
+    os.setpgid(0, leader)
+    publish("member-ready", "")
+    while True:
+        time.sleep(0.01)
+while not os.path.exists(os.path.join(d, "member-ready")):
+    time.sleep(0.001)
+if gone:
+    os.waitpid(leader, 0)
+publish("ready", "pid=%d leader=%d member=%d" % (os.getpid(), leader, member))
+while True:
+    time.sleep(0.01)
+"""
+
+
+class Groups(harness.Workload):
+    kind = "groups"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("leader", ["alive", "gone"])
+def test_member_of_a_sibling_group(env, mode, leader):
+    """A process in its sibling's process group: restored in it (it joins
+    the group once its leader made it); with the leader gone (no process
+    of the dump has that pid) the restore is refused with one line naming
+    the process and the group, before anything is created."""
+    d = env.base / "groups"
+    w = env.spawn(Groups, [harness.PYTHON, "-c", GROUPS, d, leader], d)
+    pids = {"pid": w.pid, "member": int(w.ready["member"])}
+    if leader == "alive":
+        pids["leader"] = int(w.ready["leader"])
+    w.pids = lambda: pids
+    before = shape(pids, w.pid)
+    assert before["member"][2] == int(w.ready["leader"])
+    img = env.path("img")
+    dump_tree(env, w, img)
+
+    if leader == "alive":
+        restore_tree(env, img, mode, True, pids)
+        assert shape(pids, w.pid) == before
+        return
+    env.pids.update(pids.values())
+    r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+    assert r.rc != 0 and r.errors == [
+        f"lazarus: Error: restore: pstree.img: process {pids['member']}: in group "
+        f"{w.ready['leader']}, whose leader is not in its session in the dump: not "
+        f"restorable yet"], r.describe()
+    for pid in pids.values():
+        assert harness.proc_state(pid) is None
