@@ -103,6 +103,9 @@ def test_tree_restored(env, mode, detach):
     os.kill(b.pid, signal.SIGCONT)
     b.check_pass()
     r.member("b1").check_pass()
+    if not detach:
+        os.kill(w.pid, signal.SIGTERM)  # lztree exits 0: so does lazarus, its parent
+        assert p.wait(harness.EXIT_TIMEOUT) == 0, harness.tail(log)
 
 
 class Shell(harness.Workload):
