@@ -11,6 +11,6 @@
 #define LZ_DUMP_PLURAL_H
 
 #define LZ_RESTORE_THREADS 0
-#define LZ_RESTORE_TREES 0
+#define LZ_RESTORE_TREES 1
 
 #endif

@@ -3,7 +3,18 @@
  * the restorer blob, in this order:
  *
  *   block every signal       the target's handlers get installed below
- *   session / group          setsid or setpgid as dumped
+ *   (not the root) parent-death signal SIGKILL: a process whose parent
+ *                            dies before lazarus holds a pidfd of it dies too
+ *   session / group          setsid or setpgid as dumped (restore-task.c)
+ *   children                 each with its pid (clone3 set_tid, CLONE_PIDFD);
+ *                            lazarus takes a copy of each pidfd
+ *                            (RST_MSG_CHILD) before this process goes on;
+ *                            then every other process's pipes and pages
+ *                            file are closed here
+ *   group of another         join it (restore-task.c)
+ *   zombie                   a zombie of the dump stops here: it says so
+ *                            and exits with its dumped status, its parent
+ *                            never reaps it
  *   cgroups, oom_score_adj,  through /proc/self, so before root and cwd
  *   loginuid, membarrier     change; membarrier registers this mm, which
  *                            the blob keeps
@@ -25,7 +36,13 @@
  * Failures go to the parent over the status pipe as one text record.
  */
 #include <inttypes.h>
+#include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +58,8 @@
 
 struct rst_child {
 	const struct rst_images *im;
+	const struct rst_task *t; /* the process this one becomes */
+	const struct rst_chan *chans; /* every task's pipes (restore-child.h) */
 	int status_fd; /* moves with the service fds */
 	int go_fd;     /* the parent's go pipe: until moved into svc */
 	const struct rst_detach *detach; /* NULL without -d */
@@ -77,15 +96,15 @@ static int child_fds(struct rst_child *c)
 		.go_fd = c->go_fd,
 		.uffd = c->uffd,
 	};
-	int ret = rst_svc_open(&c->svc, c->im, &in, c->why, sizeof(c->why));
+	int ret = rst_svc_open(&c->svc, c->t, &in, c->why, sizeof(c->why));
 
 	if (!ret)
-		ret = rst_svc_move(&c->svc, c->im, c->why, sizeof(c->why));
+		ret = rst_svc_move(&c->svc, c->t, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	c->status_fd = c->svc.status_fd;
-	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->im->nr_fdinfo);
-	return rst_fds_install(c->im, c->why, sizeof(c->why));
+	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->t->nr_fdinfo);
+	return rst_fds_install(c->im, c->t, c->why, sizeof(c->why));
 }
 
 /*
@@ -132,14 +151,14 @@ static void log_plan(const struct rst_child *c)
 
 static int child_plugin(struct rst_child *c)
 {
-	const struct rst_images *im = c->im;
+	const struct rst_task *t = c->t;
 	struct plg_images pi = {
-		.mm = im->mm,
-		.core = im->core,
-		.task = im->task,
-		.pm = im->pm,
-		.nr_pm = im->nr_pm,
-		.xfeatures = im->inv->xfeatures,
+		.mm = t->mm,
+		.core = t->cores[0],
+		.task = t->task,
+		.pm = t->pm,
+		.nr_pm = t->nr_pm,
+		.xfeatures = c->im->inv->xfeatures,
 	};
 	struct plg_fds pf = {
 		.status_fd = c->svc.status_fd,
@@ -177,12 +196,188 @@ static void test_hang(void)
 		pause();
 }
 
+static void child_msg(const struct rst_child *c, uint16_t type, uint32_t arg, uint64_t addr)
+{
+	struct lz_rst_msg m = { .magic = LZ_RST_MSG_MAGIC, .type = type,
+				.step = LZ_STEP_CHILD, .arg = arg, .addr = addr };
+
+	while (write(c->status_fd, &m, sizeof(m)) < 0 && errno == EINTR)
+		;
+}
+
+/* One byte on the go pipe: lazarus answered; EOF: it gave up on us. */
+static int child_wait_go(struct rst_child *c, const char *what)
+{
+	ssize_t n;
+	char go;
+
+	do
+		n = read(c->go_fd, &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		return 0;
+	snprintf(c->why, sizeof(c->why), "lazarus did not answer (%s)", what);
+	return -ECONNABORTED;
+}
+
+/*
+ * Create one child with its pid, and a pidfd of it. The child never
+ * returns from here: it restores its own task.
+ */
+static int child_fork_one(struct rst_child *c, const struct rst_task *k, int *pidfd)
+{
+	pid_t tid = (pid_t)k->pid;
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)&tid,
+		.set_tid_size = 1,
+	};
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+
+	if (pid == 0)
+		rst_child_main(c->im, k, c->chans, NULL, c->lazy);
+	if (pid < 0) {
+		if (errno == EEXIST)
+			snprintf(c->why, sizeof(c->why), "child %d: pid %d is already in use",
+				 tid, tid);
+		else
+			snprintf(c->why, sizeof(c->why), "clone3 of child %d: %s", tid,
+				 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Our children, in pstree order, each reported with its pidfd; lazarus
+ * copies every pidfd (pidfd_getfd) before it lets us go on, so that from
+ * then on it can kill each of them for sure. Until it does, a child dies
+ * with us (its parent-death signal).
+ */
+static int child_fork_all(struct rst_child *c)
+{
+	size_t me = (size_t)(c->t - c->im->tasks), nr = 0;
+	int ret;
+
+	for (size_t j = me + 1; j < c->im->nr_tasks; j++) {
+		const struct rst_task *k = &c->im->tasks[j];
+		int pidfd = -1;
+
+		if (k->parent != (int)me)
+			continue;
+		ret = child_fork_one(c, k, &pidfd);
+		if (ret)
+			return ret;
+		child_msg(c, RST_MSG_CHILD, (uint32_t)pidfd, k->pid);
+		nr++;
+	}
+	if (!nr)
+		return 0;
+	child_msg(c, RST_MSG_CHILDREN, (uint32_t)nr, 0);
+	return child_wait_go(c, "pidfds of our children");
+}
+
+/* Every other task's pipes and pages file: ours to keep are ours only. */
+static void child_close_others(struct rst_child *c)
+{
+	size_t me = (size_t)(c->t - c->im->tasks);
+
+	for (size_t j = 0; j < c->im->nr_tasks; j++) {
+		const struct rst_chan *ch = &c->chans[j];
+
+		if (ch->status_rd >= 0)
+			close(ch->status_rd);
+		if (ch->go_wr >= 0)
+			close(ch->go_wr);
+		if (j == me)
+			continue;
+		if (ch->status_wr >= 0)
+			close(ch->status_wr);
+		if (ch->go_rd >= 0)
+			close(ch->go_rd);
+		if (c->im->tasks[j].pages_fd >= 0)
+			close(c->im->tasks[j].pages_fd);
+	}
+}
+
+/*
+ * A zombie of the dump: exit again with the dumped wait status (its exit
+ * code, or the signal that killed it, without a core dump), and stay a
+ * zombie: its parent runs lazarus's code, then the blob, and never reaps.
+ */
+static __attribute__((noreturn)) void child_zombie(struct rst_child *c)
+{
+	int st = c->t->pstree->exit_status;
+	struct rlimit no_core = { 0, 0 };
+	sigset_t set;
+
+	child_msg(c, RST_MSG_ZOMBIE, (uint32_t)st, 0);
+	if (WIFSIGNALED(st)) {
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(WTERMSIG(st), SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, WTERMSIG(st));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), WTERMSIG(st));
+	}
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+}
+
+/*
+ * Not the root: SIGKILL when our parent dies, until the blob sets the
+ * dumped parent-death signal; a parent already gone means we were orphaned
+ * before it was set.
+ */
+static int child_pdeath(struct rst_child *c)
+{
+	const struct rst_task *q;
+
+	if (c->t->parent < 0)
+		return 0;
+	q = &c->im->tasks[c->t->parent];
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) {
+		snprintf(c->why, sizeof(c->why), "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+		return -errno;
+	}
+	if (getppid() != (pid_t)q->pid) {
+		snprintf(c->why, sizeof(c->why), "its parent %u is gone", q->pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/*
+ * Test hook (Documentation/testing.md, test-only): LAZARUS_FAULT_PID=<pid>
+ * limits LAZARUS_FAULT_BLOB to that process of a tree.
+ */
+static void fault_only_pid(const struct rst_child *c)
+{
+	const char *want = getenv("LAZARUS_FAULT_PID");
+
+	if (want && strtoul(want, NULL, 10) != c->t->pid)
+		unsetenv("LAZARUS_FAULT_BLOB");
+}
+
 static int child_run(struct rst_child *c)
 {
-	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
+	int ret = child_pdeath(c);
 
 	if (!ret)
-		ret = rst_task_state(c->im, c->why, sizeof(c->why));
+		ret = rst_task_session(c->t, c->why, sizeof(c->why));
+	if (!ret)
+		ret = child_fork_all(c);
+	if (ret)
+		return ret;
+	child_close_others(c);
+	ret = rst_task_join_group(c->im, c->t, c->why, sizeof(c->why));
+	if (ret)
+		return ret;
+	if (rst_task_zombie(c->t))
+		child_zombie(c);
+	fault_only_pid(c);
+	ret = rst_task_state(c->t, c->why, sizeof(c->why));
 	if (!ret && c->lazy)
 		ret = child_uffd_open(c);
 	if (!ret)
@@ -192,27 +387,31 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = child_plugin(c);
 	if (!ret)
-		ret = rst_task_misc(c->im, c->why, sizeof(c->why));
+		ret = rst_task_misc(c->t, c->why, sizeof(c->why));
 	if (!ret)
-		ret = rst_task_sigactions(c->im, c->why, sizeof(c->why));
+		ret = rst_task_sigactions(c->t, c->why, sizeof(c->why));
 	if (!ret)
-		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
+		ret = rst_task_fs(c->t, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	test_hang();
 	pr_info("jumping into the restorer");
 	/* No logging from here on: the TSC mode may make rdtsc fault. */
-	ret = rst_task_sched(c->im, c->why, sizeof(c->why));
+	ret = rst_task_sched(c->t, c->why, sizeof(c->why));
 	return ret ? ret : plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
-void rst_child_main(const struct rst_images *im, int status_fd, int go_fd,
-		    const struct rst_detach *detach, const struct rst_lazy *lazy)
+void rst_child_main(const struct rst_images *im, const struct rst_task *t,
+		    const struct rst_chan *chans, const struct rst_detach *detach,
+		    const struct rst_lazy *lazy)
 {
+	size_t me = (size_t)(t - im->tasks);
 	struct rst_child c = {
 		.im = im,
-		.status_fd = status_fd,
-		.go_fd = go_fd,
+		.t = t,
+		.chans = chans,
+		.status_fd = chans[me].status_wr,
+		.go_fd = chans[me].go_rd,
 		.detach = detach,
 		.lazy = lazy,
 		.uffd = -1,

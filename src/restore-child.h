@@ -35,14 +35,43 @@ struct rst_lazy {
 };
 
 /*
- * Never returns: it becomes the target (rt_sigreturn in the blob) or
- * reports a failure on status_fd and exits. go_fd is the read end of the go
- * pipe: the parent writes one byte when the process may go on (lazy mode:
- * after the uffd handover; always: once it traces the blob after "OK").
- * detach is NULL without -d, lazy NULL in eager mode.
+ * The pipes of one process of the tree, all made by lazarus before the root
+ * is created (restore-proc.c): every process inherits every pipe, keeps
+ * its own child ends and closes the rest once its children exist.
  */
-__attribute__((noreturn)) void rst_child_main(const struct rst_images *im, int status_fd,
-					      int go_fd, const struct rst_detach *detach,
+struct rst_chan {
+	int status_rd, status_wr; /* status pipe: the process writes, lazarus reads */
+	int go_rd, go_wr;	  /* go pipe: lazarus writes, the process reads */
+};
+
+/*
+ * Records of a process's lazarus code besides the blob's (enum
+ * lz_rst_msg_type in plugin/restorer.h, which stays below these), on its
+ * own status pipe:
+ *  RST_MSG_CHILD     it created a child: arg = a pidfd of it (the sender's
+ *                    fd number, for pidfd_getfd), addr = the child's pid;
+ *  RST_MSG_CHILDREN  every child reported; it waits for a byte on its go
+ *                    pipe (lazarus holds the pidfds) before it goes on;
+ *  RST_MSG_ZOMBIE    a zombie of the dump, set up: it exits now with its
+ *                    dumped status.
+ */
+#define RST_MSG_CHILD 64
+#define RST_MSG_CHILDREN 65
+#define RST_MSG_ZOMBIE 66
+
+/*
+ * Never returns: it becomes the target (rt_sigreturn in the blob) or
+ * reports a failure on its status pipe and exits. First it creates its
+ * children, each with its pid (clone3 set_tid), which run rst_child_main()
+ * for their own task; a zombie of the dump only sets up its session and
+ * group and exits with its dumped status. chans holds the pipes of every
+ * task (index as in im->tasks). detach is NULL without -d (and for every
+ * process but the root), lazy NULL in eager mode.
+ */
+__attribute__((noreturn)) void rst_child_main(const struct rst_images *im,
+					      const struct rst_task *t,
+					      const struct rst_chan *chans,
+					      const struct rst_detach *detach,
 					      const struct rst_lazy *lazy);
 
 #endif

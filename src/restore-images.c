@@ -9,6 +9,7 @@
  * passed; each failure is one line naming the file and what is wrong.
  */
 #include <dirent.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,22 +231,110 @@ static int check_listed(struct rst_images *im)
 	return 0;
 }
 
+static int pstree_fail(uint32_t pid, int ret, const char *fmt, ...) __printf(3, 4);
+
+/* "pstree.img: process PID: <why>" */
+static int pstree_fail(uint32_t pid, int ret, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pr_err("pstree.img: process %u: %s", pid, why);
+	return ret;
+}
+
+/* One entry on its own: pid range, threads, zombie and stop fields. */
+static int check_entry(const PstreeEntry *e)
+{
+	if (e->pid < 1 || e->pid > (1U << 22))
+		return img_fail("pstree.img", -EBADMSG, "pid out of range");
+	if (e->zombie) {
+		if (e->n_threads > 1 || (e->n_threads && e->threads[0] != e->pid))
+			return pstree_fail(e->pid, -EBADMSG, "a zombie with threads");
+		if (e->stopped)
+			return pstree_fail(e->pid, -EBADMSG, "a zombie cannot be stopped");
+		return 0;
+	}
+	if (e->n_threads < 1 || e->threads[0] != e->pid)
+		return pstree_fail(e->pid, -EBADMSG, "its leader is not its first thread");
+	if (e->n_threads != 1)
+		return pstree_fail(e->pid, -EOPNOTSUPP,
+				   "%zu threads; only single-threaded processes can be restored yet",
+				   e->n_threads);
+	if (e->stopped && (e->stop_signal < 1 || e->stop_signal > 64))
+		return pstree_fail(e->pid, -EBADMSG, "stopped by signal %u", e->stop_signal);
+	return 0;
+}
+
+/*
+ * The shape of the tree (restore-child.c creates it): the root first, every
+ * other process after its parent, no pid twice, a zombie has no children
+ * and is not the root. Sessions and groups are restorable only as
+ * restore-child.c can build them: a process leads its session or is in its
+ * parent's; it leads its group, is in its parent's or in the group of a
+ * process of the tree that leads it in the same session.
+ */
+static int link_tree(struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		struct rst_task *t = &im->tasks[i];
+		const PstreeEntry *e = t->pstree;
+		const struct rst_task *q, *g;
+
+		for (size_t j = 0; j < i; j++)
+			if (im->tasks[j].pid == t->pid)
+				return pstree_fail(t->pid, -EBADMSG, "listed twice");
+		if (i == 0) {
+			if (e->zombie)
+				return pstree_fail(t->pid, -EOPNOTSUPP,
+						   "the root is a zombie: nothing to restore");
+			continue;
+		}
+		q = NULL;
+		for (size_t j = 0; j < i; j++)
+			if (im->tasks[j].pid == e->ppid)
+				q = &im->tasks[j], t->parent = (int)j;
+		if (!q)
+			return pstree_fail(t->pid, -EBADMSG,
+					   "its parent %u is not listed before it", e->ppid);
+		if (q->pstree->zombie)
+			return pstree_fail(t->pid, -EBADMSG, "its parent %u is a zombie", q->pid);
+		if (e->sid != t->pid && e->sid != q->pstree->sid)
+			return pstree_fail(t->pid, -EOPNOTSUPP,
+					   "in session %u, its parent %u in %u: not restorable yet",
+					   e->sid, q->pid, q->pstree->sid);
+		if (e->pgid == t->pid || e->pgid == q->pstree->pgid)
+			continue;
+		g = rst_task_by_pid(im, e->pgid);
+		if (!g || g->pstree->pgid != g->pid || g->pstree->sid != e->sid)
+			return pstree_fail(t->pid, -EOPNOTSUPP,
+					   "in group %u, whose leader is not in its session in the "
+					   "dump: not restorable yet",
+					   e->pgid);
+	}
+	return 0;
+}
+
 static int check_pstree(PstreeEntry *const *v, size_t n)
 {
-	char why[128];
+	if (n < 1)
+		return img_fail("pstree.img", -EBADMSG, "no process");
+	if (n > RST_MAX_TASKS) {
+		char why[96];
 
-	if (n != 1) {
-		snprintf(why, sizeof(why), "%zu processes; only one process can be restored yet", n);
+		snprintf(why, sizeof(why), "%zu processes, more than the %u restore takes", n,
+			 RST_MAX_TASKS);
 		return img_fail("pstree.img", -EOPNOTSUPP, why);
 	}
-	if (v[0]->n_threads != 1 || v[0]->threads[0] != v[0]->pid) {
-		snprintf(why, sizeof(why),
-			 "process %u has %zu threads; only single-threaded ones can be restored yet",
-			 v[0]->pid, v[0]->n_threads);
-		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	for (size_t i = 0; i < n; i++) {
+		int ret = check_entry(v[i]);
+
+		if (ret)
+			return ret;
 	}
-	if (v[0]->pid < 1 || v[0]->pid > (1U << 22))
-		return img_fail("pstree.img", -EBADMSG, "pid out of range");
 	return 0;
 }
 
@@ -255,27 +344,34 @@ static int load_pstree(struct rst_images *im)
 	size_t n = 0;
 	int ret = load_all(im, LZ_IMG_PSTREE, "pstree.img", &v, &n);
 
+	im->pstree = (PstreeEntry **)v;
+	im->nr_pstree = n;
 	if (!ret)
-		ret = check_pstree((PstreeEntry **)v, n);
-	if (ret) {
-		free_all(v, n);
+		ret = check_pstree(im->pstree, n);
+	if (ret)
 		return ret;
+	im->tasks = calloc(n, sizeof(*im->tasks));
+	if (!im->tasks)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	im->nr_tasks = n;
+	for (size_t i = 0; i < n; i++) {
+		im->tasks[i].pid = im->pstree[i]->pid;
+		im->tasks[i].pstree = im->pstree[i];
+		im->tasks[i].parent = -1;
+		im->tasks[i].pages_fd = -1;
 	}
-	im->pstree = (PstreeEntry *)v[0];
-	im->pid = im->pstree->pid;
-	free(v);
-	return 0;
+	return link_tree(im);
 }
 
 /* pagemap-<pid>.img: one pagemap_head, then pagemap_entry runs. */
-static int load_pagemap(struct rst_images *im)
+static int load_pagemap(struct rst_images *im, struct rst_task *t)
 {
 	struct img_reader r;
 	char name[64];
 	ProtobufCMessage *m;
 	int ret;
 
-	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
+	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, t->pid);
 	ret = open_listed(im, name, LZ_IMG_PAGEMAP, &r);
 	if (ret)
 		return ret;
@@ -285,56 +381,85 @@ static int load_pagemap(struct rst_images *im)
 			       ret == -ENODATA ? "no pagemap head" : r.why);
 		goto out_close;
 	}
-	im->pm_head = (PagemapHead *)m;
-	im->pm = calloc(r.nr_entries + 1, sizeof(*im->pm));
-	if (!im->pm) {
+	t->pm_head = (PagemapHead *)m;
+	t->pm = calloc(r.nr_entries + 1, sizeof(*t->pm));
+	if (!t->pm) {
 		ret = img_fail(name, -ENOMEM, NULL);
 		goto out_close;
 	}
 	while ((ret = img_reader_next(&r, &pagemap_entry__descriptor, &m)) == 0)
-		im->pm[im->nr_pm++] = (PagemapEntry *)m;
+		t->pm[t->nr_pm++] = (PagemapEntry *)m;
 	ret = ret == -ENODATA ? 0 : img_fail(name, ret, r.why);
 out_close:
 	img_reader_close(&r);
 	return ret;
 }
 
-static int load_task_images(struct rst_images *im)
+/* core-<tid>.img of every thread, in pstree order. */
+static int load_cores(struct rst_images *im, struct rst_task *t)
 {
 	char name[64];
 	int ret;
 
-	img_name(name, sizeof(name), LZ_IMG_CORE, im->pid);
-	ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&im->core);
+	t->cores = calloc(t->pstree->n_threads + 1, sizeof(*t->cores));
+	if (!t->cores)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	for (size_t i = 0; i < t->pstree->n_threads; i++) {
+		img_name(name, sizeof(name), LZ_IMG_CORE, t->pstree->threads[i]);
+		ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&t->cores[i]);
+		if (ret)
+			return ret;
+		t->nr_cores++;
+	}
+	return 0;
+}
+
+static int load_task_images(struct rst_images *im, struct rst_task *t)
+{
+	char name[64];
+	int ret;
+
+	ret = load_cores(im, t);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_TASK, im->pid);
-	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&im->task);
+	img_name(name, sizeof(name), LZ_IMG_TASK, t->pid);
+	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&t->task);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_SIGACTS, im->pid);
-	ret = load_all(im, LZ_IMG_SIGACTS, name, (ProtobufCMessage ***)&im->sigacts,
-		       &im->nr_sigacts);
+	img_name(name, sizeof(name), LZ_IMG_SIGACTS, t->pid);
+	ret = load_all(im, LZ_IMG_SIGACTS, name, (ProtobufCMessage ***)&t->sigacts,
+		       &t->nr_sigacts);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_MM, im->pid);
-	ret = load_one(im, LZ_IMG_MM, name, (ProtobufCMessage **)&im->mm);
+	img_name(name, sizeof(name), LZ_IMG_MM, t->pid);
+	ret = load_one(im, LZ_IMG_MM, name, (ProtobufCMessage **)&t->mm);
 	if (ret)
 		return ret;
-	ret = load_pagemap(im);
+	ret = load_pagemap(im, t);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_FS, im->pid);
-	ret = load_one(im, LZ_IMG_FS, name, (ProtobufCMessage **)&im->fs);
+	img_name(name, sizeof(name), LZ_IMG_FS, t->pid);
+	ret = load_one(im, LZ_IMG_FS, name, (ProtobufCMessage **)&t->fs);
 	if (ret)
 		return ret;
-	ret = load_all(im, LZ_IMG_FILES, "files.img", (ProtobufCMessage ***)&im->files,
-		       &im->nr_files);
-	if (ret)
-		return ret;
-	img_name(name, sizeof(name), LZ_IMG_FDINFO, im->pid);
-	return load_all(im, LZ_IMG_FDINFO, name, (ProtobufCMessage ***)&im->fdinfo,
-			&im->nr_fdinfo);
+	img_name(name, sizeof(name), LZ_IMG_FDINFO, t->pid);
+	return load_all(im, LZ_IMG_FDINFO, name, (ProtobufCMessage ***)&t->fdinfo,
+			&t->nr_fdinfo);
+}
+
+static int load_tasks(struct rst_images *im)
+{
+	int ret;
+
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		if (rst_task_zombie(&im->tasks[i]))
+			continue; /* no images: it only exits again */
+		ret = load_task_images(im, &im->tasks[i]);
+		if (ret)
+			return ret;
+	}
+	return load_all(im, LZ_IMG_FILES, "files.img", (ProtobufCMessage ***)&im->files,
+			&im->nr_files);
 }
 
 /*
@@ -409,19 +534,30 @@ static int index_files(struct rst_images *im)
 }
 
 /* The pages file: opened once here; verified (restore-verify.c) and read from this fd. */
-static int open_pages(struct rst_images *im)
+static int open_pages(struct rst_images *im, struct rst_task *t)
 {
 	struct stat st;
 	int ret;
 
-	img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
-	ret = need_listed(im, im->pages_name);
+	img_name(t->pages_name, sizeof(t->pages_name), LZ_IMG_PAGES, t->pid);
+	ret = need_listed(im, t->pages_name);
 	if (ret)
 		return ret;
-	ret = open_image(im, im->pages_name, &st);
+	ret = open_image(im, t->pages_name, &st);
 	if (ret < 0)
 		return ret;
-	im->pages_fd = ret;
+	t->pages_fd = ret;
+	return 0;
+}
+
+static int open_all_pages(struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		int ret = rst_task_zombie(&im->tasks[i]) ? 0 : open_pages(im, &im->tasks[i]);
+
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -433,7 +569,6 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 	int ret;
 
 	memset(im, 0, sizeof(*im));
-	im->pages_fd = -1;
 	im->lazy = lazy;
 	im->trust = trust;
 	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -468,14 +603,22 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 	if (!ret)
 		ret = load_pstree(im);
 	if (!ret)
-		ret = load_task_images(im);
+		ret = load_tasks(im);
 	if (!ret)
 		ret = index_files(im);
 	if (!ret)
-		ret = open_pages(im);
+		ret = open_all_pages(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
+}
+
+const struct rst_task *rst_task_by_pid(const struct rst_images *im, uint32_t pid)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		if (im->tasks[i].pid == pid)
+			return &im->tasks[i];
+	return NULL;
 }
 
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
@@ -503,28 +646,40 @@ const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
 		(m) = NULL;                                                         \
 	} while (0)
 
+static void task_free(struct rst_task *t)
+{
+	FREE_MSG(t->task);
+	FREE_MSG(t->mm);
+	FREE_MSG(t->pm_head);
+	FREE_MSG(t->fs);
+	free_all((ProtobufCMessage **)t->cores, t->nr_cores);
+	free_all((ProtobufCMessage **)t->sigacts, t->nr_sigacts);
+	free_all((ProtobufCMessage **)t->pm, t->nr_pm);
+	free_all((ProtobufCMessage **)t->fdinfo, t->nr_fdinfo);
+	t->cores = NULL;
+	t->sigacts = NULL;
+	t->pm = NULL;
+	t->fdinfo = NULL;
+	if (t->pages_fd >= 0)
+		close(t->pages_fd);
+	t->pages_fd = -1;
+}
+
 void rst_images_free(struct rst_images *im)
 {
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		task_free(&im->tasks[i]);
+	free(im->tasks);
+	im->tasks = NULL;
+	im->nr_tasks = 0;
 	FREE_MSG(im->inv);
-	FREE_MSG(im->pstree);
-	FREE_MSG(im->core);
-	FREE_MSG(im->task);
-	FREE_MSG(im->mm);
-	FREE_MSG(im->pm_head);
-	FREE_MSG(im->fs);
-	free_all((ProtobufCMessage **)im->sigacts, im->nr_sigacts);
-	free_all((ProtobufCMessage **)im->pm, im->nr_pm);
+	free_all((ProtobufCMessage **)im->pstree, im->nr_pstree);
+	im->pstree = NULL;
+	im->nr_pstree = 0;
 	free_all((ProtobufCMessage **)im->files, im->nr_files);
-	free_all((ProtobufCMessage **)im->fdinfo, im->nr_fdinfo);
-	im->sigacts = NULL;
-	im->pm = NULL;
 	im->files = NULL;
-	im->fdinfo = NULL;
 	free(im->files_by_id);
 	im->files_by_id = NULL;
-	if (im->pages_fd >= 0)
-		close(im->pages_fd);
-	im->pages_fd = -1;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

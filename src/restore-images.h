@@ -21,14 +21,15 @@
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 
-struct rst_images {
-	int dirfd;
-	const struct rst_trust *trust; /* whose images are read at all */
-	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
-	uint32_t pid; /* the one process of the dump */
-	InventoryEntry *inv;
-	PstreeEntry *pstree;
-	CoreEntry *core;
+/*
+ * One process of the dump, in pstree.img order (the root first, every
+ * parent before its children). A zombie (rst_task_zombie) has no images:
+ * everything below `parent` is NULL/0 and pages_fd is -1.
+ */
+struct rst_task {
+	uint32_t pid;
+	const PstreeEntry *pstree; /* its pstree.img entry (owned by rst_images) */
+	int parent;		   /* index of its parent in rst_images.tasks; -1: the root */
 	TaskEntry *task;
 	SigactionEntry **sigacts;
 	size_t nr_sigacts;
@@ -37,13 +38,36 @@ struct rst_images {
 	PagemapEntry **pm;
 	size_t nr_pm;
 	FsEntry *fs;
+	FdinfoEntry **fdinfo;
+	size_t nr_fdinfo;
+	CoreEntry **cores; /* core-<tid>.img per thread, in pstree thread order */
+	size_t nr_cores;   /* cores[0] is the leader's (tid == pid) */
+	char pages_name[64]; /* pages-<pid>.img */
+	int pages_fd;	     /* it, opened once: verified and used from this fd */
+};
+
+/* A zombie in the dump: no images of its own, it only exits again. */
+static inline bool rst_task_zombie(const struct rst_task *t)
+{
+	return t->pstree->zombie;
+}
+
+/* The most processes one restore takes (each holds pipes and its pages file). */
+#define RST_MAX_TASKS 256U
+
+/* The dump as a whole, and its processes. */
+struct rst_images {
+	int dirfd;
+	const struct rst_trust *trust; /* whose images are read at all */
+	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
+	InventoryEntry *inv;
+	PstreeEntry **pstree; /* pstree.img, one entry per process */
+	size_t nr_pstree;
+	struct rst_task *tasks; /* one per pstree entry, same order; tasks[0] the root */
+	size_t nr_tasks;
 	FileEntry **files;
 	size_t nr_files;
 	FileEntry **files_by_id; /* the same, sorted by id (rst_file_by_id) */
-	FdinfoEntry **fdinfo;
-	size_t nr_fdinfo;
-	char pages_name[64]; /* pages-<pid>.img */
-	int pages_fd;	     /* it, opened once: verified and used from this fd */
 	bool lazy;	     /* lazy restore: the daemon checks lazy pages itself */
 };
 
@@ -64,6 +88,8 @@ void rst_images_free(struct rst_images *im);
 /* inventory.img's entry for NAME; NULL if it does not list it. */
 const ImageFile *rst_inv_file(const struct rst_images *im, const char *name);
 
+/* The task of PID; NULL if the dump has no such process. */
+const struct rst_task *rst_task_by_pid(const struct rst_images *im, uint32_t pid);
 /* The file description an fd refers to; NULL if none (a binary search). */
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id);
 

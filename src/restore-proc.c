@@ -1,8 +1,13 @@
 /*
- * restore-proc.c - create the restored process and listen to it.
+ * restore-proc.c - create the restored tree and listen to it.
  *
- * The process is cloned with its dumped pid (clone3 set_tid) and restores
- * itself (restore-child.c, then the blob). It talks back over a pipe in
+ * The root is cloned with its dumped pid (clone3 set_tid) and restores
+ * itself (restore-child.c, then the blob); each process creates its own
+ * children first. Every process has its own status pipe, so every record
+ * is known to be of that process (its pid), and its own go pipe. Records
+ * of the lazarus code (RST_MSG_CHILD: a pidfd of a new child to copy)
+ * come in any order across pipes: one that needs a pidfd not held yet
+ * waits for it. It talks back over a pipe in
  * struct lz_rst_msg records: warnings, one failure, or "OK" when only its
  * final rt_sigreturn is left. Only this file turns records into log lines
  * (restore-finish.c logs the ptrace step after "OK"), so a failure
@@ -92,9 +97,22 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
  * waits for EOF on hold_fd: until lazarus took a pidfd of the target (while
  * the helper is still its parent, take_pidfd()), the target stays its child.
  */
-static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const struct rst_images *im,
-						  int status_fd, int hold_fd)
+static void close_chans(const struct rst_chan *chans, size_t n)
 {
+	for (size_t i = 0; i < n; i++) {
+		const int fds[4] = { chans[i].status_rd, chans[i].status_wr, chans[i].go_rd,
+				     chans[i].go_wr };
+
+		for (int k = 0; k < 4; k++)
+			if (fds[k] >= 0)
+				close(fds[k]);
+	}
+}
+
+static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
+						  const struct rst_chan *chans, int hold_fd)
+{
+	int status_fd = chans[0].status_wr;
 	struct rst_detach d = { .helper = getpid() };
 	int rel[2], st;
 	char why[128], go;
@@ -106,18 +124,19 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 		_exit(1);
 	}
 	d.release_fd = rel[1];
-	pid = clone_with_pid((pid_t)im->pid);
+	pid = clone_with_pid((pid_t)p->t->pid);
 	if (pid == 0) {
 		close(rel[0]);
-		rst_child_main(im, status_fd, p->go_rd, &d, p->lazy_on ? &p->lazy : NULL);
+		rst_child_main(p->im, p->t, chans, &d, p->lazy_on ? &p->lazy : NULL);
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
-			     clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
 		_exit(1);
 	}
 	close(rel[1]);
-	close(status_fd);
+	/* Every pipe of the tree: EOF on them must mean what it says. */
+	close_chans(chans, p->im->nr_tasks);
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
@@ -132,7 +151,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 	_exit(1);
 }
 
-static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
+static int create_detached(struct rst_proc *p, const struct rst_chan *chans)
 {
 	int hold[2];
 
@@ -142,9 +161,8 @@ static int create_detached(struct rst_proc *p, const struct rst_images *im, int 
 	}
 	p->helper = fork();
 	if (p->helper == 0) {
-		close(p->go_wr);
 		close(hold[1]);
-		helper_main(p, im, status_wr, hold[0]);
+		helper_main(p, chans, hold[0]);
 	}
 	close(hold[0]);
 	if (p->helper < 0) {
@@ -154,7 +172,7 @@ static int create_detached(struct rst_proc *p, const struct rst_images *im, int 
 		return -errno;
 	}
 	p->hold_wr = hold[1];
-	p->pid = (pid_t)im->pid;
+	p->pid = (pid_t)p->t->pid;
 	return 0;
 }
 
@@ -176,24 +194,6 @@ static void reap_helper(struct rst_proc *p)
 	while (waitpid(p->helper, &st, 0) < 0 && errno == EINTR)
 		;
 	p->helper = 0;
-}
-
-/* The go pipe (the child keeps the read end); lazy mode's probed uffd. */
-static int go_setup(struct rst_proc *p, const struct uffd_kinfo *ki)
-{
-	int gfd[2];
-
-	if (pipe2(gfd, O_CLOEXEC)) {
-		pr_perror("pipe");
-		return -errno;
-	}
-	p->go_rd = gfd[0];
-	p->go_wr = gfd[1];
-	if (ki) {
-		p->lazy_on = true;
-		p->lazy.ki = *ki;
-	}
-	return 0;
 }
 
 /* 'Z' for a zombie, another state letter, or 0 when there is no such pid. */
@@ -235,64 +235,97 @@ int rst_pid_wait_free(pid_t pid)
 	return -EEXIST;
 }
 
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
-		    const struct uffd_kinfo *lazy)
+int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struct rst_images *im,
+		     bool detach, const struct uffd_kinfo *lazy)
 {
-	int pfd[2], ret = 0;
-	char why[128];
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		struct rst_proc *p = &procs[i];
 
-	memset(p, 0, sizeof(*p));
-	p->pidfd = -1;
-	p->status_rd = -1;
-	p->hold_wr = -1;
-	p->detach = detach;
-	p->im = im;
-	p->go_rd = -1;
-	p->go_wr = -1;
-	if (rst_pid_wait_free((pid_t)im->pid))
-		return -EEXIST;
-	if (pipe2(pfd, O_CLOEXEC)) {
-		pr_perror("pipe");
-		return -errno;
-	}
-	ret = go_setup(p, lazy);
-	if (ret) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return ret;
-	}
-	p->t_clone = rst_now_ns();
-	if (detach) {
-		ret = create_detached(p, im, pfd[1]);
-	} else {
-		p->pid = clone_with_pid((pid_t)im->pid);
-		if (p->pid == 0) {
-			close(pfd[0]);
-			close(p->go_wr);
-			rst_child_main(im, pfd[1], p->go_rd, NULL, p->lazy_on ? &p->lazy : NULL);
+		memset(p, 0, sizeof(*p));
+		p->pidfd = -1;
+		p->status_rd = -1;
+		p->go_wr = -1;
+		p->hold_wr = -1;
+		p->im = im;
+		p->t = &im->tasks[i];
+		p->idx = i;
+		p->detach = i == 0 && detach;
+		p->ours = i == 0 && !detach;
+		p->tagged = im->nr_tasks > 1;
+		if (lazy) {
+			p->lazy_on = true;
+			p->lazy.ki = *lazy;
 		}
+		chans[i] = (struct rst_chan){ -1, -1, -1, -1 };
+	}
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
+			return -EEXIST;
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		int sfd[2], gfd[2];
+
+		if (pipe2(sfd, O_CLOEXEC)) {
+			pr_perror("pipe");
+			return -errno;
+		}
+		if (pipe2(gfd, O_CLOEXEC)) {
+			pr_perror("pipe");
+			close(sfd[0]);
+			close(sfd[1]);
+			return -errno;
+		}
+		chans[i] = (struct rst_chan){ sfd[0], sfd[1], gfd[0], gfd[1] };
+		procs[i].status_rd = sfd[0];
+		procs[i].go_wr = gfd[1];
+	}
+	return 0;
+}
+
+/* Lazarus's copy of the processes' ends, once they have theirs. */
+static void close_child_ends(struct rst_chan *chans, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (chans[i].status_wr >= 0)
+			close(chans[i].status_wr);
+		if (chans[i].go_rd >= 0)
+			close(chans[i].go_rd);
+		chans[i].status_wr = chans[i].go_rd = -1;
+	}
+}
+
+int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans)
+{
+	struct rst_proc *p = &procs[0];
+	size_t n = p->im->nr_tasks;
+	char why[128];
+	int ret = 0;
+
+	p->t_clone = rst_now_ns();
+	if (p->detach) {
+		ret = create_detached(p, chans);
+	} else {
+		p->pid = clone_with_pid((pid_t)p->t->pid);
+		if (p->pid == 0)
+			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
 			ret = -errno;
-			pr_err("%s", clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+			pr_err("%s", clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
 		}
 	}
-	close(pfd[1]);
-	close(p->go_rd);
-	p->go_rd = -1;
+	close_child_ends(chans, n);
+	for (size_t i = 1; i < n; i++)
+		procs[i].pid = (pid_t)procs[i].t->pid; /* created by its parent: its pidfd tells */
 	if (ret) {
 		let_helper_go(p);
 		if (p->helper)
 			reap_helper(p);
 		p->pid = 0;
-		close(pfd[0]);
-		close(p->go_wr);
-		p->go_wr = -1;
 		return ret;
 	}
-	p->status_rd = pfd[0];
-	if (!detach)
+	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
-	pr_info("created process %d%s", p->pid, detach ? " (detached)" : "");
+	pr_info("created process %d%s%s", p->pid, p->detach ? " (detached)" : "",
+		n > 1 ? ", the root of the tree" : "");
 	return 0;
 }
 
@@ -390,12 +423,12 @@ static void creds_format(const struct lz_rst_msg *m, const char *step, char *buf
 }
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
-static const char *blob_vma_what(const struct rst_images *im, uint32_t idx)
+static const char *blob_vma_what(const struct rst_task *t, uint32_t idx)
 {
 	uint32_t n = 0;
 
-	for (size_t i = 0; i < im->mm->n_vmas; i++) {
-		const VmaEntry *v = im->mm->vmas[i];
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		const VmaEntry *v = t->mm->vmas[i];
 
 		if (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE_PRIVATE &&
 		    v->kind != VMA_KIND__VMA_FILE_SHARED)
@@ -427,7 +460,7 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 	case LZ_STEP_PROTECT:
 	case LZ_STEP_MLOCK:
 		snprintf(buf, len, "restorer: %s %s at %#" PRIx64 ": %s", step,
-			 blob_vma_what(p->im, m->arg), m->addr, err);
+			 blob_vma_what(p->t, m->arg), m->addr, err);
 		break;
 	case LZ_STEP_MADVISE:
 		snprintf(buf, len, "restorer: madvise(%u) at %#" PRIx64 ": %s", m->arg, m->addr,
@@ -525,56 +558,14 @@ static unsigned idle_timeout_s(void)
 	return *end || v == 0 || v > 86400 ? RST_IDLE_TIMEOUT_S : (unsigned)v;
 }
 
-/*
- * Wait until the status pipe has something to read: 0, or -ETIMEDOUT when
- * the process made no progress for timeout_s seconds.
- */
-static int wait_status(struct rst_proc *p, unsigned timeout_s)
+static bool proc_exited(const struct rst_proc *p)
 {
-	uint64_t mark = progress_mark(p->pid), idle_since = rst_now_ns();
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
 
-	for (;;) {
-		struct pollfd pfd = { .fd = p->status_rd, .events = POLLIN };
-		int n;
-		uint64_t now, cur;
-
-		/* -d: look often for the process until we hold a pidfd of it. */
-		take_pidfd(p);
-		n = poll(&pfd, 1, p->detach && p->pidfd < 0 ? 5 : 1000);
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		now = rst_now_ns();
-		cur = progress_mark(p->pid);
-		if (cur != mark) {
-			mark = cur;
-			idle_since = now;
-		} else if (now - idle_since >= (uint64_t)timeout_s * 1000000000ULL) {
-			return -ETIMEDOUT;
-		}
-	}
+	return p->pidfd >= 0 && poll(&pfd, 1, 0) == 1;
 }
 
-static int read_msg(struct rst_proc *p, struct lz_rst_msg *m, unsigned timeout_s)
-{
-	size_t got = 0;
-
-	while (got < sizeof(*m)) {
-		int ret = wait_status(p, timeout_s);
-		ssize_t n;
-
-		if (ret)
-			return ret;
-		n = read(p->status_rd, (char *)m + got, sizeof(*m) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ENODATA;
-		got += (size_t)n;
-	}
-	return m->magic == LZ_RST_MSG_MAGIC ? 0 : -EBADMSG;
-}
+#define KILL_WAIT_MS 5000
 
 void rst_proc_abort(struct rst_proc *p)
 {
@@ -585,10 +576,16 @@ void rst_proc_abort(struct rst_proc *p)
 	take_pidfd(p);
 	if (p->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
-	if (!p->detach) {
+	if (p->ours) {
 		/* Our child: its pid stays ours until we reap it. */
 		kill(p->pid, SIGKILL);
 		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+			;
+	} else if (p->pidfd >= 0) {
+		/* Bounded: a process killed at once goes at once. */
+		struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+
+		while (poll(&pfd, 1, KILL_WAIT_MS) < 0 && errno == EINTR)
 			;
 	}
 	/* -d: the helper reaps the process, then exits; one already released was orphaned. */
@@ -610,6 +607,27 @@ void rst_proc_release(struct rst_proc *p)
 	p->pidfd = -1;
 }
 
+/* One byte on the go pipe: the process may go on. */
+static int proc_go(struct rst_proc *p)
+{
+	while (write(p->go_wr, "g", 1) < 0) {
+		if (errno == EINTR)
+			continue;
+		pr_perror("wake process %d", p->pid);
+		return -errno;
+	}
+	return 0;
+}
+
+/* A failure line of process p: "process PID: " first in a tree. */
+static void proc_err(const struct rst_proc *p, const char *line)
+{
+	if (p->tagged)
+		pr_err("process %d: %s", p->pid, line);
+	else
+		pr_err("%s", line);
+}
+
 /* The process announced its uffd: hand it over, then let it go on. */
 static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb cb, void *ctx)
 {
@@ -622,66 +640,265 @@ static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb
 	ret = cb(ctx, p, (int)m->arg, m->addr);
 	if (ret)
 		return ret;
-	while (write(p->go_wr, "g", 1) < 0) {
-		if (errno == EINTR)
-			continue;
-		pr_perror("wake process %d", p->pid);
+	return proc_go(p);
+}
+
+/*
+ * RST_MSG_CHILD: p created one of its children and holds a pidfd of it at
+ * fd m->arg; a copy of that pidfd is ours, so the child is ours to kill
+ * whatever happens to its pid later.
+ */
+static int take_child(struct rst_proc *procs, size_t n, struct rst_proc *p,
+		      const struct lz_rst_msg *m)
+{
+	struct rst_proc *k = NULL;
+	int fd;
+
+	for (size_t j = p->idx + 1; j < n; j++)
+		if (procs[j].t->parent == (int)p->idx && procs[j].t->pid == m->addr)
+			k = &procs[j];
+	if (!k || k->pidfd >= 0) {
+		pr_err("process %d reported a child %" PRIu64 " it has not in the dump", p->pid,
+		       m->addr);
+		return -EPROTO;
+	}
+	take_pidfd(p);
+	if (p->pidfd < 0) {
+		pr_err("process %d: no pidfd of it to take its child %d's from", p->pid, k->pid);
+		return -ESRCH;
+	}
+	fd = (int)syscall(SYS_pidfd_getfd, p->pidfd, (int)m->arg, 0);
+	if (fd < 0) {
+		pr_err("process %d: pidfd_getfd of its child %d: %s", p->pid, k->pid,
+		       strerror(errno));
 		return -errno;
 	}
+	k->pidfd = fd;
+	p->nr_children++;
+	pr_debug("process %d created its child %d", p->pid, k->pid);
 	return 0;
 }
 
-int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx)
+static int take_children(struct rst_proc *p, const struct lz_rst_msg *m)
 {
-	unsigned timeout_s = idle_timeout_s();
-	struct lz_rst_msg m;
-	char line[512];
-	int ret;
+	if (m->arg != p->nr_children) {
+		pr_err("process %d reported %u children, %u of them with a pidfd", p->pid, m->arg,
+		       p->nr_children);
+		return -EPROTO;
+	}
+	return proc_go(p);
+}
 
-	for (;;) {
-		ret = read_msg(p, &m, timeout_s);
-		if (ret == -ETIMEDOUT) {
-			pr_err("process %d: no report on the status pipe and no progress for %u s "
-			       "while it restored itself: killed", p->pid, timeout_s);
-			break;
+/* A zombie of the dump said it exits now; it must become a zombie (bounded). */
+static int zombie_check(struct rst_proc *p)
+{
+	for (int ms = 0;; ms += 10) {
+		char st = pid_state(p->pid);
+
+		if (st == 'Z' && proc_exited(p))
+			return 0;
+		if (ms >= ZOMBIE_WAIT_MS) {
+			pr_err("process %d: should be a zombie again, is in state %c", p->pid,
+			       st ? st : '-');
+			return -ECHILD;
 		}
-		if (ret) {
-			pr_err("process %d died before it was restored", p->pid);
-			ret = -ECHILD;
-			break;
-		}
-		if (m.type == LZ_MSG_OK) {
-			p->ok = m;
-			p->area = m.addr;
-			p->area_len = (uint64_t)m.arg << 12;
-			break;
-		}
-		if (m.type == LZ_MSG_UFFD) {
-			ret = take_uffd(p, &m, on_uffd, ctx);
-			if (ret)
-				break;
-			continue;
-		}
-		msg_format(p, &m, line, sizeof(line));
-		if (m.type == LZ_MSG_WARN) {
-			pr_warn("%s", line);
-			p->nr_warnings++;
-			continue;
-		}
-		pr_err("%s", line);
-		ret = m.err ? m.err : -EINVAL;
+		usleep(10000);
+	}
+}
+
+static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
+		       const struct lz_rst_msg *mp, rst_uffd_cb cb, void *ctx);
+
+/*
+ * One record from p (poll said its pipe is readable; records are written
+ * whole, smaller than PIPE_BUF). 1: p is done (its pipe closed); 0: go on.
+ */
+static int proc_record(struct rst_proc *procs, size_t n, struct rst_proc *p, rst_uffd_cb cb,
+		       void *ctx)
+{
+	struct lz_rst_msg m;
+	ssize_t got;
+
+	do
+		got = read(p->status_rd, &m, sizeof(m));
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)sizeof(m) || m.magic != LZ_RST_MSG_MAGIC) {
+		pr_err("process %d died before it was restored", p->pid);
+		return -ECHILD;
+	}
+	return proc_handle(procs, n, p, &m, cb, ctx);
+}
+
+/*
+ * Records of two processes come in any order: a child may report its own
+ * children before its parent reported it. Such a record waits (held, the
+ * pipe not read further) until the parent's report gave us its pidfd.
+ */
+static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
+		       const struct lz_rst_msg *mp, rst_uffd_cb cb, void *ctx)
+{
+	struct lz_rst_msg m = *mp;
+	char line[512];
+
+	if ((m.type == RST_MSG_CHILD || m.type == RST_MSG_CHILDREN) && p->pidfd < 0 &&
+	    p->idx > 0) {
+		p->held = m;
+		p->has_held = true;
+		return 0;
+	}
+	switch (m.type) {
+	case LZ_MSG_OK:
+		p->ok = m;
+		p->area = m.addr;
+		p->area_len = (uint64_t)m.arg << 12;
+		/* fall through */
+	case RST_MSG_ZOMBIE:
+		p->ready = true;
+		close(p->status_rd);
+		p->status_rd = -1;
+		return 1;
+	case LZ_MSG_UFFD:
+		return take_uffd(p, &m, cb, ctx);
+	case RST_MSG_CHILD:
+		return take_child(procs, n, p, &m);
+	case RST_MSG_CHILDREN:
+		return take_children(p, &m);
+	default:
 		break;
 	}
-	if (ret) {
-		rst_proc_abort(p); /* a process still waiting to go is killed, not left */
-		return ret;
+	msg_format(p, &m, line, sizeof(line));
+	if (m.type == LZ_MSG_WARN) {
+		if (p->tagged)
+			pr_warn("process %d: %s", p->pid, line);
+		else
+			pr_warn("%s", line);
+		p->nr_warnings++;
+		return 0;
 	}
-	close(p->status_rd);
-	p->status_rd = -1;
-	take_pidfd(p);
-	let_helper_go(p); /* holds the pidfd: the helper was its parent till "OK" */
-	reap_helper(p);
+	proc_err(p, line);
+	return m.err ? m.err : -EINVAL;
+}
+
+static uint64_t tree_progress(const struct rst_proc *procs, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (procs[i].status_rd >= 0)
+			sum += progress_mark(procs[i].pid);
+	return sum;
+}
+
+int rst_tree_wait_ready(struct rst_proc *procs, size_t n, rst_uffd_cb on_uffd, void *ctx)
+{
+	unsigned timeout_s = idle_timeout_s();
+	uint64_t mark = tree_progress(procs, n), idle_since = rst_now_ns();
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	size_t *who = calloc(n, sizeof(*who));
+	int ret = 0;
+
+	if (!pfd || !who) {
+		pr_err("out of memory");
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (;;) {
+		size_t nr = 0;
+		uint64_t now, cur;
+		int k;
+
+		for (size_t i = 0; i < n && !ret; i++) {
+			take_pidfd(&procs[i]);
+			if (procs[i].has_held && procs[i].pidfd >= 0) {
+				procs[i].has_held = false;
+				ret = proc_handle(procs, n, &procs[i], &procs[i].held, on_uffd, ctx);
+			}
+			if (procs[i].status_rd < 0 || procs[i].has_held)
+				continue;
+			pfd[nr] = (struct pollfd){ .fd = procs[i].status_rd, .events = POLLIN };
+			who[nr++] = i;
+		}
+		if (ret)
+			break;
+		if (!nr) {
+			for (size_t i = 0; i < n && !ret; i++)
+				if (procs[i].status_rd >= 0) {
+					pr_err("process %d reported children before it was "
+					       "reported itself", procs[i].pid);
+					ret = -EPROTO;
+				}
+			break;
+		}
+		/* -d: look often for the root until we hold a pidfd of it. */
+		k = poll(pfd, nr, procs[0].detach && procs[0].pidfd < 0 ? 5 : 1000);
+		if (k < 0 && errno != EINTR) {
+			ret = -errno;
+			pr_perror("poll");
+			break;
+		}
+		for (size_t j = 0; k > 0 && j < nr && !ret; j++) {
+			if (!pfd[j].revents)
+				continue;
+			ret = proc_record(procs, n, &procs[who[j]], on_uffd, ctx);
+			ret = ret > 0 ? 0 : ret;
+		}
+		if (ret)
+			break;
+		now = rst_now_ns();
+		cur = tree_progress(procs, n);
+		if (k > 0 || cur != mark) {
+			mark = cur;
+			idle_since = now;
+		} else if (now - idle_since >= (uint64_t)timeout_s * 1000000000ULL) {
+			for (size_t j = 0; j < nr; j++) {
+				pr_err("process %d: no report on the status pipe and no progress "
+				       "for %u s while it restored itself: killed",
+				       procs[who[j]].pid, timeout_s);
+				break; /* one line: the first process still waited for */
+			}
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	for (size_t i = 0; i < n && !ret; i++)
+		if (rst_task_zombie(procs[i].t))
+			ret = zombie_check(&procs[i]);
+out_free:
+	free(pfd);
+	free(who);
+	if (ret)
+		return ret;
+	take_pidfd(&procs[0]);
+	let_helper_go(&procs[0]); /* holds the pidfd: the helper was its parent till "OK" */
+	reap_helper(&procs[0]);
 	return 0;
+}
+
+/*
+ * Before killing: pidfds of children still announced on the status pipes
+ * and not taken yet (records left unread when the restore failed).
+ */
+static void drain_children(struct rst_proc *procs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct rst_proc *p = &procs[i];
+		struct lz_rst_msg m;
+
+		if (p->status_rd < 0)
+			continue;
+		fcntl(p->status_rd, F_SETFL, O_NONBLOCK);
+		while (read(p->status_rd, &m, sizeof(m)) == (ssize_t)sizeof(m))
+			if (m.magic == LZ_RST_MSG_MAGIC && m.type == RST_MSG_CHILD)
+				take_child(procs, n, p, &m);
+	}
+}
+
+void rst_tree_abort(struct rst_proc *procs, size_t n)
+{
+	drain_children(procs, n);
+	/* Parents first: a process killed creates no more children. */
+	for (size_t i = 0; i < n; i++)
+		rst_proc_abort(&procs[i]);
 }
 
 int rst_proc_finish(struct rst_proc *p)
@@ -691,14 +908,16 @@ int rst_proc_finish(struct rst_proc *p)
 		.go_wr = p->go_wr,
 		.area = p->area,
 		.area_len = p->area_len,
-		.core = p->im->core,
+		.core = p->t->cores[0],
 	};
 	const char *fault = getenv("LAZARUS_FAULT_BLOB"); /* as for the blob's steps */
+	const char *fault_pid = getenv("LAZARUS_FAULT_PID");
 	int ret;
 
-	f.fault = fault && !strcmp(fault, "finish");
-	for (size_t i = 0; i < p->im->mm->n_vmas; i++) {
-		const VmaEntry *v = p->im->mm->vmas[i];
+	f.fault = fault && !strcmp(fault, "finish") &&
+		  (!fault_pid || strtoul(fault_pid, NULL, 10) == p->t->pid);
+	for (size_t i = 0; i < p->t->mm->n_vmas; i++) {
+		const VmaEntry *v = p->t->mm->vmas[i];
 
 		if (v->kind == VMA_KIND__VMA_VDSO) {
 			f.vdso_start = v->start;
@@ -712,6 +931,38 @@ int rst_proc_finish(struct rst_proc *p)
 	if (ret)
 		rst_proc_abort(p);
 	return ret;
+}
+
+/*
+ * A process stopped at dump time comes back stopped: SIGSTOP once it runs
+ * on its own (a waiting parent sees it stopped by SIGSTOP, whatever signal
+ * stopped it at dump time).
+ */
+static int proc_stop(struct rst_proc *p)
+{
+	if (syscall(SYS_pidfd_send_signal, p->pidfd, SIGSTOP, NULL, 0) < 0) {
+		pr_perror("process %d: stop it again", p->pid);
+		return -errno;
+	}
+	return 0;
+}
+
+int rst_tree_finish(struct rst_proc *procs, size_t n)
+{
+	/* The leaves first: a parent runs on once its children are in place. */
+	for (size_t i = n; i-- > 0;) {
+		struct rst_proc *p = &procs[i];
+		int ret;
+
+		if (rst_task_zombie(p->t))
+			continue;
+		ret = rst_proc_finish(p);
+		if (!ret && p->t->pstree->stopped)
+			ret = proc_stop(p);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int rst_proc_wait_exit(struct rst_proc *p, int *status)

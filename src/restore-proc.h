@@ -16,19 +16,27 @@
 
 struct rst_proc {
 	const struct rst_images *im;
-	pid_t pid;	    /* the restored process */
-	int pidfd;	    /* it, once known to be ours (-d: taken while the helper is its parent); -1 */
+	const struct rst_task *t; /* what it is restored from */
+	size_t idx;	    /* t's index in im->tasks (and of this in the procs array) */
+	pid_t pid;	    /* the restored process (known once created) */
+	int pidfd;	    /* it, once known to be ours (-d: taken while the helper is its parent;
+			       a child: copied from its parent's CLONE_PIDFD); -1 */
 	pid_t helper;	    /* -d: clones it, exits when it is released and we let it (hold_wr) */
 	int hold_wr;	    /* -d: closed once we hold a pidfd of the process; -1 */
 	bool detach;	    /* -d: it is not our child */
+	bool ours;	    /* our child (the root without -d): we reap it */
+	bool tagged;	    /* a tree: its log lines start "process PID: " */
+	bool ready;	    /* "OK" received (a zombie: set up, exiting) */
 	int status_rd;	    /* read end of the status pipe */
 	uint64_t t_clone;   /* CLOCK_MONOTONIC ns right before clone3 */
 	struct lz_rst_msg ok; /* the blob's OK record, with its timestamps */
 	unsigned nr_warnings;
+	unsigned nr_children; /* RST_MSG_CHILD records taken */
+	struct lz_rst_msg held; /* a record kept until we hold this process's pidfd */
+	bool has_held;
 	struct rst_lazy lazy; /* lazy mode: what the child gets */
 	bool lazy_on;
-	int go_rd;	      /* the child's end of the go pipe (closed here once created) */
-	int go_wr;	      /* write end of the go pipe: lazy handover, then the finish */
+	int go_wr;	      /* write end of the go pipe: pidfds taken, lazy handover, finish */
 	uint64_t area;	      /* from "OK": the bootstrap area left to unmap */
 	uint64_t area_len;
 	unsigned nr_stops;    /* ptrace stops on the way out of the blob */
@@ -51,32 +59,51 @@ uint64_t rst_now_ns(void);
 int rst_pid_wait_free(pid_t pid);
 
 /*
- * Create the process with the dumped pid; it becomes the target in
- * rst_child_main(). Without detach it is our child; with detach a helper
- * creates it and exits, so it is reparented like an orphan. Logs once.
+ * Before anything is created: every pid of the dump free, and every
+ * process's pipes (chans, one per task, index as in im->tasks). procs has
+ * im->nr_tasks entries. Logs once.
  */
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
-		    const struct uffd_kinfo *lazy);
+int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struct rst_images *im,
+		     bool detach, const struct uffd_kinfo *lazy);
 /*
- * Wait for "OK" on the status pipe. Logs warnings, and the failure once.
- * On success the process waits for rst_proc_finish(). The wait is bounded:
- * when the process neither says anything nor uses any CPU time nor reads
- * anything for RST_IDLE_TIMEOUT_S seconds, it is killed and the restore
- * fails (-ETIMEDOUT). A big eager restore reads and so makes progress all
- * along; only a process stuck for good is given up on.
+ * Create the root with its pid; it creates the rest of the tree
+ * (rst_child_main). Without detach the root is our child; with detach a
+ * helper creates it and exits, so it is reparented like an orphan. Closes
+ * the processes' ends of every pipe here. Logs once.
  */
-int rst_proc_wait_ready(struct rst_proc *p, rst_uffd_cb on_uffd, void *ctx);
+int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans);
+/*
+ * Wait until every process said "OK" (a zombie: that it exits as one, and
+ * it did) on its status pipe. Logs warnings, and the failure once, naming
+ * the process. Takes a pidfd of every process as its parent reports it. On
+ * success every process but the zombies waits for rst_tree_finish(). The
+ * wait is bounded: when no process says anything, uses any CPU time or
+ * reads anything for RST_IDLE_TIMEOUT_S seconds, the restore fails
+ * (-ETIMEDOUT). A big eager restore reads and so makes progress all along;
+ * only a tree stuck for good is given up on. On failure the caller calls
+ * rst_tree_abort().
+ */
+int rst_tree_wait_ready(struct rst_proc *procs, size_t n, rst_uffd_cb on_uffd, void *ctx);
+/*
+ * Release every process, the leaves first (rst_proc_finish); one stopped
+ * at dump time gets SIGSTOP right after its release. On failure the caller
+ * calls rst_tree_abort().
+ */
+int rst_tree_finish(struct rst_proc *procs, size_t n);
+/*
+ * A restore that failed: kill every process of the tree we created (by
+ * pidfd; first the pidfds still announced on the status pipes are taken),
+ * parents first, wait for each to die (bounded), reap ours and the -d
+ * helper. Idempotent.
+ */
+void rst_tree_abort(struct rst_proc *procs, size_t n);
 /*
  * Let the process leave the blob under ptrace, unmap the bootstrap area
  * once rt_sigreturn is done, detach: it runs on exactly as dumped. On
- * failure it is killed (and reaped unless -d); logs once.
+ * failure it is killed (and reaped if ours); logs once.
  */
 int rst_proc_finish(struct rst_proc *p);
-/*
- * A restore that failed after rst_proc_create: kill the process if it is
- * still there and ours (by pidfd), reap it and the -d helper. Idempotent;
- * safe on a struct that rst_proc_create never filled (pid 0).
- */
+/* Kill one process if it is still there and ours (by pidfd). Idempotent. */
 void rst_proc_abort(struct rst_proc *p);
 /* Close what rst_proc still holds (the pidfd); the process is left alone. */
 void rst_proc_release(struct rst_proc *p);

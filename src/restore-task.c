@@ -27,9 +27,35 @@
 
 #include "restore-task.h"
 
-int rst_task_session(const struct rst_images *im, char *why, size_t len)
+/*
+ * Sessions and process groups of a tree. The kernel's rules: setsid() makes
+ * a new session (and group) led by the caller, unless it leads a group
+ * already; setpgid(0, G) moves the caller into group G only if G exists in
+ * the caller's session, or G is the caller's own pid (a new group); a
+ * session leader cannot change groups. A child starts in its parent's
+ * session and group.
+ *
+ * So every process, first thing after it is created and before it creates
+ * its own children (restore-child.c):
+ *   - leads its session: setsid() (which also makes it its group's leader);
+ *   - else leads its group: setpgid(0, 0);
+ *   - else it is in its parent's session (pstree.img is refused otherwise,
+ *     restore-images.c) and, for now, in its parent's group.
+ * Its children are created only then, so they start in the right session
+ * and, mostly, the right group. Once they exist (rst_task_join_group), a
+ * process whose dumped group is led by another process of the tree (a
+ * sibling's, a child's) and that is not in it yet joins it; the leader
+ * creates its group first thing after its own creation, which nothing
+ * waits for in turn, so a bounded retry on EPERM is enough. A group whose
+ * leader is not in the dump (gone, or outside the tree) would need a helper
+ * holding that pid: refused when the images are loaded. The root that does
+ * not lead its session or group stays in lazarus's, as a single process
+ * always did. A zombie does the same before it exits again: a group whose
+ * leader is a zombie still exists.
+ */
+int rst_task_session(const struct rst_task *rt, char *why, size_t len)
 {
-	const PstreeEntry *p = im->pstree;
+	const PstreeEntry *p = rt->pstree;
 
 	if (p->sid == p->pid) {
 		if (setsid() < 0) {
@@ -41,6 +67,26 @@ int rst_task_session(const struct rst_images *im, char *why, size_t len)
 			snprintf(why, len, "setpgid: %s", strerror(errno));
 			return -errno;
 		}
+	}
+	return 0;
+}
+
+#define JOIN_WAIT_MS 10000
+
+int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, char *why,
+			size_t len)
+{
+	pid_t pgid = (pid_t)rt->pstree->pgid;
+
+	if (pgid == (pid_t)rt->pid || rt->pstree->sid == rt->pid || getpgrp() == pgid ||
+	    !rst_task_by_pid(im, (uint32_t)pgid))
+		return 0;
+	for (int ms = 0; setpgid(0, pgid) < 0; ms++) {
+		if (errno != EPERM || ms >= JOIN_WAIT_MS) {
+			snprintf(why, len, "setpgid into group %d: %s", pgid, strerror(errno));
+			return -errno;
+		}
+		usleep(1000); /* its leader has not made it yet */
 	}
 	return 0;
 }
@@ -59,10 +105,10 @@ struct k_sigaction {
  * handlers point into the target's code: safe because every signal stays
  * blocked until the final rt_sigreturn.
  */
-int rst_task_sigactions(const struct rst_images *im, char *why, size_t len)
+int rst_task_sigactions(const struct rst_task *rt, char *why, size_t len)
 {
-	for (size_t i = 0; i < im->nr_sigacts; i++) {
-		const SigactionEntry *s = im->sigacts[i];
+	for (size_t i = 0; i < rt->nr_sigacts; i++) {
+		const SigactionEntry *s = rt->sigacts[i];
 		struct k_sigaction ka = { s->handler, s->flags, s->restorer, s->mask };
 
 		if (s->signo < 1 || s->signo > 64 || s->signo == SIGKILL || s->signo == SIGSTOP)
@@ -84,9 +130,9 @@ static int prctl_set(int option, unsigned long value, const char *what, char *wh
 	return 0;
 }
 
-int rst_task_misc(const struct rst_images *im, char *why, size_t len)
+int rst_task_misc(const struct rst_task *rt, char *why, size_t len)
 {
-	const TaskEntry *t = im->task;
+	const TaskEntry *t = rt->task;
 	int ret = 0;
 
 	if (personality(t->personality) < 0) {
@@ -105,9 +151,9 @@ int rst_task_misc(const struct rst_images *im, char *why, size_t len)
 }
 
 /* The cwd is a path from our root, so chdir before chroot. */
-int rst_task_fs(const struct rst_images *im, char *why, size_t len)
+int rst_task_fs(const struct rst_task *rt, char *why, size_t len)
 {
-	const FsEntry *fs = im->fs;
+	const FsEntry *fs = rt->fs;
 
 	if (chdir(fs->cwd)) {
 		snprintf(why, len, "chdir %s: %s", fs->cwd, strerror(errno));
@@ -427,9 +473,9 @@ static int check_rlimits(const TaskEntry *t, char *why, size_t len)
 	return 0;
 }
 
-int rst_task_state(const struct rst_images *im, char *why, size_t len)
+int rst_task_state(const struct rst_task *rt, char *why, size_t len)
 {
-	const TaskEntry *t = im->task;
+	const TaskEntry *t = rt->task;
 	int ret = check_rlimits(t, why, len);
 
 	if (!ret)
@@ -493,9 +539,9 @@ static int restore_affinity(const CoreEntry *c, char *why, size_t len)
  * the policy, which for the real-time ones sets the timer slack to 0; a
  * non-zero dumped slack is set last.
  */
-int rst_task_sched(const struct rst_images *im, char *why, size_t len)
+int rst_task_sched(const struct rst_task *rt, char *why, size_t len)
 {
-	const CoreEntry *c = im->core;
+	const CoreEntry *c = rt->cores[0];
 	struct sched_param sp = { 0 };
 	int ret;
 

@@ -275,11 +275,13 @@ def check_members(w):
         w.member(name).check_pass()
 
 
-def test_tree_refused_without_switch(env, monkeypatch):
+def test_tree_dumped_without_switch(env, monkeypatch):
+    """Restore takes trees (LZ_RESTORE_TREES is 1): no switch needed any more."""
     monkeypatch.delenv(PLURAL, raising=False)
     w = spawn_tree(env)
     check_members(w)
-    dump_refused(env, w, ERR_TREE.format(w.pid, w.pids()["a"]))
+    r = env.lazarus("dump", "-t", w.pid, "-D", env.path("img"), "-R", log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
     assert_tree_unharmed(w)
     check_members(w)
 

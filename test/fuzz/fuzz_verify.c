@@ -5,7 +5,8 @@
  * whole rst_verify() with a pages file (a memfd) written from the input.
  *
  * The input is a list of records (records.h), one protobuf message each,
- * built into a struct rst_images as restore-images.c would load it. Whatever
+ * built into a struct rst_images with one struct rst_task (one process,
+ * one thread) as restore-images.c would load it. Whatever
  * the checks accept must hold up to the restore that trusts them: the
  * oracle below re-checks, with overflow-checked arithmetic, that every
  * accepted pagemap run lies inside one VMA and inside the pages file, and
@@ -62,7 +63,7 @@ static void replace(void **slot, void *m)
 }
 
 /* What restore relies on once rst_verify_mm() said yes. */
-static void oracle_mm(const struct rst_images *im)
+static void oracle_mm(const struct rst_task *im)
 {
 	const MmEntry *mm = im->mm;
 	size_t j = 0;
@@ -93,19 +94,19 @@ static void oracle_mm(const struct rst_images *im)
 	}
 }
 
-static void oracle_fds(const struct rst_images *im)
+static void oracle_fds(const struct rst_images *im, const struct rst_task *t)
 {
-	for (size_t i = 0; i < im->nr_fdinfo; i++) {
-		if (!rst_file_by_id(im, im->fdinfo[i]->file_id))
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		if (!rst_file_by_id(im, t->fdinfo[i]->file_id))
 			abort();
 		for (size_t k = 0; k < i; k++)
-			if (im->fdinfo[k]->fd == im->fdinfo[i]->fd)
+			if (t->fdinfo[k]->fd == t->fdinfo[i]->fd)
 				abort();
 	}
 }
 
 /* pages-<pid>.img from the input in a memfd, extended with zeros on request. */
-static int pages_memfd(const struct rst_images *im, const uint8_t *p, size_t len, bool pad)
+static int pages_memfd(const struct rst_task *im, const uint8_t *p, size_t len, bool pad)
 {
 	uint64_t nr = im->pm_head->nr_data_pages;
 	int fd = memfd_create("pages", MFD_CLOEXEC);
@@ -144,14 +145,17 @@ static bool index_files(struct rst_images *im)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	CoreEntry core0 = CORE_ENTRY__INIT;
+	CoreEntry core0 = CORE_ENTRY__INIT, *core = NULL, *cores[1];
 	InventoryEntry inv0 = INVENTORY_ENTRY__INIT;
 	MmEntry mm0 = MM_ENTRY__INIT;
 	PagemapHead head0 = PAGEMAP_HEAD__INIT;
-	struct rst_images im = { .dirfd = -1, .pages_fd = -1 };
+	PstreeEntry pst = PSTREE_ENTRY__INIT;
+	struct rst_images im = { .dirfd = -1 };
+	struct rst_task t = { .parent = -1, .pages_fd = -1 };
 	struct fz_v_params prm = { 0 };
 	const uint8_t *pages = NULL, *p;
 	size_t pages_len = 0, len;
+	uint32_t tid;
 	uint8_t tag;
 
 	while (fz_next(&data, &size, &tag, &p, &len)) {
@@ -160,25 +164,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(&prm, p, MIN(len, sizeof(prm)));
 			break;
 		case FZ_V_CORE:
-			replace((void **)&im.core, UNPACK(CoreEntry, core_entry, p, len));
+			replace((void **)&core, UNPACK(CoreEntry, core_entry, p, len));
 			break;
 		case FZ_V_INV:
 			replace((void **)&im.inv, UNPACK(InventoryEntry, inventory_entry, p, len));
 			break;
 		case FZ_V_MM:
-			replace((void **)&im.mm, UNPACK(MmEntry, mm_entry, p, len));
+			replace((void **)&t.mm, UNPACK(MmEntry, mm_entry, p, len));
 			break;
 		case FZ_V_PM_HEAD:
-			replace((void **)&im.pm_head, UNPACK(PagemapHead, pagemap_head, p, len));
+			replace((void **)&t.pm_head, UNPACK(PagemapHead, pagemap_head, p, len));
 			break;
 		case FZ_V_PM:
-			im.pm = grow(im.pm, &im.nr_pm, pagemap_entry__unpack(NULL, len, p));
+			t.pm = grow(t.pm, &t.nr_pm, pagemap_entry__unpack(NULL, len, p));
 			break;
 		case FZ_V_FILE:
 			im.files = grow(im.files, &im.nr_files, file_entry__unpack(NULL, len, p));
 			break;
 		case FZ_V_FDINFO:
-			im.fdinfo = grow(im.fdinfo, &im.nr_fdinfo, fdinfo_entry__unpack(NULL, len, p));
+			t.fdinfo = grow(t.fdinfo, &t.nr_fdinfo, fdinfo_entry__unpack(NULL, len, p));
 			break;
 		case FZ_V_PAGES:
 			pages = p;
@@ -188,54 +192,64 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	struct rst_images use = im;
+	struct rst_task ut = t;
 
-	use.pid = prm.pid;
+	ut.pid = prm.pid;
 	use.lazy = prm.lazy & 1;
 	memcpy(use.id.b, prm.id, sizeof(use.id.b));
-	snprintf(use.pages_name, sizeof(use.pages_name), "pages-%u.img", use.pid);
-	use.core = im.core ? im.core : &core0;
+	snprintf(ut.pages_name, sizeof(ut.pages_name), "pages-%u.img", ut.pid);
+	cores[0] = core ? core : &core0;
+	if (!core)
+		core0.tid = ut.pid;
+	tid = ut.pid;
+	pst.pid = ut.pid;
+	pst.n_threads = 1;
+	pst.threads = &tid;
+	ut.pstree = &pst;
+	ut.cores = cores;
+	ut.nr_cores = 1;
 	use.inv = im.inv ? im.inv : &inv0;
-	use.mm = im.mm ? im.mm : &mm0;
-	use.pm_head = im.pm_head ? im.pm_head : &head0;
-	if (use.core == &core0)
-		core0.tid = use.pid;
+	ut.mm = t.mm ? t.mm : &mm0;
+	ut.pm_head = t.pm_head ? t.pm_head : &head0;
+	use.tasks = &ut;
+	use.nr_tasks = 1;
 
 	if (!index_files(&use))
 		goto out;
 
-	int mm_ok = rst_verify_mm(&use) == 0;
-	int fds_ok = rst_verify_fds(&use) == 0;
+	int mm_ok = rst_verify_mm(&use, &ut) == 0;
+	int fds_ok = rst_verify_fds(&use, &ut) == 0;
 
 	if (mm_ok)
-		oracle_mm(&use);
+		oracle_mm(&ut);
 	if (fds_ok)
-		oracle_fds(&use);
+		oracle_fds(&use, &ut);
 	/* rst_images_load() opens the pages file only when inventory.img lists it. */
-	if (mm_ok && fds_ok && rst_inv_file(&use, use.pages_name)) {
-		use.pages_fd = pages_memfd(&use, pages, pages_len, prm.pad_pages & 1);
+	if (mm_ok && fds_ok && rst_inv_file(&use, ut.pages_name)) {
+		ut.pages_fd = pages_memfd(&ut, pages, pages_len, prm.pad_pages & 1);
 		if (rst_verify(&use) == 0 && !pages)
 			abort(); /* accepted a dump without its pages file */
-		close(use.pages_fd);
+		close(ut.pages_fd);
 	}
 out:
 	free(use.files_by_id);
 
-	if (im.core)
-		core_entry__free_unpacked(im.core, NULL);
+	if (core)
+		core_entry__free_unpacked(core, NULL);
 	if (im.inv)
 		inventory_entry__free_unpacked(im.inv, NULL);
-	if (im.mm)
-		mm_entry__free_unpacked(im.mm, NULL);
-	if (im.pm_head)
-		pagemap_head__free_unpacked(im.pm_head, NULL);
-	for (size_t i = 0; i < im.nr_pm; i++)
-		pagemap_entry__free_unpacked(im.pm[i], NULL);
+	if (t.mm)
+		mm_entry__free_unpacked(t.mm, NULL);
+	if (t.pm_head)
+		pagemap_head__free_unpacked(t.pm_head, NULL);
+	for (size_t i = 0; i < t.nr_pm; i++)
+		pagemap_entry__free_unpacked(t.pm[i], NULL);
 	for (size_t i = 0; i < im.nr_files; i++)
 		file_entry__free_unpacked(im.files[i], NULL);
-	for (size_t i = 0; i < im.nr_fdinfo; i++)
-		fdinfo_entry__free_unpacked(im.fdinfo[i], NULL);
-	free(im.pm);
+	for (size_t i = 0; i < t.nr_fdinfo; i++)
+		fdinfo_entry__free_unpacked(t.fdinfo[i], NULL);
+	free(t.pm);
 	free(im.files);
-	free(im.fdinfo);
+	free(t.fdinfo);
 	return 0;
 }

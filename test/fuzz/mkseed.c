@@ -108,7 +108,8 @@ static void seed_image(int dirfd)
 static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 {
 	static uint8_t buf[FZ_REC_MAX];
-	struct fz_v_params prm = { .pid = im->pid, .lazy = lazy, .pad_pages = 1 };
+	const struct rst_task *t = &im->tasks[0];
+	struct fz_v_params prm = { .pid = t->pid, .lazy = lazy, .pad_pages = 1 };
 	char name[64];
 	size_t used = 0, n;
 	FILE *f;
@@ -117,24 +118,24 @@ static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 	snprintf(name, sizeof(name), "verify-%s", lazy ? "lazy" : "eager");
 	f = seed_open("fuzz_verify", name);
 	fz_put(f, FZ_V_PARAMS, &prm, sizeof(prm));
-	put_msg(f, FZ_V_CORE, &im->core->base);
+	put_msg(f, FZ_V_CORE, &t->cores[0]->base);
 	put_msg(f, FZ_V_INV, &im->inv->base);
-	put_msg(f, FZ_V_MM, &im->mm->base);
-	put_msg(f, FZ_V_PM_HEAD, &im->pm_head->base);
-	for (size_t i = 0; i < im->nr_pm; i++)
-		put_msg(f, FZ_V_PM, &im->pm[i]->base);
+	put_msg(f, FZ_V_MM, &t->mm->base);
+	put_msg(f, FZ_V_PM_HEAD, &t->pm_head->base);
+	for (size_t i = 0; i < t->nr_pm; i++)
+		put_msg(f, FZ_V_PM, &t->pm[i]->base);
 	for (size_t i = 0; i < im->nr_files; i++)
 		put_msg(f, FZ_V_FILE, &im->files[i]->base);
-	for (size_t i = 0; i < im->nr_fdinfo; i++)
-		put_msg(f, FZ_V_FDINFO, &im->fdinfo[i]->base);
+	for (size_t i = 0; i < t->nr_fdinfo; i++)
+		put_msg(f, FZ_V_FDINFO, &t->fdinfo[i]->base);
 	used = (size_t)ftell(f);
 	/* As much of the pages file as keeps the input under 64 KiB. */
-	n = read_part(dirfd, im->pages_name, 0, buf, used < 60000 ? 60000 - used : 0);
+	n = read_part(dirfd, t->pages_name, 0, buf, used < 60000 ? 60000 - used : 0);
 	fz_put(f, FZ_V_PAGES, buf, n);
 	seed_close(f);
 }
 
-static void seed_source(const struct rst_images *im, int dirfd)
+static void seed_source(const struct rst_task *im, int dirfd)
 {
 	static uint8_t buf[FZ_REC_MAX];
 	uint64_t idx = 0;
@@ -185,7 +186,7 @@ static void put_framed(FILE *f, uint8_t nfds, uint16_t type, const void *p, size
 }
 
 /* fuzz_lazy_conn: what `restore --lazy-pages` says to the daemon. */
-static void seed_conn(const struct rst_images *im)
+static void seed_conn(const struct rst_task *im)
 {
 	struct lz_lazy_hello hello = { .role = LZ_LAZY_ROLE_RESTORE };
 	struct {
@@ -232,8 +233,8 @@ int main(int argc, char **argv)
 	seed_image(dirfd);
 	seed_verify(&im, dirfd, false);
 	seed_verify(&im, dirfd, true);
-	seed_source(&im, dirfd);
-	seed_conn(&im);
+	seed_source(&im.tasks[0], dirfd);
+	seed_conn(&im.tasks[0]);
 	rst_images_free(&im);
 	close(dirfd);
 	return 0;
