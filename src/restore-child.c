@@ -136,6 +136,8 @@ static int child_plugin(struct rst_child *c)
 	struct plg_images pi = {
 		.mm = im->mm,
 		.core = im->core,
+		.cores = (const CoreEntry *const *)im->cores,
+		.nr_threads = im->nr_threads,
 		.task = im->task,
 		.pm = im->pm,
 		.nr_pm = im->nr_pm,

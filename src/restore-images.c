@@ -230,6 +230,54 @@ static int check_listed(struct rst_images *im)
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The leader first, then other tids: each in range and listed once. */
+static int check_threads(const PstreeEntry *e)
+{
+	char why[128];
+	uint32_t *s;
+	int ret = 0;
+
+	if (!e->n_threads || e->threads[0] != e->pid) {
+		snprintf(why, sizeof(why), "process %u: its thread list does not start with it",
+			 e->pid);
+		return img_fail("pstree.img", -EBADMSG, why);
+	}
+	if (e->n_threads != 1) {
+		snprintf(why, sizeof(why),
+			 "process %u has %zu threads; only single-threaded ones can be restored yet",
+			 e->pid, e->n_threads);
+		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	}
+	if (e->n_threads > LZ_BLOB_MAX_THREADS) {
+		snprintf(why, sizeof(why), "process %u has %zu threads, at most %d can be restored",
+			 e->pid, e->n_threads, LZ_BLOB_MAX_THREADS);
+		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	}
+	s = malloc(e->n_threads * sizeof(*s));
+	if (!s)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	memcpy(s, e->threads, e->n_threads * sizeof(*s));
+	qsort(s, e->n_threads, sizeof(*s), cmp_u32);
+	for (size_t i = 0; !ret && i < e->n_threads; i++) {
+		if (s[i] < 1 || s[i] > (1U << 22))
+			snprintf(why, sizeof(why), "process %u: thread %u out of range", e->pid, s[i]);
+		else if (i && s[i] == s[i - 1])
+			snprintf(why, sizeof(why), "process %u: thread %u listed twice", e->pid, s[i]);
+		else
+			continue;
+		ret = img_fail("pstree.img", -EBADMSG, why);
+	}
+	free(s);
+	return ret;
+}
+
 static int check_pstree(PstreeEntry *const *v, size_t n)
 {
 	char why[128];
@@ -238,15 +286,9 @@ static int check_pstree(PstreeEntry *const *v, size_t n)
 		snprintf(why, sizeof(why), "%zu processes; only one process can be restored yet", n);
 		return img_fail("pstree.img", -EOPNOTSUPP, why);
 	}
-	if (v[0]->n_threads != 1 || v[0]->threads[0] != v[0]->pid) {
-		snprintf(why, sizeof(why),
-			 "process %u has %zu threads; only single-threaded ones can be restored yet",
-			 v[0]->pid, v[0]->n_threads);
-		return img_fail("pstree.img", -EOPNOTSUPP, why);
-	}
 	if (v[0]->pid < 1 || v[0]->pid > (1U << 22))
 		return img_fail("pstree.img", -EBADMSG, "pid out of range");
-	return 0;
+	return check_threads(v[0]);
 }
 
 static int load_pstree(struct rst_images *im)
@@ -304,10 +346,17 @@ static int load_task_images(struct rst_images *im)
 	char name[64];
 	int ret;
 
-	img_name(name, sizeof(name), LZ_IMG_CORE, im->pid);
-	ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&im->core);
-	if (ret)
-		return ret;
+	im->cores = calloc(im->pstree->n_threads, sizeof(*im->cores));
+	if (!im->cores)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	for (size_t i = 0; i < im->pstree->n_threads; i++) {
+		img_name(name, sizeof(name), LZ_IMG_CORE, im->pstree->threads[i]);
+		ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&im->cores[i]);
+		if (ret)
+			return ret;
+		im->nr_threads++;
+	}
+	im->core = im->cores[0];
 	img_name(name, sizeof(name), LZ_IMG_TASK, im->pid);
 	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&im->task);
 	if (ret)
@@ -507,7 +556,12 @@ void rst_images_free(struct rst_images *im)
 {
 	FREE_MSG(im->inv);
 	FREE_MSG(im->pstree);
-	FREE_MSG(im->core);
+	for (size_t i = 0; i < im->nr_threads; i++)
+		FREE_MSG(im->cores[i]);
+	free(im->cores);
+	im->cores = NULL;
+	im->nr_threads = 0;
+	im->core = NULL;
 	FREE_MSG(im->task);
 	FREE_MSG(im->mm);
 	FREE_MSG(im->pm_head);

@@ -28,7 +28,9 @@ struct rst_images {
 	uint32_t pid; /* the one process of the dump */
 	InventoryEntry *inv;
 	PstreeEntry *pstree;
-	CoreEntry *core;
+	CoreEntry *core;	/* the leader's: cores[0] */
+	CoreEntry **cores;	/* core-<tid>.img per thread, in pstree order (leader first) */
+	size_t nr_threads;
 	TaskEntry *task;
 	SigactionEntry **sigacts;
 	size_t nr_sigacts;

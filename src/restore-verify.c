@@ -410,12 +410,17 @@ static int verify_core(const struct rst_images *im)
 {
 	char name[64];
 
-	snprintf(name, sizeof(name), "core-%u.img", im->pid);
-	if (im->core->tid != im->pid)
-		return fail(name, -EBADMSG, "thread %u, expected %u", im->core->tid, im->pid);
-	if (im->core->xsave.len != im->inv->xsave_size)
-		return fail(name, -EBADMSG, "xsave state of %zu bytes, inventory says %u",
-			    im->core->xsave.len, im->inv->xsave_size);
+	for (size_t i = 0; i < im->nr_threads; i++) {
+		const CoreEntry *c = im->cores[i];
+		uint32_t tid = im->pstree->threads[i];
+
+		snprintf(name, sizeof(name), "core-%u.img", tid);
+		if (c->tid != tid)
+			return fail(name, -EBADMSG, "thread %u, expected %u", c->tid, tid);
+		if (c->xsave.len != im->inv->xsave_size)
+			return fail(name, -EBADMSG, "xsave state of %zu bytes, inventory says %u",
+				    c->xsave.len, im->inv->xsave_size);
+	}
 	return 0;
 }
 

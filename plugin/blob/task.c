@@ -29,7 +29,7 @@ void blob_restore_mm(struct blob *b)
 /* rt_sigreturn restores neither fs_base nor gs_base: arch_prctl does. */
 void blob_restore_thread(struct blob *b)
 {
-	struct lz_blob_args *a = b->a;
+	struct lz_blob_thread *a = b->t;
 	long r;
 
 	sys_set_tid_address(a->clear_child_tid);

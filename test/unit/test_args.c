@@ -19,6 +19,7 @@ struct fixture {
 	RlimitEntry rl[LZ_BLOB_MAX_RLIMITS + 1], *rlp[LZ_BLOB_MAX_RLIMITS + 1];
 	ItimerEntry it[LZ_BLOB_MAX_ITIMERS + 1], *itp[LZ_BLOB_MAX_ITIMERS + 1];
 	uint64_t auxv[LZ_BLOB_AUXV_MAX + 8];
+	const CoreEntry *cores[1];
 	struct plg_images im;
 	struct plg_fds fds;
 };
@@ -55,6 +56,9 @@ static void fixture_init(struct fixture *f, size_t auxv_words)
 	f->task.n_itimers = LZ_BLOB_MAX_ITIMERS;
 	f->im.mm = &f->mm;
 	f->im.core = &f->core;
+	f->cores[0] = &f->core;
+	f->im.cores = f->cores;
+	f->im.nr_threads = 1;
 	f->im.task = &f->task;
 	f->fds.uffd = -1;
 }
