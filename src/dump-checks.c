@@ -149,10 +149,11 @@ static int stat_field(const char *text, int n, long long *val)
 
 /*
  * The controlling terminal, the session and the exit signal: restore makes
- * the process a session leader with no terminal (setsid) that signals its
- * parent with SIGCHLD; anything else would come back different.
+ * the process a session leader with no terminal (setsid), or puts it in the
+ * session of a process of the same tree (SESSION_IN_TREE), and it signals
+ * its parent with SIGCHLD; anything else would come back different.
  */
-static int check_stat(pid_t pid)
+static int check_stat(pid_t pid, bool session_in_tree)
 {
 	long long tty, sid, exit_signal;
 	char *text;
@@ -177,7 +178,7 @@ static int check_stat(pid_t pid)
 		       pid, major((dev_t)tty), minor((dev_t)tty));
 		return -EOPNOTSUPP;
 	}
-	if (sid != pid) {
+	if (sid != pid && !session_in_tree) {
 		pr_err("process %d is in session %lld of another process: not supported yet "
 		       "(start it with setsid)",
 		       pid, sid);
@@ -399,12 +400,12 @@ static int check_auxv(pid_t pid)
 	return -EOPNOTSUPP;
 }
 
-int dump_check_state(pid_t pid)
+int dump_check_state(pid_t pid, bool session_in_tree)
 {
 	int ret = check_namespaces(pid);
 
 	if (!ret)
-		ret = check_stat(pid);
+		ret = check_stat(pid, session_in_tree);
 	if (!ret)
 		ret = check_status(pid);
 	if (!ret)

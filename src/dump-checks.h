@@ -7,13 +7,16 @@
 #ifndef LZ_DUMP_CHECKS_H
 #define LZ_DUMP_CHECKS_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /*
  * Runs on the frozen process, before anything is injected or written.
  * Returns 0, or -EOPNOTSUPP after one error line naming the pid and what is
  * not supported (another -errno if /proc could not be read).
+ * SESSION_IN_TREE: the process's session is led by a process of the dumped
+ * tree (else it must lead its own).
  */
-int dump_check_state(pid_t pid);
+int dump_check_state(pid_t pid, bool session_in_tree);
 
 #endif

@@ -294,40 +294,60 @@ int files_collect(struct files_dump *f, pid_t pid)
 	return ret;
 }
 
-static int write_files(const struct files_dump *f, struct dump_imgs *imgs)
+/*
+ * files.img holds the descriptions of every process of the dump: ids are
+ * numbered on across processes (process k's from the count of those before
+ * it), so that they stay unique in the one file; fdinfo-<pid>.img uses the
+ * same numbering.
+ */
+static size_t nr_files_all(const struct files_dump *const *fs, size_t n)
 {
-	FileEntry *fe = calloc(f->nr_files + 1, sizeof(*fe));
-	const ProtobufCMessage **msgs = calloc(f->nr_files + 1, sizeof(*msgs));
+	size_t nr = 0;
+
+	for (size_t k = 0; k < n; k++)
+		nr += fs[k]->nr_files;
+	return nr;
+}
+
+static void file_to_entry(const struct dump_file *df, uint32_t id_base, FileEntry *e)
+{
+	file_entry__init(e);
+	e->id = df->id + id_base;
+	e->type = (FileType)df->type;
+	e->path = df->path;
+	e->flags = df->flags;
+	e->pos = df->pos;
+	e->mode = df->mode;
+	if (df->type == FILE_TYPE__FILE_CHR) {
+		e->has_rdev = true;
+		e->rdev = df->rdev;
+	} else {
+		e->has_size = true;
+		e->size = df->size;
+	}
+	e->has_dev = e->has_ino = true;
+	e->dev = df->dev;
+	e->ino = df->ino;
+}
+
+static int write_files(const struct files_dump *const *fs, size_t n, struct dump_imgs *imgs)
+{
+	size_t nr = nr_files_all(fs, n), i = 0;
+	FileEntry *fe = calloc(nr + 1, sizeof(*fe));
+	const ProtobufCMessage **msgs = calloc(nr + 1, sizeof(*msgs));
 	int ret = -ENOMEM;
 
 	if (!fe || !msgs) {
 		pr_err("writing files.img: %s", strerror(ENOMEM));
 		goto out_free;
 	}
-	for (size_t i = 0; i < f->nr_files; i++) {
-		const struct dump_file *df = &f->files[i];
-		FileEntry *e = &fe[i];
-
-		file_entry__init(e);
-		e->id = df->id;
-		e->type = (FileType)df->type;
-		e->path = df->path;
-		e->flags = df->flags;
-		e->pos = df->pos;
-		e->mode = df->mode;
-		if (df->type == FILE_TYPE__FILE_CHR) {
-			e->has_rdev = true;
-			e->rdev = df->rdev;
-		} else {
-			e->has_size = true;
-			e->size = df->size;
+	for (size_t k = 0; k < n; k++) {
+		for (size_t j = 0; j < fs[k]->nr_files; j++, i++) {
+			file_to_entry(&fs[k]->files[j], fs[k]->id_base, &fe[i]);
+			msgs[i] = &fe[i].base;
 		}
-		e->has_dev = e->has_ino = true;
-		e->dev = df->dev;
-		e->ino = df->ino;
-		msgs[i] = &e->base;
 	}
-	ret = dump_img_write(imgs, "files.img", LZ_IMG_FILES, msgs, f->nr_files);
+	ret = dump_img_write(imgs, "files.img", LZ_IMG_FILES, msgs, nr);
 out_free:
 	free(msgs);
 	free(fe);
@@ -348,7 +368,7 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 	for (size_t i = 0; i < f->nr_fds; i++) {
 		fdinfo_entry__init(&fe[i]);
 		fe[i].fd = (uint32_t)f->fds[i].fd;
-		fe[i].file_id = f->fds[i].file_id;
+		fe[i].file_id = f->fds[i].file_id + f->id_base;
 		fe[i].fd_flags = f->fds[i].fd_flags;
 		msgs[i] = &fe[i].base;
 	}
@@ -372,15 +392,78 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
 }
 
-int files_write(const struct files_dump *f, struct dump_imgs *imgs)
+int files_write(struct files_dump *const *fs, size_t n, struct dump_imgs *imgs)
 {
-	int ret = write_files(f, imgs);
+	uint32_t base = 0;
+	int ret;
 
-	if (!ret)
-		ret = write_fdinfo(f, imgs);
-	if (!ret)
-		ret = write_fs(f, imgs);
+	for (size_t k = 0; k < n; k++) {
+		fs[k]->id_base = base;
+		base += (uint32_t)fs[k]->nr_files;
+	}
+	ret = write_files((const struct files_dump *const *)fs, n, imgs);
+	for (size_t k = 0; !ret && k < n; k++) {
+		ret = write_fdinfo(fs[k], imgs);
+		if (!ret)
+			ret = write_fs(fs[k], imgs);
+	}
 	return ret;
+}
+
+/*
+ * Descriptions that restore can open again in each process without a
+ * difference anyone could see: character devices with no position and no
+ * per-open state. Anything else shared (a file offset, pipe ends, a
+ * socket) must stay one description, which is issue 7's.
+ */
+static bool reopen_is_same(const struct dump_file *df)
+{
+	static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full",
+					    "/dev/random", "/dev/urandom" };
+
+	if (df->type != FILE_TYPE__FILE_CHR)
+		return false;
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+		if (!strcmp(df->path, devs[i]))
+			return true;
+	return false;
+}
+
+static int check_shared_pair(const struct files_dump *a, const struct files_dump *b)
+{
+	for (size_t i = 0; i < a->nr_files; i++) {
+		const struct dump_file *fa = &a->files[i];
+
+		if (reopen_is_same(fa))
+			continue;
+		for (size_t j = 0; j < b->nr_files; j++) {
+			const struct dump_file *fb = &b->files[j];
+
+			/* Only the same inode can be the same description: kcmp only then. */
+			if (fa->dev != fb->dev || fa->ino != fb->ino)
+				continue;
+			if (syscall(SYS_kcmp, a->pid, b->pid, KCMP_FILE, fa->first_fd,
+				    fb->first_fd) != 0)
+				continue;
+			pr_err("fd %d of process %d shares its open file description with fd %d of "
+			       "process %d: not supported yet (issue 7)",
+			       fb->first_fd, b->pid, fa->first_fd, a->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+int files_check_shared(const struct files_dump *const *fs, size_t n)
+{
+	for (size_t k = 1; k < n; k++)
+		for (size_t l = 0; l < k; l++) {
+			int ret = check_shared_pair(fs[l], fs[k]);
+
+			if (ret)
+				return ret;
+		}
+	return 0;
 }
 
 void files_fini(struct files_dump *f)

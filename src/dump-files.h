@@ -7,6 +7,7 @@
 #define LZ_DUMP_FILES_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,6 +39,7 @@ struct files_dump {
 	size_t nr_fds;
 	char cwd[PATH_MAX], root[PATH_MAX];
 	uint32_t umask;
+	uint32_t id_base;	 /* added to ids in the images: set by files_write */
 };
 
 /*
@@ -46,7 +48,14 @@ struct files_dump {
  */
 int files_collect(struct files_dump *f, pid_t pid);
 /* files.img, fdinfo-<pid>.img and fs-<pid>.img */
-int files_write(const struct files_dump *f, struct dump_imgs *imgs);
+/*
+ * Refuse (one line, -EOPNOTSUPP) an open file description shared between
+ * two of the N processes FS, unless restore can open it again in each
+ * without a difference (/dev/null and the like); nothing else (issue 7).
+ */
+int files_check_shared(const struct files_dump *const *fs, size_t n);
+/* files.img for the N processes FS, then each one's fdinfo-<pid>.img and fs-<pid>.img. */
+int files_write(struct files_dump *const *fs, size_t n, struct dump_imgs *imgs);
 void files_fini(struct files_dump *f);
 
 #endif

@@ -1,29 +1,38 @@
 /*
- * dump.c - `lazarus dump`: checkpoint one single-threaded process.
+ * dump.c - `lazarus dump`: checkpoint a process tree, each process with its
+ * threads.
  *
  * The steps, in an order that matters:
- *  1. freeze: seize and interrupt the process (ptrace.c);
- *  2. checks: one thread, no children, every VMA and fd of a kind we can
- *     dump, no state we can neither restore nor leave out (dump-checks.c),
- *     so that a refusal comes before anything is touched or written;
- *  3. registers and other state readable from outside (dump-core.c);
- *  4. injected syscalls for what only the task can tell (sigaltstack,
- *     itimers, prctls, signal dispositions, brk), with a scratch page that is
- *     unmapped again before memory is read, and a check that /proc/PID/maps
- *     is byte-identical afterwards;
- *  5. memory (dump-mem.c), then the rest of /proc, then the other images;
+ *  1. freeze: every thread of the root and of every descendant, each
+ *     process's children read only once it is frozen (dump-tree.c);
+ *  2. checks: what restore can take (dump_plural_supported: more than one
+ *     thread or process only once restore can bring them back), per process
+ *     every VMA and fd of a kind we can dump, no state we can neither
+ *     restore nor leave out (dump-checks.c), nothing shared between
+ *     processes that issue 7 owns, so that a refusal comes before anything
+ *     is touched or written;
+ *  3. per thread, registers and other state readable from outside
+ *     (dump-core.c);
+ *  4. injected syscalls for what only the task can tell: into each thread
+ *     for its own state (sigaltstack, clear-child-tid, securebits, TSC
+ *     mode), into the leader also for the process's (itimers, prctls,
+ *     signal dispositions, brk); one thread at a time, each with a scratch
+ *     page unmapped again before the next, and a check that /proc/PID/maps
+ *     is byte-identical afterwards; then the pending signals;
+ *  5. per process memory (dump-mem.c), the rest of /proc and its images;
+ *     then files.img and pstree.img for the tree;
  *  6. inventory.img, last: its presence means the dump is complete;
  *  7. commit: every file was written into a fresh staging directory; now
  *     they replace the previous dump in DIR, inventory.img last, and DIR is
  *     fsynced (dump-img.c), so a failure up to here leaves the previous
  *     dump whole;
- *  8. kill the process, or with leave_running let it run on.
- * Any failure removes the images written so far and resumes the process as
- * it was frozen. So does a stop signal (dump-signals.c), taken at the safe
- * points between and inside the steps up to 6; after 6 the dump finishes.
+ *  8. kill every process, or with leave_running let them run on.
+ * Any failure removes the images written so far and resumes every thread as
+ * it was frozen (a stopped process stays stopped). So does a stop signal
+ * (dump-signals.c), taken at the safe points between and inside the steps
+ * up to 6; after 6 the dump finishes.
  */
 #include <cpuid.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,6 +54,8 @@
 #include "dump-mm.h"
 #include "dump-signals.h"
 #include "dump-task.h"
+#include "dump-tree.h"
+#include "dump-plural.h"
 #include "inventory.pb-c.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
@@ -55,15 +66,12 @@
 
 struct dump_ctx {
 	const struct lz_dump_opts *opts;
-	pid_t pid;
+	pid_t pid;		 /* the root */
 	struct dump_imgs imgs;
-	struct dump_sig *sig; /* stop signals and test hooks */
-	struct tracee t;
-	struct core_dump core;
-	struct task_dump task;
-	struct mm_dump mm;
-	struct files_dump files;
-	struct mem_stats mem;
+	struct dump_sig *sig;	 /* stop signals and test hooks */
+	struct dump_tree tree;	 /* every process and thread, frozen */
+	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
+	struct mem_stats mem;	 /* summed over the processes */
 	struct {
 		uint64_t start, seize, checked, injected, memory, written, released;
 	} ns; /* CLOCK_MONOTONIC at the end of each phase */
@@ -75,6 +83,48 @@ static uint64_t now_ns(clockid_t clk)
 
 	clock_gettime(clk, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#define for_each_proc(d, p)                                                                 \
+	for (size_t _i = 0; _i < (d)->tree.nr && ((p) = (d)->tree.procs[_i], 1); _i++)
+
+/* ------------------------------------------------------------ what restore can take */
+
+enum plural { PLURAL_THREADS, PLURAL_TREES };
+
+/*
+ * The one place that says whether the images may hold more than one thread
+ * of a process (PLURAL_THREADS) or more than one process, zombies and
+ * stopped processes (PLURAL_TREES): only once restore can bring them back
+ * (dump-plural.h), or for the tests of the dump side
+ * (LAZARUS_TEST_DUMP_PLURAL=1, Documentation/testing.md).
+ */
+static bool dump_plural_supported(const struct dump_ctx *d, enum plural what)
+{
+	if (d->test_plural)
+		return true;
+	return what == PLURAL_THREADS ? LZ_RESTORE_THREADS : LZ_RESTORE_TREES;
+}
+
+/* The refusals of what restore cannot take yet, on the frozen tree. */
+static int check_plural(const struct dump_ctx *d)
+{
+	const struct dump_proc *p;
+
+	for_each_proc(d, p) {
+		if (p->nr_th > 1 && !dump_plural_supported(d, PLURAL_THREADS)) {
+			pr_err("process %d has %zu threads: multi-threaded processes are not "
+			       "supported yet",
+			       p->pid, p->nr_th);
+			return -EOPNOTSUPP;
+		}
+	}
+	if (d->tree.nr > 1 && !dump_plural_supported(d, PLURAL_TREES)) {
+		pr_err("process %d has a child (pid %d): process trees are not supported yet",
+		       d->pid, d->tree.procs[1]->pid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ freeze and checks */
@@ -106,7 +156,7 @@ static int check_target(struct dump_ctx *d)
 		       st.state);
 		return -ESRCH;
 	}
-	if (st.state == 'T') {
+	if (st.state == 'T' && !dump_plural_supported(d, PLURAL_TREES)) {
 		pr_err("process %d is stopped (state T): stopped processes are not supported yet",
 		       d->pid);
 		return -EBUSY;
@@ -114,82 +164,91 @@ static int check_target(struct dump_ctx *d)
 	return 0;
 }
 
-static int count_threads(pid_t pid, size_t *nr)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	dir = opendir(path);
-	if (!dir) {
-		pr_perror("process %d: opening %s", pid, path);
-		return -errno;
-	}
-	*nr = 0;
-	while ((de = readdir(dir)))
-		*nr += de->d_name[0] != '.';
-	closedir(dir);
-	return 0;
-}
-
 /*
- * Frozen, a single-threaded task can create neither threads nor children,
- * so what we see now stays true for the whole dump.
+ * Per process, on the frozen tree: a thread is not dumped as a process, and
+ * a seccomp filter could kill the task for one of our injected syscalls
+ * (and the images have no place for it).
  */
-static int check_tree(struct dump_ctx *d)
+static int check_process(const struct dump_proc *p)
 {
 	uint64_t tgid, seccomp = 0;
-	char name[64], *text;
-	size_t nr = 0;
+	char *text;
 	int ret;
 
-	ret = proc_read(d->pid, "status", &text, NULL);
+	ret = proc_read(p->pid, "status", &text, NULL);
 	if (!ret) {
 		ret = proc_parse_status_num(text, "Tgid", 10, &tgid);
 		proc_parse_status_num(text, "Seccomp", 10, &seccomp); /* absent without seccomp */
 		free(text);
 	}
 	if (ret) {
-		pr_err("process %d: reading Tgid of /proc/%d/status: %s", d->pid, d->pid,
+		pr_err("process %d: reading Tgid of /proc/%d/status: %s", p->pid, p->pid,
 		       strerror(-ret));
 		return ret;
 	}
-	if (tgid != (uint64_t)d->pid) {
-		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", d->pid,
+	if (tgid != (uint64_t)p->pid) {
+		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", p->pid,
 		       tgid);
 		return -EINVAL;
 	}
-	/*
-	 * A seccomp filter could kill the task for one of our injected
-	 * syscalls, and the images have no place for it: refuse.
-	 */
 	if (seccomp) {
 		pr_err("process %d uses seccomp (mode %" PRIu64 "): seccomp is not supported yet",
-		       d->pid, seccomp);
+		       p->pid, seccomp);
 		return -EOPNOTSUPP;
 	}
-	ret = count_threads(d->pid, &nr);
-	if (ret)
-		return ret;
-	if (nr > 1) {
-		pr_err("process %d has %zu threads: multi-threaded processes are not supported yet",
-		       d->pid, nr);
-		return -EOPNOTSUPP;
-	}
-	snprintf(name, sizeof(name), "task/%d/children", d->pid);
-	ret = proc_read(d->pid, name, &text, NULL);
-	if (ret) {
-		pr_err("process %d: reading /proc/%d/%s: %s", d->pid, d->pid, name, strerror(-ret));
-		return ret;
-	}
-	if (text[0]) {
-		pr_err("process %d has a child (pid %d): process trees are not supported yet",
-		       d->pid, atoi(text));
-		ret = -EOPNOTSUPP;
-	}
-	free(text);
+	return 0;
+}
+
+static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
+{
+	int ret;
+
+	ret = check_process(p);
+	if (!ret)
+		ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	if (!ret)
+		ret = task_collect_state(&p->task, p->pid);
+	if (!ret)
+		ret = mm_collect_vmas(&p->mm, p->pid);
+	if (!ret)
+		ret = files_collect(&p->files, p->pid);
 	return ret;
+}
+
+/* Open file descriptions shared between processes: issue 7's, refused by name. */
+static int check_shared_files(const struct dump_ctx *d)
+{
+	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
+	const struct dump_proc *p;
+	size_t n = 0;
+	int ret;
+
+	if (!all) {
+		pr_err("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for_each_proc(d, p)
+		if (!p->zombie)
+			all[n++] = &p->files;
+	ret = files_check_shared(all, n);
+	free(all);
+	return ret;
+}
+
+static int check_tree(struct dump_ctx *d)
+{
+	struct dump_proc *p;
+	int ret;
+
+	for_each_proc(d, p) {
+		if (p->zombie)
+			continue;
+		ret = collect_proc_state(d, p);
+		if (ret)
+			return ret;
+	}
+	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
+	return check_shared_files(d);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -199,66 +258,101 @@ static int freeze_and_check(struct dump_ctx *d)
 	ret = check_target(d);
 	if (ret)
 		return ret;
-	ret = tracee_seize_hooked(&d->t, d->pid,
-				  d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms
-							     : LZ_FREEZE_TIMEOUT_MS,
-				  &(struct tracee_hooks){ dsig_tracee_stop, d->sig, d->sig->fault, true });
+	d->tree.descend = true;
+	d->tree.freeze_timeout_ms =
+		d->opts->freeze_timeout_ms ? d->opts->freeze_timeout_ms : LZ_FREEZE_TIMEOUT_MS;
+	d->tree.hooks = (struct tracee_hooks){ .stop = dsig_tracee_stop,
+					       .arg = d->sig,
+					       .fault = d->sig->fault,
+					       .exitkill_injected = true,
+					       .may_vanish = true,
+					       .accept_group_stop = true };
+	ret = tree_freeze(&d->tree, d->pid);
 	if (!ret)
 		ret = dsig_point(d->sig, "seized");
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
-	pr_info("process %d frozen in %.3f ms", d->pid, (d->ns.seize - d->ns.start) / 1e6);
-	ret = check_tree(d);
+	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
+		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
+	ret = check_plural(d);
 	if (!ret)
-		ret = dump_check_state(d->pid);
-	if (!ret)
-		ret = task_collect_state(&d->task, d->pid);
-	if (!ret)
-		ret = mm_collect_vmas(&d->mm, d->pid);
-	if (!ret)
-		ret = files_collect(&d->files, d->pid);
+		ret = check_tree(d);
 	d->ns.checked = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
 
+/* ------------------------------------------------------------ per-thread state */
+
+static int collect_frozen(struct dump_ctx *d)
+{
+	struct dump_proc *p;
+
+	for_each_proc(d, p) {
+		for (size_t j = 0; j < p->nr_th; j++) {
+			int ret = core_collect_frozen(&p->th[j].core, &p->th[j].t);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ injection */
 
-static int inject_all(struct dump_ctx *d)
+/*
+ * What only the thread itself can tell, by syscalls injected into it; the
+ * leader (th[0]) also answers for the whole process.
+ */
+static int inject_thread(struct dump_ctx *d, struct dump_proc *p, struct dump_thread *th,
+			 const char *maps)
 {
-	char *before = NULL, *after = NULL;
+	bool leader = th == &p->th[0];
 	int ret, end;
 
-	ret = proc_read(d->pid, "maps", &before, NULL);
-	if (ret) {
-		pr_err("process %d: reading /proc/%d/maps: %s", d->pid, d->pid, strerror(-ret));
-		return ret;
-	}
-	ret = tracee_inject_begin(&d->t, before);
+	ret = tracee_inject_begin(&th->t, maps);
 	if (!ret)
 		ret = dsig_point(d->sig, "inject"); /* with a syscall injected */
 	if (!ret)
-		ret = core_collect_injected(&d->core, &d->t);
+		ret = core_collect_injected(&th->core, &th->t);
 	if (!ret)
 		ret = dsig_poll(d->sig);
+	if (!ret && leader)
+		ret = task_collect_injected(&p->task, &th->t);
 	if (!ret)
-		ret = task_collect_injected(&d->task, &d->t);
-	if (!ret)
-		ret = task_collect_thread_injected(&d->core.sched, &d->t);
+		ret = task_collect_thread_injected(&th->core.sched, &th->t);
 	if (!ret)
 		ret = dsig_poll(d->sig);
-	if (!ret)
-		ret = mm_collect_brk(&d->mm, &d->t);
-	end = tracee_inject_end(&d->t);
-	ret = ret ? ret : end;
+	if (!ret && leader)
+		ret = mm_collect_brk(&p->mm, &th->t);
+	end = tracee_inject_end(&th->t);
+	return ret ? ret : end;
+}
+
+/*
+ * One thread after the other, each with its own scratch page unmapped
+ * again before the next: the layout must be exactly the original one after.
+ */
+static int inject_proc(struct dump_ctx *d, struct dump_proc *p)
+{
+	char *before = NULL, *after = NULL;
+	int ret;
+
+	ret = proc_read(p->pid, "maps", &before, NULL);
+	if (ret) {
+		pr_err("process %d: reading /proc/%d/maps: %s", p->pid, p->pid, strerror(-ret));
+		return ret;
+	}
+	for (size_t j = 0; !ret && j < p->nr_th; j++)
+		ret = inject_thread(d, p, &p->th[j], before);
 	if (ret)
 		goto out_free;
-	/* The scratch page is gone again: the layout must be exactly the original one. */
-	ret = proc_read(d->pid, "maps", &after, NULL);
+	ret = proc_read(p->pid, "maps", &after, NULL);
 	if (ret) {
-		pr_err("process %d: reading /proc/%d/maps: %s", d->pid, d->pid, strerror(-ret));
+		pr_err("process %d: reading /proc/%d/maps: %s", p->pid, p->pid, strerror(-ret));
 	} else if (strcmp(before, after)) {
-		pr_err("process %d: its memory map changed during syscall injection", d->pid);
+		pr_err("process %d: its memory map changed during syscall injection", p->pid);
 		ret = -EIO;
 	}
 out_free:
@@ -267,21 +361,44 @@ out_free:
 	return ret;
 }
 
-/* ------------------------------------------------------------ images */
-
-static int write_pstree(struct dump_ctx *d)
+/*
+ * After injection: what arrived while a thread had every signal blocked is
+ * queued too. Each thread's queue, then the process's, within one budget.
+ */
+static int collect_pending(struct dump_proc *p)
 {
-	PstreeEntry e = PSTREE_ENTRY__INIT;
-	uint32_t tid = (uint32_t)d->pid;
+	unsigned left = TRACEE_MAX_PENDING;
+	int ret;
 
-	e.pid = (uint32_t)d->pid;
-	e.ppid = (uint32_t)d->mm.stat.ppid;
-	e.pgid = (uint32_t)d->mm.stat.pgrp;
-	e.sid = (uint32_t)d->mm.stat.session;
-	e.n_threads = 1;
-	e.threads = &tid;
-	return dump_img_write_one(&d->imgs, "pstree.img", LZ_IMG_PSTREE, &e.base);
+	for (size_t j = 0; j < p->nr_th; j++) {
+		struct core_dump *c = &p->th[j].core;
+
+		ret = core_collect_pending(c, &p->th[j].t, left);
+		if (ret)
+			return ret;
+		left -= c->nr_pending;
+	}
+	return task_collect_pending(&p->task, &p->th[0].t, left);
 }
+
+static int inject_all(struct dump_ctx *d)
+{
+	struct dump_proc *p;
+	int ret;
+
+	for_each_proc(d, p) {
+		if (p->zombie)
+			continue;
+		ret = inject_proc(d, p);
+		if (!ret)
+			ret = collect_pending(p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ images */
 
 /* XCR0: the xsave features this host's kernel enabled. */
 static uint64_t read_xcr0(void)
@@ -325,7 +442,7 @@ static int write_inventory(struct dump_ctx *d)
 	e.kernel_release = u.release;
 	e.arch = (char *)"x86_64";
 	e.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
-	e.xsave_size = d->core.xsave_size;
+	e.xsave_size = d->tree.procs[0]->th[0].core.xsave_size;
 	e.xfeatures = read_xcr0();
 	e.n_files = d->imgs.nr;
 	e.files = files;
@@ -335,28 +452,72 @@ static int write_inventory(struct dump_ctx *d)
 	return ret;
 }
 
-static int write_images(struct dump_ctx *d)
+static void add_stats(struct mem_stats *sum, const struct mem_stats *m)
+{
+	sum->pages_scanned += m->pages_scanned;
+	sum->pages_written += m->pages_written;
+	sum->pages_zero += m->pages_zero;
+	sum->pages_zero_pfn += m->pages_zero_pfn;
+	sum->pages_lazy += m->pages_lazy;
+	sum->nr_runs += m->nr_runs;
+	sum->bytes_written += m->bytes_written;
+}
+
+/* Memory, then the images of one process (files.img is the tree's: write_images). */
+static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
-	ret = mm_collect_proc(&d->mm);
-	if (ret)
-		return ret;
-	ret = mem_dump(&d->mm, d->core.regs.rsp, d->opts->progress, &d->imgs, &d->mem, d->sig);
+	ret = mm_collect_proc(&p->mm);
+	if (!ret)
+		ret = mem_dump(&p->mm, p->th[0].core.regs.rsp, d->opts->progress, &d->imgs,
+			       &p->mem, d->sig);
+	add_stats(&d->mem, &p->mem);
+	if (!ret)
+		ret = task_collect_proc(&p->task, p->pid);
+	for (size_t j = 0; !ret && j < p->nr_th; j++)
+		ret = core_write(&p->th[j].core, &d->imgs);
+	if (!ret)
+		ret = task_write(&p->task, &d->imgs);
+	if (!ret)
+		ret = mm_write(&p->mm, &d->imgs);
+	return ret;
+}
+
+static int write_files_all(struct dump_ctx *d)
+{
+	struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
+	struct dump_proc *p;
+	size_t n = 0;
+	int ret;
+
+	if (!all) {
+		pr_err("writing files.img: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for_each_proc(d, p)
+		if (!p->zombie)
+			all[n++] = &p->files;
+	ret = files_write(all, n, &d->imgs);
+	free(all);
+	return ret;
+}
+
+static int write_images(struct dump_ctx *d)
+{
+	struct dump_proc *p;
+	int ret = 0;
+
+	for_each_proc(d, p) {
+		if (!ret && !p->zombie)
+			ret = write_proc(d, p);
+	}
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
-		ret = task_collect_proc(&d->task, d->pid);
+		ret = write_files_all(d);
 	if (!ret)
-		ret = core_write(&d->core, &d->imgs);
-	if (!ret)
-		ret = task_write(&d->task, &d->imgs);
-	if (!ret)
-		ret = mm_write(&d->mm, &d->imgs);
-	if (!ret)
-		ret = files_write(&d->files, &d->imgs);
-	if (!ret)
-		ret = write_pstree(d);
+		ret = tree_write_pstree(&d->tree, &d->imgs);
 	if (!ret)
 		ret = dsig_point(d->sig, "images"); /* the last moment to stop */
 	if (!ret)
@@ -425,6 +586,14 @@ static void write_stats(struct dump_ctx *d, uint64_t end)
 
 /* ------------------------------------------------------------ the dump */
 
+/* Read once: the test-only switch of dump_plural_supported(). */
+static bool test_plural_env(void)
+{
+	const char *v = getenv("LAZARUS_TEST_DUMP_PLURAL");
+
+	return v && !strcmp(v, "1");
+}
+
 static int dump_frozen(struct dump_ctx *d)
 {
 	int ret;
@@ -433,15 +602,9 @@ static int dump_frozen(struct dump_ctx *d)
 	if (!ret)
 		ret = freeze_and_check(d);
 	if (!ret)
-		ret = core_collect_frozen(&d->core, &d->t);
+		ret = collect_frozen(d);
 	if (!ret)
 		ret = inject_all(d);
-	/* After injection: what arrived while it had every signal blocked is queued too. */
-	if (!ret)
-		ret = core_collect_pending(&d->core, &d->t, TRACEE_MAX_PENDING);
-	if (!ret)
-		ret = task_collect_pending(&d->task, &d->t,
-					   TRACEE_MAX_PENDING - d->core.nr_pending);
 	d->ns.injected = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = dsig_poll(d->sig);
@@ -454,16 +617,14 @@ static int dump_frozen(struct dump_ctx *d)
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
-	ret = d->opts->leave_running ? tracee_detach(&d->t) : tracee_kill(&d->t);
+	ret = d->opts->leave_running ? tree_detach(&d->tree) : tree_kill(&d->tree);
 	d->ns.released = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
 
 static void dump_fini(struct dump_ctx *d)
 {
-	core_fini(&d->core);
-	mm_fini(&d->mm);
-	files_fini(&d->files);
+	tree_fini(&d->tree);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);
@@ -490,6 +651,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 	}
 	d->opts = opts;
 	d->pid = opts->pid;
+	d->test_plural = test_plural_env();
 	d->ns.start = now_ns(CLOCK_MONOTONIC);
 	ret = dump_imgs_init(&d->imgs, dirfd);
 	if (ret) {
@@ -503,7 +665,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
-		undo = tracee_detach(&d->t);
+		undo = tree_detach(&d->tree);
 		dump_imgs_remove(&d->imgs);
 	} else {
 		uint64_t end = now_ns(CLOCK_MONOTONIC);

@@ -329,6 +329,7 @@ static int stat_store(struct proc_stat *st, int field, const char *tok)
 	case 49: st->arg_end = v; break;
 	case 50: st->env_start = v; break;
 	case 51: st->env_end = v; break;
+	case 52: st->exit_code = (int)v; break;
 	}
 	return 0;
 }
@@ -343,7 +344,7 @@ int proc_parse_stat(const char *text, struct proc_stat *st)
 	if (!p || p[1] != ' ')
 		return -EINVAL;
 	p += 2;
-	while (*p && *p != '\n' && field <= 51) {
+	while (*p && *p != '\n' && field <= 52) {
 		char tok[32];
 		size_t n = strcspn(p, " \n");
 

@@ -74,6 +74,7 @@ struct proc_stat {
 	uint64_t start_brk;	       /* 47 */
 	uint64_t arg_start, arg_end;   /* 48, 49 */
 	uint64_t env_start, env_end;   /* 50, 51 */
+	int exit_code;		       /* 52: a zombie's wait status (0 if absent) */
 };
 
 int proc_parse_stat(const char *text, struct proc_stat *st);

@@ -122,6 +122,8 @@ got:
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		/* The ptrace link ends with the task. */
 		t->seized = false;
+		if (t->hooks.may_vanish && !t->frozen)
+			return -ESRCH; /* exited before it stopped: it was never ours */
 		pr_err("process %d exited while being traced (%s %d)", t->pid,
 		       WIFEXITED(*status) ? "exit code" : "signal",
 		       WIFEXITED(*status) ? WEXITSTATUS(*status) : WTERMSIG(*status));
@@ -148,6 +150,10 @@ static int wait_interrupt_stop(struct tracee *t)
 		event = status >> 16;
 		if (event == PTRACE_EVENT_STOP && sig == SIGTRAP)
 			return 0;
+		if (event == PTRACE_EVENT_STOP && t->hooks.accept_group_stop) {
+			t->group_stop_sig = sig; /* a group stop: the task stays stopped after us */
+			return 0;
+		}
 		if (event == PTRACE_EVENT_STOP) {
 			pr_err("process %d is stopped (by signal %d): stopped processes are not "
 			       "supported yet",
@@ -270,6 +276,8 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
 	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
 		ret = -errno;
+		if (t->hooks.may_vanish && strchr("XZ?", proc_state_of(pid)))
+			return -ESRCH; /* exiting (a zombie cannot be seized) or gone */
 		report_seize_error(pid, ret);
 		return ret;
 	}
@@ -291,6 +299,7 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 		pr_perror("process %d: PTRACE_GETSIGMASK", pid);
 		goto out_detach;
 	}
+	t->frozen = true;
 	return 0;
 
 out_detach:
@@ -367,12 +376,18 @@ int tracee_detach(struct tracee *t)
 
 int tracee_kill(struct tracee *t)
 {
-	int status;
-
 	if (kill(t->pid, SIGKILL) < 0) {
 		pr_perror("process %d: kill", t->pid);
 		return -errno;
 	}
+	tracee_reap(t);
+	return 0;
+}
+
+void tracee_reap(struct tracee *t)
+{
+	int status;
+
 	/* Reap our ptrace link so the real parent sees the death at once. */
 	while (t->seized) {
 		pid_t r = waitpid(t->pid, &status, __WALL);
@@ -382,7 +397,6 @@ int tracee_kill(struct tracee *t)
 		if (r < 0 || WIFEXITED(status) || WIFSIGNALED(status))
 			t->seized = false;
 	}
-	return 0;
 }
 
 /* struct ptrace_peeksiginfo_args of <linux/ptrace.h> */

@@ -61,11 +61,16 @@ struct tracee_hooks {
 	bool exitkill_injected; /* PTRACE_O_EXITKILL from tracee_inject_begin until the
 				   put-back: should the tracer die meanwhile, the task
 				   is killed instead of running on injected registers */
+	bool may_vanish;	/* a task that exits before it is frozen is not an
+				   error: -ESRCH, not logged, the caller looks again */
+	bool accept_group_stop; /* a task in a group stop (state T) is frozen as it
+				   is; t->group_stop_sig says by which signal */
 };
 
 struct tracee {
 	pid_t pid;
 	bool seized;
+	bool frozen;			 /* tracee_seize succeeded */
 	bool injected;			 /* regs/sigmask were changed: put back on detach */
 	struct user_regs_struct regs;	 /* as frozen, before any fixup */
 	struct user_regs_struct resume;	 /* regs to put back after injection: as
@@ -78,6 +83,8 @@ struct tracee {
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
 	unsigned freeze_timeout_ms;	 /* set before tracee_seize(); 0: wait forever */
 	struct tracee_hooks hooks;
+	int group_stop_sig;		 /* stopped by this signal when seized (with
+					    hooks.accept_group_stop), else 0 */
 	unsigned put_back_failed;	 /* TRACEE_FAULT_REGS or _SIGMASK: what could not
 					    be put back after injection; the task must
 					    not run on (see tracee_detach) */
@@ -97,6 +104,11 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 int tracee_detach(struct tracee *t);
 /* SIGKILL the frozen tracee and reap the ptrace link. */
 int tracee_kill(struct tracee *t);
+/*
+ * Reap the ptrace link of a tracee whose thread group was killed (by one
+ * kill() for the whole process, then tracee_reap() for each of its threads).
+ */
+void tracee_reap(struct tracee *t);
 
 /* Read LEN bytes of tracee memory at ADDR (also from unreadable mappings). */
 int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len);
