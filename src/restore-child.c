@@ -41,6 +41,7 @@
 
 struct rst_child {
 	const struct rst_images *im;
+	const struct rst_task *t; /* the process this one becomes */
 	int status_fd; /* moves with the service fds */
 	int go_fd;     /* the parent's go pipe: until moved into svc */
 	const struct rst_detach *detach; /* NULL without -d */
@@ -77,15 +78,15 @@ static int child_fds(struct rst_child *c)
 		.go_fd = c->go_fd,
 		.uffd = c->uffd,
 	};
-	int ret = rst_svc_open(&c->svc, c->im, &in, c->why, sizeof(c->why));
+	int ret = rst_svc_open(&c->svc, c->t, &in, c->why, sizeof(c->why));
 
 	if (!ret)
-		ret = rst_svc_move(&c->svc, c->im, c->why, sizeof(c->why));
+		ret = rst_svc_move(&c->svc, c->t, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	c->status_fd = c->svc.status_fd;
-	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->im->nr_fdinfo);
-	return rst_fds_install(c->im, c->why, sizeof(c->why));
+	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->t->nr_fdinfo);
+	return rst_fds_install(c->im, c->t, c->why, sizeof(c->why));
 }
 
 /*
@@ -132,16 +133,16 @@ static void log_plan(const struct rst_child *c)
 
 static int child_plugin(struct rst_child *c)
 {
-	const struct rst_images *im = c->im;
+	const struct rst_task *t = c->t;
 	struct plg_images pi = {
-		.mm = im->mm,
-		.core = im->core,
-		.cores = (const CoreEntry *const *)im->cores,
-		.nr_threads = im->nr_threads,
-		.task = im->task,
-		.pm = im->pm,
-		.nr_pm = im->nr_pm,
-		.xfeatures = im->inv->xfeatures,
+		.mm = t->mm,
+		.core = t->cores[0],
+		.cores = (const CoreEntry *const *)t->cores,
+		.nr_threads = t->nr_cores,
+		.task = t->task,
+		.pm = t->pm,
+		.nr_pm = t->nr_pm,
+		.xfeatures = c->im->inv->xfeatures,
 	};
 	struct plg_fds pf = {
 		.status_fd = c->svc.status_fd,
@@ -181,10 +182,10 @@ static void test_hang(void)
 
 static int child_run(struct rst_child *c)
 {
-	int ret = rst_task_session(c->im, c->why, sizeof(c->why));
+	int ret = rst_task_session(c->t, c->why, sizeof(c->why));
 
 	if (!ret)
-		ret = rst_task_state(c->im, c->why, sizeof(c->why));
+		ret = rst_task_state(c->t, c->why, sizeof(c->why));
 	if (!ret && c->lazy)
 		ret = child_uffd_open(c);
 	if (!ret)
@@ -194,25 +195,27 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = child_plugin(c);
 	if (!ret)
-		ret = rst_task_misc(c->im, c->why, sizeof(c->why));
+		ret = rst_task_misc(c->t, c->why, sizeof(c->why));
 	if (!ret)
-		ret = rst_task_sigactions(c->im, c->why, sizeof(c->why));
+		ret = rst_task_sigactions(c->t, c->why, sizeof(c->why));
 	if (!ret)
-		ret = rst_task_fs(c->im, c->why, sizeof(c->why));
+		ret = rst_task_fs(c->t, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	test_hang();
 	pr_info("jumping into the restorer");
 	/* No logging from here on: the TSC mode may make rdtsc fault. */
-	ret = rst_task_sched(c->im, c->why, sizeof(c->why));
+	ret = rst_task_sched(c->t, c->why, sizeof(c->why));
 	return ret ? ret : plg_jump(&c->plg, c->why, sizeof(c->why));
 }
 
-void rst_child_main(const struct rst_images *im, int status_fd, int go_fd,
+void rst_child_main(const struct rst_images *im, const struct rst_task *t, int status_fd,
+		    int go_fd,
 		    const struct rst_detach *detach, const struct rst_lazy *lazy)
 {
 	struct rst_child c = {
 		.im = im,
+		.t = t,
 		.status_fd = status_fd,
 		.go_fd = go_fd,
 		.detach = detach,

@@ -41,7 +41,8 @@ struct rst_lazy {
  * after the uffd handover; always: once it traces the blob after "OK").
  * detach is NULL without -d, lazy NULL in eager mode.
  */
-__attribute__((noreturn)) void rst_child_main(const struct rst_images *im, int status_fd,
+__attribute__((noreturn)) void rst_child_main(const struct rst_images *im,
+					      const struct rst_task *t, int status_fd,
 					      int go_fd, const struct rst_detach *detach,
 					      const struct rst_lazy *lazy);
 

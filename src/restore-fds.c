@@ -127,10 +127,10 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	return svc_add(s, fd);
 }
 
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rst_svc_in *in,
+int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_svc_in *in,
 		 char *why, size_t len)
 {
-	const MmEntry *mm = im->mm;
+	const MmEntry *mm = rt->mm;
 	char what[128];
 	int ret;
 
@@ -159,7 +159,7 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
 	 * inherited through the fork: never reopened by name, so a file swapped
 	 * in after verification is not what the blob reads.
 	 */
-	s->pages_fd = im->pages_fd;
+	s->pages_fd = rt->pages_fd;
 	svc_add(s, s->pages_fd);
 	s->exe_fd = open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
 	if (s->exe_fd < 0) {
@@ -180,12 +180,12 @@ int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rs
 	return 0;
 }
 
-static int max_target_fd(const struct rst_images *im)
+static int max_target_fd(const struct rst_task *rt)
 {
 	int max = -1;
 
-	for (size_t i = 0; i < im->nr_fdinfo; i++)
-		max = MAX(max, (int)im->fdinfo[i]->fd);
+	for (size_t i = 0; i < rt->nr_fdinfo; i++)
+		max = MAX(max, (int)rt->fdinfo[i]->fd);
 	return max;
 }
 
@@ -194,10 +194,10 @@ static int max_target_fd(const struct rst_images *im)
  * its highest plus one spare (rst_fds_install opens files above the table);
  * if the soft limit is too low for that, raise it up to the hard limit.
  */
-static int svc_top(const struct rst_svc *s, const struct rst_images *im, int *top, char *why,
+static int svc_top(const struct rst_svc *s, const struct rst_task *rt, int *top, char *why,
 		   size_t len)
 {
-	int need = max_target_fd(im) + 2 + (int)s->nr_all;
+	int need = max_target_fd(rt) + 2 + (int)s->nr_all;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl)) {
@@ -213,7 +213,7 @@ static int svc_top(const struct rst_svc *s, const struct rst_images *im, int *to
 	}
 	if (rl.rlim_cur < (rlim_t)need) {
 		snprintf(why, len, "fd %d of the process does not fit under RLIMIT_NOFILE %llu",
-			 max_target_fd(im), (unsigned long long)rl.rlim_cur);
+			 max_target_fd(rt), (unsigned long long)rl.rlim_cur);
 		return -EMFILE;
 	}
 	*top = (int)MIN(rl.rlim_cur, (rlim_t)(1U << 20));
@@ -228,7 +228,7 @@ static int svc_remap(const int *from, const int *to, unsigned n, int fd)
 	return fd;
 }
 
-int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size_t len)
+int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t len)
 {
 	int *to = malloc(s->nr_all * sizeof(int));
 	int top = 0, ret;
@@ -237,7 +237,7 @@ int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	ret = svc_top(s, im, &top, why, len);
+	ret = svc_top(s, rt, &top, why, len);
 	if (ret)
 		goto out_free;
 	s->lowest = top - (int)s->nr_all;
@@ -252,7 +252,7 @@ int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size
 		}
 	}
 	close_range(0, (unsigned)s->lowest - 1, 0);
-	for (size_t i = 0; i < im->mm->n_vmas; i++)
+	for (size_t i = 0; i < rt->mm->n_vmas; i++)
 		s->vma_fds[i] = svc_remap(s->all, to, s->nr_all, s->vma_fds[i]);
 	s->status_fd = svc_remap(s->all, to, s->nr_all, s->status_fd);
 	s->release_fd = svc_remap(s->all, to, s->nr_all, s->release_fd);
@@ -308,13 +308,13 @@ static int file_open(const FileEntry *f, int above, char *why, size_t len)
 	return tmp;
 }
 
-static int file_install(const struct rst_images *im, const FileEntry *f, int above, char *why,
+static int file_install(const struct rst_task *rt, const FileEntry *f, int above, char *why,
 			size_t len)
 {
 	int tmp = -1;
 
-	for (size_t i = 0; i < im->nr_fdinfo; i++) {
-		const FdinfoEntry *d = im->fdinfo[i];
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FdinfoEntry *d = rt->fdinfo[i];
 
 		if (d->file_id != f->id)
 			continue;
@@ -337,12 +337,12 @@ static int file_install(const struct rst_images *im, const FileEntry *f, int abo
 	return 0;
 }
 
-int rst_fds_install(const struct rst_images *im, char *why, size_t len)
+int rst_fds_install(const struct rst_images *im, const struct rst_task *rt, char *why, size_t len)
 {
-	int above = max_target_fd(im) + 1;
+	int above = max_target_fd(rt) + 1;
 
 	for (size_t i = 0; i < im->nr_files; i++) {
-		int ret = file_install(im, im->files[i], above, why, len);
+		int ret = file_install(rt, im->files[i], above, why, len);
 
 		if (ret)
 			return ret;

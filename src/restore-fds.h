@@ -34,20 +34,20 @@ struct rst_svc_in {
 	int uffd;
 };
 
-int rst_svc_open(struct rst_svc *s, const struct rst_images *im, const struct rst_svc_in *in,
+int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_svc_in *in,
 		 char *why, size_t len);
 /*
  * Move every service fd to the top of RLIMIT_NOFILE, above every fd the
  * target uses, and close everything else, lazarus's stdio included.
  */
-int rst_svc_move(struct rst_svc *s, const struct rst_images *im, char *why, size_t len);
+int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t len);
 
 /*
  * Open the target's files and install them at their fd numbers. Every path
  * is opened with O_NONBLOCK (a FIFO put in a file's place must not block)
  * and refused unless it is still the file type that was dumped.
  */
-int rst_fds_install(const struct rst_images *im, char *why, size_t len);
+int rst_fds_install(const struct rst_images *im, const struct rst_task *rt, char *why, size_t len);
 
 /* "regular file", "FIFO", ...: the S_IFMT part of MODE in words. */
 const char *rst_file_type_name(mode_t mode);

@@ -237,24 +237,13 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The leader first, then other tids: each in range and listed once. */
+/* Thread ids: at most what the restorer takes, each in range and listed once. */
 static int check_threads(const PstreeEntry *e)
 {
 	char why[128];
 	uint32_t *s;
 	int ret = 0;
 
-	if (!e->n_threads || e->threads[0] != e->pid) {
-		snprintf(why, sizeof(why), "process %u: its thread list does not start with it",
-			 e->pid);
-		return img_fail("pstree.img", -EBADMSG, why);
-	}
-	if (e->n_threads != 1) {
-		snprintf(why, sizeof(why),
-			 "process %u has %zu threads; only single-threaded ones can be restored yet",
-			 e->pid, e->n_threads);
-		return img_fail("pstree.img", -EOPNOTSUPP, why);
-	}
 	if (e->n_threads > LZ_BLOB_MAX_THREADS) {
 		snprintf(why, sizeof(why), "process %u has %zu threads, at most %d can be restored",
 			 e->pid, e->n_threads, LZ_BLOB_MAX_THREADS);
@@ -281,14 +270,27 @@ static int check_threads(const PstreeEntry *e)
 static int check_pstree(PstreeEntry *const *v, size_t n)
 {
 	char why[128];
+	int ret;
 
+	if (n < 1)
+		return img_fail("pstree.img", -EBADMSG, "no process");
 	if (n != 1) {
 		snprintf(why, sizeof(why), "%zu processes; only one process can be restored yet", n);
 		return img_fail("pstree.img", -EOPNOTSUPP, why);
 	}
-	if (v[0]->pid < 1 || v[0]->pid > (1U << 22))
-		return img_fail("pstree.img", -EBADMSG, "pid out of range");
-	return check_threads(v[0]);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i]->pid < 1 || v[i]->pid > (1U << 22))
+			return img_fail("pstree.img", -EBADMSG, "pid out of range");
+		if (v[i]->n_threads < 1 || v[i]->threads[0] != v[i]->pid) {
+			snprintf(why, sizeof(why), "process %u: its leader is not its first thread",
+				 v[i]->pid);
+			return img_fail("pstree.img", -EBADMSG, why);
+		}
+		ret = check_threads(v[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int load_pstree(struct rst_images *im)
@@ -297,27 +299,34 @@ static int load_pstree(struct rst_images *im)
 	size_t n = 0;
 	int ret = load_all(im, LZ_IMG_PSTREE, "pstree.img", &v, &n);
 
+	im->pstree = (PstreeEntry **)v;
+	im->nr_pstree = n;
 	if (!ret)
-		ret = check_pstree((PstreeEntry **)v, n);
-	if (ret) {
-		free_all(v, n);
+		ret = check_pstree(im->pstree, n);
+	if (ret)
 		return ret;
+	im->tasks = calloc(n, sizeof(*im->tasks));
+	if (!im->tasks)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	im->nr_tasks = n;
+	for (size_t i = 0; i < n; i++) {
+		im->tasks[i].pid = im->pstree[i]->pid;
+		im->tasks[i].pstree = im->pstree[i];
+		im->tasks[i].parent = -1;
+		im->tasks[i].pages_fd = -1;
 	}
-	im->pstree = (PstreeEntry *)v[0];
-	im->pid = im->pstree->pid;
-	free(v);
 	return 0;
 }
 
 /* pagemap-<pid>.img: one pagemap_head, then pagemap_entry runs. */
-static int load_pagemap(struct rst_images *im)
+static int load_pagemap(struct rst_images *im, struct rst_task *t)
 {
 	struct img_reader r;
 	char name[64];
 	ProtobufCMessage *m;
 	int ret;
 
-	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, im->pid);
+	img_name(name, sizeof(name), LZ_IMG_PAGEMAP, t->pid);
 	ret = open_listed(im, name, LZ_IMG_PAGEMAP, &r);
 	if (ret)
 		return ret;
@@ -327,63 +336,83 @@ static int load_pagemap(struct rst_images *im)
 			       ret == -ENODATA ? "no pagemap head" : r.why);
 		goto out_close;
 	}
-	im->pm_head = (PagemapHead *)m;
-	im->pm = calloc(r.nr_entries + 1, sizeof(*im->pm));
-	if (!im->pm) {
+	t->pm_head = (PagemapHead *)m;
+	t->pm = calloc(r.nr_entries + 1, sizeof(*t->pm));
+	if (!t->pm) {
 		ret = img_fail(name, -ENOMEM, NULL);
 		goto out_close;
 	}
 	while ((ret = img_reader_next(&r, &pagemap_entry__descriptor, &m)) == 0)
-		im->pm[im->nr_pm++] = (PagemapEntry *)m;
+		t->pm[t->nr_pm++] = (PagemapEntry *)m;
 	ret = ret == -ENODATA ? 0 : img_fail(name, ret, r.why);
 out_close:
 	img_reader_close(&r);
 	return ret;
 }
 
-static int load_task_images(struct rst_images *im)
+/* core-<tid>.img of every thread, in pstree order. */
+static int load_cores(struct rst_images *im, struct rst_task *t)
 {
 	char name[64];
 	int ret;
 
-	im->cores = calloc(im->pstree->n_threads, sizeof(*im->cores));
-	if (!im->cores)
+	t->cores = calloc(t->pstree->n_threads + 1, sizeof(*t->cores));
+	if (!t->cores)
 		return img_fail("pstree.img", -ENOMEM, NULL);
-	for (size_t i = 0; i < im->pstree->n_threads; i++) {
-		img_name(name, sizeof(name), LZ_IMG_CORE, im->pstree->threads[i]);
-		ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&im->cores[i]);
+	for (size_t i = 0; i < t->pstree->n_threads; i++) {
+		img_name(name, sizeof(name), LZ_IMG_CORE, t->pstree->threads[i]);
+		ret = load_one(im, LZ_IMG_CORE, name, (ProtobufCMessage **)&t->cores[i]);
 		if (ret)
 			return ret;
-		im->nr_threads++;
+		t->nr_cores++;
 	}
-	im->core = im->cores[0];
-	img_name(name, sizeof(name), LZ_IMG_TASK, im->pid);
-	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&im->task);
+	return 0;
+}
+
+static int load_task_images(struct rst_images *im, struct rst_task *t)
+{
+	char name[64];
+	int ret;
+
+	ret = load_cores(im, t);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_SIGACTS, im->pid);
-	ret = load_all(im, LZ_IMG_SIGACTS, name, (ProtobufCMessage ***)&im->sigacts,
-		       &im->nr_sigacts);
+	img_name(name, sizeof(name), LZ_IMG_TASK, t->pid);
+	ret = load_one(im, LZ_IMG_TASK, name, (ProtobufCMessage **)&t->task);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_MM, im->pid);
-	ret = load_one(im, LZ_IMG_MM, name, (ProtobufCMessage **)&im->mm);
+	img_name(name, sizeof(name), LZ_IMG_SIGACTS, t->pid);
+	ret = load_all(im, LZ_IMG_SIGACTS, name, (ProtobufCMessage ***)&t->sigacts,
+		       &t->nr_sigacts);
 	if (ret)
 		return ret;
-	ret = load_pagemap(im);
+	img_name(name, sizeof(name), LZ_IMG_MM, t->pid);
+	ret = load_one(im, LZ_IMG_MM, name, (ProtobufCMessage **)&t->mm);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_FS, im->pid);
-	ret = load_one(im, LZ_IMG_FS, name, (ProtobufCMessage **)&im->fs);
+	ret = load_pagemap(im, t);
 	if (ret)
 		return ret;
-	ret = load_all(im, LZ_IMG_FILES, "files.img", (ProtobufCMessage ***)&im->files,
-		       &im->nr_files);
+	img_name(name, sizeof(name), LZ_IMG_FS, t->pid);
+	ret = load_one(im, LZ_IMG_FS, name, (ProtobufCMessage **)&t->fs);
 	if (ret)
 		return ret;
-	img_name(name, sizeof(name), LZ_IMG_FDINFO, im->pid);
-	return load_all(im, LZ_IMG_FDINFO, name, (ProtobufCMessage ***)&im->fdinfo,
-			&im->nr_fdinfo);
+	img_name(name, sizeof(name), LZ_IMG_FDINFO, t->pid);
+	return load_all(im, LZ_IMG_FDINFO, name, (ProtobufCMessage ***)&t->fdinfo,
+			&t->nr_fdinfo);
+}
+
+static int load_tasks(struct rst_images *im)
+{
+	int ret;
+
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		ret = load_task_images(im, &im->tasks[i]);
+		if (ret)
+			return ret;
+	}
+	return load_all(im, LZ_IMG_FILES, "files.img", (ProtobufCMessage ***)&im->files,
+			&im->nr_files);
 }
 
 /*
@@ -458,19 +487,30 @@ static int index_files(struct rst_images *im)
 }
 
 /* The pages file: opened once here; verified (restore-verify.c) and read from this fd. */
-static int open_pages(struct rst_images *im)
+static int open_pages(struct rst_images *im, struct rst_task *t)
 {
 	struct stat st;
 	int ret;
 
-	img_name(im->pages_name, sizeof(im->pages_name), LZ_IMG_PAGES, im->pid);
-	ret = need_listed(im, im->pages_name);
+	img_name(t->pages_name, sizeof(t->pages_name), LZ_IMG_PAGES, t->pid);
+	ret = need_listed(im, t->pages_name);
 	if (ret)
 		return ret;
-	ret = open_image(im, im->pages_name, &st);
+	ret = open_image(im, t->pages_name, &st);
 	if (ret < 0)
 		return ret;
-	im->pages_fd = ret;
+	t->pages_fd = ret;
+	return 0;
+}
+
+static int open_all_pages(struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		int ret = open_pages(im, &im->tasks[i]);
+
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -482,7 +522,6 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 	int ret;
 
 	memset(im, 0, sizeof(*im));
-	im->pages_fd = -1;
 	im->lazy = lazy;
 	im->trust = trust;
 	im->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -517,14 +556,22 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 	if (!ret)
 		ret = load_pstree(im);
 	if (!ret)
-		ret = load_task_images(im);
+		ret = load_tasks(im);
 	if (!ret)
 		ret = index_files(im);
 	if (!ret)
-		ret = open_pages(im);
+		ret = open_all_pages(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
+}
+
+const struct rst_task *rst_task_by_pid(const struct rst_images *im, uint32_t pid)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		if (im->tasks[i].pid == pid)
+			return &im->tasks[i];
+	return NULL;
 }
 
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
@@ -552,33 +599,40 @@ const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id)
 		(m) = NULL;                                                         \
 	} while (0)
 
+static void task_free(struct rst_task *t)
+{
+	FREE_MSG(t->task);
+	FREE_MSG(t->mm);
+	FREE_MSG(t->pm_head);
+	FREE_MSG(t->fs);
+	free_all((ProtobufCMessage **)t->cores, t->nr_cores);
+	free_all((ProtobufCMessage **)t->sigacts, t->nr_sigacts);
+	free_all((ProtobufCMessage **)t->pm, t->nr_pm);
+	free_all((ProtobufCMessage **)t->fdinfo, t->nr_fdinfo);
+	t->cores = NULL;
+	t->sigacts = NULL;
+	t->pm = NULL;
+	t->fdinfo = NULL;
+	if (t->pages_fd >= 0)
+		close(t->pages_fd);
+	t->pages_fd = -1;
+}
+
 void rst_images_free(struct rst_images *im)
 {
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		task_free(&im->tasks[i]);
+	free(im->tasks);
+	im->tasks = NULL;
+	im->nr_tasks = 0;
 	FREE_MSG(im->inv);
-	FREE_MSG(im->pstree);
-	for (size_t i = 0; i < im->nr_threads; i++)
-		FREE_MSG(im->cores[i]);
-	free(im->cores);
-	im->cores = NULL;
-	im->nr_threads = 0;
-	im->core = NULL;
-	FREE_MSG(im->task);
-	FREE_MSG(im->mm);
-	FREE_MSG(im->pm_head);
-	FREE_MSG(im->fs);
-	free_all((ProtobufCMessage **)im->sigacts, im->nr_sigacts);
-	free_all((ProtobufCMessage **)im->pm, im->nr_pm);
+	free_all((ProtobufCMessage **)im->pstree, im->nr_pstree);
+	im->pstree = NULL;
+	im->nr_pstree = 0;
 	free_all((ProtobufCMessage **)im->files, im->nr_files);
-	free_all((ProtobufCMessage **)im->fdinfo, im->nr_fdinfo);
-	im->sigacts = NULL;
-	im->pm = NULL;
 	im->files = NULL;
-	im->fdinfo = NULL;
 	free(im->files_by_id);
 	im->files_by_id = NULL;
-	if (im->pages_fd >= 0)
-		close(im->pages_fd);
-	im->pages_fd = -1;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

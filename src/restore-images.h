@@ -21,16 +21,14 @@
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 
-struct rst_images {
-	int dirfd;
-	const struct rst_trust *trust; /* whose images are read at all */
-	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
-	uint32_t pid; /* the one process of the dump */
-	InventoryEntry *inv;
-	PstreeEntry *pstree;
-	CoreEntry *core;	/* the leader's: cores[0] */
-	CoreEntry **cores;	/* core-<tid>.img per thread, in pstree order (leader first) */
-	size_t nr_threads;
+/*
+ * One process of the dump, in pstree.img order (the root first, every
+ * parent before its children).
+ */
+struct rst_task {
+	uint32_t pid;
+	const PstreeEntry *pstree; /* its pstree.img entry (owned by rst_images) */
+	int parent;		   /* index of its parent in rst_images.tasks; -1: the root */
 	TaskEntry *task;
 	SigactionEntry **sigacts;
 	size_t nr_sigacts;
@@ -39,13 +37,27 @@ struct rst_images {
 	PagemapEntry **pm;
 	size_t nr_pm;
 	FsEntry *fs;
+	FdinfoEntry **fdinfo;
+	size_t nr_fdinfo;
+	CoreEntry **cores; /* core-<tid>.img per thread, in pstree thread order */
+	size_t nr_cores;   /* cores[0] is the leader's (tid == pid) */
+	char pages_name[64]; /* pages-<pid>.img */
+	int pages_fd;	     /* it, opened once: verified and used from this fd */
+};
+
+/* The dump as a whole, and its processes. */
+struct rst_images {
+	int dirfd;
+	const struct rst_trust *trust; /* whose images are read at all */
+	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
+	InventoryEntry *inv;
+	PstreeEntry **pstree; /* pstree.img, one entry per process */
+	size_t nr_pstree;
+	struct rst_task *tasks; /* one per pstree entry, same order; tasks[0] the root */
+	size_t nr_tasks;
 	FileEntry **files;
 	size_t nr_files;
 	FileEntry **files_by_id; /* the same, sorted by id (rst_file_by_id) */
-	FdinfoEntry **fdinfo;
-	size_t nr_fdinfo;
-	char pages_name[64]; /* pages-<pid>.img */
-	int pages_fd;	     /* it, opened once: verified and used from this fd */
 	bool lazy;	     /* lazy restore: the daemon checks lazy pages itself */
 };
 
@@ -66,6 +78,8 @@ void rst_images_free(struct rst_images *im);
 /* inventory.img's entry for NAME; NULL if it does not list it. */
 const ImageFile *rst_inv_file(const struct rst_images *im, const char *name);
 
+/* The task of PID; NULL if the dump has no such process. */
+const struct rst_task *rst_task_by_pid(const struct rst_images *im, uint32_t pid);
 /* The file description an fd refers to; NULL if none (a binary search). */
 const FileEntry *rst_file_by_id(const struct rst_images *im, uint32_t id);
 

@@ -92,7 +92,7 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
  * waits for EOF on hold_fd: until lazarus took a pidfd of the target (while
  * the helper is still its parent, take_pidfd()), the target stays its child.
  */
-static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const struct rst_images *im,
+static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 						  int status_fd, int hold_fd)
 {
 	struct rst_detach d = { .helper = getpid() };
@@ -106,14 +106,14 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 		_exit(1);
 	}
 	d.release_fd = rel[1];
-	pid = clone_with_pid((pid_t)im->pid);
+	pid = clone_with_pid((pid_t)p->t->pid);
 	if (pid == 0) {
 		close(rel[0]);
-		rst_child_main(im, status_fd, p->go_rd, &d, p->lazy_on ? &p->lazy : NULL);
+		rst_child_main(p->im, p->t, status_fd, p->go_rd, &d, p->lazy_on ? &p->lazy : NULL);
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
-			     clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
 		_exit(1);
 	}
 	close(rel[1]);
@@ -132,7 +132,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p, const stru
 	_exit(1);
 }
 
-static int create_detached(struct rst_proc *p, const struct rst_images *im, int status_wr)
+static int create_detached(struct rst_proc *p, int status_wr)
 {
 	int hold[2];
 
@@ -144,7 +144,7 @@ static int create_detached(struct rst_proc *p, const struct rst_images *im, int 
 	if (p->helper == 0) {
 		close(p->go_wr);
 		close(hold[1]);
-		helper_main(p, im, status_wr, hold[0]);
+		helper_main(p, status_wr, hold[0]);
 	}
 	close(hold[0]);
 	if (p->helper < 0) {
@@ -154,7 +154,7 @@ static int create_detached(struct rst_proc *p, const struct rst_images *im, int 
 		return -errno;
 	}
 	p->hold_wr = hold[1];
-	p->pid = (pid_t)im->pid;
+	p->pid = (pid_t)p->t->pid;
 	return 0;
 }
 
@@ -235,7 +235,8 @@ int rst_pid_wait_free(pid_t pid)
 	return -EEXIST;
 }
 
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, const struct rst_task *t,
+		    bool detach,
 		    const struct uffd_kinfo *lazy)
 {
 	int pfd[2], ret = 0;
@@ -247,9 +248,10 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	p->hold_wr = -1;
 	p->detach = detach;
 	p->im = im;
+	p->t = t;
 	p->go_rd = -1;
 	p->go_wr = -1;
-	if (rst_pid_wait_free((pid_t)im->pid))
+	if (rst_pid_wait_free((pid_t)p->t->pid))
 		return -EEXIST;
 	if (pipe2(pfd, O_CLOEXEC)) {
 		pr_perror("pipe");
@@ -263,17 +265,17 @@ int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach
 	}
 	p->t_clone = rst_now_ns();
 	if (detach) {
-		ret = create_detached(p, im, pfd[1]);
+		ret = create_detached(p, pfd[1]);
 	} else {
-		p->pid = clone_with_pid((pid_t)im->pid);
+		p->pid = clone_with_pid((pid_t)p->t->pid);
 		if (p->pid == 0) {
 			close(pfd[0]);
 			close(p->go_wr);
-			rst_child_main(im, pfd[1], p->go_rd, NULL, p->lazy_on ? &p->lazy : NULL);
+			rst_child_main(p->im, p->t, pfd[1], p->go_rd, NULL, p->lazy_on ? &p->lazy : NULL);
 		}
 		if (p->pid < 0) {
 			ret = -errno;
-			pr_err("%s", clone_why(errno, (pid_t)im->pid, why, sizeof(why)));
+			pr_err("%s", clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
 		}
 	}
 	close(pfd[1]);
@@ -393,12 +395,12 @@ static void creds_format(const struct lz_rst_msg *m, const char *step, char *buf
 }
 
 /* The mapped file of the blob's VMA number idx (mapped VMAs only). */
-static const char *blob_vma_what(const struct rst_images *im, uint32_t idx)
+static const char *blob_vma_what(const struct rst_task *t, uint32_t idx)
 {
 	uint32_t n = 0;
 
-	for (size_t i = 0; i < im->mm->n_vmas; i++) {
-		const VmaEntry *v = im->mm->vmas[i];
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		const VmaEntry *v = t->mm->vmas[i];
 
 		if (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE_PRIVATE &&
 		    v->kind != VMA_KIND__VMA_FILE_SHARED)
@@ -454,7 +456,7 @@ static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m,
 	case LZ_STEP_PROTECT:
 	case LZ_STEP_MLOCK:
 		snprintf(buf, len, "restorer: %s %s at %#" PRIx64 ": %s", step,
-			 blob_vma_what(p->im, m->arg), m->addr, err);
+			 blob_vma_what(p->t, m->arg), m->addr, err);
 		break;
 	case LZ_STEP_MADVISE:
 		snprintf(buf, len, "restorer: madvise(%u) at %#" PRIx64 ": %s", m->arg, m->addr,
@@ -728,15 +730,15 @@ int rst_proc_finish(struct rst_proc *p)
 		.go_wr = p->go_wr,
 		.area = p->area,
 		.area_len = p->area_len,
-		.cores = (const CoreEntry *const *)p->im->cores,
-		.nr_threads = p->im->nr_threads,
+		.cores = (const CoreEntry *const *)p->t->cores,
+		.nr_threads = p->t->nr_cores,
 	};
 	const char *fault = getenv("LAZARUS_FAULT_BLOB"); /* as for the blob's steps */
 	int ret;
 
 	f.fault = fault && !strcmp(fault, "finish");
-	for (size_t i = 0; i < p->im->mm->n_vmas; i++) {
-		const VmaEntry *v = p->im->mm->vmas[i];
+	for (size_t i = 0; i < p->t->mm->n_vmas; i++) {
+		const VmaEntry *v = p->t->mm->vmas[i];
 
 		if (v->kind == VMA_KIND__VMA_VDSO) {
 			f.vdso_start = v->start;

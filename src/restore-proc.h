@@ -16,6 +16,7 @@
 
 struct rst_proc {
 	const struct rst_images *im;
+	const struct rst_task *t; /* what it is restored from */
 	pid_t pid;	    /* the restored process */
 	int pidfd;	    /* it, once known to be ours (-d: taken while the helper is its parent); -1 */
 	pid_t helper;	    /* -d: clones it, exits when it is released and we let it (hold_wr) */
@@ -55,7 +56,8 @@ int rst_pid_wait_free(pid_t pid);
  * rst_child_main(). Without detach it is our child; with detach a helper
  * creates it and exits, so it is reparented like an orphan. Logs once.
  */
-int rst_proc_create(struct rst_proc *p, const struct rst_images *im, bool detach,
+int rst_proc_create(struct rst_proc *p, const struct rst_images *im, const struct rst_task *t,
+		    bool detach,
 		    const struct uffd_kinfo *lazy);
 /*
  * Wait for "OK" on the status pipe. Logs warnings, and the failure once.

@@ -27,9 +27,9 @@
 
 #include "restore-task.h"
 
-int rst_task_session(const struct rst_images *im, char *why, size_t len)
+int rst_task_session(const struct rst_task *rt, char *why, size_t len)
 {
-	const PstreeEntry *p = im->pstree;
+	const PstreeEntry *p = rt->pstree;
 
 	if (p->sid == p->pid) {
 		if (setsid() < 0) {
@@ -59,10 +59,10 @@ struct k_sigaction {
  * handlers point into the target's code: safe because every signal stays
  * blocked until the final rt_sigreturn.
  */
-int rst_task_sigactions(const struct rst_images *im, char *why, size_t len)
+int rst_task_sigactions(const struct rst_task *rt, char *why, size_t len)
 {
-	for (size_t i = 0; i < im->nr_sigacts; i++) {
-		const SigactionEntry *s = im->sigacts[i];
+	for (size_t i = 0; i < rt->nr_sigacts; i++) {
+		const SigactionEntry *s = rt->sigacts[i];
 		struct k_sigaction ka = { s->handler, s->flags, s->restorer, s->mask };
 
 		if (s->signo < 1 || s->signo > 64 || s->signo == SIGKILL || s->signo == SIGSTOP)
@@ -84,9 +84,9 @@ static int prctl_set(int option, unsigned long value, const char *what, char *wh
 	return 0;
 }
 
-int rst_task_misc(const struct rst_images *im, char *why, size_t len)
+int rst_task_misc(const struct rst_task *rt, char *why, size_t len)
 {
-	const TaskEntry *t = im->task;
+	const TaskEntry *t = rt->task;
 	int ret = 0;
 
 	if (personality(t->personality) < 0) {
@@ -105,9 +105,9 @@ int rst_task_misc(const struct rst_images *im, char *why, size_t len)
 }
 
 /* The cwd is a path from our root, so chdir before chroot. */
-int rst_task_fs(const struct rst_images *im, char *why, size_t len)
+int rst_task_fs(const struct rst_task *rt, char *why, size_t len)
 {
-	const FsEntry *fs = im->fs;
+	const FsEntry *fs = rt->fs;
 
 	if (chdir(fs->cwd)) {
 		snprintf(why, len, "chdir %s: %s", fs->cwd, strerror(errno));
@@ -427,9 +427,9 @@ static int check_rlimits(const TaskEntry *t, char *why, size_t len)
 	return 0;
 }
 
-int rst_task_state(const struct rst_images *im, char *why, size_t len)
+int rst_task_state(const struct rst_task *rt, char *why, size_t len)
 {
-	const TaskEntry *t = im->task;
+	const TaskEntry *t = rt->task;
 	int ret = check_rlimits(t, why, len);
 
 	if (!ret)
@@ -493,9 +493,9 @@ static int restore_affinity(const CoreEntry *c, char *why, size_t len)
  * the policy, which for the real-time ones sets the timer slack to 0; a
  * non-zero dumped slack is set last.
  */
-int rst_task_sched(const struct rst_images *im, char *why, size_t len)
+int rst_task_sched(const struct rst_task *rt, char *why, size_t len)
 {
-	const CoreEntry *c = im->core;
+	const CoreEntry *c = rt->cores[0];
 	struct sched_param sp = { 0 };
 	int ret;
 

@@ -11,20 +11,20 @@
 #include "restore-images.h"
 
 /* setsid() if the process led its session, setpgid(0, 0) if its group. */
-int rst_task_session(const struct rst_images *im, char *why, size_t len);
+int rst_task_session(const struct rst_task *rt, char *why, size_t len);
 /* Every dumped handler, with its own restorer, through raw rt_sigaction. */
-int rst_task_sigactions(const struct rst_images *im, char *why, size_t len);
+int rst_task_sigactions(const struct rst_task *rt, char *why, size_t len);
 /* personality, comm, and the prctl switches of task-<pid>.img. */
-int rst_task_misc(const struct rst_images *im, char *why, size_t len);
+int rst_task_misc(const struct rst_task *rt, char *why, size_t len);
 /* (PR_SET_PDEATHSIG is set by the blob, once the final parent is known.) */
 /*
  * cgroups, oom_score_adj, loginuid, membarrier registrations, exactly as
  * dumped or fail (through /proc/self: before rst_task_fs).
  */
-int rst_task_state(const struct rst_images *im, char *why, size_t len);
+int rst_task_state(const struct rst_task *rt, char *why, size_t len);
 /* CPU affinity, nice, scheduling policy and priority, timer slack of the thread. */
-int rst_task_sched(const struct rst_images *im, char *why, size_t len);
+int rst_task_sched(const struct rst_task *rt, char *why, size_t len);
 /* cwd, root and umask: last, since they change how paths resolve. */
-int rst_task_fs(const struct rst_images *im, char *why, size_t len);
+int rst_task_fs(const struct rst_task *rt, char *why, size_t len);
 
 #endif

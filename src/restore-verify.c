@@ -57,9 +57,9 @@ static const char *vma_why(const VmaEntry *v, uint64_t prev_end)
 	return NULL;
 }
 
-static int verify_vmas(const struct rst_images *im, const char *name)
+static int verify_vmas(const struct rst_task *t, const char *name)
 {
-	const MmEntry *mm = im->mm;
+	const MmEntry *mm = t->mm;
 	uint64_t prev_end = 0;
 	char why[200];
 	int ret;
@@ -115,18 +115,18 @@ static const char *pm_entry_why(const PagemapEntry *e, const VmaEntry *v, uint64
 	return NULL;
 }
 
-static int verify_pagemap(const struct rst_images *im)
+static int verify_pagemap(const struct rst_task *t)
 {
-	const PagemapHead *h = im->pm_head;
-	const MmEntry *mm = im->mm;
+	const PagemapHead *h = t->pm_head;
+	const MmEntry *mm = t->mm;
 	uint64_t prev_end = 0, nr_blocks;
 	bool warned = false;
 	char name[64];
 	size_t j = 0;
 
-	snprintf(name, sizeof(name), "pagemap-%u.img", im->pid);
-	if (h->pid != im->pid)
-		return fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, im->pid);
+	snprintf(name, sizeof(name), "pagemap-%u.img", t->pid);
+	if (h->pid != t->pid)
+		return fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, t->pid);
 	if (h->nr_data_pages && !h->block_pages)
 		return fail(name, -EBADMSG, "checksum block size is 0");
 	nr_blocks = h->block_pages ? h->nr_data_pages / h->block_pages +
@@ -134,8 +134,8 @@ static int verify_pagemap(const struct rst_images *im)
 	if (h->n_block_crc != nr_blocks)
 		return fail(name, -EBADMSG, "%zu block checksums for %" PRIu64 " blocks",
 			    h->n_block_crc, nr_blocks);
-	for (size_t i = 0; i < im->nr_pm; i++) {
-		const PagemapEntry *e = im->pm[i];
+	for (size_t i = 0; i < t->nr_pm; i++) {
+		const PagemapEntry *e = t->pm[i];
 		const VmaEntry *v;
 		const char *w;
 
@@ -214,9 +214,9 @@ static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, ui
  * Lazy restore: mark the blocks holding data the blob reads itself (runs
  * plg_run_is_lazy() leaves to the daemon are not read here). NULL: all.
  */
-static uint8_t *eager_blocks(const struct rst_images *im)
+static uint8_t *eager_blocks(const struct rst_images *im, const struct rst_task *t)
 {
-	const PagemapHead *h = im->pm_head;
+	const PagemapHead *h = t->pm_head;
 	uint8_t *want;
 	size_t j = 0;
 
@@ -225,13 +225,13 @@ static uint8_t *eager_blocks(const struct rst_images *im)
 	want = calloc(h->n_block_crc, 1);
 	if (!want)
 		return NULL;
-	for (size_t i = 0; i < im->nr_pm; i++) {
-		const PagemapEntry *e = im->pm[i];
+	for (size_t i = 0; i < t->nr_pm; i++) {
+		const PagemapEntry *e = t->pm[i];
 
-		while (j < im->mm->n_vmas && im->mm->vmas[j]->end <= e->vaddr)
+		while (j < t->mm->n_vmas && t->mm->vmas[j]->end <= e->vaddr)
 			j++;
 		if (!(e->flags & LZ_PE_PRESENT) || !e->nr_pages ||
-		    (j < im->mm->n_vmas && plg_run_is_lazy(im->mm->vmas[j], e->flags)))
+		    (j < t->mm->n_vmas && plg_run_is_lazy(t->mm->vmas[j], e->flags)))
 			continue;
 		/* data_page + nr_pages <= nr_data_pages: checked by verify_pagemap */
 		for (uint64_t b = e->data_page / h->block_pages;
@@ -241,16 +241,16 @@ static uint8_t *eager_blocks(const struct rst_images *im)
 	return want;
 }
 
-static int verify_pages_data(const struct rst_images *im, int fd)
+static int verify_pages_data(const struct rst_images *im, const struct rst_task *t, int fd)
 {
-	const PagemapHead *h = im->pm_head;
+	const PagemapHead *h = t->pm_head;
 	uint8_t *buf = malloc(CRC_CHUNK);
-	uint8_t *want = eager_blocks(im);
+	uint8_t *want = eager_blocks(im, t);
 	int ret = 0;
 
 	if (!buf) {
 		free(want);
-		return fail(im->pages_name, -ENOMEM, "out of memory");
+		return fail(t->pages_name, -ENOMEM, "out of memory");
 	}
 	if (!want)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -264,11 +264,11 @@ static int verify_pages_data(const struct rst_images *im, int fd)
 
 		ret = pages_block_crc(fd, first, nr, buf, &crc);
 		if (ret) {
-			fail(im->pages_name, ret, "read: %s", strerror(-ret));
+			fail(t->pages_name, ret, "read: %s", strerror(-ret));
 			break;
 		}
 		if (crc != h->block_crc[b]) {
-			ret = fail(im->pages_name, -EBADMSG,
+			ret = fail(t->pages_name, -EBADMSG,
 				   "checksum mismatch in pages %" PRIu64 "-%" PRIu64 " (corrupted)",
 				   first, first + nr - 1);
 			break;
@@ -284,11 +284,11 @@ static int verify_pages_data(const struct rst_images *im, int fd)
  * its pages from that same fd (the restored process inherits it), so what
  * is checked here is what is restored, whatever happens to the name.
  */
-static int verify_pages(const struct rst_images *im)
+static int verify_pages(const struct rst_images *im, const struct rst_task *t)
 {
-	const char *name = im->pages_name;
-	uint64_t nr = im->pm_head->nr_data_pages, want, len;
-	int fd = im->pages_fd, ret;
+	const char *name = t->pages_name;
+	uint64_t nr = t->pm_head->nr_data_pages, want, len;
+	int fd = t->pages_fd, ret;
 	struct lz_pages_hdr hdr;
 	const char *why = NULL;
 	struct stat st;
@@ -302,27 +302,27 @@ static int verify_pages(const struct rst_images *im)
 		return fail(name, ret, "%s", why);
 	if (hdr.hdr_crc != rst_inv_file(im, name)->crc)
 		return fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
-	if (hdr.pid != im->pid || hdr.nr_pages != nr)
+	if (hdr.pid != t->pid || hdr.nr_pages != nr)
 		return fail(name, -EBADMSG,
 			    "header says pid %u, %" PRIu64 " pages; pagemap says %u, %" PRIu64,
-			    hdr.pid, (uint64_t)hdr.nr_pages, im->pid, nr);
+			    hdr.pid, (uint64_t)hdr.nr_pages, t->pid, nr);
 	if (pages_span(nr, 0, &want, &len))
 		return fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
 	if ((uint64_t)st.st_size != want)
 		return fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
 			    (uint64_t)st.st_size, want,
 			    (uint64_t)st.st_size < want ? "truncated" : "trailing data");
-	return verify_pages_data(im, fd);
+	return verify_pages_data(im, t, fd);
 }
 
 /* Linear: a bitmap of the fds seen, files found by binary search. */
-static int verify_fds(const struct rst_images *im)
+static int verify_fds(const struct rst_images *im, const struct rst_task *t)
 {
 	uint8_t *seen;
 	char name[64];
 	int ret = 0;
 
-	snprintf(name, sizeof(name), "fdinfo-%u.img", im->pid);
+	snprintf(name, sizeof(name), "fdinfo-%u.img", t->pid);
 	for (size_t i = 0; i < im->nr_files; i++) {
 		const FileEntry *f = im->files[i];
 
@@ -332,8 +332,8 @@ static int verify_fds(const struct rst_images *im)
 	seen = calloc(MAX_FD / 8, 1);
 	if (!seen)
 		return fail(name, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < im->nr_fdinfo; i++) {
-		const FdinfoEntry *d = im->fdinfo[i];
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		const FdinfoEntry *d = t->fdinfo[i];
 
 		if (d->fd >= MAX_FD) {
 			ret = fail(name, -EBADMSG, "fd %u out of range", d->fd);
@@ -366,9 +366,9 @@ static void warn_changed(const char *path, const struct stat *st, bool has_ino, 
 			(uint64_t)st->st_size);
 }
 
-static int verify_files_exist(const struct rst_images *im)
+static int verify_files_exist(const struct rst_images *im, const struct rst_task *t)
 {
-	const MmEntry *mm = im->mm;
+	const MmEntry *mm = t->mm;
 	struct stat st;
 
 	if (stat(mm->exe_path, &st))
@@ -391,28 +391,29 @@ static int verify_files_exist(const struct rst_images *im)
 		warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
 	}
 	/* Opening a FIFO in a file's place would block: the type must be the dumped one. */
-	for (size_t i = 0; i < im->nr_fdinfo; i++) {
-		const FileEntry *f = rst_file_by_id(im, im->fdinfo[i]->file_id);
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		const FileEntry *f = rst_file_by_id(im, t->fdinfo[i]->file_id);
 
 		if (stat(f->path, &st))
 			return fail(f->path, -errno, "%s (fd %u)", strerror(errno),
-				    im->fdinfo[i]->fd);
+				    t->fdinfo[i]->fd);
 		if ((st.st_mode & S_IFMT) != (f->mode & S_IFMT))
 			return fail(f->path, -EINVAL, "a %s, dumped as a %s (fd %u)",
 				    rst_file_type_name(st.st_mode), rst_file_type_name(f->mode),
-				    im->fdinfo[i]->fd);
+				    t->fdinfo[i]->fd);
 		warn_changed(f->path, &st, f->has_ino, f->ino, f->has_size, f->size);
 	}
 	return 0;
 }
 
-static int verify_core(const struct rst_images *im)
+/* core-<tid>.img of every thread: its tid, the xsave size of this dump. */
+static int verify_core(const struct rst_images *im, const struct rst_task *t)
 {
 	char name[64];
 
-	for (size_t i = 0; i < im->nr_threads; i++) {
-		const CoreEntry *c = im->cores[i];
-		uint32_t tid = im->pstree->threads[i];
+	for (size_t i = 0; i < t->nr_cores; i++) {
+		const CoreEntry *c = t->cores[i];
+		uint32_t tid = t->pstree->threads[i];
 
 		snprintf(name, sizeof(name), "core-%u.img", tid);
 		if (c->tid != tid)
@@ -424,22 +425,33 @@ static int verify_core(const struct rst_images *im)
 	return 0;
 }
 
-int rst_verify(const struct rst_images *im)
+static int verify_task(const struct rst_images *im, const struct rst_task *t)
 {
 	char name[64];
 	int ret;
 
-	snprintf(name, sizeof(name), "mm-%u.img", im->pid);
-	ret = verify_core(im);
+	snprintf(name, sizeof(name), "mm-%u.img", t->pid);
+	ret = verify_core(im, t);
 	if (!ret)
-		ret = verify_vmas(im, name);
+		ret = verify_vmas(t, name);
 	if (!ret)
-		ret = verify_pagemap(im);
+		ret = verify_pagemap(t);
 	if (!ret)
-		ret = verify_pages(im);
+		ret = verify_pages(im, t);
 	if (!ret)
-		ret = verify_fds(im);
+		ret = verify_fds(im, t);
 	if (!ret)
-		ret = verify_files_exist(im);
+		ret = verify_files_exist(im, t);
 	return ret;
+}
+
+int rst_verify(const struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		int ret = verify_task(im, &im->tasks[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }

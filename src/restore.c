@@ -49,7 +49,8 @@ struct restore_ctx {
 	const struct lz_restore_opts *opts;
 	struct rst_trust trust;	    /* whose images are read */
 	struct rst_images im;
-	struct rst_proc proc;
+	struct rst_proc *procs;	    /* one per im.tasks entry, same order; procs[0] the root */
+	size_t nr_procs;
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	uint64_t t_start;  /* lz_restore entered */
@@ -64,9 +65,25 @@ static double ms(uint64_t from, uint64_t to)
 	return to > from ? (double)(to - from) / 1e6 : 0.0;
 }
 
-static uint64_t data_pages(const struct rst_images *im)
+/* Data pages, VMAs, page runs and fds of every process of the dump. */
+struct dump_sizes {
+	uint64_t data_pages;
+	size_t vmas, runs, fds;
+};
+
+static struct dump_sizes dump_sizes(const struct rst_images *im)
 {
-	return im->pm_head ? im->pm_head->nr_data_pages : 0;
+	struct dump_sizes z = { 0 };
+
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		const struct rst_task *t = &im->tasks[i];
+
+		z.data_pages += t->pm_head ? t->pm_head->nr_data_pages : 0;
+		z.vmas += t->mm ? t->mm->n_vmas : 0;
+		z.runs += t->nr_pm;
+		z.fds += t->nr_fdinfo;
+	}
+	return z;
 }
 
 /*
@@ -77,12 +94,20 @@ static uint64_t data_pages(const struct rst_images *im)
 static void write_stats(const struct restore_ctx *c)
 {
 	const char *dir = c->opts->work_dir ? c->opts->work_dir : c->opts->images_dir;
-	const uint64_t *t = c->proc.ok.t_ns; /* child start, blob entry, memory done, done */
+	const struct rst_proc *root = &c->procs[0];
+	const uint64_t *t = root->ok.t_ns; /* child start, blob entry, memory done, done */
+	struct dump_sizes z = dump_sizes(&c->im);
+	uint64_t nr_pages = 0;
+	unsigned nr_warnings = 0;
 	char why[SF_WHY_MAX];
 	struct sf_tmp tmp;
 	int dfd, ret;
 	FILE *f;
 
+	for (size_t i = 0; i < c->nr_procs; i++) {
+		nr_pages += c->procs[i].ok.nr_pages;
+		nr_warnings += c->procs[i].nr_warnings;
+	}
 	dfd = sf_dir_open_checked(AT_FDCWD, dir, 0, why);
 	if (dfd < 0) {
 		pr_warn("not writing %s/" STATS_RESTORE ": %s", dir, why);
@@ -102,12 +127,11 @@ static void write_stats(const struct restore_ctx *c)
 		"  \"vmas\": %zu,\n  \"pages_restored\": %" PRIu64 ",\n"
 		"  \"bytes_restored\": %" PRIu64 ",\n  \"image_data_pages\": %" PRIu64 ",\n"
 		"  \"warnings\": %u\n}\n",
-		c->im.pid, c->opts->detach ? "true" : "false", c->opts->lazy_pages ? "true" : "false",
+		c->im.tasks[0].pid, c->opts->detach ? "true" : "false", c->opts->lazy_pages ? "true" : "false",
 		ms(c->t_start, c->t_loaded),
-		ms(c->proc.t_clone, t[0]), ms(t[0], t[1]), ms(t[1], t[2]), ms(t[2], t[3]),
-		ms(c->t_ready, c->t_resumed), c->proc.nr_stops, ms(c->t_start, c->t_done),
-		c->im.mm->n_vmas, c->proc.ok.nr_pages,
-		c->proc.ok.nr_pages * 4096, data_pages(&c->im), c->proc.nr_warnings);
+		ms(root->t_clone, t[0]), ms(t[0], t[1]), ms(t[1], t[2]), ms(t[2], t[3]),
+		ms(c->t_ready, c->t_resumed), root->nr_stops, ms(c->t_start, c->t_done),
+		z.vmas, nr_pages, nr_pages * 4096, z.data_pages, nr_warnings);
 	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
 	if (fclose(f) && !ret)
 		ret = -errno;
@@ -170,7 +194,7 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 		pr_perror("pidfd_getfd: userfaultfd %d of process %d", fd, p->pid);
 		goto out_close;
 	}
-	ret = plg_lazy_ranges(c->im.mm, c->im.pm, c->im.nr_pm, &pr, &nr);
+	ret = plg_lazy_ranges(p->t->mm, p->t->pm, p->t->nr_pm, &pr, &nr);
 	if (ret) {
 		pr_err("lazy ranges: %s", strerror(-ret));
 		goto out_close;
@@ -185,7 +209,7 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 		lr[i] = (struct lz_lazy_range){ .start = pr[i].start, .len = pr[i].end - pr[i].start };
 	struct lazy_client_proc lp = {
 		.pid = p->pid,
-		.img_id = c->im.pid,
+		.img_id = p->t->pid,
 		.uffd = uffd,
 		.pidfd = pidfd,
 		.features = features,
@@ -224,6 +248,8 @@ static void test_pause(const char *where)
 
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
+	struct dump_sizes z;
+	struct rst_proc *root;
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
@@ -233,25 +259,37 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		return ret;
 	c->t_loaded = rst_now_ns();
 	test_pause("verified");
-	pr_info("images of pid %u verified: %zu VMAs, %zu page runs, %" PRIu64 " data pages, %zu fds",
-		c->im.pid, c->im.mm->n_vmas, c->im.nr_pm, data_pages(&c->im), c->im.nr_fdinfo);
+	z = dump_sizes(&c->im);
+	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
+		" data pages, %zu fds",
+		c->im.tasks[0].pid, c->im.nr_tasks, z.vmas, z.runs, z.data_pages, z.fds);
+	c->procs = calloc(c->im.nr_tasks, sizeof(*c->procs));
+	if (!c->procs) {
+		pr_err("out of memory");
+		return -ENOMEM;
+	}
+	c->nr_procs = c->im.nr_tasks;
+	for (size_t i = 0; i < c->nr_procs; i++)
+		c->procs[i].pidfd = -1;
+	root = &c->procs[0];
 
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		if (rst_pid_wait_free((pid_t)c->im.pid))
+		if (rst_pid_wait_free((pid_t)c->im.tasks[0].pid))
 			return -EEXIST;
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
 	}
-	ret = rst_proc_create(&c->proc, &c->im, c->opts->detach, c->lazy ? &c->ki : NULL);
+	ret = rst_proc_create(root, &c->im, &c->im.tasks[0], c->opts->detach,
+			      c->lazy ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	ret = rst_proc_wait_ready(&c->proc, lazy_hand_over, c);
+	ret = rst_proc_wait_ready(root, lazy_hand_over, c);
 	if (ret)
 		return ret;
 	c->t_ready = rst_now_ns();
-	ret = rst_proc_finish(&c->proc);
+	ret = rst_proc_finish(root);
 	if (ret)
 		return ret;
 	c->t_resumed = rst_now_ns();
@@ -269,17 +307,17 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->lazy = NULL;
 	}
 	c->t_done = rst_now_ns();
-	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); it runs on", c->proc.pid,
-		ms(c->t_start, c->t_done), c->proc.ok.nr_pages);
+	pr_info("process %d restored in %.1f ms (%" PRIu64 " pages read); it runs on", root->pid,
+		ms(c->t_start, c->t_done), root->ok.nr_pages);
 	write_stats(c);
 	if (root_pid)
-		*root_pid = c->proc.pid;
+		*root_pid = root->pid;
 	if (c->opts->detach) {
 		if (wait_status)
 			*wait_status = 0;
 		return 0;
 	}
-	return rst_proc_wait_exit(&c->proc, wait_status ? wait_status : &(int){ 0 });
+	return rst_proc_wait_exit(root, wait_status ? wait_status : &(int){ 0 });
 }
 
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
@@ -288,12 +326,13 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
-	c.im.pages_fd = -1;
-	c.proc.pidfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
-	if (ret)
-		rst_proc_abort(&c.proc); /* nothing of a failed restore stays behind */
-	rst_proc_release(&c.proc);
+	for (size_t i = 0; i < c.nr_procs; i++) {
+		if (ret)
+			rst_proc_abort(&c.procs[i]); /* nothing of a failed restore stays behind */
+		rst_proc_release(&c.procs[i]);
+	}
+	free(c.procs);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	rst_images_free(&c.im);
 	return ret;
