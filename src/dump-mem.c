@@ -53,7 +53,8 @@ struct batch_range {
 struct mem_ctx {
 	const struct mm_dump *mm;
 	pid_t pid;
-	uint64_t sp_page;   /* never lazy */
+	uint64_t *sp_pages; /* each thread's stack pointer page, sorted: never lazy */
+	size_t nr_sp;
 	uint64_t args_lo, args_hi; /* pages of argv/envp: never lazy, see mem_ctx_init */
 	uint64_t zero_pfn;  /* PFN of the kernel zero page, 0 if unknown */
 	int pagemap_fd, mem_fd, pages_fd;
@@ -405,6 +406,24 @@ static void report_progress(struct mem_ctx *c)
 	c->next_pct = pct / 5 * 5 + 5;
 }
 
+/* The page of a thread's stack pointer: the thread writes there first when it resumes. */
+static bool is_sp_page(const struct mem_ctx *c, uint64_t addr)
+{
+	size_t lo = 0, hi = c->nr_sp;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->sp_pages[mid] == addr)
+			return true;
+		if (c->sp_pages[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 static bool page_wanted(const struct mem_ctx *c, uint64_t e)
 {
 	if (!(e & (PM_PRESENT | PM_SWAP)) || (e & PM_FILE))
@@ -427,7 +446,7 @@ static int walk_vma(struct mem_ctx *c, uint32_t idx)
 			return ret;
 		}
 		for (size_t i = 0; i < n; i++, addr += LZ_PAGE_SIZE) {
-			uint32_t flags = lazy && addr != c->sp_page &&
+			uint32_t flags = lazy && !is_sp_page(c, addr) &&
 						 (addr < c->args_lo || addr >= c->args_hi)
 						 ? LZ_PE_LAZY
 						 : 0;
@@ -547,13 +566,26 @@ static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
 	return ret;
 }
 
-static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, uint64_t sp, bool progress,
-			struct mem_stats *st, struct dump_sig *sig)
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint64_t *sp,
+			size_t nr_sp, bool progress, struct mem_stats *st, struct dump_sig *sig)
 {
 	memset(c, 0, sizeof(*c));
 	c->mm = mm;
 	c->pid = mm->pid;
-	c->sp_page = ALIGN_DOWN(sp, LZ_PAGE_SIZE);
+	c->sp_pages = malloc((nr_sp + 1) * sizeof(*c->sp_pages));
+	if (!c->sp_pages)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr_sp; i++)
+		c->sp_pages[i] = ALIGN_DOWN(sp[i], LZ_PAGE_SIZE);
+	qsort(c->sp_pages, nr_sp, sizeof(*c->sp_pages), cmp_u64);
+	c->nr_sp = nr_sp;
 	/*
 	 * Other processes read argv and envp out of our memory
 	 * (/proc/PID/cmdline, ps). Such remote reads cannot wait for a
@@ -596,12 +628,13 @@ static void mem_ctx_fini(struct mem_ctx *c)
 	if (c->buf)
 		munmap(c->buf, BATCH_PAGES * LZ_PAGE_SIZE);
 	free(c->pm);
+	free(c->sp_pages);
 	free(c->runs);
 	free(c->crc);
 }
 
-int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
-	     struct mem_stats *st, struct dump_sig *sig)
+int mem_dump(const struct mm_dump *mm, const uint64_t *sp, size_t nr_sp, bool progress,
+	     struct dump_imgs *imgs, struct mem_stats *st, struct dump_sig *sig)
 {
 	struct mem_ctx *c = malloc(sizeof(*c)); /* ~70 KiB: not for the stack */
 	int ret;
@@ -609,7 +642,7 @@ int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_i
 	if (!c)
 		return -ENOMEM;
 	memset(st, 0, sizeof(*st));
-	ret = mem_ctx_init(c, mm, sp, progress, st, sig);
+	ret = mem_ctx_init(c, mm, sp, nr_sp, progress, st, sig);
 	if (!ret)
 		ret = open_sources(c);
 	if (!ret)

@@ -25,11 +25,12 @@ struct mem_stats {
 };
 
 /*
- * Dump the private memory of MM's VMAs. SP is the thread's stack pointer:
- * its page is never lazy. With PROGRESS, a line per ~5% goes to stderr.
- * SIG is polled before each batch: -EINTR when a stop signal came.
+ * Dump the private memory of MM's VMAs. SP[0..NR_SP) are the stack
+ * pointers of the process's threads: their pages are never lazy. With
+ * PROGRESS, a line per ~5% goes to stderr. SIG is polled before each
+ * batch: -EINTR when a stop signal came.
  */
-int mem_dump(const struct mm_dump *mm, uint64_t sp, bool progress, struct dump_imgs *imgs,
-	     struct mem_stats *st, struct dump_sig *sig);
+int mem_dump(const struct mm_dump *mm, const uint64_t *sp, size_t nr_sp, bool progress,
+	     struct dump_imgs *imgs, struct mem_stats *st, struct dump_sig *sig);
 
 #endif

@@ -22,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-tree.h"
 #include "pstree.pb-c.h"
 
+#define KCMP_VM 1	       /* include/uapi/linux/kcmp.h */
 #define FREEZE_ROUNDS_MAX 1000 /* rounds of new threads tolerated while freezing */
 
 static int read_stat(pid_t pid, struct proc_stat *st)
@@ -155,6 +158,47 @@ static int check_leader(struct dump_proc *p)
 	return -EOPNOTSUPP;
 }
 
+/*
+ * A vfork parent sleeps (state D) until its child execs or exits, where no
+ * ptrace interrupt reaches it, and shares its memory with that child:
+ * refuse it by name rather than wait for the freeze timeout. Its children
+ * can be read while it runs: sleeping, it makes none.
+ */
+static int check_vfork(const struct dump_proc *p)
+{
+	pid_t *tids;
+	size_t nr;
+	int ret;
+
+	if (p->stat.state != 'D')
+		return 0;
+	ret = list_tids(p->pid, &tids, &nr);
+	if (ret)
+		return 0; /* the freeze will say what is wrong */
+	for (size_t i = 0; !ret && i < nr; i++) {
+		char name[64], *text, *s, *end;
+
+		snprintf(name, sizeof(name), "task/%d/children", tids[i]);
+		if (proc_read(p->pid, name, &text, NULL))
+			continue;
+		for (s = text; !ret; s = end) {
+			long child = strtol(s, &end, 10);
+
+			if (end == s)
+				break;
+			if (syscall(SYS_kcmp, p->pid, (pid_t)child, KCMP_VM, 0, 0) != 0)
+				continue;
+			pr_err("process %d is a vfork parent waiting for its child %ld (they share "
+			       "one address space): not supported yet",
+			       p->pid, child);
+			ret = -EOPNOTSUPP;
+		}
+		free(text);
+	}
+	free(tids);
+	return ret;
+}
+
 static int freeze_threads(struct dump_tree *tr, struct dump_proc *p)
 {
 	bool more = true, gone;
@@ -226,7 +270,13 @@ static int freeze_proc(struct dump_tree *tr, struct dump_proc *p, bool *gone)
 		p->zombie = true;
 		return 0;
 	}
-	ret = freeze_threads(tr, p);
+	/*
+	 * Not for the root: there the freeze timeout says it (and lets an
+	 * operator wait for the child with --freeze-timeout).
+	 */
+	ret = p == tr->procs[0] ? 0 : check_vfork(p);
+	if (!ret)
+		ret = freeze_threads(tr, p);
 	if (ret == -ESRCH && p != tr->procs[0] && !read_stat(p->pid, &p->stat) &&
 	    p->stat.state == 'Z') {
 		/* It exited as we came: the zombie it became is what its parent will see. */

@@ -129,7 +129,30 @@ static int check_plural(const struct dump_ctx *d)
 
 /* ------------------------------------------------------------ freeze and checks */
 
-/* Before seizing: the pid exists, is not us, and is neither dead nor stopped. */
+/* Before seizing: the root is a process, not a thread of one. */
+static int check_root_tgid(pid_t pid)
+{
+	uint64_t tgid;
+	char *text;
+	int ret;
+
+	ret = proc_read(pid, "status", &text, NULL);
+	if (!ret) {
+		ret = proc_parse_status_num(text, "Tgid", 10, &tgid);
+		free(text);
+	}
+	if (ret) {
+		pr_err("process %d: reading Tgid of /proc/%d/status: %s", pid, pid, strerror(-ret));
+		return ret;
+	}
+	if (tgid != (uint64_t)pid) {
+		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", pid, tgid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Before seizing: the pid exists, is not us, a process, neither dead nor stopped. */
 static int check_target(struct dump_ctx *d)
 {
 	struct proc_stat st;
@@ -161,36 +184,26 @@ static int check_target(struct dump_ctx *d)
 		       d->pid);
 		return -EBUSY;
 	}
-	return 0;
+	return check_root_tgid(d->pid);
 }
 
 /*
- * Per process, on the frozen tree: a thread is not dumped as a process, and
- * a seccomp filter could kill the task for one of our injected syscalls
- * (and the images have no place for it).
+ * Per process, on the frozen tree: a seccomp filter could kill the task for
+ * one of our injected syscalls (and the images have no place for it).
  */
-static int check_process(const struct dump_proc *p)
+static int check_seccomp(const struct dump_proc *p)
 {
-	uint64_t tgid, seccomp = 0;
+	uint64_t seccomp = 0;
 	char *text;
 	int ret;
 
 	ret = proc_read(p->pid, "status", &text, NULL);
-	if (!ret) {
-		ret = proc_parse_status_num(text, "Tgid", 10, &tgid);
-		proc_parse_status_num(text, "Seccomp", 10, &seccomp); /* absent without seccomp */
-		free(text);
-	}
 	if (ret) {
-		pr_err("process %d: reading Tgid of /proc/%d/status: %s", p->pid, p->pid,
-		       strerror(-ret));
+		pr_err("process %d: reading /proc/%d/status: %s", p->pid, p->pid, strerror(-ret));
 		return ret;
 	}
-	if (tgid != (uint64_t)p->pid) {
-		pr_err("%d is a thread of process %" PRIu64 ": dump the process instead", p->pid,
-		       tgid);
-		return -EINVAL;
-	}
+	proc_parse_status_num(text, "Seccomp", 10, &seccomp); /* absent without seccomp */
+	free(text);
 	if (seccomp) {
 		pr_err("process %d uses seccomp (mode %" PRIu64 "): seccomp is not supported yet",
 		       p->pid, seccomp);
@@ -203,7 +216,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = check_process(p);
+	ret = check_seccomp(p);
 	if (!ret)
 		ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
 	if (!ret)
@@ -463,6 +476,22 @@ static void add_stats(struct mem_stats *sum, const struct mem_stats *m)
 	sum->bytes_written += m->bytes_written;
 }
 
+static int dump_memory(struct dump_ctx *d, struct dump_proc *p)
+{
+	uint64_t *sp = calloc(p->nr_th + 1, sizeof(*sp));
+	int ret;
+
+	if (!sp) {
+		pr_err("process %d: %s", p->pid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < p->nr_th; j++)
+		sp[j] = p->th[j].core.regs.rsp;
+	ret = mem_dump(&p->mm, sp, p->nr_th, d->opts->progress, &d->imgs, &p->mem, d->sig);
+	free(sp);
+	return ret;
+}
+
 /* Memory, then the images of one process (files.img is the tree's: write_images). */
 static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 {
@@ -471,8 +500,7 @@ static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
 	ret = mm_collect_proc(&p->mm);
 	if (!ret)
-		ret = mem_dump(&p->mm, p->th[0].core.regs.rsp, d->opts->progress, &d->imgs,
-			       &p->mem, d->sig);
+		ret = dump_memory(d, p);
 	add_stats(&d->mem, &p->mem);
 	if (!ret)
 		ret = task_collect_proc(&p->task, p->pid);

@@ -452,3 +452,55 @@ def test_threads_killed_after_dump(env, plural):
     img = env.path("img")
     env.dump(w, img)
     assert len(show_entries(img, "pstree.img")[0]["threads"]) == 8
+
+
+def test_thread_id_refused(env, plural):
+    """dump -t of a thread that is not the leader names the process to dump
+    instead, before anything is seized."""
+    w = spawn_threads(env)
+    tid = w.tids()[3]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", tid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1, r.describe()
+    assert r.errors == [f"lazarus: Error: dump: {tid} is a thread of process {w.pid}: "
+                        "dump the process instead"], r.describe()
+    harness.assert_not_stopped(w.pid)
+    w.check_pass()
+
+
+VFORK_ROOT = textwrap.dedent("""
+    import os, subprocess, sys, time
+    d, lzvfork = sys.argv[1], sys.argv[2]
+    os.makedirs(os.path.join(d, "v"), exist_ok=True)
+    with open(os.path.join(d, "v", "out"), "w") as out:
+        p = subprocess.Popen([lzvfork, "--dir", os.path.join(d, "v")], stdout=out,
+                             stderr=out, close_fds=True)
+    while not os.path.exists(os.path.join(d, "v", "ready")):
+        time.sleep(0.001)
+    with open(os.path.join(d, "ready.tmp"), "w") as f:
+        f.write("pid=%d vfork=%d" % (os.getpid(), p.pid))
+    os.rename(os.path.join(d, "ready.tmp"), os.path.join(d, "ready"))
+    while True:
+        time.sleep(0.01)
+""")
+
+
+def test_tree_vfork_parent_refused(env, plural):
+    """A descendant waiting for its vfork child is refused by name at once
+    (no freeze timeout); the tree runs on, and the vfork parent resumes when
+    its child is gone."""
+    d = env.base / "vtree"
+    w = env.spawn(PyTree, [harness.PYTHON, "-c", VFORK_ROOT, d, harness.WORKLOADS / "lzvfork"], d)
+    parent = int(w.ready["vfork"])
+    child = int((d / "v" / "ready").read_text().split("child=")[1].split()[0])
+    env.pids.update((parent, child))
+    assert harness.proc_state(parent) == "D"
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1, r.describe()
+    assert r.errors == [f"lazarus: Error: dump: process {parent} is a vfork parent waiting for "
+                        f"its child {child} (they share one address space): not supported yet"], \
+        r.describe()
+    harness.assert_not_stopped(w.pid)
+    os.kill(child, signal.SIGKILL)
+    harness.wait_for((d / "v" / "resumed").exists, harness.READY_TIMEOUT, "the vfork parent to resume")
