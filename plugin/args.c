@@ -324,6 +324,8 @@ static void build_thread(struct lz_blob_thread *t, uint32_t index, const CoreEnt
 	}
 	t->fs_base = c->regs->fs_base;
 	t->gs_base = c->regs->gs_base;
+	if (c->comm)
+		snprintf(t->comm, sizeof(t->comm), "%s", c->comm); /* the kernel keeps 15 */
 }
 
 /* One dumped siginfo: the right size and a signal the kernel would queue. */

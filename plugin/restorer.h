@@ -207,12 +207,13 @@ struct lz_blob_thread {
 	uint64_t affinity; /* uint64_t[nr_affinity] */
 	uint32_t nr_affinity;
 	uint32_t reserved; /* 0 */
+	char comm[16];	   /* PR_SET_NAME, NUL-terminated; "": leave */
 	struct lz_blob_creds creds;
 };
 _Static_assert(offsetof(struct lz_blob_thread, pending_first) == 80, "thread: pending at 80");
 _Static_assert(offsetof(struct lz_blob_thread, affinity) == 120, "thread: affinity at 120");
-_Static_assert(offsetof(struct lz_blob_thread, creds) == 136, "thread: creds at 136");
-_Static_assert(sizeof(struct lz_blob_thread) == 232, "lz_blob_thread is 232 bytes");
+_Static_assert(offsetof(struct lz_blob_thread, creds) == 152, "thread: creds at 152");
+_Static_assert(sizeof(struct lz_blob_thread) == 248, "lz_blob_thread is 248 bytes");
 
 struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
