@@ -53,6 +53,33 @@ class PyThreads(harness.Workload):
         return [int(t) for t in self.ready["tids"].split(",")]
 
 
+class LzThreadState(harness.Workload):
+    kind = "lzthreadstate"
+
+    def parse_result(self, text):
+        return harness.parse_kv(text.strip())
+
+    def tids(self):
+        return [int(t) for t in self.ready["tids"].split(",")]
+
+
+def per_thread_state(pid):
+    """Per tid what /proc says of its own kernel state."""
+    out = {}
+    for tid in task_tids(pid):
+        base = f"/proc/{pid}/task/{tid}"
+        st = thread_status(pid, tid)
+        with open(f"{base}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"{base}/comm") as f:
+            comm = f.read().strip()
+        # stat fields after the comm: 19 nice is index 16, 41 policy is index 38
+        out[tid] = {"comm": comm, "uid": st["Uid"], "gid": st["Gid"], "caps": st["CapEff"],
+                    "nice": fields[16], "policy": fields[38],
+                    "cpus": st["Cpus_allowed_list"]}
+    return out
+
+
 def spawn_lzthreads(env, name="threads"):
     d = env.base / name
     return env.spawn(LzThreads, [harness.WORKLOADS / "lzthreads", "--dir", d], d)
@@ -155,6 +182,30 @@ def test_lzthreads_restored_twice(env, mode):
     assert task_tids(r2.pid) == sorted(w.tids())
     r2.check_pass()
     r2.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_thread_state(env, mode):
+    """Threads whose ids, name, nice, policy, affinity and timer slack differ
+    from each other's (set with raw syscalls, per thread) get each their own
+    back, read from /proc and by each thread itself."""
+    d = env.base / "ts"
+    w = env.spawn(LzThreadState, [harness.WORKLOADS / "lzthreadstate", "--dir", d], d)
+    w.check_pass()
+    before = per_thread_state(w.pid)
+    tids = w.tids()
+    assert before[tids[1]]["uid"].split()[0] == "65534" and before[tids[2]]["policy"] == "3", \
+        before  # the workload did set different state per thread
+    assert len({(v["comm"], v["uid"], v["gid"], v["nice"], v["policy"], v["cpus"])
+                for v in before.values()}) == 4, before
+    img = env.path("img")
+    env.dump(w, img)
+    r = env.restore(img, mode, w)
+    assert per_thread_state(r.pid) == before
+    r.ready = w.ready
+    r.check_pass()
+    r.check_pass()
+    r.stop()
 
 
 @pytest.mark.parametrize("mode", MODES)

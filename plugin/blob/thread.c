@@ -229,8 +229,7 @@ static void barrier(struct blob *b)
 void blob_thread_restore(struct blob *b)
 {
 	tstep(b, LZ_STEP_ROBUST, blob_restore_thread);
-	if (b->t->index)
-		tstep(b, LZ_STEP_SCHED, blob_restore_sched);
+	tstep(b, LZ_STEP_SCHED, blob_restore_sched); /* nothing to do for the leader */
 	tstep(b, LZ_STEP_CREDS, blob_restore_creds);
 	tstep(b, LZ_STEP_SIGQUEUE, blob_queue_own_signals);
 	barrier(b);
