@@ -378,14 +378,17 @@ static int detach_all(struct finish *f)
 	return ret;
 }
 
-/* SIGKILL the process and reap the ptrace link of every thread we hold. */
+/*
+ * SIGKILL the process and reap the ptrace link of every thread we hold,
+ * the leader last: it is not reapable before the others are gone.
+ */
 static void kill_all(struct finish *f)
 {
 	int status;
 
 	if (kill(f->in->pid, SIGKILL) < 0 && errno != ESRCH)
 		pr_perror("process %d: kill", f->in->pid);
-	for (size_t i = 0; i < f->in->nr_threads; i++) {
+	for (size_t i = f->in->nr_threads; i-- > 0;) {
 		struct tracee *t = &f->th[i].t;
 
 		while (t->seized) {

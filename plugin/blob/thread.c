@@ -99,7 +99,7 @@ void blob_clone_threads(struct blob *b)
 
 	for (uint32_t i = 1; i < a->nr_threads; i++) {
 		struct lz_blob_thread *t = thread_at(a, i);
-		uint64_t tid = t->tid;
+		int32_t tid = (int32_t)t->tid; /* pid_t set_tid[1] */
 		struct clone_args_v1 ca = {
 			.flags = CLONE_VM_ | CLONE_FS_ | CLONE_FILES_ | CLONE_SIGHAND_ |
 				 CLONE_THREAD_ | CLONE_SYSVSEM_,
