@@ -1,7 +1,8 @@
 /*
  * args.c - turn the images into the restorer blob's argument block: the VMA
- * array, the page runs to read, the mm map with auxv, thread pointers,
- * timers, rlimits, the pending signals and the credentials. See restorer.h for the layout.
+ * array, the page runs to read, the mm map with auxv, timers, rlimits,
+ * the pending signals, and per thread its pointers, scheduling state and
+ * credentials. See restorer.h for the layout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,17 +15,34 @@
 #include "image.h"
 #include "plugin.h"
 
+#define SCHED_RESET_ON_FORK_ 0x40000000U
+
 static bool vma_is_mapped(const VmaEntry *v)
 {
 	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE ||
 	       v->kind == VMA_KIND__VMA_FILE_SHARED;
 }
 
+/*
+ * extra: [vmas][runs][close fds][threads], then per thread its groups and
+ * its affinity words (8-byte aligned each).
+ */
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 {
-	return im->mm->n_vmas * sizeof(struct lz_blob_vma) + im->nr_pm * sizeof(struct lz_blob_run) +
-	       ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
-	       ALIGN_UP(im->core->creds->n_groups * sizeof(uint32_t), 8);
+	size_t n = im->mm->n_vmas * sizeof(struct lz_blob_vma) +
+		   im->nr_pm * sizeof(struct lz_blob_run) +
+		   ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
+		   im->nr_threads * sizeof(struct lz_blob_thread);
+
+	for (size_t i = 0; i < im->nr_threads; i++)
+		n += ALIGN_UP(im->cores[i]->creds->n_groups * sizeof(uint32_t), 8) +
+		     im->cores[i]->n_cpu_affinity * sizeof(uint64_t);
+	return n;
+}
+
+struct lz_blob_thread *plg_args_threads(struct lz_blob_args *a)
+{
+	return (struct lz_blob_thread *)(uintptr_t)a->threads;
 }
 
 /* LZ_MADV_* of the image -> one bit per madvise() advice value. */
@@ -250,18 +268,64 @@ static int build_task(struct lz_blob_args *a, const TaskEntry *t, char *why, siz
 	return 0;
 }
 
-static void build_thread(struct lz_blob_args *a, const CoreEntry *c)
+/*
+ * The scheduling state a created thread sets itself (the leader's is set
+ * by the lazarus child, restore-task.c). Its affinity words go to `aff`.
+ */
+static int build_sched(struct lz_blob_thread *t, uint64_t *aff, const CoreEntry *c, char *why,
+		       size_t len)
 {
-	a->clear_child_tid = c->clear_child_tid;
-	a->robust_list = c->robust_list;
-	a->robust_list_len = c->robust_list_len;
-	if (c->rseq && c->rseq->abi_pointer) {
-		a->rseq_ptr = c->rseq->abi_pointer;
-		a->rseq_len = c->rseq->abi_size;
-		a->rseq_sig = c->rseq->signature;
+	if (c->n_cpu_affinity > LZ_BLOB_MAX_CPU_WORDS) {
+		snprintf(why, len, "core-%u.img: CPU affinity mask of %zu words, at most %d", c->tid,
+			 c->n_cpu_affinity, LZ_BLOB_MAX_CPU_WORDS);
+		return -EINVAL;
 	}
-	a->fs_base = c->regs->fs_base;
-	a->gs_base = c->regs->gs_base;
+	if (c->n_cpu_affinity) {
+		memcpy(aff, c->cpu_affinity, c->n_cpu_affinity * sizeof(uint64_t));
+		t->affinity = (uint64_t)(uintptr_t)aff;
+		t->nr_affinity = (uint32_t)c->n_cpu_affinity;
+		t->sched |= LZ_BSCHED_AFFINITY;
+	}
+	if (c->has_nice) {
+		t->nice = c->nice;
+		t->sched |= LZ_BSCHED_NICE;
+	}
+	if (c->has_sched_policy) {
+		t->sched_policy = c->sched_policy | (c->sched_reset_on_fork ? SCHED_RESET_ON_FORK_ : 0);
+		t->sched_priority = c->sched_priority;
+		t->sched |= LZ_BSCHED_POLICY;
+	}
+	if (c->has_timerslack_ns) {
+		t->timerslack_ns = c->timerslack_ns;
+		t->sched |= LZ_BSCHED_SLACK;
+	}
+	if (c->has_mce_kill) {
+		t->mce_kill = c->mce_kill;
+		t->sched |= LZ_BSCHED_MCE;
+	}
+	if (c->has_tsc_mode) {
+		t->tsc_mode = c->tsc_mode;
+		t->sched |= LZ_BSCHED_TSC;
+	}
+	return 0;
+}
+
+static void build_thread(struct lz_blob_thread *t, uint32_t index, const CoreEntry *c)
+{
+	t->tid = c->tid;
+	t->index = index;
+	t->clear_child_tid = c->clear_child_tid;
+	t->robust_list = c->robust_list;
+	t->robust_list_len = c->robust_list_len;
+	if (c->rseq && c->rseq->abi_pointer) {
+		t->rseq_ptr = c->rseq->abi_pointer;
+		t->rseq_len = c->rseq->abi_size;
+		t->rseq_sig = c->rseq->signature;
+	}
+	t->fs_base = c->regs->fs_base;
+	t->gs_base = c->regs->gs_base;
+	if (c->comm)
+		snprintf(t->comm, sizeof(t->comm), "%s", c->comm); /* the kernel keeps 15 */
 }
 
 /* One dumped siginfo: the right size and a signal the kernel would queue. */
@@ -285,20 +349,35 @@ static int siginfo_put(struct lz_blob_args *a, const ProtobufCBinaryData *d, con
 	return 0;
 }
 
-/* The thread's queue first, then the process's: see lz_blob_args.pending. */
-static int build_pending(struct lz_blob_args *a, const CoreEntry *c, const TaskEntry *t,
-			 char *why, size_t len)
+/* The threads' queues first, then the process's: see lz_blob_args.pending. */
+static int build_pending(struct lz_blob_args *a, struct lz_blob_thread *threads,
+			 const struct plg_images *im, char *why, size_t len)
 {
+	const TaskEntry *t = im->task;
+	size_t total = t->n_shared_pending_siginfo;
 	int ret = 0;
 
-	if (c->n_pending_siginfo + t->n_shared_pending_siginfo > LZ_BLOB_MAX_SIGINFO) {
-		snprintf(why, len, "%zu pending signals, at most %d can be restored",
-			 c->n_pending_siginfo + t->n_shared_pending_siginfo, LZ_BLOB_MAX_SIGINFO);
+	for (size_t i = 0; i < im->nr_threads; i++)
+		total += im->cores[i]->n_pending_siginfo;
+	if (total > LZ_BLOB_MAX_SIGINFO) {
+		snprintf(why, len, "%zu pending signals, at most %d can be restored", total,
+			 LZ_BLOB_MAX_SIGINFO);
 		return -E2BIG;
 	}
-	for (size_t i = 0; !ret && i < c->n_pending_siginfo; i++) {
-		ret = siginfo_put(a, &c->pending_siginfo[i], "core image", why, len);
-		a->nr_pending += !ret;
+	for (size_t i = 0; !ret && i < im->nr_threads; i++) {
+		const CoreEntry *c = im->cores[i];
+		char img[64];
+
+		if (i)
+			snprintf(img, sizeof(img), "core-%u.img", c->tid);
+		else
+			snprintf(img, sizeof(img), "core image");
+		threads[i].pending_first = a->nr_pending;
+		for (size_t j = 0; !ret && j < c->n_pending_siginfo; j++) {
+			ret = siginfo_put(a, &c->pending_siginfo[j], img, why, len);
+			threads[i].nr_pending += !ret;
+			a->nr_pending += !ret;
+		}
 	}
 	for (size_t i = 0; !ret && i < t->n_shared_pending_siginfo; i++) {
 		ret = siginfo_put(a, &t->shared_pending_siginfo[i], "task image", why, len);
@@ -313,7 +392,7 @@ static int build_pending(struct lz_blob_args *a, const CoreEntry *c, const TaskE
  * the kernel allows. What the kernel itself refuses (an effective capability
  * that is not permitted...) fails in the blob, which reads everything back.
  */
-static int build_creds(struct lz_blob_args *a, uint32_t *groups, const CoreEntry *core,
+static int build_creds(struct lz_blob_thread *a, uint32_t *groups, const CoreEntry *core,
 		       const TaskEntry *t, char *why, size_t len)
 {
 	const CredsEntry *c = core->creds;
@@ -348,14 +427,42 @@ static int build_creds(struct lz_blob_args *a, uint32_t *groups, const CoreEntry
 		.groups = (uint64_t)(uintptr_t)groups, .nr_groups = (uint32_t)c->n_groups,
 		.securebits = c->securebits,
 		.no_new_privs = t->no_new_privs ? 1 : 0,
-		.dumpable = t->dumpable,
 	};
 	return 0;
 }
 
+/* Each thread: pointers, scheduling (created threads), credentials. */
+static int build_threads(struct lz_blob_args *a, struct lz_blob_thread *threads, uint8_t *per,
+			 const struct plg_images *im, char *why, size_t len)
+{
+	int ret = 0;
+
+	if (!im->nr_threads || im->nr_threads > LZ_BLOB_MAX_THREADS) {
+		snprintf(why, len, "%zu threads, at most %d can be restored", im->nr_threads,
+			 LZ_BLOB_MAX_THREADS);
+		return -E2BIG;
+	}
+	a->threads = (uint64_t)(uintptr_t)threads;
+	a->nr_threads = (uint32_t)im->nr_threads;
+	for (size_t i = 0; !ret && i < im->nr_threads; i++) {
+		const CoreEntry *c = im->cores[i];
+		uint32_t *groups = (uint32_t *)per;
+
+		per += ALIGN_UP(c->creds->n_groups * sizeof(uint32_t), 8);
+		build_thread(&threads[i], (uint32_t)i, c);
+		if (i)
+			ret = build_sched(&threads[i], (uint64_t *)per, c, why, len);
+		per += c->n_cpu_affinity * sizeof(uint64_t);
+		if (!ret)
+			ret = build_creds(&threads[i], groups, c, im->task, why, len);
+	}
+	return ret;
+}
+
 /*
  * `a` is already zeroed and has its area fields; `extra` follows it in the
- * bootstrap area and takes the VMA, run and fd arrays.
+ * bootstrap area and takes the VMA, run, fd and thread arrays (see
+ * plg_args_extra). The threads' sigframe and stack_top are the caller's.
  */
 int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		   const struct plg_images *im, const struct plg_fds *fds, uint64_t *nr_data,
@@ -364,7 +471,9 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	struct lz_blob_vma *vmas = (struct lz_blob_vma *)extra;
 	struct lz_blob_run *runs = (struct lz_blob_run *)(vmas + im->mm->n_vmas);
 	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
-	uint32_t *groups = (uint32_t *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
+	struct lz_blob_thread *threads =
+		(struct lz_blob_thread *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
+	uint8_t *per = (uint8_t *)(threads + im->nr_threads);
 	int32_t *idx;
 	int ret;
 
@@ -386,6 +495,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	a->go_fd = fds->go_fd;
 	a->helper_pid = fds->helper_pid;
 	a->pdeath_sig = im->task->pdeath_sig;
+	a->dumpable = im->task->dumpable;
 	a->nr_vmas = build_vmas(vmas, idx, im, fds);
 	a->vmas = (uint64_t)(uintptr_t)vmas;
 	a->nr_runs = build_runs(runs, vmas, idx, im, fds->uffd >= 0, nr_data);
@@ -399,9 +509,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	ret = build_mm(a, im->mm, fds->exe_fd, why, len);
 	if (!ret)
 		ret = build_task(a, im->task, why, len);
-	if (ret)
-		return ret;
-	build_thread(a, im->core);
-	ret = build_pending(a, im->core, im->task, why, len);
-	return ret ? ret : build_creds(a, groups, im->core, im->task, why, len);
+	if (!ret)
+		ret = build_threads(a, threads, per, im, why, len);
+	return ret ? ret : build_pending(a, threads, im, why, len);
 }

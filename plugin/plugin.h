@@ -24,7 +24,9 @@
 /* What the plugin reads from the images. */
 struct plg_images {
 	const MmEntry *mm;
-	const CoreEntry *core;
+	const CoreEntry *core;		   /* the leader's: cores[0] */
+	const CoreEntry *const *cores;	   /* per thread, the leader first (pstree order) */
+	size_t nr_threads;
 	const TaskEntry *task;
 	PagemapEntry *const *pm; /* sorted runs, verified against mm */
 	size_t nr_pm;
@@ -90,10 +92,12 @@ void plg_vdso_range(const MmEntry *mm, uint64_t *start, uint64_t *len);
 int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		   const struct plg_images *im, const struct plg_fds *fds, uint64_t *nr_data,
 		   char *why, size_t len);
+/* The threads array plg_build_args() placed in `extra`. */
+struct lz_blob_thread *plg_args_threads(struct lz_blob_args *a);
 /* Bytes plg_build_args() needs after the args struct (VMAs, runs, fds). */
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds);
 size_t plg_sigframe_size(const CoreEntry *core);
-/* Write the frame at `at`; returns the rsp for rt_sigreturn. */
-uint64_t plg_build_sigframe(uint8_t *at, const struct plg_images *im);
+/* Write the frame of thread CORE at `at`; returns the rsp for rt_sigreturn. */
+uint64_t plg_build_sigframe(uint8_t *at, const CoreEntry *core, uint64_t xfeatures);
 
 #endif

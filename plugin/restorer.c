@@ -3,10 +3,12 @@
  *
  * Area layout (one anonymous mapping, never moved):
  *
- *   [ blob stack | blob code | signal frame | args, arrays ]
+ *   [ blob stack | blob code | signal frames | args, arrays | thread stacks ]
  *
- * Code and the frame are made read+exec once written; the args stay
- * writable. Nothing of it is unmapped from inside: the code issuing
+ * One signal frame per thread, the leader's first; one stack per created
+ * thread (the leader runs on the blob stack). Code and the frames are made
+ * read+exec once written; the args (the threads' futex words among them)
+ * and the thread stacks stay writable. Nothing of it is unmapped from inside: the code issuing
  * rt_sigreturn and the frame it reads must exist at that moment. The lazarus
  * parent unmaps the whole area once rt_sigreturn is done (restore-finish.c).
  */
@@ -27,24 +29,51 @@
 #define BLOB_STACK_SIZE (64UL << 10)
 
 struct area_plan {
-	size_t code_off;  /* blob bytes */
-	size_t frame_off; /* signal frame, right after the blob */
-	size_t args_off;  /* page after the frame: stays writable */
+	size_t code_off;   /* blob bytes */
+	size_t frame_off;  /* signal frames, right after the blob, 64-aligned each */
+	size_t args_off;   /* page after the frames: stays writable */
+	size_t stacks_off; /* page after the args: created threads' stacks */
 	size_t total;
 };
 
+static size_t frame_span(const CoreEntry *c)
+{
+	return ALIGN_UP(plg_sigframe_size(c), 64);
+}
+
 static void area_plan(struct area_plan *p, const struct plg_images *im, const struct plg_fds *fds)
 {
+	size_t frames = 0;
+
+	for (size_t i = 0; i < im->nr_threads; i++)
+		frames += frame_span(im->cores[i]);
 	p->code_off = BLOB_STACK_SIZE;
 	p->frame_off = ALIGN_UP(p->code_off + sizeof(restorer_blob), 64);
-	p->args_off = ALIGN_UP(p->frame_off + plg_sigframe_size(im->core), LZ_PAGE_SIZE);
-	p->total = ALIGN_UP(p->args_off + sizeof(struct lz_blob_args) + plg_args_extra(im, fds),
-			    LZ_PAGE_SIZE);
+	p->args_off = ALIGN_UP(p->frame_off + frames, LZ_PAGE_SIZE);
+	p->stacks_off = ALIGN_UP(p->args_off + sizeof(struct lz_blob_args) + plg_args_extra(im, fds),
+				 LZ_PAGE_SIZE);
+	p->total = p->stacks_off + (im->nr_threads - 1) * LZ_BLOB_THREAD_STACK;
+}
+
+/* Each thread's frame, and each created thread's stack. */
+static void place_threads(struct lz_blob_args *a, uint8_t *base, const struct area_plan *ap,
+			  const struct plg_images *im)
+{
+	struct lz_blob_thread *t = plg_args_threads(a);
+	size_t frame = ap->frame_off;
+
+	for (size_t i = 0; i < im->nr_threads; i++) {
+		t[i].sigframe = plg_build_sigframe(base + frame, im->cores[i], im->xfeatures);
+		frame += frame_span(im->cores[i]);
+		if (i)
+			t[i].stack_top = a->area_start + ap->stacks_off + i * LZ_BLOB_THREAD_STACK;
+	}
 }
 
 /*
  * Fault injection for tests: LAZARUS_FAULT_BLOB=<step> makes the blob fail
- * that step with EIO, after everything before it really happened.
+ * that step with EIO, after everything before it really happened. A step
+ * every thread takes fails in the last thread (the leader if it is alone).
  */
 static uint32_t fault_step(void)
 {
@@ -53,6 +82,7 @@ static uint32_t fault_step(void)
 		[LZ_STEP_FILL] = "fill",     [LZ_STEP_PROTECT] = "protect", [LZ_STEP_MM] = "mm",
 		[LZ_STEP_ROBUST] = "thread", [LZ_STEP_ITIMER] = "itimer", [LZ_STEP_RLIMIT] = "rlimit",
 		[LZ_STEP_CLOSE] = "close",   [LZ_STEP_SIGQUEUE] = "sigqueue", [LZ_STEP_CREDS] = "creds",
+		[LZ_STEP_CLONE] = "clone",   [LZ_STEP_SCHED] = "sched",	  [LZ_STEP_BARRIER] = "barrier",
 	};
 	const char *want = getenv("LAZARUS_FAULT_BLOB");
 
@@ -71,6 +101,11 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	uint64_t addr;
 	int ret;
 
+	if (!im->nr_threads || im->nr_threads > LZ_BLOB_MAX_THREADS) {
+		snprintf(why, len, "%zu threads, at most %d can be restored", im->nr_threads,
+			 LZ_BLOB_MAX_THREADS);
+		return -E2BIG;
+	}
 	area_plan(&ap, im, fds);
 	ret = plg_find_hole(im->mm, ap.total, &addr, why, len);
 	if (ret)
@@ -95,7 +130,8 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 			     &p->nr_data_pages, why, len);
 	if (ret)
 		goto out_unmap;
-	a->sigframe = plg_build_sigframe(base + ap.frame_off, im);
+	place_threads(a, base, &ap, im);
+	a->fault_thread = (uint32_t)im->nr_threads - 1; /* per-thread steps: the last one fails */
 
 	if (mprotect(base + ap.code_off, ap.args_off - ap.code_off, PROT_READ | PROT_EXEC)) {
 		ret = -errno;

@@ -25,7 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 4
+#define LZ_BLOB_ABI_VERSION 5
+#define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
+#define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
+#define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */
 #define LZ_BLOB_MAX_RLIMITS 16
 #define LZ_BLOB_MAX_ITIMERS 3
 #define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
@@ -127,7 +130,7 @@ struct lz_blob_creds {
 	uint32_t nr_groups;
 	uint32_t securebits; /* SECBIT_* with their locks */
 	int32_t no_new_privs; /* 1: PR_SET_NO_NEW_PRIVS after the capabilities */
-	int32_t dumpable;     /* PR_SET_DUMPABLE after the ids (they reset it); <0: leave */
+	int32_t reserved;     /* 0 (dumpable is the process's: lz_blob_args.dumpable) */
 };
 _Static_assert(sizeof(struct lz_blob_creds) == 96, "lz_blob_creds is 96 bytes");
 _Static_assert(offsetof(struct lz_blob_creds, cap_inh) == 32, "creds: caps at 32");
@@ -165,13 +168,60 @@ enum lz_creds_check {
 	LZ_CREDS_CHECK_MAX,
 };
 
+/* lz_blob_thread.sched: which of the scheduling fields the thread sets itself. */
+#define LZ_BSCHED_NICE 0x1U
+#define LZ_BSCHED_POLICY 0x2U	 /* sched_policy (with SCHED_RESET_ON_FORK), sched_priority */
+#define LZ_BSCHED_SLACK 0x4U	 /* timerslack_ns */
+#define LZ_BSCHED_MCE 0x8U	 /* mce_kill */
+#define LZ_BSCHED_TSC 0x10U	 /* tsc_mode */
+#define LZ_BSCHED_AFFINITY 0x20U /* affinity[nr_affinity] */
+
+/*
+ * The state of one thread, which only the thread itself can set. The
+ * leader (index 0) is the restored process's first thread; it creates the
+ * others with clone3(set_tid = tid) on their own stacks in the area. Its
+ * scheduling state is set by the lazarus child before the jump (sched 0).
+ */
+struct lz_blob_thread {
+	uint32_t tid;
+	uint32_t index;		  /* in lz_blob_args.threads; 0: the leader */
+	uint64_t sigframe;	  /* rsp for rt_sigreturn: the ucontext */
+	uint64_t stack_top;	  /* initial rsp of a created thread; 0 for the leader */
+	uint64_t fs_base;	  /* rt_sigreturn does not restore the bases */
+	uint64_t gs_base;
+	uint64_t clear_child_tid; /* set_tid_address */
+	uint64_t robust_list;	  /* set_robust_list head; 0: none */
+	uint64_t robust_list_len;
+	uint64_t rseq_ptr; /* 0: no rseq registered at dump */
+	uint32_t rseq_len;
+	uint32_t rseq_sig;
+	uint32_t pending_first; /* its own pending signals: lz_blob_args.pending[first, */
+	uint32_t nr_pending;	/* first + nr) */
+	uint32_t sched;		/* LZ_BSCHED_* */
+	int32_t nice;
+	uint32_t sched_policy; /* SCHED_* | SCHED_RESET_ON_FORK */
+	uint32_t sched_priority;
+	uint64_t timerslack_ns;
+	uint32_t tsc_mode;
+	int32_t mce_kill;
+	uint64_t affinity; /* uint64_t[nr_affinity] */
+	uint32_t nr_affinity;
+	uint32_t reserved; /* 0 */
+	char comm[16];	   /* PR_SET_NAME, NUL-terminated; "": leave */
+	struct lz_blob_creds creds;
+};
+_Static_assert(offsetof(struct lz_blob_thread, pending_first) == 80, "thread: pending at 80");
+_Static_assert(offsetof(struct lz_blob_thread, affinity) == 120, "thread: affinity at 120");
+_Static_assert(offsetof(struct lz_blob_thread, creds) == 152, "thread: creds at 152");
+_Static_assert(sizeof(struct lz_blob_thread) == 248, "lz_blob_thread is 248 bytes");
+
 struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */
 	uint32_t size;	      /* sizeof(struct lz_blob_args) */
 
 	uint64_t area_start; /* the bootstrap area: kept through the unmap, */
 	uint64_t area_end;   /* unmapped by the lazarus parent after rt_sigreturn */
-	uint64_t sigframe;   /* rsp for rt_sigreturn: the ucontext */
+	uint64_t threads;    /* struct lz_blob_thread[nr_threads], the leader first */
 
 	int32_t status_fd; /* pipe to the lazarus parent */
 	int32_t pages_fd;  /* pages-<pid>.img */
@@ -195,14 +245,15 @@ struct lz_blob_args {
 	struct lz_blob_mm_map mm;
 	uint64_t auxv[LZ_BLOB_AUXV_MAX];
 
-	uint64_t clear_child_tid; /* set_tid_address */
-	uint64_t robust_list;	  /* set_robust_list head; 0: none */
-	uint64_t robust_list_len;
-	uint64_t rseq_ptr; /* 0: no rseq registered at dump */
-	uint32_t rseq_len;
-	uint32_t rseq_sig;
-	uint64_t fs_base; /* rt_sigreturn does not restore the bases */
-	uint64_t gs_base;
+	uint32_t nr_threads;
+	/*
+	 * Written by the blob's threads (futex words): how many threads have
+	 * restored their own state, and 1 once the leader was let go by the
+	 * lazarus parent (then every thread leaves through rt_sigreturn).
+	 */
+	uint32_t nr_ready;
+	uint32_t go;
+	int32_t dumpable; /* PR_SET_DUMPABLE once every thread has its ids; <0: leave */
 
 	uint64_t t_child_ns; /* CLOCK_MONOTONIC at child start, echoed in OK */
 	uint32_t fault_step; /* testing: fail this enum lz_rst_step with EIO; 0 none */
@@ -210,25 +261,24 @@ struct lz_blob_args {
 	int32_t release_fd;  /* -d: one byte lets the helper exit; -1 without -d */
 	int32_t helper_pid;  /* -d: the helper, our parent until released */
 	int32_t go_fd;	     /* go pipe: one byte once the parent traces us; EOF: it gave up */
-	uint32_t reserved1;  /* 0 */
+	uint32_t fault_thread; /* testing: the thread (index) that fails fault_step */
 
 	/*
-	 * Signals pending at dump time, re-queued to ourselves just before the
-	 * release: pending[0, nr_pending) for the thread, then
-	 * [nr_pending, nr_pending + nr_shared_pending) for the process.
+	 * Signals pending at dump time, re-queued just before the release:
+	 * each thread's own queue (lz_blob_thread.pending_first, nr_pending)
+	 * by that thread, then [nr_pending, nr_pending + nr_shared_pending)
+	 * for the process, by the leader.
 	 */
-	uint32_t nr_pending;
+	uint32_t nr_pending; /* all threads' together */
 	uint32_t nr_shared_pending;
 	struct lz_blob_siginfo pending[LZ_BLOB_MAX_SIGINFO];
-
-	struct lz_blob_creds creds; /* of the (only) thread */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
-_Static_assert(offsetof(struct lz_blob_args, go_fd) == 1312, "args: go_fd at 1312");
-_Static_assert(offsetof(struct lz_blob_args, pending) == 1328, "args: pending at 1328");
-_Static_assert(offsetof(struct lz_blob_args, creds) == 34096, "args: creds at 34096");
-_Static_assert(sizeof(struct lz_blob_args) == 34192, "args: 34192 bytes");
+_Static_assert(offsetof(struct lz_blob_args, nr_threads) == 1232, "args: nr_threads at 1232");
+_Static_assert(offsetof(struct lz_blob_args, go_fd) == 1272, "args: go_fd at 1272");
+_Static_assert(offsetof(struct lz_blob_args, pending) == 1288, "args: pending at 1288");
+_Static_assert(sizeof(struct lz_blob_args) == 34056, "args: 34056 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -266,10 +316,24 @@ enum lz_rst_step {
 	LZ_STEP_TRACER, /* after OK: wait on the go pipe for the parent */
 	LZ_STEP_SIGQUEUE, /* re-queue a pending signal: arg = its index, addr = signal */
 	LZ_STEP_CREDS,	  /* credentials: arg = enum lz_creds_op, addr = its detail */
+	LZ_STEP_CLONE,	  /* create a thread: arg = its index, addr = its tid */
+	LZ_STEP_SCHED,	  /* a thread's scheduling state: arg = enum lz_sched_op */
+	LZ_STEP_BARRIER,  /* wait until every thread restored itself: arg = threads ready */
 	LZ_STEP_MAX,
 };
 
-#define LZ_RST_TEXT_MAX 192
+/* lz_rst_msg.arg of an LZ_STEP_SCHED failure. Names in restore-proc.c. */
+enum lz_sched_op {
+	LZ_SCHED_AFFINITY,
+	LZ_SCHED_NICE,
+	LZ_SCHED_POLICY,
+	LZ_SCHED_SLACK,
+	LZ_SCHED_MCE,
+	LZ_SCHED_TSC,
+	LZ_SCHED_OP_MAX,
+};
+
+#define LZ_RST_TEXT_MAX 188
 #define LZ_RST_ARG_FAULT 0xffffffffU /* arg of a failure made by LAZARUS_FAULT_BLOB */
 
 struct lz_rst_msg {
@@ -281,6 +345,7 @@ struct lz_rst_msg {
 	uint64_t addr;	   /* step detail: an address */
 	uint64_t t_ns[4];  /* OK: child start, blob entry, memory done, done */
 	uint64_t nr_pages; /* OK: pages read from the pages file */
+	uint32_t tid;	   /* the thread that failed; 0: the process as a whole */
 	char text[LZ_RST_TEXT_MAX]; /* child messages: the whole line */
 };
 _Static_assert(sizeof(struct lz_rst_msg) == 256, "lz_rst_msg is 256 bytes");

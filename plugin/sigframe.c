@@ -82,13 +82,12 @@ static void fill_mcontext(struct k_sigcontext64 *sc, const X8664Regs *r)
 }
 
 /* The kernel wrote these at dump time; write them again for this frame. */
-static void fill_xsave(uint8_t *x, const struct plg_images *im)
+static void fill_xsave(uint8_t *x, const CoreEntry *c, uint64_t xfeatures)
 {
-	const CoreEntry *c = im->core;
 	struct k_fpx_sw_bytes sw = {
 		.magic1 = FP_XSTATE_MAGIC1,
 		.extended_size = (uint32_t)c->xsave.len + sizeof(uint32_t),
-		.xfeatures = im->xfeatures,
+		.xfeatures = xfeatures,
 		.xstate_size = (uint32_t)c->xsave.len,
 	};
 	uint32_t magic2 = FP_XSTATE_MAGIC2;
@@ -98,9 +97,8 @@ static void fill_xsave(uint8_t *x, const struct plg_images *im)
 	memcpy(x + c->xsave.len, &magic2, sizeof(magic2));
 }
 
-uint64_t plg_build_sigframe(uint8_t *at, const struct plg_images *im)
+uint64_t plg_build_sigframe(uint8_t *at, const CoreEntry *c, uint64_t xfeatures)
 {
-	const CoreEntry *c = im->core;
 	struct k_ucontext *uc = (struct k_ucontext *)(at + 8);
 	uint8_t *xsave = (uint8_t *)ALIGN_UP((uintptr_t)(uc + 1), 64);
 
@@ -112,7 +110,7 @@ uint64_t plg_build_sigframe(uint8_t *at, const struct plg_images *im)
 	fill_mcontext(&uc->uc_mcontext, c->regs);
 	uc->uc_sigmask = c->blocked_sigset;
 	if (c->xsave.len >= XSAVE_MIN) {
-		fill_xsave(xsave, im);
+		fill_xsave(xsave, c, xfeatures);
 		uc->uc_flags |= UC_FP_XSTATE;
 		uc->uc_mcontext.fpstate = (uint64_t)(uintptr_t)xsave;
 	}

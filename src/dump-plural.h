@@ -10,7 +10,7 @@
 #ifndef LZ_DUMP_PLURAL_H
 #define LZ_DUMP_PLURAL_H
 
-#define LZ_RESTORE_THREADS 0
+#define LZ_RESTORE_THREADS 1
 #define LZ_RESTORE_TREES 1
 
 #endif

@@ -155,6 +155,8 @@ static int child_plugin(struct rst_child *c)
 	struct plg_images pi = {
 		.mm = t->mm,
 		.core = t->cores[0],
+		.cores = (const CoreEntry *const *)t->cores,
+		.nr_threads = t->nr_cores,
 		.task = t->task,
 		.pm = t->pm,
 		.nr_pm = t->nr_pm,

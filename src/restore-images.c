@@ -231,6 +231,43 @@ static int check_listed(struct rst_images *im)
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Thread ids: at most what the restorer takes, each in range and listed once. */
+static int check_threads(const PstreeEntry *e)
+{
+	char why[128];
+	uint32_t *s;
+	int ret = 0;
+
+	if (e->n_threads > LZ_BLOB_MAX_THREADS) {
+		snprintf(why, sizeof(why), "process %u has %zu threads, at most %d can be restored",
+			 e->pid, e->n_threads, LZ_BLOB_MAX_THREADS);
+		return img_fail("pstree.img", -EOPNOTSUPP, why);
+	}
+	s = malloc(e->n_threads * sizeof(*s));
+	if (!s)
+		return img_fail("pstree.img", -ENOMEM, NULL);
+	memcpy(s, e->threads, e->n_threads * sizeof(*s));
+	qsort(s, e->n_threads, sizeof(*s), cmp_u32);
+	for (size_t i = 0; !ret && i < e->n_threads; i++) {
+		if (s[i] < 1 || s[i] > (1U << 22))
+			snprintf(why, sizeof(why), "process %u: thread %u out of range", e->pid, s[i]);
+		else if (i && s[i] == s[i - 1])
+			snprintf(why, sizeof(why), "process %u: thread %u listed twice", e->pid, s[i]);
+		else
+			continue;
+		ret = img_fail("pstree.img", -EBADMSG, why);
+	}
+	free(s);
+	return ret;
+}
+
 static int pstree_fail(uint32_t pid, int ret, const char *fmt, ...) __printf(3, 4);
 
 /* "pstree.img: process PID: <why>" */
@@ -260,13 +297,9 @@ static int check_entry(const PstreeEntry *e)
 	}
 	if (e->n_threads < 1 || e->threads[0] != e->pid)
 		return pstree_fail(e->pid, -EBADMSG, "its leader is not its first thread");
-	if (e->n_threads != 1)
-		return pstree_fail(e->pid, -EOPNOTSUPP,
-				   "%zu threads; only single-threaded processes can be restored yet",
-				   e->n_threads);
 	if (e->stopped && (e->stop_signal < 1 || e->stop_signal > 64))
 		return pstree_fail(e->pid, -EBADMSG, "stopped by signal %u", e->stop_signal);
-	return 0;
+	return check_threads(e);
 }
 
 /*

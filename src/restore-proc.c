@@ -371,6 +371,9 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_TRACER] = "wait for the lazarus parent",
 	[LZ_STEP_SIGQUEUE] = "re-queue pending signal",
 	[LZ_STEP_CREDS] = "restore credentials",
+	[LZ_STEP_CLONE] = "create thread",
+	[LZ_STEP_SCHED] = "restore the thread's scheduling",
+	[LZ_STEP_BARRIER] = "wait for every thread",
 };
 
 /* enum lz_creds_op: what the blob was doing to the credentials. */
@@ -439,8 +442,32 @@ static const char *blob_vma_what(const struct rst_task *t, uint32_t idx)
 	return "?";
 }
 
+/* enum lz_sched_op: which scheduling call of a thread failed. */
+static const char *const sched_ops[LZ_SCHED_OP_MAX] = {
+	[LZ_SCHED_AFFINITY] = "sched_setaffinity", [LZ_SCHED_NICE] = "setpriority",
+	[LZ_SCHED_POLICY] = "sched_setscheduler",  [LZ_SCHED_SLACK] = "PR_SET_TIMERSLACK",
+	[LZ_SCHED_MCE] = "PR_MCE_KILL",		   [LZ_SCHED_TSC] = "PR_SET_TSC",
+};
+
+static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
+			   size_t len);
+
+/* A failure of a thread other than the leader names it: "restorer: thread TID: ...". */
 static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 		       size_t len)
+{
+	char one[512];
+
+	msg_format_one(p, m, one, sizeof(one));
+	if (m->step == LZ_STEP_CHILD || !m->tid || m->tid == (uint32_t)p->pid ||
+	    strncmp(one, "restorer: ", 10))
+		snprintf(buf, len, "%s", one);
+	else if (snprintf(buf, len, "restorer: thread %u: %s", m->tid, one + 10) < 0)
+		buf[0] = '\0';
+}
+
+static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
+			   size_t len)
 {
 	const char *step = m->step < LZ_STEP_MAX && step_names[m->step] ? step_names[m->step]
 									 : "unknown step";
@@ -479,6 +506,16 @@ static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, cha
 		break;
 	case LZ_STEP_CREDS:
 		creds_format(m, step, buf, len);
+		break;
+	case LZ_STEP_CLONE:
+		snprintf(buf, len, "restorer: %s %" PRIu64 ": %s", step, m->addr, err);
+		break;
+	case LZ_STEP_SCHED:
+		snprintf(buf, len, "restorer: %s: %s: %s", step,
+			 m->arg < LZ_SCHED_OP_MAX && sched_ops[m->arg] ? sched_ops[m->arg] : "?", err);
+		break;
+	case LZ_STEP_BARRIER:
+		snprintf(buf, len, "restorer: %s: %u ready after 10 s: %s", step, m->arg, err);
 		break;
 	default:
 		if (m->addr)
@@ -908,7 +945,8 @@ int rst_proc_finish(struct rst_proc *p)
 		.go_wr = p->go_wr,
 		.area = p->area,
 		.area_len = p->area_len,
-		.core = p->t->cores[0],
+		.cores = (const CoreEntry *const *)p->t->cores,
+		.nr_threads = p->t->nr_cores,
 	};
 	const char *fault = getenv("LAZARUS_FAULT_BLOB"); /* as for the blob's steps */
 	const char *fault_pid = getenv("LAZARUS_FAULT_PID");

@@ -102,7 +102,7 @@ def task_status(pid):
                 for line in f:
                     k, _, v = line.partition(":")
                     fields[k] = v.strip()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # the thread just exited
             continue
         out[int(tid)] = fields
     return out

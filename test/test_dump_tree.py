@@ -26,8 +26,6 @@ import harness
 PLURAL = "LAZARUS_TEST_DUMP_PLURAL"
 SIGRTMIN = 34  # glibc's, as the C workloads see it
 PENDING_SIG, PENDING_VALUE = SIGRTMIN + 4, 0x6666
-ERR_THREADS = "lazarus: Error: dump: process {} has {} threads: multi-threaded processes " \
-              "are not supported yet"
 ERR_TREE = "lazarus: Error: dump: process {} has a child (pid {}): process trees are not " \
            "supported yet"
 
@@ -173,12 +171,14 @@ def spawn_threads(env, name="threads"):
     return env.spawn(LzThreads, [harness.WORKLOADS / "lzthreads", "--dir", d], d)
 
 
-def test_threads_refused_without_switch(env, monkeypatch):
+def test_threads_dumped_without_switch(env, monkeypatch):
+    """Restore brings threads back (LZ_RESTORE_THREADS): no switch needed."""
     monkeypatch.delenv(PLURAL, raising=False)
     w = spawn_threads(env)
     w.check_pass()
-    dump_refused(env, w, ERR_THREADS.format(w.pid, 8))
-    harness.assert_not_stopped(w.pid)
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    assert show_entries(img, "pstree.img")[0]["threads"] == w.tids()
     assert sorted(harness.task_status(w.pid)) == sorted(w.tids())
     w.check_pass()
     w.stop()

@@ -10,6 +10,7 @@
 /* Per-run state of the blob: lives on the blob stack. */
 struct blob {
 	struct lz_blob_args *a;
+	struct lz_blob_thread *t; /* the calling thread's state */
 	struct lz_blob_vma *vmas;
 	struct lz_blob_run *runs;
 	uint64_t nr_pages; /* pages read from the pages file */
@@ -31,11 +32,21 @@ void blob_map_vmas(struct blob *b);
 void blob_fill(struct blob *b);
 void blob_finish_vmas(struct blob *b);
 
+/* thread.c */
+void blob_clone_threads(struct blob *b);
+/* The per-thread steps, the barrier; the leader returns, the others leave. */
+void blob_thread_restore(struct blob *b);
+__attribute__((noreturn)) void blob_sigreturn_when_go(struct blob *b);
+void blob_let_threads_go(struct blob *b);
+/* Fail step ID here if the fault hook (LAZARUS_FAULT_BLOB) names it. */
+void blob_fault_point(struct blob *b, int id);
+
 /* lazy.c */
 void blob_register_lazy(struct blob *b);
 
 /* task.c */
 void blob_restore_mm(struct blob *b);
+/* The calling thread's pointers: clear tid, robust list, rseq, fs/gs base. */
 void blob_restore_thread(struct blob *b);
 void blob_restore_itimers(struct blob *b);
 void blob_restore_rlimits(struct blob *b);
@@ -43,10 +54,12 @@ void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
 void blob_wait_tracer(struct blob *b);
 
-/* creds.c */
+/* creds.c: the calling thread's; dumpable (per process) once all did theirs. */
 void blob_restore_creds(struct blob *b);
+void blob_restore_dumpable(struct blob *b);
 
-/* signal.c */
+/* signal.c: the calling thread's own queue; the leader's also the process's. */
+void blob_queue_own_signals(struct blob *b);
 void blob_queue_signals(struct blob *b);
 
 /* finish.c: rt_sigreturn with the frame at `frame`. */

@@ -210,7 +210,7 @@ static void creds_check(struct blob *b, const struct lz_blob_creds *c)
 
 void blob_restore_creds(struct blob *b)
 {
-	const struct lz_blob_creds *c = &b->a->creds;
+	const struct lz_blob_creds *c = &b->t->creds;
 	long r;
 
 	creds_caps_open(b, c);
@@ -218,14 +218,25 @@ void blob_restore_creds(struct blob *b)
 	creds_ids(b, c);
 	creds_caps_close(b, c);
 	creds_check(b, c);
-	if (c->dumpable == 0 || c->dumpable == 1) {
-		r = sys_prctl(PR_SET_DUMPABLE, (unsigned long)c->dumpable, 0, 0, 0);
-		if (r)
-			creds_fail(b, LZ_CREDS_DUMPABLE, r, (uint64_t)c->dumpable);
-	}
 	if (c->no_new_privs) {
 		r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 		if (r)
 			creds_fail(b, LZ_CREDS_NO_NEW_PRIVS, r, 0);
 	}
+}
+
+/*
+ * Step 9, once for the process (the flag is the mm's) and after every
+ * thread changed its ids: each change resets it.
+ */
+void blob_restore_dumpable(struct blob *b)
+{
+	int32_t d = b->a->dumpable;
+	long r;
+
+	if (d != 0 && d != 1)
+		return;
+	r = sys_prctl(PR_SET_DUMPABLE, (unsigned long)d, 0, 0, 0);
+	if (r)
+		creds_fail(b, LZ_CREDS_DUMPABLE, r, (uint64_t)d);
 }

@@ -38,6 +38,7 @@ void blob_report(struct blob *b, int type, int step, long err, uint32_t arg, uin
 	m.err = (int32_t)err;
 	m.arg = arg;
 	m.addr = addr;
+	m.tid = b->t ? b->t->tid : 0;
 	if (type == LZ_MSG_OK) {
 		m.t_ns[0] = b->a->t_child_ns;
 		m.t_ns[1] = b->t_entry;
@@ -56,43 +57,62 @@ void blob_fail(struct blob *b, int step, long err, uint32_t arg, uint64_t addr)
 
 static void blob_check_abi(struct blob *b)
 {
-	if (b->a->abi_version != LZ_BLOB_ABI_VERSION || b->a->size != sizeof(*b->a))
-		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, b->a->abi_version, b->a->size);
+	struct lz_blob_args *a = b->a;
+
+	if (a->abi_version != LZ_BLOB_ABI_VERSION || a->size != sizeof(*a))
+		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, a->abi_version, a->size);
+	if (!a->nr_threads || a->nr_threads > LZ_BLOB_MAX_THREADS)
+		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, a->nr_threads, 0);
 }
 
-/* A step, unless the fault hook (LAZARUS_FAULT_BLOB) says it fails. */
-static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
+void blob_fault_point(struct blob *b, int id)
 {
 	if (b->a->fault_step == (uint32_t)id)
 		blob_fail(b, id, -5 /* EIO */, LZ_RST_ARG_FAULT, 0);
+}
+
+/* A step of the process as a whole (the leader's), unless the fault hook says it fails. */
+static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
+{
+	blob_fault_point(b, id);
 	fn(b);
 }
 
 /*
- * The order matters: the old mappings go first (the target's addresses may
- * be taken by them), the vdso is placed before the VMAs so nothing else can
- * take its hint address, lazy VMAs are registered with the userfaultfd only
- * after the fill (a write into a registered missing page would wait for
- * the daemon), memory is complete before PR_SET_MM_MAP checks the
- * new layout, rseq is registered only once its area is mapped, the
- * credentials come after everything that needs privilege (PR_SET_MM_MAP,
- * raising hard rlimits) and drop it for good (creds.c), the dumped
- * pending signals are queued after them (charged to the dumped user, as
- * they were) and just before the release (every signal is
- * blocked here, so they wait for the target's own mask, which rt_sigreturn
- * installs); the release sets the parent-death signal, which the change of
- * ids cleared. With -d the
- * helper that cloned us is released only after the last step of ours that
- * can fail, so a failed restore is reaped by it and leaves no zombie (only
- * the parent's ptrace step comes later; if that fails, the parent kills us
- * and our new parent reaps us). The status pipe is closed after "OK", the
- * go pipe after the parent's byte.
+ * The leader's path. The order matters: the old mappings go first (the
+ * target's addresses may be taken by them), the vdso is placed before the
+ * VMAs so nothing else can take its hint address, lazy VMAs are registered
+ * with the userfaultfd only after the fill (a write into a registered
+ * missing page would wait for the daemon), memory is complete before
+ * PR_SET_MM_MAP checks the new layout, the other threads are created
+ * (clone3 with their tids needs CAP_CHECKPOINT_RESTORE) once the process
+ * has its final address space and before anything drops privilege; then
+ * every thread, the leader too, restores its own state (thread.c: thread
+ * pointers and rseq once their areas are mapped, scheduling, the
+ * credentials after everything that needs privilege, which drops it for
+ * good, creds.c; its dumped pending signals after them, charged to the
+ * dumped user as they were) and waits at a barrier. Only once every
+ * thread got there the leader goes on with the per-process rest: dumpable
+ * (a change of ids in any thread resets it), closing the service fds, the
+ * process's pending signals (every signal is blocked in every thread
+ * here, so they wait for the targets' own masks, which rt_sigreturn
+ * installs), and the release, which sets the parent-death signal that the
+ * change of ids cleared. With -d the helper that cloned us is released
+ * only after the last step of ours that can fail, so a failed restore is
+ * reaped by it and leaves no zombie (only the parent's ptrace step comes
+ * later; if that fails, the parent kills us and our new parent reaps us).
+ * The status pipe is closed after "OK", the go pipe after the parent's
+ * byte; then the leader lets the other threads go and every thread leaves
+ * through rt_sigreturn from its own frame. A failure in any thread is
+ * reported on the pipe and ends the whole process (exit_group).
  */
 __attribute__((section(".text.entry"), used, visibility("default"))) void
 lz_blob_entry(struct lz_blob_args *a)
 {
+	struct lz_blob_thread *t = (struct lz_blob_thread *)(uintptr_t)a->threads;
 	struct blob b = {
 		.a = a,
+		.t = t,
 		.vmas = (struct lz_blob_vma *)(uintptr_t)a->vmas,
 		.runs = (struct lz_blob_run *)(uintptr_t)a->runs,
 	};
@@ -107,16 +127,18 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_PROTECT, blob_finish_vmas);
 	b.t_mem = blob_now_ns();
 	step(&b, LZ_STEP_MM, blob_restore_mm);
-	step(&b, LZ_STEP_ROBUST, blob_restore_thread);
 	step(&b, LZ_STEP_ITIMER, blob_restore_itimers);
 	step(&b, LZ_STEP_RLIMIT, blob_restore_rlimits);
-	step(&b, LZ_STEP_CREDS, blob_restore_creds);
+	blob_clone_threads(&b); /* its fault point is inside: after some threads exist */
+	blob_thread_restore(&b);
+	blob_restore_dumpable(&b);
 	step(&b, LZ_STEP_CLOSE, blob_close_fds);
-	step(&b, LZ_STEP_SIGQUEUE, blob_queue_signals);
+	blob_queue_signals(&b); /* the process's queue now (the leader's own is done) */
 	step(&b, LZ_STEP_RELEASE, blob_release);
 	blob_report(&b, LZ_MSG_OK, 0, 0, (uint32_t)((a->area_end - a->area_start) >> 12),
 		    a->area_start);
 	sys_close(a->status_fd);
 	blob_wait_tracer(&b);
-	lz_blob_finish(a->sigframe);
+	blob_let_threads_go(&b);
+	lz_blob_finish(t->sigframe);
 }

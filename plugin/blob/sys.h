@@ -208,6 +208,32 @@ static inline long sys_setfsgid(uint32_t id)
 	return sys1(__NR_setfsgid, id);
 }
 
+/* FUTEX_WAIT/WAKE, private: the threads share the mm. */
+static inline long sys_futex(uint32_t *uaddr, int op, uint32_t val, const void *timeout)
+{
+	return sys4(__NR_futex, uaddr, op | 128 /* FUTEX_PRIVATE_FLAG */, val, timeout);
+}
+
+static inline long sys_setpriority(int which, int who, int prio)
+{
+	return sys3(__NR_setpriority, which, who, prio);
+}
+
+static inline long sys_sched_setscheduler(int pid, int policy, const int *prio)
+{
+	return sys3(__NR_sched_setscheduler, pid, policy, prio);
+}
+
+static inline long sys_sched_setaffinity(int pid, unsigned long len, const void *mask)
+{
+	return sys3(__NR_sched_setaffinity, pid, len, mask);
+}
+
+static inline long sys_sched_getaffinity(int pid, unsigned long len, void *mask)
+{
+	return sys3(__NR_sched_getaffinity, pid, len, mask);
+}
+
 static inline __attribute__((noreturn)) void sys_exit_group(int code)
 {
 	sys1(__NR_exit_group, code);

@@ -26,12 +26,20 @@ void blob_restore_mm(struct blob *b)
 		blob_fail(b, LZ_STEP_MM, r, 0, 0);
 }
 
-/* rt_sigreturn restores neither fs_base nor gs_base: arch_prctl does. */
+/*
+ * rt_sigreturn restores neither fs_base nor gs_base: arch_prctl does. A
+ * created thread starts with the leader's name: its own comes here.
+ */
 void blob_restore_thread(struct blob *b)
 {
-	struct lz_blob_args *a = b->a;
+	struct lz_blob_thread *a = b->t;
 	long r;
 
+	if (a->comm[0]) {
+		r = sys_prctl(PR_SET_NAME, (unsigned long)a->comm, 0, 0, 0);
+		if (r)
+			blob_fail(b, LZ_STEP_ROBUST, r, 2, 0);
+	}
 	sys_set_tid_address(a->clear_child_tid);
 	if (a->robust_list) {
 		r = sys_set_robust_list(a->robust_list, a->robust_list_len);

@@ -113,6 +113,7 @@ struct args_fixture {
 	CoreEntry core;
 	TaskEntry task;
 	MmEntry mm;
+	const CoreEntry *cores[1];
 	struct plg_images im;
 	struct plg_fds fds;
 	struct lz_blob_args *a;
@@ -138,7 +139,9 @@ static void fixture_init(struct args_fixture *f, uint32_t *groups, size_t nr_gro
 	f->creds.securebits = 0x2f;
 	f->task.dumpable = 1;
 	f->task.no_new_privs = 1;
-	f->im = (struct plg_images){ .mm = &f->mm, .core = &f->core, .task = &f->task };
+	f->cores[0] = &f->core;
+	f->im = (struct plg_images){ .mm = &f->mm, .core = &f->core, .task = &f->task,
+				     .cores = f->cores, .nr_threads = 1 };
 	f->fds = (struct plg_fds){ .status_fd = 3, .release_fd = -1, .go_fd = 4, .pages_fd = 5,
 				   .exe_fd = 6, .uffd = -1 };
 	f->a = calloc(1, sizeof(*f->a));
@@ -165,15 +168,19 @@ static int test_args_creds(void)
 {
 	uint32_t groups[3] = { 4, 24, 27 };
 	struct args_fixture f;
+	const struct lz_blob_thread *t;
 	const uint32_t *g;
 
 	fixture_init(&f, groups, 3);
 	CHECK(fixture_build(&f) == 0);
-	CHECK(f.a->creds.uid == 65534 && f.a->creds.fsgid == 65534);
-	CHECK(f.a->creds.cap_bnd == 0x3ff && f.a->creds.securebits == 0x2f);
-	CHECK(f.a->creds.no_new_privs == 1 && f.a->creds.dumpable == 1);
-	CHECK(f.a->creds.nr_groups == 3);
-	g = (const uint32_t *)(uintptr_t)f.a->creds.groups;
+	CHECK(f.a->nr_threads == 1);
+	t = plg_args_threads(f.a);
+	CHECK((const uint8_t *)t >= f.extra && (const uint8_t *)(t + 1) <= f.extra + f.extra_len);
+	CHECK(t->creds.uid == 65534 && t->creds.fsgid == 65534);
+	CHECK(t->creds.cap_bnd == 0x3ff && t->creds.securebits == 0x2f);
+	CHECK(t->creds.no_new_privs == 1 && f.a->dumpable == 1);
+	CHECK(t->creds.nr_groups == 3);
+	g = (const uint32_t *)(uintptr_t)t->creds.groups;
 	CHECK((const uint8_t *)g >= f.extra && (const uint8_t *)(g + 3) <= f.extra + f.extra_len);
 	CHECK(g[0] == 4 && g[1] == 24 && g[2] == 27);
 	fixture_fini(&f);
