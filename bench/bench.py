@@ -557,6 +557,163 @@ def bench_size(b, mib, reps):
     return out
 
 
+# ------------------------------------------------------------ programs: threads and trees
+# test/workloads/pytreethreads.py: a given amount of memory spread over the
+# threads of one process ("threads": 1 process x 8 threads) or over a tree
+# ("tree": root, a, a1, b, 4 threads each). Time to running and time to all
+# pages in place, eager and lazy; every process checks itself after each
+# restore (memory hashed by each thread, every thread moved on, same tids).
+
+PYTREE = ROOT / "test" / "workloads" / "pytreethreads.py"
+PROGRAMS = {"threads": ("single", 8), "tree": ("tree", 4)}
+
+
+class Program:
+    """pytreethreads started by us; its processes are named in DIR/ready."""
+
+    def __init__(self, dir, kind, mib):
+        shape, threads = PROGRAMS[kind]
+        self.dir, self.kind = Path(dir), kind
+        self.dir.mkdir(parents=True)
+        nproc = 4 if shape == "tree" else 1
+        with open(self.dir / "out", "wb") as out:
+            self.proc = subprocess.Popen(
+                ["/usr/bin/python3", str(PYTREE), "--dir", str(self.dir), "--shape", shape,
+                 "--threads", str(threads), "--mib", str(max(1, mib // nproc))],
+                cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        self.pid = self.proc.pid
+
+        def ready():
+            if (self.dir / "ready").exists():
+                return True
+            if self.proc.poll() is not None:
+                raise BenchError(f"{kind}: pytreethreads exited {self.proc.returncode} "
+                                 f"before it was ready")
+            return False
+
+        wait_for(ready, READY_TIMEOUT, f"{kind} {mib} MiB to be ready")
+        words = dict(w.partition("=")[::2] for w in (self.dir / "ready").read_text().split())
+        self.pids = {"root": int(words.pop("pid"))}
+        self.pids.update({n: int(p) for n, p in words.items()})
+        self.tids = {n: (self.dir / f"ready-{n}").read_text().split()[1] for n in self.pids}
+
+    def check(self, what):
+        """Every process checks itself, all at once; returns the wall time."""
+        t0 = now()
+        for n in self.pids:
+            (self.dir / f"result-{n}").unlink(missing_ok=True)
+        for n in self.pids:
+            (self.dir / f"check-{n}").write_text("")
+        for n, pid in self.pids.items():
+            res = self.dir / f"result-{n}"
+
+            def answered():
+                if res.exists():
+                    return True
+                if proc_stat(pid) is None or proc_stat(pid)[0] == "Z":
+                    raise BenchError(f"{what}: {self.kind} process {n} ({pid}) is not running")
+                return False
+
+            wait_for(answered, CHECK_TIMEOUT, f"{what}: {self.kind} {n} to check itself")
+            line = res.read_text().strip()
+            if not line.startswith("PASS") or f"pid={pid} " not in line + " ":
+                raise BenchError(f"{what}: {self.kind} self-check FAILED: {line}")
+        t1 = now()
+        for n, pid in self.pids.items():
+            got = ",".join(sorted(os.listdir(f"/proc/{pid}/task"), key=int))
+            want = ",".join(sorted(self.tids[n].split("=")[1].split(","), key=int))
+            if got != want:
+                raise BenchError(f"{what}: {self.kind} {n} ({pid}) has tids {got}, want {want}")
+        return t1 - t0
+
+    def gone(self):
+        """After the dump: every process killed and reaped (reparented to us)."""
+        try:
+            self.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"dump: {self.kind} {self.pid} still runs after the dump")
+        for pid in self.pids.values():
+            reap(pid)
+
+    def stop(self, what):
+        for pid in self.pids.values():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                raise BenchError(f"{what}: {self.kind} process {pid} is gone")
+        for pid in self.pids.values():
+            st = reap(pid)
+            if st is not None and not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
+                raise BenchError(f"{what}: {self.kind} {pid} ended with wait status {st:#x}")
+
+
+def bench_program(b, kind, mib, reps):
+    raw = {k: [] for k in ("baseline_verify_ms", "dump_ms", "dump_frozen_ms",
+                           "eager_time_to_running_ms", "eager_verify_ms",
+                           "lazy_time_to_running_ms", "lazy_time_to_all_pages_ms",
+                           "lazy_daemon_exit_after_restore_ms", "lazy_verify_ms",
+                           "lazy_pages_fault", "lazy_pages_fill")}
+    img = b.base / f"img-{kind}"
+    for rep in range(reps):
+        t = now()
+        wdir = b.base / f"{kind}-{mib}-{rep}"
+        w = Program(wdir, kind, mib)
+        b.pids.update(w.pids.values())
+        raw["baseline_verify_ms"].append(ms(w.check("baseline")))
+        if img.exists():
+            shutil.rmtree(img)
+        img.mkdir()
+        raw["dump_ms"].append(ms(b.lazarus(f"dump-{kind}", "dump", "-t", w.pid, "-D", img)))
+        w.gone()
+        raw["dump_frozen_ms"].append(json.loads((img / "stats-dump.json").read_text())
+                                     ["frozen_ms"])
+        # eager: every page is in place when restore -d returns
+        raw["eager_time_to_running_ms"].append(
+            ms(b.lazarus(f"restore-eager-{kind}", "restore", "-D", img, "-d")))
+        raw["eager_verify_ms"].append(ms(w.check(f"{kind} eager restore")))
+        w.stop(f"{kind} eager restore")
+        # lazy: running when restore -d returns; all pages in place when the
+        # daemon has served every process (its stats), then the check
+        work = b.base / f"lazy-{kind}"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        d, box = b.start_daemon(img, work)
+        t0 = now()
+        ttr = b.lazarus(f"restore-lazy-{kind}", "restore", "-D", img, "--lazy-pages", "-W",
+                        work, "-d")
+        box["thread"].join(CMD_TIMEOUT)
+        if box["thread"].is_alive() or d.returncode != 0:
+            raise BenchError(f"{kind} lazy restore: daemon {d.pid} did not exit 0 "
+                             f"(exit {d.returncode})")
+        stats = json.loads((work / "lazy-pages-stats.json").read_text())
+        procs = [p for p in stats["processes"] if p["pid"] in w.pids.values()]
+        if len(procs) != len(w.pids) or any(p["state"] != "done" for p in procs):
+            raise BenchError(f"{kind} lazy restore: the daemon's stats do not show every "
+                             f"process done: {stats['processes']}")
+        raw["lazy_verify_ms"].append(ms(w.check(f"{kind} lazy restore")))
+        raw["lazy_time_to_running_ms"].append(ms(ttr))
+        raw["lazy_time_to_all_pages_ms"].append(max(ms(p["time_to_complete_ns"]) for p in procs))
+        raw["lazy_daemon_exit_after_restore_ms"].append(ms(box["exit_ns"] - t0 - ttr))
+        raw["lazy_pages_fault"].append(sum(p["pages_fault"] for p in procs))
+        raw["lazy_pages_fill"].append(sum(p["pages_fill"] for p in procs))
+        w.stop(f"{kind} lazy restore")
+        reap_zombie_orphans(keep=set())
+        shutil.rmtree(wdir, ignore_errors=True)
+        print(f"  {kind} {mib} MiB rep {rep + 1}/{reps}: dump {raw['dump_ms'][-1]:.0f} ms, "
+              f"eager running {raw['eager_time_to_running_ms'][-1]:.0f} ms, lazy running "
+              f"{raw['lazy_time_to_running_ms'][-1]:.0f} ms, all pages "
+              f"{raw['lazy_time_to_all_pages_ms'][-1]:.0f} ms; all PASS "
+              f"({ms(now() - t) / 1000:.1f} s)", flush=True)
+    shutil.rmtree(img, ignore_errors=True)
+    shape, threads = PROGRAMS[kind]
+    out = {k: summary(v) for k, v in raw.items()}
+    out["config"] = {"mib_total": mib, "processes": 4 if shape == "tree" else 1,
+                     "threads_per_process": threads}
+    return out
+
+
 # ------------------------------------------------------------ ratios
 
 def slope_ms_per_gib(sizes, values):
@@ -698,6 +855,15 @@ def print_summary(res):
               f"({fmt(g['lazy_ttr_ms_per_gib'], '.1f')} ms/GiB), eager restore "
               f"x{fmt(g['eager_restore_largest_vs_smallest'], '.2f')} "
               f"({fmt(g['eager_restore_ms_per_gib'], '.0f')} ms/GiB)")
+    print("\n== programs: median (min); times in ms ==")
+    for kind, P in res.get("programs", {}).items():
+        c = P["config"]
+        print(f"  {kind}: {c['processes']} process(es) x {c['threads_per_process']} threads, "
+              f"{c['mib_total']} MiB")
+        for k in ("dump_ms", "eager_time_to_running_ms", "eager_verify_ms",
+                  "lazy_time_to_running_ms", "lazy_time_to_all_pages_ms",
+                  "lazy_daemon_exit_after_restore_ms", "lazy_verify_ms"):
+            print(f"    {k:36s} {P[k]['median']:>9.1f} ({P[k]['min']:.1f})")
     m = res["machine"]
     print(f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
           f"{m['loadavg_end'][0]:.2f} on {m['cpus']} CPUs; images on {res['config']['images_fs']}; "
@@ -721,6 +887,8 @@ def parse_args():
     ap.add_argument("--mib", default="64 256 1024", help="lzwork sizes in MiB")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per size")
     ap.add_argument("--micro-reps", type=int, default=5, help="repetitions per microbenchmark")
+    ap.add_argument("--prog-mib", type=int, default=None,
+                    help="memory of the threads and tree workloads (default: smallest --mib)")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
     try:
@@ -729,6 +897,8 @@ def parse_args():
         ap.error(f"--mib {a.mib!r}: want sizes in MiB separated by spaces")
     if not a.sizes or min(a.sizes) < 1 or a.reps < 1 or a.micro_reps < 1:
         ap.error("need at least one size >= 1 MiB and at least one repetition")
+    if a.prog_mib is None:
+        a.prog_mib = a.sizes[0]
     return a
 
 
@@ -772,6 +942,10 @@ def main():
         for mib in a.sizes:
             print(f"lazarus, lzwork {mib} MiB x {a.reps}...", flush=True)
             res["lazarus"][str(mib)] = bench_size(b, mib, a.reps)
+        res["programs"] = {}
+        for kind in PROGRAMS:
+            print(f"lazarus, {kind} {a.prog_mib} MiB x {a.reps}...", flush=True)
+            res["programs"][kind] = bench_program(b, kind, a.prog_mib, a.reps)
         ok = True
     finally:
         kill_leftovers(b.pids)
