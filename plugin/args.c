@@ -34,9 +34,14 @@ size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 		   ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
 		   im->nr_threads * sizeof(struct lz_blob_thread);
 
-	for (size_t i = 0; i < im->nr_threads; i++)
+	for (size_t i = 0; i < im->nr_threads; i++) {
+		const SeccompEntry *sc = im->cores[i]->seccomp;
+
 		n += ALIGN_UP(im->cores[i]->creds->n_groups * sizeof(uint32_t), 8) +
 		     im->cores[i]->n_cpu_affinity * sizeof(uint64_t);
+		for (size_t j = 0; sc && j < sc->n_filters; j++)
+			n += sizeof(struct lz_blob_seccomp) + ALIGN_UP(sc->filters[j]->prog.len, 8);
+	}
 	return n;
 }
 
@@ -431,6 +436,60 @@ static int build_creds(struct lz_blob_thread *a, uint32_t *groups, const CoreEnt
 	return 0;
 }
 
+/*
+ * The thread's seccomp mode and filters (oldest first), put at `per`;
+ * returns the bytes used there. The blob installs them after the parent
+ * traces the thread with PTRACE_O_SUSPEND_SECCOMP (blob/seccomp.c), with
+ * the restored credentials: a filter needs no_new_privs or CAP_SYS_ADMIN.
+ */
+static int build_seccomp(struct lz_blob_thread *th, uint8_t *per, size_t *used,
+			 const CoreEntry *c, const TaskEntry *t, char *why, size_t len)
+{
+	const SeccompEntry *sc = c->seccomp;
+	struct lz_blob_seccomp *f = (struct lz_blob_seccomp *)per;
+	uint8_t *prog = per + (sc ? sc->n_filters : 0) * sizeof(*f);
+
+	*used = 0;
+	if (!sc)
+		return 0;
+	if (sc->mode != 1 && sc->mode != 2) {
+		snprintf(why, len, "core image of thread %u: seccomp mode %u is not 1 or 2", c->tid,
+			 sc->mode);
+		return -EINVAL;
+	}
+	if ((sc->mode == 1) != !sc->n_filters) {
+		snprintf(why, len, "core image of thread %u: seccomp mode %u with %zu filters",
+			 c->tid, sc->mode, sc->n_filters);
+		return -EINVAL;
+	}
+	if (sc->mode == 2 && !t->no_new_privs && !(c->creds->cap_eff & (1ULL << 21))) {
+		snprintf(why, len,
+			 "thread %u: seccomp filters without no_new_privs or CAP_SYS_ADMIN cannot be installed again",
+			 c->tid);
+		return -EPERM;
+	}
+	for (size_t j = 0; j < sc->n_filters; j++) {
+		const ProtobufCBinaryData *p = &sc->filters[j]->prog;
+
+		if (!p->len || p->len % 8 || p->len / 8 > 4096) {
+			snprintf(why, len,
+				 "core image of thread %u: seccomp filter %zu is %zu bytes, not 1..4096 instructions",
+				 c->tid, j, p->len);
+			return -EINVAL;
+		}
+		memcpy(prog, p->data, p->len);
+		f[j] = (struct lz_blob_seccomp){ .prog = (uint64_t)(uintptr_t)prog,
+						 .len = (uint32_t)(p->len / 8),
+						 .flags = sc->filters[j]->flags };
+		prog += ALIGN_UP(p->len, 8);
+	}
+	th->seccomp_mode = sc->mode;
+	th->nr_seccomp = (uint32_t)sc->n_filters;
+	th->seccomp = (uint64_t)(uintptr_t)f;
+	*used = (size_t)(prog - per);
+	return 0;
+}
+
 /* Each thread: pointers, scheduling (created threads), credentials. */
 static int build_threads(struct lz_blob_args *a, struct lz_blob_thread *threads, uint8_t *per,
 			 const struct plg_images *im, char *why, size_t len)
@@ -455,6 +514,12 @@ static int build_threads(struct lz_blob_args *a, struct lz_blob_thread *threads,
 		per += c->n_cpu_affinity * sizeof(uint64_t);
 		if (!ret)
 			ret = build_creds(&threads[i], groups, c, im->task, why, len);
+		if (!ret) {
+			size_t used;
+
+			ret = build_seccomp(&threads[i], per, &used, c, im->task, why, len);
+			per += used;
+		}
 	}
 	return ret;
 }

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 5
+#define LZ_BLOB_ABI_VERSION 6
 #define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
 #define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
 #define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */
@@ -209,11 +209,23 @@ struct lz_blob_thread {
 	uint32_t reserved; /* 0 */
 	char comm[16];	   /* PR_SET_NAME, NUL-terminated; "": leave */
 	struct lz_blob_creds creds;
+	uint32_t seccomp_mode;	/* 0 none, 1 strict, 2 filter (blob/seccomp.c) */
+	uint32_t nr_seccomp;	/* filter mode: struct lz_blob_seccomp[nr_seccomp] */
+	uint64_t seccomp;	/* oldest first */
 };
 _Static_assert(offsetof(struct lz_blob_thread, pending_first) == 80, "thread: pending at 80");
 _Static_assert(offsetof(struct lz_blob_thread, affinity) == 120, "thread: affinity at 120");
 _Static_assert(offsetof(struct lz_blob_thread, creds) == 152, "thread: creds at 152");
-_Static_assert(sizeof(struct lz_blob_thread) == 248, "lz_blob_thread is 248 bytes");
+_Static_assert(offsetof(struct lz_blob_thread, seccomp_mode) == 248, "thread: seccomp at 248");
+_Static_assert(sizeof(struct lz_blob_thread) == 264, "lz_blob_thread is 264 bytes");
+
+/* One seccomp filter of a thread: a struct sock_filter[len] in the area. */
+struct lz_blob_seccomp {
+	uint64_t prog;
+	uint32_t len;	/* instructions, 8 bytes each */
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_* */
+};
+_Static_assert(sizeof(struct lz_blob_seccomp) == 16, "lz_blob_seccomp is 16 bytes");
 
 struct lz_blob_args {
 	uint32_t abi_version; /* LZ_BLOB_ABI_VERSION */

@@ -170,6 +170,8 @@ int core_collect_frozen(struct core_dump *c, struct tracee *t)
 	if (!ret)
 		ret = creds_collect(&c->creds, c->tid);
 	if (!ret)
+		ret = seccomp_collect(&c->seccomp, t);
+	if (!ret)
 		ret = get_xsave(c);
 	if (!ret)
 		ret = get_rseq(c);
@@ -240,6 +242,8 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	SigaltstackEntry sas = SIGALTSTACK_ENTRY__INIT;
 	RseqEntry rseq = RSEQ_ENTRY__INIT;
 	CredsEntry creds = CREDS_ENTRY__INIT;
+	SeccompEntry sc;
+	SeccompFilterEntry scf[SECCOMP_MAX_FILTERS], *scfp[SECCOMP_MAX_FILTERS];
 	CoreEntry e = CORE_ENTRY__INIT;
 	char name[DUMP_IMG_NAME_MAX];
 
@@ -302,6 +306,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	e.pending_siginfo = pending;
 	creds_to_entry(&c->creds, &creds);
 	e.creds = &creds;
+	seccomp_to_core(&c->seccomp, &e, &sc, scf, scfp);
 
 	snprintf(name, sizeof(name), "core-%d.img", c->tid);
 	return dump_img_write_one(imgs, name, LZ_IMG_CORE, &e.base);
@@ -312,4 +317,5 @@ void core_fini(struct core_dump *c)
 	free(c->xsave);
 	c->xsave = NULL;
 	creds_fini(&c->creds);
+	seccomp_fini(&c->seccomp);
 }

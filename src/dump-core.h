@@ -12,6 +12,7 @@
 
 #include "dump-creds.h"
 #include "dump-img.h"
+#include "dump-seccomp.h"
 #include "dump-task.h"
 #include "ptrace.h"
 
@@ -33,6 +34,7 @@ struct core_dump {
 	uint8_t pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* their siginfo, oldest first */
 	struct creds_dump creds;	 /* uids, gids, groups, capabilities, securebits */
 	struct thread_sched sched;	 /* nice, policy, affinity (task_collect_sched) */
+	struct seccomp_dump seccomp;	 /* mode and filters (dump-seccomp.c) */
 };
 
 /*

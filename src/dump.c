@@ -187,38 +187,11 @@ static int check_target(struct dump_ctx *d)
 	return check_root_tgid(d->pid);
 }
 
-/*
- * Per process, on the frozen tree: a seccomp filter could kill the task for
- * one of our injected syscalls (and the images have no place for it).
- */
-static int check_seccomp(const struct dump_proc *p)
-{
-	uint64_t seccomp = 0;
-	char *text;
-	int ret;
-
-	ret = proc_read(p->pid, "status", &text, NULL);
-	if (ret) {
-		pr_err("process %d: reading /proc/%d/status: %s", p->pid, p->pid, strerror(-ret));
-		return ret;
-	}
-	proc_parse_status_num(text, "Seccomp", 10, &seccomp); /* absent without seccomp */
-	free(text);
-	if (seccomp) {
-		pr_err("process %d uses seccomp (mode %" PRIu64 "): seccomp is not supported yet",
-		       p->pid, seccomp);
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
 static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = check_seccomp(p);
-	if (!ret)
-		ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
 	if (!ret)
 		ret = task_collect_state(&p->task, p->pid);
 	if (!ret)

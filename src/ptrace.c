@@ -44,6 +44,9 @@
 #include "ptrace.h"
 
 #define SYSCALL_STOP (SIGTRAP | 0x80) /* PTRACE_O_TRACESYSGOOD */
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
 #define MAX_SIGNAL_STOPS 64	      /* signal-delivery stops tolerated while freezing */
 
 static char proc_state_of(pid_t pid)
@@ -231,7 +234,8 @@ static int put_back_sigmask(struct tracee *t)
  */
 static int set_options(struct tracee *t, bool exitkill)
 {
-	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
+	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0) |
+		    (t->seccomp_suspended ? PTRACE_O_SUSPEND_SECCOMP : 0);
 
 	if (ptrace(PTRACE_SETOPTIONS, t->pid, NULL, (void *)opts) < 0) {
 		pr_perror("process %d: PTRACE_SETOPTIONS", t->pid);
@@ -273,8 +277,19 @@ int tracee_seize_hooked(struct tracee *t, pid_t pid, unsigned freeze_timeout_ms,
 		t->hooks = *hooks;
 	t->pid = pid;
 	t->freeze_timeout_ms = freeze_timeout_ms;
-	/* TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection. */
-	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
+	/*
+	 * TRACESYSGOOD only marks syscall stops (SIGTRAP|0x80) for injection.
+	 * SUSPEND_SECCOMP (CAP_SYS_ADMIN, CONFIG_CHECKPOINT_RESTORE): a seccomp
+	 * filter or strict mode must not deny or kill our injected syscalls;
+	 * without it a task using seccomp is refused (dump.c).
+	 */
+	if (ptrace(PTRACE_SEIZE, pid, NULL,
+		   (void *)(PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)) == 0)
+		t->seccomp_suspended = true;
+	else if ((errno == EPERM || errno == EINVAL) &&
+		 ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) == 0)
+		t->seccomp_suspended = false;
+	else {
 		ret = -errno;
 		if (t->hooks.may_vanish && strchr("XZ?", proc_state_of(pid)))
 			return -ESRCH; /* exiting (a zombie cannot be seized) or gone */

@@ -71,6 +71,9 @@ struct tracee {
 	pid_t pid;
 	bool seized;
 	bool frozen;			 /* tracee_seize succeeded */
+	bool seccomp_suspended;		 /* seized with PTRACE_O_SUSPEND_SECCOMP: its
+					    seccomp filters do not apply to the
+					    syscalls injected into it */
 	bool injected;			 /* regs/sigmask were changed: put back on detach */
 	struct user_regs_struct regs;	 /* as frozen, before any fixup */
 	struct user_regs_struct resume;	 /* regs to put back after injection: as

@@ -54,6 +54,9 @@
 #include "restore-finish.h"
 
 #define SYSCALL_STOP (SIGTRAP | 0x80) /* PTRACE_O_TRACESYSGOOD */
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
 #define MAX_STOPS 32		      /* per thread: the blob makes ~4 syscalls after "OK" */
 /* eflags bits rt_sigreturn takes from the frame (the kernel's FIX_EFLAGS). */
 #define SIGRETURN_EFLAGS 0x50dd5ULL
@@ -78,8 +81,10 @@ static int thread_seize(struct thread *th)
 
 	if (ret)
 		return ret;
+	/* SUSPEND_SECCOMP kept: the threads install their filters now (blob/seccomp.c). */
 	if (ptrace(PTRACE_SETOPTIONS, tid, NULL,
-		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)) < 0) {
+		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL |
+				  (th->t.seccomp_suspended ? PTRACE_O_SUSPEND_SECCOMP : 0))) < 0) {
 		pr_perror("%s: PTRACE_SETOPTIONS", th->who);
 		return -errno;
 	}

@@ -20,6 +20,9 @@ struct blob {
 
 /* Tell the parent; never fails (a dead parent is not our problem here). */
 void blob_report(struct blob *b, int type, int step, long err, uint32_t arg, uint64_t addr);
+/* The thread's seccomp mode and filters, once traced (seccomp.c). */
+void blob_restore_seccomp(const struct lz_blob_thread *t);
+
 /* Report a failure and exit_group: the process never runs half-restored. */
 __attribute__((noreturn)) void blob_fail(struct blob *b, int step, long err, uint32_t arg,
 					 uint64_t addr);

@@ -140,5 +140,6 @@ lz_blob_entry(struct lz_blob_args *a)
 	sys_close(a->status_fd);
 	blob_wait_tracer(&b);
 	blob_let_threads_go(&b);
+	blob_restore_seccomp(t); /* last: traced with its filters suspended */
 	lz_blob_finish(t->sigframe);
 }

@@ -252,6 +252,7 @@ __attribute__((noreturn)) void blob_sigreturn_when_go(struct blob *b)
 {
 	while (!__atomic_load_n(&b->a->go, __ATOMIC_SEQ_CST))
 		sys_futex(&b->a->go, FUTEX_WAIT_, 0, 0);
+	blob_restore_seccomp(b->t); /* last: traced with its filters suspended */
 	lz_blob_finish(b->t->sigframe);
 }
 
