@@ -202,10 +202,13 @@ child = os.fork()
 if child == 0:
     fd = os.open(os.path.join(d, "out-child"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)
+    publish("child-ready", "pid=%d" % os.getpid())  # its stdout is its own now
     while True:
         if take("check-child"):
             publish("result-child", verdict() + " pid=%d" % os.getpid())
         time.sleep(0.005)
+while not os.path.exists(os.path.join(d, "child-ready")):
+    time.sleep(0.005)  # a dump before the child has its own stdout would be refused
 publish("ready", "pid=%d child=%d" % (os.getpid(), child))
 while True:
     if take("fork"):

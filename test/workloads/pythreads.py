@@ -98,8 +98,10 @@ def check(st, seq, last):
 def main():
     d = sys.argv[sys.argv.index("--dir") + 1]
     st = State()
-    requested = threading.Event()
-    signal.signal(signal.SIGUSR1, lambda *_: requested.set())
+    # Only a flag in the handler: Event.set() there could deadlock on the
+    # lock the interrupted main thread holds inside Event.wait().
+    requested = [False]
+    signal.signal(signal.SIGUSR1, lambda *_: requested.__setitem__(0, True))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     st.tids["main"] = threading.get_native_id()
     threads = [threading.Thread(target=worker, args=(st, i), daemon=True)
@@ -114,8 +116,9 @@ def main():
     publish(d, "ready", f"pid={os.getpid()} tids={','.join(str(st.tids[k]) for k in order)}\n")
     seq, last = 0, [0] * NR_WORKERS
     while True:
-        if requested.wait(0.01):
-            requested.clear()
+        time.sleep(0.01)
+        if requested[0]:
+            requested[0] = False
             seq += 1
             text, last = check(st, seq, last)
             publish(d, "result", text)
