@@ -187,3 +187,21 @@ def test_pidns_failure_leaves_nothing(env, mode, monkeypatch):
     assert copies_of(w.pid) == []
     assert not [p for p in harness.my_children() if comm(p) == "lazarus-init"]
     w.check_pass()
+
+
+def test_pidns_threads(env, mode):
+    """Every thread has its dumped tid inside; the ptrace finish found each from here."""
+    from test_threads import spawn_lzthreads
+    w = spawn_lzthreads(env)
+    w.check_pass()
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    r = restore_pidns(env, img, mode)
+    assert r.rc == 0 and not r.errors, r.describe()
+    (outer,) = copies_of(w.pid)
+    env.pids.add(outer)
+    assert_in_ns(outer, w.pid)
+    inner = sorted(nspid(f"{outer}/task/{t}")[1] for t in os.listdir(f"/proc/{outer}/task"))
+    assert inner == sorted(w.tids())
+    check_copy(w, outer)
+    w.check_pass()
