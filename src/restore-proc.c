@@ -1012,6 +1012,7 @@ int rst_tree_wait_ready(struct rst_proc *procs, size_t n, rst_uffd_cb on_uffd, v
 			if (procs[i].has_held && procs[i].pidfd >= 0) {
 				procs[i].has_held = false;
 				ret = proc_handle(procs, n, &procs[i], &procs[i].held, on_uffd, ctx);
+				ret = ret > 0 ? 0 : ret; /* a held "OK" (--pidns): done */
 			}
 			if (procs[i].status_rd < 0 || procs[i].has_held)
 				continue;
