@@ -47,6 +47,7 @@ static void usage(FILE *f)
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
 		"      --lazy-pages            restore anonymous memory on demand through the\n"
 		"                              lazy-pages daemon of WORKDIR (started if none)\n"
+		"      --pidns                 into a fresh pid namespace (pids kept inside)\n"
 		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
 		"      --trust-images-of USER  also trust images owned by USER (name or uid);\n"
 		"                              otherwise only root's and the caller's\n"
@@ -60,6 +61,7 @@ enum {
 	OPT_LAZY_PAGES,
 	OPT_WORK_DIR,
 	OPT_TRUST_IMAGES_OF,
+	OPT_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -74,6 +76,7 @@ static const struct option long_opts[] = {
 	{ "freeze-timeout", required_argument, NULL, OPT_FREEZE_TIMEOUT },
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
+	{ "pidns", no_argument, NULL, OPT_PIDNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -116,7 +119,7 @@ static int check_dir(const char *dir)
 int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
-	bool lazy_pages = false;
+	bool lazy_pages = false, pidns = false;
 	uid_t trust_uid = 0;
 	const char *cmd;
 	int c;
@@ -184,6 +187,9 @@ int main(int argc, char **argv)
 		case OPT_LAZY_PAGES:
 			lazy_pages = true;
 			break;
+		case OPT_PIDNS:
+			pidns = true;
+			break;
 		case OPT_TRUST_IMAGES_OF:
 			if (cli_parse_user(optarg, &trust_uid))
 				return 2;
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
 			.detach = o.detach,
 			.work_dir = o.work_dir,
 			.lazy_pages = lazy_pages,
+			.pidns = pidns,
 			.trust_images_of = trust_uid,
 		};
 		int status = 0, pid = 0;

@@ -65,6 +65,7 @@
 struct thread {
 	struct tracee t;
 	const CoreEntry *core;
+	pid_t tid;	  /* as seen here (the dumped one unless in a child pid namespace) */
 	unsigned nr_stops;
 	char who[48]; /* "process PID" or "process PID thread TID" */
 };
@@ -76,7 +77,7 @@ struct finish {
 
 static int thread_seize(struct thread *th)
 {
-	pid_t tid = (pid_t)th->core->tid;
+	pid_t tid = th->tid;
 	int ret = tracee_seize(&th->t, tid, 0);
 
 	if (ret)
@@ -437,7 +438,8 @@ int rst_finish_process(struct rst_finish *in)
 		       in->pid, in->area, in->area_len);
 		return -EPROTO;
 	}
-	if (!in->nr_threads || in->cores[0]->tid != (uint32_t)in->pid) {
+	if (!in->nr_threads ||
+	    (in->tids ? in->tids[0] : (pid_t)in->cores[0]->tid) != in->pid) {
 		pr_err("process %d: no thread list starting with it", in->pid);
 		return -EINVAL;
 	}
@@ -448,6 +450,7 @@ int rst_finish_process(struct rst_finish *in)
 	}
 	for (size_t i = 0; i < in->nr_threads; i++) {
 		f.th[i].core = in->cores[i];
+		f.th[i].tid = in->tids ? in->tids[i] : (pid_t)in->cores[i]->tid;
 		if (i)
 			snprintf(f.th[i].who, sizeof(f.th[i].who), "process %d thread %u", in->pid,
 				 in->cores[i]->tid);

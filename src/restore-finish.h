@@ -20,6 +20,7 @@ struct rst_finish {
 	uint64_t area_len;
 	const CoreEntry *const *cores; /* per thread, the leader first (pstree order): */
 	size_t nr_threads;	       /* what each must look like after rt_sigreturn */
+	const pid_t *tids;     /* --pidns: each thread's tid as seen here; NULL: as dumped */
 	uint64_t vdso_start;   /* its [vdso] (dumped address), where a `syscall` is */
 	uint64_t vdso_end;     /* found for the injection; 0, 0: none */
 	bool fault;	       /* testing: the injected munmap fails (EINVAL) */

@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,7 +238,7 @@ int rst_pid_wait_free(pid_t pid)
 }
 
 int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struct rst_images *im,
-		     bool detach, const struct uffd_kinfo *lazy)
+		     bool detach, bool pidns, const struct uffd_kinfo *lazy)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
 		struct rst_proc *p = &procs[i];
@@ -249,8 +251,9 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		p->im = im;
 		p->t = &im->tasks[i];
 		p->idx = i;
-		p->detach = i == 0 && detach;
-		p->ours = i == 0 && !detach;
+		p->detach = i == 0 && detach && !pidns;
+		p->ours = i == 0 && !detach && !pidns;
+		p->init = pidns ? -1 : 0; /* set by rst_tree_create */
 		p->tagged = im->nr_tasks > 1;
 		if (lazy) {
 			p->lazy_on = true;
@@ -258,7 +261,7 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		}
 		chans[i] = (struct rst_chan){ -1, -1, -1, -1 };
 	}
-	for (size_t i = 0; i < im->nr_tasks; i++)
+	for (size_t i = 0; i < im->nr_tasks && !pidns; i++)
 		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
 			return -EEXIST;
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -293,7 +296,97 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
 	}
 }
 
-int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans)
+/*
+ * --pidns: pid 1 of the fresh namespace. Creates the root with its dumped
+ * pid (inside), keeps no fd of ours (EOF on the pipes and on the lazy-pages
+ * socket must mean what it says), reaps whatever ends up as its child and
+ * exits with the root's status when the root exits: the kernel then kills
+ * whatever is left in the namespace.
+ */
+static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
+{
+	char why[128];
+	pid_t root, w;
+	int st, nul;
+
+	prctl(PR_SET_NAME, "lazarus-init", 0, 0, 0);
+	root = clone_with_pid((pid_t)p->t->pid);
+	if (root == 0)
+		rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
+	if (root < 0) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, -errno, "%s",
+			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
+		_exit(127);
+	}
+	/* Not even our stdio: whoever reads lazarus's output would wait for the init. */
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3 && nul >= 0; fd++)
+		dup2(nul, fd);
+	if (syscall(SYS_close_range, 3U, ~0U, 0U))
+		close_chans(chans, p->im->nr_tasks);
+	for (;;) {
+		w = waitpid(-1, &st, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			_exit(127);
+		if (w == root)
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	}
+}
+
+static int create_init(struct rst_proc *p, const struct rst_chan *chans, struct rst_init *init)
+{
+	int pidfd = -1;
+	struct clone_args ca = {
+		.flags = CLONE_NEWPID | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+
+	if (pid == 0)
+		init_main(p, chans);
+	if (pid < 0) {
+		pr_perror("--pidns: clone3(CLONE_NEWPID)");
+		return -errno;
+	}
+	init->pid = pid;
+	init->pidfd = pidfd;
+	p->init = pid;
+	p->pid = 0; /* the root's pid here: the init's child, found by take_pidfd() */
+	return 0;
+}
+
+void rst_init_kill(struct rst_init *init)
+{
+	int st;
+
+	if (init->pid <= 0)
+		return;
+	if (init->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, init->pidfd, SIGKILL, NULL, 0);
+	while (waitpid(init->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	init->pid = 0;
+	if (init->pidfd >= 0)
+		close(init->pidfd);
+	init->pidfd = -1;
+}
+
+int rst_init_wait(struct rst_init *init, int *status)
+{
+	while (waitpid(init->pid, status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		pr_perror("waitpid %d (the pid namespace's init)", init->pid);
+		return -errno;
+	}
+	init->pid = 0;
+	return 0;
+}
+
+int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_init *init)
 {
 	struct rst_proc *p = &procs[0];
 	size_t n = p->im->nr_tasks;
@@ -301,7 +394,9 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans)
 	int ret = 0;
 
 	p->t_clone = rst_now_ns();
-	if (p->detach) {
+	if (init) {
+		ret = create_init(p, chans, init);
+	} else if (p->detach) {
 		ret = create_detached(p, chans);
 	} else {
 		p->pid = clone_with_pid((pid_t)p->t->pid);
@@ -313,14 +408,19 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans)
 		}
 	}
 	close_child_ends(chans, n);
-	for (size_t i = 1; i < n; i++)
-		procs[i].pid = (pid_t)procs[i].t->pid; /* created by its parent: its pidfd tells */
+	for (size_t i = 1; i < n; i++) /* created by its parent: its pidfd tells */
+		procs[i].pid = init ? 0 : (pid_t)procs[i].t->pid;
 	if (ret) {
 		let_helper_go(p);
 		if (p->helper)
 			reap_helper(p);
 		p->pid = 0;
 		return ret;
+	}
+	if (init) {
+		pr_info("created the init %d of a fresh pid namespace; it creates process %u there",
+			init->pid, p->t->pid);
+		return 0;
 	}
 	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
@@ -548,10 +648,63 @@ static pid_t pid_parent(pid_t pid)
  * process and not of whoever may hold the pid later. The helper stays its
  * parent until we let it go (hold_wr), which we do once we hold the pidfd.
  */
+/* --pidns: the init's one child (the root), as seen here; 0 if none yet. */
+static pid_t init_child(pid_t init)
+{
+	char path[64], buf[64];
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", init, init);
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%d", &pid) != 1)
+		return 0;
+	return (pid_t)pid;
+}
+
+/*
+ * --pidns: the root is the init's child. The init (our child, not reaped)
+ * has no other child while the root lives, and the root's pid cannot be
+ * reused while it is the init's: pidfd_open, then check the parent.
+ */
+static void take_root_pidfd(struct rst_proc *p)
+{
+	pid_t pid = init_child(p->init);
+	int fd;
+
+	if (pid <= 0)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return;
+	if (pid_parent(pid) != p->init) {
+		close(fd);
+		return;
+	}
+	p->pid = pid;
+	p->pidfd = fd;
+	pr_info("process %u of the pid namespace is %d here", p->t->pid, pid);
+}
+
+/* The pid here of the process a pidfd refers to (its fdinfo); 0 if unknown. */
+static pid_t pidfd_pid(int fd)
+{
+	char path[64], buf[1024], *s;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0 || !(s = strstr(buf, "\nPid:")) ||
+	    sscanf(s + 5, "%d", &pid) != 1 || pid <= 0)
+		return 0;
+	return (pid_t)pid;
+}
+
 static void take_pidfd(struct rst_proc *p)
 {
 	int fd;
 
+	if (p->pidfd < 0 && p->init > 0 && p->idx == 0) {
+		take_root_pidfd(p);
+		return;
+	}
 	if (p->pidfd >= 0 || !p->detach || p->pid <= 0 || !p->helper)
 		return;
 	fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
@@ -711,6 +864,13 @@ static int take_child(struct rst_proc *procs, size_t n, struct rst_proc *p,
 		return -errno;
 	}
 	k->pidfd = fd;
+	if (p->init) { /* --pidns: m->addr is its pid inside */
+		k->pid = pidfd_pid(fd);
+		if (k->pid <= 0) {
+			pr_err("process %d: no pid here for its child %" PRIu64, p->pid, m->addr);
+			return -ESRCH;
+		}
+	}
 	p->nr_children++;
 	pr_debug("process %d created its child %d", p->pid, k->pid);
 	return 0;
@@ -777,8 +937,11 @@ static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
 	struct lz_rst_msg m = *mp;
 	char line[512];
 
-	if ((m.type == RST_MSG_CHILD || m.type == RST_MSG_CHILDREN) && p->pidfd < 0 &&
-	    p->idx > 0) {
+	if (p->idx == 0 && p->init > 0)
+		take_pidfd(p); /* --pidns: the root exists, it wrote this */
+	/* --pidns: every record, as its pid here is not known before its pidfd. */
+	if ((m.type == RST_MSG_CHILD || m.type == RST_MSG_CHILDREN || p->init) &&
+	    p->pidfd < 0 && p->idx > 0) {
 		p->held = m;
 		p->has_held = true;
 		return 0;
@@ -821,7 +984,7 @@ static uint64_t tree_progress(const struct rst_proc *procs, size_t n)
 	uint64_t sum = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (procs[i].status_rd >= 0)
+		if (procs[i].status_rd >= 0 && procs[i].pid > 0)
 			sum += progress_mark(procs[i].pid);
 	return sum;
 }
@@ -849,6 +1012,7 @@ int rst_tree_wait_ready(struct rst_proc *procs, size_t n, rst_uffd_cb on_uffd, v
 			if (procs[i].has_held && procs[i].pidfd >= 0) {
 				procs[i].has_held = false;
 				ret = proc_handle(procs, n, &procs[i], &procs[i].held, on_uffd, ctx);
+				ret = ret > 0 ? 0 : ret; /* a held "OK" (--pidns): done */
 			}
 			if (procs[i].status_rd < 0 || procs[i].has_held)
 				continue;
@@ -866,8 +1030,8 @@ int rst_tree_wait_ready(struct rst_proc *procs, size_t n, rst_uffd_cb on_uffd, v
 				}
 			break;
 		}
-		/* -d: look often for the root until we hold a pidfd of it. */
-		k = poll(pfd, nr, procs[0].detach && procs[0].pidfd < 0 ? 5 : 1000);
+		/* -d, --pidns: look often for the root until we hold a pidfd of it. */
+		k = poll(pfd, nr, (procs[0].detach || procs[0].init) && procs[0].pidfd < 0 ? 5 : 1000);
 		if (k < 0 && errno != EINTR) {
 			ret = -errno;
 			pr_perror("poll");
@@ -938,6 +1102,67 @@ void rst_tree_abort(struct rst_proc *procs, size_t n)
 		rst_proc_abort(&procs[i]);
 }
 
+/* The last number of the NSpid line of a status file: the pid innermost. */
+static pid_t nspid_inner(const char *path)
+{
+	char buf[4096], *s, *e;
+	long v = 0;
+
+	if (proc_read_small(path, buf, sizeof(buf)) <= 0 || !(s = strstr(buf, "\nNSpid:")))
+		return 0;
+	s += 7;
+	for (;;) {
+		long x = strtol(s, &e, 10);
+
+		if (e == s)
+			break;
+		v = x;
+		s = e;
+	}
+	return (pid_t)v;
+}
+
+/*
+ * --pidns: the tids here of p's threads, in the order of its cores (their
+ * dumped tids are the ones inside). Every thread exists once "OK" came.
+ */
+static int outer_tids(const struct rst_proc *p, pid_t *tids)
+{
+	char path[96];
+	struct dirent *e;
+	size_t found = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("process %d: opendir %s", p->pid, path);
+		return -errno;
+	}
+	memset(tids, 0, p->t->nr_cores * sizeof(*tids));
+	while ((e = readdir(d))) {
+		int tid = atoi(e->d_name);
+		pid_t in;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", p->pid, tid);
+		in = nspid_inner(path);
+		for (size_t i = 0; i < p->t->nr_cores; i++)
+			if (in > 0 && (pid_t)p->t->cores[i]->tid == in && !tids[i]) {
+				tids[i] = tid;
+				found++;
+			}
+	}
+	closedir(d);
+	if (found != p->t->nr_cores) {
+		pr_err("process %d: %zu of its %zu threads found in /proc/%d/task", p->pid, found,
+		       p->t->nr_cores, p->pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
 int rst_proc_finish(struct rst_proc *p)
 {
 	struct rst_finish f = {
@@ -952,6 +1177,20 @@ int rst_proc_finish(struct rst_proc *p)
 	const char *fault_pid = getenv("LAZARUS_FAULT_PID");
 	int ret;
 
+	pid_t *tids = NULL;
+
+	if (p->init) {
+		tids = calloc(p->t->nr_cores ? p->t->nr_cores : 1, sizeof(*tids));
+		ret = tids ? outer_tids(p, tids) : -ENOMEM;
+		if (ret) {
+			if (!tids)
+				pr_err("process %d: out of memory", p->pid);
+			free(tids);
+			rst_proc_abort(p);
+			return ret;
+		}
+		f.tids = tids;
+	}
 	f.fault = fault && !strcmp(fault, "finish") &&
 		  (!fault_pid || strtoul(fault_pid, NULL, 10) == p->t->pid);
 	for (size_t i = 0; i < p->t->mm->n_vmas; i++) {
@@ -963,6 +1202,7 @@ int rst_proc_finish(struct rst_proc *p)
 		}
 	}
 	ret = rst_finish_process(&f);
+	free(tids);
 	close(p->go_wr); /* EOF: a blob never let go fails by itself */
 	p->go_wr = -1;
 	p->nr_stops = f.nr_stops;

@@ -18,13 +18,15 @@ struct rst_proc {
 	const struct rst_images *im;
 	const struct rst_task *t; /* what it is restored from */
 	size_t idx;	    /* t's index in im->tasks (and of this in the procs array) */
-	pid_t pid;	    /* the restored process (known once created) */
+	pid_t pid;	    /* the restored process, its pid here (known once created; --pidns:
+			       once we hold its pidfd, 0 until then) */
 	int pidfd;	    /* it, once known to be ours (-d: taken while the helper is its parent;
 			       a child: copied from its parent's CLONE_PIDFD); -1 */
 	pid_t helper;	    /* -d: clones it, exits when it is released and we let it (hold_wr) */
 	int hold_wr;	    /* -d: closed once we hold a pidfd of the process; -1 */
 	bool detach;	    /* -d: it is not our child */
 	bool ours;	    /* our child (the root without -d): we reap it */
+	pid_t init;	    /* --pidns: the namespace's init (pid here), parent of the root; 0 */
 	bool tagged;	    /* a tree: its log lines start "process PID: " */
 	bool ready;	    /* "OK" received (a zombie: set up, exiting) */
 	int status_rd;	    /* read end of the status pipe */
@@ -64,14 +66,29 @@ int rst_pid_wait_free(pid_t pid);
  * im->nr_tasks entries. Logs once.
  */
 int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struct rst_images *im,
-		     bool detach, const struct uffd_kinfo *lazy);
+		     bool detach, bool pidns, const struct uffd_kinfo *lazy);
+
+/*
+ * --pidns: the init of the fresh pid namespace, our child always (with -d
+ * it outlives us as an orphan). It creates the root with its dumped pid
+ * inside, reaps orphans, and exits with the root's status (128 + signal)
+ * when the root exits, which ends every process of the namespace.
+ */
+struct rst_init {
+	pid_t pid;  /* here; 0: none */
+	int pidfd;  /* -1: none */
+};
 /*
  * Create the root with its pid; it creates the rest of the tree
  * (rst_child_main). Without detach the root is our child; with detach a
  * helper creates it and exits, so it is reparented like an orphan. Closes
  * the processes' ends of every pipe here. Logs once.
  */
-int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans);
+int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_init *init);
+/* --pidns, a failed restore: kill the init (the whole namespace goes) and reap it. */
+void rst_init_kill(struct rst_init *init);
+/* --pidns without -d: wait for the init; its wait status. */
+int rst_init_wait(struct rst_init *init, int *status);
 /*
  * Wait until every process said "OK" (a zombie: that it exits as one, and
  * it did) on its status pipe. Logs warnings, and the failure once, naming

@@ -61,6 +61,7 @@ struct restore_ctx {
 	struct rst_chan *chans;	    /* every process's pipes, same order */
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
+	struct rst_init init;	    /* --pidns: the namespace's init */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
@@ -286,7 +287,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		for (size_t i = 0; i < c->im.nr_tasks; i++)
+		for (size_t i = 0; i < c->im.nr_tasks && !c->opts->pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
 		ret = lazy_connect(c);
@@ -294,11 +295,11 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 			return ret;
 	}
 	/* After the daemon is forked: it must not hold any process's pipe. */
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach,
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	ret = rst_tree_create(c->procs, c->chans);
+	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
 	if (ret)
 		return ret;
 	ret = rst_tree_wait_ready(c->procs, c->nr_procs, lazy_hand_over, c);
@@ -337,18 +338,25 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 			*wait_status = 0;
 		return 0;
 	}
+	if (c->init.pid)
+		return rst_init_wait(&c->init, wait_status ? wait_status : &(int){ 0 });
 	return rst_proc_wait_exit(root, wait_status ? wait_status : &(int){ 0 });
 }
 
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
 {
-	struct restore_ctx c = { .opts = opts, .t_start = rst_now_ns() };
+	struct restore_ctx c = { .opts = opts, .t_start = rst_now_ns(),
+				 .init = { .pid = 0, .pidfd = -1 } };
 	int ret;
 
 	c.im.dirfd = -1;
 	ret = restore_run(&c, wait_status, root_pid);
-	if (ret)
+	if (ret) {
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
+		rst_init_kill(&c.init);		     /* --pidns: the namespace goes with it */
+	}
+	if (c.init.pidfd >= 0)
+		close(c.init.pidfd); /* -d: the init runs on, ours until we exit */
 	for (size_t i = 0; i < c.nr_procs; i++) {
 		rst_proc_release(&c.procs[i]);
 		if (c.procs[i].status_rd >= 0)

@@ -51,6 +51,7 @@ struct lz_restore_opts {
 	const char *images_dir;
 	bool detach;	       /* -d: return once the tree runs, do not wait */
 	bool lazy_pages;       /* serve anonymous memory through userfaultfd */
+	bool pidns;	       /* --pidns: into a fresh pid namespace, pids kept inside */
 	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
 	/*
 	 * Also trust images owned by this uid (--trust-images-of). Restore
@@ -64,7 +65,11 @@ struct lz_restore_opts {
  * Restore the tree from opts->images_dir. Every image is verified before
  * anything is created. Without detach, waits for the restored root and
  * stores its wait status in *wait_status; with detach, *wait_status is 0 and
- * *root_pid (if not NULL) gets the restored root's pid.
+ * *root_pid (if not NULL) gets the restored root's pid. With pidns the
+ * tree runs in a fresh pid namespace under an init of Lazarus's own (pid 1
+ * there): *root_pid is the root's pid as seen from here, and without detach
+ * *wait_status is the init's, which exits with the root's status (128 +
+ * signal for a signal).
  */
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid);
 
