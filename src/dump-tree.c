@@ -461,6 +461,7 @@ void tree_fini(struct dump_tree *tr)
 		for (size_t j = 0; j < p->nr_th; j++)
 			core_fini(&p->th[j].core);
 		mm_fini(&p->mm);
+		timers_fini(&p->task.timers);
 		files_fini(&p->files);
 		free(p->th);
 		free(p);

@@ -16,7 +16,7 @@
  *  4. injected syscalls for what only the task can tell: into each thread
  *     for its own state (sigaltstack, clear-child-tid, securebits, TSC
  *     mode), into the leader also for the process's (itimers, prctls,
- *     signal dispositions, brk); one thread at a time, each with a scratch
+ *     signal dispositions, POSIX timers, brk); one thread at a time, each with a scratch
  *     page unmapped again before the next, and a check that /proc/PID/maps
  *     is byte-identical afterwards; then the pending signals;
  *  5. per process memory (dump-mem.c), the rest of /proc and its images;
@@ -187,11 +187,30 @@ static int check_target(struct dump_ctx *d)
 	return check_root_tgid(d->pid);
 }
 
+/* The POSIX timers, checked against the process's own threads. */
+static int collect_timers(struct dump_proc *p)
+{
+	pid_t *tids = calloc(p->nr_th + 1, sizeof(*tids));
+	int ret;
+
+	if (!tids) {
+		pr_err("process %d: %s", p->pid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < p->nr_th; j++)
+		tids[j] = p->th[j].t.pid;
+	ret = timers_collect(&p->task.timers, p->pid, tids, p->nr_th);
+	free(tids);
+	return ret;
+}
+
 static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
 	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	if (!ret)
+		ret = collect_timers(p);
 	if (!ret)
 		ret = task_collect_state(&p->task, p->pid);
 	if (!ret)
@@ -306,6 +325,8 @@ static int inject_thread(struct dump_ctx *d, struct dump_proc *p, struct dump_th
 		ret = dsig_poll(d->sig);
 	if (!ret && leader)
 		ret = task_collect_injected(&p->task, &th->t);
+	if (!ret && leader)
+		ret = timers_collect_injected(&p->task.timers, &th->t);
 	if (!ret)
 		ret = task_collect_thread_injected(&th->core.sched, &th->t);
 	if (!ret)

@@ -474,6 +474,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_CLONE] = "create thread",
 	[LZ_STEP_SCHED] = "restore the thread's scheduling",
 	[LZ_STEP_BARRIER] = "wait for every thread",
+	[LZ_STEP_TIMER] = "POSIX timer",
 };
 
 /* enum lz_creds_op: what the blob was doing to the credentials. */
@@ -552,6 +553,27 @@ static const char *const sched_ops[LZ_SCHED_OP_MAX] = {
 static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 			   size_t len);
 
+/* enum lz_timer_op; addr: the timer id, and for LZ_TIMER_ID the id the kernel gave << 32. */
+static void timer_format(const struct lz_rst_msg *m, char *buf, size_t len)
+{
+	static const char *const ops[LZ_TIMER_OP_MAX] = {
+		[LZ_TIMER_CREATE] = "timer_create", [LZ_TIMER_SETTIME] = "timer_settime",
+		[LZ_TIMER_PRCTL] = "prctl(PR_TIMER_CREATE_RESTORE_IDS)",
+	};
+	uint32_t id = (uint32_t)m->addr;
+
+	if (m->arg == LZ_TIMER_ID)
+		snprintf(buf, len, "restorer: POSIX timer %u: the kernel gave it id %d instead",
+			 id, (int32_t)(m->addr >> 32));
+	else if (m->arg == LZ_TIMER_PRCTL)
+		snprintf(buf, len, "restorer: POSIX timers: %s: %s", ops[m->arg],
+			 strerror(-m->err));
+	else
+		snprintf(buf, len, "restorer: POSIX timer %u: %s: %s", id,
+			 m->arg < LZ_TIMER_OP_MAX && ops[m->arg] ? ops[m->arg] : "?",
+			 strerror(-m->err));
+}
+
 /* A failure of a thread other than the leader names it: "restorer: thread TID: ...". */
 static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 		       size_t len)
@@ -616,6 +638,9 @@ static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m,
 		break;
 	case LZ_STEP_BARRIER:
 		snprintf(buf, len, "restorer: %s: %u ready after 10 s: %s", step, m->arg, err);
+		break;
+	case LZ_STEP_TIMER:
+		timer_format(m, buf, len);
 		break;
 	default:
 		if (m->addr)
