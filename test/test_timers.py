@@ -4,12 +4,15 @@ values and remaining times.
 lztimers (test/workloads/lztimers.c) holds six timers with sparse ids: a
 periodic process-directed one counting its signals, a periodic one aimed at
 its second thread (SIGEV_THREAD_ID), a one-shot armed an hour ahead, a
-disarmed one, a SIGEV_NONE one it polls, and one on its own CPU-time clock.
+disarmed one, a SIGEV_NONE one it polls, one on its own CPU-time clock, and
+a one-shot that expired into a signal it blocks (pending at dump).
 On SIGUSR1 it checks every timer_t it saved against timer_gettime,
 timer_getoverrun and /proc/self/timers (ids, clocks, signals, values, the
 thread targeted), and reports its counters and the time left on each
 one-shot.
 """
+import os
+import signal
 import time
 
 import pytest
@@ -18,6 +21,7 @@ import harness
 from test_state import pb_encode, pb_fields, reframe
 
 ERR = harness.ERROR_PREFIX
+SI_TIMER = -2
 
 
 class LzTimers(harness.Workload):
@@ -25,9 +29,18 @@ class LzTimers(harness.Workload):
 
     def parse_result(self, text):
         r = harness.parse_kv(text.strip())
-        for k in ("ticks", "hits", "wrong", "fired", "far_ms", "none_ms", "cpu_ms"):
+        for k in ("ticks", "hits", "wrong", "fired", "far_ms", "none_ms", "cpu_ms", "pending"):
             r[k] = int(r[k])
         return r
+
+    def take_pending(self):
+        """Take the pending expiry of the blocked timer: (si_code, si_timerid, value)."""
+        os.kill(self.pid, signal.SIGUSR2)
+        time.sleep(0.2)  # its own delivery first: SIGUSR1 (10) would go before SIGUSR2 (12)
+        r = self.check_pass()
+        assert r["taken"] != "-", r
+        code, timerid, value = r["taken"].split(":")
+        return int(code), int(timerid), int(value, 16)
 
 
 def spawn(env, name="tm"):
@@ -67,6 +80,10 @@ def test_timers_survive(env, mode):
     assert 0 < r["cpu_ms"] <= first["cpu_ms"], (first, r)
     later = ticking(w, r)
     assert later["ids"] == first["ids"] and later["far_ms"] < r["far_ms"], (r, later)
+    # The expiry pending at dump is still pending, with its siginfo, once.
+    assert first["pending"] == 1 and r["pending"] == 1 and later["pending"] == 1, (first, r)
+    assert w.take_pending() == (SI_TIMER, int(first["ids"].split(",")[-1]), 0x9e4d)
+    assert w.check_pass()["pending"] == 0
     w.stop()
 
 

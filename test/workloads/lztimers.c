@@ -15,10 +15,14 @@
  *   off     CLOCK_BOOTTIME, SIGRTMIN+5, never armed
  *   none    CLOCK_REALTIME, SIGEV_NONE, one-shot in 1800 s, polled
  *   cpu     CLOCK_PROCESS_CPUTIME_ID one-shot after 1000 s of CPU, SIGRTMIN+6
- * DIR/ready says "pid=P tid=WORKER ids=A,B,...". On SIGUSR1 it checks
- * itself and writes DIR/result:
+ *   pend    CLOCK_MONOTONIC one-shot after 1 ms, SIGRTMIN+7, value 0x9e4d,
+ *           blocked in every thread: its expiry stays pending
+ * DIR/ready says "pid=P tid=WORKER" once "pend" expired. On SIGUSR1 it
+ * checks itself and writes DIR/result:
  *   "PASS|FAIL pid=P ticks=N hits=N wrong=N fired=N far_ms=N none_ms=N
- *    cpu_ms=N ids=A,B,...: why"
+ *    cpu_ms=N pending=0|1 taken=CODE:TIMERID:VALUE ids=A,B,...: why"
+ * where taken is what sigtimedwait() took of SIGRTMIN+7 if a SIGUSR2
+ * asked for it since the last check (else "-").
  * Checks: every saved timer_t works with timer_gettime and
  * timer_getoverrun; /proc/self/timers lists exactly these ids, each with
  * its clock, signal, value, notification and (thread) target; "off" is
@@ -40,7 +44,7 @@
 #define WL_NAME "lztimers"
 #include "wl.h"
 
-enum { T_TICK, T_THREAD, T_FAR, T_OFF, T_NONE, T_CPU, NR_T };
+enum { T_TICK, T_THREAD, T_FAR, T_OFF, T_NONE, T_CPU, T_PEND, NR_T };
 
 static const struct spec {
 	const char *name;
@@ -58,10 +62,11 @@ static const struct spec {
 	[T_OFF] = { "off", CLOCK_BOOTTIME, 7, SIGEV_SIGNAL, 5, 0x0ff, 0, 0 },
 	[T_NONE] = { "none", CLOCK_REALTIME, 0, SIGEV_NONE, 2, 0x404e, 1800, 0 },
 	[T_CPU] = { "cpu", CLOCK_PROCESS_CPUTIME_ID, -6, SIGEV_SIGNAL, 6, 0xc9, 1000, 0 },
+	[T_PEND] = { "pend", CLOCK_MONOTONIC, 1, SIGEV_SIGNAL, 7, 0x9e4d, 0, 0 },
 };
 
 static timer_t timers[NR_T];
-static volatile sig_atomic_t check_requested, term_requested;
+static volatile sig_atomic_t check_requested, term_requested, take_requested;
 static volatile pid_t worker_tid;
 static _Atomic long ticks, hits, wrong, fired;
 
@@ -70,6 +75,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	if (sig == SIGUSR1)
 		check_requested = 1;
+	else if (sig == SIGUSR2)
+		take_requested = 1;
 	else if (sig == SIGTERM)
 		term_requested = 1;
 	else if (sig == SIGRTMIN + 2 && si->si_value.sival_ptr == (void *)specs[T_TICK].value)
@@ -108,7 +115,9 @@ static void create(int i)
 		die("timer_create %s", s->name);
 	if (s->every_ms)
 		its.it_value = its.it_interval;
-	if ((s->first_s || s->every_ms) && timer_settime(timers[i], 0, &its, NULL))
+	if (i == T_PEND)
+		its.it_value.tv_nsec = 1000000;
+	if ((s->first_s || s->every_ms || i == T_PEND) && timer_settime(timers[i], 0, &its, NULL))
 		die("timer_settime %s", s->name);
 }
 
@@ -178,9 +187,31 @@ static void check_proc_timers(char *why, size_t len)
 	}
 }
 
+/* SIGRTMIN+7 pending? And, if asked, take it: "CODE:TIMERID:VALUE". */
+static int pending_timer_signal(char *taken, size_t len)
+{
+	const struct timespec zero = { 0, 0 };
+	sigset_t set, one;
+	siginfo_t si;
+
+	snprintf(taken, len, "-");
+	if (sigpending(&set))
+		die("sigpending");
+	if (!take_requested)
+		return sigismember(&set, SIGRTMIN + 7);
+	take_requested = 0;
+	sigemptyset(&one);
+	sigaddset(&one, SIGRTMIN + 7);
+	if (sigtimedwait(&one, &si, &zero) == SIGRTMIN + 7)
+		snprintf(taken, len, "%d:%d:%lx", si.si_code, si.si_timerid,
+			 (unsigned long)si.si_value.sival_ptr);
+	return sigismember(&set, SIGRTMIN + 7);
+}
+
 static void check(const char *dir)
 {
-	char why[512] = "", text[1024], ids[128];
+	char why[512] = "", text[1024], ids[128], taken[64];
+	int pending = pending_timer_signal(taken, sizeof(taken));
 	long far = 0, none = 0, cpu = 0, off = 0;
 	size_t o = 0;
 
@@ -216,9 +247,9 @@ static void check(const char *dir)
 		snprintf(why, sizeof(why), "%ld signals of timers that must not fire", (long)fired);
 	snprintf(text, sizeof(text),
 		 "%s pid=%d ticks=%ld hits=%ld wrong=%ld fired=%ld far_ms=%ld none_ms=%ld "
-		 "cpu_ms=%ld ids=%s: %s\n",
+		 "cpu_ms=%ld pending=%d taken=%s ids=%s: %s\n",
 		 why[0] ? "FAIL" : "PASS", getpid(), (long)ticks, (long)hits, (long)wrong,
-		 (long)fired, far, none, cpu, ids, why);
+		 (long)fired, far, none, cpu, pending, taken, ids, why[0] ? why : "ok");
 	wl_publish(dir, "result", text);
 }
 
@@ -228,8 +259,9 @@ int main(int argc, char **argv)
 	char ready[256];
 	struct sigaction sa;
 	pthread_t th;
-	int sigs[] = { SIGUSR1, SIGTERM, SIGRTMIN + 2, SIGRTMIN + 3,
-		       SIGRTMIN + 4, SIGRTMIN + 5, SIGRTMIN + 6 };
+	int sigs[] = { SIGUSR1, SIGUSR2, SIGTERM, SIGRTMIN + 2, SIGRTMIN + 3,
+		       SIGRTMIN + 4, SIGRTMIN + 5, SIGRTMIN + 6, SIGRTMIN + 7 };
+	sigset_t pend;
 
 	if (!dir) {
 		fprintf(stderr, "usage: lztimers --dir DIR\n");
@@ -242,6 +274,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		if (sigaction(sigs[i], &sa, NULL))
 			die("sigaction %d", sigs[i]);
+	/* Blocked before the worker exists, so that it inherits the mask. */
+	sigemptyset(&pend);
+	sigaddset(&pend, SIGRTMIN + 7);
+	if (sigprocmask(SIG_BLOCK, &pend, NULL))
+		die("sigprocmask");
 	if ((errno = pthread_create(&th, NULL, worker, NULL)))
 		die("pthread_create");
 	while (!worker_tid)
@@ -251,6 +288,15 @@ int main(int argc, char **argv)
 		if (i == T_TICK || i == T_FAR)
 			for (int k = 0; k < 3; k++)
 				skip_id();
+	}
+	for (;;) { /* "pend" expired: its signal is queued */
+		sigset_t set;
+
+		if (sigpending(&set))
+			die("sigpending");
+		if (sigismember(&set, SIGRTMIN + 7))
+			break;
+		usleep(1000);
 	}
 	snprintf(ready, sizeof(ready), "pid=%d tid=%d\n", getpid(), (int)worker_tid);
 	wl_publish(dir, "ready", ready);
