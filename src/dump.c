@@ -61,6 +61,7 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 #include "safe-file.h"
+#include "timens.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -72,6 +73,7 @@ struct dump_ctx {
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
+	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
 	struct {
 		uint64_t start, seize, checked, injected, memory, written, released;
 	} ns; /* CLOCK_MONOTONIC at the end of each phase */
@@ -278,6 +280,12 @@ static int freeze_and_check(struct dump_ctx *d)
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
+	ret = timens_read_clocks(d->pid, &d->clocks);
+	if (ret) {
+		pr_err("process %d: its clocks (/proc/%d/timens_offsets): %s", d->pid, d->pid,
+		       strerror(-ret));
+		return ret;
+	}
 	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
 		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
 	ret = check_plural(d);
@@ -451,6 +459,9 @@ static int write_inventory(struct dump_ctx *d)
 	e.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	e.xsave_size = d->tree.procs[0]->th[0].core.xsave_size;
 	e.xfeatures = read_xcr0();
+	e.has_monotonic_ns = e.has_boottime_ns = true;
+	e.monotonic_ns = d->clocks.monotonic_ns;
+	e.boottime_ns = d->clocks.boottime_ns;
 	e.n_files = d->imgs.nr;
 	e.files = files;
 	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);

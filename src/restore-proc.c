@@ -48,6 +48,7 @@
 #include "restore-child.h"
 #include "restore-finish.h"
 #include "restore-proc.h"
+#include "timens.h"
 
 uint64_t rst_now_ns(void)
 {
@@ -303,6 +304,29 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
  * exits with the root's status when the root exits: the kernel then kills
  * whatever is left in the namespace.
  */
+/*
+ * --pidns: the root, our child to come, enters a fresh time namespace where
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
+ * stay in restore's. A dump without them (older images) keeps this machine's.
+ */
+static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+{
+	const InventoryEntry *inv = p->im->inv;
+	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
+	const char *what;
+	int ret;
+
+	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
+		return;
+	ret = timens_unshare_at(&want, &what);
+	if (ret) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
+			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
+			     strerror(-ret));
+		_exit(127);
+	}
+}
+
 static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
 {
 	char why[128];
@@ -310,6 +334,7 @@ static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct
 	int st, nul;
 
 	prctl(PR_SET_NAME, "lazarus-init", 0, 0, 0);
+	enter_timens(p, chans);
 	root = clone_with_pid((pid_t)p->t->pid);
 	if (root == 0)
 		rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);

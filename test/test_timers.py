@@ -29,7 +29,8 @@ class LzTimers(harness.Workload):
 
     def parse_result(self, text):
         r = harness.parse_kv(text.strip())
-        for k in ("ticks", "hits", "wrong", "fired", "far_ms", "none_ms", "cpu_ms", "pending"):
+        for k in ("ticks", "hits", "wrong", "fired", "far_ms", "none_ms", "cpu_ms", "pending",
+                  "mono_ms", "boot_ms"):
             r[k] = int(r[k])
         return r
 
@@ -161,3 +162,34 @@ def test_timer_fault_fails_restore(env, mode, monkeypatch):
     assert r.rc != 0 and len(r.errors) == 1, r.describe()
     assert "POSIX timer" in r.errors[0] and "LAZARUS_FAULT_BLOB" in r.errors[0], r.describe()
     assert harness.proc_state(w.pid) is None
+
+
+def test_pidns_clocks_go_on(env, mode):
+    """restore --pidns puts the tree into a fresh time namespace too:
+    CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from where they were at the
+    freeze, the time spent dumped does not count; the timers tick on."""
+    from test_pidns import check_copy, copies_of, restore_pidns
+    w = spawn(env)
+    first = ticking(w, {"ticks": 0, "hits": 0})
+    t_first = time.monotonic()
+    img = env.path("img")
+    env.dump(w, img)
+    time.sleep(2)  # dumped: these 2 s must not show in the restored clocks
+    r = restore_pidns(env, img, mode)
+    assert r.rc == 0 and not r.errors, r.describe()
+    (outer,) = copies_of(w.pid)
+    env.pids.add(outer)
+    assert os.readlink(f"/proc/{outer}/ns/time") != os.readlink("/proc/self/ns/time")
+    got = check_copy(w, outer)
+    gap_ms = (time.monotonic() - t_first) * 1000
+    for k in ("mono_ms", "boot_ms"):
+        assert first[k] <= got[k] <= first[k] + gap_ms - 1500, (k, first, got, gap_ms)
+    assert first["far_ms"] - gap_ms - 1000 <= got["far_ms"] <= first["far_ms"], (first, got)
+    deadline = time.monotonic() + 10
+    while True:
+        later = check_copy(w, outer)
+        if later["ticks"] > got["ticks"] and later["hits"] > got["hits"]:
+            break
+        assert time.monotonic() < deadline, f"timers stopped ticking: {got} -> {later}"
+        time.sleep(0.1)
+    assert later["mono_ms"] > got["mono_ms"] and later["pending"] == 1, (got, later)

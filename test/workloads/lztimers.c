@@ -20,9 +20,11 @@
  * DIR/ready says "pid=P tid=WORKER" once "pend" expired. On SIGUSR1 it
  * checks itself and writes DIR/result:
  *   "PASS|FAIL pid=P ticks=N hits=N wrong=N fired=N far_ms=N none_ms=N
- *    cpu_ms=N pending=0|1 taken=CODE:TIMERID:VALUE ids=A,B,...: why"
+ *    cpu_ms=N pending=0|1 taken=CODE:TIMERID:VALUE mono_ms=N boot_ms=N
+ *    ids=A,B,...: why"
  * where taken is what sigtimedwait() took of SIGRTMIN+7 if a SIGUSR2
- * asked for it since the last check (else "-").
+ * asked for it since the last check (else "-"), and mono_ms and boot_ms
+ * what CLOCK_MONOTONIC and CLOCK_BOOTTIME read.
  * Checks: every saved timer_t works with timer_gettime and
  * timer_getoverrun; /proc/self/timers lists exactly these ids, each with
  * its clock, signal, value, notification and (thread) target; "off" is
@@ -30,6 +32,7 @@
  * value; the one-shots never fired; no thread-directed tick reached
  * another thread. SIGTERM exits 0.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -147,13 +150,41 @@ static long left_ms(int i, char *why, size_t len)
 	return (long)its.it_value.tv_sec * 1000 + its.it_value.tv_nsec / 1000000;
 }
 
+/*
+ * Our pid and the worker's tid as /proc shows them: in the pid namespace
+ * of the /proc mount, which is not ours after a restore --pidns.
+ */
+static void proc_ids(int *pid, int *tid)
+{
+	char link[64];
+	ssize_t n = readlink("/proc/self", link, sizeof(link) - 1);
+	struct dirent *e;
+	DIR *d;
+
+	if (n <= 0)
+		die("readlink /proc/self");
+	link[n] = '\0';
+	*pid = atoi(link);
+	*tid = -1;
+	d = opendir("/proc/self/task");
+	if (!d)
+		die("opendir /proc/self/task");
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != *pid)
+			*tid = atoi(e->d_name);
+	closedir(d);
+}
+
 /* The block of /proc/self/timers for id, as the kernel prints it. */
 static void expected_block(int i, char *buf, size_t len)
 {
 	const struct spec *s = &specs[i];
 	const char *kind = s->notify == SIGEV_NONE ? "none" : "signal";
 	const char *who = s->notify == SIGEV_THREAD_ID ? "tid" : "pid";
-	int target = s->notify == SIGEV_THREAD_ID ? worker_tid : getpid();
+	int pid, tid, target;
+
+	proc_ids(&pid, &tid);
+	target = s->notify == SIGEV_THREAD_ID ? tid : pid;
 
 	snprintf(buf, len, "ID: %ld\nsignal: %d/%016lx\nnotify: %s/%s.%d\nClockID: %d\n",
 		 id_of(i), SIGRTMIN + s->sig, (unsigned long)s->value, kind, who, target,
@@ -213,6 +244,7 @@ static void check(const char *dir)
 	char why[512] = "", text[1024], ids[128], taken[64];
 	int pending = pending_timer_signal(taken, sizeof(taken));
 	long far = 0, none = 0, cpu = 0, off = 0;
+	struct timespec mono, boot;
 	size_t o = 0;
 
 	for (int i = 0; i < NR_T; i++)
@@ -245,11 +277,15 @@ static void check(const char *dir)
 			 (long)wrong);
 	else if (fired)
 		snprintf(why, sizeof(why), "%ld signals of timers that must not fire", (long)fired);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
 	snprintf(text, sizeof(text),
 		 "%s pid=%d ticks=%ld hits=%ld wrong=%ld fired=%ld far_ms=%ld none_ms=%ld "
-		 "cpu_ms=%ld pending=%d taken=%s ids=%s: %s\n",
+		 "cpu_ms=%ld pending=%d taken=%s mono_ms=%lld boot_ms=%lld ids=%s: %s\n",
 		 why[0] ? "FAIL" : "PASS", getpid(), (long)ticks, (long)hits, (long)wrong,
-		 (long)fired, far, none, cpu, pending, taken, ids, why[0] ? why : "ok");
+		 (long)fired, far, none, cpu, pending, taken,
+		 (long long)mono.tv_sec * 1000 + mono.tv_nsec / 1000000,
+		 (long long)boot.tv_sec * 1000 + boot.tv_nsec / 1000000, ids, why[0] ? why : "ok");
 	wl_publish(dir, "result", text);
 }
 
