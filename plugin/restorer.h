@@ -108,6 +108,9 @@ struct lz_blob_timer {
 };
 _Static_assert(sizeof(struct lz_blob_timer) == 64, "lz_blob_timer is 64 bytes");
 
+/* lz_blob_args.timer_flags */
+#define LZ_BTIMER_LINEAR 0x1U /* testing: ids the pre-6.16 way, without the prctl */
+
 /* struct prctl_mm_map of <linux/prctl.h>, field for field. */
 struct lz_blob_mm_map {
 	uint64_t start_code;
@@ -305,8 +308,8 @@ struct lz_blob_args {
 	uint32_t nr_shared_pending;
 	struct lz_blob_siginfo pending[LZ_BLOB_MAX_SIGINFO];
 
-	uint32_t nr_timers; /* POSIX timers, in id order (blob/timers.c) */
-	uint32_t reserved1; /* 0 */
+	uint32_t nr_timers;   /* POSIX timers, in id order (blob/timers.c) */
+	uint32_t timer_flags; /* LZ_BTIMER_* */
 	uint64_t timers;    /* struct lz_blob_timer[nr_timers] */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
@@ -377,6 +380,7 @@ enum lz_timer_op {
 	LZ_TIMER_ID,	  /* the kernel gave another id: addr >> 32 */
 	LZ_TIMER_SETTIME, /* timer_settime */
 	LZ_TIMER_PRCTL,	  /* PR_TIMER_CREATE_RESTORE_IDS */
+	LZ_TIMER_GAPS,	  /* without it: too many ids to skip */
 	LZ_TIMER_OP_MAX,
 };
 

@@ -590,6 +590,11 @@ static void timer_format(const struct lz_rst_msg *m, char *buf, size_t len)
 	if (m->arg == LZ_TIMER_ID)
 		snprintf(buf, len, "restorer: POSIX timer %u: the kernel gave it id %d instead",
 			 id, (int32_t)(m->addr >> 32));
+	else if (m->arg == LZ_TIMER_GAPS)
+		snprintf(buf, len,
+			 "restorer: POSIX timer %u: more than 65536 ids to skip without "
+			 "PR_TIMER_CREATE_RESTORE_IDS (Linux 6.16)",
+			 id);
 	else if (m->arg == LZ_TIMER_PRCTL)
 		snprintf(buf, len, "restorer: POSIX timers: %s: %s", ops[m->arg],
 			 strerror(-m->err));

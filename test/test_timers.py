@@ -88,6 +88,20 @@ def test_timers_survive(env, mode):
     w.stop()
 
 
+def test_timers_ids_without_prctl(env, monkeypatch):
+    """The way of kernels before 6.16 (no PR_TIMER_CREATE_RESTORE_IDS):
+    created in id order, the gaps taken by placeholders deleted again."""
+    w = spawn(env)
+    first = ticking(w, {"ticks": 0, "hits": 0})
+    img = env.path("img")
+    env.dump(w, img)
+    monkeypatch.setenv("LAZARUS_TEST_TIMERS_LINEAR", "1")
+    w = env.restore(img, "eager", w)
+    r = ticking(w, first)
+    assert r["ids"] == first["ids"] and r["pending"] == 1, (first, r)
+    w.stop()
+
+
 def test_timers_dump_leave_running(env):
     """dump -R reads the timers without touching them."""
     w = spawn(env)

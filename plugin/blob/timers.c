@@ -92,7 +92,7 @@ static void create_linear(struct blob *b)
 			if ((uint32_t)id >= t->id)
 				break;
 			if (++gaps > LINEAR_MAX_GAP)
-				blob_fail(b, LZ_STEP_TIMER, -E2BIG_, LZ_TIMER_CREATE, t->id);
+				blob_fail(b, LZ_STEP_TIMER, -E2BIG_, LZ_TIMER_GAPS, t->id);
 			sys1(__NR_timer_delete, id);
 		}
 		check_id(b, t, id);
@@ -105,6 +105,10 @@ void blob_create_timers(struct blob *b)
 
 	if (!b->a->nr_timers)
 		return;
+	if (b->a->timer_flags & LZ_BTIMER_LINEAR) {
+		create_linear(b);
+		return;
+	}
 	r = sys_prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0);
 	if (r == -EINVAL_) {
 		create_linear(b);
