@@ -307,7 +307,8 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
 /*
  * --pidns: the root, our child to come, enters a fresh time namespace where
  * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
- * stay in restore's. A dump without them (older images) keeps this machine's.
+ * stay in restore's. A dump without them (older images), or a kernel without
+ * time namespaces, keeps this machine's.
  */
 static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
 {
@@ -319,7 +320,7 @@ static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
 	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
 		return;
 	ret = timens_unshare_at(&want, &what);
-	if (ret) {
+	if (ret && ret != -EOPNOTSUPP) {
 		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
 			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
 			     strerror(-ret));

@@ -105,6 +105,8 @@ int timens_unshare_at(const struct timens_clocks *want, const char **what)
 	char text[128];
 	int fd, n, ret;
 
+	if (access("/proc/self/ns/time", F_OK))
+		return -EOPNOTSUPP; /* a kernel without time namespaces */
 	*what = "/proc/self/timens_offsets";
 	ret = read_offsets(getpid(), &ours);
 	if (ret)

@@ -22,7 +22,8 @@ int timens_read_clocks(pid_t pid, struct timens_clocks *out);
  * only the caller's children after this call enter: their clocks read
  * `want` now and go on from there. Before any process is in it (the kernel
  * refuses offsets afterwards). Needs CAP_SYS_ADMIN and CAP_SYS_TIME.
- * On failure *what names the step.
+ * On failure *what names the step; -EOPNOTSUPP: this kernel has no time
+ * namespaces.
  */
 int timens_unshare_at(const struct timens_clocks *want, const char **what);
 
