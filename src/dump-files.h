@@ -33,6 +33,7 @@ struct dump_fd {
 
 struct files_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	struct dump_file *files;
 	size_t nr_files;
 	struct dump_fd *fds;

@@ -71,6 +71,7 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct dump_ns tree_ns;	 /* its pid and mount namespace */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
@@ -186,7 +187,8 @@ static int check_target(struct dump_ctx *d)
 		       d->pid);
 		return -EBUSY;
 	}
-	return check_root_tgid(d->pid);
+	ret = check_root_tgid(d->pid);
+	return ret ? ret : dump_ns_probe(&d->tree_ns, d->pid);
 }
 
 /* The POSIX timers, checked against the process's own threads. */
@@ -210,7 +212,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session), &d->tree_ns);
 	if (!ret)
 		ret = collect_timers(p);
 	if (!ret)
@@ -289,6 +291,10 @@ static int freeze_and_check(struct dump_ctx *d)
 	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
 		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
 	ret = check_plural(d);
+	if (!ret && d->tree_ns.root_init)
+		ret = dump_ns_check_mnt(&d->tree_ns, d->pid);
+	if (!ret)
+		ret = tree_map_pids(&d->tree, &d->tree_ns);
 	if (!ret)
 		ret = check_tree(d);
 	d->ns.checked = now_ns(CLOCK_MONOTONIC);
@@ -452,7 +458,15 @@ static int write_inventory(struct dump_ctx *d)
 	uname(&u);
 	e.format_version = LZ_IMG_FORMAT_VERSION;
 	e.tool_version = (char *)LAZARUS_VERSION;
-	e.root_pid = (uint32_t)d->pid;
+	e.root_pid = (uint32_t)d->tree.procs[0]->v.pid;
+	if (d->tree_ns.root_init) {
+		e.has_pid_ns = true;
+		e.pid_ns = PID_NS_KIND__PIDNS_ROOT_INIT;
+	}
+	if (d->tree_ns.mnt_proc) {
+		e.has_mnt_ns = true;
+		e.mnt_ns = MNT_NS_KIND__MNTNS_PROC;
+	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
 	e.arch = (char *)"x86_64";
@@ -503,6 +517,7 @@ static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 	int ret;
 
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
+	tree_name_images(p);
 	ret = mm_collect_proc(&p->mm);
 	if (!ret)
 		ret = dump_memory(d, p);
