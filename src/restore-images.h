@@ -26,6 +26,8 @@
  * parent before its children). A zombie (rst_task_zombie) has no images:
  * everything below `parent` is NULL/0 and pages_fd is -1.
  */
+struct rst_fstore;
+
 struct rst_task {
 	uint32_t pid;
 	const PstreeEntry *pstree; /* its pstree.img entry (owned by rst_images) */
@@ -72,6 +74,12 @@ struct rst_images {
 	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
 				the root was its pid 1 (restored into a fresh one) */
 	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
+	/*
+	 * Not an image: the open file descriptions opened from files.img
+	 * (restore.c, rst_fstore_open), inherited by every process of the
+	 * tree, which installs its fds from it. NULL until opened.
+	 */
+	struct rst_fstore *fstore;
 };
 
 /*
