@@ -37,7 +37,7 @@
 #include "restore-images.h"
 
 /* How far a watch number may be from the previous one: each step is an add and a remove. */
-#define WD_MAX_GAP 65536U
+#define WD_MAX_GAP (1U << 20)
 #define INOTIFY_USER_MASK (IN_ALL_EVENTS | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONESHOT)
 
 static bool inotify_match(const struct fd_probe *p)

@@ -78,7 +78,8 @@ def test_shell_pipeline(env, mode):
     d = env.path("sh")
     n = 3_000_000
     mid = ("import os, sys, time\n"
-           "open('ready', 'w').write('pid=%d\\n' % os.getppid())\n"
+           "open('ready.tmp', 'w').write('pid=%d\\n' % os.getppid())\n"
+           "os.rename('ready.tmp', 'ready')\n"
            "while not os.path.exists('go'): time.sleep(0.02)\n"
            "while True:\n"
            "    b = os.read(0, 65536)\n"
@@ -157,7 +158,8 @@ def test_pipe_peer_outside_refused(env):
     rd, wr = os.pipe()
     code = ("import os, signal, sys\n"
             "signal.signal(signal.SIGUSR1, lambda *a: None)\n"
-            "open('ready', 'w').write('pid=%d\\n' % os.getpid())\n"
+            "open('ready.tmp', 'w').write('pid=%d\\n' % os.getpid())\n"
+            "os.rename('ready.tmp', 'ready')\n"
             "signal.pause()\n"
             "open('result', 'w').write(os.read(0, 100).decode())\n")
     p = subprocess.Popen([harness.PYTHON, "-c", code], cwd=d, stdin=rd,
@@ -179,3 +181,23 @@ def test_pipe_peer_outside_refused(env):
     p.wait(harness.EXIT_TIMEOUT)
     os.close(wr)
     assert (d / "result").read_text() == "still here"
+
+
+def test_fifo_gone_at_restore(env):
+    """The FIFO removed between dump and restore: refused with one line
+    naming it, before anything runs (a FIFO is not created again)."""
+    w = spawn_lzpipes(env)
+    child = int(w.ready["child"])
+    img = env.path("img")
+    dump_tree(env, w, img, [w.pid, child])
+    fifo = w.dir / "fifo"
+    fifo.unlink()
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"{fifo}: No such file or directory" in r.errors[0], r.describe()
+    assert harness.proc_state(w.pid) is None and harness.proc_state(child) is None
+    fifo.write_text("not a fifo")
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"{fifo}: a regular file, dumped as a FIFO" in r.errors[0], r.describe()
+    assert harness.proc_state(w.pid) is None and harness.proc_state(child) is None
