@@ -9,10 +9,12 @@
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
+extern const struct fd_kind fd_kind_unix;
 
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_reg,
 	&fd_kind_chr,
+	&fd_kind_unix,
 };
 
 const size_t nr_fd_kinds = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -36,7 +36,9 @@
 
 #include <netinet/tcp.h>
 
+#include "fd-kind.h"
 #include "fd-unix.h"
+#include "restore-images.h"
 #include "safe-file.h"
 
 #define RCV_SHUTDOWN 1
@@ -107,7 +109,7 @@ static int new_sock(struct urst *u, const struct rsk *r)
  * for the sticky bit, which root ignores).
  */
 static int clear_stale(struct urst *u, const struct rsk *r, int dirfd, const char *base,
-		       const char *path)
+		       const char *path, bool dry)
 {
 	struct sockaddr_un a;
 	struct stat st;
@@ -133,7 +135,7 @@ static int clear_stale(struct urst *u, const struct rsk *r, int dirfd, const cha
 	if (ret != ECONNREFUSED)
 		return fail(u, -EADDRINUSE, "file %u: unix socket path %s is in use by a live socket",
 			    r->f->id, path);
-	if (unlinkat(dirfd, base, 0))
+	if (!dry && unlinkat(dirfd, base, 0))
 		return fail(u, -errno, "file %u: removing the stale socket file %s: %s", r->f->id,
 			    path, strerror(errno));
 	return 0;
@@ -162,7 +164,7 @@ static int fix_file(struct urst *u, const struct rsk *r, int dirfd, const char *
 	return ret;
 }
 
-static int bind_path(struct urst *u, const struct rsk *r, int fd)
+static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1], dir[PATH_MAX];
 	char why[SF_WHY_MAX];
@@ -179,7 +181,11 @@ static int bind_path(struct urst *u, const struct rsk *r, int fd)
 	if (dirfd < 0)
 		return fail(u, dirfd, "file %u: unix socket path %s: directory %s: %s", r->f->id,
 			    path, dir, why);
-	ret = clear_stale(u, r, dirfd, base, path);
+	ret = clear_stale(u, r, dirfd, base, path, dry);
+	if (dry) {
+		close(dirfd);
+		return ret;
+	}
 	if (!ret && bind(fd, (struct sockaddr *)&a, make_addr(&r->e->name, &a)))
 		ret = fail(u, -errno, "file %u: bind to %s: %s", r->f->id, path, strerror(errno));
 	if (!ret)
@@ -196,7 +202,7 @@ static int bind_name(struct urst *u, const struct rsk *r, int fd)
 	if (!r->e->has_name)
 		return 0;
 	if (r->e->name.data[0] != '\0')
-		return bind_path(u, r, fd);
+		return bind_path(u, r, fd, false);
 	if (bind(fd, (struct sockaddr *)&a, make_addr(&r->e->name, &a)))
 		return fail(u, -errno, "file %u: bind to %s: %s", r->f->id,
 			    show_name(&r->e->name, buf, sizeof(buf)), strerror(errno));
@@ -552,5 +558,54 @@ int unix_restore_all(const struct unix_rst_set *set, int above, int *fds, char *
 	}
 	close_all(&u);
 	free(u.s);
+	return ret;
+}
+
+/* ---- the kind's hooks ---- */
+
+int unix_check(const FileEntry *e, char *why, size_t len)
+{
+	struct urst u = { .why = why, .len = len };
+	struct rsk r = { .f = e, .e = e->unix_sk, .fd = -1, .closed_peer = -1 };
+
+	/* Accepted sockets have no name of their own here (fd-unix.c). */
+	if (!r.e->has_name || r.e->name.data[0] == '\0')
+		return 0;
+	return bind_path(&u, &r, -1, true);
+}
+
+int unix_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+	      char *why, size_t len)
+{
+	struct unix_rst_set set = { 0 };
+	int *fds = NULL, ret = -ENOMEM;
+	size_t i;
+
+	(void)e; /* every socket at once: open() is not called again for the others */
+	set.files = calloc(im->nr_files + 1, sizeof(*set.files));
+	fds = calloc(im->nr_files + 1, sizeof(*fds));
+	if (!set.files || !fds) {
+		snprintf(why, len, "out of memory");
+		goto out_free;
+	}
+	for (i = 0; i < im->nr_files; i++)
+		if (im->files[i]->kind == FILE_KIND__FD_UNIX_SK)
+			set.files[set.nr++] = im->files[i];
+	ret = unix_verify_set(&set, why, len);
+	if (!ret)
+		ret = unix_restore_all(&set, st->floor, fds, why, len);
+	if (ret)
+		goto out_free;
+	for (i = 0; i < set.nr; i++) {
+		ret = rst_fstore_put(st, set.files[i]->id, fds[i], why, len);
+		if (ret) {
+			while (++i < set.nr)
+				close(fds[i]);
+			break;
+		}
+	}
+out_free:
+	free(fds);
+	free(set.files);
 	return ret;
 }

@@ -33,6 +33,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "fd-kind.h"
 #include "fd-unix.h"
 #include "sk-diag.h"
 
@@ -60,7 +61,7 @@ struct unix_mine {
 	pid_t pid;
 	int fd;
 	const struct unix_diag *d;
-	UnixSkEntry *e;
+	UnixSkEntry *e; /* in its FileEntry (dump-files.c frees it) */
 };
 
 struct unix_dump {
@@ -83,30 +84,12 @@ int unix_dump_new(struct unix_dump **out, bool ext_unix_sk)
 	return 0;
 }
 
-static void entry_free(UnixSkEntry *e)
-{
-	if (!e)
-		return;
-	for (size_t i = 0; i < e->n_rqueue; i++) {
-		free(e->rqueue[i]->data.data);
-		free(e->rqueue[i]->from.data);
-		free(e->rqueue[i]);
-	}
-	free(e->rqueue);
-	free(e->icons);
-	free(e->name.data);
-	free(e->ext_peer.data);
-	free(e);
-}
-
 void unix_dump_free(struct unix_dump *u)
 {
 	if (!u)
 		return;
 	for (size_t i = 0; i < u->nr; i++)
 		free(u->socks[i].icons);
-	for (size_t i = 0; i < u->nr_mine; i++)
-		entry_free(u->mine[i].e);
 	free(u->socks);
 	free(u->mine);
 	free(u);
@@ -517,16 +500,15 @@ int unix_dump_one(struct unix_dump *u, pid_t pid, int fd, int local, uint64_t in
 	if (!e)
 		return -ENOMEM;
 	unix_sk_entry__init(e);
+	*out = e; /* the caller's from here on, also on failure */
 	e->ino = d->ino;
 	e->type = d->type;
 	e->state = d->state;
 	e->has_shutdown = d->shutdown != 0;
 	e->shutdown = d->shutdown;
 	ret = add_mine(u, pid, fd, d, e);
-	if (ret) {
-		entry_free(e);
+	if (ret)
 		return ret;
-	}
 	if (d->namelen) {
 		e->has_name = true;
 		ret = set_bytes(&e->name, d->name, d->namelen);
@@ -547,7 +529,6 @@ int unix_dump_one(struct unix_dump *u, pid_t pid, int fd, int local, uint64_t in
 		if (ret)
 			return ret;
 	}
-	*out = e;
 	return 0;
 }
 
@@ -606,7 +587,6 @@ static int check_backlog(const struct unix_dump *u, const struct unix_mine *m)
 
 	for (size_t k = 0; k < d->nr_icons; k++) {
 		const struct unix_mine *c = mine_find(u, d->icons[k]);
-		const struct unix_diag *emb;
 
 		if (!d->icons[k]) {
 			pr_err("process %d fd %d: unix listening socket: a connection waiting in its "
@@ -620,12 +600,15 @@ static int check_backlog(const struct unix_dump *u, const struct unix_mine *m)
 			       m->pid, m->fd, d->icons[k]);
 			return -EOPNOTSUPP;
 		}
-		/* The embryo (the server end, not accepted yet) is the client's peer. */
-		emb = diag_find(u, c->d->peer);
-		if (emb && emb->rqlen) {
-			pr_err("process %d fd %d: unix listening socket: a connection waiting in its "
-			       "backlog (client: process %d fd %d) has %u bytes queued: not supported",
-			       m->pid, m->fd, c->pid, c->fd, emb->rqlen);
+		/*
+		 * The embryo (the server end, not accepted yet) has no inode, so
+		 * sock_diag does not list it; what the client sent into it is
+		 * still charged to the client's send buffer (its wqlen).
+		 */
+		if (c->d->wqlen) {
+			pr_err("process %d fd %d: unix listening socket: the connection of process %d "
+			       "fd %d waiting in its backlog has data queued: not supported",
+			       m->pid, m->fd, c->pid, c->fd);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -637,16 +620,32 @@ static int check_backlog(const struct unix_dump *u, const struct unix_mine *m)
 	return 0;
 }
 
-/* A peer outside the tree: refused, or with --ext-unix-sk reconnected by its name. */
-static int check_external(const struct unix_dump *u, const struct unix_mine *m)
+/* The listener of the namespace whose backlog holds client INO; NULL if none. */
+static const struct unix_diag *any_backlog_of(const struct unix_dump *u, uint32_t ino)
 {
-	const struct unix_diag *p = diag_find(u, m->d->peer);
+	for (size_t i = 0; i < u->nr; i++) {
+		const struct unix_diag *d = &u->socks[i];
+
+		for (size_t k = 0; d->state == TCP_LISTEN && k < d->nr_icons; k++)
+			if (d->icons[k] == ino)
+				return d;
+	}
+	return NULL;
+}
+
+/*
+ * A peer outside the tree (P: the peer, or the listener in whose backlog
+ * the socket waits): refused, or with --ext-unix-sk reconnected by name.
+ */
+static int check_external(const struct unix_dump *u, const struct unix_mine *m,
+			  const struct unix_diag *p)
+{
 	const char *hint = u->ext_unix_sk ? "" : " (--ext-unix-sk reconnects it by name)";
 
 	if (!u->ext_unix_sk || !p || !p->namelen) {
 		pr_err("process %d fd %d: unix %s socket connected to socket:[%u] outside the "
 		       "dumped tree%s: not supported%s",
-		       m->pid, m->fd, type_name(m->d->type), m->d->peer,
+		       m->pid, m->fd, type_name(m->d->type), p ? p->ino : m->d->peer,
 		       p && p->namelen ? "" : ", which has no name",
 		       p && p->namelen ? hint : "");
 		return -EOPNOTSUPP;
@@ -712,25 +711,34 @@ static int finish_one(struct unix_dump *u, struct unix_mine *m)
 	}
 	if (d->state == TCP_LISTEN)
 		return check_backlog(u, m);
-	if (!d->has_peer)
+	/* A client waiting in a backlog of the tree: restored by connecting to it. */
+	if (!d->has_peer || backlog_of(u, d->ino))
 		return 0;
 	if (!d->peer) {
+		/* No inode: gone, or an embryo in the backlog of a listener outside. */
+		const struct unix_diag *l = any_backlog_of(u, d->ino);
+
+		if (l)
+			return check_external(u, m, l);
 		e->has_peer_closed = e->peer_closed = true;
 		return 0;
 	}
-	e->has_peer = true;
-	e->peer = d->peer;
-	if (mine_find(u, d->peer))
-		return 0;
-	if (backlog_of(u, d->ino)) {
-		/* A client waiting in a backlog of the tree: its peer is the embryo. */
-		e->has_peer = false;
-		e->peer = 0;
+	if (mine_find(u, d->peer)) {
+		const struct unix_mine *p = mine_find(u, d->peer);
+
+		/* A datagram socket connected to one that is not connected back needs its name. */
+		if (d->type == SOCK_DGRAM && !p->d->namelen &&
+		    !(p->d->has_peer && p->d->peer == d->ino)) {
+			pr_err("process %d fd %d: unix datagram socket connected to process %d fd %d, "
+			       "which has no name and is connected elsewhere: not supported",
+			       m->pid, m->fd, p->pid, p->fd);
+			return -EOPNOTSUPP;
+		}
+		e->has_peer = true;
+		e->peer = d->peer;
 		return 0;
 	}
-	e->has_peer = false;
-	e->peer = 0;
-	return check_external(u, m);
+	return check_external(u, m, diag_find(u, d->peer));
 }
 
 int unix_dump_finish(struct unix_dump *u)
@@ -879,3 +887,69 @@ int unix_verify_set(const struct unix_rst_set *set, char *why, size_t len)
 	}
 	return 0;
 }
+
+/* ---- the kind (fd-kind.h) ---- */
+
+static bool unix_match(const struct fd_probe *p)
+{
+	struct fd_dump_ctx *c = p->ctx;
+	bool yes = false;
+
+	if (!S_ISSOCK(p->st.st_mode))
+		return false;
+	if (!c->unix_sk && unix_dump_new(&c->unix_sk, c->ext_unix_sk))
+		return true; /* dump() says what failed */
+	/* Not listed: another family (or network namespace), refused as a socket. */
+	return unix_dump_is_unix(c->unix_sk, (uint64_t)p->st.st_ino, &yes) || yes;
+}
+
+static int unix_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
+{
+	int local, ret;
+
+	(void)imgs;
+	if (!p->ctx->unix_sk) {
+		pr_err("process %d fd %d: %s", p->pid, p->fd, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	local = fd_probe_getfd(p);
+	if (local < 0)
+		return local;
+	ret = unix_dump_one(p->ctx->unix_sk, p->pid, p->fd, local, (uint64_t)p->st.st_ino,
+			    &e->unix_sk);
+	if (ret == -ENOMEM)
+		pr_err("process %d fd %d: %s", p->pid, p->fd, strerror(ENOMEM));
+	return ret;
+}
+
+static int unix_finish(struct fd_dump_ctx *c)
+{
+	return c->unix_sk ? unix_dump_finish(c->unix_sk) : 0;
+}
+
+static void unix_dump_fini(struct fd_dump_ctx *c)
+{
+	unix_dump_free(c->unix_sk);
+	c->unix_sk = NULL;
+}
+
+static int unix_verify(const FileEntry *e, char *why, size_t len)
+{
+	if (!e->unix_sk) {
+		snprintf(why, len, "unix socket without its unix_sk entry");
+		return -EBADMSG;
+	}
+	return unix_verify_entry(e->unix_sk, why, len);
+}
+
+const struct fd_kind fd_kind_unix = {
+	.kind = FILE_KIND__FD_UNIX_SK,
+	.name = "unix socket",
+	.match = unix_match,
+	.dump = unix_dump,
+	.verify = unix_verify,
+	.check = unix_check,
+	.open = unix_open,
+	.finish = unix_finish,
+	.dump_fini = unix_dump_fini,
+};

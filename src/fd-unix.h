@@ -32,7 +32,8 @@ void unix_dump_free(struct unix_dump *u);
 int unix_dump_is_unix(struct unix_dump *u, uint64_t ino, bool *yes);
 /*
  * Fd FD of PID, socket inode INO, LOCAL a pidfd_getfd copy of it (the same
- * open file description). *OUT is owned by U until unix_dump_free.
+ * open file description). *OUT (malloc'd, set also on failure) is the
+ * caller's to free, after unix_dump_finish.
  */
 int unix_dump_one(struct unix_dump *u, pid_t pid, int fd, int local, uint64_t ino,
 		  UnixSkEntry **out);
@@ -60,5 +61,13 @@ int unix_verify_set(const struct unix_rst_set *set, char *why, size_t len);
  */
 int unix_restore_all(const struct unix_rst_set *set, int above, int *fds, char *why,
 		     size_t len);
+
+struct rst_images;
+struct rst_fstore;
+/* fd_kind check: a path name can be bound again (nothing but a stale socket there). */
+int unix_check(const FileEntry *e, char *why, size_t len);
+/* fd_kind open: every unix socket of IM at once, into ST (fd-kind.h). */
+int unix_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+	      char *why, size_t len);
 
 #endif
