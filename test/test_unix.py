@@ -178,6 +178,32 @@ def test_unix_ext_unix_sk(env, echo, mode):
     w.stop()
 
 
+@pytest.mark.parametrize("what", ["inflight", "embryo"])
+def test_unix_refused(env, what):
+    """fds in flight, and data sent into a connection not accepted yet: refused
+    by name, the process left running with its queues untouched."""
+    d = env.base / "refuse"
+    w = env.spawn(LzUnix, [harness.WORKLOADS / "lzunix", "--dir", d, "--refuse", what], d)
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    want = {
+        "inflight": f"{ERR}dump: process {w.pid} fd 10: unix stream socket: file descriptors "
+                    "in flight (SCM_RIGHTS queued, not yet received): not supported",
+        "embryo": f"{ERR}dump: process {w.pid} fd 10: unix listening socket: the connection "
+                  f"of process {w.pid} fd 11 waiting in its backlog has data queued: "
+                  "not supported",
+    }[what]
+    assert r.errors == [want], r.describe()
+    assert not list(img.glob("*.img"))
+    harness.assert_not_stopped(w.pid, "lzunix")
+    if what == "inflight":
+        # The peek installed copies of the fd in lazarus only: none leaked here.
+        assert len(os.listdir(f"/proc/{w.pid}/fd")) == 5
+    w.check_pass()
+    w.stop()
+
+
 # --- a real program ---
 
 def test_unix_python_socketserver(env, mode):

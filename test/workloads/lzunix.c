@@ -5,6 +5,12 @@
  *   lzunix --dir DIR                 the two processes below
  *   lzunix --dir DIR --ext PATH      one process, connected to a listener
  *                                    outside the tree (at PATH)
+ *   lzunix --dir DIR --refuse WHAT   one process holding what dump refuses:
+ *        inflight  a stream socketpair with an fd (SCM_RIGHTS) queued in
+ *                  fd 10's receive queue; its check receives it, and
+ *                  checks it is its stdout
+ *        embryo    a listener (fd 10) with a client (fd 11) waiting in its
+ *                  backlog that sent 1 byte; its check accepts and reads it
  *
  * Two processes: the parent (DIR) and its child (DIR/child). Set up before
  * the dump, nothing read since:
@@ -332,6 +338,40 @@ static void ext_check(struct check *c, struct fds *f)
 		bad(c, "ext: echo %zd bytes, want \"ping\"", n);
 }
 
+static void refuse_check(struct check *c, struct fds *f, const char *what)
+{
+	char b[4];
+
+	if (!strcmp(what, "embryo")) {
+		int a = accept4(10, NULL, NULL, SOCK_NONBLOCK);
+
+		if (a < 0 || recv(a, b, sizeof(b), 0) != 1 || b[0] != 'x')
+			bad(c, "embryo: the byte sent before accept is lost");
+		return;
+	}
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { b, sizeof(b) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+			     .msg_controllen = sizeof(cb.buf) };
+	struct cmsghdr *cm;
+	struct stat a, o;
+	int fd = -1;
+
+	(void)f;
+	if (recvmsg(10, &mh, MSG_DONTWAIT) != 1 || !(cm = CMSG_FIRSTHDR(&mh)) ||
+	    cm->cmsg_type != SCM_RIGHTS) {
+		bad(c, "inflight: the fd in flight is lost");
+		return;
+	}
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (fstat(fd, &a) || fstat(1, &o) || a.st_ino != o.st_ino)
+		bad(c, "inflight: the fd received is not stdout");
+	close(fd);
+}
+
 static void serve(const char *dir, const char *who, pid_t me, struct fds *f)
 {
 	char text[4200 + 64];
@@ -345,8 +385,10 @@ static void serve(const char *dir, const char *who, pid_t me, struct fds *f)
 				parent_check(&c, f, dir, me);
 			else if (!strcmp(who, "child"))
 				child_check(&c, f);
-			else
+			else if (!strcmp(who, "ext"))
 				ext_check(&c, f);
+			else
+				refuse_check(&c, f, who);
 			snprintf(text, sizeof(text), "%s pid=%d%s%s\n", c.fails ? "FAIL" : "PASS",
 				 getpid(), c.fails ? ": " : "", c.fails ? c.buf : "");
 			wl_publish(dir, "result", text);
@@ -486,9 +528,56 @@ static int run_ext(const char *dir, const char *path)
 	return 0;
 }
 
+static int run_refuse(const char *dir, const char *what)
+{
+	struct fds f = { .ext = -1 };
+	char text[64];
+	int sv[2];
+
+	if (!strcmp(what, "inflight")) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} cb;
+		struct iovec iov = { "f", 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				     .msg_controllen = sizeof(cb.buf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		int one = 1;
+
+		pair(SOCK_STREAM, sv);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &one, sizeof(int));
+		if (sendmsg(sv[0], &mh, 0) != 1)
+			die("sendmsg");
+		if (dup2(sv[1], 10) < 0 || dup2(sv[0], 11) < 0)
+			die("dup2");
+	} else {
+		struct sockaddr_un a;
+		socklen_t alen = path_addr(&a, dir, "refuse.sock");
+		int l = sock(SOCK_STREAM), c = sock(SOCK_STREAM);
+
+		if (bind(l, (struct sockaddr *)&a, alen) || listen(l, 4) ||
+		    connect(c, (struct sockaddr *)&a, alen) || send(c, "x", 1, 0) != 1)
+			die("embryo");
+		if (dup2(l, 10) < 0 || dup2(c, 11) < 0)
+			die("dup2");
+		sv[0] = l;
+		sv[1] = c;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	snprintf(text, sizeof(text), "pid=%d\n", getpid());
+	ready(dir, text);
+	serve(dir, what, getpid(), &f);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *ext = NULL;
+	const char *dir = NULL, *ext = NULL, *refuse = NULL;
 	char cdir[4200], path[4300], text[128];
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	struct fds f = { .ext = -1 };
@@ -499,6 +588,8 @@ int main(int argc, char **argv)
 			dir = argv[i + 1];
 		else if (!strcmp(argv[i], "--ext"))
 			ext = argv[i + 1];
+		else if (!strcmp(argv[i], "--refuse"))
+			refuse = argv[i + 1];
 	}
 	if (!dir) {
 		fprintf(stderr, "usage: lzunix --dir DIR [--ext PATH]\n");
@@ -511,6 +602,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (ext)
 		return run_ext(dir, ext);
+	if (refuse)
+		return run_refuse(dir, refuse);
 
 	setup_parent_side(&f, dir, me);
 	snprintf(cdir, sizeof(cdir), "%s/child", dir);
