@@ -592,6 +592,12 @@ int unix_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore
 		if (im->files[i]->kind == FILE_KIND__FD_UNIX_SK)
 			set.files[set.nr++] = im->files[i];
 	ret = unix_verify_set(&set, why, len);
+	if (ret) {
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "%s", why);
+		snprintf(why, len, "files.img: %s", tmp);
+	}
 	if (!ret)
 		ret = unix_restore_all(&set, st->floor, fds, why, len);
 	if (ret)
