@@ -220,7 +220,8 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 		       struct dump_imgs *imgs)
 {
 	char name[32], path[64], link[PATH_MAX], *fdinfo = NULL;
-	struct fd_probe p = { .pid = f->pid, .fd = fd, .link = link, .pidfd = -1, .local = -1 };
+	struct fd_probe p = { .pid = f->pid, .fd = fd, .link = link, .pidfd = -1, .local = -1,
+			      .ctx = &tab->ctx };
 	struct dump_file *df;
 	uint32_t flags;
 	int ret;
@@ -420,8 +421,22 @@ void files_fini(struct files_dump *f)
 	f->nr_fds = 0;
 }
 
+int files_finish(struct files_table *tab)
+{
+	for (size_t i = 0; i < nr_fd_kinds; i++) {
+		int ret = fd_kinds[i]->finish ? fd_kinds[i]->finish(&tab->ctx) : 0;
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 void files_table_fini(struct files_table *tab)
 {
+	for (size_t i = 0; i < nr_fd_kinds; i++)
+		if (fd_kinds[i]->dump_fini)
+			fd_kinds[i]->dump_fini(&tab->ctx);
 	for (size_t i = 0; i < tab->nr; i++)
 		protobuf_c_message_free_unpacked(&tab->files[i].e->base, NULL);
 	free(tab->files);

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "dump-img.h"
+#include "fd-kind.h"
 #include "files.pb-c.h"
 
 /* One open file description of the tree; fds of several processes may share it. */
@@ -26,6 +27,7 @@ struct dump_file {
 struct files_table {
 	struct dump_file *files;
 	size_t nr;
+	struct fd_dump_ctx ctx; /* the kinds' (fd-kind.h) */
 };
 
 struct dump_fd {
@@ -56,6 +58,8 @@ int files_collect(struct files_dump *f, struct files_table *tab, pid_t pid,
 /* files.img from TAB, then each of the N processes' fdinfo-<pid>.img and fs-<pid>.img. */
 int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
 		struct dump_imgs *imgs);
+/* With every process collected: the kinds' checks across the tree (fd-kind.h finish). */
+int files_finish(struct files_table *tab);
 void files_fini(struct files_dump *f);
 void files_table_fini(struct files_table *tab);
 

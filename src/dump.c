@@ -238,7 +238,7 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return 0;
+	return files_finish(&d->files);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -680,6 +680,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 		return -ENOMEM;
 	}
 	d->opts = opts;
+	d->files.ctx.ext_unix_sk = opts->ext_unix_sk;
 	d->pid = opts->pid;
 	d->test_plural = test_plural_env();
 	d->ns.start = now_ns(CLOCK_MONOTONIC);
