@@ -694,8 +694,11 @@ static int finish_one(struct unix_dump *u, struct unix_mine *m)
 	UnixSkEntry *e = m->e;
 
 	if (l) {
-		/* Accepted: restored through its listener when that is ours, else unnamed. */
-		if (mine_find(u, l->ino)) {
+		/*
+		 * Accepted: restored through its listener when that and the
+		 * client are ours, else unnamed.
+		 */
+		if (mine_find(u, l->ino) && d->peer && mine_find(u, d->peer)) {
 			e->has_listener = true;
 			e->listener = l->ino;
 		}
