@@ -32,6 +32,8 @@
  *        set to 2 after a peek; the parent reads 3 bytes from offset 2, then EOF
  *   dgone datagram socket (child) connected to one that closed: send fails
  *        with ECONNREFUSED
+ *   a4   accepted (parent) from a listener at DIR/old.sock since closed and
+ *        its file removed; its client c4 (child) sent "old!" into it
  * Each writes DIR/ready ("pid=P child=C") or DIR/child/ready ("pid=C"),
  * and answers SIGUSR1 with result: "PASS pid=P" or "FAIL pid=P: reasons".
  * Checks read the queues, so each runs once; the parent's check must run
@@ -76,6 +78,7 @@ struct fds {
 	int A, a3, c3;
 	int R, S;
 	int gone, dgone;
+	int a4, c4;
 	int ext;
 	int rcvbuf; /* SO_RCVBUF of st[0] as read before the dump */
 };
@@ -299,6 +302,12 @@ static void parent_check(struct check *c, struct fds *f, const char *dir, pid_t 
 			bad(c, "R %d: sender address lost", k + 1);
 	}
 	expect_empty(c, "R", f->R);
+	{
+		char o[8];
+
+		if (recv(f->a4, o, sizeof(o), MSG_DONTWAIT) != 4 || memcmp(o, "old!", 4))
+			bad(c, "a4: \"old!\" lost");
+	}
 	/* The peer closed: SO_PEEK_OFF 2, so a peek reads from byte 2; then the data, then EOF. */
 	{
 		char g[8];
@@ -493,6 +502,16 @@ static void setup_parent_side(struct fds *f, const char *dir, pid_t me)
 		if (send(sv[1], "gone!", 5, 0) != 5 || close(sv[1]))
 			die("gone");
 		f->gone = sv[0];
+
+		int l4 = sock(SOCK_STREAM);
+
+		alen = path_addr(&a, dir, "old.sock");
+		f->c4 = sock(SOCK_STREAM); /* the child's */
+		if (bind(l4, (struct sockaddr *)&a, alen) || listen(l4, 1) ||
+		    connect(f->c4, (struct sockaddr *)&a, alen) ||
+		    (f->a4 = accept(l4, NULL, NULL)) < 0 || close(l4) || unlink(a.sun_path) ||
+		    send(f->c4, "old!", 4, 0) != 4)
+			die("a4");
 		if (setsockopt(f->gone, SOL_SOCKET, SO_PEEK_OFF, &(int){ 0 }, sizeof(int)) ||
 		    recv(f->gone, g, 2, MSG_PEEK) != 2 ||
 		    opt(f->gone, SO_PEEK_OFF) != two)
@@ -538,9 +557,9 @@ static void setup_child_side(struct fds *f, const char *dir, pid_t parent)
 /* Close in each process what belongs to the other, so each socket has one holder. */
 static void close_others(struct fds *f, int child)
 {
-	int mine_parent[] = { f->st[1], f->dg[1], f->sq[1], f->sh[1], f->c3 };
+	int mine_parent[] = { f->st[1], f->dg[1], f->sq[1], f->sh[1], f->c3, f->c4 };
 	int mine_child[] = { f->st[0], f->dg[0], f->sq[0], f->sh[0], f->L, f->c1, f->A, f->a3, f->R,
-			     f->gone };
+			     f->gone, f->a4 };
 
 	if (child)
 		for (size_t i = 0; i < sizeof(mine_child) / sizeof(int); i++)
