@@ -123,7 +123,7 @@ FUZZ_OBJ	:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC)) \
 FUZZ_LIB	:= $(FUZZ_DIR)/liblazarus.a
 # target:max_len
 FUZZ_TARGETS	:= fuzz_image:65536 fuzz_lazy_msg:8192 fuzz_verify:65536 \
-		   fuzz_lazy_source:200000 fuzz_lazy_conn:65536
+		   fuzz_lazy_source:200000 fuzz_lazy_conn:65536 fuzz_proc_timers:8192
 FUZZ_BIN	:= $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(firstword $(subst :, ,$(t))))
 
 $(FUZZ_DIR)/obj/%.o: %.c $(PB_H) $(BLOB_HDR)

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "dump-files.h"
 #include "fd-desc.h"
+#include "fd-pipe.h"
 #include "fd-kind.h"
 #include "files.pb-c.h"
 #include "fs.pb-c.h"
@@ -367,7 +368,7 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 	int ret = -ENOMEM;
 
 	if (!fe || !msgs) {
-		pr_err("writing fdinfo-%d.img: %s", f->pid, strerror(ENOMEM));
+		pr_err("writing fdinfo-%d.img: %s", f->img_pid, strerror(ENOMEM));
 		goto out_free;
 	}
 	for (size_t i = 0; i < f->nr_fds; i++) {
@@ -377,7 +378,7 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 		fe[i].fd_flags = f->fds[i].fd_flags;
 		msgs[i] = &fe[i].base;
 	}
-	snprintf(name, sizeof(name), "fdinfo-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fdinfo-%d.img", f->img_pid);
 	ret = dump_img_write(imgs, name, LZ_IMG_FDINFO, msgs, f->nr_fds);
 out_free:
 	free(msgs);
@@ -393,15 +394,17 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 	e.cwd = (char *)f->cwd;
 	e.root = (char *)f->root;
 	e.umask = f->umask;
-	snprintf(name, sizeof(name), "fs-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fs-%d.img", f->img_pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
 }
 
 int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
 		struct dump_imgs *imgs)
 {
-	int ret = write_files(tab, imgs);
+	int ret = fd_pipe_dump_check(tab); /* pipes need the whole tree */
 
+	if (!ret)
+		ret = write_files(tab, imgs);
 	for (size_t k = 0; !ret && k < n; k++) {
 		ret = write_fdinfo(fs[k], imgs);
 		if (!ret)

@@ -39,6 +39,7 @@ struct dump_fd {
 /* One process: fdinfo-<pid>.img and fs-<pid>.img. */
 struct files_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	struct dump_fd *fds;
 	size_t nr_fds;
 	char cwd[PATH_MAX], root[PATH_MAX];
