@@ -17,6 +17,9 @@
  *     (SO_PEEK_OFF), timeouts and O_NONBLOCK; the peers of sockets whose
  *     peer had closed are closed now, which shuts them as then.
  *
+ * Every socket is made O_NONBLOCK (a full backlog or queue is an error, never
+ * a hang of lazarus); the dumped status flags are set at the end.
+ *
  * Path names: the socket file is made again by bind(). A stale socket file
  * of the same owner at the path (the dumped socket's own, its process
  * gone) is removed first; anything else there is refused by name (see
@@ -94,7 +97,7 @@ static socklen_t make_addr(const ProtobufCBinaryData *n, struct sockaddr_un *a)
 
 static int new_sock(struct urst *u, const struct rsk *r)
 {
-	int fd = socket(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return fail(u, -errno, "file %u: socket(): %s", r->f->id, strerror(errno));
@@ -281,7 +284,7 @@ static int make_listener(struct urst *u, struct rsk *l)
 		ret = make_client(u, c, l);
 		if (ret)
 			break;
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			ret = fail(u, -errno, "file %u: accept: %s", l->f->id, strerror(errno));
 		else
@@ -299,7 +302,7 @@ static int make_stream(struct urst *u, struct rsk *r)
 	int sv[2], ret;
 
 	if (p || r->e->peer_closed) {
-		if (socketpair(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC, 0, sv))
+		if (socketpair(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
 			return fail(u, -errno, "file %u: socketpair: %s", r->f->id, strerror(errno));
 		ret = made(u, r, sv[0]);
 		if (p) {
@@ -331,7 +334,7 @@ static int make_dgram(struct urst *u, struct rsk *r)
 
 	if (p && p->fd < 0 && !r->e->has_name && !p->e->has_name && p->e->has_peer &&
 	    p->e->peer == r->e->ino) {
-		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
 			return fail(u, -errno, "file %u: socketpair: %s", r->f->id, strerror(errno));
 		ret = made(u, r, sv[0]);
 		return ret ? ret : made(u, p, sv[1]);

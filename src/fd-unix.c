@@ -676,6 +676,21 @@ static int check_socket_file(const struct unix_mine *m)
 	}
 	if (lstat(path, &st) || !S_ISSOCK(st.st_mode) || !d->has_vfs || st.st_ino != d->vfs_ino ||
 	    st.st_dev != makedev(d->vfs_dev >> 20, d->vfs_dev & 0xfffff)) {
+		/*
+		 * A connected stream socket with a path name no listener has
+		 * any more is most likely one accepted from a listener since
+		 * closed (its file removed, or bound anew by a restarted
+		 * server): it comes back unnamed, as such sockets do.
+		 */
+		if (d->state == TCP_ESTABLISHED && d->type != SOCK_DGRAM) {
+			pr_info("process %d fd %d: unix socket named %s, whose socket file is gone: "
+				"restored unnamed", m->pid, m->fd, path);
+			free(m->e->name.data);
+			m->e->name.data = NULL;
+			m->e->name.len = 0;
+			m->e->has_name = false;
+			return 0;
+		}
 		pr_err("process %d fd %d: unix socket bound to %s: its socket file was removed or "
 		       "replaced: not supported",
 		       m->pid, m->fd, path);
@@ -694,8 +709,11 @@ static int finish_one(struct unix_dump *u, struct unix_mine *m)
 	UnixSkEntry *e = m->e;
 
 	if (l) {
-		/* Accepted: restored through its listener when that is ours, else unnamed. */
-		if (mine_find(u, l->ino)) {
+		/*
+		 * Accepted: restored through its listener when that and the
+		 * client are ours, else unnamed.
+		 */
+		if (mine_find(u, l->ino) && d->peer && mine_find(u, d->peer)) {
 			e->has_listener = true;
 			e->listener = l->ino;
 		}

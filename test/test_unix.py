@@ -4,8 +4,9 @@ lzunix (a parent and its child) holds a stream, a datagram and a seqpacket
 socketpair with data queued, a listener bound to a path with two clients
 waiting in its backlog, an accepted connection of a listener with an
 abstract name, a socket shut for writing, a datagram socket bound to a path
-with datagrams queued from a named sender, and options (SO_RCVBUF,
-SO_RCVTIMEO, SO_PASSCRED, O_NONBLOCK). After restore each process reads
+with datagrams queued from a named sender, sockets whose peer closed, an accepted socket whose listener closed and
+removed its file, and options (SO_RCVBUF, SO_RCVTIMEO, SO_PASSCRED,
+SO_PEEK_OFF, O_NONBLOCK). After restore each process reads
 every queue byte for byte (datagram and seqpacket boundaries, the senders'
 names), accepts the backlog in its order and talks over it, and checks
 names, shutdown and options.

@@ -3,6 +3,9 @@
  * (src/restore-verify.c): the core against the inventory, the VMA list, the
  * pagemap against the VMAs, the fd table against files.img, and then the
  * whole rst_verify() with a pages file (a memfd) written from the input.
+ * Unix sockets that each passed their kind's verify are also checked
+ * together (unix_verify_set: peers, listeners, backlogs), as restore does
+ * before it creates the first one.
  *
  * The input is a list of records (records.h), one protobuf message each,
  * built into a struct rst_images with one struct rst_task (one process,
@@ -22,6 +25,7 @@
 #include "image.h"
 #include "log.h"
 #include "records.h"
+#include "fd-unix.h"
 #include "restore-verify.h"
 
 #define MAX_ITEMS 4096
@@ -222,8 +226,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (mm_ok)
 		oracle_mm(&ut);
-	if (fds_ok)
+	if (fds_ok) {
+		const FileEntry *sks[MAX_ITEMS];
+		struct unix_rst_set set = { .files = sks };
+		char why[256];
+
 		oracle_fds(&use, &ut);
+		for (size_t i = 0; i < use.nr_files && set.nr < MAX_ITEMS; i++)
+			if (use.files[i]->kind == FILE_KIND__FD_UNIX_SK)
+				sks[set.nr++] = use.files[i];
+		unix_verify_set(&set, why, sizeof(why));
+	}
 	/* rst_images_load() opens the pages file only when inventory.img lists it. */
 	if (mm_ok && fds_ok && rst_inv_file(&use, ut.pages_name)) {
 		ut.pages_fd = pages_memfd(&ut, pages, pages_len, prm.pad_pages & 1);

@@ -28,6 +28,12 @@
  *   sh   stream socketpair: the parent wrote "bye" and shut it for writing
  *   R    datagram socket bound to DIR/dgram (parent), 2 datagrams queued
  *        from the child's S, bound to the abstract name "lzunix-s-<pid>"
+ *   gone stream socket (parent) whose peer wrote 5 bytes and closed; SO_PEEK_OFF
+ *        set to 2 after a peek; the parent reads 3 bytes from offset 2, then EOF
+ *   dgone datagram socket (child) connected to one that closed: send fails
+ *        with ECONNREFUSED
+ *   a4   accepted (parent) from a listener at DIR/old.sock since closed and
+ *        its file removed; its client c4 (child) sent "old!" into it
  * Each writes DIR/ready ("pid=P child=C") or DIR/child/ready ("pid=C"),
  * and answers SIGUSR1 with result: "PASS pid=P" or "FAIL pid=P: reasons".
  * Checks read the queues, so each runs once; the parent's check must run
@@ -71,6 +77,8 @@ struct fds {
 	int L, c1, c2;
 	int A, a3, c3;
 	int R, S;
+	int gone, dgone;
+	int a4, c4;
 	int ext;
 	int rcvbuf; /* SO_RCVBUF of st[0] as read before the dump */
 };
@@ -294,6 +302,25 @@ static void parent_check(struct check *c, struct fds *f, const char *dir, pid_t 
 			bad(c, "R %d: sender address lost", k + 1);
 	}
 	expect_empty(c, "R", f->R);
+	{
+		char o[8];
+
+		if (recv(f->a4, o, sizeof(o), MSG_DONTWAIT) != 4 || memcmp(o, "old!", 4))
+			bad(c, "a4: \"old!\" lost");
+	}
+	/* The peer closed: SO_PEEK_OFF 2, so a peek reads from byte 2; then the data, then EOF. */
+	{
+		char g[8];
+
+		if (opt(f->gone, SO_PEEK_OFF) != 2)
+			bad(c, "gone: SO_PEEK_OFF %d, want 2", opt(f->gone, SO_PEEK_OFF));
+		if (recv(f->gone, g, sizeof(g), MSG_PEEK | MSG_DONTWAIT) != 3 || memcmp(g, "ne!", 3))
+			bad(c, "gone: peek at offset 2 did not read \"ne!\"");
+		if (recv(f->gone, g, sizeof(g), MSG_DONTWAIT) != 5 || memcmp(g, "gone!", 5))
+			bad(c, "gone: \"gone!\" lost");
+		if (recv(f->gone, g, sizeof(g), MSG_DONTWAIT) != 0)
+			bad(c, "gone: no EOF after its peer closed");
+	}
 	alen = path_addr(&a, dir, "dgram");
 	alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(a.sun_path) + 1);
 	expect_name(c, "R", f->R, &a, alen, 0);
@@ -322,6 +349,8 @@ static void child_check(struct check *c, struct fds *f)
 		bad(c, "shut stream: \"bye\" lost");
 	if (recv(f->sh[1], b, sizeof(b), MSG_DONTWAIT) != 0)
 		bad(c, "shut stream: no EOF after the data");
+	if (send(f->dgone, "x", 1, MSG_DONTWAIT) != -1 || errno != ECONNREFUSED)
+		bad(c, "dgone: send to a closed peer did not fail with ECONNREFUSED");
 }
 
 static void ext_check(struct check *c, struct fds *f)
@@ -464,6 +493,30 @@ static void setup_parent_side(struct fds *f, const char *dir, pid_t me)
 	alen = path_addr(&a, dir, "dgram");
 	if (bind(f->R, (struct sockaddr *)&a, alen))
 		die("bind R");
+
+	{
+		int sv[2], two = 2;
+		char g[2];
+
+		pair(SOCK_STREAM, sv);
+		if (send(sv[1], "gone!", 5, 0) != 5 || close(sv[1]))
+			die("gone");
+		f->gone = sv[0];
+
+		int l4 = sock(SOCK_STREAM);
+
+		alen = path_addr(&a, dir, "old.sock");
+		f->c4 = sock(SOCK_STREAM); /* the child's */
+		if (bind(l4, (struct sockaddr *)&a, alen) || listen(l4, 1) ||
+		    connect(f->c4, (struct sockaddr *)&a, alen) ||
+		    (f->a4 = accept(l4, NULL, NULL)) < 0 || close(l4) || unlink(a.sun_path) ||
+		    send(f->c4, "old!", 4, 0) != 4)
+			die("a4");
+		if (setsockopt(f->gone, SOL_SOCKET, SO_PEEK_OFF, &(int){ 0 }, sizeof(int)) ||
+		    recv(f->gone, g, 2, MSG_PEEK) != 2 ||
+		    opt(f->gone, SO_PEEK_OFF) != two)
+			die("peek_off");
+	}
 }
 
 static void setup_child_side(struct fds *f, const char *dir, pid_t parent)
@@ -484,6 +537,13 @@ static void setup_child_side(struct fds *f, const char *dir, pid_t parent)
 	slen = abstract_addr(&s, "-s", parent);
 	if (bind(f->S, (struct sockaddr *)&s, slen))
 		die("bind S");
+	{
+		int sv[2];
+
+		pair(SOCK_DGRAM, sv);
+		close(sv[1]);
+		f->dgone = sv[0];
+	}
 	alen = path_addr(&a, dir, "dgram");
 	for (int k = 0; k < 2; k++) {
 		uint8_t b[64];
@@ -497,8 +557,9 @@ static void setup_child_side(struct fds *f, const char *dir, pid_t parent)
 /* Close in each process what belongs to the other, so each socket has one holder. */
 static void close_others(struct fds *f, int child)
 {
-	int mine_parent[] = { f->st[1], f->dg[1], f->sq[1], f->sh[1], f->c3 };
-	int mine_child[] = { f->st[0], f->dg[0], f->sq[0], f->sh[0], f->L, f->c1, f->A, f->a3, f->R };
+	int mine_parent[] = { f->st[1], f->dg[1], f->sq[1], f->sh[1], f->c3, f->c4 };
+	int mine_child[] = { f->st[0], f->dg[0], f->sq[0], f->sh[0], f->L, f->c1, f->A, f->a3, f->R,
+			     f->gone, f->a4 };
 
 	if (child)
 		for (size_t i = 0; i < sizeof(mine_child) / sizeof(int); i++)
