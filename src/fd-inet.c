@@ -713,7 +713,7 @@ int inet_sk_verify(const InetSkEntry *e, char *why, size_t len)
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < e->n_queue; i++)
-		if (!udp || !addr_ok(e->queue[i]->from, AF_INET6) ||
+		if (!udp || !addr_ok(e->queue[i]->from, AF_INET) ||
 		    e->queue[i]->data.len > 65507 || !e->queue[i]->data.len) {
 			snprintf(why, len, "queued datagram %zu is malformed", i + 1);
 			return -EBADMSG;
