@@ -42,12 +42,17 @@ static void usage(FILE *f)
 		"  -R, --leave-running         keep the process running after the dump\n"
 		"      --progress              report memory dump progress on stderr\n"
 		"      --freeze-timeout SEC    give up if the process does not stop (default 10)\n"
+		"      --tcp-established       keep established TCP connections (TCP_REPAIR; their\n"
+		"                              packets are dropped by nftables until restore)\n"
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
 		"      --lazy-pages            restore anonymous memory on demand through the\n"
 		"                              lazy-pages daemon of WORKDIR (started if none)\n"
 		"      --pidns                 into a fresh pid namespace (pids kept inside)\n"
+		"      --netns PATH            into the network namespace PATH (/run/netns/NAME,\n"
+		"                              /proc/PID/ns/net): every socket is created there\n"
+		"      --tcp-established       restore established TCP connections (dumped so)\n"
 		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
 		"      --trust-images-of USER  also trust images owned by USER (name or uid);\n"
 		"                              otherwise only root's and the caller's\n"
@@ -62,6 +67,8 @@ enum {
 	OPT_WORK_DIR,
 	OPT_TRUST_IMAGES_OF,
 	OPT_PIDNS,
+	OPT_NETNS,
+	OPT_TCP_ESTABLISHED,
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +84,8 @@ static const struct option long_opts[] = {
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
+	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -119,7 +128,8 @@ static int check_dir(const char *dir)
 int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
-	bool lazy_pages = false, pidns = false;
+	bool lazy_pages = false, pidns = false, tcp_established = false;
+	const char *netns = NULL;
 	uid_t trust_uid = 0;
 	const char *cmd;
 	int c;
@@ -190,6 +200,12 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_NETNS:
+			netns = optarg;
+			break;
+		case OPT_TCP_ESTABLISHED:
+			tcp_established = true;
+			break;
 		case OPT_TRUST_IMAGES_OF:
 			if (cli_parse_user(optarg, &trust_uid))
 				return 2;
@@ -227,6 +243,7 @@ int main(int argc, char **argv)
 			.leave_running = o.leave_running,
 			.progress = o.progress,
 			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
+			.tcp_established = tcp_established,
 		};
 
 		if (o.pid <= 0) {
@@ -246,6 +263,8 @@ int main(int argc, char **argv)
 			.work_dir = o.work_dir,
 			.lazy_pages = lazy_pages,
 			.pidns = pidns,
+			.netns = netns,
+			.tcp_established = tcp_established,
 			.trust_images_of = trust_uid,
 		};
 		int status = 0, pid = 0;

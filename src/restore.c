@@ -45,6 +45,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "restore-images.h"
+#include "restore-netns.h"
 #include "restore-proc.h"
 #include "restore-trust.h"
 #include "safe-file.h"
@@ -62,6 +63,7 @@ struct restore_ctx {
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	struct rst_init init;	    /* --pidns: the namespace's init */
+	int netns_old;		    /* --netns: lazarus's own network namespace; -1 */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
@@ -257,6 +259,16 @@ static void test_pause(const char *where)
 	raise(SIGSTOP);
 }
 
+/*
+ * --tcp-established: the nftables tables (netlock.c) that have dropped the
+ * packets of the restored connections since the dump. A failure leaves the
+ * connections without traffic: a warning naming the table to delete.
+ */
+static void rst_release_netlock(const struct rst_images *im)
+{
+	(void)im; /* wired in with the fd kinds */
+}
+
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
@@ -284,6 +296,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	for (size_t i = 0; i < c->nr_procs; i++)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
+	/* Before any socket of the tree is created: they all belong there. */
+	if (c->opts->netns) {
+		ret = rst_netns_enter(c->opts->netns, &c->netns_old);
+		if (ret)
+			return ret;
+	}
 
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
@@ -310,6 +328,10 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_resumed = rst_now_ns();
+	/* The tree runs: its connections may have their packets back. */
+	rst_netns_return(c->netns_old);
+	c->netns_old = -1;
+	rst_release_netlock(&c->im);
 	if (c->lazy) {
 		/*
 		 * The process is in place and runs on. The daemon may start its
@@ -346,7 +368,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
 {
 	struct restore_ctx c = { .opts = opts, .t_start = rst_now_ns(),
-				 .init = { .pid = 0, .pidfd = -1 } };
+				 .init = { .pid = 0, .pidfd = -1 }, .netns_old = -1 };
 	int ret;
 
 	c.im.dirfd = -1;
@@ -373,6 +395,8 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	free(c.procs);
 	free(c.chans);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
+	if (c.netns_old >= 0)
+		close(c.netns_old);
 	rst_images_free(&c.im);
 	return ret;
 }
