@@ -61,6 +61,7 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 #include "safe-file.h"
+#include "sk-net.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -70,6 +71,8 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct files_table files; /* every open file description of the tree: files.img */
+	struct sk_dump_opts net;  /* sockets: --tcp-established and its network lock */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct {
@@ -197,27 +200,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	if (!ret)
 		ret = mm_collect_vmas(&p->mm, p->pid);
 	if (!ret)
-		ret = files_collect(&p->files, p->pid);
-	return ret;
-}
-
-/* Open file descriptions shared between processes: issue 7's, refused by name. */
-static int check_shared_files(const struct dump_ctx *d)
-{
-	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
-	const struct dump_proc *p;
-	size_t n = 0;
-	int ret;
-
-	if (!all) {
-		pr_err("%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	for_each_proc(d, p)
-		if (!p->zombie)
-			all[n++] = &p->files;
-	ret = files_check_shared(all, n);
-	free(all);
+		ret = files_collect(&p->files, &d->files, p->pid, &d->imgs);
 	return ret;
 }
 
@@ -234,7 +217,7 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return check_shared_files(d);
+	return 0;
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -500,7 +483,7 @@ static int write_files_all(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			all[n++] = &p->files;
-	ret = files_write(all, n, &d->imgs);
+	ret = files_write(&d->files, all, n, &d->imgs);
 	free(all);
 	return ret;
 }
@@ -618,14 +601,26 @@ static int dump_frozen(struct dump_ctx *d)
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
-	ret = d->opts->leave_running ? tree_detach(&d->tree) : tree_kill(&d->tree);
+	if (d->opts->leave_running) {
+		/* Out of repair mode before the tree runs again: it may use them at once. */
+		netlock_finish(d->net.lock, false);
+		d->net.lock = NULL;
+		ret = tree_detach(&d->tree);
+	} else {
+		/* Killed in repair mode, the connections close silently; the lock stays. */
+		ret = tree_kill(&d->tree);
+		netlock_finish(d->net.lock, true);
+		d->net.lock = NULL;
+	}
 	d->ns.released = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
 
 static void dump_fini(struct dump_ctx *d)
 {
+	netlock_finish(d->net.lock, false);
 	tree_fini(&d->tree);
+	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);
@@ -662,10 +657,26 @@ int lz_dump(const struct lz_dump_opts *opts)
 	}
 	dsig_begin(&sig);
 	d->sig = &sig;
+	d->net.tcp_established = opts->tcp_established;
+	d->files.net = &d->net;
+	if (opts->tcp_established) {
+		char tag[40];
+
+		snprintf(tag, sizeof(tag), "%d_%" PRIx64, d->pid, now_ns(CLOCK_REALTIME));
+		if (netlock_open(&d->net.lock, tag)) {
+			pr_err("%s", strerror(ENOMEM));
+			dump_fini(d);
+			free(d);
+			dsig_end(&sig);
+			return -ENOMEM;
+		}
+	}
 
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
+		netlock_finish(d->net.lock, false);
+		d->net.lock = NULL;
 		undo = tree_detach(&d->tree);
 		dump_imgs_remove(&d->imgs);
 	} else {

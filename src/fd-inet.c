@@ -30,8 +30,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "fd-kind.h"
 #include "sk-net.h"
 
 #define INET_MAX_DATAGRAMS 65536 /* a queue is bounded by SO_RCVBUF far below this */
@@ -825,3 +829,128 @@ void sk_describe(int sk, char *buf, size_t len)
 	else
 		snprintf(buf, len, "socket of family %d (type %d, protocol %d)", fam, type, proto);
 }
+
+/* --- the fd kinds (fd-kind.h): TCP/UDP, and every other socket refused --- */
+
+/* sockfs names the protocol of the socket behind the magic link. */
+static bool sk_protoname(const struct fd_probe *p, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	if (!S_ISSOCK(p->st.st_mode))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->pid, p->fd);
+	n = getxattr(path, "system.sockprotoname", buf, len - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
+static bool inet_match(const struct fd_probe *p)
+{
+	char proto[32];
+
+	return sk_protoname(p, proto, sizeof(proto)) &&
+	       (!strcmp(proto, "TCP") || !strcmp(proto, "TCPv6") || !strcmp(proto, "UDP") ||
+		!strcmp(proto, "UDPv6"));
+}
+
+static int inet_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
+{
+	static const struct sk_dump_opts none = { 0 };
+	char why[320] = "";
+	int sk = fd_probe_getfd(p), ret;
+
+	(void)imgs;
+	if (sk < 0)
+		return sk;
+	ret = inet_sk_dump(sk, p->net ? p->net : &none, &e->inet_sk, why, sizeof(why));
+	if (ret == -ENOMEM)
+		pr_err("process %d fd %d: out of memory", p->pid, p->fd);
+	else if (ret)
+		pr_err("process %d fd %d: %s", p->pid, p->fd, why);
+	return ret;
+}
+
+static int inet_verify(const FileEntry *e, char *why, size_t len)
+{
+	if (!e->inet_sk || !e->inet_sk->local || !e->inet_sk->opts) {
+		snprintf(why, len, "socket without its inet_sk entry");
+		return -EBADMSG;
+	}
+	if (e->inet_sk->lock_table && !netlock_table_valid(e->inet_sk->lock_table)) {
+		snprintf(why, len, "network lock table %s is not one of ours", e->inet_sk->lock_table);
+		return -EBADMSG;
+	}
+	return inet_sk_verify(e->inet_sk, why, len);
+}
+
+static int inet_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+		     char *why, size_t len)
+{
+	int sk = inet_sk_open(e->inet_sk, e->flags, why, len);
+
+	(void)im;
+	if (sk < 0)
+		return sk;
+	return rst_fstore_put(st, e->id, sk, why, len);
+}
+
+const struct fd_kind fd_kind_inet = {
+	.kind = FILE_KIND__FD_INET_SK,
+	.name = "TCP/UDP socket",
+	.match = inet_match,
+	.dump = inet_dump,
+	.verify = inet_verify,
+	.open = inet_open,
+};
+
+/* Every socket no kind before this one took, but unix ones: refused by name. */
+static bool other_match(const struct fd_probe *p)
+{
+	char proto[32];
+
+	return sk_protoname(p, proto, sizeof(proto)) && strncmp(proto, "UNIX", 4);
+}
+
+static int other_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
+{
+	char what[128];
+	int sk = fd_probe_getfd(p);
+
+	(void)e;
+	(void)imgs;
+	if (sk < 0)
+		return sk;
+	sk_describe(sk, what, sizeof(what));
+	pr_err("process %d fd %d: %s: not supported", p->pid, p->fd, what);
+	return -EOPNOTSUPP;
+}
+
+static int other_verify(const FileEntry *e, char *why, size_t len)
+{
+	(void)e;
+	snprintf(why, len, "a packet socket is never dumped");
+	return -EBADMSG;
+}
+
+static int other_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+		      char *why, size_t len)
+{
+	(void)e;
+	(void)im;
+	(void)st;
+	snprintf(why, len, "a packet socket is never dumped");
+	return -EBADMSG;
+}
+
+const struct fd_kind fd_kind_sk_other = {
+	.kind = FILE_KIND__FD_PACKET_SK,
+	.name = "socket",
+	.match = other_match,
+	.dump = other_dump,
+	.verify = other_verify,
+	.open = other_open,
+};

@@ -16,8 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#define LOG_PREFIX "dump: "
+#include "log.h"
+#include "fd-kind.h"
 #include "proc.h"
 #include "sk-net.h"
 
@@ -105,6 +109,8 @@ static int nl_dump_fields(int sk, pid_t pid, NetlinkSkEntry *e, char *why, size_
 	if (fstat(sk, &st))
 		goto out_errno;
 	ret = nl_proc_state(pid, st.st_ino, &rmem, &dumping);
+	if (ret == -ENOENT && !e->portid)
+		ret = 0; /* never bound: not in the table, and nothing can reach it */
 	if (ret) {
 		snprintf(why, len, "socket inode %lu not found in /proc/%d/net/netlink: %s",
 			 (unsigned long)st.st_ino, pid, strerror(-ret));
@@ -235,3 +241,65 @@ out_close:
 	close(sk);
 	return ret;
 }
+
+/* --- the fd kind (fd-kind.h) --- */
+
+static bool nl_match(const struct fd_probe *p)
+{
+	char path[64], proto[32];
+	ssize_t n;
+
+	if (!S_ISSOCK(p->st.st_mode))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->pid, p->fd);
+	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+	if (n <= 0)
+		return false;
+	proto[n] = 0;
+	return !strcmp(proto, "NETLINK");
+}
+
+static int nl_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
+{
+	char why[256] = "";
+	int sk = fd_probe_getfd(p), ret;
+
+	(void)imgs;
+	if (sk < 0)
+		return sk;
+	ret = netlink_sk_dump(sk, p->pid, &e->netlink_sk, why, sizeof(why));
+	if (ret == -ENOMEM)
+		pr_err("process %d fd %d: out of memory", p->pid, p->fd);
+	else if (ret)
+		pr_err("process %d fd %d: %s", p->pid, p->fd, why);
+	return ret;
+}
+
+static int nl_verify(const FileEntry *e, char *why, size_t len)
+{
+	if (!e->netlink_sk) {
+		snprintf(why, len, "socket without its netlink_sk entry");
+		return -EBADMSG;
+	}
+	return netlink_sk_verify(e->netlink_sk, why, len);
+}
+
+static int nl_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+		   char *why, size_t len)
+{
+	int sk = netlink_sk_open(e->netlink_sk, e->flags, why, len);
+
+	(void)im;
+	if (sk < 0)
+		return sk;
+	return rst_fstore_put(st, e->id, sk, why, len);
+}
+
+const struct fd_kind fd_kind_netlink = {
+	.kind = FILE_KIND__FD_NETLINK_SK,
+	.name = "netlink socket",
+	.match = nl_match,
+	.dump = nl_dump,
+	.verify = nl_verify,
+	.open = nl_open,
+};

@@ -44,11 +44,13 @@
 #include "lazy-client.h"
 #include "log.h"
 #include "plugin.h"
+#include "restore-fds.h"
 #include "restore-images.h"
 #include "restore-netns.h"
 #include "restore-proc.h"
 #include "restore-trust.h"
 #include "safe-file.h"
+#include "sk-net.h"
 #include "uffd.h"
 
 #define STATS_RESTORE "stats-restore.json"
@@ -64,6 +66,7 @@ struct restore_ctx {
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	struct rst_init init;	    /* --pidns: the namespace's init */
 	int netns_old;		    /* --netns: lazarus's own network namespace; -1 */
+	struct rst_fstore fstore;   /* every open file description, until the tree has it */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
@@ -266,7 +269,43 @@ static void test_pause(const char *where)
  */
 static void rst_release_netlock(const struct rst_images *im)
 {
-	(void)im; /* wired in with the fd kinds */
+	char why[256];
+
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const InetSkEntry *sk = im->files[i]->inet_sk;
+		bool seen = false;
+
+		if (!sk || !sk->lock_table)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = im->files[j]->inet_sk && im->files[j]->inet_sk->lock_table &&
+			       !strcmp(im->files[j]->inet_sk->lock_table, sk->lock_table);
+		if (seen)
+			continue;
+		if (netlock_release_table(sk->lock_table, why, sizeof(why)))
+			pr_warn("the network lock stays: %s; 'nft delete table inet %s' lets the "
+				"connections go", why, sk->lock_table);
+		else
+			pr_info("network lock released (nft table inet %s)", sk->lock_table);
+	}
+}
+
+/* Established connections come back only when asked (CRIU's rule). */
+static int check_tcp_established(const struct rst_images *im, bool allowed)
+{
+	for (size_t i = 0; i < im->nr_files && !allowed; i++) {
+		const InetSkEntry *sk = im->files[i]->inet_sk;
+		char la[INET_ADDR_STRLEN], pa[INET_ADDR_STRLEN];
+
+		if (!sk || sk->state != INET_SK_STATE__INET_SK_ESTABLISHED)
+			continue;
+		inet_addr_fmt(sk->local, la, sizeof(la));
+		inet_addr_fmt(sk->peer, pa, sizeof(pa));
+		pr_err("files.img: file %u: established TCP connection %s -> %s: restore with "
+		       "--tcp-established", im->files[i]->id, la, pa);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
@@ -282,6 +321,9 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		return ret;
 	c->t_loaded = rst_now_ns();
 	test_pause("verified");
+	ret = check_tcp_established(&c->im, c->opts->tcp_established);
+	if (ret)
+		return ret;
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
 		" data pages, %zu fds",
@@ -312,12 +354,21 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		if (ret)
 			return ret;
 	}
-	/* After the daemon is forked: it must not hold any process's pipe. */
+	/*
+	 * After the daemon is forked: it must not hold any process's pipe or
+	 * file. The store is inherited by the root (or the -d helper, or the
+	 * --pidns init) and from it by every process.
+	 */
+	ret = rst_fstore_open(&c->im, &c->fstore);
+	if (ret)
+		return ret;
+	c->im.fstore = &c->fstore;
 	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
 		return ret;
 	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
+	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)
 		return ret;
 	ret = rst_tree_wait_ready(c->procs, c->nr_procs, lazy_hand_over, c);
@@ -372,6 +423,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
+	c.fstore.hi = -1;
 	ret = restore_run(&c, wait_status, root_pid);
 	if (ret) {
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
@@ -397,6 +449,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
 	if (c.netns_old >= 0)
 		close(c.netns_old);
+	rst_fstore_fini(&c.fstore);
 	rst_images_free(&c.im);
 	return ret;
 }
