@@ -31,10 +31,10 @@ class LzInet(harness.Workload):
         return "result"
 
 
-def spawn_inet(env, mode, name="inet", argv_prefix=()):
+def spawn_inet(env, mode, name="inet", packet=False):
     d = env.base / name
-    return env.spawn(LzInet, list(argv_prefix) + [harness.WORKLOADS / "lzinet", "--dir", d,
-                                                  "--mode", mode], d)
+    return env.spawn(LzInet, [harness.WORKLOADS / "lzinet", "--dir", d, "--mode", mode,
+                              "--packet", "1" if packet else "0"], d)
 
 
 def dump(env, w, imgdir, *extra):
@@ -213,3 +213,32 @@ def test_tcp_established_peer_outside(env, mode):
     assert c.recv(16) == b"100\n"
     r.check_pass()
     c.close()
+
+
+def test_tcp_established_dump_refused_releases_lock(env):
+    """A dump that fails after connections were locked (a packet socket
+    follows them): the lock goes, repair mode is left, the tree talks on."""
+    w = spawn_inet(env, "pair", packet=True)
+    before = set(nft_tables())
+    line = refused(env, w, env.base / "img", "--tcp-established")
+    assert "packet socket (SOCK_DGRAM" in line, line
+    assert set(nft_tables()) == before
+    w.check_pass()
+
+
+def test_tcp_established_leave_running(env):
+    """dump -R --tcp-established: the connection goes on with the original."""
+    w = spawn_inet(env, "serve")
+    c = socket.create_connection(("127.0.0.1", int(w.ready["port"])), timeout=30)
+    c.sendall(b"1\n")
+    assert c.recv(16) == b"2\n"
+    before = set(nft_tables())
+    img = env.base / "img"
+    img.mkdir()
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, "-R", "--tcp-established",
+                    log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    assert set(nft_tables()) == before
+    c.sendall(b"7\n")
+    assert c.recv(16) == b"8\n"
+    w.check_pass()

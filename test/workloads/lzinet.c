@@ -1,7 +1,7 @@
 /*
  * lzinet.c - a process with network sockets, for test_inet.py.
  *
- *   lzinet --dir DIR --mode sockets|pair|serve|packet
+ *   lzinet --dir DIR --mode sockets|pair|serve|packet [--packet 1]
  *
  * sockets: a TCP listener on 127.0.0.1 (backlog 7, O_NONBLOCK, and
  *   SO_REUSEADDR, SO_SNDBUF, SO_RCVBUF, TCP_NODELAY, SO_KEEPALIVE with
@@ -24,6 +24,7 @@
  *   and answers every line "N" with "N+1" on it, then the next one, until
  *   SIGTERM. SIGUSR1: PASS once a connection was accepted.
  * packet: an AF_PACKET socket, which dump refuses. SIGUSR1: PASS.
+ * --packet 1: an AF_PACKET socket too, after the mode's own sockets.
  * SIGTERM: exit 0.
  */
 #include <arpa/inet.h>
@@ -463,13 +464,15 @@ int main(int argc, char **argv)
 	struct pair p = { -1, -1, -1 };
 	char ready[128], buf[256];
 	size_t blen = 0;
-	int c = -1, lst = -1, checks = 0, accepted = 0;
+	int c = -1, lst = -1, checks = 0, accepted = 0, packet = 0;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--dir"))
 			dir = argv[i + 1];
 		else if (!strcmp(argv[i], "--mode"))
 			mode = argv[i + 1];
+		else if (!strcmp(argv[i], "--packet"))
+			packet = !strcmp(argv[i + 1], "1");
 	}
 	if (!dir)
 		die("usage: lzinet --dir DIR --mode sockets|pair|serve|packet");
@@ -496,6 +499,9 @@ int main(int argc, char **argv)
 	} else {
 		die("unknown mode %s", mode);
 	}
+	/* After the mode's sockets: dump refuses it once those are dumped. */
+	if (packet && socket(AF_PACKET, SOCK_DGRAM, 0) < 0)
+		die("packet socket");
 	wl_publish(dir, "ready", ready);
 	while (!term_requested) {
 		if (lst >= 0) {
