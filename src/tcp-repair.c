@@ -223,10 +223,13 @@ static int repair_steps(int sk, const InetSkEntry *e, const char **step)
 	*step = "TCP_REPAIR";
 	if (setint(sk, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON))
 		return -errno;
-	/* The queues' data is added below and advances these again. */
+	/*
+	 * The queues' data is added below and advances these again: all of
+	 * the send queue, the unsent part too (sent after repair mode).
+	 */
 	*step = "sequence numbers";
 	if (setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ||
-	    setint(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)(t->snd_seq - sent)) ||
+	    setint(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)(t->snd_seq - t->send_queue.len)) ||
 	    setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ||
 	    setint(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)(t->rcv_seq - t->recv_queue.len)))
 		return -errno;

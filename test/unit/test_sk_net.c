@@ -281,6 +281,70 @@ static int test_tcp_repair(void)
 	return 0;
 }
 
+/* IPv6 both ends, with data sent but not yet read and unsent data corked. */
+static int test_tcp_repair_v6(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+	static struct packed pc, ps;
+	struct netlock *lock;
+	struct sk_dump_opts o = { .tcp_established = true };
+	char buf[64] = "";
+	int l, c, s;
+
+	CHECK(netns() == 0);
+	CHECK(netlock_open(&lock, "unit6") == 0);
+	o.lock = lock;
+	l = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin6_port = htons(port_of(l));
+	c = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	s = accept(l, NULL, NULL);
+	close(l);
+	CHECK(s >= 0);
+	CHECK(write(c, "v6-queued", 9) == 9);
+	seti(s, IPPROTO_TCP, TCP_CORK, 1);
+	CHECK(write(s, "cork", 4) == 4); /* less than a segment, corked: unsent */
+	poll(NULL, 0, 20);
+	CHECK(dump_packed(c, &o, &pc) == 0 && dump_packed(s, &o, &ps) == 0);
+	netlock_finish(lock, true);
+	close(c);
+	close(s);
+	c = open_packed(&pc);
+	s = open_packed(&ps);
+	CHECK(c >= 0 && s >= 0);
+	CHECK(netlock_release_table("lazarus_unit6", why, sizeof(why)) == 0);
+	CHECK(geti(s, IPPROTO_TCP, TCP_CORK) == 1);
+	seti(s, IPPROTO_TCP, TCP_CORK, 0);
+	CHECK(recv(s, buf, 9, MSG_WAITALL) == 9 && !memcmp(buf, "v6-queued", 9));
+	CHECK(recv(c, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "cork", 4));
+	return 0;
+}
+
+/* Half-closed both ways round: refused, naming the state. */
+static int test_half_closed_refused(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sk_dump_opts o = { .tcp_established = true };
+	InetSkEntry *e;
+	int l, c, s;
+
+	CHECK(netns() == 0);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin_port = htons(port_of(l));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	s = accept(l, NULL, NULL);
+	CHECK(s >= 0 && shutdown(c, SHUT_WR) == 0);
+	poll(NULL, 0, 20);
+	CHECK(inet_sk_dump(s, &o, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "is half-closed by its peer (CLOSE_WAIT): not supported"));
+	CHECK(inet_sk_dump(c, &o, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "is half-closed (FIN_WAIT2): not supported"));
+	return 0;
+}
+
 static int test_netlink(void)
 {
 	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE };
@@ -339,7 +403,8 @@ static int test_verify(void)
 
 static const struct unit_case cases[] = {
 	UNIT(test_listeners), UNIT(test_backlog_refused), UNIT(test_udp_queue),
-	UNIT(test_tcp_repair), UNIT(test_netlink),	  UNIT(test_verify),
+	UNIT(test_tcp_repair), UNIT(test_tcp_repair_v6), UNIT(test_half_closed_refused),
+	UNIT(test_netlink),    UNIT(test_verify),
 	{ 0 },
 };
 
