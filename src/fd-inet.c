@@ -795,6 +795,8 @@ int inet_sk_open(const InetSkEntry *e, uint32_t flags, char *why, size_t len)
 		ret = udp_inject(sk, e, why, len);
 	if (!ret)
 		ret = restore_opts_rest(sk, e, why, len);
+	if (!ret && e->state == INET_SK_STATE__INET_SK_ESTABLISHED && e->tcp->unsent)
+		ret = tcp_repair_send_unsent(sk, e, why, len);
 	if (!ret && (flags & O_NONBLOCK) && fcntl(sk, F_SETFL, O_NONBLOCK)) {
 		ret = -errno;
 		snprintf(why, len, "O_NONBLOCK: %s", strerror(errno));

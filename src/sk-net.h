@@ -43,6 +43,8 @@ void inet_addr_fmt(const InetAddr *a, char *buf, size_t len);
 int tcp_repair_dump(int sk, TcpRepairEntry **out, char *why, size_t len);
 /* SK: created, not bound; binds and connects it in repair mode, fills the queues. */
 int tcp_repair_restore(int sk, const InetSkEntry *e, char *why, size_t len);
+/* Then, once its options are set: the data that was never sent. */
+int tcp_repair_send_unsent(int sk, const InetSkEntry *e, char *why, size_t len);
 /* Leave repair mode on a dumped socket (dump failed, or -R). */
 void tcp_repair_leave(int sk);
 

@@ -10,8 +10,8 @@
  * Restore builds the socket in repair mode: sequence numbers first (only a
  * closed socket takes them), bind and connect (no SYN in repair mode: the
  * socket is established at once), options, queues, window; the part of the
- * send queue that was never sent goes out after repair mode is left, as
- * ordinary data. The network lock (netlock.c) keeps the peer's packets
+ * send queue that was never sent goes out after repair mode is left and
+ * the socket's options are set (TCP_CORK), as ordinary data. The network lock (netlock.c) keeps the peer's packets
  * away meanwhile, so it never meets a RST.
  */
 #include <errno.h>
@@ -258,8 +258,20 @@ static int repair_steps(int sk, const InetSkEntry *e, const char **step)
 	setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
 	if (setint(sk, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF))
 		return -errno;
-	*step = "unsent data";
-	return fill_queue(sk, TCP_NO_QUEUE, t->send_queue.data + sent, t->unsent);
+	return 0;
+}
+
+/* After the options: a corked socket holds this back again as it did. */
+int tcp_repair_send_unsent(int sk, const InetSkEntry *e, char *why, size_t len)
+{
+	const TcpRepairEntry *t = e->tcp;
+	size_t sent = t->send_queue.len - t->unsent;
+	int ret = fill_queue(sk, TCP_NO_QUEUE, t->send_queue.data + sent, t->unsent);
+
+	if (ret)
+		snprintf(why, len, "TCP connection: sending %u unsent bytes: %s", t->unsent,
+			 strerror(-ret));
+	return ret;
 }
 
 int tcp_repair_restore(int sk, const InetSkEntry *e, char *why, size_t len)
