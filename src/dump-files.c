@@ -24,6 +24,7 @@
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-files.h"
+#include "fd-pipe.h"
 #include "fd-kind.h"
 #include "files.pb-c.h"
 #include "fs.pb-c.h"
@@ -401,8 +402,10 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
 		struct dump_imgs *imgs)
 {
-	int ret = write_files(tab, imgs);
+	int ret = fd_pipe_dump_check(tab); /* pipes need the whole tree */
 
+	if (!ret)
+		ret = write_files(tab, imgs);
 	for (size_t k = 0; !ret && k < n; k++) {
 		ret = write_fdinfo(fs[k], imgs);
 		if (!ret)
