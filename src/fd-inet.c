@@ -121,6 +121,24 @@ static bool addr_is_any(const InetAddr *a)
 	return !memcmp(a->addr.data, zero, a->addr.len);
 }
 
+/*
+ * Where queued datagrams may be sent again: a local unicast address (or a
+ * wildcard: loopback). A multicast or broadcast one would put packets with
+ * somebody else's source address on the wire.
+ */
+static bool addr_may_inject(const InetAddr *a)
+{
+	const uint8_t *b = a->addr.data;
+
+	if (a->addr.len == 16 && b[0] == 0xff)
+		return false; /* IPv6 multicast */
+	if (a->addr.len == 16 && !memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+		b += 12; /* IPv4-mapped */
+	else if (a->addr.len == 16)
+		return true;
+	return (b[0] & 0xf0) != 0xe0 && !(b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
+}
+
 /* --- options --- */
 
 static int get_int(int sk, int level, int name, int *v)
@@ -647,6 +665,7 @@ out_err:
 
 int inet_sk_dump(int sk, const struct sk_dump_opts *o, InetSkEntry **out, char *why, size_t len)
 {
+	char la[INET_ADDR_STRLEN];
 	InetSkEntry *e = malloc(sizeof(*e));
 	int ret;
 
@@ -674,6 +693,11 @@ int inet_sk_dump(int sk, const struct sk_dump_opts *o, InetSkEntry **out, char *
 			ret = -EOPNOTSUPP;
 		} else if (ret) {
 			snprintf(why, len, "peeking at its queued datagrams: %s", strerror(-ret));
+		} else if (e->n_queue && (!e->local->port || !addr_may_inject(e->local))) {
+			inet_addr_fmt(e->local, la, sizeof(la));
+			snprintf(why, len, "UDP socket %s (multicast or broadcast) with datagrams "
+				 "queued: not supported", la);
+			ret = -EOPNOTSUPP;
 		}
 	}
 	if (!ret)
@@ -714,6 +738,10 @@ int inet_sk_verify(const InetSkEntry *e, char *why, size_t len)
 	    (e->peer && (!addr_ok(e->peer, e->family) ||
 			 e->peer->addr.len != e->local->addr.len))) {
 		snprintf(why, len, "socket address of the wrong size or port");
+		return -EBADMSG;
+	}
+	if (e->n_queue && (!e->local->port || !addr_may_inject(e->local))) {
+		snprintf(why, len, "datagrams queued for a socket without a unicast address");
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < e->n_queue; i++)

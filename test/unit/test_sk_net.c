@@ -394,6 +394,25 @@ static int test_verify(void)
 	e.state = INET_SK_STATE__INET_SK_CLOSED;
 	e.protocol = IPPROTO_SCTP;
 	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	{
+		InetDatagram d = INET_DATAGRAM__INIT, *q[1] = { &d };
+		uint8_t data[4] = "data";
+
+		e.type = SOCK_DGRAM;
+		e.protocol = IPPROTO_UDP;
+		la.port = 5353;
+		d.from = &la;
+		d.data.data = data;
+		d.data.len = sizeof(data);
+		e.queue = q;
+		e.n_queue = 1;
+		addr[0] = 127;
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == 0);
+		addr[0] = 224; /* multicast: datagrams would go out with a forged source */
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+		memset(addr, 255, 4);
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	}
 	CHECK(!netlock_table_valid("filter"));
 	CHECK(!netlock_table_valid("lazarus_"));
 	CHECK(!netlock_table_valid("lazarus_x; flush ruleset"));
