@@ -896,7 +896,8 @@ static int inet_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 	(void)imgs;
 	if (sk < 0)
 		return sk;
-	ret = inet_sk_dump(sk, p->net ? p->net : &none, &e->inet_sk, why, sizeof(why));
+	ret = inet_sk_dump(sk, p->ctx && p->ctx->net ? p->ctx->net : &none, &e->inet_sk, why,
+			   sizeof(why));
 	if (ret == -ENOMEM)
 		pr_err("process %d fd %d: out of memory", p->pid, p->fd);
 	else if (ret)

@@ -44,6 +44,8 @@ static void usage(FILE *f)
 		"      --freeze-timeout SEC    give up if the process does not stop (default 10)\n"
 		"      --tcp-established       keep established TCP connections (TCP_REPAIR; their\n"
 		"                              packets are dropped by nftables until restore)\n"
+		"      --ext-unix-sk           a unix socket connected to a peer outside the tree\n"
+		"                              is reconnected to the peer's name at restore\n"
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
@@ -69,6 +71,7 @@ enum {
 	OPT_PIDNS,
 	OPT_NETNS,
 	OPT_TCP_ESTABLISHED,
+	OPT_EXT_UNIX_SK,
 };
 
 static const struct option long_opts[] = {
@@ -86,6 +89,7 @@ static const struct option long_opts[] = {
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
+	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -194,6 +198,9 @@ int main(int argc, char **argv)
 		case OPT_PROGRESS:
 			o.progress = true;
 			break;
+		case OPT_EXT_UNIX_SK:
+			o.ext_unix_sk = true;
+			break;
 		case OPT_LAZY_PAGES:
 			lazy_pages = true;
 			break;
@@ -242,6 +249,7 @@ int main(int argc, char **argv)
 			.images_dir = o.images_dir,
 			.leave_running = o.leave_running,
 			.progress = o.progress,
+			.ext_unix_sk = o.ext_unix_sk,
 			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
 			.tcp_established = tcp_established,
 		};

@@ -312,6 +312,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
 	struct rst_proc *root;
+	bool pidns;
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
@@ -320,6 +321,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
 	ret = check_tcp_established(&c->im, c->opts->tcp_established);
 	if (ret)
@@ -345,9 +347,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 			return ret;
 	}
 
+	if (c->im.root_init)
+		pr_info("the root was pid 1 of its own pid namespace: restored into a fresh one%s",
+			c->im.mnt_proc ? ", with a fresh mount namespace and /proc" : "");
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		for (size_t i = 0; i < c->im.nr_tasks && !c->opts->pidns; i++)
+		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
 		ret = lazy_connect(c);
@@ -363,11 +368,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->im.fstore = &c->fstore;
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
+	/* The root that was pid 1 is pid 1 again: no init of ours. */
+	ret = rst_tree_create(c->procs, c->chans, pidns && !c->im.root_init ? &c->init : NULL);
 	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)
 		return ret;
