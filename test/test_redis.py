@@ -5,7 +5,8 @@ protocol: DEBUG DIGEST (a hash of the whole dataset) equal after restore,
 new clients and writes accepted, and with --tcp-established a client
 connected before the dump gets the right answers on the same connection.
 
-Not covered here: redis's unix socket (unix sockets are another kind's).
+redis also listens on a unix socket in its directory, which takes new
+clients after the restore too.
 """
 import os
 import shutil
@@ -27,8 +28,13 @@ pytestmark = pytest.mark.skipif(not os.path.exists(REDIS),
 class Resp:
     """A minimal RESP2 client: one connection, one command at a time."""
 
-    def __init__(self, port, timeout=30):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=30, unix=None):
+        if unix:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(str(unix))
+        else:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
 
     def _line(self):
@@ -106,13 +112,15 @@ def start_redis(env):
     port = free_port()
     argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d),
             "--save", "", "--appendonly", "no", "--logfile", str(d / "redis.log"),
-            "--enable-debug-command", "local", "--unixsocket", ""]
+            "--enable-debug-command", "local", "--unixsocket", str(d / "redis.sock"),
+            "--unixsocketperm", "700"]
     proc = subprocess.Popen(argv, cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     env.procs.append(proc)
     env.pids.add(proc.pid)
     w = Redis(env, d, proc.pid, proc)
     w.port = port
+    w.sock = d / "redis.sock"
 
     def up():
         if proc.poll() is not None:
@@ -155,8 +163,13 @@ def restore(env, imgdir, mode, w, *extra):
     assert harness.alive(w.pid), f"restored redis {w.pid} is not running\n{r.describe()}"
 
 
-def check_after(port, digest):
-    """Same dataset, then new clients and writes."""
+def check_after(port, digest, sock):
+    """Same dataset, then new clients (TCP and the unix socket) and writes."""
+    u = Resp(None, unix=sock)
+    assert u("DEBUG", "DIGEST") == digest
+    assert u("SET", "over-unix", "yes") == "OK"
+    assert u("DEL", "over-unix") == 1
+    u.close()
     c = Resp(port)
     assert c("DEBUG", "DIGEST") == digest
     assert c("DBSIZE") == NKEYS + 3
@@ -184,7 +197,7 @@ def test_redis_restored(env, mode):
     c = Resp(w.port)
     assert c("PING") == "PONG", f"first reply {time.monotonic() - t0:.3f}s after the dump began"
     c.close()
-    check_after(w.port, digest)
+    check_after(w.port, digest, w.sock)
 
 
 def test_redis_client_connection_kept(env, mode):
@@ -205,4 +218,4 @@ def test_redis_client_connection_kept(env, mode):
     assert c("DEL", "mine") == 1
     assert c("DEBUG", "DIGEST") == digest
     c.close()
-    check_after(w.port, digest)
+    check_after(w.port, digest, w.sock)
