@@ -61,6 +61,7 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 #include "safe-file.h"
+#include "sk-net.h"
 #include "timens.h"
 
 #define STATS_FILE "stats-dump.json"
@@ -73,6 +74,7 @@ struct dump_ctx {
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	struct dump_ns tree_ns;	 /* its pid and mount namespace */
 	struct files_table files; /* every open file description of the tree: files.img */
+	struct sk_dump_opts net;  /* sockets: --tcp-established and its network lock */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
@@ -711,13 +713,24 @@ static int dump_frozen(struct dump_ctx *d)
 	pr_info("process %d: %" PRIu64 " pages written, %" PRIu64 " zero, %" PRIu64
 		" lazy, in %" PRIu64 " runs",
 		d->pid, d->mem.pages_written, d->mem.pages_zero, d->mem.pages_lazy, d->mem.nr_runs);
-	ret = d->opts->leave_running ? tree_detach(&d->tree) : tree_kill(&d->tree);
+	if (d->opts->leave_running) {
+		/* Out of repair mode before the tree runs again: it may use them at once. */
+		netlock_finish(d->net.lock, false);
+		d->net.lock = NULL;
+		ret = tree_detach(&d->tree);
+	} else {
+		/* Killed in repair mode, the connections close silently; the lock stays. */
+		ret = tree_kill(&d->tree);
+		netlock_finish(d->net.lock, true);
+		d->net.lock = NULL;
+	}
 	d->ns.released = now_ns(CLOCK_MONOTONIC);
 	return ret;
 }
 
 static void dump_fini(struct dump_ctx *d)
 {
+	netlock_finish(d->net.lock, false);
 	tree_fini(&d->tree);
 	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
@@ -757,10 +770,26 @@ int lz_dump(const struct lz_dump_opts *opts)
 	}
 	dsig_begin(&sig);
 	d->sig = &sig;
+	d->net.tcp_established = opts->tcp_established;
+	d->files.ctx.net = &d->net;
+	if (opts->tcp_established) {
+		char tag[40];
+
+		snprintf(tag, sizeof(tag), "%d_%" PRIx64, d->pid, now_ns(CLOCK_REALTIME));
+		if (netlock_open(&d->net.lock, tag)) {
+			pr_err("%s", strerror(ENOMEM));
+			dump_fini(d);
+			free(d);
+			dsig_end(&sig);
+			return -ENOMEM;
+		}
+	}
 
 	ret = dump_frozen(d);
 	if (ret) {
 		/* Resume the task first, then take back what was written. */
+		netlock_finish(d->net.lock, false);
+		d->net.lock = NULL;
 		undo = tree_detach(&d->tree);
 		dump_imgs_remove(&d->imgs);
 	} else {

@@ -75,6 +75,7 @@
 #include "files.pb-c.h"
 
 struct dump_imgs;
+struct sk_dump_opts;
 struct rst_images;
 struct rst_task;
 struct unix_dump;
@@ -87,6 +88,7 @@ struct unix_dump;
 struct fd_dump_ctx {
 	bool ext_unix_sk;	/* --ext-unix-sk */
 	struct unix_dump *unix_sk; /* fd-unix.c; NULL until the first socket */
+	const struct sk_dump_opts *net; /* sk-net.h: --tcp-established, the network lock */
 };
 
 /* What dump knows of one fd before its kind is chosen. */

@@ -12,6 +12,9 @@
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
 extern const struct fd_kind fd_kind_unix;
+extern const struct fd_kind fd_kind_inet;
+extern const struct fd_kind fd_kind_netlink;
+extern const struct fd_kind fd_kind_sk_other;
 
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_reg,
@@ -23,6 +26,9 @@ const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_signalfd,
 	&fd_kind_inotify,
 	&fd_kind_unix,
+	&fd_kind_inet,
+	&fd_kind_netlink,
+	&fd_kind_sk_other, /* last of the sockets: refuses what no kind above took */
 	&fd_kind_epoll, /* restore fills its interest lists per process (post) */
 };
 

@@ -42,6 +42,8 @@ static void usage(FILE *f)
 		"  -R, --leave-running         keep the process running after the dump\n"
 		"      --progress              report memory dump progress on stderr\n"
 		"      --freeze-timeout SEC    give up if the process does not stop (default 10)\n"
+		"      --tcp-established       keep established TCP connections (TCP_REPAIR; their\n"
+		"                              packets are dropped by nftables until restore)\n"
 		"      --ext-unix-sk           a unix socket connected to a peer outside the tree\n"
 		"                              is reconnected to the peer's name at restore\n"
 		"\n"
@@ -50,6 +52,9 @@ static void usage(FILE *f)
 		"      --lazy-pages            restore anonymous memory on demand through the\n"
 		"                              lazy-pages daemon of WORKDIR (started if none)\n"
 		"      --pidns                 into a fresh pid namespace (pids kept inside)\n"
+		"      --netns PATH            into the network namespace PATH (/run/netns/NAME,\n"
+		"                              /proc/PID/ns/net): every socket is created there\n"
+		"      --tcp-established       restore established TCP connections (dumped so)\n"
 		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
 		"      --trust-images-of USER  also trust images owned by USER (name or uid);\n"
 		"                              otherwise only root's and the caller's\n"
@@ -64,6 +69,8 @@ enum {
 	OPT_WORK_DIR,
 	OPT_TRUST_IMAGES_OF,
 	OPT_PIDNS,
+	OPT_NETNS,
+	OPT_TCP_ESTABLISHED,
 	OPT_EXT_UNIX_SK,
 };
 
@@ -80,6 +87,8 @@ static const struct option long_opts[] = {
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
+	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -123,7 +132,8 @@ static int check_dir(const char *dir)
 int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
-	bool lazy_pages = false, pidns = false;
+	bool lazy_pages = false, pidns = false, tcp_established = false;
+	const char *netns = NULL;
 	uid_t trust_uid = 0;
 	const char *cmd;
 	int c;
@@ -197,6 +207,12 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			pidns = true;
 			break;
+		case OPT_NETNS:
+			netns = optarg;
+			break;
+		case OPT_TCP_ESTABLISHED:
+			tcp_established = true;
+			break;
 		case OPT_TRUST_IMAGES_OF:
 			if (cli_parse_user(optarg, &trust_uid))
 				return 2;
@@ -235,6 +251,7 @@ int main(int argc, char **argv)
 			.progress = o.progress,
 			.ext_unix_sk = o.ext_unix_sk,
 			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
+			.tcp_established = tcp_established,
 		};
 
 		if (o.pid <= 0) {
@@ -254,6 +271,8 @@ int main(int argc, char **argv)
 			.work_dir = o.work_dir,
 			.lazy_pages = lazy_pages,
 			.pidns = pidns,
+			.netns = netns,
+			.tcp_established = tcp_established,
 			.trust_images_of = trust_uid,
 		};
 		int status = 0, pid = 0;

@@ -46,10 +46,12 @@
 #include "plugin.h"
 #include "restore-fds.h"
 #include "restore-images.h"
+#include "restore-netns.h"
 #include "restore-proc.h"
 #include "restore-trust.h"
 #include "restore-verify.h"
 #include "safe-file.h"
+#include "sk-net.h"
 #include "uffd.h"
 
 #define STATS_RESTORE "stats-restore.json"
@@ -64,6 +66,7 @@ struct restore_ctx {
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	struct rst_init init;	    /* --pidns: the namespace's init */
+	int netns_old;		    /* --netns: lazarus's own network namespace; -1 */
 	struct rst_fstore fstore;   /* every open file description, until the tree has it */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
@@ -260,6 +263,52 @@ static void test_pause(const char *where)
 	raise(SIGSTOP);
 }
 
+/*
+ * --tcp-established: the nftables tables (netlock.c) that have dropped the
+ * packets of the restored connections since the dump. A failure leaves the
+ * connections without traffic: a warning naming the table to delete.
+ */
+static void rst_release_netlock(const struct rst_images *im)
+{
+	char why[256];
+
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const InetSkEntry *sk = im->files[i]->inet_sk;
+		bool seen = false;
+
+		if (!sk || !sk->lock_table)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = im->files[j]->inet_sk && im->files[j]->inet_sk->lock_table &&
+			       !strcmp(im->files[j]->inet_sk->lock_table, sk->lock_table);
+		if (seen)
+			continue;
+		if (netlock_release_table(sk->lock_table, why, sizeof(why)))
+			pr_warn("the network lock stays: %s; 'nft delete table inet %s' lets the "
+				"connections go", why, sk->lock_table);
+		else
+			pr_info("network lock released (nft table inet %s)", sk->lock_table);
+	}
+}
+
+/* Established connections come back only when asked (CRIU's rule). */
+static int check_tcp_established(const struct rst_images *im, bool allowed)
+{
+	for (size_t i = 0; i < im->nr_files && !allowed; i++) {
+		const InetSkEntry *sk = im->files[i]->inet_sk;
+		char la[INET_ADDR_STRLEN], pa[INET_ADDR_STRLEN];
+
+		if (!sk || sk->state != INET_SK_STATE__INET_SK_ESTABLISHED)
+			continue;
+		inet_addr_fmt(sk->local, la, sizeof(la));
+		inet_addr_fmt(sk->peer, pa, sizeof(pa));
+		pr_err("files.img: file %u: established TCP connection %s -> %s: restore with "
+		       "--tcp-established", im->files[i]->id, la, pa);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
@@ -275,6 +324,9 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	c->t_loaded = rst_now_ns();
 	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
+	ret = check_tcp_established(&c->im, c->opts->tcp_established);
+	if (ret)
+		return ret;
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
 		" data pages, %zu fds",
@@ -289,6 +341,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	for (size_t i = 0; i < c->nr_procs; i++)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
+	/* Before any socket of the tree is created: they all belong there. */
+	if (c->opts->netns) {
+		ret = rst_netns_enter(c->opts->netns, &c->netns_old);
+		if (ret)
+			return ret;
+	}
 
 	if (c->im.root_init)
 		pr_info("the root was pid 1 of its own pid namespace: restored into a fresh one%s",
@@ -329,6 +387,10 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_resumed = rst_now_ns();
+	/* The tree runs: its connections may have their packets back. */
+	rst_netns_return(c->netns_old);
+	c->netns_old = -1;
+	rst_release_netlock(&c->im);
 	if (c->lazy) {
 		/*
 		 * The process is in place and runs on. The daemon may start its
@@ -365,7 +427,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
 {
 	struct restore_ctx c = { .opts = opts, .t_start = rst_now_ns(),
-				 .init = { .pid = 0, .pidfd = -1 } };
+				 .init = { .pid = 0, .pidfd = -1 }, .netns_old = -1 };
 	int ret;
 
 	c.im.dirfd = -1;
@@ -393,6 +455,8 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	free(c.procs);
 	free(c.chans);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
+	if (c.netns_old >= 0)
+		close(c.netns_old);
 	rst_fstore_fini(&c.fstore);
 	rst_images_free(&c.im);
 	return ret;

@@ -22,6 +22,7 @@ struct lz_dump_opts {
 	bool progress;		/* print progress of long memory dumps to stderr */
 	bool ext_unix_sk;	/* --ext-unix-sk: reconnect unix sockets whose peer is outside */
 	unsigned freeze_timeout_ms; /* give up when the process does not stop; 0: default */
+	bool tcp_established;	/* keep established TCP connections (TCP_REPAIR, network lock) */
 };
 
 #define LZ_FREEZE_TIMEOUT_MS 10000
@@ -53,6 +54,8 @@ struct lz_restore_opts {
 	bool detach;	       /* -d: return once the tree runs, do not wait */
 	bool lazy_pages;       /* serve anonymous memory through userfaultfd */
 	bool pidns;	       /* --pidns: into a fresh pid namespace, pids kept inside */
+	const char *netns;     /* --netns: into this network namespace (nsfs path); NULL: ours */
+	bool tcp_established;  /* established TCP connections may be restored */
 	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
 	/*
 	 * Also trust images owned by this uid (--trust-images-of). Restore

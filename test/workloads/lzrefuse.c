@@ -5,8 +5,9 @@
  *   lzrefuse --dir DIR --mode thread|child|socket|pipe
  *
  * thread: a second thread beating a counter; child: a child process beating
- * a counter in DIR/child-beat; socket: a UDP socket on 127.0.0.1 connected
- * to itself (unix sockets are dumped since issue 7); pipe: a pipe. Once
+ * a counter in DIR/child-beat; socket: a UDP-Lite socket on 127.0.0.1
+ * connected to itself (unix, TCP and UDP sockets are dumped since issues 7
+ * and 8); pipe: a pipe. Once
  * set up, DIR/ready (tmp + rename) says "pid=P extra=X" (X: the thread's tid
  * or the child's pid, else 0). The main loop counts; on SIGUSR1 it checks
  * that its counter advanced, that the second thread or child still beats,
@@ -142,12 +143,12 @@ static int setup(struct refuse *r)
 		struct sockaddr_in a = { .sin_family = AF_INET,
 					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 		socklen_t alen = sizeof(a);
-		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		int s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
 
 		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
 		    getsockname(s, (struct sockaddr *)&a, &alen) ||
 		    connect(s, (struct sockaddr *)&a, sizeof(a)))
-			die("udp socket");
+			die("udp-lite socket");
 		r->fds[0] = r->fds[1] = s;
 		return 0;
 	}

@@ -1,0 +1,433 @@
+/*
+ * test_sk_net.c - network sockets through dump, the image encoding and
+ * restore, in one process: each case runs in a network namespace of its
+ * own (ports, nftables tables and loopback all private), creates sockets,
+ * dumps them (sk-net.h), packs and unpacks the entries, closes the
+ * originals and checks what restore made of them. Needs root.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "unit.h"
+#include "sk-net.h"
+
+static char why[512];
+
+/* A private network namespace with loopback up. */
+static int netns(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int s;
+
+	if (unshare(CLONE_NEWNET))
+		return -1;
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		return -1;
+	close(s);
+	return 0;
+}
+
+static int geti(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+
+	getsockopt(fd, level, name, &v, &l);
+	return v;
+}
+
+static void seti(int fd, int level, int name, int v)
+{
+	setsockopt(fd, level, name, &v, sizeof(v));
+}
+
+static uint16_t port_of(int fd)
+{
+	struct sockaddr_in6 a;
+	socklen_t l = sizeof(a);
+
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	return ntohs(a.sin6_port); /* same offset in sockaddr_in */
+}
+
+struct packed {
+	uint8_t buf[1 << 17];
+	size_t n;
+	int flags;
+};
+
+/* Dump SK into P (packed as in an image). */
+static int dump_packed(int sk, const struct sk_dump_opts *o, struct packed *p)
+{
+	InetSkEntry *e = NULL;
+	int r;
+
+	why[0] = 0;
+	p->flags = fcntl(sk, F_GETFL);
+	r = inet_sk_dump(sk, o, &e, why, sizeof(why));
+	if (r) {
+		fprintf(stderr, "  dump: %s (%d)\n", why, r);
+		return r;
+	}
+	p->n = inet_sk_entry__pack(e, p->buf);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+	return 0;
+}
+
+/* Restore from P, unpacked and verified as restore does. */
+static int open_packed(const struct packed *p)
+{
+	InetSkEntry *u = inet_sk_entry__unpack(NULL, p->n, p->buf);
+	int r;
+
+	if (!u)
+		return -EBADMSG;
+	r = inet_sk_verify(u, why, sizeof(why));
+	if (!r)
+		r = inet_sk_open(u, (uint32_t)p->flags, why, sizeof(why));
+	if (r < 0)
+		fprintf(stderr, "  open: %s\n", why);
+	inet_sk_entry__free_unpacked(u, NULL);
+	return r;
+}
+
+/* Dump SK, close it, restore it. */
+static int roundtrip(int sk, const struct sk_dump_opts *o)
+{
+	static struct packed p;
+	int r = dump_packed(sk, o, &p);
+
+	if (r)
+		return r;
+	close(sk);
+	return open_packed(&p);
+}
+
+static const struct sk_dump_opts plain = { 0 };
+
+static int test_listeners(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+	int l4, l6, c, port4, port6;
+
+	CHECK(netns() == 0);
+	l4 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	seti(l4, SOL_SOCKET, SO_SNDBUF, 50000);
+	seti(l4, IPPROTO_TCP, TCP_NODELAY, 1);
+	seti(l4, IPPROTO_TCP, TCP_KEEPIDLE, 99);
+	CHECK(bind(l4, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l4, 3) == 0);
+	port4 = port_of(l4);
+	l6 = socket(AF_INET6, SOCK_STREAM, 0);
+	seti(l6, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	seti(l6, SOL_SOCKET, SO_REUSEADDR, 1);
+	CHECK(bind(l6, (struct sockaddr *)&a6, sizeof(a6)) == 0 && listen(l6, 3) == 0);
+	port6 = port_of(l6);
+	l4 = roundtrip(l4, &plain);
+	l6 = roundtrip(l6, &plain);
+	CHECK(l4 >= 0 && l6 >= 0);
+	CHECK(port_of(l4) == port4 && port_of(l6) == port6);
+	CHECK(geti(l4, SOL_SOCKET, SO_ACCEPTCONN) == 1);
+	CHECK(geti(l4, SOL_SOCKET, SO_SNDBUF) == 100000);
+	CHECK(geti(l4, IPPROTO_TCP, TCP_NODELAY) == 1);
+	CHECK(geti(l4, IPPROTO_TCP, TCP_KEEPIDLE) == 99);
+	CHECK(geti(l4, SOL_SOCKET, SO_REUSEADDR) == 0);
+	CHECK(fcntl(l4, F_GETFL) & O_NONBLOCK);
+	CHECK(geti(l6, IPPROTO_IPV6, IPV6_V6ONLY) == 1);
+	CHECK(geti(l6, SOL_SOCKET, SO_REUSEADDR) == 1);
+	CHECK(!(fcntl(l6, F_GETFL) & O_NONBLOCK));
+	a.sin_port = htons((uint16_t)port4);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	poll(NULL, 0, 20);
+	CHECK(accept(l4, NULL, NULL) >= 0);
+	a6.sin6_port = htons((uint16_t)port6);
+	c = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a6, sizeof(a6)) == 0);
+	CHECK(accept(l6, NULL, NULL) >= 0);
+	return 0;
+}
+
+static int test_backlog_refused(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	InetSkEntry *e;
+	int l, c;
+
+	CHECK(netns() == 0);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin_port = htons(port_of(l));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	poll(NULL, 0, 20);
+	CHECK(inet_sk_dump(l, &plain, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "1 connection(s) waiting in its backlog"));
+	CHECK(inet_sk_dump(c, &plain, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "established TCP connection 127.0.0.1:") && strstr(why, "--tcp-established"));
+	return 0;
+}
+
+static int send4(int from, uint16_t port, const char *m)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	return sendto(from, m, strlen(m), 0, (struct sockaddr *)&a, sizeof(a)) < 0 ? -1 : 0;
+}
+
+static int got(int fd, const char *m, uint16_t from_port)
+{
+	struct sockaddr_in6 sa;
+	socklen_t l = sizeof(sa);
+	char buf[128] = "";
+	ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sa, &l);
+
+	return n == (ssize_t)strlen(m) && !memcmp(buf, m, (size_t)n) && ntohs(sa.sin6_port) == from_port;
+}
+
+static int test_udp_queue(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+	int u, p, u6, s6;
+	uint16_t up, pp, u6p, s6p;
+
+	CHECK(netns() == 0);
+	u = socket(AF_INET, SOCK_DGRAM, 0);
+	p = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 && bind(p, (struct sockaddr *)&a, sizeof(a)) == 0);
+	up = port_of(u);
+	pp = port_of(p);
+	a.sin_port = htons(pp);
+	CHECK(connect(u, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(send4(p, up, "one") == 0 && send4(p, up, "two") == 0);
+	u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	a6.sin6_addr = in6addr_any;
+	CHECK(bind(u6, (struct sockaddr *)&a6, sizeof(a6)) == 0);
+	u6p = port_of(u6);
+	s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	a6.sin6_addr = in6addr_loopback;
+	CHECK(bind(s6, (struct sockaddr *)&a6, sizeof(a6)) == 0);
+	s6p = port_of(s6);
+	a6.sin6_port = htons(u6p);
+	CHECK(sendto(s6, "six", 3, 0, (struct sockaddr *)&a6, sizeof(a6)) == 3);
+	CHECK(send4(p, u6p, "four") == 0);
+	u = roundtrip(u, &plain);
+	u6 = roundtrip(u6, &plain);
+	CHECK(u >= 0 && u6 >= 0);
+	CHECK(port_of(u) == up && port_of(u6) == u6p);
+	CHECK(got(u, "one", pp) && got(u, "two", pp));
+	CHECK(got(u6, "six", s6p) && got(u6, "four", pp));
+	CHECK(!got(u, "", 0));
+	CHECK(geti(u, SOL_SOCKET, SO_PEEK_OFF) == -1);
+	CHECK(send4(p, up, "three") == 0 && got(u, "three", pp));
+	return 0;
+}
+
+static int test_tcp_repair(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static struct packed pl, pc, ps;
+	struct netlock *lock;
+	struct sk_dump_opts o = { .tcp_established = true };
+	char buf[64] = "";
+	int l, c, s;
+
+	CHECK(netns() == 0);
+	CHECK(netlock_open(&lock, "unit") == 0);
+	o.lock = lock;
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin_port = htons(port_of(l));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	s = accept(l, NULL, NULL);
+	CHECK(s >= 0);
+	CHECK(write(c, "queued-c", 8) == 8 && write(s, "queued-s!", 9) == 9);
+	poll(NULL, 0, 20);
+	CHECK(dump_packed(l, &o, &pl) == 0 && dump_packed(c, &o, &pc) == 0 &&
+	      dump_packed(s, &o, &ps) == 0);
+	/* As after the dump: the lock holds, the tree is gone. */
+	netlock_finish(lock, true);
+	close(l);
+	close(c);
+	close(s);
+	CHECK(system("nft list table inet lazarus_unit >/dev/null") == 0);
+	l = open_packed(&pl);
+	c = open_packed(&pc);
+	s = open_packed(&ps);
+	CHECK(l >= 0 && c >= 0 && s >= 0);
+	CHECK(netlock_release_table("lazarus_unit", why, sizeof(why)) == 0);
+	CHECK(system("nft list table inet lazarus_unit >/dev/null 2>&1") != 0);
+	CHECK(recv(s, buf, 8, MSG_WAITALL) == 8 && !memcmp(buf, "queued-c", 8));
+	CHECK(recv(c, buf, 9, MSG_WAITALL) == 9 && !memcmp(buf, "queued-s!", 9));
+	CHECK(write(c, "after", 5) == 5 && recv(s, buf, 5, MSG_WAITALL) == 5 && !memcmp(buf, "after", 5));
+	CHECK(write(s, "back", 4) == 4 && recv(c, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "back", 4));
+	return 0;
+}
+
+/* IPv6 both ends, with data sent but not yet read and unsent data corked. */
+static int test_tcp_repair_v6(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+	static struct packed pc, ps;
+	struct netlock *lock;
+	struct sk_dump_opts o = { .tcp_established = true };
+	char buf[64] = "";
+	int l, c, s;
+
+	CHECK(netns() == 0);
+	CHECK(netlock_open(&lock, "unit6") == 0);
+	o.lock = lock;
+	l = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin6_port = htons(port_of(l));
+	c = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	s = accept(l, NULL, NULL);
+	close(l);
+	CHECK(s >= 0);
+	CHECK(write(c, "v6-queued", 9) == 9);
+	seti(s, IPPROTO_TCP, TCP_CORK, 1);
+	CHECK(write(s, "cork", 4) == 4); /* less than a segment, corked: unsent */
+	poll(NULL, 0, 20);
+	CHECK(dump_packed(c, &o, &pc) == 0 && dump_packed(s, &o, &ps) == 0);
+	netlock_finish(lock, true);
+	close(c);
+	close(s);
+	c = open_packed(&pc);
+	s = open_packed(&ps);
+	CHECK(c >= 0 && s >= 0);
+	CHECK(netlock_release_table("lazarus_unit6", why, sizeof(why)) == 0);
+	CHECK(geti(s, IPPROTO_TCP, TCP_CORK) == 1);
+	seti(s, IPPROTO_TCP, TCP_CORK, 0);
+	CHECK(recv(s, buf, 9, MSG_WAITALL) == 9 && !memcmp(buf, "v6-queued", 9));
+	CHECK(recv(c, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "cork", 4));
+	return 0;
+}
+
+/* Half-closed both ways round: refused, naming the state. */
+static int test_half_closed_refused(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sk_dump_opts o = { .tcp_established = true };
+	InetSkEntry *e;
+	int l, c, s;
+
+	CHECK(netns() == 0);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin_port = htons(port_of(l));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
+	s = accept(l, NULL, NULL);
+	CHECK(s >= 0 && shutdown(c, SHUT_WR) == 0);
+	poll(NULL, 0, 20);
+	CHECK(inet_sk_dump(s, &o, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "is half-closed by its peer (CLOSE_WAIT): not supported"));
+	CHECK(inet_sk_dump(c, &o, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "is half-closed (FIN_WAIT2): not supported"));
+	return 0;
+}
+
+static int test_netlink(void)
+{
+	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE };
+	socklen_t l = sizeof(a);
+	NetlinkSkEntry *e;
+	uint32_t port;
+	int s;
+
+	CHECK(netns() == 0);
+	s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+	CHECK(bind(s, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(s, (struct sockaddr *)&a, &l) == 0);
+	port = a.nl_pid;
+	CHECK(netlink_sk_dump(s, getpid(), &e, why, sizeof(why)) == 0);
+	close(s);
+	CHECK(netlink_sk_verify(e, why, sizeof(why)) == 0);
+	s = netlink_sk_open(e, 0, why, sizeof(why));
+	CHECK(s >= 0);
+	l = sizeof(a);
+	CHECK(getsockname(s, (struct sockaddr *)&a, &l) == 0);
+	CHECK(a.nl_pid == port && a.nl_groups == (RTMGRP_LINK | RTMGRP_IPV4_ROUTE));
+	CHECK(geti(s, SOL_SOCKET, SO_PROTOCOL) == NETLINK_ROUTE);
+	return 0;
+}
+
+static int test_verify(void)
+{
+	InetAddr la = INET_ADDR__INIT;
+	InetSkOpts op = INET_SK_OPTS__INIT;
+	InetSkEntry e = INET_SK_ENTRY__INIT;
+	uint8_t addr[16] = { 0 };
+
+	la.addr.data = addr;
+	la.addr.len = 4;
+	e.family = AF_INET;
+	e.type = SOCK_STREAM;
+	e.protocol = IPPROTO_TCP;
+	e.state = INET_SK_STATE__INET_SK_CLOSED;
+	e.local = &la;
+	e.opts = &op;
+	CHECK(inet_sk_verify(&e, why, sizeof(why)) == 0);
+	la.addr.len = 5;
+	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	la.addr.len = 4;
+	e.state = INET_SK_STATE__INET_SK_ESTABLISHED; /* without its repair state */
+	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	e.state = INET_SK_STATE__INET_SK_CLOSED;
+	e.protocol = IPPROTO_SCTP;
+	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	{
+		InetDatagram d = INET_DATAGRAM__INIT, *q[1] = { &d };
+		uint8_t data[4] = "data";
+
+		e.type = SOCK_DGRAM;
+		e.protocol = IPPROTO_UDP;
+		la.port = 5353;
+		d.from = &la;
+		d.data.data = data;
+		d.data.len = sizeof(data);
+		e.queue = q;
+		e.n_queue = 1;
+		addr[0] = 127;
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == 0);
+		addr[0] = 224; /* multicast: datagrams would go out with a forged source */
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+		memset(addr, 255, 4);
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	}
+	CHECK(!netlock_table_valid("filter"));
+	CHECK(!netlock_table_valid("lazarus_"));
+	CHECK(!netlock_table_valid("lazarus_x; flush ruleset"));
+	CHECK(netlock_table_valid("lazarus_123_ab"));
+	return 0;
+}
+
+static const struct unit_case cases[] = {
+	UNIT(test_listeners), UNIT(test_backlog_refused), UNIT(test_udp_queue),
+	UNIT(test_tcp_repair), UNIT(test_tcp_repair_v6), UNIT(test_half_closed_refused),
+	UNIT(test_netlink),    UNIT(test_verify),
+	{ 0 },
+};
+
+int main(int argc, char **argv)
+{
+	return unit_main(argc, argv, cases);
+}
