@@ -260,7 +260,9 @@ static void daemon_dispatch(struct lazy_daemon *d, struct lazy_handler *h)
 static int daemon_loop(struct lazy_daemon *d)
 {
 	struct epoll_event ev[64];
-	bool filled = false;
+	/* Try a fill before the first wait: a daemon that took processes over
+	 * (--resume) may have fill work and no event that would wake it. */
+	bool filled = true;
 
 	for (;;) {
 		bool active = lpi_reap(d);

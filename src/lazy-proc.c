@@ -863,6 +863,8 @@ int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd)
 		return 0;
 	}
 	p->outstanding = lr_outstanding(&p->lay, p->done);
+	pr_info("%s taken over: %" PRIu64 " pages outstanding, restore %s", p->name,
+		p->outstanding, p->finished ? "finished" : "not finished yet");
 	ret = daemon_epoll_add(d, uffd, &p->h_uffd, H_UFFD, p);
 	if (!ret && pidfd >= 0)
 		ret = daemon_epoll_add(d, pidfd, &p->h_pidfd, H_PIDFD, p);
