@@ -43,6 +43,8 @@ import threading
 import time
 from pathlib import Path
 
+import bench_ws
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 LAZARUS = BUILD / "lazarus"
@@ -412,13 +414,15 @@ class Bench:
         w.stop("eager restore")
         return {"wall_ns": wall, "stats": stats, "verify_ns": verify}
 
-    def start_daemon(self, img, work):
-        """lazarus lazy-pages with --status-fd; returns (Popen, exit-time box)."""
+    def start_daemon(self, img, work, extra=()):
+        """lazarus lazy-pages with --status-fd (and extra options); returns
+        (Popen, exit-time box)."""
         rfd, wfd = os.pipe()
         out = open(self.log("lazy-pages-stderr"), "w")
         try:
             d = subprocess.Popen([str(LAZARUS), "lazy-pages", "-D", str(img), "-W", str(work),
-                                  "--status-fd", str(wfd), "-o", str(self.log("lazy-pages"))],
+                                  "--status-fd", str(wfd), "-o", str(self.log("lazy-pages"))] +
+                                 [str(a) for a in extra],
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                  close_fds=True, pass_fds=(wfd,))
         finally:
@@ -790,21 +794,7 @@ def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
 
-def print_summary(res):
-    L, laz, R, sizes = res["limits"], res["lazarus"], res["ratios"], res["config"]["mib"]
-    print("\n== machine limits (median, best) ==")
-    for name, unit_best in (("memcpy", max), ("first_touch", min), ("populate", min),
-                            ("read_after_populate", min), ("read_present", min),
-                            ("fault_rtt_unpinned", min), ("fault_rtt_same_cpu", min),
-                            ("fault_rtt_cross_cpu", min), ("fill_64k", max), ("fill_2m", max),
-                            ("read_after_copy", min), ("fill_2m_file", max),
-                            ("fill_2m_file_populate", max), ("fill_2m_pread", max)):
-        t = L.get(name)
-        if t:
-            best = t["max"] if unit_best is max else t["min"]
-            spec = ".2f" if t["unit"] == "GB/s" else ".0f"
-            print(f"  {name:24s} {format(t['median'], spec):>9s} {t['unit']:8s}"
-                  f" (best {format(best, spec)})")
+def print_sizes(laz, R, sizes):
     print("\n== lazarus: median (min) per size; times in ms ==")
     head = "  " + f"{'':34s}" + "".join(f"{str(m) + ' MiB':>20s}" for m in sizes)
     print(head)
@@ -855,6 +845,25 @@ def print_summary(res):
               f"({fmt(g['lazy_ttr_ms_per_gib'], '.1f')} ms/GiB), eager restore "
               f"x{fmt(g['eager_restore_largest_vs_smallest'], '.2f')} "
               f"({fmt(g['eager_restore_ms_per_gib'], '.0f')} ms/GiB)")
+
+
+def print_summary(res):
+    L, laz, R, sizes = res["limits"], res["lazarus"], res.get("ratios"), res["config"]["mib"]
+    print("\n== machine limits (median, best) ==")
+    for name, unit_best in (("memcpy", max), ("first_touch", min), ("populate", min),
+                            ("read_after_populate", min), ("read_present", min),
+                            ("fault_rtt_unpinned", min), ("fault_rtt_same_cpu", min),
+                            ("fault_rtt_cross_cpu", min), ("fill_64k", max), ("fill_2m", max),
+                            ("read_after_copy", min), ("fill_2m_file", max),
+                            ("fill_2m_file_populate", max), ("fill_2m_pread", max)):
+        t = L.get(name)
+        if t:
+            best = t["max"] if unit_best is max else t["min"]
+            spec = ".2f" if t["unit"] == "GB/s" else ".0f"
+            print(f"  {name:24s} {format(t['median'], spec):>9s} {t['unit']:8s}"
+                  f" (best {format(best, spec)})")
+    if laz:
+        print_sizes(laz, R, sizes)
     print("\n== programs: median (min); times in ms ==")
     for kind, P in res.get("programs", {}).items():
         c = P["config"]
@@ -889,8 +898,16 @@ def parse_args():
     ap.add_argument("--micro-reps", type=int, default=5, help="repetitions per microbenchmark")
     ap.add_argument("--prog-mib", type=int, default=None,
                     help="memory of the threads and tree workloads (default: smallest --mib)")
+    ap.add_argument("--ws-mib", type=int, default=384,
+                    help="working-set workload: the python3 dict's size in MiB")
+    ap.add_argument("--ws-keys", type=int, default=1000,
+                    help="working-set workload: keys queried (the N of 'first N answers')")
+    ap.add_argument("--parts", default="sizes programs ws",
+                    help="what to measure after the machine limits (default: all of "
+                         "'sizes programs ws')")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
+    a.parts = set(a.parts.split())
     try:
         a.sizes = sorted({int(x) for x in a.mib.split()})
     except ValueError:
@@ -930,7 +947,7 @@ def main():
     res = {"version": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine_info(), "git": git_commit()}
     res["limits"] = machine_limits(a.micro_reps)
-    base, mounted, fsdesc = setup_storage(max(a.sizes))
+    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib]))
     logs = base / "logs"
     logs.mkdir()
     res["config"] = {"mib": a.sizes, "reps": a.reps, "micro_reps": a.micro_reps,
@@ -939,13 +956,17 @@ def main():
     ok = False
     try:
         res["lazarus"] = {}
-        for mib in a.sizes:
+        for mib in a.sizes if "sizes" in a.parts else ():
             print(f"lazarus, lzwork {mib} MiB x {a.reps}...", flush=True)
             res["lazarus"][str(mib)] = bench_size(b, mib, a.reps)
         res["programs"] = {}
-        for kind in PROGRAMS:
+        for kind in PROGRAMS if "programs" in a.parts else ():
             print(f"lazarus, {kind} {a.prog_mib} MiB x {a.reps}...", flush=True)
             res["programs"][kind] = bench_program(b, kind, a.prog_mib, a.reps)
+        if "ws" in a.parts:
+            print(f"lazarus, working set first: pyws {a.ws_mib} MiB, {a.ws_keys} keys x "
+                  f"{a.reps}...", flush=True)
+            res["ws"] = bench_ws.bench_ws(sys.modules[__name__], b, a.ws_mib, a.ws_keys, a.reps)
         ok = True
     finally:
         kill_leftovers(b.pids)
@@ -953,7 +974,8 @@ def main():
             saved = save_failure_logs(base, logs)
             print(f"bench: logs of the failed run are in {saved}", file=sys.stderr)
         teardown_storage(base, mounted)
-    res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
+    if "sizes" in a.parts:
+        res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
     res["machine"]["loadavg_end"] = os.getloadavg()
     # Our own run adds about one runnable task; more than that is someone else.
     res["machine"]["busy"] = max(res["machine"]["loadavg_start"][0],
@@ -961,6 +983,8 @@ def main():
     res["duration_s"] = ms(now() - t_start) / 1000
     write_json(Path(a.out), res)
     print_summary(res)
+    if "ws" in res:
+        bench_ws.print_ws(res["ws"])
     print(f"\nwrote {a.out}")
 
 
