@@ -349,6 +349,7 @@ int lazy_daemon_run(const struct lazy_daemon_opts *opts)
 	d->fa_pages = opts->fault_around_kib / 4;
 	d->fill_pages = opts->fill_chunk_kib / 4;
 	d->t_start_ns = lz_now_ns();
+	d->thp = lz_thp_available();
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = daemon_dirs(d);

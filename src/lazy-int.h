@@ -101,6 +101,7 @@ struct lazy_daemon {
 	unsigned nr_clients;	 /* restore connections ever greeted */
 	unsigned nr_killed;	 /* processes killed: their memory could not be served */
 	unsigned rr;		 /* fill round-robin position */
+	bool thp;		 /* the kernel's THP is not "never": collapse (lazy-thp.c) */
 	uint64_t t_start_ns;
 	struct lz_msg msg;	 /* receive buffer */
 	struct lazy_handler h_listen, h_guard;
@@ -160,6 +161,11 @@ enum place_kind { PLACE_FAULT, PLACE_FILL, PLACE_PREFETCH };
  * data: their contents, checked; NULL: from the page source. */
 int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kind,
 	      const uint8_t *data);
+
+/* lazy-thp.c */
+bool lz_thp_available(void);
+/* Every page of p is in place: its MADV_HUGEPAGE VMAs back on huge pages. */
+void lpi_thp_collapse(struct lpi *p);
 
 /* lazy-ws.c */
 /* At handover: start recording, or load and check the working set to

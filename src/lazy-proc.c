@@ -644,6 +644,7 @@ static void lpi_complete(struct lpi *p)
 	pr_info("%s: every page in place (%" PRIu64 " on fault, %" PRIu64 " by fill, %" PRIu64
 		" zero) after %" PRIu64 " ms", p->name, st->pages_fault, st->pages_fill,
 		st->pages_zero, (st->t_done_ns - st->t_start_ns) / 1000000);
+	lpi_thp_collapse(p);
 	p->sh->state = LZ_SLOT_DONE;
 	lpi_close(p);
 }

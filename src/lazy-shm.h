@@ -69,6 +69,7 @@ struct lz_shm_stats {
 	uint64_t pages_prefetch;    /* copied ahead of the fill from a recorded working set */
 	uint64_t ws_pages;	    /* pages in the working set it recorded */
 	uint64_t t_prefetch_done_ns; /* the working set was in place; 0: not (yet) */
+	uint64_t thp_collapsed;	    /* 2 MiB ranges collapsed into huge pages at the end */
 };
 
 struct lz_shm_slot {

@@ -86,8 +86,9 @@ static void stats_slot(FILE *f, const struct lz_shm_hdr *h, unsigned i, bool fir
 	for (uint32_t t = 0; t < st->nr_tids && t < LZ_SHM_TIDS; t++)
 		fprintf(f, "%s\"%d\": %u", t ? ", " : "", st->tids[t].tid, st->tids[t].faults);
 	fprintf(f, "}, \"faults_other_threads\": %" PRIu64 ",\n     \"pages_prefetch\": %" PRIu64
-		", \"ws_recorded_pages\": %" PRIu64 ", \"time_to_prefetch_done_ns\": ",
-		st->faults_other_tids, st->pages_prefetch, st->ws_pages);
+		", \"ws_recorded_pages\": %" PRIu64 ", \"thp_collapsed\": %" PRIu64
+		", \"time_to_prefetch_done_ns\": ",
+		st->faults_other_tids, st->pages_prefetch, st->ws_pages, st->thp_collapsed);
 	if (st->t_prefetch_done_ns)
 		fprintf(f, "%" PRIu64 "}", st->t_prefetch_done_ns - st->t_start_ns);
 	else
