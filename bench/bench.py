@@ -496,7 +496,7 @@ def lazy_figures(runs):
     out = {k: [] for k in ("time_to_running_ms", "time_to_complete_ms", "daemon_exit_ms",
                            "daemon_exit_after_restore_ms", "verify_ms", "fill_gbps",
                            "install_gbps", "pages_fault", "pages_fill", "pages_zero",
-                           "faults")}
+                           "faults", "daemon_vm_hwm_mib", "restore_vm_hwm_mib")}
     out.update({f"restore_{k}": [] for k in RESTORE_PHASES})
     for r in runs:
         p = r["proc"]
@@ -511,6 +511,9 @@ def lazy_figures(runs):
         out["install_gbps"].append((p["pages_fill"] + p["pages_fault"]) * PAGE / ttc)
         for k in ("pages_fault", "pages_fill", "pages_zero", "faults"):
             out[k].append(p[k])
+        # Peak resident memory of the tools themselves (VmHWM at their end).
+        out["daemon_vm_hwm_mib"].append(r["daemon"]["vm_hwm_kib"] / 1024)
+        out["restore_vm_hwm_mib"].append(r["stats"]["vm_hwm_kib"] / 1024)
         for k in RESTORE_PHASES:
             out[f"restore_{k}"].append(r["stats"][k])
     return {k: summary(v) for k, v in out.items()}
@@ -519,7 +522,8 @@ def lazy_figures(runs):
 def bench_size(b, mib, reps):
     raw = {"baseline_verify_ms": [], "dump_ms": [], "image_bytes": [], "dump_gbps": [],
            "dump_pages_written": [],
-           "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": []}
+           "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": [],
+           "eager_restore_vm_hwm_mib": []}
     raw.update({f"dump_{k}": [] for k in DUMP_PHASES})
     raw.update({f"eager_restore_{k}": [] for k in RESTORE_PHASES})
     idle, touch = [], []
@@ -541,6 +545,7 @@ def bench_size(b, mib, reps):
         raw["eager_restore_ms"].append(ms(e["wall_ns"]))
         raw["eager_verify_ms"].append(ms(e["verify_ns"]))
         raw["eager_gbps"].append(e["stats"]["bytes_restored"] / e["wall_ns"])
+        raw["eager_restore_vm_hwm_mib"].append(e["stats"]["vm_hwm_kib"] / 1024)
         for k in RESTORE_PHASES:
             raw[f"eager_restore_{k}"].append(e["stats"][k])
         idle.append(b.lazy(w, img, d["log_size"], touch=False))
@@ -825,6 +830,9 @@ def print_sizes(laz, R, sizes):
     row("touch: verify after lazy restore", "lazy_touch", "verify_ms")
     row("touch: pages on fault", "lazy_touch", "pages_fault", spec=".0f")
     row("touch: pages by fill", "lazy_touch", "pages_fill", spec=".0f")
+    row("peak RSS MiB: eager restore", "eager_restore_vm_hwm_mib", best="max")
+    row("peak RSS MiB: lazy restore", "lazy_idle", "restore_vm_hwm_mib", best="max")
+    row("peak RSS MiB: lazy-pages daemon", "lazy_idle", "daemon_vm_hwm_mib", best="max")
     print("\n== ratios (medians) ==")
     for m in sizes:
         r = R["per_size"][str(m)]

@@ -16,6 +16,7 @@
 
 #include "lazy-int.h"
 #include "log.h"
+#include "proc.h"
 #include "safe-file.h"
 
 void stats_fault(struct lz_shm_stats *st, uint32_t tid, uint64_t ns)
@@ -123,9 +124,9 @@ int stats_write(struct lazy_daemon *d)
 	}
 	fprintf(f, "{\n  \"version\": 1,\n  \"daemon_pid\": %d,\n  \"resumes\": %u,\n"
 		"  \"fault_around_kib\": %" PRIu64 ",\n  \"fill_chunk_kib\": %" PRIu64 ",\n"
-		"  \"elapsed_ns\": %" PRIu64 ",\n  \"processes\": [",
+		"  \"elapsed_ns\": %" PRIu64 ",\n  \"vm_hwm_kib\": %" PRIu64 ",\n  \"processes\": [",
 		getpid(), h->generation, d->fa_pages * 4, d->fill_pages * 4,
-		lz_now_ns() - h->t_start_ns);
+		lz_now_ns() - h->t_start_ns, proc_self_hwm_kib());
 	/* Never-used slots are never-touched memfd pages: do not fault them in. */
 	for (unsigned i = 0; i < h->nr_used && i < LZ_SHM_MAX_SLOTS; i++) {
 		if (h->slots[i].state == LZ_SLOT_FREE)
