@@ -43,6 +43,7 @@ import threading
 import time
 from pathlib import Path
 
+import bench_thp
 import bench_ws
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,11 +285,12 @@ def teardown_storage(base, mounted):
 class Workload:
     """lzwork in its own directory, started by us, later restored by lazarus."""
 
-    def __init__(self, dir, mib):
+    def __init__(self, dir, mib, extra=()):
         self.dir, self.mib = Path(dir), mib
         self.dir.mkdir(parents=True)
         with open(self.dir / "out", "wb") as out:
-            self.proc = subprocess.Popen([str(LZWORK), "--dir", str(self.dir), "--mib", str(mib)],
+            self.proc = subprocess.Popen([str(LZWORK), "--dir", str(self.dir), "--mib", str(mib)] +
+                                         list(extra),
                                          cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          close_fds=True)
@@ -910,9 +912,11 @@ def parse_args():
                     help="working-set workload: the python3 dict's size in MiB")
     ap.add_argument("--ws-keys", type=int, default=1000,
                     help="working-set workload: keys queried (the N of 'first N answers')")
-    ap.add_argument("--parts", default="sizes programs ws",
+    ap.add_argument("--thp-mib", type=int, default=256,
+                    help="huge pages: lzwork's size in MiB, with and without --thp")
+    ap.add_argument("--parts", default="sizes programs ws thp",
                     help="what to measure after the machine limits (default: all of "
-                         "'sizes programs ws')")
+                         "'sizes programs ws thp')")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
     a.parts = set(a.parts.split())
@@ -955,7 +959,7 @@ def main():
     res = {"version": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine_info(), "git": git_commit()}
     res["limits"] = machine_limits(a.micro_reps)
-    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib]))
+    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib]))
     logs = base / "logs"
     logs.mkdir()
     res["config"] = {"mib": a.sizes, "reps": a.reps, "micro_reps": a.micro_reps,
@@ -975,6 +979,10 @@ def main():
             print(f"lazarus, working set first: pyws {a.ws_mib} MiB, {a.ws_keys} keys x "
                   f"{a.reps}...", flush=True)
             res["ws"] = bench_ws.bench_ws(sys.modules[__name__], b, a.ws_mib, a.ws_keys, a.reps)
+        if "thp" in a.parts:
+            print(f"lazarus, huge pages: lzwork {a.thp_mib} MiB with and without --thp x "
+                  f"{a.reps}...", flush=True)
+            res["thp"] = bench_thp.bench_thp(sys.modules[__name__], b, a.thp_mib, a.reps)
         ok = True
     finally:
         kill_leftovers(b.pids)
@@ -993,6 +1001,8 @@ def main():
     print_summary(res)
     if "ws" in res:
         bench_ws.print_ws(res["ws"])
+    if "thp" in res:
+        bench_thp.print_thp(res["thp"])
     print(f"\nwrote {a.out}")
 
 
