@@ -512,6 +512,10 @@ bool lpi_prefetch_one(struct lpi *p)
 			return k > 0;
 		}
 		ch.npages = MIN(MIN(ch.npages, (uint64_t)WS_BUF_PAGES), ws_run_left(p->src, ch.idx));
+		if (!ch.npages) { /* cannot be: the layout comes from the pagemap; pass it */
+			ws_advance(ws, 1);
+			continue;
+		}
 		if (!ws->buf && !(ws->buf = malloc(WS_BUF_PAGES * PG))) {
 			lpi_kill(p, "out of memory prefetching its working set");
 			return true;
