@@ -43,6 +43,9 @@ import threading
 import time
 from pathlib import Path
 
+import bench_thp
+import bench_ws
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 LAZARUS = BUILD / "lazarus"
@@ -282,11 +285,12 @@ def teardown_storage(base, mounted):
 class Workload:
     """lzwork in its own directory, started by us, later restored by lazarus."""
 
-    def __init__(self, dir, mib):
+    def __init__(self, dir, mib, extra=()):
         self.dir, self.mib = Path(dir), mib
         self.dir.mkdir(parents=True)
         with open(self.dir / "out", "wb") as out:
-            self.proc = subprocess.Popen([str(LZWORK), "--dir", str(self.dir), "--mib", str(mib)],
+            self.proc = subprocess.Popen([str(LZWORK), "--dir", str(self.dir), "--mib", str(mib)] +
+                                         list(extra),
                                          cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          close_fds=True)
@@ -412,13 +416,15 @@ class Bench:
         w.stop("eager restore")
         return {"wall_ns": wall, "stats": stats, "verify_ns": verify}
 
-    def start_daemon(self, img, work):
-        """lazarus lazy-pages with --status-fd; returns (Popen, exit-time box)."""
+    def start_daemon(self, img, work, extra=()):
+        """lazarus lazy-pages with --status-fd (and extra options); returns
+        (Popen, exit-time box)."""
         rfd, wfd = os.pipe()
         out = open(self.log("lazy-pages-stderr"), "w")
         try:
             d = subprocess.Popen([str(LAZARUS), "lazy-pages", "-D", str(img), "-W", str(work),
-                                  "--status-fd", str(wfd), "-o", str(self.log("lazy-pages"))],
+                                  "--status-fd", str(wfd), "-o", str(self.log("lazy-pages"))] +
+                                 [str(a) for a in extra],
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                  close_fds=True, pass_fds=(wfd,))
         finally:
@@ -492,7 +498,7 @@ def lazy_figures(runs):
     out = {k: [] for k in ("time_to_running_ms", "time_to_complete_ms", "daemon_exit_ms",
                            "daemon_exit_after_restore_ms", "verify_ms", "fill_gbps",
                            "install_gbps", "pages_fault", "pages_fill", "pages_zero",
-                           "faults")}
+                           "faults", "daemon_vm_hwm_mib", "restore_vm_hwm_mib")}
     out.update({f"restore_{k}": [] for k in RESTORE_PHASES})
     for r in runs:
         p = r["proc"]
@@ -507,6 +513,9 @@ def lazy_figures(runs):
         out["install_gbps"].append((p["pages_fill"] + p["pages_fault"]) * PAGE / ttc)
         for k in ("pages_fault", "pages_fill", "pages_zero", "faults"):
             out[k].append(p[k])
+        # Peak resident memory of the tools themselves (VmHWM at their end).
+        out["daemon_vm_hwm_mib"].append(r["daemon"]["vm_hwm_kib"] / 1024)
+        out["restore_vm_hwm_mib"].append(r["stats"]["vm_hwm_kib"] / 1024)
         for k in RESTORE_PHASES:
             out[f"restore_{k}"].append(r["stats"][k])
     return {k: summary(v) for k, v in out.items()}
@@ -515,7 +524,8 @@ def lazy_figures(runs):
 def bench_size(b, mib, reps):
     raw = {"baseline_verify_ms": [], "dump_ms": [], "image_bytes": [], "dump_gbps": [],
            "dump_pages_written": [],
-           "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": []}
+           "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": [],
+           "eager_restore_vm_hwm_mib": []}
     raw.update({f"dump_{k}": [] for k in DUMP_PHASES})
     raw.update({f"eager_restore_{k}": [] for k in RESTORE_PHASES})
     idle, touch = [], []
@@ -537,6 +547,7 @@ def bench_size(b, mib, reps):
         raw["eager_restore_ms"].append(ms(e["wall_ns"]))
         raw["eager_verify_ms"].append(ms(e["verify_ns"]))
         raw["eager_gbps"].append(e["stats"]["bytes_restored"] / e["wall_ns"])
+        raw["eager_restore_vm_hwm_mib"].append(e["stats"]["vm_hwm_kib"] / 1024)
         for k in RESTORE_PHASES:
             raw[f"eager_restore_{k}"].append(e["stats"][k])
         idle.append(b.lazy(w, img, d["log_size"], touch=False))
@@ -790,21 +801,7 @@ def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
 
-def print_summary(res):
-    L, laz, R, sizes = res["limits"], res["lazarus"], res["ratios"], res["config"]["mib"]
-    print("\n== machine limits (median, best) ==")
-    for name, unit_best in (("memcpy", max), ("first_touch", min), ("populate", min),
-                            ("read_after_populate", min), ("read_present", min),
-                            ("fault_rtt_unpinned", min), ("fault_rtt_same_cpu", min),
-                            ("fault_rtt_cross_cpu", min), ("fill_64k", max), ("fill_2m", max),
-                            ("read_after_copy", min), ("fill_2m_file", max),
-                            ("fill_2m_file_populate", max), ("fill_2m_pread", max)):
-        t = L.get(name)
-        if t:
-            best = t["max"] if unit_best is max else t["min"]
-            spec = ".2f" if t["unit"] == "GB/s" else ".0f"
-            print(f"  {name:24s} {format(t['median'], spec):>9s} {t['unit']:8s}"
-                  f" (best {format(best, spec)})")
+def print_sizes(laz, R, sizes):
     print("\n== lazarus: median (min) per size; times in ms ==")
     head = "  " + f"{'':34s}" + "".join(f"{str(m) + ' MiB':>20s}" for m in sizes)
     print(head)
@@ -835,6 +832,9 @@ def print_summary(res):
     row("touch: verify after lazy restore", "lazy_touch", "verify_ms")
     row("touch: pages on fault", "lazy_touch", "pages_fault", spec=".0f")
     row("touch: pages by fill", "lazy_touch", "pages_fill", spec=".0f")
+    row("peak RSS MiB: eager restore", "eager_restore_vm_hwm_mib", best="max")
+    row("peak RSS MiB: lazy restore", "lazy_idle", "restore_vm_hwm_mib", best="max")
+    row("peak RSS MiB: lazy-pages daemon", "lazy_idle", "daemon_vm_hwm_mib", best="max")
     print("\n== ratios (medians) ==")
     for m in sizes:
         r = R["per_size"][str(m)]
@@ -855,6 +855,25 @@ def print_summary(res):
               f"({fmt(g['lazy_ttr_ms_per_gib'], '.1f')} ms/GiB), eager restore "
               f"x{fmt(g['eager_restore_largest_vs_smallest'], '.2f')} "
               f"({fmt(g['eager_restore_ms_per_gib'], '.0f')} ms/GiB)")
+
+
+def print_summary(res):
+    L, laz, R, sizes = res["limits"], res["lazarus"], res.get("ratios"), res["config"]["mib"]
+    print("\n== machine limits (median, best) ==")
+    for name, unit_best in (("memcpy", max), ("first_touch", min), ("populate", min),
+                            ("read_after_populate", min), ("read_present", min),
+                            ("fault_rtt_unpinned", min), ("fault_rtt_same_cpu", min),
+                            ("fault_rtt_cross_cpu", min), ("fill_64k", max), ("fill_2m", max),
+                            ("read_after_copy", min), ("fill_2m_file", max),
+                            ("fill_2m_file_populate", max), ("fill_2m_pread", max)):
+        t = L.get(name)
+        if t:
+            best = t["max"] if unit_best is max else t["min"]
+            spec = ".2f" if t["unit"] == "GB/s" else ".0f"
+            print(f"  {name:24s} {format(t['median'], spec):>9s} {t['unit']:8s}"
+                  f" (best {format(best, spec)})")
+    if laz:
+        print_sizes(laz, R, sizes)
     print("\n== programs: median (min); times in ms ==")
     for kind, P in res.get("programs", {}).items():
         c = P["config"]
@@ -889,8 +908,18 @@ def parse_args():
     ap.add_argument("--micro-reps", type=int, default=5, help="repetitions per microbenchmark")
     ap.add_argument("--prog-mib", type=int, default=None,
                     help="memory of the threads and tree workloads (default: smallest --mib)")
+    ap.add_argument("--ws-mib", type=int, default=384,
+                    help="working-set workload: the python3 dict's size in MiB")
+    ap.add_argument("--ws-keys", type=int, default=1000,
+                    help="working-set workload: keys queried (the N of 'first N answers')")
+    ap.add_argument("--thp-mib", type=int, default=256,
+                    help="huge pages: lzwork's size in MiB, with and without --thp")
+    ap.add_argument("--parts", default="sizes programs ws thp",
+                    help="what to measure after the machine limits (default: all of "
+                         "'sizes programs ws thp')")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
+    a.parts = set(a.parts.split())
     try:
         a.sizes = sorted({int(x) for x in a.mib.split()})
     except ValueError:
@@ -930,7 +959,7 @@ def main():
     res = {"version": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine_info(), "git": git_commit()}
     res["limits"] = machine_limits(a.micro_reps)
-    base, mounted, fsdesc = setup_storage(max(a.sizes))
+    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib]))
     logs = base / "logs"
     logs.mkdir()
     res["config"] = {"mib": a.sizes, "reps": a.reps, "micro_reps": a.micro_reps,
@@ -939,13 +968,21 @@ def main():
     ok = False
     try:
         res["lazarus"] = {}
-        for mib in a.sizes:
+        for mib in a.sizes if "sizes" in a.parts else ():
             print(f"lazarus, lzwork {mib} MiB x {a.reps}...", flush=True)
             res["lazarus"][str(mib)] = bench_size(b, mib, a.reps)
         res["programs"] = {}
-        for kind in PROGRAMS:
+        for kind in PROGRAMS if "programs" in a.parts else ():
             print(f"lazarus, {kind} {a.prog_mib} MiB x {a.reps}...", flush=True)
             res["programs"][kind] = bench_program(b, kind, a.prog_mib, a.reps)
+        if "ws" in a.parts:
+            print(f"lazarus, working set first: pyws {a.ws_mib} MiB, {a.ws_keys} keys x "
+                  f"{a.reps}...", flush=True)
+            res["ws"] = bench_ws.bench_ws(sys.modules[__name__], b, a.ws_mib, a.ws_keys, a.reps)
+        if "thp" in a.parts:
+            print(f"lazarus, huge pages: lzwork {a.thp_mib} MiB with and without --thp x "
+                  f"{a.reps}...", flush=True)
+            res["thp"] = bench_thp.bench_thp(sys.modules[__name__], b, a.thp_mib, a.reps)
         ok = True
     finally:
         kill_leftovers(b.pids)
@@ -953,7 +990,8 @@ def main():
             saved = save_failure_logs(base, logs)
             print(f"bench: logs of the failed run are in {saved}", file=sys.stderr)
         teardown_storage(base, mounted)
-    res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
+    if "sizes" in a.parts:
+        res["ratios"] = ratios(res["limits"], res["lazarus"], a.sizes)
     res["machine"]["loadavg_end"] = os.getloadavg()
     # Our own run adds about one runnable task; more than that is someone else.
     res["machine"]["busy"] = max(res["machine"]["loadavg_start"][0],
@@ -961,6 +999,10 @@ def main():
     res["duration_s"] = ms(now() - t_start) / 1000
     write_json(Path(a.out), res)
     print_summary(res)
+    if "ws" in res:
+        bench_ws.print_ws(res["ws"])
+    if "thp" in res:
+        bench_thp.print_thp(res["thp"])
     print(f"\nwrote {a.out}")
 
 

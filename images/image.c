@@ -21,6 +21,7 @@
 #include "pstree.pb-c.h"
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
+#include "ws.pb-c.h"
 
 static const struct {
 	const char *prefix; /* file name up to "-<id>.img" or ".img" */
@@ -38,6 +39,7 @@ static const struct {
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
 	[LZ_IMG_FDDATA] = { "fddata", &fd_data_chunk__descriptor },
+	[LZ_IMG_WS] = { "ws", &ws_entry__descriptor },
 };
 
 int lz_dump_id_new(struct lz_dump_id *id)
@@ -321,6 +323,7 @@ static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
 	[LZ_IMG_FILES] = 512ULL << 20,
 	[LZ_IMG_FDINFO] = 256ULL << 20,
 	[LZ_IMG_FDDATA] = 1ULL << 30, /* FD_DATA_MAX of content and the framing */
+	[LZ_IMG_WS] = 64ULL << 20,
 };
 
 uint64_t img_kind_max_size(enum lz_img_kind kind)

@@ -27,6 +27,8 @@ enum {
 	OPT_FAULT_AROUND,
 	OPT_FILL_CHUNK,
 	OPT_TRUST_IMAGES_OF,
+	OPT_RECORD_WS,
+	OPT_PREFETCH_WS,
 };
 
 static const struct option lazy_opts[] = {
@@ -41,6 +43,8 @@ static const struct option lazy_opts[] = {
 	{ "fault-around", required_argument, NULL, OPT_FAULT_AROUND },
 	{ "fill-chunk", required_argument, NULL, OPT_FILL_CHUNK },
 	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
+	{ "record-ws", optional_argument, NULL, OPT_RECORD_WS },
+	{ "prefetch-ws", no_argument, NULL, OPT_PREFETCH_WS },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -51,7 +55,7 @@ static void lazy_usage(FILE *f)
 		"Usage: lazarus lazy-pages -D DIR [-W WORKDIR] [--status-fd FD] [-d] [-o LOGFILE]\n"
 		"                          [-v[N]] [--resume] [--guardian-timeout SEC]\n"
 		"                          [--fault-around KIB] [--fill-chunk KIB]\n"
-		"                          [--trust-images-of USER]\n"
+		"                          [--trust-images-of USER] [--record-ws[=MS] | --prefetch-ws]\n"
 		"\n"
 		"Serve the memory of processes restored with 'restore --lazy-pages' from the\n"
 		"images in DIR, listening on WORKDIR/lazy-pages.sock (WORKDIR defaults to DIR).\n"
@@ -71,11 +75,16 @@ static void lazy_usage(FILE *f)
 		"      --fill-chunk KIB      background fill chunk, 64-2048 (default %u)\n"
 		"      --trust-images-of USER  also serve images owned by USER (name or uid);\n"
 		"                            root's and our own are always trusted\n"
+		"      --record-ws[=MS]      record each restored process's working set (the pages\n"
+		"                            it touches first, in order; no fill meanwhile) for MS\n"
+		"                            ms (default %u; 0: until it exits) into DIR/ws-<id>.img\n"
+		"      --prefetch-ws         place the recorded working set first, then the rest\n"
 		"\n"
 		"LAZARUS_LAZY_CONN_TIMEOUT_MS=N: how long a client may owe a message (10000).\n"
 		"Tests only: LAZARUS_LAZY_FILL_DELAY_US=N pauses N us after each fill chunk;\n"
 		"LAZARUS_LAZY_TEST_CRASH=fork makes the daemon SIGKILL itself on reading a fork.\n",
-		LZ_LAZY_GUARD_TIMEOUT_S, LZ_LAZY_FAULT_AROUND_KIB, LZ_LAZY_FILL_CHUNK_KIB);
+		LZ_LAZY_GUARD_TIMEOUT_S, LZ_LAZY_FAULT_AROUND_KIB, LZ_LAZY_FILL_CHUNK_KIB,
+		LZ_LAZY_RECORD_WS_MS);
 }
 
 static int num(const char *s, const char *what, unsigned max, unsigned *out)
@@ -137,6 +146,15 @@ static int lazy_parse(int argc, char **argv, struct lazy_daemon_opts *o, const c
 		case OPT_TRUST_IMAGES_OF:
 			if (cli_parse_user(optarg, &o->trust_images_of))
 				return 2;
+			break;
+		case OPT_RECORD_WS:
+			o->record_ws = true;
+			o->record_ws_ms = LZ_LAZY_RECORD_WS_MS;
+			if (optarg && num(optarg, "--record-ws", 86400000, &o->record_ws_ms))
+				return 2;
+			break;
+		case OPT_PREFETCH_WS:
+			o->prefetch_ws = true;
 			break;
 		case OPT_FAULT_AROUND:
 			if (num(optarg, "--fault-around", 2048, &o->fault_around_kib))

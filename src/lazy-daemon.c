@@ -92,8 +92,15 @@ static int daemon_dirs(struct lazy_daemon *d)
 	 */
 	rst_trust_init(&d->trust, d->o.trust_images_of);
 	ret = rst_trust_dir(&d->trust, d->dirfd, d->images_dir, twhy, sizeof(twhy));
-	if (ret)
+	if (ret) {
 		pr_err("%s; refusing to serve it", twhy);
+		return ret;
+	}
+	/* --record-ws writes ws-<id>.img there: the rule of every directory
+	 * lazarus writes in (safe-file.h). */
+	if (d->o.record_ws && (ret = sf_dir_check(d->dirfd, 0, why)))
+		pr_err("images directory %s: %s; refusing to record working sets there",
+		       d->images_dir, why);
 	return ret;
 }
 
@@ -260,15 +267,19 @@ static void daemon_dispatch(struct lazy_daemon *d, struct lazy_handler *h)
 static int daemon_loop(struct lazy_daemon *d)
 {
 	struct epoll_event ev[64];
-	bool filled = false;
+	/* Try a fill before the first wait: a daemon that took processes over
+	 * (--resume) may have fill work and no event that would wake it. */
+	bool filled = true;
 
 	for (;;) {
 		bool active = lpi_reap(d);
-		int timeout = conn_expire(d), n;
+		int timeout = conn_expire(d), ws = lpi_ws_tick(d), n;
 
 		/* Done once some restore came and went, and nothing is left. */
 		if (!active && !conn_pending(d) && (d->nr_served || d->nr_clients || d->o.resume))
 			return d->nr_killed ? -EIO : 0;
+		if (ws >= 0 && (timeout < 0 || ws < timeout))
+			timeout = ws; /* a working-set recording ends then */
 		if (filled)
 			timeout = 0;
 		else if (lpi_any_deferred(d) && (timeout < 0 || timeout > 1))
@@ -310,6 +321,11 @@ static int daemon_check_opts(const struct lazy_daemon_opts *o)
 		pr_err("fault-around %u KiB: must be a power of two from 4 to 2048", fa);
 		return -EINVAL;
 	}
+	if (o->record_ws && o->prefetch_ws) {
+		pr_err("--record-ws and --prefetch-ws: one or the other (a recording holds the "
+		       "fill back, a prefetch runs it first)");
+		return -EINVAL;
+	}
 	if (fc < 64 || fc > 2048 || fc % 4) {
 		pr_err("fill chunk %u KiB: must be 64 to 2048 KiB, whole pages", fc);
 		return -EINVAL;
@@ -333,6 +349,7 @@ int lazy_daemon_run(const struct lazy_daemon_opts *opts)
 	d->fa_pages = opts->fault_around_kib / 4;
 	d->fill_pages = opts->fill_chunk_kib / 4;
 	d->t_start_ns = lz_now_ns();
+	d->thp = lz_thp_available();
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = daemon_dirs(d);
@@ -344,6 +361,7 @@ int lazy_daemon_run(const struct lazy_daemon_opts *opts)
 		ret = d->o.resume ? guard_take_over(d) : daemon_start(d);
 	if (!ret)
 		ret = daemon_epoll_add(d, d->listen_fd, &d->h_listen, H_LISTEN, d);
+
 	if (ret) {
 		daemon_fini(d, false);
 		return ret;
@@ -351,8 +369,10 @@ int lazy_daemon_run(const struct lazy_daemon_opts *opts)
 	if (strcmp(d->shm.hdr->images_dir, d->images_dir))
 		pr_warn("serving images of %s (the first daemon was given %s)", d->images_dir,
 			d->shm.hdr->images_dir);
-	pr_info("listening on %s/%s (fault-around %u KiB, fill chunk %u KiB)", d->work_dir,
-		LZ_LAZY_SOCK_NAME, opts->fault_around_kib, opts->fill_chunk_kib);
+	pr_info("listening on %s/%s (fault-around %u KiB, fill chunk %u KiB%s)", d->work_dir,
+		LZ_LAZY_SOCK_NAME, opts->fault_around_kib, opts->fill_chunk_kib,
+		opts->record_ws ? ", recording working sets" :
+		opts->prefetch_ws ? ", working sets first" : "");
 	daemon_ready(d);
 
 	ret = daemon_loop(d);

@@ -13,6 +13,7 @@
 #define LZ_LAZY_FAULT_AROUND_KIB 64  /* see Documentation/lazy-pages.md, "Fault-around" */
 #define LZ_LAZY_FILL_CHUNK_KIB 2048
 #define LZ_LAZY_GUARD_TIMEOUT_S 10
+#define LZ_LAZY_RECORD_WS_MS 10000  /* --record-ws without =MS */
 #define LZ_LAZY_CONN_TIMEOUT_MS 10000 /* a client owes HELLO, or a PROCESS's RANGES */
 
 struct lazy_daemon_opts {
@@ -28,6 +29,9 @@ struct lazy_daemon_opts {
 	unsigned fill_chunk_kib;     /* background fill chunk, 64..2048 */
 	unsigned fill_delay_us;	     /* test hook: pause after each fill chunk */
 	bool test_crash_on_fork;     /* test hook: SIGKILL ourselves on reading a FORK */
+	bool record_ws;		     /* record each process's working set into ws-<id>.img */
+	unsigned record_ws_ms;	     /* recording time from handover; 0: until it exits */
+	bool prefetch_ws;	     /* place the recorded working set first */
 	uid_t trust_images_of;	     /* also trust images of this uid (0: root and ours only) */
 };
 

@@ -17,6 +17,7 @@
 #include "lazy-shm.h"
 #include "lazy-sock.h"
 #include "lazy-source.h"
+#include "lazy-ws.h"
 #include "restore-trust.h"
 
 enum lazy_hkind { H_LISTEN, H_CONN, H_UFFD, H_PIDFD, H_GUARD };
@@ -53,6 +54,9 @@ struct lpi {
 	struct lazy_fault *deferred;
 	size_t nr_deferred, cap_deferred;
 	struct lazy_handler h_uffd, h_pidfd;
+	struct lazy_ws *ws_rec;	 /* --record-ws: faults recorded, fill held back */
+	uint64_t ws_rec_end_ns;	 /* when the recording ends; 0: when it exits */
+	struct lazy_ws *ws_pre;	 /* --prefetch-ws: placed first, in order */
 	char name[64];		 /* "pid 1234", "child of pid 1234", for logs */
 };
 
@@ -97,6 +101,7 @@ struct lazy_daemon {
 	unsigned nr_clients;	 /* restore connections ever greeted */
 	unsigned nr_killed;	 /* processes killed: their memory could not be served */
 	unsigned rr;		 /* fill round-robin position */
+	bool thp;		 /* the kernel's THP is not "never": collapse (lazy-thp.c) */
 	uint64_t t_start_ns;
 	struct lz_msg msg;	 /* receive buffer */
 	struct lazy_handler h_listen, h_guard;
@@ -150,6 +155,31 @@ bool lpi_fill_one(struct lazy_daemon *d);
 bool lpi_reap(struct lazy_daemon *d);
 bool lpi_any_deferred(const struct lazy_daemon *d);
 void lpi_free_all(struct lazy_daemon *d);
+enum place_kind { PLACE_FAULT, PLACE_FILL, PLACE_PREFETCH };
+/* Place outstanding pages [ch->start, +npages) of one run: 0, -EAGAIN (the
+ * layout is changing: retry), or -errno when the process is gone or killed.
+ * data: their contents, checked; NULL: from the page source. */
+int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kind,
+	      const uint8_t *data);
+
+/* lazy-thp.c */
+bool lz_thp_available(void);
+/* Every page of p is in place: its MADV_HUGEPAGE VMAs back on huge pages. */
+void lpi_thp_collapse(struct lpi *p);
+
+/* lazy-ws.c */
+/* At handover: start recording, or load and check the working set to
+ * prefetch (-errno with why set: the process must not run). */
+int lpi_ws_start(struct lpi *p, char *why, size_t whylen);
+/* A fault placed ch: recorded while recording. */
+void lpi_ws_fault(struct lpi *p, const struct lr_run *ch);
+/* Stop recording and write ws-<id>.img (why: for the log). */
+void lpi_ws_end(struct lpi *p, const char *why);
+void lpi_ws_free(struct lpi *p);
+/* End recordings whose time is over; ms until the next one ends, -1: none. */
+int lpi_ws_tick(struct lazy_daemon *d);
+/* One batch of working-set pages; false when there was none left. */
+bool lpi_prefetch_one(struct lpi *p);
 
 /* lazy-guard.c */
 int guard_spawn(struct lazy_daemon *d);

@@ -30,8 +30,6 @@
 
 #define PG LZ_PAGE_SIZE
 
-enum place_kind { PLACE_FAULT, PLACE_FILL };
-
 static bool lpi_active(const struct lpi *p)
 {
 	return p->sh->state == LZ_SLOT_ACTIVE;
@@ -108,6 +106,7 @@ static void lpi_close(struct lpi *p)
 	free(p->deferred);
 	p->deferred = NULL;
 	p->nr_deferred = p->cap_deferred = 0;
+	lpi_ws_free(p); /* a recording not ended by now is not written */
 }
 
 static void lpi_gone(struct lpi *p, const char *why)
@@ -116,6 +115,7 @@ static void lpi_gone(struct lpi *p, const char *why)
 		return;
 	pr_info("%s %s; %" PRIu64 " of its pages were still outstanding", p->name, why,
 		p->outstanding);
+	lpi_ws_end(p, why);
 	p->sh->state = LZ_SLOT_GONE;
 	lpi_close(p);
 }
@@ -212,16 +212,18 @@ static int lpi_ioctl_failed(struct lpi *p, const char *op, uint64_t addr, int er
  * rest stays outstanding; retry after reading events); another -errno when
  * the process is gone or was killed.
  */
-static int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kind)
+int lpi_place(struct lpi *p, const struct lr_run *ch, enum place_kind kind,
+	      const uint8_t *data_in)
 {
 	uint64_t addr = ch->start, idx = ch->idx, left = ch->npages;
-	uint64_t *ctr = kind == PLACE_FILL ? &p->sh->st.pages_fill : &p->sh->st.pages_fault;
+	uint64_t *ctr = kind == PLACE_FILL ? &p->sh->st.pages_fill :
+			kind == PLACE_PREFETCH ? &p->sh->st.pages_prefetch : &p->sh->st.pages_fault;
 	bool single = false;
 
 	while (left) {
 		uint64_t n = single ? 1 : left, done = 0;
-		const void *data;
-		int ret = src_pages(p->src, idx, &n, &data);
+		const void *data = data_in ? data_in + (idx - ch->idx) * PG : NULL;
+		int ret = data_in ? 0 : src_pages(p->src, idx, &n, &data);
 
 		if (ret) {
 			lpi_kill(p, "%s", p->src->why);
@@ -304,10 +306,18 @@ static int lpi_zero_around(struct lpi *p, uint64_t addr)
 
 static int lpi_resolve(struct lpi *p, uint64_t addr)
 {
+	/* Recording a working set: one page per fault, so each first access is
+	 * a fault of its own and gets recorded. */
+	uint64_t fa = p->ws_rec ? 1 : p->d->fa_pages;
 	struct lr_run ch;
+	int ret;
 
-	if (lr_fault_chunk(&p->lay, p->done, addr, p->d->fa_pages, &ch) == 0)
-		return lpi_place(p, &ch, PLACE_FAULT);
+	if (lr_fault_chunk(&p->lay, p->done, addr, fa, &ch) == 0) {
+		ret = lpi_place(p, &ch, PLACE_FAULT, NULL);
+		if (!ret)
+			lpi_ws_fault(p, &ch);
+		return ret;
+	}
 	return lpi_zero_around(p, addr);
 }
 
@@ -580,7 +590,7 @@ bool lpi_any_deferred(const struct lazy_daemon *d)
 
 static bool lpi_fillable(const struct lpi *p)
 {
-	return lpi_active(p) && p->finished && p->outstanding && !p->nr_deferred;
+	return lpi_active(p) && p->finished && p->outstanding && !p->nr_deferred && !p->ws_rec;
 }
 
 bool lpi_fill_one(struct lazy_daemon *d)
@@ -589,6 +599,10 @@ bool lpi_fill_one(struct lazy_daemon *d)
 	struct lpi *p;
 	struct lr_run ch;
 
+	/* A recorded working set goes before any background fill. */
+	for (p = d->procs; p; p = p->next)
+		if (p->ws_pre && lpi_fillable(p) && lpi_prefetch_one(p))
+			return true;
 	for (p = d->procs; p; p = p->next)
 		n += lpi_fillable(p);
 	if (!n)
@@ -603,7 +617,7 @@ bool lpi_fill_one(struct lazy_daemon *d)
 		return true;
 	}
 	p->fill_cursor = lr_end(&ch);
-	lpi_place(p, &ch, PLACE_FILL);
+	lpi_place(p, &ch, PLACE_FILL, NULL);
 	if (d->o.fill_delay_us)
 		usleep(d->o.fill_delay_us);
 	return true;
@@ -625,10 +639,12 @@ static void lpi_complete(struct lpi *p)
 	lpi_readable(p);
 	if (!lpi_active(p) || p->outstanding || p->nr_deferred)
 		return;
+	lpi_ws_end(p, "every page came in by fault");
 	st->t_done_ns = lz_now_ns();
 	pr_info("%s: every page in place (%" PRIu64 " on fault, %" PRIu64 " by fill, %" PRIu64
 		" zero) after %" PRIu64 " ms", p->name, st->pages_fault, st->pages_fill,
 		st->pages_zero, (st->t_done_ns - st->t_start_ns) / 1000000);
+	lpi_thp_collapse(p);
 	p->sh->state = LZ_SLOT_DONE;
 	lpi_close(p);
 }
@@ -798,6 +814,15 @@ int lpi_add(struct lazy_daemon *d, struct lazy_conn *c, struct lazy_add *a, char
 	p->src = src;
 	p->conn = c;
 	ret = lpi_setup(d, p, a, &lay);
+	if (!ret && (ret = lpi_ws_start(p, why, whylen))) {
+		/* A bad working set: refused like bad images, before it runs. */
+		pidfd_kill(p->pidfd);
+		d->nr_killed++;
+		snprintf(why + strlen(why), whylen - strlen(why), "; pid %d killed", p->pid);
+		p->sh->state = LZ_SLOT_KILLED;
+		lpi_close(p);
+		return ret;
+	}
 	if (!ret)
 		ret = guard_add(d, p);
 	if (!ret)
@@ -863,6 +888,8 @@ int lpi_resume(struct lazy_daemon *d, unsigned slot, int uffd, int pidfd)
 		return 0;
 	}
 	p->outstanding = lr_outstanding(&p->lay, p->done);
+	pr_info("%s taken over: %" PRIu64 " pages outstanding, restore %s", p->name,
+		p->outstanding, p->finished ? "finished" : "not finished yet");
 	ret = daemon_epoll_add(d, uffd, &p->h_uffd, H_UFFD, p);
 	if (!ret && pidfd >= 0)
 		ret = daemon_epoll_add(d, pidfd, &p->h_pidfd, H_PIDFD, p);

@@ -28,7 +28,7 @@
 #include "uffd.h"
 
 #define LZ_SHM_MAGIC 0x48535a4cU /* "LZSH" */
-#define LZ_SHM_VERSION 2
+#define LZ_SHM_VERSION 3
 #define LZ_SHM_MAX_SLOTS 8192U
 #define LZ_SHM_INBOX 64		 /* uffd messages per read */
 #define LZ_SHM_TIDS 64		 /* threads counted one by one */
@@ -66,6 +66,10 @@ struct lz_shm_stats {
 		uint32_t faults;
 	} tids[LZ_SHM_TIDS];
 	uint64_t faults_other_tids; /* faults of threads beyond LZ_SHM_TIDS */
+	uint64_t pages_prefetch;    /* copied ahead of the fill from a recorded working set */
+	uint64_t ws_pages;	    /* pages in the working set it recorded */
+	uint64_t t_prefetch_done_ns; /* the working set was in place; 0: not (yet) */
+	uint64_t thp_collapsed;	    /* 2 MiB ranges collapsed into huge pages at the end */
 };
 
 struct lz_shm_slot {

@@ -368,6 +368,11 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 	uint64_t end = MIN((b1 + 1) * s->block_pages, s->nr_data_pages);
 	size_t len = (size_t)(end - first) * PG, got = 0;
 
+	/* The same blocks as last time (a working set read in file order, the
+	 * faults of one window): scratch holds them, checked. */
+	if (s->cached && s->cache_b0 == b0 && s->cache_b1 == b1)
+		return 0;
+	s->cached = false;
 	while (got < len) {
 		ssize_t n = pread(s->fd, s->scratch + got, len - got,
 				  (off_t)(LZ_PAGES_HDR_SIZE + first * PG + got));
@@ -394,6 +399,9 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 			return -EBADMSG;
 		}
 	}
+	s->cache_b0 = b0;
+	s->cache_b1 = b1;
+	s->cached = true;
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #ifndef LZ_LAZY_SOURCE_H
 #define LZ_LAZY_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,8 @@ struct lazy_src {
 	struct lazy_orig *orig;	 /* lazy runs in address order */
 	size_t nr_orig;
 	uint64_t nr_idx;	 /* lazy pages in all */
+	uint64_t cache_b0, cache_b1; /* scratch holds these blocks, checked */
+	bool cached;		 /* ... when set */
 	char why[192];
 };
 

@@ -16,6 +16,7 @@
 
 #include "lazy-int.h"
 #include "log.h"
+#include "proc.h"
 #include "safe-file.h"
 
 void stats_fault(struct lz_shm_stats *st, uint32_t tid, uint64_t ns)
@@ -85,7 +86,14 @@ static void stats_slot(FILE *f, const struct lz_shm_hdr *h, unsigned i, bool fir
 	fprintf(f, "},\n     \"faults_per_thread\": {");
 	for (uint32_t t = 0; t < st->nr_tids && t < LZ_SHM_TIDS; t++)
 		fprintf(f, "%s\"%d\": %u", t ? ", " : "", st->tids[t].tid, st->tids[t].faults);
-	fprintf(f, "}, \"faults_other_threads\": %" PRIu64 "}", st->faults_other_tids);
+	fprintf(f, "}, \"faults_other_threads\": %" PRIu64 ",\n     \"pages_prefetch\": %" PRIu64
+		", \"ws_recorded_pages\": %" PRIu64 ", \"thp_collapsed\": %" PRIu64
+		", \"time_to_prefetch_done_ns\": ",
+		st->faults_other_tids, st->pages_prefetch, st->ws_pages, st->thp_collapsed);
+	if (st->t_prefetch_done_ns)
+		fprintf(f, "%" PRIu64 "}", st->t_prefetch_done_ns - st->t_start_ns);
+	else
+		fprintf(f, "null}");
 }
 
 int stats_write(struct lazy_daemon *d)
@@ -116,9 +124,9 @@ int stats_write(struct lazy_daemon *d)
 	}
 	fprintf(f, "{\n  \"version\": 1,\n  \"daemon_pid\": %d,\n  \"resumes\": %u,\n"
 		"  \"fault_around_kib\": %" PRIu64 ",\n  \"fill_chunk_kib\": %" PRIu64 ",\n"
-		"  \"elapsed_ns\": %" PRIu64 ",\n  \"processes\": [",
+		"  \"elapsed_ns\": %" PRIu64 ",\n  \"vm_hwm_kib\": %" PRIu64 ",\n  \"processes\": [",
 		getpid(), h->generation, d->fa_pages * 4, d->fill_pages * 4,
-		lz_now_ns() - h->t_start_ns);
+		lz_now_ns() - h->t_start_ns, proc_self_hwm_kib());
 	/* Never-used slots are never-touched memfd pages: do not fault them in. */
 	for (unsigned i = 0; i < h->nr_used && i < LZ_SHM_MAX_SLOTS; i++) {
 		if (h->slots[i].state == LZ_SLOT_FREE)

@@ -382,6 +382,16 @@ int proc_parse_status_num(const char *text, const char *key, int base, uint64_t 
 	return -ENOENT;
 }
 
+uint64_t proc_self_hwm_kib(void)
+{
+	char buf[4096];
+	uint64_t v = 0;
+
+	if (proc_read_small("/proc/self/status", buf, sizeof(buf)) > 0)
+		proc_parse_status_num(buf, "VmHWM", 10, &v);
+	return v;
+}
+
 int proc_parse_fdinfo(const char *text, uint64_t *pos, uint32_t *flags)
 {
 	uint64_t f;

@@ -81,6 +81,8 @@ int proc_parse_stat(const char *text, struct proc_stat *st);
 
 /* Value of "KEY:\t<number>" in /proc/PID/status-like text, in BASE. */
 int proc_parse_status_num(const char *text, const char *key, int base, uint64_t *val);
+/* This process's peak resident set (VmHWM of /proc/self/status), KiB; 0 if unknown. */
+uint64_t proc_self_hwm_kib(void);
 
 /* pos and flags (octal in the file) of /proc/PID/fdinfo/N. */
 int proc_parse_fdinfo(const char *text, uint64_t *pos, uint32_t *flags);

@@ -44,6 +44,7 @@
 #include "lazy-client.h"
 #include "log.h"
 #include "plugin.h"
+#include "proc.h"
 #include "restore-fds.h"
 #include "restore-images.h"
 #include "restore-netns.h"
@@ -141,12 +142,12 @@ static void write_stats(const struct restore_ctx *c)
 		"  \"unmap_ptrace_stops\": %u,\n  \"total_ms\": %.3f,\n"
 		"  \"vmas\": %zu,\n  \"pages_restored\": %" PRIu64 ",\n"
 		"  \"bytes_restored\": %" PRIu64 ",\n  \"image_data_pages\": %" PRIu64 ",\n"
-		"  \"warnings\": %u\n}\n",
+		"  \"warnings\": %u,\n  \"vm_hwm_kib\": %" PRIu64 "\n}\n",
 		c->im.tasks[0].pid, c->opts->detach ? "true" : "false", c->opts->lazy_pages ? "true" : "false",
 		ms(c->t_start, c->t_loaded),
 		ms(root->t_clone, t[0]), ms(t[0], t[1]), ms(t[1], t[2]), ms(t[2], t[3]),
 		ms(c->t_ready, c->t_resumed), root->nr_stops, ms(c->t_start, c->t_done),
-		z.vmas, nr_pages, nr_pages * 4096, z.data_pages, nr_warnings);
+		z.vmas, nr_pages, nr_pages * 4096, z.data_pages, nr_warnings, proc_self_hwm_kib());
 	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
 	if (fclose(f) && !ret)
 		ret = -errno;

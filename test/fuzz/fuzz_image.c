@@ -4,7 +4,9 @@
  * The first input byte picks the kind (low bits) and the mode (bit 7):
  * raw, the rest is the file as read from disk; framed, the rest is one
  * message payload that gets a valid frame and checksums around it, so the
- * fuzzer reaches the protobuf decoders past the crc checks.
+ * fuzzer reaches the protobuf decoders past the crc checks. A working-set
+ * message (ws-<pid>.img) that decodes also goes through the daemon's checks
+ * (ws_add_entry, src/lazy-ws.c): what they accept lies inside the pagemap.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +14,31 @@
 #include <string.h>
 
 #include "image.h"
+#include "lazy-ws.h"
+
+static void fuzz_ws(const WsEntry *e)
+{
+	uint64_t nr_idx = e->nr_lazy_pages & ((1 << 20) - 1); /* a pagemap of up to 4 GiB */
+	struct lazy_ws ws;
+	char why[256] = "";
+
+	ws_init(&ws);
+	if (ws_add_entry(&ws, e, e->pid, nr_idx, "ws-1.img", why, sizeof(why)) == 0) {
+		uint64_t pages = 0;
+
+		for (size_t i = 0; i < ws.nr; i++) {
+			if (!ws.v[i].npages || ws.v[i].idx >= nr_idx ||
+			    ws.v[i].npages > nr_idx - ws.v[i].idx)
+				abort(); /* accepted a run outside the pagemap */
+			pages += ws.v[i].npages;
+		}
+		if (pages != ws.pages || pages > nr_idx)
+			abort();
+	} else if (!why[0]) {
+		abort(); /* refused without saying why */
+	}
+	ws_fini(&ws);
+}
 
 static int fuzz_framed(enum lz_img_kind kind, const uint8_t *payload, size_t len)
 {
@@ -32,8 +59,11 @@ static int fuzz_framed(enum lz_img_kind kind, const uint8_t *payload, size_t len
 	memcpy(buf + size - sizeof(t), &t, sizeof(t));
 	if (img_reader_from_buf(&r, "fuzz", buf, size, kind) != 0)
 		abort(); /* a well-framed file must pass the framing checks */
-	if (img_reader_next(&r, img_kind_desc(kind), &m) == 0)
+	if (img_reader_next(&r, img_kind_desc(kind), &m) == 0) {
+		if (kind == LZ_IMG_WS)
+			fuzz_ws((const WsEntry *)m);
 		protobuf_c_message_free_unpacked(m, NULL);
+	}
 	free(buf);
 	return 0;
 }

@@ -2,7 +2,7 @@
  * lzwork.c - the main test workload: a process whose whole state can check
  * itself after a checkpoint and restore.
  *
- *   lzwork --dir DIR [--mib N]
+ *   lzwork --dir DIR [--mib N] [--thp]
  *
  * Set-up: N MiB (default 64) of private anonymous memory filled with a
  * deterministic non-zero pattern (some pages never touched, some touched
@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -83,6 +84,7 @@ struct work {
 	size_t ro_off;		/* read-only from here to mem_len */
 	uint64_t *c_heap;	/* malloc */
 	uint64_t *c_mmap;	/* a page of its own */
+	bool thp;		/* --thp: its memory MADV_HUGEPAGE */
 	uint8_t *altstack;
 	size_t altstack_len;
 	int logfd;
@@ -251,6 +253,9 @@ static void setup_memory(struct work *w)
 	w->mem = mmap(NULL, w->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w->mem == MAP_FAILED)
 		die("mmap %" PRIu64 " MiB", w->mib);
+	/* --thp: transparent huge pages where the kernel can (THP "madvise"). */
+	if (w->thp && madvise(w->mem, w->mem_len, MADV_HUGEPAGE))
+		die("madvise(MADV_HUGEPAGE)");
 	for (size_t p = 0; p < pages; p++) {
 		uint64_t *wp = (uint64_t *)(w->mem + p * PAGE);
 
@@ -521,6 +526,7 @@ static void parse_args(struct work *w, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "mib", required_argument, NULL, 'm' },
+		{ "thp", no_argument, NULL, 't' },
 		{ 0 },
 	};
 	int c;
@@ -531,11 +537,13 @@ static void parse_args(struct work *w, int argc, char **argv)
 			w->dir = optarg;
 		else if (c == 'm')
 			w->mib = strtoull(optarg, NULL, 0);
+		else if (c == 't')
+			w->thp = true;
 		else
 			exit(2);
 	}
 	if (!w->dir || !w->mib) {
-		fprintf(stderr, "usage: lzwork --dir DIR [--mib N]\n");
+		fprintf(stderr, "usage: lzwork --dir DIR [--mib N] [--thp]\n");
 		exit(2);
 	}
 }
