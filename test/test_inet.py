@@ -104,13 +104,15 @@ def test_sockets_restored(env, mode):
 
 
 def test_port_taken_at_restore(env):
-    """dump -R leaves the listener in place: restore refuses, naming the port."""
+    """dump -R leaves the listener in place: restore refuses, naming the port.
+    With --pidns, so that the original's pid (still in use) is no obstacle."""
     w = spawn_inet(env, "sockets")
     img = env.base / "img"
     img.mkdir()
     d = env.lazarus("dump", "-t", w.pid, "-D", img, "-R", log=env.log_path("dump"))
     assert d.rc == 0, d.describe()
-    r = env.lazarus(*env.restore_args(img, "eager", True), log=env.log_path("restore"))
+    r = env.lazarus(*env.restore_args(img, "eager", True), "--pidns",
+                    log=env.log_path("restore"))
     assert r.rc != 0 and len(r.errors) == 1, r.describe()
     assert f"127.0.0.1:{w.ready['tcp4']}: bind: Address already in use" in r.errors[0], r.errors[0]
     check_listeners(w, (int(w.ready["tcp4"]), int(w.ready["tcp6"])))
