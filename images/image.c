@@ -19,6 +19,7 @@
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
+#include "shmem.pb-c.h"
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 
@@ -37,6 +38,7 @@ static const struct {
 	[LZ_IMG_FS] = { "fs", &fs_entry__descriptor },
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
+	[LZ_IMG_SHMEM] = { "shmem", &shmem_entry__descriptor },
 };
 
 int lz_dump_id_new(struct lz_dump_id *id)
@@ -319,6 +321,7 @@ static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
 	[LZ_IMG_FS] = 1ULL << 20,
 	[LZ_IMG_FILES] = 512ULL << 20,
 	[LZ_IMG_FDINFO] = 256ULL << 20,
+	[LZ_IMG_SHMEM] = 512ULL << 20,
 };
 
 uint64_t img_kind_max_size(enum lz_img_kind kind)

@@ -20,7 +20,8 @@
  *     page unmapped again before the next, and a check that /proc/PID/maps
  *     is byte-identical afterwards; then the pending signals;
  *  5. per process memory (dump-mem.c), the rest of /proc and its images;
- *     then files.img and pstree.img for the tree;
+ *     then the shared memory objects, once each (dump-shmem.c), files.img
+ *     and pstree.img for the tree;
  *  6. inventory.img, last: its presence means the dump is complete;
  *  7. commit: every file was written into a fresh staging directory; now
  *     they replace the previous dump in DIR, inventory.img last, and DIR is
@@ -52,6 +53,7 @@
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-shmem.h"
 #include "dump-signals.h"
 #include "dump-task.h"
 #include "dump-tree.h"
@@ -70,6 +72,7 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct shmem_table shm;	 /* shared memory objects of the whole tree */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct {
@@ -221,6 +224,26 @@ static int check_shared_files(const struct dump_ctx *d)
 	return ret;
 }
 
+/* Shared memory objects of every process, each once (dump-shmem.c). */
+static int collect_shmem(struct dump_ctx *d)
+{
+	struct mm_dump **mms = calloc(d->tree.nr + 1, sizeof(*mms));
+	struct dump_proc *p;
+	size_t n = 0;
+	int ret;
+
+	if (!mms) {
+		pr_err("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for_each_proc(d, p)
+		if (!p->zombie)
+			mms[n++] = &p->mm;
+	ret = shmem_collect(&d->shm, mms, n);
+	free(mms);
+	return ret;
+}
+
 static int check_tree(struct dump_ctx *d)
 {
 	struct dump_proc *p;
@@ -233,8 +256,8 @@ static int check_tree(struct dump_ctx *d)
 		if (ret)
 			return ret;
 	}
-	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return check_shared_files(d);
+	ret = collect_shmem(d);
+	return ret ? ret : check_shared_files(d);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -514,6 +537,8 @@ static int write_images(struct dump_ctx *d)
 		if (!ret && !p->zombie)
 			ret = write_proc(d, p);
 	}
+	if (!ret)
+		ret = shmem_dump(&d->shm, &d->imgs, d->sig);
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = write_files_all(d);
@@ -626,6 +651,7 @@ static int dump_frozen(struct dump_ctx *d)
 static void dump_fini(struct dump_ctx *d)
 {
 	tree_fini(&d->tree);
+	shmem_fini(&d->shm);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);

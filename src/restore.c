@@ -46,6 +46,7 @@
 #include "plugin.h"
 #include "restore-images.h"
 #include "restore-proc.h"
+#include "restore-shmem.h"
 #include "restore-trust.h"
 #include "safe-file.h"
 #include "uffd.h"
@@ -294,7 +295,10 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		if (ret)
 			return ret;
 	}
-	/* After the daemon is forked: it must not hold any process's pipe. */
+	/* After the daemon is forked: it holds neither objects nor any process's pipe. */
+	ret = rst_shmem_create(&c->im);
+	if (ret)
+		return ret;
 	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
@@ -309,6 +313,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	ret = rst_tree_finish(c->procs, c->nr_procs);
 	if (ret)
 		return ret;
+	rst_shmem_release(&c->im, false); /* every process holds what it maps */
 	c->t_resumed = rst_now_ns();
 	if (c->lazy) {
 		/*
@@ -355,6 +360,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
 		rst_init_kill(&c.init);		     /* --pidns: the namespace goes with it */
 	}
+	rst_shmem_release(&c.im, ret != 0);
 	if (c.init.pidfd >= 0)
 		close(c.init.pidfd); /* -d: the init runs on, ours until we exit */
 	for (size_t i = 0; i < c.nr_procs; i++) {
