@@ -11,6 +11,7 @@ copies would pass every content check but that one. The SysV ids and key
 are the dumped ones (/proc/sysvipc/shm and the workload's own IPC_STAT).
 """
 import os
+import shutil
 import signal
 
 import pytest
@@ -115,3 +116,119 @@ def test_shm_restored(env, segments, mode, detach):
         os.kill(w.pid, signal.SIGTERM)
         assert p.wait(harness.EXIT_TIMEOUT) == 0, harness.tail(log)
         assert shmid not in sysv_segments()
+
+
+# --- bad input and refusals ---
+
+@pytest.fixture(scope="module")
+def shm_dump(tmp_path_factory):
+    """One dump of lzshm for the corruption cases; its segment removed after."""
+    base = tmp_path_factory.mktemp("shmdump")
+    env = harness.Env(base)
+    ids = set()
+    try:
+        w = spawn(env, ids)
+        img = env.path("img")
+        dump(env, w, img)
+        for i in ids:
+            remove_segment(i)
+        ids.clear()
+        yield {"img": img, "w": w, "pids": [w.pid, int(w.ready["child"])]}
+    finally:
+        env.cleanup()
+        for i in ids:
+            os.system(f"ipcrm -m {i} >/dev/null 2>&1")
+
+
+def shm_files(img):
+    return sorted(p.name for p in img.iterdir() if p.name.startswith(("shmem", "pages-shmem")))
+
+
+def test_dump_writes_each_object_once(shm_dump):
+    """Four objects: shmem.img and one pages file each, whatever maps them."""
+    assert shm_files(shm_dump["img"]) == ["pages-shmem-1.img", "pages-shmem-2.img",
+                                          "pages-shmem-3.img", "pages-shmem-4.img",
+                                          "shmem.img"]
+
+
+CORRUPT = {
+    "truncate-half": lambda p: os.truncate(p, p.stat().st_size // 2),
+    "truncate-1": lambda p: os.truncate(p, p.stat().st_size - 1),
+    "flip-last-page": lambda p: flip(p, p.stat().st_size - 100),
+    "flip-middle": lambda p: flip(p, p.stat().st_size // 2),
+    "delete": lambda p: p.unlink(),
+}
+
+
+def flip(p, off):
+    data = bytearray(p.read_bytes())
+    data[off] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", CORRUPT)
+@pytest.mark.parametrize("name", ["shmem.img", "pages-shmem-2.img", "pages-shmem-4.img"])
+@pytest.mark.parametrize("mode", MODES)
+def test_bad_shmem_image(shm_dump, env, segments, mode, name, how):
+    """Refused before anything is made: one line naming the file, no process,
+    no SysV segment left behind (lazy too: shared memory is checked whole)."""
+    img = env.base / "img"
+    shutil.copytree(shm_dump["img"], img)
+    CORRUPT[how](img / name)
+    before = set(sysv_segments())
+    r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+    assert r.rc != 0, f"restore accepted {name} after {how}\n{r.describe()}"
+    assert len(r.errors) == 1 and name in r.errors[0], r.describe()
+    for pid in shm_dump["pids"]:
+        assert harness.proc_state(pid) is None, r.describe()
+    assert set(sysv_segments()) == before, "a SysV segment was made for nothing"
+    assert not harness.my_children(), r.describe()
+
+
+@pytest.mark.parametrize("what", ["id", "key"])
+def test_sysv_taken_refused(shm_dump, env, segments, what):
+    """The dumped segment id, or its key, is in use in this IPC namespace:
+    refused by name, nothing runs, the other segment untouched."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = int(shm_dump["w"].ready["key"])
+    shmid = int(shm_dump["w"].ready["shmid"])
+    if what == "id":
+        with open("/proc/sys/kernel/shm_next_id", "w") as f:
+            f.write(str(shmid))
+        i = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE
+        assert i == shmid
+    else:
+        i = libc.shmget(key, 4096, 0o1600)
+        assert i >= 0
+    segments.add(i)
+    r = env.lazarus(*env.restore_args(shm_dump["img"], "eager", True),
+                    log=env.log_path("restore"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"SysV shm {what} " in r.errors[0] and "is taken in this IPC namespace" in r.errors[0], \
+        r.describe()
+    for pid in shm_dump["pids"]:
+        assert harness.proc_state(pid) is None, r.describe()
+    assert i in sysv_segments(), "the segment in the way is left alone"
+
+
+def test_sysv_attached_outside_refused(env, segments):
+    """A segment attached by a process outside the tree cannot be dumped
+    whole: refused by name, both processes run on untraced."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    w = spawn(env, segments, mib=1)
+    shmid = int(w.ready["shmid"])
+    addr = libc.shmat(shmid, None, 0o10000)  # SHM_RDONLY
+    assert addr not in (None, ctypes.c_void_p(-1).value)
+    try:
+        r = env.lazarus("dump", "-t", w.pid, "-D", env.path("img"), log=env.log_path("dump"))
+    finally:
+        libc.shmdt(ctypes.c_void_p(addr))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"SysV shm {shmid} at" in r.errors[0] and "outside the tree" in r.errors[0], \
+        r.describe()
+    for pid in (w.pid, int(w.ready["child"])):
+        harness.assert_not_stopped(pid)
+    check_both(w)
