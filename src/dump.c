@@ -73,6 +73,7 @@ struct dump_ctx {
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	struct shmem_table shm;	 /* shared memory objects of the whole tree */
+	struct files_table files; /* every open file description of the tree: files.img */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct {
@@ -200,27 +201,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	if (!ret)
 		ret = mm_collect_vmas(&p->mm, p->pid);
 	if (!ret)
-		ret = files_collect(&p->files, p->pid);
-	return ret;
-}
-
-/* Open file descriptions shared between processes: issue 7's, refused by name. */
-static int check_shared_files(const struct dump_ctx *d)
-{
-	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
-	const struct dump_proc *p;
-	size_t n = 0;
-	int ret;
-
-	if (!all) {
-		pr_err("%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	for_each_proc(d, p)
-		if (!p->zombie)
-			all[n++] = &p->files;
-	ret = files_check_shared(all, n);
-	free(all);
+		ret = files_collect(&p->files, &d->files, p->pid, &d->imgs);
 	return ret;
 }
 
@@ -256,8 +237,7 @@ static int check_tree(struct dump_ctx *d)
 		if (ret)
 			return ret;
 	}
-	ret = collect_shmem(d);
-	return ret ? ret : check_shared_files(d);
+	return collect_shmem(d);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -523,7 +503,7 @@ static int write_files_all(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			all[n++] = &p->files;
-	ret = files_write(all, n, &d->imgs);
+	ret = files_write(&d->files, all, n, &d->imgs);
 	free(all);
 	return ret;
 }
@@ -652,6 +632,7 @@ static void dump_fini(struct dump_ctx *d)
 {
 	tree_fini(&d->tree);
 	shmem_fini(&d->shm);
+	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);

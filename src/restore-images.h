@@ -27,6 +27,8 @@
  * parent before its children). A zombie (rst_task_zombie) has no images:
  * everything below `parent` is NULL/0 and pages_fd is -1.
  */
+struct rst_fstore;
+
 struct rst_task {
 	uint32_t pid;
 	const PstreeEntry *pstree; /* its pstree.img entry (owned by rst_images) */
@@ -76,6 +78,12 @@ struct rst_images {
 	size_t nr_shmem;
 	int *shmem_pages_fd; /* per shmem entry: pages-shmem-<id>.img, opened once */
 	struct rst_shm *shm; /* per shmem entry, made by rst_shmem_create (restore-shmem.h) */
+	/*
+	 * Not an image: the open file descriptions opened from files.img
+	 * (restore.c, rst_fstore_open), inherited by every process of the
+	 * tree, which installs its fds from it. NULL until opened.
+	 */
+	struct rst_fstore *fstore;
 };
 
 /*

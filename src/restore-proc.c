@@ -47,6 +47,7 @@
 #include "proc.h"
 #include "restore-child.h"
 #include "restore-finish.h"
+#include "restore-fds.h"
 #include "restore-proc.h"
 
 uint64_t rst_now_ns(void)
@@ -137,8 +138,10 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	close(rel[1]);
-	/* Every pipe of the tree: EOF on them must mean what it says. */
+	/* Every pipe and file of the tree: EOF on them must mean what it says. */
 	close_chans(chans, p->im->nr_tasks);
+	if (p->im->fstore)
+		rst_fstore_close(p->im->fstore);
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
