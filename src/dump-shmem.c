@@ -12,6 +12,9 @@
  * pages are left out, the rest goes into pages-shmem-<id>.img with a crc32c
  * per MEM_BLOCK_PAGES pages, as for private memory.
  *
+ * A memfd held as an fd (fd-memfd.c) is matched to the same objects by its
+ * inode, so the fd and the mappings of one memfd stay one object.
+ *
  * The tree is frozen while this runs; what a process outside the tree does
  * to the same object is not: a SysV segment attached outside the tree is
  * refused (nattch counts every attached VMA), a memfd or shared anonymous
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +37,7 @@
 #include "dump-mem.h"
 #include "dump-shmem.h"
 #include "proc.h"
+#include "files.pb-c.h"
 #include "safe-file.h"
 #include "mm.pb-c.h"
 #include "shmem.pb-c.h"
@@ -110,29 +115,29 @@ static int sysv_lookup(struct shmem_obj *o)
 
 /* ------------------------------------------------------------ collect */
 
-static int obj_open(struct shmem_obj *o, const struct dump_vma *v)
+/*
+ * Open the object through LINK (map_files of a mapping, or fd/N of an fd);
+ * NAME is how maps or the fd link names it.
+ */
+static int obj_open(struct shmem_obj *o, const char *link, const char *name)
 {
-	char link[96];
 	struct stat st;
 	int seals;
 
-	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, o->pid, v->start,
-		 v->end);
 	o->fd = open(link, O_RDONLY | O_CLOEXEC);
 	if (o->fd < 0 || fstat(o->fd, &st) < 0) {
-		pr_perror("process %d: opening %s (%s)", o->pid, link, v->name);
+		pr_perror("process %d: opening %s (%s)", o->pid, link, name);
 		return -errno;
 	}
 	if ((uint64_t)st.st_dev != o->dev || (uint64_t)st.st_ino != o->ino) {
 		pr_err("process %d: %s changed while frozen", o->pid, link);
 		return -ESTALE;
 	}
-	/* Only shmem (and hugetlbfs, refused before) answers F_GET_SEALS. */
+	/* Only shmem and hugetlbfs answer F_GET_SEALS; hugetlbfs has huge blocks. */
 	seals = fcntl(o->fd, F_GET_SEALS);
-	if (seals < 0) {
-		pr_err("process %d: %s at %" PRIx64 "-%" PRIx64 " is not shared memory: not "
-		       "supported yet",
-		       o->pid, v->name, v->start, v->end);
+	if (seals < 0 || st.st_blksize != (blksize_t)LZ_PAGE_SIZE) {
+		pr_err("process %d: %s (%s) is not shared memory of small pages: not supported yet",
+		       o->pid, name, link);
 		return -EOPNOTSUPP;
 	}
 	o->seals = (uint32_t)seals;
@@ -140,9 +145,9 @@ static int obj_open(struct shmem_obj *o, const struct dump_vma *v)
 	o->mode = st.st_mode & 07777;
 	if (o->kind == SHMEM_KIND__SHMEM_MEMFD) {
 		/* "/memfd:NAME (deleted)": NAME may hold anything but a newline. */
-		size_t n = strlen(v->name) - strlen("/memfd:") - strlen(" (deleted)");
+		size_t n = strlen(name) - strlen("/memfd:") - strlen(" (deleted)");
 
-		o->name = strndup(v->name + strlen("/memfd:"), n);
+		o->name = strndup(name + strlen("/memfd:"), n);
 		if (!o->name)
 			return -ENOMEM;
 	}
@@ -151,16 +156,15 @@ static int obj_open(struct shmem_obj *o, const struct dump_vma *v)
 	return 0;
 }
 
-static struct shmem_obj *obj_find(struct shmem_table *t, const struct dump_vma *v)
+static struct shmem_obj *obj_find(struct shmem_table *t, uint64_t dev, uint64_t ino)
 {
 	for (size_t i = 0; i < t->nr; i++)
-		if (t->objs[i].dev == v->dev && t->objs[i].ino == v->ino)
+		if (t->objs[i].dev == dev && t->objs[i].ino == ino)
 			return &t->objs[i];
 	return NULL;
 }
 
-static int obj_add(struct shmem_table *t, pid_t pid, const struct dump_vma *v,
-		   struct shmem_obj **out)
+static struct shmem_obj *obj_new(struct shmem_table *t)
 {
 	struct shmem_obj *o;
 
@@ -169,7 +173,7 @@ static int obj_add(struct shmem_table *t, pid_t pid, const struct dump_vma *v,
 		struct shmem_obj *n = realloc(t->objs, nc * sizeof(*n));
 
 		if (!n)
-			return -ENOMEM;
+			return NULL;
 		t->objs = n;
 		t->cap = nc;
 	}
@@ -177,6 +181,17 @@ static int obj_add(struct shmem_table *t, pid_t pid, const struct dump_vma *v,
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	o->id = (uint32_t)t->nr;
+	return o;
+}
+
+static int obj_add(struct shmem_table *t, pid_t pid, const struct dump_vma *v,
+		   struct shmem_obj **out)
+{
+	struct shmem_obj *o = obj_new(t);
+	char link[96];
+
+	if (!o)
+		return -ENOMEM;
 	o->kind = v->shm_kind;
 	o->dev = v->dev;
 	o->ino = v->ino;
@@ -184,7 +199,9 @@ static int obj_add(struct shmem_table *t, pid_t pid, const struct dump_vma *v,
 	o->start = v->start;
 	o->end = v->end;
 	*out = o;
-	return obj_open(o, v);
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start,
+		 v->end);
+	return obj_open(o, link, v->name);
 }
 
 /* What restore could not give back as it was, refused by name. */
@@ -208,7 +225,49 @@ static int obj_check(const struct shmem_obj *o)
 	return 0;
 }
 
-int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr)
+/* A memfd held as an fd: the same object as its mappings, found by its inode. */
+static int collect_fd(struct shmem_table *t, struct dump_file *df)
+{
+	struct shmem_obj *o = obj_find(t, df->dev, df->ino);
+	char link[64], name[PATH_MAX];
+	ssize_t n;
+
+	if (!o) {
+		snprintf(link, sizeof(link), "/proc/%d/fd/%d", df->pid, df->fd);
+		n = readlink(link, name, sizeof(name) - 1);
+		if (n < 0) {
+			pr_perror("process %d: readlink %s", df->pid, link);
+			return -errno;
+		}
+		name[n] = '\0';
+		o = obj_new(t);
+		if (!o)
+			return -ENOMEM;
+		o->kind = SHMEM_KIND__SHMEM_MEMFD;
+		o->dev = df->dev;
+		o->ino = df->ino;
+		o->pid = df->pid;
+		if (!strncmp(name, "/memfd:", 7) && strlen(name) > 17) {
+			int ret = obj_open(o, link, name);
+
+			if (ret)
+				return ret;
+		} else {
+			pr_err("process %d fd %d: memfd %s changed while frozen", df->pid, df->fd, name);
+			return -ESTALE;
+		}
+	}
+	if (o->kind != SHMEM_KIND__SHMEM_MEMFD) {
+		pr_err("process %d fd %d: %s object %u held as an fd: not supported yet", df->pid,
+		       df->fd, kind_name(o->kind), o->id);
+		return -EOPNOTSUPP;
+	}
+	df->e->memfd->shmem_id = o->id;
+	return 0;
+}
+
+int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr,
+		  struct files_table *files)
 {
 	int ret;
 
@@ -219,7 +278,7 @@ int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr)
 
 			if (v->kind != VMA_KIND__VMA_SHMEM)
 				continue;
-			o = obj_find(t, v);
+			o = obj_find(t, v->dev, v->ino);
 			if (!o) {
 				ret = obj_add(t, mms[i]->pid, v, &o);
 				if (ret)
@@ -230,6 +289,13 @@ int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr)
 			if ((v->flags & MAP_SHARED) && (v->vmflags & PROC_VMF_MW))
 				o->shared_write = true;
 		}
+	}
+	for (size_t i = 0; i < files->nr; i++) {
+		if (files->files[i].e->kind != FILE_KIND__FD_MEMFD)
+			continue;
+		ret = collect_fd(t, &files->files[i]);
+		if (ret)
+			return ret;
 	}
 	for (size_t i = 0; i < t->nr; i++) {
 		ret = obj_check(&t->objs[i]);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dump-files.h"
 #include "dump-img.h"
 #include "dump-mm.h"
 #include "dump-signals.h"
@@ -40,12 +41,14 @@ struct shmem_table {
 };
 
 /*
- * Find the object of every VMA_SHMEM of MMS[0..NR) (giving each VMA its
- * shmem_id), open it and read its attributes; refuse by name what restore
- * cannot bring back (a SysV segment attached outside the tree, SHM_LOCK,
- * a memfd sealed against writes that is mapped writable).
+ * Find the object of every VMA_SHMEM of MMS[0..NR) and of every memfd held
+ * as an fd in FILES (giving each VMA and memfd_file_entry its shmem_id),
+ * open it and read its attributes; refuse by name what restore cannot
+ * bring back (a SysV segment attached outside the tree, SHM_LOCK, a memfd
+ * sealed against writes that is mapped writable, huge pages).
  */
-int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr);
+int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr,
+		  struct files_table *files);
 /* Write every object's pages file, then shmem.img (none without objects). */
 int shmem_dump(struct shmem_table *t, struct dump_imgs *imgs, struct dump_sig *sig);
 void shmem_fini(struct shmem_table *t);

@@ -220,7 +220,7 @@ static int collect_shmem(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			mms[n++] = &p->mm;
-	ret = shmem_collect(&d->shm, mms, n);
+	ret = shmem_collect(&d->shm, mms, n, &d->files);
 	free(mms);
 	return ret;
 }

@@ -9,8 +9,10 @@
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
+extern const struct fd_kind fd_kind_memfd;
 
 const struct fd_kind *const fd_kinds[] = {
+	&fd_kind_memfd,
 	&fd_kind_reg,
 	&fd_kind_chr,
 };

@@ -145,10 +145,11 @@ def shm_files(img):
 
 
 def test_dump_writes_each_object_once(shm_dump):
-    """Four objects: shmem.img and one pages file each, whatever maps them."""
+    """Five objects (the sealed memfd held only as an fd is one too): shmem.img
+    and one pages file each, whatever maps or holds them."""
     assert shm_files(shm_dump["img"]) == ["pages-shmem-1.img", "pages-shmem-2.img",
                                           "pages-shmem-3.img", "pages-shmem-4.img",
-                                          "shmem.img"]
+                                          "pages-shmem-5.img", "shmem.img"]
 
 
 CORRUPT = {

@@ -7,9 +7,12 @@
  *
  * The parent (DIR/) maps, before it forks the child (DIR/child/):
  *   anon   MAP_SHARED|MAP_ANONYMOUS, N MiB (default 4)
- *   mfd    a memfd "lzshm-map" of 2 MiB, MAP_SHARED (its fd closed again),
+ *   mfd    a memfd "lzshm-map" of 2 MiB, MAP_SHARED, its fd kept open,
  *          and a MAP_PRIVATE mapping of the same memfd whose first 8 pages
  *          the parent overwrote (copy on write: the memfd keeps its data)
+ *   sealed a memfd "lzshm-sealed" of 40000 bytes held only as an fd (both
+ *          have it: one open file description) at offset 12345, sealed
+ *          F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE
  *   sysv   a SysV segment of 1 MiB with key K (default 0x4c5a0000 + pid),
  *          attached in both; the child makes pages 4-7 of its attachment
  *          read-only, which splits it into three VMAs
@@ -23,7 +26,10 @@
  *
  * SIGUSR1 makes a process check itself into DIR[/child]/result:
  *   "PASS seq=S pid=P ..." or "FAIL seq=S pid=P ...: reasons"
- * every pattern and the private copy, the SysV ids and key (IPC_STAT on
+ * every pattern and the private copy, the sealed memfd (name, size,
+ * seals, offset, content), that a pwrite through the parent's memfd fd
+ * shows in its mapping of it (the fd and the mapping are one object), the
+ * SysV ids and key (IPC_STAT on
  * the id it was given at creation: same id, same key, same size, and the
  * removed segment still marked SHM_DEST), and that within 3 s the OTHER
  * process's counter moves in every shared object: a write made by the
@@ -33,6 +39,7 @@
  * parent removes its segment).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -68,6 +75,8 @@ struct shm {
 	uint8_t *mem[O_NR];
 	size_t size[O_NR];
 	uint8_t *priv;	    /* MAP_PRIVATE of the memfd */
+	int mfd_fd;	    /* the memfd of O_MFD, still open */
+	int sealed_fd;	    /* "lzshm-sealed" */
 	key_t key;
 	int shmid, rmid;
 	uint64_t seq;
@@ -187,6 +196,52 @@ static void check_other(struct shm *s, char *fails, size_t len)
 			     names[o], seen[o]);
 }
 
+#define SEALED_SIZE 40000
+#define SEALED_POS 12345
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+static uint8_t sealed_byte(uint64_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 8) + 3);
+}
+
+static void check_memfds(struct shm *s, char *fails, size_t len)
+{
+	char link[64], name[256];
+	uint8_t buf[SEALED_SIZE];
+	uint64_t token = ((uint64_t)getpid() << 32) | (uint32_t)++s->seq;
+	struct stat st;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", s->sealed_fd);
+	n = readlink(link, name, sizeof(name) - 1);
+	name[n > 0 ? n : 0] = '\0';
+	if (strcmp(name, "/memfd:lzshm-sealed (deleted)"))
+		addf(fails, len, " sealed memfd: fd %d is %s;", s->sealed_fd, name);
+	if (fstat(s->sealed_fd, &st) < 0 || st.st_size != SEALED_SIZE)
+		addf(fails, len, " sealed memfd: size %lld;", (long long)st.st_size);
+	if (fcntl(s->sealed_fd, F_GET_SEALS) != SEALS)
+		addf(fails, len, " sealed memfd: seals %#x;", fcntl(s->sealed_fd, F_GET_SEALS));
+	if (lseek(s->sealed_fd, 0, SEEK_CUR) != SEALED_POS)
+		addf(fails, len, " sealed memfd: offset %lld;",
+		     (long long)lseek(s->sealed_fd, 0, SEEK_CUR));
+	if (pread(s->sealed_fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+		addf(fails, len, " sealed memfd: short read;");
+	for (uint64_t i = 0; i < sizeof(buf); i++)
+		if (buf[i] != sealed_byte(i)) {
+			addf(fails, len, " sealed memfd: byte %" PRIu64 " is wrong;", i);
+			break;
+		}
+	if (pwrite(s->sealed_fd, buf, 1, 0) != -1 || errno != EPERM)
+		addf(fails, len, " sealed memfd: a write was not refused;");
+	if (s->child)
+		return;
+	/* Through the fd, seen in the mapping: one object (page 0, after the counters). */
+	if (pwrite(s->mfd_fd, &token, sizeof(token), 128) != sizeof(token) ||
+	    *(volatile uint64_t *)(s->mem[O_MFD] + 128) != token)
+		addf(fails, len, " mfd: a write through the memfd fd is not in its mapping;");
+}
+
 static void check(struct shm *s)
 {
 	char fails[2048] = "", text[2300];
@@ -208,6 +263,7 @@ static void check(struct shm *s)
 		if (p >= 0)
 			addf(fails, sizeof(fails), " private memfd mapping: page %ld is wrong;", p);
 	}
+	check_memfds(s, fails, sizeof(fails));
 	check_sysv(s, fails, sizeof(fails));
 	check_other(s, fails, sizeof(fails));
 	snprintf(text, sizeof(text), "%s seq=%" PRIu64 " pid=%d%s%s\n", fails[0] ? "FAIL" : "PASS",
@@ -239,7 +295,19 @@ static void setup(struct shm *s, size_t anon_size)
 	s->priv = map_shared(MFD_SIZE, fd, MAP_PRIVATE);
 	for (uint64_t i = 0; i < PRIV_PAGES * PAGE; i++)
 		s->priv[i] = (uint8_t)(0xa5 ^ i);
-	close(fd); /* a memfd held as an fd is another test's */
+	s->mfd_fd = fd;
+	s->sealed_fd = (int)syscall(SYS_memfd_create, "lzshm-sealed", MFD_ALLOW_SEALING);
+	if (s->sealed_fd < 0 || ftruncate(s->sealed_fd, SEALED_SIZE) < 0)
+		die("sealed memfd");
+	for (uint64_t i = 0; i < SEALED_SIZE; i++) {
+		uint8_t b = sealed_byte(i);
+
+		if (pwrite(s->sealed_fd, &b, 1, (off_t)i) != 1)
+			die("sealed memfd: pwrite");
+	}
+	if (fcntl(s->sealed_fd, F_ADD_SEALS, SEALS) < 0 ||
+	    lseek(s->sealed_fd, SEALED_POS, SEEK_SET) != SEALED_POS)
+		die("sealed memfd: seals");
 	s->shmid = shmget(s->key, SYSV_SIZE, IPC_CREAT | IPC_EXCL | 0640);
 	s->rmid = shmget(IPC_PRIVATE, RM_SIZE, IPC_CREAT | 0600);
 	if (s->shmid < 0 || s->rmid < 0)
