@@ -98,6 +98,9 @@ static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd, const str
 	if (v->kind == VMA_KIND__VMA_SHMEM && fds->shm_ids && v->has_shmem_id) {
 		const struct plg_shm *sh = plg_shm_find(fds, v->shmem_id);
 
+		if (sh && sh->lazy && fds->uffd >= 0)
+			b->vflags |= LZ_BVMA_LAZY;
+
 		if (sh && sh->shmid >= 0) {
 			b->fd = -1;
 			b->vflags |= LZ_BVMA_SYSV;

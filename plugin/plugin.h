@@ -38,6 +38,7 @@ struct plg_shm {
 	uint32_t id;	/* shmem_entry.id */
 	int32_t shmid;	/* -1: not SysV, mapped from its fd */
 	uint64_t size;	/* page-aligned */
+	bool lazy;	/* served by the lazy-pages daemon: register its mappings */
 };
 
 /* The restored process's service fds (all above its own fds). */

@@ -306,9 +306,12 @@ static int lpi_resolve(struct lpi *p, uint64_t addr)
 {
 	struct lr_run ch;
 
+	int ret;
+
 	if (lr_fault_chunk(&p->lay, p->done, addr, p->d->fa_pages, &ch) == 0)
 		return lpi_place(p, &ch, PLACE_FAULT);
-	return lpi_zero_around(p, addr);
+	ret = lshm_fault(p, addr); /* shared memory is never a hole to zero */
+	return ret == 1 ? lpi_zero_around(p, addr) : ret;
 }
 
 static void lpi_defer(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
@@ -496,6 +499,7 @@ static void lpi_event(struct lpi *p, struct uffd_msg *m)
 		/* MADV_DONTNEED/REMOVE: the pages must read back as zeros. They
 		 * stay registered; a later fault there finds nothing outstanding
 		 * and gets a zero page, which is what the kernel would do. */
+		lshm_removed(p, m->arg.remove.start, m->arg.remove.end);
 		lpi_cut(p, m->arg.remove.start, m->arg.remove.end, "remove");
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -592,7 +596,7 @@ bool lpi_fill_one(struct lazy_daemon *d)
 	for (p = d->procs; p; p = p->next)
 		n += lpi_fillable(p);
 	if (!n)
-		return false;
+		return lshm_fill_one(d);
 	pick = d->rr++ % n;
 	for (p = d->procs; p; p = p->next)
 		if (lpi_fillable(p) && pick-- == 0)
@@ -623,7 +627,7 @@ static void lpi_complete(struct lpi *p)
 
 	/* Events still queued (a fork, say) must be seen before the uffd goes. */
 	lpi_readable(p);
-	if (!lpi_active(p) || p->outstanding || p->nr_deferred)
+	if (!lpi_active(p) || p->outstanding || p->nr_deferred || lshm_outstanding(p->d))
 		return;
 	st->t_done_ns = lz_now_ns();
 	pr_info("%s: every page in place (%" PRIu64 " on fault, %" PRIu64 " by fill, %" PRIu64
@@ -648,7 +652,8 @@ bool lpi_reap(struct lazy_daemon *d)
 	/* Completing may read a FORK and add a process at the list head: finish
 	 * this walk before unlinking anything. */
 	for (struct lpi *p = d->procs; p; p = p->next)
-		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred)
+		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred &&
+		    !lshm_outstanding(d))
 			lpi_complete(p);
 	for (struct lpi **pp = &d->procs; *pp;) {
 		struct lpi *p = *pp;

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "restore-shmem.h"
 #include "restore-verify.h"
+#include "lazy-proto.h"
 
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
@@ -242,6 +243,8 @@ static int obj_fill(const ShmemEntry *e, int pages_fd, int fd, uint8_t *at)
 
 static int make_memfd(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 {
+	const ShmemEntry fill = { .n_runs = s->lazy ? 0 : e->n_runs, .runs = e->runs,
+				  .size = e->size };
 	unsigned flags = MFD_CLOEXEC_ | (e->seals == SEAL_SEAL ? 0 : MFD_ALLOW_SEALING_);
 	int ret;
 
@@ -252,14 +255,15 @@ static int make_memfd(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	if (ftruncate(s->fd, (off_t)e->size) < 0)
 		return fail("shmem.img", -errno, "memfd %s: ftruncate to %" PRIu64 ": %s", e->name,
 			    e->size, strerror(errno));
-	ret = obj_fill(e, pages_fd, s->fd, NULL);
+	ret = obj_fill(&fill, pages_fd, s->fd, NULL);
 	if (ret)
 		return fail("shmem.img", ret, "memfd %s: filling it: %s", e->name, strerror(-ret));
 	if (e->has_mode && fchmod(s->fd, (mode_t)(e->mode & 07777)) < 0)
 		return fail("shmem.img", -errno, "memfd %s: fchmod %o: %s", e->name, e->mode,
 			    strerror(errno));
 	/* After the fill: F_SEAL_WRITE would refuse it. */
-	if (e->seals && e->seals != SEAL_SEAL && fcntl(s->fd, F_ADD_SEALS, (int)e->seals) < 0)
+	if (e->seals && e->seals != SEAL_SEAL && !s->lazy &&
+	    fcntl(s->fd, F_ADD_SEALS, (int)e->seals) < 0)
 		return fail("shmem.img", -errno, "memfd %s: adding seals %#x: %s", e->name,
 			    e->seals, strerror(errno));
 	return 0;
@@ -284,7 +288,7 @@ static int make_anon(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	if (ret)
 		return fail("shmem.img", ret, "shared anonymous object %u: opening %s: %s", e->id,
 			    link, strerror(-ret));
-	ret = obj_fill(e, pages_fd, s->fd, NULL);
+	ret = s->lazy ? 0 : obj_fill(e, pages_fd, s->fd, NULL);
 	if (ret)
 		return fail("shmem.img", ret, "shared anonymous object %u: filling it: %s", e->id,
 			    strerror(-ret));
@@ -376,6 +380,37 @@ static int make_sysv(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	return 0;
 }
 
+/*
+ * With --lazy-pages, an object is filled by the lazy-pages daemon when
+ * nothing but MAP_SHARED mappings of the tree reach it: every such mapping
+ * is registered, so no read can find a page missing without the daemon
+ * being asked. A memfd held as an fd (a read(2) does not fault), a private
+ * mapping (its read faults fill the page cache with zeros unregistered)
+ * SysV segments (any process may shmat them by id) and sealed memfds (the
+ * seals go on after the fill) are filled here.
+ */
+static bool obj_lazy(const struct rst_images *im, size_t i)
+{
+	const ShmemEntry *e = im->shmem[i];
+
+	if (!im->lazy || e->kind == SHMEM_KIND__SHMEM_SYSV || !e->nr_data_pages)
+		return false;
+	if (e->kind == SHMEM_KIND__SHMEM_MEMFD && e->seals && e->seals != SEAL_SEAL)
+		return false; /* seals go on after the fill; a write seal would stop it */
+	for (size_t f = 0; f < im->nr_files; f++)
+		if (im->files[f]->memfd && im->files[f]->memfd->shmem_id == e->id)
+			return false;
+	for (size_t t = 0; t < im->nr_tasks; t++) {
+		const MmEntry *mm = im->tasks[t].mm;
+
+		for (size_t v = 0; mm && v < mm->n_vmas; v++)
+			if (mm->vmas[v]->kind == VMA_KIND__VMA_SHMEM && mm->vmas[v]->shmem_id == e->id &&
+			    !(mm->vmas[v]->flags & MAP_SHARED))
+				return false;
+	}
+	return true;
+}
+
 int rst_shmem_create(struct rst_images *im)
 {
 	if (!im->nr_shmem)
@@ -388,7 +423,9 @@ int rst_shmem_create(struct rst_images *im)
 	for (size_t i = 0; i < im->nr_shmem; i++) {
 		const ShmemEntry *e = im->shmem[i];
 		int pfd = im->shmem_pages_fd[i], ret;
+		struct stat st;
 
+		im->shm[i].lazy = obj_lazy(im, i);
 		switch (e->kind) {
 		case SHMEM_KIND__SHMEM_MEMFD:
 			ret = make_memfd(e, pfd, &im->shm[i]);
@@ -402,6 +439,10 @@ int rst_shmem_create(struct rst_images *im)
 		}
 		if (ret)
 			return ret;
+		if (im->shm[i].fd >= 0 && fstat(im->shm[i].fd, &st) == 0) {
+			im->shm[i].dev = st.st_dev;
+			im->shm[i].ino = st.st_ino;
+		}
 	}
 	pr_info("%zu shared memory objects made", im->nr_shmem);
 	return 0;
@@ -439,6 +480,40 @@ struct plg_shm *rst_shmem_plg(const struct rst_images *im)
 		p[i].id = im->shmem[i]->id;
 		p[i].shmid = im->shmem[i]->kind == SHMEM_KIND__SHMEM_SYSV ? im->shmem[i]->shmid : -1;
 		p[i].size = obj_pages(im->shmem[i]) * LZ_PAGE_SIZE;
+		p[i].lazy = im->shm && im->shm[i].lazy;
 	}
 	return p;
+}
+
+struct lz_lazy_shmem_obj *rst_shmem_lazy_objs(const struct rst_images *im, uint32_t *nr)
+{
+	struct lz_lazy_shmem_obj *o = calloc(im->nr_shmem + 1, sizeof(*o));
+
+	*nr = 0;
+	for (size_t i = 0; o && im->shm && i < im->nr_shmem; i++)
+		if (im->shm[i].lazy)
+			o[(*nr)++] = (struct lz_lazy_shmem_obj){ .id = im->shmem[i]->id,
+								 .dev = im->shm[i].dev,
+								 .ino = im->shm[i].ino,
+								 .size = im->shmem[i]->size };
+	return o;
+}
+
+int rst_shmem_lazy_ranges(const struct rst_images *im, const MmEntry *mm,
+			  struct plg_range **r, uint32_t *nr)
+{
+	for (size_t v = 0; im->shm && v < mm->n_vmas; v++) {
+		const VmaEntry *e = mm->vmas[v];
+		int k = e->kind == VMA_KIND__VMA_SHMEM ? rst_shmem_index(im, e->shmem_id) : -1;
+		struct plg_range *n;
+
+		if (k < 0 || !im->shm[k].lazy)
+			continue;
+		n = realloc(*r, (*nr + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		*r = n;
+		n[(*nr)++] = (struct plg_range){ .start = e->start, .end = e->end };
+	}
+	return 0;
 }

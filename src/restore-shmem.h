@@ -19,6 +19,8 @@ struct rst_shm {
 	int shmid;	/* SysV: the segment made (the dumped id); -1 */
 	void *attach;	/* SysV: lazarus's own attachment until rst_shmem_release */
 	bool created;	/* SysV: ours to remove if the restore fails */
+	bool lazy;	/* made empty: the lazy-pages daemon fills it (lazy-shmem.c) */
+	uint64_t dev, ino; /* the object made (how maps names it) */
 };
 
 /*
@@ -55,5 +57,17 @@ int rst_shmem_index(const struct rst_images *im, uint32_t id);
 
 /* For the plugin: shmid and size of each object (malloc'ed; NULL if none). */
 struct plg_shm *rst_shmem_plg(const struct rst_images *im);
+
+/*
+ * Lazy restore: the objects made empty, for the lazy-pages daemon
+ * (LZ_LAZY_SHMEM; malloc'ed, *nr 0 and NULL when none).
+ */
+struct lz_lazy_shmem_obj *rst_shmem_lazy_objs(const struct rst_images *im, uint32_t *nr);
+/*
+ * Append to *r (*nr entries, realloc'ed) the VMAs of MM that map an object
+ * served lazily: the blob registers them with the process's userfaultfd.
+ */
+int rst_shmem_lazy_ranges(const struct rst_images *im, const MmEntry *mm,
+			  struct plg_range **r, uint32_t *nr);
 
 #endif

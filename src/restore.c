@@ -209,6 +209,8 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 		goto out_close;
 	}
 	ret = plg_lazy_ranges(p->t->mm, p->t->pm, p->t->nr_pm, &pr, &nr);
+	if (!ret)
+		ret = rst_shmem_lazy_ranges(&c->im, p->t->mm, &pr, &nr);
 	if (ret) {
 		pr_err("lazy ranges: %s", strerror(-ret));
 		goto out_close;
@@ -242,6 +244,28 @@ out_close:
 	if (uffd >= 0)
 		close(uffd);
 	close(pidfd);
+	return ret;
+}
+
+/* The shared memory objects made empty: the daemon serves them by object. */
+static int lazy_shmem_hand_over(struct restore_ctx *c)
+{
+	uint32_t nr;
+	struct lz_lazy_shmem_obj *o = rst_shmem_lazy_objs(&c->im, &nr);
+	int ret = 0;
+
+	if (!o) {
+		pr_err("out of memory");
+		return -ENOMEM;
+	}
+	if (nr) {
+		ret = lazy_client_shmem(c->lazy, o, nr);
+		if (ret)
+			pr_err("%s", lazy_client_error(c->lazy));
+		else
+			pr_info("%u shared memory objects handed to the lazy-pages daemon", nr);
+	}
+	free(o);
 	return ret;
 }
 
@@ -305,6 +329,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	 * process.
 	 */
 	ret = rst_shmem_create(&c->im);
+	if (!ret && c->lazy)
+		ret = lazy_shmem_hand_over(c);
 	if (ret)
 		return ret;
 	ret = rst_fstore_open(&c->im, &c->fstore);
