@@ -595,8 +595,13 @@ bool lpi_fill_one(struct lazy_daemon *d)
 
 	for (p = d->procs; p; p = p->next)
 		n += lpi_fillable(p);
-	if (!n)
-		return lshm_fill_one(d);
+	if (!n) {
+		bool filled = lshm_fill_one(d);
+
+		if (filled && d->o.fill_delay_us)
+			usleep(d->o.fill_delay_us);
+		return filled;
+	}
 	pick = d->rr++ % n;
 	for (p = d->procs; p; p = p->next)
 		if (lpi_fillable(p) && pick-- == 0)

@@ -233,3 +233,105 @@ def test_sysv_attached_outside_refused(env, segments):
     for pid in (w.pid, int(w.ready["child"])):
         harness.assert_not_stopped(pid)
     check_both(w)
+
+
+# --- lazy shared memory and daemon death ---
+
+def lazy_objects_line(log, obj):
+    """The daemon's last word on object OBJ: {'fault': F, 'fill': B, 'zero': Z, 'there': T}."""
+    for line in reversed(log.splitlines()):
+        if f"shared memory object {obj}: every page in place (" in line:
+            w = line.split("every page in place (")[1].replace(",", "").split()
+            return {"fault": int(w[0]), "fill": int(w[3]), "zero": int(w[6]),
+                    "there": int(w[8])}
+    return None
+
+
+ANON_OBJ = 4  # lzshm: rmseg 1, sysv 2, mfd 3, anon 4, sealed 5 (first seen in the parent's maps)
+
+
+def lazy_shm_dump(env, segments, mib):
+    w = spawn(env, segments, mib=mib)
+    check_both(w)
+    img = env.path("img")
+    dump(env, w, img)
+    remove_segment(int(w.ready["shmid"]))
+    return w, img, {"pid": w.pid, "child": int(w.ready["child"])}
+
+
+def test_lazy_shm_faults_served_by_object(env, segments):
+    """The shared anonymous region is served lazily (the memfd, mapped private
+    too, and the SysV segments are eager): with a slow fill both processes
+    fault on it, each page is copied once for both (the daemon's object
+    line), and each sees the other's writes."""
+    from test_lazy import Daemon, SLOW_US
+    w, img, pids = lazy_shm_dump(env, segments, mib=16)
+    d = Daemon(env, img, delay_us=SLOW_US)
+    restore_tree(env, img, "lazy", True, pids)
+    r = w.restored()
+    check_both(r)  # every page touched in both: faults while the fill crawls
+    assert d.wait() == 0, d.describe()
+    got = lazy_objects_line(d.log_text(), ANON_OBJ)
+    assert got, d.describe()
+    assert got["fault"] > 0, got
+    assert got["fault"] + got["fill"] + got["there"] == (16 << 20) // 4096 * 15 // 16 + 1, got
+    check_both(r)
+
+
+def test_lazy_shm_daemon_killed_then_resumed(env, segments):
+    """The daemon is SIGKILLed while it fills the shared object; both
+    processes then check themselves (their faults wait) until `lazy-pages
+    --resume` takes over, rebuilds the object's map from the object itself
+    and serves the rest: every byte right, the two still share it."""
+    from test_lazy import Daemon, SLOW_US, GUARDIAN_LINGER_S
+    w, img, pids = lazy_shm_dump(env, segments, mib=32)
+    d = Daemon(env, img, "--guardian-timeout", GUARDIAN_LINGER_S, delay_us=SLOW_US)
+    restore_tree(env, img, "lazy", True, pids)
+    harness.wait_for(lambda: "shared memory object 4" in d.log_text(), harness.CHECK_TIMEOUT,
+                     "the daemon to take the shared object", d.describe)
+    import time
+    time.sleep(0.5)  # part of it filled, most not (32 MiB at 64 KiB per 5 ms)
+    d.sigkill()
+    r = w.restored()
+    res = Daemon(env, img, "--resume", what="resume")
+    check_both(r)
+    assert res.wait() == 0, res.describe()
+    got = lazy_objects_line(res.log_text(), ANON_OBJ)
+    assert got and got["there"] > 0 and got["fault"] + got["fill"] > 0, (got, res.describe())
+    check_both(r)
+
+
+def test_lazy_shm_daemon_killed_no_resume(env, segments):
+    """The daemon is SIGKILLed while it fills the shared object and nobody
+    resumes: the processes' faults on it wait, then the guardian poisons
+    what is missing and kills both; neither ever reports wrong memory."""
+    from test_lazy import Daemon, SLOW_US
+    w, img, pids = lazy_shm_dump(env, segments, mib=32)
+    d = Daemon(env, img, "--guardian-timeout", 2, delay_us=SLOW_US)
+    gpid = d.guardian_pid()
+    env.pids.add(gpid)
+    restore_tree(env, img, "lazy", True, pids)
+    harness.wait_for(lambda: "shared memory object 4" in d.log_text(), harness.CHECK_TIMEOUT,
+                     "the daemon to take the shared object", d.describe)
+    d.sigkill()
+    r = w.restored()
+    for x in (r, r.child()):
+        for f in ("result",):
+            try:
+                (x.dir / f).unlink()
+            except FileNotFoundError:
+                pass
+        os.kill(x.pid, signal.SIGUSR1)  # check: touches every page, waits in faults
+    for x in (r, r.child()):
+        st = harness.reap(x.pid, harness.CHECK_TIMEOUT) if x.pid == w.pid else None
+        if st is None:
+            harness.wait_for(lambda: harness.proc_state(x.pid) in (None, "Z"),
+                             harness.CHECK_TIMEOUT, f"pid {x.pid} to be killed", d.describe)
+            st = harness.reap(x.pid, harness.CHECK_TIMEOUT)
+        res = x.dir / "result"
+        assert not res.exists() or res.read_text().startswith("PASS"), res.read_text()
+        assert st is None or (os.WIFSIGNALED(st) and
+                              os.WTERMSIG(st) in (signal.SIGKILL, signal.SIGBUS)), st
+    harness.reap(gpid, harness.CHECK_TIMEOUT)
+    log = d.log_text()
+    assert "nobody resumed the lazy-pages daemon within 2 s" in log, d.describe()
