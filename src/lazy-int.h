@@ -7,6 +7,7 @@
 #define LZ_LAZY_INT_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -187,6 +188,8 @@ bool lshm_fill_one(struct lazy_daemon *d);
 /* --resume: the objects the shared state lists. */
 int lshm_resume(struct lazy_daemon *d, char *why, size_t len);
 void lshm_free_all(struct lazy_daemon *d);
+/* The objects' entries of lazy-pages-stats.json (lazy-pages.md). */
+void lshm_stats(const struct lazy_daemon *d, FILE *f);
 /* Guardian: UFFDIO_POISON every absent page of our objects that PID maps. */
 void lshm_poison(const struct lz_shm *m, int uffd, pid_t pid);
 

@@ -60,6 +60,8 @@ struct lshm_obj {
 	uint64_t cursor;	/* background fill, page */
 	bool dead;		/* its processes were killed */
 	uint64_t faults, pages_fault, pages_fill, pages_zero, pages_exist;
+	uint64_t pages_data;		/* data pages in all */
+	uint64_t t_start_ns, t_done_ns; /* handed over; last data page in (0: not yet) */
 };
 
 struct lshm_set {
@@ -82,6 +84,17 @@ static bool bit(const uint64_t *b, uint64_t i)
 static void set_bit_(uint64_t *b, uint64_t i)
 {
 	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static void obj_mark(struct lshm_obj *o, uint64_t q, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (!bit(o->done, q + i)) {
+			set_bit_(o->done, q + i);
+			o->outstanding--;
+		}
+	if (!o->outstanding && !o->t_done_ns)
+		o->t_done_ns = lz_now_ns();
 }
 
 /* The data run holding object page Q: its lazy page index, and pages left in the run. */
@@ -215,6 +228,8 @@ static int obj_init(struct lazy_daemon *d, struct lshm_obj *o, const struct lz_l
 		else
 			o->outstanding++;
 	}
+	o->pages_data = o->outstanding;
+	o->t_start_ns = lz_now_ns();
 	return 0;
 }
 
@@ -353,8 +368,7 @@ static int obj_open(struct lshm_obj *o, pid_t pid, const struct lshm_vma *v)
 		for (uint64_t q = (uint64_t)data / PG; q < ((uint64_t)hole + PG - 1) / PG &&
 						      q < o->nr_pages; q++) {
 			if (!bit(o->done, q)) {
-				set_bit_(o->done, q);
-				o->outstanding--;
+				obj_mark(o, q, 1);
 				o->pages_exist++;
 			}
 		}
@@ -365,14 +379,6 @@ static int obj_open(struct lshm_obj *o, pid_t pid, const struct lshm_vma *v)
 
 /* ------------------------------------------------------------ faults */
 
-static void obj_mark(struct lshm_obj *o, uint64_t q, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		if (!bit(o->done, q + i)) {
-			set_bit_(o->done, q + i);
-			o->outstanding--;
-		}
-}
 
 /*
  * Copy the outstanding data pages of [a, end) of P's mapping V. 0, or
@@ -688,4 +694,24 @@ void lshm_poison(const struct lz_shm *m, int uffd, pid_t pid)
 		}
 	}
 	fclose(f);
+}
+
+void lshm_stats(const struct lazy_daemon *d, FILE *f)
+{
+	for (size_t i = 0; d->lshm && i < d->lshm->nr; i++) {
+		const struct lshm_obj *o = &d->lshm->v[i];
+
+		fprintf(f, "%s\n    {\"id\": %u, \"size\": %" PRIu64 ", \"state\": \"%s\", "
+			"\"pages_data\": %" PRIu64 ", \"pages_fault\": %" PRIu64
+			", \"pages_fill\": %" PRIu64 ", \"pages_zero\": %" PRIu64
+			", \"pages_exist\": %" PRIu64 ", \"faults\": %" PRIu64
+			", \"time_to_complete_ns\": ",
+			i ? "," : "", o->id, o->size,
+			o->dead ? "killed" : o->outstanding ? "active" : "done", o->pages_data,
+			o->pages_fault, o->pages_fill, o->pages_zero, o->pages_exist, o->faults);
+		if (o->t_done_ns)
+			fprintf(f, "%" PRIu64 "}", o->t_done_ns - o->t_start_ns);
+		else
+			fprintf(f, "null}");
+	}
 }
