@@ -38,6 +38,7 @@ static const struct {
 	[LZ_IMG_FS] = { "fs", &fs_entry__descriptor },
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
+	[LZ_IMG_FDDATA] = { "fddata", &fd_data_chunk__descriptor },
 	[LZ_IMG_SHMEM] = { "shmem", &shmem_entry__descriptor },
 };
 
@@ -321,6 +322,7 @@ static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
 	[LZ_IMG_FS] = 1ULL << 20,
 	[LZ_IMG_FILES] = 512ULL << 20,
 	[LZ_IMG_FDINFO] = 256ULL << 20,
+	[LZ_IMG_FDDATA] = 1ULL << 30, /* FD_DATA_MAX of content and the framing */
 	[LZ_IMG_SHMEM] = 512ULL << 20,
 };
 
