@@ -379,6 +379,11 @@ static int obj_open(struct lshm_obj *o, pid_t pid, const struct lshm_vma *v)
 
 /* ------------------------------------------------------------ faults */
 
+static bool lpi_active_(const struct lpi *p)
+{
+	return p->sh->state == LZ_SLOT_ACTIVE;
+}
+
 
 /*
  * Copy the outstanding data pages of [a, end) of P's mapping V. 0, or
@@ -423,6 +428,16 @@ static int place_window(struct lpi *p, const struct lshm_vma *v, uint64_t a, uin
 	return 0;
 }
 
+/* An error no retry fixes: the process exited, or it cannot be served. */
+static int lshm_failed(struct lpi *p, const char *op, uint64_t addr, int err)
+{
+	if (err == -ESRCH)
+		lpi_exited(p);
+	else if (lpi_active_(p))
+		lpi_kill(p, "shared memory at 0x%" PRIx64 ": %s: %s", addr, op, strerror(-err));
+	return err;
+}
+
 int lshm_fault(struct lpi *p, uint64_t addr)
 {
 	struct lazy_daemon *d = p->d;
@@ -438,8 +453,10 @@ int lshm_fault(struct lpi *p, uint64_t addr)
 		return -ESRCH;
 	}
 	ret = find_vma(d->lshm, p->pid, addr, NULL, &v);
-	if (ret <= 0)
-		return ret == 0 || ret == -ENOENT || ret == -ESRCH ? 1 : ret;
+	if (ret == 0 || ret == -ENOENT || ret == -ESRCH)
+		return 1; /* not ours, or the process is gone (the ioctl will say) */
+	if (ret < 0)
+		return lshm_failed(p, "reading its maps", addr, ret);
 	if (v.o->dead)
 		return 1;
 	if (obj_open(v.o, p->pid, &v))
@@ -452,8 +469,10 @@ int lshm_fault(struct lpi *p, uint64_t addr)
 	hi = MIN(ALIGN_DOWN(addr, win) + win, v.end);
 	hi = MIN(hi, v.start + (v.o->nr_pages - v.pgoff / PG) * PG);
 	ret = place_window(p, &v, lo, hi);
-	if (ret == -EAGAIN || (ret && ret != -ENOENT))
-		return ret == -ESRCH ? (lpi_exited(p), ret) : ret;
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret && ret != -ENOENT)
+		return lshm_failed(p, "UFFDIO_COPY", addr, ret);
 	/* The faulting page is done now: ours, another's (wake), or zero. */
 	ret = uffd_zero(p->uffd, addr, PG, &done);
 	if (!ret) {
@@ -461,8 +480,10 @@ int lshm_fault(struct lpi *p, uint64_t addr)
 		return 0;
 	}
 	if (ret == -EEXIST)
-		return uffd_wake(p->uffd, addr, PG) == -ESRCH ? -ESRCH : 0;
-	return ret == -ENOENT ? 0 : ret;
+		ret = uffd_wake(p->uffd, addr, PG);
+	if (ret == -EAGAIN)
+		return ret;
+	return ret && ret != -ENOENT ? lshm_failed(p, "UFFDIO_ZEROPAGE/WAKE", addr, ret) : 0;
 }
 
 /* ------------------------------------------------------------ remove */
