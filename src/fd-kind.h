@@ -60,7 +60,8 @@
  * is named as such and not opened at all.
  *
  * Functions return 0 or -errno; WHY (restore) holds one line without a
- * trailing newline.
+ * trailing newline (open(): left empty when the failure was logged
+ * already, by rst_fd_data_restore for one).
  */
 #ifndef LZ_FD_KIND_H
 #define LZ_FD_KIND_H
@@ -76,6 +77,17 @@
 struct dump_imgs;
 struct rst_images;
 struct rst_task;
+struct unix_dump;
+
+/*
+ * What kinds keep for the whole dump, across fds and processes (one per
+ * dump, in files_table): what the user said and what a kind learnt once
+ * (sock_diag's list of sockets) or must check across the tree (peers).
+ */
+struct fd_dump_ctx {
+	bool ext_unix_sk;	/* --ext-unix-sk */
+	struct unix_dump *unix_sk; /* fd-unix.c; NULL until the first socket */
+};
 
 /* What dump knows of one fd before its kind is chosen. */
 struct fd_probe {
@@ -88,6 +100,7 @@ struct fd_probe {
 	uint64_t pos;
 	int pidfd;	    /* of PID, for pidfd_getfd() (fd_probe_getfd); -1 until asked */
 	int local;	    /* fd_probe_getfd()'s copy; -1 until asked */
+	struct fd_dump_ctx *ctx; /* the dump's */
 };
 
 /*
@@ -130,6 +143,15 @@ struct fd_kind {
 		    char *why, size_t len);
 	int (*post)(const FileEntry *e, const struct rst_task *t, int fd, char *why,
 		    size_t len); /* optional */
+
+	/*
+	 * Optional, dump: once every fd of every process is dumped (what needs
+	 * the whole tree: a socket's peer is in it or not); logs its refusals
+	 * like dump(). Then dump_fini, in every case, frees what the kind kept
+	 * in the context.
+	 */
+	int (*finish)(struct fd_dump_ctx *ctx);
+	void (*dump_fini)(struct fd_dump_ctx *ctx);
 };
 
 extern const struct fd_kind *const fd_kinds[];
@@ -140,7 +162,8 @@ extern const size_t nr_fd_kinds;
  * Dump: bytes [0, SIZE) of FD (pread: its offset stays), at most
  * FD_DATA_MAX (-EFBIG, not logged: the kind names what is too big).
  * Restore: FD truncated to SIZE and the content written in (pwrite); a
- * chunk out of order or past SIZE is refused (-EBADMSG), WHY says so.
+ * chunk out of order or past SIZE is refused (-EBADMSG), WHY says so; an
+ * image that cannot be read is logged here and WHY left empty.
  */
 #define FD_DATA_MAX (512ULL << 20)
 int fd_data_dump(struct dump_imgs *imgs, uint32_t id, int fd, uint64_t size);

@@ -5,16 +5,27 @@
  * that needs other descriptions in the store, epoll, comes after them).
  * A new kind adds one extern and one line here.
  */
+#include "fd-event.h"
 #include "fd-kind.h"
+#include "fd-pipe.h"
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
 extern const struct fd_kind fd_kind_memfd;
+extern const struct fd_kind fd_kind_unix;
 
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_memfd,
 	&fd_kind_reg,
 	&fd_kind_chr,
+	&fd_kind_pipe,
+	&fd_kind_fifo,
+	&fd_kind_eventfd,
+	&fd_kind_timerfd,
+	&fd_kind_signalfd,
+	&fd_kind_inotify,
+	&fd_kind_unix,
+	&fd_kind_epoll, /* restore fills its interest lists per process (post) */
 };
 
 const size_t nr_fd_kinds = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -78,6 +78,9 @@ struct rst_images {
 	size_t nr_shmem;
 	int *shmem_pages_fd; /* per shmem entry: pages-shmem-<id>.img, opened once */
 	struct rst_shm *shm; /* per shmem entry, made by rst_shmem_create (restore-shmem.h) */
+	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
+				the root was its pid 1 (restored into a fresh one) */
+	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
 	/*
 	 * Not an image: the open file descriptions opened from files.img
 	 * (restore.c, rst_fstore_open), inherited by every process of the

@@ -289,6 +289,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
 	struct rst_proc *root;
+	bool pidns;
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
@@ -297,6 +298,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
@@ -313,9 +315,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
 
+	if (c->im.root_init)
+		pr_info("the root was pid 1 of its own pid namespace: restored into a fresh one%s",
+			c->im.mnt_proc ? ", with a fresh mount namespace and /proc" : "");
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		for (size_t i = 0; i < c->im.nr_tasks && !c->opts->pidns; i++)
+		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
 		ret = lazy_connect(c);
@@ -329,10 +334,10 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	 * root (or the -d helper, or the --pidns init) and from it by every
 	 * process.
 	 */
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (!ret)
-		ret = rst_verify_files(&c->im);
+		ret = rst_verify_files(&c->im); /* after the pids: which fail first is theirs */
 	if (!ret)
 		ret = rst_shmem_create(&c->im);
 	if (!ret && c->lazy)
@@ -342,7 +347,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->im.fstore = &c->fstore;
-	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
+	/* The root that was pid 1 is pid 1 again: no init of ours. */
+	ret = rst_tree_create(c->procs, c->chans, pidns && !c->im.root_init ? &c->init : NULL);
 	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)
 		return ret;

@@ -162,7 +162,7 @@ def test_dump_into_missing_dir(env):
     w.stop()
 
 
-@pytest.mark.parametrize("what", ["socket", "pipe"])  # threads: test_threads.py
+@pytest.mark.parametrize("what", ["socket"])  # threads: test_threads.py; pipes: test_pipes.py
 def test_dump_refused(env, what):
     """A feature not supported yet: refused by name, target unharmed."""
     w = env.lzrefuse(what)

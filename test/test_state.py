@@ -323,10 +323,25 @@ def sched_setattr(policy, flags, runtime=0, deadline=0, period=0, umin=0, umax=1
         raise OSError(ctypes.get_errno(), "sched_setattr")
 
 try:
-    if what == "timer":
+    if what == "timer":  # on the CPU-time clock of pid 1 (clock_getcpuclockid)
         tid = ctypes.c_long()
-        if libc.timer_create(1, None, ctypes.byref(tid)):
+        if libc.timer_create(ctypes.c_int((~1 << 3) | 2), None, ctypes.byref(tid)):
             raise OSError(ctypes.get_errno(), "timer_create")
+    elif what == "timer-thread":  # on this thread's CPU time, with a second thread
+        import threading
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        tid = ctypes.c_long()
+        if libc.timer_create(3, None, ctypes.byref(tid)):  # CLOCK_THREAD_CPUTIME_ID
+            raise OSError(ctypes.get_errno(), "timer_create")
+    elif what == "posix_mapped":
+        import mmap
+        path = os.path.join(d, "locked")
+        f = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(f, 4096)
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        m = mmap.mmap(f, 4096)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        info["fd"], info["path"], info["addr"] = f, path, hex(addr)
     elif what == "lease":
         f = os.open(os.path.join(d, "locked"), os.O_RDWR | os.O_CREAT, 0o600)
         info["fd"] = f
@@ -353,6 +368,7 @@ try:
         path = os.path.join(d, "fifo")
         os.mkfifo(path)
         info["fd"] = os.open(path, os.O_RDWR)
+        os.unlink(path)  # a FIFO by path is dumped (test_pipes.py); a deleted one is not
         info["path"] = path
     elif what == "session":
         child = os.fork()
@@ -397,7 +413,12 @@ def ns_link(pid, ns):
 
 
 REFUSED = {
-    "timer": "process {pid} has 1 POSIX timer (timer_create): not supported yet",
+    "timer": "process {pid}: POSIX timer 0 counts the CPU time of another process (clock -14): "
+             "not supported yet",
+    "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
+                    "created it (clock -2): not supported yet",
+    "posix_mapped": "process {pid} holds a POSIX lock on {path}, which it also maps at {addr}: "
+                    "not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
     "ctty": "process {pid} has a controlling terminal (tty {tty}): "
             "--shell-job is not supported yet",
@@ -405,7 +426,7 @@ REFUSED = {
              "namespaces are not supported yet",
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
-    "fifo": "process {pid} fd {fd}: FIFO ({path}): not supported yet",
+    "fifo": "process {pid} fd {fd}: deleted FIFO ({path} (deleted)): not supported yet",
     "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
     "async_owner": "process {pid} fd {fd}: its signal-driven I/O owner process {owner} is not a "
                    "process of the dumped tree: not supported",
