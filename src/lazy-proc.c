@@ -318,7 +318,8 @@ static int lpi_resolve(struct lpi *p, uint64_t addr)
 			lpi_ws_fault(p, &ch);
 		return ret;
 	}
-	return lpi_zero_around(p, addr);
+	ret = lshm_fault(p, addr); /* shared memory is never a hole to zero */
+	return ret == 1 ? lpi_zero_around(p, addr) : ret;
 }
 
 static void lpi_defer(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
@@ -506,6 +507,7 @@ static void lpi_event(struct lpi *p, struct uffd_msg *m)
 		/* MADV_DONTNEED/REMOVE: the pages must read back as zeros. They
 		 * stay registered; a later fault there finds nothing outstanding
 		 * and gets a zero page, which is what the kernel would do. */
+		lshm_removed(p, m->arg.remove.start, m->arg.remove.end);
 		lpi_cut(p, m->arg.remove.start, m->arg.remove.end, "remove");
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -605,8 +607,13 @@ bool lpi_fill_one(struct lazy_daemon *d)
 			return true;
 	for (p = d->procs; p; p = p->next)
 		n += lpi_fillable(p);
-	if (!n)
-		return false;
+	if (!n) {
+		bool filled = lshm_fill_one(d);
+
+		if (filled && d->o.fill_delay_us)
+			usleep(d->o.fill_delay_us);
+		return filled;
+	}
 	pick = d->rr++ % n;
 	for (p = d->procs; p; p = p->next)
 		if (lpi_fillable(p) && pick-- == 0)
@@ -637,7 +644,7 @@ static void lpi_complete(struct lpi *p)
 
 	/* Events still queued (a fork, say) must be seen before the uffd goes. */
 	lpi_readable(p);
-	if (!lpi_active(p) || p->outstanding || p->nr_deferred)
+	if (!lpi_active(p) || p->outstanding || p->nr_deferred || lshm_outstanding(p->d))
 		return;
 	lpi_ws_end(p, "every page came in by fault");
 	st->t_done_ns = lz_now_ns();
@@ -664,7 +671,8 @@ bool lpi_reap(struct lazy_daemon *d)
 	/* Completing may read a FORK and add a process at the list head: finish
 	 * this walk before unlinking anything. */
 	for (struct lpi *p = d->procs; p; p = p->next)
-		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred)
+		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred &&
+		    !lshm_outstanding(d))
 			lpi_complete(p);
 	for (struct lpi **pp = &d->procs; *pp;) {
 		struct lpi *p = *pp;

@@ -60,6 +60,7 @@
 #include "restore-child.h"
 #include "restore-fds.h"
 #include "restore-proc.h"
+#include "restore-shmem.h"
 #include "restore-task.h"
 
 struct rst_child {
@@ -97,6 +98,7 @@ static int child_uffd_open(struct rst_child *c)
 static int child_fds(struct rst_child *c)
 {
 	struct rst_svc_in in = {
+		.im = c->im,
 		.status_fd = c->status_fd,
 		.release_fd = c->detach ? c->detach->release_fd : -1,
 		.go_fd = c->go_fd,
@@ -179,9 +181,17 @@ static int child_plugin(struct rst_child *c)
 		.vma_fds = c->svc.vma_fds,
 		.close_fds = c->svc.all,
 		.nr_close_fds = c->svc.nr_all,
+		.shm_ids = rst_shmem_plg(c->im),
+		.nr_shm = c->im->nr_shmem,
 	};
-	int ret = plg_prepare(&c->plg, &pi, &pf, c->t_start, c->why, sizeof(c->why));
+	int ret;
 
+	if (c->im->nr_shmem && !pf.shm_ids) {
+		snprintf(c->why, sizeof(c->why), "out of memory");
+		return -ENOMEM;
+	}
+	ret = plg_prepare(&c->plg, &pi, &pf, c->t_start, c->why, sizeof(c->why));
+	free((void *)pf.shm_ids);
 	if (!ret)
 		log_plan(c);
 	return ret;

@@ -640,6 +640,41 @@ static int open_pages(struct rst_images *im, struct rst_task *t)
 	return 0;
 }
 
+/*
+ * shmem.img when the dump has one, and each object's pages file, opened
+ * once like the processes' (restore-shmem.c verifies and reads them).
+ */
+static int load_shmem(struct rst_images *im)
+{
+	char name[64];
+	int ret;
+
+	if (!rst_inv_file(im, "shmem.img"))
+		return 0;
+	ret = load_all(im, LZ_IMG_SHMEM, "shmem.img", (ProtobufCMessage ***)&im->shmem,
+		       &im->nr_shmem);
+	if (ret)
+		return ret;
+	im->shmem_pages_fd = malloc((im->nr_shmem + 1) * sizeof(int));
+	if (!im->shmem_pages_fd)
+		return img_fail("shmem.img", -ENOMEM, NULL);
+	for (size_t i = 0; i < im->nr_shmem; i++)
+		im->shmem_pages_fd[i] = -1;
+	for (size_t i = 0; i < im->nr_shmem; i++) {
+		struct stat st;
+
+		snprintf(name, sizeof(name), "pages-shmem-%u.img", im->shmem[i]->id);
+		ret = need_listed(im, name);
+		if (ret)
+			return ret;
+		ret = open_image(im, name, &st);
+		if (ret < 0)
+			return ret;
+		im->shmem_pages_fd[i] = ret;
+	}
+	return 0;
+}
+
 static int open_all_pages(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -698,6 +733,8 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 		ret = index_files(im);
 	if (!ret)
 		ret = open_all_pages(im);
+	if (!ret)
+		ret = load_shmem(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
@@ -770,6 +807,14 @@ void rst_images_free(struct rst_images *im)
 	im->files = NULL;
 	free(im->files_by_id);
 	im->files_by_id = NULL;
+	for (size_t i = 0; im->shmem_pages_fd && i < im->nr_shmem; i++)
+		if (im->shmem_pages_fd[i] >= 0)
+			close(im->shmem_pages_fd[i]);
+	free(im->shmem_pages_fd);
+	im->shmem_pages_fd = NULL;
+	free_all((ProtobufCMessage **)im->shmem, im->nr_shmem);
+	im->shmem = NULL;
+	im->nr_shmem = 0;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

@@ -587,10 +587,13 @@ static const char *blob_vma_what(const struct rst_task *t, uint32_t idx)
 		const VmaEntry *v = t->mm->vmas[i];
 
 		if (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE_PRIVATE &&
-		    v->kind != VMA_KIND__VMA_FILE_SHARED)
+		    v->kind != VMA_KIND__VMA_FILE_SHARED && v->kind != VMA_KIND__VMA_SHMEM)
 			continue;
 		if (n++ == idx)
-			return v->path ? v->path : v->name ? v->name : "anonymous memory";
+			return v->path		? v->path
+			       : v->name	? v->name
+			       : v->kind == VMA_KIND__VMA_SHMEM ? "shared memory"
+						: "anonymous memory";
 	}
 	return "?";
 }
