@@ -396,8 +396,13 @@ int tree_kill(struct dump_tree *tr)
 			ret = ret ? ret : -errno;
 		}
 	}
-	/* The leader's exit is reported last, once its other threads are reaped. */
-	for (size_t i = 0; i < tr->nr; i++) {
+	/*
+	 * The leader's exit is reported last, once its other threads are
+	 * reaped. Children before their parents: pid 1 of a pid namespace
+	 * exits only once every other process of it is reaped, which a traced
+	 * one is only after we waited for it.
+	 */
+	for (size_t i = tr->nr; i-- > 0;) {
 		struct dump_proc *p = tr->procs[i];
 
 		for (size_t j = p->nr_th; j-- > 0;)
