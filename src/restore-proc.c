@@ -112,6 +112,15 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
+static const char *clone_root_why(const struct rst_proc *p, int err, char *buf, size_t len)
+{
+	if (!p->newpid)
+		return clone_why(err, (pid_t)p->t->pid, buf, len);
+	snprintf(buf, len, "clone3(CLONE_NEWPID) of the root, pid 1 of its own pid namespace: %s",
+		 strerror(err));
+	return buf;
+}
+
 /*
  * -d: the helper clones the target and waits until the target releases it
  * (struct rst_detach), then exits so the target is orphaned. If the target
@@ -153,7 +162,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
-			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
+			     clone_root_why(p, errno, why, sizeof(why)));
 		_exit(1);
 	}
 	close(rel[1]);
@@ -426,7 +435,7 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
 			ret = -errno;
-			pr_err("%s", clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
+			pr_err("%s", clone_root_why(p, errno, why, sizeof(why)));
 		}
 	}
 	close_child_ends(chans, n);
