@@ -18,6 +18,7 @@ crafted inventories are refused with one line.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ import time
 import pytest
 
 import harness
+from test_lazy import Daemon
 from test_state import tamper
 
 NAMES = ("root", "c1", "c1a", "c2", "w", "o")
@@ -118,12 +120,14 @@ class PidnsTree:
             (self.root,) = [int(x) for x in f.read().split()]
         env.pids.add(self.root)
 
-    def check_all(self, root):
-        """Every process of the tree under root (here) checks itself: PASS, by its pid inside."""
+    def check_all(self, root, reaped=False):
+        """Every process of the tree under root (here) checks itself: PASS, by its pid
+        inside. reaped: w and o were reaped on request (reap_on_request)."""
+        names = [n for n in NAMES if not reaped or n not in ("w", "o")]
         members = ns_members(root)
-        assert sorted(members) == sorted(self.inner.values()), \
+        assert sorted(members) == sorted(self.inner[n] for n in names), \
             f"pids inside the namespace of {root}: {sorted(members)}, want {self.inner}"
-        for name in NAMES:
+        for name in names:
             inner = self.inner[name]
             outer = members[inner]
             assert status_ids(outer) == [outer, inner]
@@ -185,7 +189,8 @@ def reap_on_request(t, root):
     reaped = t.dir / "root" / "reaped"
     os.kill(root, signal.SIGUSR2)
     harness.wait_for(reaped.exists, harness.CHECK_TIMEOUT, "the root to reap w and o")
-    assert kv(reaped.read_text()) == {"w": "3", "o": "4"}
+    assert kv(reaped.read_text()) == {"w": "3", "o": "4", "f": "0"}
+    return kv((t.dir / "root" / "forked").read_text())
 
 
 # --- dump ---
@@ -316,6 +321,28 @@ def test_python_as_init(env, mode):
     again = check(root)
     assert again["n"] > first["n"], (first, again)
     check(root)
+
+
+def test_lazy_fork_in_namespace(env):
+    """Right after a lazy restore with a slow background fill, the root
+    (pid 1) forks a child that reads its memory: the child's faults come
+    through its own userfaultfd with its tid inside the namespace, and the
+    daemon must learn its pid here (never take the pid inside for one of
+    ours: another process has it here), and serve it."""
+    t = PidnsTree(env, "tree", False)
+    img = env.path("img")
+    dump(env, t, img)
+    daemon = Daemon(env, img, delay_us=200000)
+    root = restore(env, img, "lazy", ns_inits("lzpidns"))
+    forked = reap_on_request(t, root)
+    inner, outer = int(forked["pid"]), int(forked["outer"])
+    assert inner != outer and forked["bad"] == "0", forked
+    log = daemon.log_text()
+    m = re.findall(r"forked: serving its child \((\d+) pages outstanding\)", log)
+    assert m and max(int(x) for x in m) > 0, daemon.describe()
+    learned = re.findall(r"child of pid \d+ is pid (\d+)", log)
+    assert learned == [str(outer)], daemon.describe()
+    t.check_all(root, reaped=True)
 
 
 # --- refusals ---
