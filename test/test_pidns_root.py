@@ -281,6 +281,55 @@ def test_restore_waits_for_root(env, mode):
     assert p.wait(harness.EXIT_TIMEOUT) == 0, p.stderr.read()
 
 
+def ask(d, outer, inner):
+    """SIGUSR1 to an lztree process (outer here); its result line, checked PASS by inner."""
+    result = d / "result"
+    result.unlink(missing_ok=True)
+    os.kill(outer, signal.SIGUSR1)
+    harness.wait_for(result.exists, harness.CHECK_TIMEOUT, f"{d.name} to check itself")
+    r = harness.parse_kv(result.read_text())
+    assert r["verdict"] == "PASS" and r["pid"] == str(inner), r["line"]
+
+
+def test_lztree_as_init(env, mode):
+    """lztree (a group of its own, a zombie, a stopped process) as pid 1
+    with its own /proc: restored, the root's check of the whole tree's
+    shape from /proc (parents, groups, sessions, z a zombie with status 7,
+    b stopped) passes inside the fresh namespace, and so do a, a1, b1."""
+    d = env.base / "tree"
+    d.mkdir()
+    prog = [str(harness.WORKLOADS / "lztree"), "--dir", str(d)]
+    with open(d / "out", "wb") as out:
+        p = subprocess.Popen(unshare_argv(True, prog), cwd=d, stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                             close_fds=True)
+    env.procs.append(p)
+    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "lztree to be ready")
+    pids = {k: int(v) for k, v in kv((d / "ready").read_text()).items()}
+    assert pids["pid"] == 1
+    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+        (outer,) = [int(x) for x in f.read().split()]
+    env.pids.add(outer)
+    ask(d, outer, 1)
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", outer, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    p.wait(harness.EXIT_TIMEOUT)
+    before = ns_inits("lztree")
+    r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+    new = ns_inits("lztree") - before
+    env.pids.update(new)
+    assert r.rc == 0 and not r.errors, r.describe()
+    (root,) = new
+    members = ns_members(root)
+    assert sorted(members) == sorted(pids.values())
+    ask(d, root, 1)
+    for name in ("a", "a1", "b1"):
+        ask(d / name, members[pids[name]], pids[name])
+    assert harness.proc_state(members[pids["b"]]) == "T"
+    assert harness.proc_state(members[pids["z"]]) == "Z"
+
+
 def test_python_as_init(env, mode):
     """python3 (pystate.py) as pid 1: its own state and getpid() after restore."""
     d = env.base / "py"
