@@ -456,10 +456,59 @@ static int map_proc(struct dump_tree *tr, struct dump_proc *p, const struct dump
 	return ret;
 }
 
+static const struct dump_proc *tree_find_v(const struct dump_tree *tr, pid_t vpid)
+{
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->procs[i]->v.pid == vpid)
+			return tr->procs[i];
+	return NULL;
+}
+
+/*
+ * Sessions and groups as restore can build them (restore-images.c,
+ * link_tree): refused here, while the tree still runs, rather than after
+ * the dump killed it. A process leads its session or is in its parent's;
+ * it leads its group, is in its parent's, or in one whose leader is a
+ * process of the tree in the same session.
+ */
+static int check_links(const struct dump_tree *tr, const struct dump_proc *p)
+{
+	const struct dump_proc *q = tree_find(tr, p->stat.ppid), *g;
+
+	if (p == tr->procs[0] || !q)
+		return 0;
+	if (p->v.sid != p->v.pid && p->v.sid != q->v.sid) {
+		pr_err("process %d is in session %d, its parent %d in session %d: not supported "
+		       "yet",
+		       p->pid, p->stat.session, q->pid, q->stat.session);
+		return -EOPNOTSUPP;
+	}
+	if (p->v.pgid == p->v.pid || p->v.pgid == q->v.pgid)
+		return 0;
+	g = tree_find_v(tr, p->v.pgid);
+	if (g && g->v.pgid == g->v.pid && g->v.sid == p->v.sid)
+		return 0;
+	if (!g)
+		pr_err("process %d is in process group %d, whose leader has exited or is not in "
+		       "the tree: not supported yet",
+		       p->pid, p->stat.pgrp);
+	else
+		pr_err("process %d is in process group %d, whose leader is not in its session: "
+		       "not supported yet",
+		       p->pid, p->stat.pgrp);
+	return -EOPNOTSUPP;
+}
+
 int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns)
 {
 	for (size_t i = 0; i < tr->nr; i++) {
 		int ret = map_proc(tr, tr->procs[i], ns);
+
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < tr->nr; i++) {
+		int ret = check_links(tr, tr->procs[i]);
 
 		if (ret)
 			return ret;
