@@ -469,11 +469,12 @@ static const struct dump_proc *tree_find_v(const struct dump_tree *tr, pid_t vpi
  * link_tree): refused here, while the tree still runs, rather than after
  * the dump killed it. A process leads its session or is in its parent's;
  * it leads its group, is in its parent's, or in one whose leader is a
- * process of the tree in the same session.
+ * process of the tree in the same session, or whose leader exited (a
+ * helper holds its pid at restore) in a session led by the tree.
  */
 static int check_links(const struct dump_tree *tr, const struct dump_proc *p)
 {
-	const struct dump_proc *q = tree_find(tr, p->stat.ppid), *g;
+	const struct dump_proc *q = tree_find(tr, p->stat.ppid), *g, *s;
 
 	if (p == tr->procs[0] || !q)
 		return 0;
@@ -488,9 +489,14 @@ static int check_links(const struct dump_tree *tr, const struct dump_proc *p)
 	g = tree_find_v(tr, p->v.pgid);
 	if (g && g->v.pgid == g->v.pid && g->v.sid == p->v.sid)
 		return 0;
+	/* Its leader exited: a helper of its session's leader makes it again. */
+	s = tree_find_v(tr, p->v.sid);
+	if (!g && s && s->v.sid == s->v.pid && !s->zombie)
+		return 0;
 	if (!g)
 		pr_err("process %d is in process group %d, whose leader has exited or is not in "
-		       "the tree: not supported yet",
+		       "the tree, in a session not led by a process of the tree: not supported "
+		       "yet",
 		       p->pid, p->stat.pgrp);
 	else
 		pr_err("process %d is in process group %d, whose leader is not in its session: "

@@ -295,6 +295,9 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 	for (size_t i = 0; i < im->nr_tasks && !pidns && !im->root_init; i++)
 		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
 			return -EEXIST;
+	for (size_t i = 0; i < im->nr_groups && !pidns && !im->root_init; i++)
+		if (rst_pid_wait_free((pid_t)im->groups[i].pgid))
+			return -EEXIST;
 	for (size_t i = 0; i < im->nr_tasks; i++) {
 		int sfd[2], gfd[2];
 

@@ -394,6 +394,40 @@ def test_lazy_fork_in_namespace(env):
     t.check_all(root, reaped=True)
 
 
+def test_group_leader_gone_in_namespace(env, mode):
+    """A process group whose leader exited, inside the namespace: restore
+    makes it again with a helper that takes its pid inside, then exits."""
+    from test_tree import GROUPS
+    d = env.path("groups")
+    prog = ["setsid", harness.PYTHON, "-c", GROUPS, str(d), "gone"]
+    with open(d / "out", "wb") as out:
+        p = subprocess.Popen(unshare_argv(True, prog), cwd=d, stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                             close_fds=True)
+    env.procs.append(p)
+    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "the groups program")
+    ready = {k: int(v) for k, v in kv((d / "ready").read_text()).items()}
+    assert ready["pid"] == 1
+    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+        (outer,) = [int(x) for x in f.read().split()]
+    env.pids.add(outer)
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", outer, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    p.wait(harness.EXIT_TIMEOUT)
+    before = ns_inits("python3")
+    r = env.lazarus(*env.restore_args(img, mode, True), log=env.log_path("restore"))
+    new = ns_inits("python3") - before
+    env.pids.update(new)
+    assert r.rc == 0 and not r.errors, r.describe()
+    (root,) = new
+    members = ns_members(root)
+    assert sorted(members) == [1, ready["member"]], members
+    member = members[ready["member"]]
+    assert status_ids(member, "NSpgid") == [os.getpgid(member), ready["leader"]]
+    assert status_ids(member, "NSsid") == [root, 1]
+
+
 # --- refusals ---
 
 def spawn_unshared(env, argv, name):
