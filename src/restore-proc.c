@@ -458,9 +458,13 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
-	pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
-		n > 1 ? ", the root of the tree" : "",
-		p->newpid ? ", pid 1 of a fresh pid namespace" : "");
+	if (p->newpid && p->pid <= 0) /* -d: the helper's child, known once it reports */
+		pr_info("created process 1 of a fresh pid namespace (detached)%s",
+			n > 1 ? ", the root of the tree" : "");
+	else
+		pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
+			n > 1 ? ", the root of the tree" : "",
+			p->newpid ? ", pid 1 of a fresh pid namespace" : "");
 	return 0;
 }
 
