@@ -4,7 +4,6 @@
  * refusal leaves it exactly as it was (detached, running on).
  *
  * Each check reads /proc only:
- *  - POSIX timers: /proc/PID/timers lists one "ID:" block per timer;
  *  - file locks and leases: "lock:" lines of /proc/PID/fdinfo/N (flock,
  *    POSIX and OFD locks, leases), which name the lock kind and type;
  *  - a controlling terminal, a session of another process, an exit signal
@@ -41,25 +40,6 @@ static int read_or_log(pid_t pid, const char *name, char **text, size_t *len)
 	if (ret)
 		pr_err("process %d: reading /proc/%d/%s: %s", pid, pid, name, strerror(-ret));
 	return ret;
-}
-
-static int check_timers(pid_t pid)
-{
-	unsigned nr = 0;
-	char *text, *p;
-	int ret;
-
-	ret = read_or_log(pid, "timers", &text, NULL);
-	if (ret)
-		return ret;
-	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		nr += !strncmp(p, "ID:", 3);
-	free(text);
-	if (!nr)
-		return 0;
-	pr_err("process %d has %u POSIX timer%s (timer_create): not supported yet", pid, nr,
-	       nr == 1 ? "" : "s");
-	return -EOPNOTSUPP;
 }
 
 /* "lock:\t1: FLOCK  ADVISORY  WRITE 1234 ..." -> "FLOCK ADVISORY WRITE" */
@@ -429,8 +409,6 @@ int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns)
 		ret = check_autogroup(pid);
 	if (!ret)
 		ret = check_numa(pid);
-	if (!ret)
-		ret = check_timers(pid);
 	if (!ret)
 		ret = check_locks(pid);
 	if (!ret)

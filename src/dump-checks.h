@@ -1,6 +1,6 @@
 /*
  * dump-checks.h - refusals of the checks phase for state that Lazarus can
- * neither restore nor leave out: POSIX timers, file locks and leases, a
+ * neither restore nor leave out: file locks and leases, a
  * controlling terminal, namespaces other than lazarus's own, an auxv larger
  * than the restorer can take. Documentation/state.md lists every item.
  */

@@ -467,6 +467,7 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	TaskEntry e = TASK_ENTRY__INIT;
 	char cg_text[TASK_CGROUP_TEXT], *cgroups[TASK_MAX_CGROUPS];
 	char name[DUMP_IMG_NAME_MAX];
+	int ret;
 
 	for (int i = 0; i < PROC_NR_RLIMITS; i++) {
 		rlimit_entry__init(&rl[i]);
@@ -513,7 +514,11 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 		cgroups[e.n_cgroups++] = l;
 	e.cgroups = cgroups;
 	snprintf(name, sizeof(name), "task-%d.img", td->img_pid);
-	return dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
+	ret = timers_to_task(&td->timers, &e);
+	if (!ret)
+		ret = dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
+	timers_free_task(&e);
+	return ret;
 }
 
 static int write_sigacts(const struct task_dump *td, struct dump_imgs *imgs)

@@ -527,11 +527,29 @@ int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns)
 	return 0;
 }
 
+#define SIGEV_THREAD_ID_ 4 /* glibc hides it */
+
+/*
+ * Once, before the images are written. A SIGEV_THREAD_ID timer's target
+ * came from /proc/PID/timers, in our pid namespace: the images want the
+ * thread's tid inside the tree's (dump-timers.c checked it is one of P's).
+ */
 void tree_name_images(struct dump_proc *p)
 {
+	struct timers_dump *td = &p->task.timers;
+
 	p->task.img_pid = p->mm.img_pid = p->files.img_pid = p->v.pid;
 	for (size_t j = 0; j < p->nr_th; j++)
 		p->th[j].core.img_tid = p->th[j].vtid;
+	for (size_t i = 0; i < td->nr; i++) {
+		struct proc_timer *t = &td->t[i];
+
+		for (size_t j = 0; t->notify == SIGEV_THREAD_ID_ && j < p->nr_th; j++)
+			if (p->th[j].t.pid == t->target) {
+				t->target = p->th[j].vtid;
+				break;
+			}
+	}
 }
 
 static void pstree_entry(const struct dump_proc *p, PstreeEntry *e, uint32_t *tids)
@@ -589,6 +607,7 @@ void tree_fini(struct dump_tree *tr)
 		for (size_t j = 0; j < p->nr_th; j++)
 			core_fini(&p->th[j].core);
 		mm_fini(&p->mm);
+		timers_fini(&p->task.timers);
 		files_fini(&p->files);
 		free(p->th);
 		free(p);

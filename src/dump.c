@@ -16,7 +16,7 @@
  *  4. injected syscalls for what only the task can tell: into each thread
  *     for its own state (sigaltstack, clear-child-tid, securebits, TSC
  *     mode), into the leader also for the process's (itimers, prctls,
- *     signal dispositions, brk); one thread at a time, each with a scratch
+ *     signal dispositions, POSIX timers, brk); one thread at a time, each with a scratch
  *     page unmapped again before the next, and a check that /proc/PID/maps
  *     is byte-identical afterwards; then the pending signals;
  *  5. per process memory (dump-mem.c), the rest of /proc and its images;
@@ -61,6 +61,7 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 #include "safe-file.h"
+#include "timens.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -71,8 +72,10 @@ struct dump_ctx {
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	struct dump_ns tree_ns;	 /* its pid and mount namespace */
+	struct files_table files; /* every open file description of the tree: files.img */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
+	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
 	struct {
 		uint64_t start, seize, checked, injected, memory, written, released;
 	} ns; /* CLOCK_MONOTONIC at the end of each phase */
@@ -189,37 +192,36 @@ static int check_target(struct dump_ctx *d)
 	return ret ? ret : dump_ns_probe(&d->tree_ns, d->pid);
 }
 
+/* The POSIX timers, checked against the process's own threads. */
+static int collect_timers(struct dump_proc *p)
+{
+	pid_t *tids = calloc(p->nr_th + 1, sizeof(*tids));
+	int ret;
+
+	if (!tids) {
+		pr_err("process %d: %s", p->pid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < p->nr_th; j++)
+		tids[j] = p->th[j].t.pid;
+	ret = timers_collect(&p->task.timers, p->pid, tids, p->nr_th);
+	free(tids);
+	return ret;
+}
+
 static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
 	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session), &d->tree_ns);
 	if (!ret)
+		ret = collect_timers(p);
+	if (!ret)
 		ret = task_collect_state(&p->task, p->pid);
 	if (!ret)
 		ret = mm_collect_vmas(&p->mm, p->pid);
 	if (!ret)
-		ret = files_collect(&p->files, p->pid);
-	return ret;
-}
-
-/* Open file descriptions shared between processes: issue 7's, refused by name. */
-static int check_shared_files(const struct dump_ctx *d)
-{
-	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
-	const struct dump_proc *p;
-	size_t n = 0;
-	int ret;
-
-	if (!all) {
-		pr_err("%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	for_each_proc(d, p)
-		if (!p->zombie)
-			all[n++] = &p->files;
-	ret = files_check_shared(all, n);
-	free(all);
+		ret = files_collect(&p->files, &d->files, p->pid, &d->imgs);
 	return ret;
 }
 
@@ -236,7 +238,7 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return check_shared_files(d);
+	return files_finish(&d->files);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -261,6 +263,12 @@ static int freeze_and_check(struct dump_ctx *d)
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
+	ret = timens_read_clocks(d->pid, &d->clocks);
+	if (ret) {
+		pr_err("process %d: its clocks (/proc/%d/timens_offsets): %s", d->pid, d->pid,
+		       strerror(-ret));
+		return ret;
+	}
 	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
 		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
 	ret = check_plural(d);
@@ -312,6 +320,8 @@ static int inject_thread(struct dump_ctx *d, struct dump_proc *p, struct dump_th
 		ret = dsig_poll(d->sig);
 	if (!ret && leader)
 		ret = task_collect_injected(&p->task, &th->t);
+	if (!ret && leader)
+		ret = timers_collect_injected(&p->task.timers, &th->t);
 	if (!ret)
 		ret = task_collect_thread_injected(&th->core.sched, &th->t);
 	if (!ret)
@@ -444,6 +454,9 @@ static int write_inventory(struct dump_ctx *d)
 	e.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	e.xsave_size = d->tree.procs[0]->th[0].core.xsave_size;
 	e.xfeatures = read_xcr0();
+	e.has_monotonic_ns = e.has_boottime_ns = true;
+	e.monotonic_ns = d->clocks.monotonic_ns;
+	e.boottime_ns = d->clocks.boottime_ns;
 	e.n_files = d->imgs.nr;
 	e.files = files;
 	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);
@@ -515,7 +528,7 @@ static int write_files_all(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			all[n++] = &p->files;
-	ret = files_write(all, n, &d->imgs);
+	ret = files_write(&d->files, all, n, &d->imgs);
 	free(all);
 	return ret;
 }
@@ -641,6 +654,7 @@ static int dump_frozen(struct dump_ctx *d)
 static void dump_fini(struct dump_ctx *d)
 {
 	tree_fini(&d->tree);
+	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);
@@ -666,6 +680,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 		return -ENOMEM;
 	}
 	d->opts = opts;
+	d->files.ctx.ext_unix_sk = opts->ext_unix_sk;
 	d->pid = opts->pid;
 	d->test_plural = test_plural_env();
 	d->ns.start = now_ns(CLOCK_MONOTONIC);

@@ -24,8 +24,11 @@
  *   loginuid, membarrier     change; membarrier registers this mm, which
  *                            the blob keeps
  *   lazy mode: userfaultfd   opened here: it binds to this process's mm
- *   service fds              opened, then moved above the target's fds
- *   the target's fds         opened and installed at their numbers
+ *   service fds              opened, then moved above the target's fds and
+ *                            the store (every other fd closed)
+ *   the target's fds         dup'ed from the store lazarus opened before
+ *                            the tree was created (fd-kind.h), at their
+ *                            numbers; the store closed; kinds' post()
  *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
@@ -107,12 +110,12 @@ static int child_fds(struct rst_child *c)
 	int ret = rst_svc_open(&c->svc, c->t, &in, c->why, sizeof(c->why));
 
 	if (!ret)
-		ret = rst_svc_move(&c->svc, c->t, c->why, sizeof(c->why));
+		ret = rst_svc_move(&c->svc, c->t, c->im->fstore, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	c->status_fd = c->svc.status_fd;
 	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->t->nr_fdinfo);
-	return rst_fds_install(c->im, c->t, c->why, sizeof(c->why));
+	return rst_fds_install(c->im, c->t, c->im->fstore, c->why, sizeof(c->why));
 }
 
 /*

@@ -26,6 +26,8 @@
  * parent before its children). A zombie (rst_task_zombie) has no images:
  * everything below `parent` is NULL/0 and pages_fd is -1.
  */
+struct rst_fstore;
+
 struct rst_task {
 	uint32_t pid;
 	const PstreeEntry *pstree; /* its pstree.img entry (owned by rst_images) */
@@ -84,6 +86,12 @@ struct rst_images {
 	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
 	struct rst_group groups[RST_MAX_TASKS]; /* groups whose leader is gone */
 	size_t nr_groups;
+	/*
+	 * Not an image: the open file descriptions opened from files.img
+	 * (restore.c, rst_fstore_open), inherited by every process of the
+	 * tree, which installs its fds from it. NULL until opened.
+	 */
+	struct rst_fstore *fstore;
 };
 
 /*

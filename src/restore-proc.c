@@ -47,7 +47,9 @@
 #include "proc.h"
 #include "restore-child.h"
 #include "restore-finish.h"
+#include "restore-fds.h"
 #include "restore-proc.h"
+#include "timens.h"
 
 uint64_t rst_now_ns(void)
 {
@@ -166,8 +168,10 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	close(rel[1]);
-	/* Every pipe of the tree: EOF on them must mean what it says. */
+	/* Every pipe and file of the tree: EOF on them must mean what it says. */
 	close_chans(chans, p->im->nr_tasks);
+	if (p->im->fstore)
+		rst_fstore_close(p->im->fstore);
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
@@ -337,6 +341,30 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
  * exits with the root's status when the root exits: the kernel then kills
  * whatever is left in the namespace.
  */
+/*
+ * --pidns: the root, our child to come, enters a fresh time namespace where
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
+ * stay in restore's. A dump without them (older images), or a kernel without
+ * time namespaces, keeps this machine's.
+ */
+static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+{
+	const InventoryEntry *inv = p->im->inv;
+	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
+	const char *what;
+	int ret;
+
+	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
+		return;
+	ret = timens_unshare_at(&want, &what);
+	if (ret && ret != -EOPNOTSUPP) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
+			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
+			     strerror(-ret));
+		_exit(127);
+	}
+}
+
 static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
 {
 	char why[128];
@@ -344,6 +372,7 @@ static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct
 	int st, nul;
 
 	prctl(PR_SET_NAME, "lazarus-init", 0, 0, 0);
+	enter_timens(p, chans);
 	root = clone_with_pid((pid_t)p->t->pid);
 	if (root == 0)
 		rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
@@ -513,6 +542,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_CLONE] = "create thread",
 	[LZ_STEP_SCHED] = "restore the thread's scheduling",
 	[LZ_STEP_BARRIER] = "wait for every thread",
+	[LZ_STEP_TIMER] = "POSIX timer",
 };
 
 /* enum lz_creds_op: what the blob was doing to the credentials. */
@@ -591,6 +621,32 @@ static const char *const sched_ops[LZ_SCHED_OP_MAX] = {
 static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 			   size_t len);
 
+/* enum lz_timer_op; addr: the timer id, and for LZ_TIMER_ID the id the kernel gave << 32. */
+static void timer_format(const struct lz_rst_msg *m, char *buf, size_t len)
+{
+	static const char *const ops[LZ_TIMER_OP_MAX] = {
+		[LZ_TIMER_CREATE] = "timer_create", [LZ_TIMER_SETTIME] = "timer_settime",
+		[LZ_TIMER_PRCTL] = "prctl(PR_TIMER_CREATE_RESTORE_IDS)",
+	};
+	uint32_t id = (uint32_t)m->addr;
+
+	if (m->arg == LZ_TIMER_ID)
+		snprintf(buf, len, "restorer: POSIX timer %u: the kernel gave it id %d instead",
+			 id, (int32_t)(m->addr >> 32));
+	else if (m->arg == LZ_TIMER_GAPS)
+		snprintf(buf, len,
+			 "restorer: POSIX timer %u: more than 65536 ids to skip without "
+			 "PR_TIMER_CREATE_RESTORE_IDS (Linux 6.16)",
+			 id);
+	else if (m->arg == LZ_TIMER_PRCTL)
+		snprintf(buf, len, "restorer: POSIX timers: %s: %s", ops[m->arg],
+			 strerror(-m->err));
+	else
+		snprintf(buf, len, "restorer: POSIX timer %u: %s: %s", id,
+			 m->arg < LZ_TIMER_OP_MAX && ops[m->arg] ? ops[m->arg] : "?",
+			 strerror(-m->err));
+}
+
 /* A failure of a thread other than the leader names it: "restorer: thread TID: ...". */
 static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 		       size_t len)
@@ -655,6 +711,9 @@ static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m,
 		break;
 	case LZ_STEP_BARRIER:
 		snprintf(buf, len, "restorer: %s: %u ready after 10 s: %s", step, m->arg, err);
+		break;
+	case LZ_STEP_TIMER:
+		timer_format(m, buf, len);
 		break;
 	default:
 		if (m->addr)

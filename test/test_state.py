@@ -323,9 +323,15 @@ def sched_setattr(policy, flags, runtime=0, deadline=0, period=0, umin=0, umax=1
         raise OSError(ctypes.get_errno(), "sched_setattr")
 
 try:
-    if what == "timer":
+    if what == "timer":  # on the CPU-time clock of pid 1 (clock_getcpuclockid)
         tid = ctypes.c_long()
-        if libc.timer_create(1, None, ctypes.byref(tid)):
+        if libc.timer_create(ctypes.c_int((~1 << 3) | 2), None, ctypes.byref(tid)):
+            raise OSError(ctypes.get_errno(), "timer_create")
+    elif what == "timer-thread":  # on this thread's CPU time, with a second thread
+        import threading
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        tid = ctypes.c_long()
+        if libc.timer_create(3, None, ctypes.byref(tid)):  # CLOCK_THREAD_CPUTIME_ID
             raise OSError(ctypes.get_errno(), "timer_create")
     elif what in ("flock", "posix", "ofd", "lease"):
         f = os.open(os.path.join(d, "locked"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -359,6 +365,7 @@ try:
         path = os.path.join(d, "fifo")
         os.mkfifo(path)
         info["fd"] = os.open(path, os.O_RDWR)
+        os.unlink(path)  # a FIFO by path is dumped (test_pipes.py); a deleted one is not
         info["path"] = path
     elif what == "session":
         child = os.fork()
@@ -403,7 +410,10 @@ def ns_link(pid, ns):
 
 
 REFUSED = {
-    "timer": "process {pid} has 1 POSIX timer (timer_create): not supported yet",
+    "timer": "process {pid}: POSIX timer 0 counts the CPU time of another process (clock -14): "
+             "not supported yet",
+    "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
+                    "created it (clock -2): not supported yet",
     "flock": "process {pid} fd {fd} holds a file lock (FLOCK ADVISORY WRITE): not supported yet",
     "posix": "process {pid} fd {fd} holds a file lock (POSIX ADVISORY WRITE): not supported yet",
     "ofd": "process {pid} fd {fd} holds a file lock (OFDLCK ADVISORY WRITE): not supported yet",
@@ -414,7 +424,7 @@ REFUSED = {
              "namespaces are not supported yet",
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
-    "fifo": "process {pid} fd {fd}: FIFO ({path}): not supported yet",
+    "fifo": "process {pid} fd {fd}: deleted FIFO ({path} (deleted)): not supported yet",
     "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
     "async": "process {pid} fd {fd}: signal-driven I/O (O_ASYNC) on {path}: not supported yet",
     "session": "process {pid} is in session {sid} of another process: not supported yet "
