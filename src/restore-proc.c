@@ -124,6 +124,33 @@ static const char *clone_root_why(const struct rst_proc *p, int err, char *buf, 
 }
 
 /*
+ * --pidns: the root, our child to come, enters a fresh time namespace where
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
+ * stay in restore's. A dump without them (older images), or a kernel without
+ * time namespaces, keeps this machine's. The same for a root that was pid 1
+ * of its own pid namespace, cloned by the -d helper (here) or by lazarus
+ * itself (rst_tree_create: then lazarus's later children would enter it
+ * too; it makes none).
+ */
+static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+{
+	const InventoryEntry *inv = p->im->inv;
+	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
+	const char *what;
+	int ret;
+
+	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
+		return;
+	ret = timens_unshare_at(&want, &what);
+	if (ret && ret != -EOPNOTSUPP) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
+			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
+			     strerror(-ret));
+		_exit(127);
+	}
+}
+
+/*
  * -d: the helper clones the target and waits until the target releases it
  * (struct rst_detach), then exits so the target is orphaned. If the target
  * fails before that, the helper reaps it: no zombie is left behind. It also
@@ -157,6 +184,8 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	d.release_fd = rel[1];
+	if (p->newpid)
+		enter_timens(p, chans);
 	pid = clone_root(p);
 	if (pid == 0) {
 		close(rel[0]);
@@ -341,13 +370,8 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
  * exits with the root's status when the root exits: the kernel then kills
  * whatever is left in the namespace.
  */
-/*
- * --pidns: the root, our child to come, enters a fresh time namespace where
- * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
- * stay in restore's. A dump without them (older images), or a kernel without
- * time namespaces, keeps this machine's.
- */
-static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+/* enter_timens for lazarus itself, which clones the root: logs here. */
+static int root_timens(const struct rst_proc *p)
 {
 	const InventoryEntry *inv = p->im->inv;
 	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
@@ -355,14 +379,13 @@ static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
 	int ret;
 
 	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
-		return;
+		return 0;
 	ret = timens_unshare_at(&want, &what);
 	if (ret && ret != -EOPNOTSUPP) {
-		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
-			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
-			     strerror(-ret));
-		_exit(127);
+		pr_err("a time namespace for the dumped clocks: %s: %s", what, strerror(-ret));
+		return ret;
 	}
+	return 0;
 }
 
 static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
@@ -462,8 +485,9 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	} else if (p->detach) {
 		ret = create_detached(p, chans);
 	} else {
-		p->pid = clone_root(p);
-		if (p->pid == 0)
+		ret = p->newpid ? root_timens(p) : 0;
+		p->pid = ret ? 0 : clone_root(p);
+		if (p->pid == 0 && !ret)
 			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
 			ret = -errno;

@@ -178,6 +178,8 @@ def restore(env, img, mode, before):
 
 def assert_tree_restored(t, root):
     assert status_ids(root) == [root, 1]
+    if os.path.exists("/proc/self/ns/time"):  # its clocks go on from the dump's
+        assert os.readlink(f"/proc/{root}/ns/time") != os.readlink("/proc/self/ns/time")
     assert "lazarus-init" not in open(f"/proc/{harness.proc_ppid(root)}/comm").read()
     members = t.check_all(root)
     t.check_all(root)  # it runs on
@@ -276,6 +278,8 @@ def test_restore_waits_for_root(env, mode):
     (root,) = ns_inits("lzpidns") - before
     env.pids.add(root)
     assert harness.proc_ppid(root) == p.pid
+    if os.path.exists("/proc/self/ns/time"):  # lazarus cloned it into a time namespace
+        assert os.readlink(f"/proc/{root}/ns/time") != os.readlink("/proc/self/ns/time")
     t.check_all(root)
     os.kill(root, signal.SIGTERM)
     assert p.wait(harness.EXIT_TIMEOUT) == 0, p.stderr.read()
