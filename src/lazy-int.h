@@ -44,6 +44,7 @@ struct lpi {
 	struct lz_shm_slot *sh;	 /* its shared state */
 	int uffd, pidfd;	 /* pidfd -1 while the pid is unknown */
 	pid_t pid;		 /* 0: a forked child not identified yet */
+	pid_t kin;		 /* a forked child: a process here in its pid namespace */
 	struct lazy_src *src;
 	struct lr_set lay;	 /* private copy of the published layout */
 	uint64_t *done;		 /* done bitmap, in the shared state */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lazy-int.h"
+#include "lazy-nspid.h"
 #include "log.h"
 #include "proc.h"
 
@@ -349,23 +350,25 @@ static void lpi_serve_fault(struct lpi *p, uint64_t addr, uint64_t t_read, uint3
 		stats_fault(&p->sh->st, tid, lz_now_ns() - t_read);
 }
 
-/* A forked child is known only by its uffd; its first fault names a thread. */
+/*
+ * A forked child is known only by its uffd; its first fault names a thread,
+ * by its id in its own pid namespace (lazy-nspid.h): looked up from its
+ * parent's namespace, checked again once we hold a pidfd.
+ */
 static void lpi_learn_pid(struct lpi *p, pid_t tid)
 {
-	char path[64], buf[1024], *s;
-	pid_t tgid;
+	pid_t tgid = lazy_tid_here(p->kin, tid);
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
-		return;
-	s = strstr(buf, "\nTgid:\t");
-	tgid = s ? (pid_t)atoi(s + 7) : 0;
 	if (tgid <= 0)
 		return;
 	fd = pidfd_open_pid(tgid);
 	if (fd < 0)
 		return;
+	if (lazy_tid_here(p->kin, tid) != tgid) {
+		close(fd);
+		return;
+	}
 	pr_info("%s is pid %d", p->name, tgid);
 	p->pid = tgid;
 	p->sh->pid = tgid;
@@ -458,6 +461,7 @@ static void lpi_fork(struct lpi *p, int ufd)
 	 * created with, not the ones set on it since: non-blocking, as above. */
 	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	c->uffd = ufd;
+	c->kin = p->pid ? p->pid : p->kin; /* in the child's pid namespace */
 	c->src = src_get(p->src);
 	c->finished = p->finished;
 	c->conn = p->conn;

@@ -8,6 +8,9 @@
  *   (not the root) parent-death signal SIGKILL: a process whose parent
  *                            dies before lazarus holds a pidfd of it dies too
  *   session / group          setsid or setpgid as dumped (restore-task.c)
+ *   group helpers            a session leader: one child per group of its
+ *                            session whose leader is gone, holding its pid
+ *                            until the members joined (reaped before jump)
  *   children                 each with its pid (clone3 set_tid, CLONE_PIDFD);
  *                            lazarus takes a copy of each pidfd
  *                            (RST_MSG_CHILD) before this process goes on;
@@ -76,6 +79,8 @@ struct rst_child {
 	uint64_t t_start;
 	struct rst_svc svc;
 	struct plg_restore plg;
+	pid_t helpers[RST_MAX_TASKS];	 /* groups whose leader is gone (restore-task.h) */
+	size_t nr_helpers;
 	char why[LZ_RST_TEXT_MAX];
 };
 
@@ -414,6 +419,9 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = rst_task_session(c->t, c->why, sizeof(c->why));
 	if (!ret)
+		ret = rst_task_group_helpers(c->im, c->t, c->helpers, &c->nr_helpers, c->why,
+					     sizeof(c->why));
+	if (!ret)
 		ret = child_fork_all(c);
 	if (ret)
 		return ret;
@@ -439,6 +447,9 @@ static int child_run(struct rst_child *c)
 		ret = rst_task_sigactions(c->t, c->why, sizeof(c->why));
 	if (!ret)
 		ret = rst_task_fs(c->t, c->why, sizeof(c->why));
+	if (!ret)
+		ret = rst_task_group_helpers_wait(c->helpers, c->nr_helpers, c->why,
+						  sizeof(c->why));
 	if (ret)
 		return ret;
 	test_hang();

@@ -338,8 +338,30 @@ static int check_entry(const PstreeEntry *e)
  * and is not the root. Sessions and groups are restorable only as
  * restore-child.c can build them: a process leads its session or is in its
  * parent's; it leads its group, is in its parent's or in the group of a
- * process of the tree that leads it in the same session.
+ * process of the tree that leads it in the same session, or in a group
+ * whose leader is gone, in a session led by the tree (add_group).
  */
+/*
+ * E's group has no leader in the dump (it exited): a helper will hold its
+ * pid, made by the leader of E's session, which must be in the dump.
+ * 0 when it can be (once per group); -1 when not.
+ */
+static int add_group(struct rst_images *im, const PstreeEntry *e)
+{
+	const struct rst_task *s = rst_task_by_pid(im, e->sid);
+
+	if (!s || s->pstree->sid != s->pid || s->pstree->zombie || !e->pgid ||
+	    e->pgid > (1U << 22))
+		return -1;
+	for (size_t i = 0; i < im->nr_groups; i++)
+		if (im->groups[i].pgid == e->pgid)
+			return im->groups[i].sid == e->sid ? 0 : -1;
+	if (im->nr_groups == RST_MAX_TASKS)
+		return -1;
+	im->groups[im->nr_groups++] = (struct rst_group){ e->pgid, e->sid };
+	return 0;
+}
+
 static int link_tree(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -372,6 +394,8 @@ static int link_tree(struct rst_images *im)
 		if (e->pgid == t->pid || e->pgid == q->pstree->pgid)
 			continue;
 		g = rst_task_by_pid(im, e->pgid);
+		if (!g && !add_group(im, e))
+			continue;
 		if (!g || g->pstree->pgid != g->pid || g->pstree->sid != e->sid)
 			return pstree_fail(t->pid, -EOPNOTSUPP,
 					   "in group %u, whose leader is not in its session in the "

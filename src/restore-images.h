@@ -61,6 +61,16 @@ struct rst_shm;
 #define RST_MAX_TASKS 256U
 
 /* The dump as a whole, and its processes. */
+/*
+ * A process group of the dump whose leader is gone: restored by a helper
+ * process with the group's id as pid, made by the session's leader, that
+ * leads the group until every member joined it, then exits
+ * (restore-task.c).
+ */
+struct rst_group {
+	uint32_t pgid, sid;
+};
+
 struct rst_images {
 	int dirfd;
 	const struct rst_trust *trust; /* whose images are read at all */
@@ -81,6 +91,8 @@ struct rst_images {
 	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
 				the root was its pid 1 (restored into a fresh one) */
 	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
+	struct rst_group groups[RST_MAX_TASKS]; /* groups whose leader is gone */
+	size_t nr_groups;
 	/*
 	 * Not an image: the open file descriptions opened from files.img
 	 * (restore.c, rst_fstore_open), inherited by every process of the

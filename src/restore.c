@@ -382,6 +382,9 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
+		for (size_t i = 0; i < c->im.nr_groups && !pidns; i++)
+			if (rst_pid_wait_free((pid_t)c->im.groups[i].pgid))
+				return -EEXIST;
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
