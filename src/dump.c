@@ -302,7 +302,6 @@ static int check_tree(struct dump_ctx *d)
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
 	ret = check_files_tree(d);
-	/* Then the kinds' checks across the tree (a unix socket's peer). */
 	return ret ? ret : files_finish(&d->files);
 }
 
