@@ -209,3 +209,34 @@ def test_pidns_clocks_go_on(env, mode):
         assert time.monotonic() < deadline, f"timers stopped ticking: {got} -> {later}"
         time.sleep(0.1)
     assert later["mono_ms"] > got["mono_ms"] and later["pending"] == 1, (got, later)
+
+
+class PyTimers(harness.Workload):
+    kind = "pytimers"
+
+    def parse_result(self, text):
+        r = harness.parse_kv(text.strip())
+        for k in ("alarms", "usr2", "itimer_us", "id"):
+            r[k] = int(r[k])
+        return r
+
+
+def test_python_timers(env, mode):
+    """python3 with signal.setitimer and a POSIX timer (ctypes): both tick
+    on after restore, the POSIX timer with its id, clock, signal and value."""
+    d = env.base / "py"
+    w = env.spawn(PyTimers, [harness.PYTHON, harness.ROOT / "test/workloads/pytimers.py",
+                             "--dir", d], d)
+    first = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    deadline = time.monotonic() + 10
+    while True:
+        r = w.check_pass()
+        assert r["id"] == first["id"] == int(w.ready["id"]), (first, r)
+        if r["alarms"] > first["alarms"] and r["usr2"] > first["usr2"]:
+            break
+        assert time.monotonic() < deadline, f"python timers stopped: {first} -> {r}"
+        time.sleep(0.1)
+    w.stop()
