@@ -14,6 +14,11 @@ WARN	:= -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS	:= -O2 -g -std=gnu11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing
 CPPFLAGS := -Iinclude -Iimages -I$(O)/images -I$(O)/gen -Isrc -Iplugin
 LDLIBS	:= -lprotobuf-c -lcap
+# libnl: sock_diag requests (src/sk-diag.c)
+NL_CFLAGS := $(shell pkg-config --cflags libnl-3.0)
+NL_LIBS	:= $(shell pkg-config --libs libnl-3.0)
+CPPFLAGS += $(NL_CFLAGS)
+LDLIBS	+= $(NL_LIBS)
 
 ifneq ($(SANITIZE),)
 CFLAGS	+= -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -55,7 +60,8 @@ $(O)/images/%.pb-c.c $(O)/images/%.pb-c.h: images/%.proto
 	@mkdir -p $(dir $@)
 	$(Q)protoc-c --proto_path=images --c_out=$(O)/images $<
 
-$(O)/images/%.pb-c.o: $(O)/images/%.pb-c.c
+# A .pb-c.c includes the headers of the .proto files it imports.
+$(O)/images/%.pb-c.o: $(O)/images/%.pb-c.c $(PB_H)
 	$(Q)$(CC) $(CPPFLAGS) -O2 -g -Wall -c -o $@ $<
 
 $(O)/%.o: %.c $(PB_H) $(BLOB_HDR)

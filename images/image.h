@@ -40,7 +40,7 @@
 #define LZ_IMG_TAIL_MAGIC 0x444e5a4cU	    /* "LZND" */
 #define LZ_IMG_TAIL_MARKER 0xffffffffU
 #define LZ_PAGES_MAGIC 0x47505a4cU	    /* "LZPG" */
-#define LZ_IMG_FORMAT_VERSION 2
+#define LZ_IMG_FORMAT_VERSION 3
 #define LZ_IMG_MAX_ENTRY (64U << 20)	    /* sanity bound on one message */
 #define LZ_PAGES_HDR_SIZE 4096U
 

@@ -317,7 +317,17 @@ static int check_lsm(pid_t pid)
 	return ret;
 }
 
-static int check_namespaces(pid_t pid)
+/* The namespace NAME the tree should be in: NS's (dump-ns.h) or lazarus's own. */
+static const char *expected_ns(const struct dump_ns *ns, const char *name)
+{
+	if (ns && ns->root_init && (!strcmp(name, "pid") || !strcmp(name, "pid_for_children")))
+		return ns->pid_link;
+	if (ns && ns->mnt_proc && !strcmp(name, "mnt"))
+		return ns->mnt_link;
+	return NULL;
+}
+
+static int check_namespaces(pid_t pid, const struct dump_ns *tree_ns)
 {
 	static const char *const ns[] = { "cgroup", "ipc",  "mnt",		 "net",
 					  "pid",    "time", "pid_for_children", "time_for_children",
@@ -329,6 +339,8 @@ static int check_namespaces(pid_t pid)
 
 		snprintf(name, sizeof(name), "ns/%s", ns[i]);
 		mine = proc_readlink(getpid(), name, ours, sizeof(ours));
+		if (!mine && expected_ns(tree_ns, ns[i]))
+			snprintf(ours, sizeof(ours), "%s", expected_ns(tree_ns, ns[i]));
 		ret = proc_readlink(pid, name, theirs, sizeof(theirs));
 		if (ret == -ENOENT && mine == -ENOENT)
 			continue; /* a namespace kind this kernel does not have */
@@ -346,9 +358,10 @@ static int check_namespaces(pid_t pid)
 			return ret ? ret : mine;
 		}
 		if (strcmp(theirs, ours)) {
-			pr_err("process %d is in another %s namespace (%s, lazarus is in %s): "
+			pr_err("process %d is in another %s namespace (%s, %s is in %s): "
 			       "namespaces are not supported yet",
-			       pid, ns[i], theirs, ours);
+			       pid, ns[i], theirs,
+			       expected_ns(tree_ns, ns[i]) ? "the tree's root" : "lazarus", ours);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -380,9 +393,9 @@ static int check_auxv(pid_t pid)
 	return -EOPNOTSUPP;
 }
 
-int dump_check_state(pid_t pid, bool session_in_tree)
+int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns)
 {
-	int ret = check_namespaces(pid);
+	int ret = check_namespaces(pid, ns);
 
 	if (!ret)
 		ret = check_stat(pid, session_in_tree);

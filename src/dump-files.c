@@ -3,10 +3,12 @@
  *
  * Each fd is looked at through /proc/PID/fd/N (stat follows the magic link
  * to the open file; readlink names it) and /proc/PID/fdinfo/N (offset and
- * status flags). Regular files, directories and character devices are
- * dumped by path; everything else is refused by kind. fds that share one
- * open file description (dup, fork) are found with kcmp(KCMP_FILE) and
- * share one file entry, so that they share the offset again after restore.
+ * status flags). fds that share one open file description (dup, fork,
+ * across the processes of the tree) are found with kcmp(KCMP_FILE) and
+ * share one file entry, so that they share the offset and flags again
+ * after restore. A new description is dumped by the first kind of
+ * fd_kinds[] that takes it (fd-kind.h); one no kind takes is refused,
+ * named by what it looks like.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +24,8 @@
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-files.h"
+#include "fd-pipe.h"
+#include "fd-kind.h"
 #include "files.pb-c.h"
 #include "fs.pb-c.h"
 #include "proc.h"
@@ -40,22 +44,7 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/*
- * Character devices are reopened by path, which is the same thing only for
- * devices without per-open state: /dev/null, zero, full, random, urandom
- * and pty slaves (the same terminal while its master lives). A pty master,
- * a tun device, /dev/fuse... would come back as a fresh, different object.
- */
-static bool chr_reopenable(dev_t rdev)
-{
-	unsigned maj = major(rdev), min = minor(rdev);
-
-	if (maj == 1)
-		return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
-	return maj >= 136 && maj <= 143; /* UNIX98 pty slaves */
-}
-
-/* What an unsupported fd is, in a word or two; NULL if it can be dumped. */
+/* What an fd no kind takes is, in a word or two, for its refusal. */
 static const char *fd_unsupported_kind(const char *link, const struct stat *st, char *buf,
 				       size_t size)
 {
@@ -80,126 +69,187 @@ static const char *fd_unsupported_kind(const char *link, const struct stat *st, 
 		return "special file"; /* nsfs, pidfs, ... */
 	if (S_ISBLK(st->st_mode))
 		return "block device";
-	if (S_ISCHR(st->st_mode) && !chr_reopenable(st->st_rdev)) {
+	if (S_ISCHR(st->st_mode)) {
 		snprintf(buf, size, "character device %u:%u", major(st->st_rdev), minor(st->st_rdev));
 		return buf;
 	}
-	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISCHR(st->st_mode))
-		return "unknown file type";
-	return NULL;
+	return "unknown file type";
 }
 
-/* An earlier fd with the same open file description, or NULL. */
-static struct dump_file *find_shared(struct files_dump *f, int fd, const struct stat *st)
+/*
+ * fd_probe_getfd: the same open file description in lazarus. pidfd_getfd
+ * needs PTRACE_MODE_ATTACH_REALCREDS on the target, which holds: it is
+ * seized by us.
+ */
+int fd_probe_getfd(struct fd_probe *p)
 {
-	for (size_t i = 0; i < f->nr_files; i++) {
-		struct dump_file *df = &f->files[i];
-		long r;
+	if (p->local >= 0)
+		return p->local;
+	if (p->pidfd < 0) {
+		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+		if (p->pidfd < 0) {
+			pr_perror("process %d fd %d: pidfd_open", p->pid, p->fd);
+			return -errno;
+		}
+	}
+	p->local = (int)syscall(SYS_pidfd_getfd, p->pidfd, p->fd, 0);
+	if (p->local < 0) {
+		pr_perror("process %d fd %d: pidfd_getfd", p->pid, p->fd);
+		return -errno;
+	}
+	return p->local;
+}
 
-		if (df->dev != st->st_dev || df->ino != st->st_ino)
+static void probe_fini(struct fd_probe *p)
+{
+	if (p->local >= 0)
+		close(p->local);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->local = p->pidfd = -1;
+}
+
+/*
+ * A description already dumped, by this process or another of the tree,
+ * that FD of PID also refers to: the same inode first, then kcmp.
+ */
+static struct dump_file *find_shared(struct files_table *tab, pid_t pid, int fd,
+				     const struct stat *st)
+{
+	for (size_t i = 0; i < tab->nr; i++) {
+		struct dump_file *df = &tab->files[i];
+
+		if (df->dev != (uint64_t)st->st_dev || df->ino != (uint64_t)st->st_ino)
 			continue;
-		r = syscall(SYS_kcmp, f->pid, f->pid, KCMP_FILE, df->first_fd, fd);
-		if (r == 0)
+		if (syscall(SYS_kcmp, df->pid, pid, KCMP_FILE, df->fd, fd) == 0)
 			return df;
 	}
 	return NULL;
 }
 
-static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+static const struct fd_kind *kind_match(const struct fd_probe *p)
 {
-	char name[64], *text;
+	for (size_t i = 0; i < nr_fd_kinds; i++)
+		if (fd_kinds[i]->match(p))
+			return fd_kinds[i];
+	return NULL;
+}
+
+/* A new description: its kind dumps it into a new entry of TAB. */
+static int add_file(struct files_table *tab, struct fd_probe *p, struct dump_imgs *imgs,
+		    struct dump_file **out)
+{
+	const struct fd_kind *k = kind_match(p);
+	struct dump_file *nf, *df;
+	char kbuf[64];
+	FileEntry *e;
+	int ret;
+
+	if (!k) {
+		pr_err("process %d fd %d: %s (%s): not supported yet", p->pid, p->fd,
+		       fd_unsupported_kind(p->link, &p->st, kbuf, sizeof(kbuf)), p->link);
+		return -EOPNOTSUPP;
+	}
+	/* open() ignores O_ASYNC, and the owner and signal (F_SETOWN, F_SETSIG) are not dumped. */
+	if (p->flags & O_ASYNC) {
+		pr_err("process %d fd %d: signal-driven I/O (O_ASYNC) on %s: not supported yet",
+		       p->pid, p->fd, p->link);
+		return -EOPNOTSUPP;
+	}
+	nf = realloc(tab->files, (tab->nr + 1) * sizeof(*nf));
+	e = malloc(sizeof(*e));
+	if (nf)
+		tab->files = nf;
+	if (!nf || !e) {
+		free(e);
+		return -ENOMEM;
+	}
+	file_entry__init(e);
+	e->id = (uint32_t)tab->nr + 1;
+	e->kind = k->kind;
+	e->flags = p->flags;
+	ret = k->dump(p, e, imgs);
+	if (ret) {
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return ret;
+	}
+	df = &tab->files[tab->nr++];
+	df->e = e;
+	df->pid = p->pid;
+	df->fd = p->fd;
+	df->dev = (uint64_t)p->st.st_dev;
+	df->ino = (uint64_t)p->st.st_ino;
+	*out = df;
+	return 0;
+}
+
+static int read_fdinfo(pid_t pid, int fd, char **text, uint64_t *pos, uint32_t *flags)
+{
+	char name[64];
 	int ret;
 
 	snprintf(name, sizeof(name), "fdinfo/%d", fd);
-	ret = proc_read(pid, name, &text, NULL);
+	ret = proc_read(pid, name, text, NULL);
 	if (!ret) {
-		ret = proc_parse_fdinfo(text, pos, flags);
-		free(text);
+		ret = proc_parse_fdinfo(*text, pos, flags);
+		if (ret) {
+			free(*text);
+			*text = NULL;
+		}
 	}
 	if (ret)
 		pr_err("process %d: reading /proc/%d/%s: %s", pid, pid, name, strerror(-ret));
 	return ret;
 }
 
-static int add_file(struct files_dump *f, int fd, const char *link, const struct stat *st,
-		    uint64_t pos, uint32_t flags, struct dump_file **out)
+static int add_fd(struct files_dump *f, int fd, uint32_t id, uint32_t fd_flags)
 {
-	struct dump_file *df, *nf;
+	struct dump_fd *nfd = realloc(f->fds, (f->nr_fds + 1) * sizeof(*nfd));
 
-	nf = realloc(f->files, (f->nr_files + 1) * sizeof(*nf));
-	if (!nf)
+	if (!nfd)
 		return -ENOMEM;
-	f->files = nf;
-	df = &f->files[f->nr_files];
-	memset(df, 0, sizeof(*df));
-	df->path = strdup(link);
-	if (!df->path)
-		return -ENOMEM;
-	f->nr_files++;
-	df->id = (uint32_t)f->nr_files;
-	df->type = S_ISCHR(st->st_mode) ? FILE_TYPE__FILE_CHR : FILE_TYPE__FILE_REG;
-	df->flags = flags & ~(uint32_t)O_CLOEXEC;
-	df->pos = pos;
-	df->mode = st->st_mode;
-	df->rdev = st->st_rdev;
-	df->size = (uint64_t)st->st_size;
-	df->dev = st->st_dev;
-	df->ino = st->st_ino;
-	df->first_fd = fd;
-	*out = df;
+	f->fds = nfd;
+	nfd[f->nr_fds].fd = fd;
+	nfd[f->nr_fds].file_id = id;
+	nfd[f->nr_fds].fd_flags = fd_flags;
+	f->nr_fds++;
 	return 0;
 }
 
-static int dump_one_fd(struct files_dump *f, int fd)
+static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
+		       struct dump_imgs *imgs)
 {
-	char name[32], path[64], link[PATH_MAX], kbuf[64];
+	char name[32], path[64], link[PATH_MAX], *fdinfo = NULL;
+	struct fd_probe p = { .pid = f->pid, .fd = fd, .link = link, .pidfd = -1, .local = -1,
+			      .ctx = &tab->ctx };
 	struct dump_file *df;
-	struct dump_fd *nfd;
-	const char *kind;
-	struct stat st;
-	uint64_t pos;
 	uint32_t flags;
 	int ret;
 
 	snprintf(name, sizeof(name), "fd/%d", fd);
 	ret = proc_readlink(f->pid, name, link, sizeof(link));
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", f->pid, fd);
-	if (ret || stat(path, &st) < 0) {
+	if (ret || stat(path, &p.st) < 0) {
 		ret = ret ? ret : -errno;
 		pr_err("process %d fd %d: %s: %s", f->pid, fd, path, strerror(-ret));
 		return ret;
 	}
-	kind = fd_unsupported_kind(link, &st, kbuf, sizeof(kbuf));
-	if (kind) {
-		pr_err("process %d fd %d: %s (%s): not supported yet", f->pid, fd, kind, link);
-		return -EOPNOTSUPP;
-	}
-	ret = read_fdinfo(f->pid, fd, &pos, &flags);
+	ret = read_fdinfo(f->pid, fd, &fdinfo, &p.pos, &flags);
 	if (ret)
 		return ret;
-	/* open() ignores O_ASYNC, and the owner and signal (F_SETOWN, F_SETSIG) are not dumped. */
-	if (flags & O_ASYNC) {
-		pr_err("process %d fd %d: signal-driven I/O (O_ASYNC) on %s: not supported yet",
-		       f->pid, fd, link);
-		return -EOPNOTSUPP;
-	}
-	df = find_shared(f, fd, &st);
-	if (!df) {
-		ret = add_file(f, fd, link, &st, pos, flags, &df);
-		if (ret)
-			return ret;
-	}
-	nfd = realloc(f->fds, (f->nr_fds + 1) * sizeof(*nfd));
-	if (!nfd)
-		return -ENOMEM;
-	f->fds = nfd;
-	nfd[f->nr_fds].fd = fd;
-	nfd[f->nr_fds].file_id = df->id;
-	nfd[f->nr_fds].fd_flags = (flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
-	f->nr_fds++;
-	pr_debug("process %d fd %d: file %u %s pos %lu flags 0%o", f->pid, fd, df->id, link,
-		 (unsigned long)pos, flags);
-	return 0;
+	p.fdinfo = fdinfo;
+	p.flags = flags & ~(uint32_t)O_CLOEXEC;
+	df = find_shared(tab, f->pid, fd, &p.st);
+	if (!df)
+		ret = add_file(tab, &p, imgs, &df);
+	if (!ret)
+		ret = add_fd(f, fd, df->e->id, (flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
+	if (!ret)
+		pr_debug("process %d fd %d: file %u %s flags 0%o", f->pid, fd, df->e->id, link,
+			 flags);
+	probe_fini(&p);
+	free(fdinfo);
+	return ret;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -276,7 +326,8 @@ static int collect_fs(struct files_dump *f)
 	return 0;
 }
 
-int files_collect(struct files_dump *f, pid_t pid)
+int files_collect(struct files_dump *f, struct files_table *tab, pid_t pid,
+		  struct dump_imgs *imgs)
 {
 	size_t nr;
 	int *fds, ret;
@@ -285,7 +336,7 @@ int files_collect(struct files_dump *f, pid_t pid)
 	f->pid = pid;
 	ret = list_fds(pid, &fds, &nr);
 	for (size_t i = 0; !ret && i < nr; i++)
-		ret = dump_one_fd(f, fds[i]);
+		ret = dump_one_fd(f, tab, fds[i], imgs);
 	free(fds);
 	if (ret == -ENOMEM)
 		pr_err("process %d: out of memory listing its files", pid);
@@ -294,63 +345,19 @@ int files_collect(struct files_dump *f, pid_t pid)
 	return ret;
 }
 
-/*
- * files.img holds the descriptions of every process of the dump: ids are
- * numbered on across processes (process k's from the count of those before
- * it), so that they stay unique in the one file; fdinfo-<pid>.img uses the
- * same numbering.
- */
-static size_t nr_files_all(const struct files_dump *const *fs, size_t n)
+static int write_files(const struct files_table *tab, struct dump_imgs *imgs)
 {
-	size_t nr = 0;
+	const ProtobufCMessage **msgs = calloc(tab->nr + 1, sizeof(*msgs));
+	int ret;
 
-	for (size_t k = 0; k < n; k++)
-		nr += fs[k]->nr_files;
-	return nr;
-}
-
-static void file_to_entry(const struct dump_file *df, uint32_t id_base, FileEntry *e)
-{
-	file_entry__init(e);
-	e->id = df->id + id_base;
-	e->type = (FileType)df->type;
-	e->path = df->path;
-	e->flags = df->flags;
-	e->pos = df->pos;
-	e->mode = df->mode;
-	if (df->type == FILE_TYPE__FILE_CHR) {
-		e->has_rdev = true;
-		e->rdev = df->rdev;
-	} else {
-		e->has_size = true;
-		e->size = df->size;
-	}
-	e->has_dev = e->has_ino = true;
-	e->dev = df->dev;
-	e->ino = df->ino;
-}
-
-static int write_files(const struct files_dump *const *fs, size_t n, struct dump_imgs *imgs)
-{
-	size_t nr = nr_files_all(fs, n), i = 0;
-	FileEntry *fe = calloc(nr + 1, sizeof(*fe));
-	const ProtobufCMessage **msgs = calloc(nr + 1, sizeof(*msgs));
-	int ret = -ENOMEM;
-
-	if (!fe || !msgs) {
+	if (!msgs) {
 		pr_err("writing files.img: %s", strerror(ENOMEM));
-		goto out_free;
+		return -ENOMEM;
 	}
-	for (size_t k = 0; k < n; k++) {
-		for (size_t j = 0; j < fs[k]->nr_files; j++, i++) {
-			file_to_entry(&fs[k]->files[j], fs[k]->id_base, &fe[i]);
-			msgs[i] = &fe[i].base;
-		}
-	}
-	ret = dump_img_write(imgs, "files.img", LZ_IMG_FILES, msgs, nr);
-out_free:
+	for (size_t i = 0; i < tab->nr; i++)
+		msgs[i] = &tab->files[i].e->base;
+	ret = dump_img_write(imgs, "files.img", LZ_IMG_FILES, msgs, tab->nr);
 	free(msgs);
-	free(fe);
 	return ret;
 }
 
@@ -362,17 +369,17 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 	int ret = -ENOMEM;
 
 	if (!fe || !msgs) {
-		pr_err("writing fdinfo-%d.img: %s", f->pid, strerror(ENOMEM));
+		pr_err("writing fdinfo-%d.img: %s", f->img_pid, strerror(ENOMEM));
 		goto out_free;
 	}
 	for (size_t i = 0; i < f->nr_fds; i++) {
 		fdinfo_entry__init(&fe[i]);
 		fe[i].fd = (uint32_t)f->fds[i].fd;
-		fe[i].file_id = f->fds[i].file_id + f->id_base;
+		fe[i].file_id = f->fds[i].file_id;
 		fe[i].fd_flags = f->fds[i].fd_flags;
 		msgs[i] = &fe[i].base;
 	}
-	snprintf(name, sizeof(name), "fdinfo-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fdinfo-%d.img", f->img_pid);
 	ret = dump_img_write(imgs, name, LZ_IMG_FDINFO, msgs, f->nr_fds);
 out_free:
 	free(msgs);
@@ -388,20 +395,17 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 	e.cwd = (char *)f->cwd;
 	e.root = (char *)f->root;
 	e.umask = f->umask;
-	snprintf(name, sizeof(name), "fs-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fs-%d.img", f->img_pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
 }
 
-int files_write(struct files_dump *const *fs, size_t n, struct dump_imgs *imgs)
+int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
+		struct dump_imgs *imgs)
 {
-	uint32_t base = 0;
-	int ret;
+	int ret = fd_pipe_dump_check(tab); /* pipes need the whole tree */
 
-	for (size_t k = 0; k < n; k++) {
-		fs[k]->id_base = base;
-		base += (uint32_t)fs[k]->nr_files;
-	}
-	ret = write_files((const struct files_dump *const *)fs, n, imgs);
+	if (!ret)
+		ret = write_files(tab, imgs);
 	for (size_t k = 0; !ret && k < n; k++) {
 		ret = write_fdinfo(fs[k], imgs);
 		if (!ret)
@@ -410,69 +414,32 @@ int files_write(struct files_dump *const *fs, size_t n, struct dump_imgs *imgs)
 	return ret;
 }
 
-/*
- * Descriptions that restore can open again in each process without a
- * difference anyone could see: character devices with no position and no
- * per-open state. Anything else shared (a file offset, pipe ends, a
- * socket) must stay one description, which is issue 7's.
- */
-static bool reopen_is_same(const struct dump_file *df)
+void files_fini(struct files_dump *f)
 {
-	static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full",
-					    "/dev/random", "/dev/urandom" };
-
-	if (df->type != FILE_TYPE__FILE_CHR)
-		return false;
-	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
-		if (!strcmp(df->path, devs[i]))
-			return true;
-	return false;
+	free(f->fds);
+	f->fds = NULL;
+	f->nr_fds = 0;
 }
 
-static int check_shared_pair(const struct files_dump *a, const struct files_dump *b)
+int files_finish(struct files_table *tab)
 {
-	for (size_t i = 0; i < a->nr_files; i++) {
-		const struct dump_file *fa = &a->files[i];
+	for (size_t i = 0; i < nr_fd_kinds; i++) {
+		int ret = fd_kinds[i]->finish ? fd_kinds[i]->finish(&tab->ctx) : 0;
 
-		if (reopen_is_same(fa))
-			continue;
-		for (size_t j = 0; j < b->nr_files; j++) {
-			const struct dump_file *fb = &b->files[j];
-
-			/* Only the same inode can be the same description: kcmp only then. */
-			if (fa->dev != fb->dev || fa->ino != fb->ino)
-				continue;
-			if (syscall(SYS_kcmp, a->pid, b->pid, KCMP_FILE, fa->first_fd,
-				    fb->first_fd) != 0)
-				continue;
-			pr_err("fd %d of process %d shares its open file description with fd %d of "
-			       "process %d: not supported yet (issue 7)",
-			       fb->first_fd, b->pid, fa->first_fd, a->pid);
-			return -EOPNOTSUPP;
-		}
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
 
-int files_check_shared(const struct files_dump *const *fs, size_t n)
+void files_table_fini(struct files_table *tab)
 {
-	for (size_t k = 1; k < n; k++)
-		for (size_t l = 0; l < k; l++) {
-			int ret = check_shared_pair(fs[l], fs[k]);
-
-			if (ret)
-				return ret;
-		}
-	return 0;
-}
-
-void files_fini(struct files_dump *f)
-{
-	for (size_t i = 0; i < f->nr_files; i++)
-		free(f->files[i].path);
-	free(f->files);
-	free(f->fds);
-	f->files = NULL;
-	f->fds = NULL;
-	f->nr_files = f->nr_fds = 0;
+	for (size_t i = 0; i < nr_fd_kinds; i++)
+		if (fd_kinds[i]->dump_fini)
+			fd_kinds[i]->dump_fini(&tab->ctx);
+	for (size_t i = 0; i < tab->nr; i++)
+		protobuf_c_message_free_unpacked(&tab->files[i].e->base, NULL);
+	free(tab->files);
+	tab->files = NULL;
+	tab->nr = 0;
 }

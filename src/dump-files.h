@@ -1,7 +1,7 @@
 /*
  * dump-files.h - open files (files.img, fdinfo-<pid>.img) and the fs state
- * (fs-<pid>.img) of a process. Functions return 0 or -errno and log
- * failures once.
+ * (fs-<pid>.img) of the processes of a tree. Functions return 0 or -errno
+ * and log failures once.
  */
 #ifndef LZ_DUMP_FILES_H
 #define LZ_DUMP_FILES_H
@@ -12,17 +12,22 @@
 #include <sys/types.h>
 
 #include "dump-img.h"
+#include "fd-kind.h"
+#include "files.pb-c.h"
 
-/* One open file description; several fds may share it. */
+/* One open file description of the tree; fds of several processes may share it. */
 struct dump_file {
-	uint32_t id;	 /* from 1 */
-	int type;	 /* FileType */
-	char *path;
-	uint32_t flags;	 /* O_* without O_CLOEXEC */
-	uint64_t pos;
-	uint32_t mode;	 /* st_mode */
-	uint64_t rdev, size, dev, ino;
-	int first_fd;	 /* an fd of the description, for kcmp */
+	FileEntry *e;	/* malloc'd, with its kind's sub-message */
+	pid_t pid;	/* a process and fd holding it, for kcmp */
+	int fd;
+	uint64_t dev, ino;
+};
+
+/* Every open file description of the dump: files.img. */
+struct files_table {
+	struct dump_file *files;
+	size_t nr;
+	struct fd_dump_ctx ctx; /* the kinds' (fd-kind.h) */
 };
 
 struct dump_fd {
@@ -31,31 +36,31 @@ struct dump_fd {
 	uint32_t fd_flags; /* FD_CLOEXEC */
 };
 
+/* One process: fdinfo-<pid>.img and fs-<pid>.img. */
 struct files_dump {
 	pid_t pid;
-	struct dump_file *files;
-	size_t nr_files;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	struct dump_fd *fds;
 	size_t nr_fds;
 	char cwd[PATH_MAX], root[PATH_MAX];
 	uint32_t umask;
-	uint32_t id_base;	 /* added to ids in the images: set by files_write */
 };
 
 /*
- * Every fd of PID and what it refers to, cwd, root and umask. Refuses
- * (-EOPNOTSUPP, naming pid, fd and kind) what cannot be dumped yet.
+ * Every fd of PID and what it refers to, cwd, root and umask. A description
+ * already in TAB (an fd dup'ed, or inherited from another process of the
+ * tree) is found with kcmp and shared; a new one is dumped by its kind
+ * (fd-kind.h), which may write images through IMGS. Refuses (-EOPNOTSUPP,
+ * naming pid, fd and kind) what no kind can dump.
  */
-int files_collect(struct files_dump *f, pid_t pid);
-/* files.img, fdinfo-<pid>.img and fs-<pid>.img */
-/*
- * Refuse (one line, -EOPNOTSUPP) an open file description shared between
- * two of the N processes FS, unless restore can open it again in each
- * without a difference (/dev/null and the like); nothing else (issue 7).
- */
-int files_check_shared(const struct files_dump *const *fs, size_t n);
-/* files.img for the N processes FS, then each one's fdinfo-<pid>.img and fs-<pid>.img. */
-int files_write(struct files_dump *const *fs, size_t n, struct dump_imgs *imgs);
+int files_collect(struct files_dump *f, struct files_table *tab, pid_t pid,
+		  struct dump_imgs *imgs);
+/* files.img from TAB, then each of the N processes' fdinfo-<pid>.img and fs-<pid>.img. */
+int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
+		struct dump_imgs *imgs);
+/* With every process collected: the kinds' checks across the tree (fd-kind.h finish). */
+int files_finish(struct files_table *tab);
 void files_fini(struct files_dump *f);
+void files_table_fini(struct files_table *tab);
 
 #endif

@@ -50,6 +50,7 @@ struct thread_sched {
 
 struct task_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	char comm[32];
 	uint32_t personality;
 	struct proc_rlimit rlim[PROC_NR_RLIMITS];

@@ -71,6 +71,8 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct dump_ns tree_ns;	 /* its pid and mount namespace */
+	struct files_table files; /* every open file description of the tree: files.img */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
 	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
@@ -186,7 +188,8 @@ static int check_target(struct dump_ctx *d)
 		       d->pid);
 		return -EBUSY;
 	}
-	return check_root_tgid(d->pid);
+	ret = check_root_tgid(d->pid);
+	return ret ? ret : dump_ns_probe(&d->tree_ns, d->pid);
 }
 
 /* The POSIX timers, checked against the process's own threads. */
@@ -210,7 +213,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session), &d->tree_ns);
 	if (!ret)
 		ret = collect_timers(p);
 	if (!ret)
@@ -218,27 +221,7 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	if (!ret)
 		ret = mm_collect_vmas(&p->mm, p->pid);
 	if (!ret)
-		ret = files_collect(&p->files, p->pid);
-	return ret;
-}
-
-/* Open file descriptions shared between processes: issue 7's, refused by name. */
-static int check_shared_files(const struct dump_ctx *d)
-{
-	const struct files_dump **all = calloc(d->tree.nr + 1, sizeof(*all));
-	const struct dump_proc *p;
-	size_t n = 0;
-	int ret;
-
-	if (!all) {
-		pr_err("%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	for_each_proc(d, p)
-		if (!p->zombie)
-			all[n++] = &p->files;
-	ret = files_check_shared(all, n);
-	free(all);
+		ret = files_collect(&p->files, &d->files, p->pid, &d->imgs);
 	return ret;
 }
 
@@ -255,7 +238,7 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return check_shared_files(d);
+	return files_finish(&d->files);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -289,6 +272,10 @@ static int freeze_and_check(struct dump_ctx *d)
 	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
 		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
 	ret = check_plural(d);
+	if (!ret && d->tree_ns.root_init)
+		ret = dump_ns_check_mnt(&d->tree_ns, d->pid);
+	if (!ret)
+		ret = tree_map_pids(&d->tree, &d->tree_ns);
 	if (!ret)
 		ret = check_tree(d);
 	d->ns.checked = now_ns(CLOCK_MONOTONIC);
@@ -452,7 +439,15 @@ static int write_inventory(struct dump_ctx *d)
 	uname(&u);
 	e.format_version = LZ_IMG_FORMAT_VERSION;
 	e.tool_version = (char *)LAZARUS_VERSION;
-	e.root_pid = (uint32_t)d->pid;
+	e.root_pid = (uint32_t)d->tree.procs[0]->v.pid;
+	if (d->tree_ns.root_init) {
+		e.has_pid_ns = true;
+		e.pid_ns = PID_NS_KIND__PIDNS_ROOT_INIT;
+	}
+	if (d->tree_ns.mnt_proc) {
+		e.has_mnt_ns = true;
+		e.mnt_ns = MNT_NS_KIND__MNTNS_PROC;
+	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
 	e.arch = (char *)"x86_64";
@@ -503,6 +498,7 @@ static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 	int ret;
 
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
+	tree_name_images(p);
 	ret = mm_collect_proc(&p->mm);
 	if (!ret)
 		ret = dump_memory(d, p);
@@ -532,7 +528,7 @@ static int write_files_all(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			all[n++] = &p->files;
-	ret = files_write(all, n, &d->imgs);
+	ret = files_write(&d->files, all, n, &d->imgs);
 	free(all);
 	return ret;
 }
@@ -658,6 +654,7 @@ static int dump_frozen(struct dump_ctx *d)
 static void dump_fini(struct dump_ctx *d)
 {
 	tree_fini(&d->tree);
+	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)
 		close(d->imgs.dirfd);
@@ -683,6 +680,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 		return -ENOMEM;
 	}
 	d->opts = opts;
+	d->files.ctx.ext_unix_sk = opts->ext_unix_sk;
 	d->pid = opts->pid;
 	d->test_plural = test_plural_env();
 	d->ns.start = now_ns(CLOCK_MONOTONIC);

@@ -3,6 +3,8 @@
  * the restorer blob, in this order:
  *
  *   block every signal       the target's handlers get installed below
+ *   (the root, MNTNS_PROC)   a fresh private mount namespace with its own
+ *                            /proc, as `unshare --mount-proc` made it
  *   (not the root) parent-death signal SIGKILL: a process whose parent
  *                            dies before lazarus holds a pidfd of it dies too
  *   session / group          setsid or setpgid as dumped (restore-task.c)
@@ -19,8 +21,11 @@
  *   loginuid, membarrier     change; membarrier registers this mm, which
  *                            the blob keeps
  *   lazy mode: userfaultfd   opened here: it binds to this process's mm
- *   service fds              opened, then moved above the target's fds
- *   the target's fds         opened and installed at their numbers
+ *   service fds              opened, then moved above the target's fds and
+ *                            the store (every other fd closed)
+ *   the target's fds         dup'ed from the store lazarus opened before
+ *                            the tree was created (fd-kind.h), at their
+ *                            numbers; the store closed; kinds' post()
  *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
@@ -39,6 +44,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -99,12 +105,12 @@ static int child_fds(struct rst_child *c)
 	int ret = rst_svc_open(&c->svc, c->t, &in, c->why, sizeof(c->why));
 
 	if (!ret)
-		ret = rst_svc_move(&c->svc, c->t, c->why, sizeof(c->why));
+		ret = rst_svc_move(&c->svc, c->t, c->im->fstore, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	c->status_fd = c->svc.status_fd;
 	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->t->nr_fdinfo);
-	return rst_fds_install(c->im, c->t, c->why, sizeof(c->why));
+	return rst_fds_install(c->im, c->t, c->im->fstore, c->why, sizeof(c->why));
 }
 
 /*
@@ -362,9 +368,38 @@ static void fault_only_pid(const struct rst_child *c)
 		unsetenv("LAZARUS_FAULT_BLOB");
 }
 
+/*
+ * MNTNS_PROC, the root (pid 1 of the fresh pid namespace), before it makes
+ * any child: what `unshare --mount-proc` made, a private copy of our mount
+ * namespace with a proc of the new pid namespace on /proc (dump-ns.c
+ * checked the dumped one was just that).
+ */
+static int child_mnt_ns(struct rst_child *c)
+{
+	if (!c->im->mnt_proc || c->t->parent >= 0)
+		return 0;
+	if (unshare(CLONE_NEWNS)) {
+		snprintf(c->why, sizeof(c->why), "unshare(CLONE_NEWNS): %s", strerror(errno));
+		return -errno;
+	}
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		snprintf(c->why, sizeof(c->why), "making the mounts private: %s", strerror(errno));
+		return -errno;
+	}
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) {
+		snprintf(c->why, sizeof(c->why), "mounting /proc of the new pid namespace: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static int child_run(struct rst_child *c)
 {
-	int ret = child_pdeath(c);
+	int ret = child_mnt_ns(c);
+
+	if (!ret)
+		ret = child_pdeath(c);
 
 	if (!ret)
 		ret = rst_task_session(c->t, c->why, sizeof(c->why));

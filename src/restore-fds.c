@@ -3,11 +3,14 @@
  *
  * Runs in the restored process while it is still a copy of lazarus. First
  * the fds restore itself needs (status pipe, log, pages image as verified, executable,
- * mapped files) move to the top of RLIMIT_NOFILE and everything else is
- * closed; then the target's files are opened and put at their numbers. Open
- * file descriptions shared by several fds are opened once and dup'ed, so
- * they share the offset and flags as they did.
+ * mapped files) move to the top of RLIMIT_NOFILE and everything else but
+ * the store is closed; then the target's fds are dup'ed from the store at
+ * their numbers and the store is closed. The store (fd-kind.h) is opened
+ * once by lazarus before the tree is created and inherited by every
+ * process: an open file description shared by several fds, of one process
+ * or of several, is one, with one offset and one set of flags, as it was.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 
 #include "compiler.h"
 #include "log.h"
+#include "fd-kind.h"
 #include "restore-fds.h"
 
 static int svc_add(struct rst_svc *s, int fd)
@@ -54,11 +58,7 @@ const char *rst_file_type_name(mode_t mode)
 	}
 }
 
-/*
- * open() that cannot block on a FIFO or a device waiting for a peer, and
- * fails with -EINVAL (WHAT says why) unless the file is of type WANT.
- */
-static int open_typed(const char *path, int flags, mode_t want, char *what, size_t len)
+int rst_open_typed(const char *path, int flags, mode_t want, char *what, size_t len)
 {
 	struct stat st;
 	int fd, err;
@@ -118,7 +118,7 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 			return 0;
 		}
 	}
-	fd = open_typed(v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG, what, sizeof(what));
+	fd = rst_open_typed(v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG, what, sizeof(what));
 	if (fd < 0) {
 		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start, what);
 		return fd;
@@ -161,7 +161,7 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 	 */
 	s->pages_fd = rt->pages_fd;
 	svc_add(s, s->pages_fd);
-	s->exe_fd = open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
+	s->exe_fd = rst_open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
 	if (s->exe_fd < 0) {
 		snprintf(why, len, "open %s (the executable): %s", mm->exe_path, what);
 		return s->exe_fd;
@@ -190,14 +190,14 @@ static int max_target_fd(const struct rst_task *rt)
 }
 
 /*
- * Service fds go to [nofile - n, nofile). The target needs every fd up to
- * its highest plus one spare (rst_fds_install opens files above the table);
- * if the soft limit is too low for that, raise it up to the hard limit.
+ * Service fds go to [nofile - n, nofile). Below them: every fd of the
+ * target, and the store above those (restore-fds.h); if the soft limit is
+ * too low for that, raise it up to the hard limit.
  */
-static int svc_top(const struct rst_svc *s, const struct rst_task *rt, int *top, char *why,
-		   size_t len)
+static int svc_top(const struct rst_svc *s, const struct rst_task *rt,
+		   const struct rst_fstore *fst, int *top, char *why, size_t len)
 {
-	int need = max_target_fd(rt) + 2 + (int)s->nr_all;
+	int need = MAX(max_target_fd(rt) + 1, fst->hi + 1) + (int)s->nr_all;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl)) {
@@ -228,7 +228,22 @@ static int svc_remap(const int *from, const int *to, unsigned n, int fd)
 	return fd;
 }
 
-int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t len)
+/* Close every fd below END but the store's (sorted by rst_fstore_put). */
+static void close_but_store(const struct rst_fstore *fst, int end)
+{
+	int from = 0;
+
+	for (size_t i = 0; i < fst->nr && fst->fds[i] < end; i++) {
+		if (fst->fds[i] > from)
+			close_range((unsigned)from, (unsigned)fst->fds[i] - 1, 0);
+		from = fst->fds[i] + 1;
+	}
+	if (end > from)
+		close_range((unsigned)from, (unsigned)end - 1, 0);
+}
+
+int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, const struct rst_fstore *fst,
+		 char *why, size_t len)
 {
 	int *to = malloc(s->nr_all * sizeof(int));
 	int top = 0, ret;
@@ -237,7 +252,7 @@ int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	ret = svc_top(s, rt, &top, why, len);
+	ret = svc_top(s, rt, fst, &top, why, len);
 	if (ret)
 		goto out_free;
 	s->lowest = top - (int)s->nr_all;
@@ -251,7 +266,7 @@ int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t
 			goto out_free;
 		}
 	}
-	close_range(0, (unsigned)s->lowest - 1, 0);
+	close_but_store(fst, s->lowest);
 	for (size_t i = 0; i < rt->mm->n_vmas; i++)
 		s->vma_fds[i] = svc_remap(s->all, to, s->nr_all, s->vma_fds[i]);
 	s->status_fd = svc_remap(s->all, to, s->nr_all, s->status_fd);
@@ -269,80 +284,159 @@ out_free:
 	return ret;
 }
 
-/*
- * Status flags as at dump time, minus what only makes sense at creation.
- * O_NOCTTY: a terminal must not become our controlling tty by accident.
- */
-static int file_open(const FileEntry *f, int above, char *why, size_t len)
-{
-	int flags = (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
-	char what[128];
-	int fd, tmp;
+/* ------------------------------------------------------------ the store */
 
-	if (flags & O_PATH) { /* opens nothing: cannot block */
-		fd = open(f->path, flags);
-		if (fd < 0) {
-			fd = -errno;
-			snprintf(what, sizeof(what), "%s", strerror(errno));
+int rst_fstore_put(struct rst_fstore *st, uint32_t id, int fd, char *why, size_t len)
+{
+	int hi, err;
+	size_t i;
+
+	if (st->nr == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 64;
+		uint32_t *ids = realloc(st->ids, cap * sizeof(*ids));
+		int *fds = ids ? realloc(st->fds, cap * sizeof(*fds)) : NULL;
+
+		if (ids)
+			st->ids = ids;
+		if (fds)
+			st->fds = fds;
+		if (!ids || !fds) {
+			close(fd);
+			snprintf(why, len, "out of memory");
+			return -ENOMEM;
 		}
-	} else {
-		fd = open_typed(f->path, flags, (mode_t)f->mode, what, sizeof(what));
+		st->cap = cap;
 	}
-	if (fd < 0) {
-		snprintf(why, len, "open %s: %s", f->path, what);
-		return fd;
-	}
-	/* Above the target's table, so installing never clobbers it. */
-	tmp = fcntl(fd, F_DUPFD_CLOEXEC, above);
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, st->floor);
+	err = errno;
 	close(fd);
-	if (tmp < 0) {
-		snprintf(why, len, "dup %s: %s", f->path, strerror(errno));
-		return -errno;
+	if (hi < 0) {
+		snprintf(why, len, "file %u: no fd above %d: %s", id, st->floor, strerror(err));
+		return -err;
 	}
-	if (f->type == FILE_TYPE__FILE_REG && !(flags & O_PATH) &&
-	    lseek(tmp, (off_t)f->pos, SEEK_SET) < 0 && !S_ISDIR(f->mode)) {
-		snprintf(why, len, "seek %s to %" PRIu64 ": %s", f->path, f->pos, strerror(errno));
-		close(tmp);
-		return -errno;
+	/* Sorted by fd, for close_but_store(). */
+	for (i = st->nr; i > 0 && st->fds[i - 1] > hi; i--) {
+		st->fds[i] = st->fds[i - 1];
+		st->ids[i] = st->ids[i - 1];
 	}
-	return tmp;
-}
-
-static int file_install(const struct rst_task *rt, const FileEntry *f, int above, char *why,
-			size_t len)
-{
-	int tmp = -1;
-
-	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
-		const FdinfoEntry *d = rt->fdinfo[i];
-
-		if (d->file_id != f->id)
-			continue;
-		if (tmp < 0) {
-			tmp = file_open(f, above, why, len);
-			if (tmp < 0)
-				return tmp;
-		}
-		if (dup3(tmp, (int)d->fd, (d->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-			snprintf(why, len, "install %s as fd %u: %s", f->path, d->fd,
-				 strerror(errno));
-			close(tmp);
-			return -errno;
-		}
-		pr_debug("restore: fd %u: %s flags %#o pos %" PRIu64, d->fd, f->path, f->flags,
-			 f->pos);
-	}
-	if (tmp >= 0)
-		close(tmp);
+	st->fds[i] = hi;
+	st->ids[i] = id;
+	st->nr++;
+	st->hi = MAX(st->hi, hi);
 	return 0;
 }
 
-int rst_fds_install(const struct rst_images *im, const struct rst_task *rt, char *why, size_t len)
+int rst_fstore_get(const struct rst_fstore *st, uint32_t id)
 {
-	int above = max_target_fd(rt) + 1;
+	for (size_t i = 0; i < st->nr; i++)
+		if (st->ids[i] == id)
+			return st->fds[i];
+	return -1;
+}
 
-	for (size_t i = 0; i < im->nr_files; i++) {
-		int ret = file_install(rt, im->files[i], above, why, len);
+/*
+ * The store sits above every fd number of the dump; lazarus's soft limit
+ * is raised to its hard limit if the store needs it.
+ */
+static int fstore_floor(const struct rst_images *im, struct rst_fstore *st)
+{
+	int max = 2;
+	struct rlimit rl;
+	rlim_t need;
+
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		const struct rst_task *t = &im->tasks[i];
+
+		for (size_t j = 0; j < t->nr_fdinfo; j++)
+			max = MAX(max, (int)t->fdinfo[j]->fd);
+	}
+	st->floor = max + 1;
+	need = (rlim_t)st->floor + im->nr_files + 64; /* 64: lazarus's own fds */
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		pr_perror("getrlimit(RLIMIT_NOFILE)");
+		return -errno;
+	}
+	if (rl.rlim_cur < need && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < need) {
+		pr_err("files.img: %zu open files above fd %d do not fit under RLIMIT_NOFILE %llu "
+		       "(raise it to %llu)",
+		       im->nr_files, max, (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+		return -EMFILE;
+	}
+	return 0;
+}
+
+int rst_fstore_open(const struct rst_images *im, struct rst_fstore *st)
+{
+	char why[512];
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	st->hi = -1;
+	ret = fstore_floor(im, st);
+	/* Kinds in table order: a kind may use those before it from the store. */
+	for (size_t k = 0; !ret && k < nr_fd_kinds; k++) {
+		const struct fd_kind *kind = fd_kinds[k];
+
+		for (size_t i = 0; !ret && i < im->nr_files; i++) {
+			const FileEntry *e = im->files[i];
+
+			if (e->kind != kind->kind || rst_fstore_get(st, e->id) >= 0)
+				continue;
+			ret = kind->open(e, im, st, why, sizeof(why));
+			if (ret)
+				pr_err("%s", why);
+		}
+	}
+	if (!ret)
+		pr_info("%zu open files in the store at fds %d..%d", st->nr, st->floor, st->hi);
+	return ret;
+}
+
+void rst_fstore_close(struct rst_fstore *st)
+{
+	for (size_t i = 0; i < st->nr; i++)
+		close(st->fds[i]);
+	st->nr = 0;
+	st->hi = -1;
+}
+
+void rst_fstore_fini(struct rst_fstore *st)
+{
+	rst_fstore_close(st);
+	free(st->ids);
+	free(st->fds);
+	st->ids = NULL;
+	st->fds = NULL;
+	st->cap = 0;
+}
+
+/* ------------------------------------------------------------ the fd table */
+
+/* Each fd from the store at its number, as dumped; then the store goes. */
+int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
+		    struct rst_fstore *st, char *why, size_t len)
+{
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FdinfoEntry *d = rt->fdinfo[i];
+		int fd = rst_fstore_get(st, d->file_id);
+
+		if (fd < 0 || dup3(fd, (int)d->fd, (d->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+			snprintf(why, len, "install file %u as fd %u: %s", d->file_id, d->fd,
+				 fd < 0 ? "not in the store" : strerror(errno));
+			return fd < 0 ? -ENOENT : -errno;
+		}
+	}
+	rst_fstore_close(st);
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FdinfoEntry *d = rt->fdinfo[i];
+		const FileEntry *e = rst_file_by_id(im, d->file_id);
+		const struct fd_kind *k = fd_kind_of(e->kind);
+		int ret = k->post ? k->post(e, rt, (int)d->fd, why, len) : 0;
 
 		if (ret)
 			return ret;

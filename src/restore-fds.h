@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "fd-kind.h"
 #include "restore-images.h"
 
 /* The fds restore itself needs until the blob is done with them. */
@@ -38,16 +39,36 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 		 char *why, size_t len);
 /*
  * Move every service fd to the top of RLIMIT_NOFILE, above every fd the
- * target uses, and close everything else, lazarus's stdio included.
+ * target uses and above the store FST, and close everything else but the
+ * store, lazarus's stdio included.
  */
-int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, char *why, size_t len);
+int rst_svc_move(struct rst_svc *s, const struct rst_task *rt, const struct rst_fstore *fst,
+		 char *why, size_t len);
 
 /*
- * Open the target's files and install them at their fd numbers. Every path
- * is opened with O_NONBLOCK (a FIFO put in a file's place must not block)
- * and refused unless it is still the file type that was dumped.
+ * In lazarus, with every image verified, before the tree is created: open
+ * every file description of files.img through its kind into ST (fd-kind.h).
+ * Logs once. rst_fstore_fini() in every case.
  */
-int rst_fds_install(const struct rst_images *im, const struct rst_task *rt, char *why, size_t len);
+int rst_fstore_open(const struct rst_images *im, struct rst_fstore *st);
+/* Close the store's fds (it stays usable for get: it is empty). */
+void rst_fstore_close(struct rst_fstore *st);
+void rst_fstore_fini(struct rst_fstore *st);
+
+/*
+ * In the restored process, after rst_svc_move: dup each fd of RT from the
+ * store ST at its number with its fd flags, close the store, then run each
+ * fd's kind's post().
+ */
+int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
+		    struct rst_fstore *st, char *why, size_t len);
+
+/*
+ * open() that cannot block on a FIFO or a device waiting for a peer, and
+ * fails with -EINVAL (WHAT says why) unless the file is of type WANT.
+ * O_CLOEXEC always; O_NONBLOCK as FLAGS say.
+ */
+int rst_open_typed(const char *path, int flags, mode_t want, char *what, size_t len);
 
 /* "regular file", "FIFO", ...: the S_IFMT part of MODE in words. */
 const char *rst_file_type_name(mode_t mode);

@@ -47,6 +47,7 @@
 #include "proc.h"
 #include "restore-child.h"
 #include "restore-finish.h"
+#include "restore-fds.h"
 #include "restore-proc.h"
 #include "timens.h"
 
@@ -82,6 +83,26 @@ static pid_t clone_with_pid(pid_t pid)
 	};
 
 	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/*
+ * The root of a PIDNS_ROOT_INIT dump: pid 1 of a fresh pid namespace
+ * (no set_tid: the first process of a namespace is its pid 1).
+ */
+static pid_t clone_ns_init(void)
+{
+	struct clone_args ca = {
+		.flags = CLONE_NEWPID,
+		.exit_signal = SIGCHLD,
+	};
+
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* The root with its dumped pid, or as pid 1 of a fresh pid namespace. */
+static pid_t clone_root(const struct rst_proc *p)
+{
+	return p->newpid ? clone_ns_init() : clone_with_pid((pid_t)p->t->pid);
 }
 
 static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
@@ -127,7 +148,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	d.release_fd = rel[1];
-	pid = clone_with_pid((pid_t)p->t->pid);
+	pid = clone_root(p);
 	if (pid == 0) {
 		close(rel[0]);
 		rst_child_main(p->im, p->t, chans, &d, p->lazy_on ? &p->lazy : NULL);
@@ -138,8 +159,10 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	close(rel[1]);
-	/* Every pipe of the tree: EOF on them must mean what it says. */
+	/* Every pipe and file of the tree: EOF on them must mean what it says. */
 	close_chans(chans, p->im->nr_tasks);
+	if (p->im->fstore)
+		rst_fstore_close(p->im->fstore);
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
@@ -175,7 +198,7 @@ static int create_detached(struct rst_proc *p, const struct rst_chan *chans)
 		return -errno;
 	}
 	p->hold_wr = hold[1];
-	p->pid = (pid_t)p->t->pid;
+	p->pid = p->newpid ? 0 : (pid_t)p->t->pid; /* newpid: the helper's child, take_pidfd() */
 	return 0;
 }
 
@@ -252,9 +275,11 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		p->im = im;
 		p->t = &im->tasks[i];
 		p->idx = i;
-		p->detach = i == 0 && detach && !pidns;
-		p->ours = i == 0 && !detach && !pidns;
-		p->init = pidns ? -1 : 0; /* set by rst_tree_create */
+		/* PIDNS_ROOT_INIT: the root, pid 1 of the fresh namespace, is ours or -d's. */
+		p->newpid = i == 0 && im->root_init;
+		p->detach = i == 0 && detach && (!pidns || im->root_init);
+		p->ours = i == 0 && !detach && (!pidns || im->root_init);
+		p->init = pidns || im->root_init ? -1 : 0; /* --pidns: set by rst_tree_create */
 		p->tagged = im->nr_tasks > 1;
 		if (lazy) {
 			p->lazy_on = true;
@@ -262,7 +287,7 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		}
 		chans[i] = (struct rst_chan){ -1, -1, -1, -1 };
 	}
-	for (size_t i = 0; i < im->nr_tasks && !pidns; i++)
+	for (size_t i = 0; i < im->nr_tasks && !pidns && !im->root_init; i++)
 		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
 			return -EEXIST;
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -425,7 +450,7 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	} else if (p->detach) {
 		ret = create_detached(p, chans);
 	} else {
-		p->pid = clone_with_pid((pid_t)p->t->pid);
+		p->pid = clone_root(p);
 		if (p->pid == 0)
 			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
@@ -435,7 +460,7 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	close_child_ends(chans, n);
 	for (size_t i = 1; i < n; i++) /* created by its parent: its pidfd tells */
-		procs[i].pid = init ? 0 : (pid_t)procs[i].t->pid;
+		procs[i].pid = procs[i].init ? 0 : (pid_t)procs[i].t->pid;
 	if (ret) {
 		let_helper_go(p);
 		if (p->helper)
@@ -450,8 +475,9 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
-	pr_info("created process %d%s%s", p->pid, p->detach ? " (detached)" : "",
-		n > 1 ? ", the root of the tree" : "");
+	pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
+		n > 1 ? ", the root of the tree" : "",
+		p->newpid ? ", pid 1 of a fresh pid namespace" : "");
 	return 0;
 }
 
@@ -704,7 +730,10 @@ static pid_t pid_parent(pid_t pid)
  * process and not of whoever may hold the pid later. The helper stays its
  * parent until we let it go (hold_wr), which we do once we hold the pidfd.
  */
-/* --pidns: the init's one child (the root), as seen here; 0 if none yet. */
+/*
+ * --pidns: the init's one child (the root), as seen here; 0 if none yet.
+ * Also the -d helper's one child (PIDNS_ROOT_INIT).
+ */
 static pid_t init_child(pid_t init)
 {
 	char path[64], buf[64];
@@ -761,6 +790,9 @@ static void take_pidfd(struct rst_proc *p)
 		take_root_pidfd(p);
 		return;
 	}
+	/* -d, PIDNS_ROOT_INIT: the helper's child is the root; checked again below. */
+	if (p->pidfd < 0 && p->newpid && p->detach && p->helper && p->pid <= 0)
+		p->pid = init_child(p->helper);
 	if (p->pidfd >= 0 || !p->detach || p->pid <= 0 || !p->helper)
 		return;
 	fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
@@ -993,8 +1025,8 @@ static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
 	struct lz_rst_msg m = *mp;
 	char line[512];
 
-	if (p->idx == 0 && p->init > 0)
-		take_pidfd(p); /* --pidns: the root exists, it wrote this */
+	if (p->idx == 0 && (p->init > 0 || p->newpid))
+		take_pidfd(p); /* --pidns, -d: the root exists, it wrote this */
 	/* --pidns: every record, as its pid here is not known before its pidfd. */
 	if ((m.type == RST_MSG_CHILD || m.type == RST_MSG_CHILDREN || p->init) &&
 	    p->pidfd < 0 && p->idx > 0) {

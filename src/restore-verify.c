@@ -17,6 +17,7 @@
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
+#include "fd-kind.h"
 #include "restore-fds.h"
 #include "restore-verify.h"
 
@@ -315,20 +316,37 @@ static int verify_pages(const struct rst_images *im, const struct rst_task *t)
 	return verify_pages_data(im, t, fd);
 }
 
+/* Every entry of files.img: a kind this restore knows, its sub-message sound. */
+static int verify_files(const struct rst_images *im)
+{
+	char why[256];
+
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const FileEntry *f = im->files[i];
+		const struct fd_kind *k = fd_kind_of(f->kind);
+		int ret;
+
+		if (!k)
+			return fail("files.img", -EBADMSG, "file %u of unknown kind %d", f->id,
+				    (int)f->kind);
+		ret = k->verify(f, why, sizeof(why));
+		if (ret)
+			return fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);
+	}
+	return 0;
+}
+
 /* Linear: a bitmap of the fds seen, files found by binary search. */
 int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 {
 	uint8_t *seen;
 	char name[64];
-	int ret = 0;
+	int ret;
 
 	snprintf(name, sizeof(name), "fdinfo-%u.img", t->pid);
-	for (size_t i = 0; i < im->nr_files; i++) {
-		const FileEntry *f = im->files[i];
-
-		if (!f->path || f->path[0] != '/')
-			return fail("files.img", -EBADMSG, "file %u has no absolute path", f->id);
-	}
+	ret = verify_files(im);
+	if (ret)
+		return ret;
 	seen = calloc(MAX_FD / 8, 1);
 	if (!seen)
 		return fail(name, -ENOMEM, "out of memory");
@@ -355,8 +373,8 @@ int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 }
 
 /* A changed file still restores, but the user should know. */
-static void warn_changed(const char *path, const struct stat *st, bool has_ino, uint64_t ino,
-			 bool has_size, uint64_t size)
+void rst_warn_changed(const char *path, const struct stat *st, bool has_ino, uint64_t ino,
+		      bool has_size, uint64_t size)
 {
 	if (has_ino && ino != (uint64_t)st->st_ino)
 		pr_warn("%s was replaced since the dump (inode %" PRIu64 ", now %" PRIu64 ")", path,
@@ -388,20 +406,26 @@ static int verify_files_exist(const struct rst_images *im, const struct rst_task
 			return fail(v->path, -EINVAL,
 				    "a %s, dumped as a regular file (mapped at %#" PRIx64 ")",
 				    rst_file_type_name(st.st_mode), v->start);
-		warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
+		rst_warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
 	}
-	/* Opening a FIFO in a file's place would block: the type must be the dumped one. */
+	/*
+	 * What each fd's description needs on this machine, through its kind
+	 * (a FIFO in a file's place would block). A description shared by
+	 * several fds is checked once per process: cheap, and the fd named.
+	 */
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		const FileEntry *f = rst_file_by_id(im, t->fdinfo[i]->file_id);
+		const struct fd_kind *k = fd_kind_of(f->kind);
+		char why[512];
+		int ret;
 
-		if (stat(f->path, &st))
-			return fail(f->path, -errno, "%s (fd %u)", strerror(errno),
-				    t->fdinfo[i]->fd);
-		if ((st.st_mode & S_IFMT) != (f->mode & S_IFMT))
-			return fail(f->path, -EINVAL, "a %s, dumped as a %s (fd %u)",
-				    rst_file_type_name(st.st_mode), rst_file_type_name(f->mode),
-				    t->fdinfo[i]->fd);
-		warn_changed(f->path, &st, f->has_ino, f->ino, f->has_size, f->size);
+		if (!k->check)
+			continue;
+		ret = k->check(f, why, sizeof(why));
+		if (ret) {
+			pr_err("%s (fd %u)", why, t->fdinfo[i]->fd);
+			return ret;
+		}
 	}
 	return 0;
 }

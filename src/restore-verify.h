@@ -2,6 +2,10 @@
 #ifndef LZ_RESTORE_VERIFY_H
 #define LZ_RESTORE_VERIFY_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
 #include "restore-images.h"
 
 /* Logs one line and returns -errno on the first problem. */
@@ -15,5 +19,9 @@ int rst_verify(const struct rst_images *im);
  */
 int rst_verify_mm(const struct rst_images *im, const struct rst_task *t);
 int rst_verify_fds(const struct rst_images *im, const struct rst_task *t);
+
+/* Warn (once per call) when PATH was replaced or changed size since the dump. */
+void rst_warn_changed(const char *path, const struct stat *st, bool has_ino, uint64_t ino,
+		      bool has_size, uint64_t size);
 
 #endif

@@ -44,6 +44,7 @@
 #include "lazy-client.h"
 #include "log.h"
 #include "plugin.h"
+#include "restore-fds.h"
 #include "restore-images.h"
 #include "restore-proc.h"
 #include "restore-trust.h"
@@ -62,6 +63,7 @@ struct restore_ctx {
 	struct uffd_kinfo ki;	    /* lazy: probed once */
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	struct rst_init init;	    /* --pidns: the namespace's init */
+	struct rst_fstore fstore;   /* every open file description, until the tree has it */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
 	uint64_t t_ready;  /* OK received */
@@ -261,6 +263,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
 	struct rst_proc *root;
+	bool pidns;
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
@@ -269,6 +272,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
@@ -285,21 +289,34 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
 
+	if (c->im.root_init)
+		pr_info("the root was pid 1 of its own pid namespace: restored into a fresh one%s",
+			c->im.mnt_proc ? ", with a fresh mount namespace and /proc" : "");
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		for (size_t i = 0; i < c->im.nr_tasks && !c->opts->pidns; i++)
+		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
 	}
-	/* After the daemon is forked: it must not hold any process's pipe. */
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
+	/*
+	 * After the daemon is forked: it must not hold any process's pipe or
+	 * file. The store is inherited by the root (or the -d helper, or the
+	 * --pidns init) and from it by every process.
+	 */
+	ret = rst_fstore_open(&c->im, &c->fstore);
+	if (ret)
+		return ret;
+	c->im.fstore = &c->fstore;
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (ret)
 		return ret;
-	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
+	/* The root that was pid 1 is pid 1 again: no init of ours. */
+	ret = rst_tree_create(c->procs, c->chans, pidns && !c->im.root_init ? &c->init : NULL);
+	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)
 		return ret;
 	ret = rst_tree_wait_ready(c->procs, c->nr_procs, lazy_hand_over, c);
@@ -350,6 +367,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	int ret;
 
 	c.im.dirfd = -1;
+	c.fstore.hi = -1;
 	ret = restore_run(&c, wait_status, root_pid);
 	if (ret) {
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
@@ -373,6 +391,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 	free(c.procs);
 	free(c.chans);
 	lazy_client_close(c.lazy); /* on failure: the daemon kills what it was given */
+	rst_fstore_fini(&c.fstore);
 	rst_images_free(&c.im);
 	return ret;
 }

@@ -614,8 +614,19 @@ def image_files(imgdir):
     return ["inventory.img"] + [f["name"] for f in inv["entries"][0]["files"]]
 
 
+def flat_file(e):
+    """A files.img entry with its kind's sub-message ("reg", "chr", ...)
+    merged in: {"id", "kind", "flags", "path", "pos", ...}."""
+    out = {k: v for k, v in e.items() if not isinstance(v, dict)}
+    for k, v in e.items():
+        if isinstance(v, dict) and k != "fown":
+            out.update(v)
+    return out
+
+
 def file_entries(imgdir):
-    return show(Path(imgdir) / "files.img")["entries"]
+    """files.img's entries, each flattened (flat_file)."""
+    return [flat_file(e) for e in show(Path(imgdir) / "files.img")["entries"]]
 
 
 def rewind_files(imgdir, under):
@@ -628,7 +639,7 @@ def rewind_files(imgdir, under):
     so what remains is exactly what the dumped process wrote."""
     under = str(Path(under).resolve())
     for f in file_entries(imgdir):
-        if f.get("type") != "FILE_REG" or "size" not in f:
+        if f.get("kind") != "FD_REG" or "size" not in f:
             continue
         path = f["path"]
         if not path.startswith(under + "/") or not os.path.isfile(path):

@@ -416,20 +416,23 @@ SHARED_OUT = textwrap.dedent("""
 """)
 
 
-def test_tree_shared_open_file_refused(env, plural):
-    """stdout shared across fork is one open file description: refused by
-    name (issue 7); the shared /dev/null of stdin is not."""
+def test_tree_shared_open_file(env, plural):
+    """stdout shared across fork is one open file description: one entry of
+    files.img that the fd 1 of both processes refers to (kcmp across the
+    processes), and so are the fds 0 (/dev/null) and 2."""
     d = env.base / "shared"
     w = env.spawn(PyTree, [harness.PYTHON, "-c", SHARED_OUT, d], d)
     child = int(w.ready["child"])
     env.pids.add(child)
     img = env.path("img")
-    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
-    assert r.rc == 1, r.describe()
-    assert r.errors == [f"lazarus: Error: dump: fd 1 of process {child} shares its open file "
-                        f"description with fd 1 of process {w.pid}: not supported yet (issue 7)"], \
-        r.describe()
-    assert not (img / "inventory.img").exists()
+    env.dump(w, img, leave_running=True)
+    files = {f["id"]: f for f in show_entries(img, "files.img")}
+    fds = {pid: {e["fd"]: e["file_id"] for e in show_entries(img, f"fdinfo-{pid}.img")}
+           for pid in (w.pid, child)}
+    for fd in (0, 1, 2):
+        assert fds[w.pid][fd] == fds[child][fd], f"fd {fd}: {fds}"
+    assert fds[w.pid][1] == fds[w.pid][2], "stdout and stderr: one description"
+    assert len(files) == len(set(fds[w.pid].values()) | set(fds[child].values())), files
     harness.assert_not_stopped(w.pid)
     harness.assert_not_stopped(child, "child")
 

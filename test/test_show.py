@@ -52,7 +52,7 @@ def test_every_image_is_json(small_dump):
     for name in harness.image_files(img):
         j = show(img / name)
         assert j["file"].endswith(name)
-        assert j["version"] == 2
+        assert j["version"] == 3
         assert len(j["dump_id"]) == 32 and int(j["dump_id"], 16), j["dump_id"]
         ids.add(j["dump_id"])
         if name.startswith("pages-"):
@@ -69,7 +69,7 @@ def test_inventory(dump):
     inv = dump["show"]["inventory.img"]
     assert inv["kind"] == "inventory"
     e = inv["entries"][0]
-    assert e["format_version"] == 2 and e["root_pid"] == dump["pid"]
+    assert e["format_version"] == 3 and e["root_pid"] == dump["pid"]
     # Every other file is listed with its size and checksum.
     for f in e["files"]:
         assert (dump["img"] / f["name"]).stat().st_size == f["size"], f
@@ -194,15 +194,17 @@ def test_fs(dump):
 
 
 def test_files(dump):
-    files = {f["id"]: f for f in dump["show"]["files.img"]["entries"]}
+    raw = {f["id"]: f for f in dump["show"]["files.img"]["entries"]}
+    files = {i: harness.flat_file(f) for i, f in raw.items()}
     fds = {e["fd"]: e for e in dump["one"]("fdinfo")}
     logfd = dump["ready"]["logfd"]
     assert {0, 1, 2, logfd} <= set(fds), f"fds {sorted(fds)}"
     assert fds[1]["file_id"] == fds[2]["file_id"], "stdout and stderr share one open file"
     null = files[fds[0]["file_id"]]
-    assert null["type"] == "FILE_CHR" and null["path"] == "/dev/null"
+    assert null["kind"] == "FD_CHR" and null["path"] == "/dev/null"
+    assert raw[fds[0]["file_id"]]["chr"]["rdev"] == os.makedev(1, 3), "the sub-message is shown"
     log = files[fds[logfd]["file_id"]]
-    assert log["type"] == "FILE_REG" and log["path"] == str((dump["w"].dir / "log").resolve())
+    assert log["kind"] == "FD_REG" and log["path"] == str((dump["w"].dir / "log").resolve())
     assert log["flags"] & O_ACCMODE == O_RDWR
     assert log["pos"] % 64 == 0 and log["pos"] == log["size"]
     out = files[fds[1]["file_id"]]

@@ -365,6 +365,7 @@ try:
         path = os.path.join(d, "fifo")
         os.mkfifo(path)
         info["fd"] = os.open(path, os.O_RDWR)
+        os.unlink(path)  # a FIFO by path is dumped (test_pipes.py); a deleted one is not
         info["path"] = path
     elif what == "session":
         child = os.fork()
@@ -423,7 +424,7 @@ REFUSED = {
              "namespaces are not supported yet",
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
-    "fifo": "process {pid} fd {fd}: FIFO ({path}): not supported yet",
+    "fifo": "process {pid} fd {fd}: deleted FIFO ({path} (deleted)): not supported yet",
     "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
     "async": "process {pid} fd {fd}: signal-driven I/O (O_ASYNC) on {path}: not supported yet",
     "session": "process {pid} is in session {sid} of another process: not supported yet "

@@ -1,0 +1,122 @@
+/*
+ * fd-chr.c - character devices without per-open state, reopened by path.
+ *
+ * Reopening is the same thing only for devices that keep nothing per open:
+ * /dev/null, zero, full, random, urandom and pty slaves (the same terminal
+ * while its master lives). A pty master, a tun device, /dev/fuse... would
+ * come back as a fresh, different object: no kind takes them, and dump
+ * refuses them as "character device MAJ:MIN".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "restore: "
+#include "log.h"
+#include "fd-kind.h"
+#include "restore-fds.h"
+
+static bool chr_reopenable(dev_t rdev)
+{
+	unsigned maj = major(rdev), min = minor(rdev);
+
+	if (maj == 1)
+		return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
+	return maj >= 136 && maj <= 143; /* UNIX98 pty slaves */
+}
+
+static bool chr_match(const struct fd_probe *p)
+{
+	return S_ISCHR(p->st.st_mode) && !(p->flags & O_PATH) && p->link[0] == '/' &&
+	       chr_reopenable(p->st.st_rdev);
+}
+
+static int chr_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
+{
+	ChrFileEntry *c = malloc(sizeof(*c));
+
+	(void)imgs;
+	if (!c)
+		return -ENOMEM;
+	chr_file_entry__init(c);
+	e->chr = c;
+	c->path = strdup(p->link);
+	if (!c->path)
+		return -ENOMEM;
+	c->rdev = (uint64_t)p->st.st_rdev;
+	return 0;
+}
+
+static int chr_verify(const FileEntry *e, char *why, size_t len)
+{
+	const ChrFileEntry *c = e->chr;
+
+	if (!c) {
+		snprintf(why, len, "character device without its chr entry");
+		return -EBADMSG;
+	}
+	if (!c->path || c->path[0] != '/') {
+		snprintf(why, len, "has no absolute path");
+		return -EBADMSG;
+	}
+	if (!chr_reopenable((dev_t)c->rdev)) {
+		snprintf(why, len, "%s: character device %u:%u cannot be reopened", c->path,
+			 major((dev_t)c->rdev), minor((dev_t)c->rdev));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int chr_check(const FileEntry *e, char *why, size_t len)
+{
+	const ChrFileEntry *c = e->chr;
+	struct stat st;
+
+	if (stat(c->path, &st)) {
+		snprintf(why, len, "%s: %s", c->path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISCHR(st.st_mode)) {
+		snprintf(why, len, "%s: a %s, dumped as a %s", c->path,
+			 rst_file_type_name(st.st_mode), rst_file_type_name(S_IFCHR));
+		return -EINVAL;
+	}
+	if (st.st_rdev != (dev_t)c->rdev) {
+		snprintf(why, len, "%s: character device %u:%u, dumped as %u:%u", c->path,
+			 major(st.st_rdev), minor(st.st_rdev), major((dev_t)c->rdev),
+			 minor((dev_t)c->rdev));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int chr_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+		    char *why, size_t len)
+{
+	const ChrFileEntry *c = e->chr;
+	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
+	char what[128];
+	int fd;
+
+	(void)im;
+	fd = rst_open_typed(c->path, flags, S_IFCHR, what, sizeof(what));
+	if (fd < 0) {
+		snprintf(why, len, "open %s: %s", c->path, what);
+		return fd;
+	}
+	return rst_fstore_put(st, e->id, fd, why, len);
+}
+
+const struct fd_kind fd_kind_chr = {
+	.kind = FILE_KIND__FD_CHR,
+	.name = "character device",
+	.match = chr_match,
+	.dump = chr_dump,
+	.verify = chr_verify,
+	.check = chr_check,
+	.open = chr_open,
+};

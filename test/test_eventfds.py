@@ -1,0 +1,112 @@
+"""Event fds (issue 7, item 6): eventfd, epoll, timerfd, signalfd, inotify.
+
+lzevents holds an eventfd with a counter and one in semaphore mode, an epoll
+set with several fds and their event data and a nested epoll, a timerfd
+with an expiration not yet read, one with time left and one ticking, a
+signalfd, and an inotify instance whose watches have a gap in their
+numbers. Dumped and restored, eager and lazy, it checks them itself (see
+lzevents.c): epoll_wait returns the dumped data, EPOLL_CTL_MOD works on the
+restored items, the counters read back, the unread expiration is there, a
+signal sent after restore comes through the signalfd, a file created after
+restore is reported by inotify with the dumped wd. A fanotify fd is
+refused by name, the process left running with its state intact.
+"""
+import os
+
+import pytest
+
+import harness
+
+
+class LzEvents(harness.Workload):
+    kind = "lzevents"
+
+    def parse_result(self, text):
+        return harness.parse_kv(text.strip())
+
+    def progress_file(self):
+        return "result"
+
+
+def spawn(env, *extra, name="events"):
+    d = env.base / name
+    return env.spawn(LzEvents, [harness.WORKLOADS / "lzevents", "--dir", d, *extra], d)
+
+
+def test_events_live(env):
+    """The workload's own check, without lazarus: it passes on the live state."""
+    w = spawn(env)
+    w.check_pass()
+    w.stop()
+
+
+def test_events_restored(env, mode):
+    w = spawn(env)
+    img = env.path("img")
+    env.dump(w, img)
+    kinds = sorted(f["kind"] for f in harness.file_entries(img))
+    for k in ("FD_EVENTFD", "FD_EPOLL", "FD_TIMERFD", "FD_SIGNALFD", "FD_INOTIFY"):
+        assert k in kinds, f"no {k} in files.img: {kinds}"
+    r = env.restore(img, mode, w)
+    r.check_pass()
+    r.stop()
+
+
+def test_fanotify_refused(env):
+    w = spawn(env, "--fanotify")
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1, f"dump of a process with a fanotify fd did not fail\n{r.describe()}"
+    assert len(r.errors) == 1, r.describe()
+    assert f"process {w.pid} fd " in r.errors[0] and "fanotify" in r.errors[0], r.describe()
+    harness.assert_not_stopped(w.pid)
+    w.check_pass()  # nothing it holds was disturbed
+    w.stop()
+
+
+EPOLL_ORPHAN = r'''
+import os, select, time
+ep = select.epoll()
+r, w = os.pipe()
+ep.register(r, select.EPOLLIN)
+child = os.fork()
+if child == 0:  # holds the pipe's read end, not the epoll set
+    ep.close()
+    while True:
+        time.sleep(1)
+os.close(r)  # the item lives on: its file is still open, in the child
+open("ready.tmp", "w").write("pid=%d child=%d r=%d\n" % (os.getpid(), child, r))
+os.rename("ready.tmp", "ready")
+while True:
+    time.sleep(1)
+'''
+
+
+def test_epoll_item_held_elsewhere_refused(env):
+    """An epoll item whose fd the process closed, its file kept open only by
+    another process of the tree: it could not be added again by number, so
+    the dump is refused naming the fds, and both processes run on."""
+    d = env.path("orphan")
+    w = env.spawn(harness.Workload, [harness.PYTHON, "-c", EPOLL_ORPHAN], d)
+    child = int(w.ready["child"])
+    env.pids.add(child)
+    r = env.lazarus("dump", "-t", w.pid, "-D", env.path("img"), log=env.log_path("dump"))
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert f"process {w.pid} fd " in r.errors[0], r.describe()
+    assert f"epoll watches a file as fd {w.ready['r']}" in r.errors[0], r.describe()
+    harness.assert_not_stopped(w.pid)
+    harness.assert_not_stopped(child, "child")
+
+
+def test_inotify_watched_dir_gone(env):
+    """A watched directory removed between dump and restore: refused with
+    one line naming the watch, before anything runs."""
+    w = spawn(env)
+    img = env.path("img")
+    env.dump(w, img)
+    os.rmdir(w.dir / "w3")
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert "inotify watch 3 on inode" in r.errors[0] and "its file is gone" in r.errors[0], \
+        r.describe()
+    assert harness.proc_state(w.pid) is None
