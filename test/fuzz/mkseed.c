@@ -121,6 +121,7 @@ static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 	put_msg(f, FZ_V_CORE, &t->cores[0]->base);
 	put_msg(f, FZ_V_INV, &im->inv->base);
 	put_msg(f, FZ_V_MM, &t->mm->base);
+	put_msg(f, FZ_V_TASK, &t->task->base);
 	put_msg(f, FZ_V_PM_HEAD, &t->pm_head->base);
 	for (size_t i = 0; i < t->nr_pm; i++)
 		put_msg(f, FZ_V_PM, &t->pm[i]->base);
