@@ -82,6 +82,39 @@ while True:
 '''
 
 
+EPOLL_SHARED = r'''
+import os, select, time
+ep = select.epoll()
+r, w = os.pipe()
+ep.register(r, select.EPOLLIN)
+child = os.fork()
+if child == 0:  # shares the epoll set; its fd r is another file now
+    os.dup2(w, r)
+    while True:
+        time.sleep(1)
+open("ready.tmp", "w").write("pid=%d child=%d r=%d ep=%d\n" % (os.getpid(), child, r, ep.fileno()))
+os.rename("ready.tmp", "ready")
+while True:
+    time.sleep(1)
+'''
+
+
+def test_epoll_shared_other_file_refused(env):
+    """An epoll set shared through fork, whose item's fd number is another
+    file in the child: the child's copy would watch the wrong file, so the
+    dump is refused naming the child and its fds; both run on."""
+    d = env.path("shared")
+    w = env.spawn(harness.Workload, [harness.PYTHON, "-c", EPOLL_SHARED], d)
+    child = int(w.ready["child"])
+    env.pids.add(child)
+    r = env.lazarus("dump", "-t", w.pid, "-D", env.path("img"), log=env.log_path("dump"))
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert f"process {child} fd {w.ready['ep']}: epoll watches a file as fd {w.ready['r']}" in \
+        r.errors[0], r.describe()
+    harness.assert_not_stopped(w.pid)
+    harness.assert_not_stopped(child, "child")
+
+
 def test_epoll_item_held_elsewhere_refused(env):
     """An epoll item whose fd the process closed, its file kept open only by
     another process of the tree: it could not be added again by number, so
