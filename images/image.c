@@ -37,6 +37,7 @@ static const struct {
 	[LZ_IMG_FS] = { "fs", &fs_entry__descriptor },
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
+	[LZ_IMG_FDDATA] = { "fddata", &fd_data_chunk__descriptor },
 };
 
 int lz_dump_id_new(struct lz_dump_id *id)
@@ -319,6 +320,7 @@ static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
 	[LZ_IMG_FS] = 1ULL << 20,
 	[LZ_IMG_FILES] = 512ULL << 20,
 	[LZ_IMG_FDINFO] = 256ULL << 20,
+	[LZ_IMG_FDDATA] = 1ULL << 30, /* FD_DATA_MAX of content and the framing */
 };
 
 uint64_t img_kind_max_size(enum lz_img_kind kind)

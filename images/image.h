@@ -56,6 +56,7 @@ enum lz_img_kind {
 	LZ_IMG_FS = 9,
 	LZ_IMG_FILES = 10,
 	LZ_IMG_FDINFO = 11,
+	LZ_IMG_FDDATA = 12, /* fddata-<file id>.img: content of a file description */
 	LZ_IMG_KIND_MAX,
 };
 

@@ -5,8 +5,9 @@
  *
  * Each check reads /proc only:
  *  - POSIX timers: /proc/PID/timers lists one "ID:" block per timer;
- *  - file locks and leases: "lock:" lines of /proc/PID/fdinfo/N (flock,
- *    POSIX and OFD locks, leases), which name the lock kind and type;
+ *  - file leases (and any lock but flock, POSIX and OFD locks, which
+ *    fd-desc.c dumps): "lock:" lines of /proc/PID/fdinfo/N, which name the
+ *    lock kind and type;
  *  - a controlling terminal, a session of another process, an exit signal
  *    other than SIGCHLD: /proc/PID/stat;
  *  - speculation controls, LAM (untag_mask) and shadow stacks: the lines
@@ -102,6 +103,10 @@ static int check_fd_locks(pid_t pid, const char *fd)
 		if (strncmp(p, "lock:", 5))
 			continue;
 		lock_kind(p, kind, sizeof(kind));
+		/* flock, POSIX and OFD locks are dumped with the file (fd-desc.c). */
+		if (!strncmp(kind, "FLOCK ", 6) || !strncmp(kind, "POSIX ", 6) ||
+		    !strncmp(kind, "OFDLCK ", 7))
+			continue;
 		pr_err("process %d fd %s holds a file %s (%s): not supported yet", pid, fd,
 		       strstr(kind, "LEASE") ? "lease" : "lock", kind);
 		ret = -EOPNOTSUPP;

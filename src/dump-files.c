@@ -24,6 +24,7 @@
 #define LOG_PREFIX "dump: "
 #include "log.h"
 #include "dump-files.h"
+#include "fd-desc.h"
 #include "fd-event.h"
 #include "fd-pipe.h"
 #include "fd-kind.h"
@@ -151,12 +152,6 @@ static int add_file(struct files_table *tab, struct fd_probe *p, struct dump_img
 		       fd_unsupported_kind(p->link, &p->st, kbuf, sizeof(kbuf)), p->link);
 		return -EOPNOTSUPP;
 	}
-	/* open() ignores O_ASYNC, and the owner and signal (F_SETOWN, F_SETSIG) are not dumped. */
-	if (p->flags & O_ASYNC) {
-		pr_err("process %d fd %d: signal-driven I/O (O_ASYNC) on %s: not supported yet",
-		       p->pid, p->fd, p->link);
-		return -EOPNOTSUPP;
-	}
 	nf = realloc(tab->files, (tab->nr + 1) * sizeof(*nf));
 	e = malloc(sizeof(*e));
 	if (nf)
@@ -170,6 +165,8 @@ static int add_file(struct files_table *tab, struct fd_probe *p, struct dump_img
 	e->kind = k->kind;
 	e->flags = p->flags;
 	ret = k->dump(p, e, imgs);
+	if (!ret)
+		ret = fd_desc_dump(p, e, true);
 	if (ret) {
 		protobuf_c_message_free_unpacked(&e->base, NULL);
 		return ret;
@@ -240,7 +237,9 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 	p.fdinfo = fdinfo;
 	p.flags = flags & ~(uint32_t)O_CLOEXEC;
 	df = find_shared(tab, f->pid, fd, &p.st);
-	if (!df)
+	if (df)
+		ret = fd_desc_dump(&p, df->e, false); /* this process's POSIX locks */
+	else
 		ret = add_file(tab, &p, imgs, &df);
 	if (!ret)
 		ret = add_fd(f, fd, df->e->id, (flags & O_CLOEXEC) ? FD_CLOEXEC : 0);

@@ -202,6 +202,69 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	return ret;
 }
 
+static const struct dump_proc *proc_of(const struct dump_ctx *d, pid_t pid)
+{
+	const struct dump_proc *p;
+
+	for_each_proc(d, p)
+		if (p->pid == pid && !p->zombie)
+			return p;
+	return NULL;
+}
+
+/* An O_ASYNC owner restore can set again: a process (or group) of the tree. */
+static bool owner_in_tree(const struct dump_ctx *d, const FileOwner *o)
+{
+	const struct dump_proc *p;
+
+	if (o->pid_type != F_OWNER_PGRP)
+		return proc_of(d, o->pid) != NULL; /* a thread's tid does not exist yet when set */
+	for_each_proc(d, p)
+		if (!p->zombie && p->stat.pgrp == o->pid)
+			return true;
+	return false;
+}
+
+/*
+ * What involves the tree as a whole: owners of O_ASYNC descriptions, and
+ * POSIX locks on files their process also maps (restore closes the fds it
+ * maps files from, and any close drops the process's POSIX locks on them).
+ */
+static int check_files_tree(const struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->files.nr; i++) {
+		const struct dump_file *df = &d->files.files[i];
+		const FileEntry *e = df->e;
+
+		if (e->fown && e->fown->pid && !owner_in_tree(d, e->fown)) {
+			pr_err("process %d fd %d: its signal-driven I/O owner %s %d is not a "
+			       "process of the dumped tree: not supported",
+			       df->pid, df->fd, e->fown->pid_type == F_OWNER_PGRP ? "group" :
+			       e->fown->pid_type == F_OWNER_TID ? "thread" : "process",
+			       e->fown->pid);
+			return -EOPNOTSUPP;
+		}
+		for (size_t j = 0; j < e->n_locks; j++) {
+			const FileLock *l = e->locks[j];
+			const struct dump_proc *p;
+
+			if (l->kind != FILE_LOCK_KIND__LOCK_POSIX)
+				continue;
+			p = proc_of(d, (pid_t)l->pid);
+			for (size_t k = 0; p && k < p->mm.nr_vmas; k++) {
+				const struct dump_vma *v = &p->mm.vmas[k];
+
+				if (!v->path || v->dev != df->dev || v->ino != df->ino)
+					continue;
+				pr_err("process %u holds a POSIX lock on %s, which it also maps at "
+				       "%#" PRIx64 ": not supported yet", l->pid, v->path, v->start);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	return 0;
+}
+
 static int check_tree(struct dump_ctx *d)
 {
 	struct dump_proc *p;
@@ -215,7 +278,7 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return 0;
+	return check_files_tree(d);
 }
 
 static int freeze_and_check(struct dump_ctx *d)

@@ -15,8 +15,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "restore: "
-#include "log.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 
@@ -98,7 +96,7 @@ static int chr_open(const FileEntry *e, const struct rst_images *im, struct rst_
 		    char *why, size_t len)
 {
 	const ChrFileEntry *c = e->chr;
-	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
+	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
 	char what[128];
 	int fd;
 

@@ -135,6 +135,18 @@ struct fd_kind {
 extern const struct fd_kind *const fd_kinds[];
 extern const size_t nr_fd_kinds;
 
+/*
+ * Content of a description kept in the images (fd-data.c): fddata-ID.img.
+ * Dump: bytes [0, SIZE) of FD (pread: its offset stays), at most
+ * FD_DATA_MAX (-EFBIG, not logged: the kind names what is too big).
+ * Restore: FD truncated to SIZE and the content written in (pwrite); a
+ * chunk out of order or past SIZE is refused (-EBADMSG), WHY says so.
+ */
+#define FD_DATA_MAX (512ULL << 20)
+int fd_data_dump(struct dump_imgs *imgs, uint32_t id, int fd, uint64_t size);
+int rst_fd_data_restore(const struct rst_images *im, uint32_t id, int fd, uint64_t size,
+			char *why, size_t len);
+
 /* The kind of KIND; NULL when the table has none (an image of a newer tool). */
 const struct fd_kind *fd_kind_of(FileKind kind);
 

@@ -7,18 +7,35 @@
  * file's place is refused before it is opened (check), and opening is done
  * with O_NONBLOCK so that nothing can block on a peer anyway. An O_PATH fd
  * opens nothing: any file type is taken, it is only checked to be the same.
- * What is not here yet: deleted files (refused at dump by dump-files.c,
- * "deleted file"), memfds (their own kind), file locks (dump-checks.c).
+ *
+ * A deleted regular file (unlinked, still open) has its content saved in
+ * fddata-<id>.img; restore creates an unlinked file again (O_TMPFILE in the
+ * same directory) with that content, owner and mode, and opens it with the
+ * dumped flags through /proc/self/fd. Several descriptions of one deleted
+ * file stay one file. Deleted directories and O_PATH fds of deleted files
+ * are refused ("deleted file"), and so are memfds ("memfd": their kind).
+ *
+ * A file that changed between dump and restore (check):
+ *  - missing, or another file type: refused;
+ *  - a regular file of another size, open for reading: refused, the
+ *    content the process saw is gone (put the file back as it was);
+ *  - another size, open write-only: a warning (a log or stdout that grew
+ *    since, with a later run restored from the same images), unless it
+ *    is now shorter than the offset a non-O_APPEND writer goes on from
+ *    (refused: it would write after a hole);
+ *  - the same size but another inode (replaced) or another mtime
+ *    (written in place): a warning, the restore goes on.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "restore: "
+/* Dump and restore both: each message says which. */
 #include "log.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
@@ -31,21 +48,56 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
+#define DELETED " (deleted)"
+
+/* Unlinked: the link says so and no name is left (a file may be called "x (deleted)"). */
+static bool is_deleted(const struct fd_probe *p)
+{
+	return ends_with(p->link, DELETED) && p->st.st_nlink == 0;
+}
+
 static bool reg_match(const struct fd_probe *p)
 {
-	if (p->link[0] != '/' || ends_with(p->link, " (deleted)") ||
-	    !strncmp(p->link, "/memfd:", 7))
+	if (p->link[0] != '/' || !strncmp(p->link, "/memfd:", 7))
 		return false;
+	if (is_deleted(p))
+		return S_ISREG(p->st.st_mode) && !(p->flags & O_PATH);
 	if (p->flags & O_PATH)
 		return true;
 	return S_ISREG(p->st.st_mode) || S_ISDIR(p->st.st_mode);
+}
+
+/* The content of a deleted file into fddata-<id>.img; owner and mode with it. */
+static int reg_dump_deleted(struct fd_probe *p, FileEntry *e, RegFileEntry *r,
+			    struct dump_imgs *imgs)
+{
+	int fd, ret;
+
+	r->path[strlen(r->path) - strlen(DELETED)] = '\0';
+	r->has_deleted = r->deleted = true;
+	r->has_uid = r->has_gid = true;
+	r->uid = p->st.st_uid;
+	r->gid = p->st.st_gid;
+	if (r->size > FD_DATA_MAX) {
+		pr_err("dump: process %d fd %d: deleted file %s of %" PRIu64 " bytes: more than the "
+		       "images keep (%llu MiB): not supported", p->pid, p->fd, r->path, r->size,
+		       FD_DATA_MAX >> 20);
+		return -EOPNOTSUPP;
+	}
+	fd = fd_probe_getfd(p);
+	if (fd < 0)
+		return fd;
+	ret = fd_data_dump(imgs, e->id, fd, r->size);
+	if (ret)
+		pr_err("dump: process %d fd %d: saving the content of deleted file %s: %s", p->pid,
+		       p->fd, r->path, strerror(-ret));
+	return ret;
 }
 
 static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 {
 	RegFileEntry *r = malloc(sizeof(*r));
 
-	(void)imgs;
 	if (!r)
 		return -ENOMEM;
 	reg_file_entry__init(r);
@@ -56,13 +108,15 @@ static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 	r->pos = p->pos;
 	r->mode = p->st.st_mode;
 	if (S_ISREG(p->st.st_mode)) {
-		r->has_size = true;
+		r->has_size = r->has_mtime_ns = true;
 		r->size = (uint64_t)p->st.st_size;
+		r->mtime_ns = (uint64_t)p->st.st_mtim.tv_sec * 1000000000ULL +
+			      (uint64_t)p->st.st_mtim.tv_nsec;
 	}
 	r->has_dev = r->has_ino = true;
 	r->dev = (uint64_t)p->st.st_dev;
 	r->ino = (uint64_t)p->st.st_ino;
-	return 0;
+	return is_deleted(p) ? reg_dump_deleted(p, e, r, imgs) : 0;
 }
 
 static int reg_verify(const FileEntry *e, char *why, size_t len)
@@ -77,6 +131,11 @@ static int reg_verify(const FileEntry *e, char *why, size_t len)
 		snprintf(why, len, "has no absolute path");
 		return -EBADMSG;
 	}
+	if (r->deleted && (!S_ISREG(r->mode) || !r->has_size || (e->flags & O_PATH) ||
+			   !r->has_uid || !r->has_gid || r->size > FD_DATA_MAX)) {
+		snprintf(why, len, "deleted file %s without a regular file's fields", r->path);
+		return -EBADMSG;
+	}
 	if (!(e->flags & O_PATH) && !S_ISREG(r->mode) && !S_ISDIR(r->mode)) {
 		snprintf(why, len, "%s is a %s, not a regular file or directory", r->path,
 			 rst_file_type_name((mode_t)r->mode));
@@ -85,13 +144,44 @@ static int reg_verify(const FileEntry *e, char *why, size_t len)
 	return 0;
 }
 
-/* The file is still there, of the dumped type; a changed one is only a warning. */
+/* The rule of the header comment. */
+static int reg_changed(const FileEntry *e, const struct stat *st, char *why, size_t len)
+{
+	const RegFileEntry *r = e->reg;
+	uint64_t size = (uint64_t)st->st_size, mtime = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL +
+						  (uint64_t)st->st_mtim.tv_nsec;
+	bool wronly = (e->flags & O_ACCMODE) == O_WRONLY, append = e->flags & O_APPEND;
+
+	if (!S_ISREG(r->mode) || (e->flags & O_PATH) || !r->has_size) {
+		rst_warn_changed(r->path, st, r->has_ino, r->ino, false, 0);
+		return 0;
+	}
+	if (r->size != size && (!wronly || (!append && size < r->pos))) {
+		snprintf(why, len, "%s: changed size since the dump (%" PRIu64 " bytes, now %" PRIu64
+			 "): put it back as it was", r->path, r->size, size);
+		return -ESTALE;
+	}
+	if (r->size != size) {
+		pr_warn("restore: %s changed size since the dump (%" PRIu64 " bytes, now %" PRIu64
+			"); the process only writes it, %s", r->path, r->size, size,
+			append ? "at its end" : "from where it was");
+		return 0;
+	}
+	rst_warn_changed(r->path, st, r->has_ino, r->ino, false, 0);
+	if ((!r->has_ino || r->ino == (uint64_t)st->st_ino) && r->has_mtime_ns && r->mtime_ns != mtime)
+		pr_warn("restore: %s was written since the dump (same size, another mtime)", r->path);
+	return 0;
+}
+
+/* The file is still there, of the dumped type, not changed (reg_changed). */
 static int reg_check(const FileEntry *e, char *why, size_t len)
 {
 	const RegFileEntry *r = e->reg;
 	struct stat st;
 	int ret;
 
+	if (r->deleted)
+		return 0; /* comes from the images */
 	/* O_PATH|O_NOFOLLOW of a symlink names the link itself. */
 	ret = S_ISLNK(r->mode) ? lstat(r->path, &st) : stat(r->path, &st);
 	if (ret) {
@@ -103,8 +193,77 @@ static int reg_check(const FileEntry *e, char *why, size_t len)
 			 rst_file_type_name(st.st_mode), rst_file_type_name((mode_t)r->mode));
 		return -EINVAL;
 	}
-	rst_warn_changed(r->path, &st, r->has_ino, r->ino, r->has_size, r->size);
-	return 0;
+	return reg_changed(e, &st, why, len);
+}
+
+/* An earlier description of the same deleted file, already in the store: -1 if none. */
+static int deleted_twin(const FileEntry *e, const struct rst_images *im,
+			const struct rst_fstore *st)
+{
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const FileEntry *o = im->files[i];
+		int fd;
+
+		if (o == e || o->kind != e->kind || !o->reg || !o->reg->deleted ||
+		    o->reg->dev != e->reg->dev || o->reg->ino != e->reg->ino)
+			continue;
+		fd = rst_fstore_get(st, o->id);
+		if (fd >= 0)
+			return fd;
+	}
+	return -1;
+}
+
+/* dirname of PATH into BUF. */
+static void dir_of(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+
+	snprintf(buf, len, "%.*s", (int)n, path);
+}
+
+/*
+ * A deleted file again: an O_TMPFILE in its directory with its content,
+ * owner and mode (or the one already made for an earlier description of
+ * it), opened with FLAGS through /proc/self/fd.
+ */
+static int reg_open_deleted(const FileEntry *e, const struct rst_images *im,
+			    const struct rst_fstore *st, int flags, char *why, size_t len)
+{
+	const RegFileEntry *r = e->reg;
+	char dir[PATH_MAX], self[64];
+	int tmp = deleted_twin(e, im, st), fd, ret = 0;
+	bool own = tmp < 0;
+
+	if (own) {
+		dir_of(r->path, dir, sizeof(dir));
+		tmp = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)(r->mode & 07777));
+		if (tmp < 0) {
+			snprintf(why, len, "deleted file %s: cannot create it again in %s: %s",
+				 r->path, dir, strerror(errno));
+			return -errno;
+		}
+		ret = rst_fd_data_restore(im, e->id, tmp, r->size, why, len);
+		if (!ret && (fchown(tmp, r->uid, r->gid) || fchmod(tmp, (mode_t)(r->mode & 07777)))) {
+			ret = -errno;
+			snprintf(why, len, "deleted file %s: owner and mode: %s", r->path,
+				 strerror(errno));
+		}
+		if (ret) {
+			close(tmp);
+			return ret;
+		}
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", tmp);
+	fd = open(self, flags | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(why, len, "deleted file %s: reopen: %s", r->path, strerror(errno));
+	}
+	if (own)
+		close(tmp);
+	return fd < 0 ? ret : fd;
 }
 
 /*
@@ -115,11 +274,16 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 		    char *why, size_t len)
 {
 	const RegFileEntry *r = e->reg;
-	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY;
+	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
 	char what[128];
 	int fd;
 
-	(void)im;
+	if (r->deleted) {
+		fd = reg_open_deleted(e, im, st, flags, why, len);
+		if (fd < 0)
+			return fd;
+		goto seek;
+	}
 	if (flags & O_PATH) { /* opens nothing: cannot block */
 		fd = open(r->path, flags | O_CLOEXEC);
 		if (fd < 0) {
@@ -133,6 +297,7 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 		snprintf(why, len, "open %s: %s", r->path, what);
 		return fd;
 	}
+seek:
 	if (!(flags & O_PATH) && S_ISREG(r->mode) && lseek(fd, (off_t)r->pos, SEEK_SET) < 0) {
 		snprintf(why, len, "seek %s to %" PRIu64 ": %s", r->path, r->pos, strerror(errno));
 		close(fd);
@@ -140,7 +305,7 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 	}
 	if (!(flags & O_PATH) && S_ISDIR(r->mode) && r->pos)
 		lseek(fd, (off_t)r->pos, SEEK_SET); /* a readdir cookie: best effort */
-	pr_debug("file %u: %s flags %#o pos %" PRIu64, e->id, r->path, e->flags, r->pos);
+	pr_debug("restore: file %u: %s flags %#o pos %" PRIu64, e->id, r->path, e->flags, r->pos);
 	return rst_fstore_put(st, e->id, fd, why, len);
 }
 

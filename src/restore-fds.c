@@ -24,6 +24,7 @@
 
 #include "compiler.h"
 #include "log.h"
+#include "fd-desc.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 
@@ -388,6 +389,8 @@ int rst_fstore_open(const struct rst_images *im, struct rst_fstore *st)
 			if (e->kind != kind->kind || rst_fstore_get(st, e->id) >= 0)
 				continue;
 			ret = kind->open(e, im, st, why, sizeof(why));
+			if (!ret && e->n_locks)
+				ret = rst_desc_open(e, rst_fstore_get(st, e->id), why, sizeof(why));
 			if (ret)
 				pr_err("%s", why);
 		}
@@ -431,13 +434,20 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 			return fd < 0 ? -ENOENT : -errno;
 		}
 	}
+	/* Before POSIX locks: closing any fd of a file drops them. */
 	rst_fstore_close(st);
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
 		const FileEntry *e = rst_file_by_id(im, d->file_id);
 		const struct fd_kind *k = fd_kind_of(e->kind);
-		int ret = k->post ? k->post(e, rt, (int)d->fd, why, len) : 0;
+		bool first = true;
+		int ret;
 
+		for (size_t j = 0; j < i && first; j++)
+			first = rt->fdinfo[j]->file_id != d->file_id;
+		ret = rst_desc_install(e, (pid_t)rt->pid, (int)d->fd, first, why, len);
+		if (!ret && k->post)
+			ret = k->post(e, rt, (int)d->fd, why, len);
 		if (ret)
 			return ret;
 	}

@@ -176,6 +176,20 @@ static int load_all(struct rst_images *im, enum lz_img_kind kind, const char *na
 	return ret;
 }
 
+void rst_images_free_all(ProtobufCMessage **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(v[i], NULL);
+	free(v);
+}
+
+int rst_images_load_all(const struct rst_images *im, enum lz_img_kind kind, const char *name,
+			ProtobufCMessage ***out, size_t *nr)
+{
+	/* Reads only: the directory, the trust rules and the inventory. */
+	return load_all((struct rst_images *)im, kind, name, out, nr);
+}
+
 static void free_all(ProtobufCMessage **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -93,6 +93,16 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 		    const struct rst_trust *trust);
 void rst_images_free(struct rst_images *im);
 
+/*
+ * Every message of NAME, an image of KIND that inventory.img must list,
+ * read and checked as at load time (framing, dump id, size and checksum).
+ * For images read late (fddata-<id>.img when its file is opened). Logs
+ * once. Free with rst_images_free_all().
+ */
+int rst_images_load_all(const struct rst_images *im, enum lz_img_kind kind, const char *name,
+			ProtobufCMessage ***out, size_t *nr);
+void rst_images_free_all(ProtobufCMessage **v, size_t n);
+
 /* inventory.img's entry for NAME; NULL if it does not list it. */
 const ImageFile *rst_inv_file(const struct rst_images *im, const char *name);
 

@@ -330,6 +330,17 @@ static int verify_files(const struct rst_images *im)
 			return fail("files.img", -EBADMSG, "file %u of unknown kind %d", f->id,
 				    (int)f->kind);
 		ret = k->verify(f, why, sizeof(why));
+		for (size_t j = 0; !ret && j < f->n_locks; j++) {
+			const FileLock *l = f->locks[j];
+
+			if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && !l->has_pid) {
+				snprintf(why, sizeof(why), "a POSIX lock without its process");
+				ret = -EBADMSG;
+			} else if (l->len > INT64_MAX || l->start > INT64_MAX) {
+				snprintf(why, sizeof(why), "a lock out of range");
+				ret = -EBADMSG;
+			}
+		}
 		if (ret)
 			return fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);
 	}
@@ -384,7 +395,7 @@ void rst_warn_changed(const char *path, const struct stat *st, bool has_ino, uin
 			(uint64_t)st->st_size);
 }
 
-static int verify_files_exist(const struct rst_images *im, const struct rst_task *t)
+static int verify_files_exist(const struct rst_task *t)
 {
 	const MmEntry *mm = t->mm;
 	struct stat st;
@@ -408,11 +419,16 @@ static int verify_files_exist(const struct rst_images *im, const struct rst_task
 				    rst_file_type_name(st.st_mode), v->start);
 		rst_warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
 	}
-	/*
-	 * What each fd's description needs on this machine, through its kind
-	 * (a FIFO in a file's place would block). A description shared by
-	 * several fds is checked once per process: cheap, and the fd named.
-	 */
+	return 0;
+}
+
+/*
+ * What each fd's description needs on this machine, through its kind (a
+ * FIFO in a file's place would block). A description shared by several
+ * fds is checked once per process: cheap, and the fd named.
+ */
+static int check_task_files(const struct rst_images *im, const struct rst_task *t)
+{
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		const FileEntry *f = rst_file_by_id(im, t->fdinfo[i]->file_id);
 		const struct fd_kind *k = fd_kind_of(f->kind);
@@ -426,6 +442,18 @@ static int verify_files_exist(const struct rst_images *im, const struct rst_task
 			pr_err("%s (fd %u)", why, t->fdinfo[i]->fd);
 			return ret;
 		}
+	}
+	return 0;
+}
+
+int rst_verify_files(const struct rst_images *im)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		const struct rst_task *t = &im->tasks[i];
+		int ret = rst_task_zombie(t) ? 0 : check_task_files(im, t);
+
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -473,7 +501,7 @@ static int verify_task(const struct rst_images *im, const struct rst_task *t)
 	if (!ret)
 		ret = rst_verify_fds(im, t);
 	if (!ret)
-		ret = verify_files_exist(im, t);
+		ret = verify_files_exist(t);
 	return ret;
 }
 

@@ -20,6 +20,13 @@ int rst_verify(const struct rst_images *im);
 int rst_verify_mm(const struct rst_images *im, const struct rst_task *t);
 int rst_verify_fds(const struct rst_images *im, const struct rst_task *t);
 
+/*
+ * The open files of every process against this machine, through each
+ * kind's check() (fd-kind.h): after the pids are known to be free, before
+ * any file is opened. Logs one line naming the fd; -errno.
+ */
+int rst_verify_files(const struct rst_images *im);
+
 /* Warn (once per call) when PATH was replaced or changed size since the dump. */
 void rst_warn_changed(const char *path, const struct stat *st, bool has_ino, uint64_t ino,
 		      bool has_size, uint64_t size);

@@ -48,6 +48,7 @@
 #include "restore-images.h"
 #include "restore-proc.h"
 #include "restore-trust.h"
+#include "restore-verify.h"
 #include "safe-file.h"
 #include "uffd.h"
 
@@ -301,14 +302,15 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	 * file. The store is inherited by the root (or the -d helper, or the
 	 * --pidns init) and from it by every process.
 	 */
-	ret = rst_fstore_open(&c->im, &c->fstore);
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
+			       c->opts->lazy_pages ? &c->ki : NULL);
+	if (!ret)
+		ret = rst_verify_files(&c->im);
+	if (!ret)
+		ret = rst_fstore_open(&c->im, &c->fstore);
 	if (ret)
 		return ret;
 	c->im.fstore = &c->fstore;
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
-			       c->opts->lazy_pages ? &c->ki : NULL);
-	if (ret)
-		return ret;
 	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
 	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)

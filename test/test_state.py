@@ -327,20 +327,13 @@ try:
         tid = ctypes.c_long()
         if libc.timer_create(1, None, ctypes.byref(tid)):
             raise OSError(ctypes.get_errno(), "timer_create")
-    elif what in ("flock", "posix", "ofd", "lease"):
+    elif what == "lease":
         f = os.open(os.path.join(d, "locked"), os.O_RDWR | os.O_CREAT, 0o600)
         info["fd"] = f
-        if what == "flock":
-            fcntl.flock(f, fcntl.LOCK_EX)
-        elif what == "posix":
-            fcntl.lockf(f, fcntl.LOCK_EX)
-        elif what == "ofd":
-            fcntl.fcntl(f, 37, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))  # F_OFD_SETLK
-        else:
-            os.close(f)
-            f = os.open(os.path.join(d, "locked"), os.O_RDONLY)
-            info["fd"] = f
-            fcntl.fcntl(f, 1024, fcntl.F_RDLCK)  # F_SETLEASE
+        os.close(f)
+        f = os.open(os.path.join(d, "locked"), os.O_RDONLY)
+        info["fd"] = f
+        fcntl.fcntl(f, 1024, fcntl.F_RDLCK)  # F_SETLEASE
     elif what == "ctty":
         master, slave = os.openpty()
         fcntl.ioctl(slave, 0x540E, 0)  # TIOCSCTTY
@@ -348,11 +341,12 @@ try:
     elif what == "pidns":
         if libc.unshare(0x20000000):  # CLONE_NEWPID: for the children to come
             raise OSError(ctypes.get_errno(), "unshare")
-    elif what == "async":
+    elif what == "async_owner":
         path = "/dev/urandom"  # a device with fasync (a regular file has none)
         f = os.open(path, os.O_RDONLY)
+        fcntl.fcntl(f, fcntl.F_SETOWN, os.getppid())  # not a process of the dumped tree
         fcntl.fcntl(f, fcntl.F_SETFL, os.O_ASYNC)
-        info["fd"], info["path"] = f, path
+        info["fd"], info["path"], info["owner"] = f, path, os.getppid()
     elif what == "ptmx":
         info["fd"] = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
     elif what == "fifo":
@@ -405,9 +399,6 @@ def ns_link(pid, ns):
 
 REFUSED = {
     "timer": "process {pid} has 1 POSIX timer (timer_create): not supported yet",
-    "flock": "process {pid} fd {fd} holds a file lock (FLOCK ADVISORY WRITE): not supported yet",
-    "posix": "process {pid} fd {fd} holds a file lock (POSIX ADVISORY WRITE): not supported yet",
-    "ofd": "process {pid} fd {fd} holds a file lock (OFDLCK ADVISORY WRITE): not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
     "ctty": "process {pid} has a controlling terminal (tty {tty}): "
             "--shell-job is not supported yet",
@@ -417,7 +408,8 @@ REFUSED = {
              "{ours}): namespaces are not supported yet",
     "fifo": "process {pid} fd {fd}: deleted FIFO ({path} (deleted)): not supported yet",
     "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
-    "async": "process {pid} fd {fd}: signal-driven I/O (O_ASYNC) on {path}: not supported yet",
+    "async_owner": "process {pid} fd {fd}: its signal-driven I/O owner process {owner} is not a "
+                   "process of the dumped tree: not supported",
     "session": "process {pid} is in session {sid} of another process: not supported yet "
                "(start it with setsid)",
     "autogroup": "process {pid}: its autogroup has nice 5: not supported yet",
