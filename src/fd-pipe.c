@@ -421,7 +421,7 @@ static int pipe_consistent(const FileEntry *e, const struct rst_images *im, char
 		if (xe->capacity != pe->capacity ||
 		    (pe->has_data && xe->has_data &&
 		     (xe->data.len != pe->data.len ||
-		      memcmp(xe->data.data, pe->data.data, pe->data.len)))) {
+		      (pe->data.len && memcmp(xe->data.data, pe->data.data, pe->data.len))))) {
 			snprintf(why, len, "files.img: files %u and %u: two ends of one %s that "
 				 "disagree on its %s", e->id, x->id, kind_word(e),
 				 xe->capacity != pe->capacity ? "capacity" : "data");
