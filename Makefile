@@ -14,6 +14,11 @@ WARN	:= -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS	:= -O2 -g -std=gnu11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing
 CPPFLAGS := -Iinclude -Iimages -I$(O)/images -I$(O)/gen -Isrc -Iplugin
 LDLIBS	:= -lprotobuf-c -lcap
+# libnl: sock_diag requests (src/sk-diag.c)
+NL_CFLAGS := $(shell pkg-config --cflags libnl-3.0)
+NL_LIBS	:= $(shell pkg-config --libs libnl-3.0)
+CPPFLAGS += $(NL_CFLAGS)
+LDLIBS	+= $(NL_LIBS)
 
 ifneq ($(SANITIZE),)
 CFLAGS	+= -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -55,7 +60,8 @@ $(O)/images/%.pb-c.c $(O)/images/%.pb-c.h: images/%.proto
 	@mkdir -p $(dir $@)
 	$(Q)protoc-c --proto_path=images --c_out=$(O)/images $<
 
-$(O)/images/%.pb-c.o: $(O)/images/%.pb-c.c
+# A .pb-c.c includes the headers of the .proto files it imports.
+$(O)/images/%.pb-c.o: $(O)/images/%.pb-c.c $(PB_H)
 	$(Q)$(CC) $(CPPFLAGS) -O2 -g -Wall -c -o $@ $<
 
 $(O)/%.o: %.c $(PB_H) $(BLOB_HDR)
@@ -117,7 +123,7 @@ FUZZ_OBJ	:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC)) \
 FUZZ_LIB	:= $(FUZZ_DIR)/liblazarus.a
 # target:max_len
 FUZZ_TARGETS	:= fuzz_image:65536 fuzz_lazy_msg:8192 fuzz_verify:65536 \
-		   fuzz_lazy_source:200000 fuzz_lazy_conn:65536
+		   fuzz_lazy_source:200000 fuzz_lazy_conn:65536 fuzz_proc_timers:8192
 FUZZ_BIN	:= $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(firstword $(subst :, ,$(t))))
 
 $(FUZZ_DIR)/obj/%.o: %.c $(PB_H) $(BLOB_HDR)

@@ -24,15 +24,16 @@ static bool vma_is_mapped(const VmaEntry *v)
 }
 
 /*
- * extra: [vmas][runs][close fds][threads], then per thread its groups and
- * its affinity words (8-byte aligned each).
+ * extra: [vmas][runs][close fds][threads][POSIX timers], then per thread
+ * its groups and its affinity words (8-byte aligned each).
  */
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 {
 	size_t n = im->mm->n_vmas * sizeof(struct lz_blob_vma) +
 		   im->nr_pm * sizeof(struct lz_blob_run) +
 		   ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
-		   im->nr_threads * sizeof(struct lz_blob_thread);
+		   im->nr_threads * sizeof(struct lz_blob_thread) +
+		   im->task->n_posix_timers * sizeof(struct lz_blob_timer);
 
 	for (size_t i = 0; i < im->nr_threads; i++) {
 		const SeccompEntry *sc = im->cores[i]->seccomp;
@@ -538,7 +539,8 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	int32_t *close_fds = (int32_t *)(runs + im->nr_pm);
 	struct lz_blob_thread *threads =
 		(struct lz_blob_thread *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
-	uint8_t *per = (uint8_t *)(threads + im->nr_threads);
+	struct lz_blob_timer *timers = (struct lz_blob_timer *)(threads + im->nr_threads);
+	uint8_t *per = (uint8_t *)(timers + im->task->n_posix_timers);
 	int32_t *idx;
 	int ret;
 
@@ -576,5 +578,7 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		ret = build_task(a, im->task, why, len);
 	if (!ret)
 		ret = build_threads(a, threads, per, im, why, len);
+	if (!ret)
+		ret = plg_build_timers(a, timers, im, why, len);
 	return ret ? ret : build_pending(a, threads, im, why, len);
 }

@@ -58,6 +58,13 @@ struct plg_restore {
 
 /* The dumped [vvar]/[vvar_vclock]/[vdso] must match this kernel's sizes. */
 int plg_check_vdso(const MmEntry *mm, char *why, size_t len);
+/*
+ * The POSIX timers of task image T (timers.c): clock, notification and
+ * signal of a kind restore can create, SIGEV_THREAD_ID aimed at one of
+ * TIDS, ids ascending, times valid.
+ */
+int plg_check_timers(const TaskEntry *t, const uint32_t *tids, size_t nr_tids, char *why,
+		     size_t len);
 /* The dump's xsave layout must be this CPU's. */
 int plg_check_cpu(uint32_t xsave_size, uint64_t xfeatures, char *why, size_t len);
 
@@ -92,6 +99,9 @@ void plg_vdso_range(const MmEntry *mm, uint64_t *start, uint64_t *len);
 int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		   const struct plg_images *im, const struct plg_fds *fds, uint64_t *nr_data,
 		   char *why, size_t len);
+/* The blob's timer array (checked again with plg_check_timers). */
+int plg_build_timers(struct lz_blob_args *a, struct lz_blob_timer *timers,
+		     const struct plg_images *im, char *why, size_t len);
 /* The threads array plg_build_args() placed in `extra`. */
 struct lz_blob_thread *plg_args_threads(struct lz_blob_args *a);
 /* Bytes plg_build_args() needs after the args struct (VMAs, runs, fds). */

@@ -83,6 +83,7 @@ static uint32_t fault_step(void)
 		[LZ_STEP_ROBUST] = "thread", [LZ_STEP_ITIMER] = "itimer", [LZ_STEP_RLIMIT] = "rlimit",
 		[LZ_STEP_CLOSE] = "close",   [LZ_STEP_SIGQUEUE] = "sigqueue", [LZ_STEP_CREDS] = "creds",
 		[LZ_STEP_CLONE] = "clone",   [LZ_STEP_SCHED] = "sched",	  [LZ_STEP_BARRIER] = "barrier",
+		[LZ_STEP_TIMER] = "timer",
 	};
 	const char *want = getenv("LAZARUS_FAULT_BLOB");
 
@@ -126,6 +127,9 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	a->area_end = addr + ap.total;
 	a->t_child_ns = t_child_ns;
 	a->fault_step = fault_step();
+	/* Testing: LAZARUS_TEST_TIMERS_LINEAR=1 takes the way of kernels before 6.16. */
+	if (getenv("LAZARUS_TEST_TIMERS_LINEAR"))
+		a->timer_flags |= LZ_BTIMER_LINEAR;
 	ret = plg_build_args(a, (uint8_t *)(a + 1), ap.total - ap.args_off - sizeof(*a), im, fds,
 			     &p->nr_data_pages, why, len);
 	if (ret)

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 6
+#define LZ_BLOB_ABI_VERSION 7
 #define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
 #define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
 #define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */
@@ -36,6 +36,7 @@
 #define LZ_BLOB_SIGINFO_SIZE 128 /* siginfo_t of x86_64 */
 #define LZ_BLOB_MAX_GROUPS 65536 /* NGROUPS_MAX of the kernel */
 #define LZ_BLOB_TASK_SIZE 0x7ffffffff000ULL /* 47-bit user address space */
+#define LZ_BLOB_MAX_TIMERS 4096 /* POSIX timers of one process */
 
 /* lz_blob_vma.vflags */
 #define LZ_BVMA_FILL 0x1U	/* has page runs: mapped writable until filled */
@@ -87,6 +88,28 @@ struct lz_blob_itimer {
 	int64_t value_usec;
 };
 _Static_assert(sizeof(struct lz_blob_itimer) == 40, "lz_blob_itimer is 40 bytes");
+
+/*
+ * One POSIX timer (blob/timers.c): the timer_create() arguments and the
+ * relative timer_settime() value (struct itimerspec: interval first).
+ */
+struct lz_blob_timer {
+	uint32_t id;	    /* the timer id it must get back */
+	int32_t clock;	    /* CLOCK_* */
+	int32_t notify;	    /* sigev_notify: SIGEV_SIGNAL, NONE, THREAD, THREAD_ID */
+	int32_t signo;	    /* sigev_signo */
+	int32_t tid;	    /* SIGEV_THREAD_ID: the thread signalled */
+	uint32_t reserved;  /* 0 */
+	uint64_t value;	    /* sigev_value */
+	int64_t interval_sec;
+	int64_t interval_nsec;
+	int64_t value_sec;  /* 0 0: disarmed */
+	int64_t value_nsec;
+};
+_Static_assert(sizeof(struct lz_blob_timer) == 64, "lz_blob_timer is 64 bytes");
+
+/* lz_blob_args.timer_flags */
+#define LZ_BTIMER_LINEAR 0x1U /* testing: ids the pre-6.16 way, without the prctl */
 
 /* struct prctl_mm_map of <linux/prctl.h>, field for field. */
 struct lz_blob_mm_map {
@@ -284,13 +307,18 @@ struct lz_blob_args {
 	uint32_t nr_pending; /* all threads' together */
 	uint32_t nr_shared_pending;
 	struct lz_blob_siginfo pending[LZ_BLOB_MAX_SIGINFO];
+
+	uint32_t nr_timers;   /* POSIX timers, in id order (blob/timers.c) */
+	uint32_t timer_flags; /* LZ_BTIMER_* */
+	uint64_t timers;    /* struct lz_blob_timer[nr_timers] */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
 _Static_assert(offsetof(struct lz_blob_args, nr_threads) == 1232, "args: nr_threads at 1232");
 _Static_assert(offsetof(struct lz_blob_args, go_fd) == 1272, "args: go_fd at 1272");
 _Static_assert(offsetof(struct lz_blob_args, pending) == 1288, "args: pending at 1288");
-_Static_assert(sizeof(struct lz_blob_args) == 34056, "args: 34056 bytes");
+_Static_assert(offsetof(struct lz_blob_args, nr_timers) == 34056, "args: timers at 34056");
+_Static_assert(sizeof(struct lz_blob_args) == 34072, "args: 34072 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -331,6 +359,7 @@ enum lz_rst_step {
 	LZ_STEP_CLONE,	  /* create a thread: arg = its index, addr = its tid */
 	LZ_STEP_SCHED,	  /* a thread's scheduling state: arg = enum lz_sched_op */
 	LZ_STEP_BARRIER,  /* wait until every thread restored itself: arg = threads ready */
+	LZ_STEP_TIMER,	  /* POSIX timers: arg = enum lz_timer_op, addr = timer id | got << 32 */
 	LZ_STEP_MAX,
 };
 
@@ -343,6 +372,16 @@ enum lz_sched_op {
 	LZ_SCHED_MCE,
 	LZ_SCHED_TSC,
 	LZ_SCHED_OP_MAX,
+};
+
+/* lz_rst_msg.arg of an LZ_STEP_TIMER failure. Names in restore-proc.c. */
+enum lz_timer_op {
+	LZ_TIMER_CREATE,  /* timer_create */
+	LZ_TIMER_ID,	  /* the kernel gave another id: addr >> 32 */
+	LZ_TIMER_SETTIME, /* timer_settime */
+	LZ_TIMER_PRCTL,	  /* PR_TIMER_CREATE_RESTORE_IDS */
+	LZ_TIMER_GAPS,	  /* without it: too many ids to skip */
+	LZ_TIMER_OP_MAX,
 };
 
 #define LZ_RST_TEXT_MAX 188

@@ -14,6 +14,7 @@ struct cli_opts {
 	bool leave_running;
 	bool detach;
 	bool progress;
+	bool ext_unix_sk;
 	int freeze_timeout_s; /* dump: 0 for the default */
 };
 

@@ -44,25 +44,6 @@ static int read_or_log(pid_t pid, const char *name, char **text, size_t *len)
 	return ret;
 }
 
-static int check_timers(pid_t pid)
-{
-	unsigned nr = 0;
-	char *text, *p;
-	int ret;
-
-	ret = read_or_log(pid, "timers", &text, NULL);
-	if (ret)
-		return ret;
-	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		nr += !strncmp(p, "ID:", 3);
-	free(text);
-	if (!nr)
-		return 0;
-	pr_err("process %d has %u POSIX timer%s (timer_create): not supported yet", pid, nr,
-	       nr == 1 ? "" : "s");
-	return -EOPNOTSUPP;
-}
-
 /* "lock:\t1: FLOCK  ADVISORY  WRITE 1234 ..." -> "FLOCK ADVISORY WRITE" */
 static void lock_kind(const char *line, char *buf, size_t size)
 {
@@ -342,7 +323,17 @@ static int check_lsm(pid_t pid)
 	return ret;
 }
 
-static int check_namespaces(pid_t pid)
+/* The namespace NAME the tree should be in: NS's (dump-ns.h) or lazarus's own. */
+static const char *expected_ns(const struct dump_ns *ns, const char *name)
+{
+	if (ns && ns->root_init && (!strcmp(name, "pid") || !strcmp(name, "pid_for_children")))
+		return ns->pid_link;
+	if (ns && ns->mnt_proc && !strcmp(name, "mnt"))
+		return ns->mnt_link;
+	return NULL;
+}
+
+static int check_namespaces(pid_t pid, const struct dump_ns *tree_ns)
 {
 	static const char *const ns[] = { "cgroup", "ipc",  "mnt",		 "net",
 					  "pid",    "time", "pid_for_children", "time_for_children",
@@ -354,6 +345,8 @@ static int check_namespaces(pid_t pid)
 
 		snprintf(name, sizeof(name), "ns/%s", ns[i]);
 		mine = proc_readlink(getpid(), name, ours, sizeof(ours));
+		if (!mine && expected_ns(tree_ns, ns[i]))
+			snprintf(ours, sizeof(ours), "%s", expected_ns(tree_ns, ns[i]));
 		ret = proc_readlink(pid, name, theirs, sizeof(theirs));
 		if (ret == -ENOENT && mine == -ENOENT)
 			continue; /* a namespace kind this kernel does not have */
@@ -371,9 +364,10 @@ static int check_namespaces(pid_t pid)
 			return ret ? ret : mine;
 		}
 		if (strcmp(theirs, ours)) {
-			pr_err("process %d is in another %s namespace (%s, lazarus is in %s): "
+			pr_err("process %d is in another %s namespace (%s, %s is in %s): "
 			       "namespaces are not supported yet",
-			       pid, ns[i], theirs, ours);
+			       pid, ns[i], theirs,
+			       expected_ns(tree_ns, ns[i]) ? "the tree's root" : "lazarus", ours);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -405,9 +399,9 @@ static int check_auxv(pid_t pid)
 	return -EOPNOTSUPP;
 }
 
-int dump_check_state(pid_t pid, bool session_in_tree)
+int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns)
 {
-	int ret = check_namespaces(pid);
+	int ret = check_namespaces(pid, ns);
 
 	if (!ret)
 		ret = check_stat(pid, session_in_tree);
@@ -421,8 +415,6 @@ int dump_check_state(pid_t pid, bool session_in_tree)
 		ret = check_autogroup(pid);
 	if (!ret)
 		ret = check_numa(pid);
-	if (!ret)
-		ret = check_timers(pid);
 	if (!ret)
 		ret = check_locks(pid);
 	if (!ret)

@@ -1,6 +1,6 @@
 /*
  * dump-checks.h - refusals of the checks phase for state that Lazarus can
- * neither restore nor leave out: POSIX timers, file locks and leases, a
+ * neither restore nor leave out: file locks and leases, a
  * controlling terminal, namespaces other than lazarus's own, an auxv larger
  * than the restorer can take. Documentation/state.md lists every item.
  */
@@ -10,13 +10,16 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "dump-ns.h"
+
 /*
  * Runs on the frozen process, before anything is injected or written.
  * Returns 0, or -EOPNOTSUPP after one error line naming the pid and what is
  * not supported (another -errno if /proc could not be read).
  * SESSION_IN_TREE: the process's session is led by a process of the dumped
- * tree (else it must lead its own).
+ * tree (else it must lead its own). NS: the tree's pid and mount namespace
+ * (dump-ns.h), expected instead of lazarus's own; NULL: lazarus's.
  */
-int dump_check_state(pid_t pid, bool session_in_tree);
+int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns);
 
 #endif

@@ -279,7 +279,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	sas.ss_size = c->ss_size;
 	sas.ss_flags = c->ss_flags;
 
-	e.tid = (uint32_t)c->tid;
+	e.tid = (uint32_t)c->img_tid;
 	e.comm = (char *)c->comm;
 	e.regs = &regs;
 	e.xsave.data = c->xsave;
@@ -308,7 +308,7 @@ int core_write(const struct core_dump *c, struct dump_imgs *imgs)
 	e.creds = &creds;
 	seccomp_to_core(&c->seccomp, &e, &sc, scf, scfp);
 
-	snprintf(name, sizeof(name), "core-%d.img", c->tid);
+	snprintf(name, sizeof(name), "core-%d.img", c->img_tid);
 	return dump_img_write_one(imgs, name, LZ_IMG_CORE, &e.base);
 }
 

@@ -18,6 +18,7 @@
 
 struct core_dump {
 	pid_t tid;
+	pid_t img_tid; /* its tid in the images (dump-ns.h: inside the tree's pid ns) */
 	char comm[32];
 	struct user_regs_struct regs;	 /* after the syscall-restart fixup */
 	int64_t interrupted_syscall;	 /* orig_rax if stopped in a syscall, else -1 */

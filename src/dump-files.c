@@ -218,7 +218,8 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 		       struct dump_imgs *imgs)
 {
 	char name[32], path[64], link[PATH_MAX], *fdinfo = NULL;
-	struct fd_probe p = { .pid = f->pid, .fd = fd, .link = link, .pidfd = -1, .local = -1 };
+	struct fd_probe p = { .pid = f->pid, .fd = fd, .link = link, .pidfd = -1, .local = -1,
+			      .ctx = &tab->ctx };
 	struct dump_file *df;
 	uint32_t flags;
 	int ret;
@@ -368,7 +369,7 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 	int ret = -ENOMEM;
 
 	if (!fe || !msgs) {
-		pr_err("writing fdinfo-%d.img: %s", f->pid, strerror(ENOMEM));
+		pr_err("writing fdinfo-%d.img: %s", f->img_pid, strerror(ENOMEM));
 		goto out_free;
 	}
 	for (size_t i = 0; i < f->nr_fds; i++) {
@@ -378,7 +379,7 @@ static int write_fdinfo(const struct files_dump *f, struct dump_imgs *imgs)
 		fe[i].fd_flags = f->fds[i].fd_flags;
 		msgs[i] = &fe[i].base;
 	}
-	snprintf(name, sizeof(name), "fdinfo-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fdinfo-%d.img", f->img_pid);
 	ret = dump_img_write(imgs, name, LZ_IMG_FDINFO, msgs, f->nr_fds);
 out_free:
 	free(msgs);
@@ -394,7 +395,7 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 	e.cwd = (char *)f->cwd;
 	e.root = (char *)f->root;
 	e.umask = f->umask;
-	snprintf(name, sizeof(name), "fs-%d.img", f->pid);
+	snprintf(name, sizeof(name), "fs-%d.img", f->img_pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
 }
 
@@ -421,8 +422,22 @@ void files_fini(struct files_dump *f)
 	f->nr_fds = 0;
 }
 
+int files_finish(struct files_table *tab)
+{
+	for (size_t i = 0; i < nr_fd_kinds; i++) {
+		int ret = fd_kinds[i]->finish ? fd_kinds[i]->finish(&tab->ctx) : 0;
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 void files_table_fini(struct files_table *tab)
 {
+	for (size_t i = 0; i < nr_fd_kinds; i++)
+		if (fd_kinds[i]->dump_fini)
+			fd_kinds[i]->dump_fini(&tab->ctx);
 	for (size_t i = 0; i < tab->nr; i++)
 		protobuf_c_message_free_unpacked(&tab->files[i].e->base, NULL);
 	free(tab->files);

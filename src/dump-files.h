@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "dump-img.h"
+#include "fd-kind.h"
 #include "files.pb-c.h"
 
 /* One open file description of the tree; fds of several processes may share it. */
@@ -26,6 +27,7 @@ struct dump_file {
 struct files_table {
 	struct dump_file *files;
 	size_t nr;
+	struct fd_dump_ctx ctx; /* the kinds' (fd-kind.h) */
 };
 
 struct dump_fd {
@@ -37,6 +39,7 @@ struct dump_fd {
 /* One process: fdinfo-<pid>.img and fs-<pid>.img. */
 struct files_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	struct dump_fd *fds;
 	size_t nr_fds;
 	char cwd[PATH_MAX], root[PATH_MAX];
@@ -55,6 +58,8 @@ int files_collect(struct files_dump *f, struct files_table *tab, pid_t pid,
 /* files.img from TAB, then each of the N processes' fdinfo-<pid>.img and fs-<pid>.img. */
 int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
 		struct dump_imgs *imgs);
+/* With every process collected: the kinds' checks across the tree (fd-kind.h finish). */
+int files_finish(struct files_table *tab);
 void files_fini(struct files_dump *f);
 void files_table_fini(struct files_table *tab);
 

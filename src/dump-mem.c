@@ -53,6 +53,7 @@ struct batch_range {
 struct mem_ctx {
 	const struct mm_dump *mm;
 	pid_t pid;
+	pid_t img_pid; /* names pages- and pagemap-<pid>.img */
 	uint64_t *sp_pages; /* each thread's stack pointer page, sorted: never lazy */
 	size_t nr_sp;
 	uint64_t args_lo, args_hi; /* pages of argv/envp: never lazy, see mem_ctx_init */
@@ -503,7 +504,7 @@ static int open_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	 * followed), in the dump's own fresh staging directory: it reaches
 	 * the images directory only at the commit (dump-img.c).
 	 */
-	snprintf(c->pages_name, sizeof(c->pages_name), "pages-%d.img", c->pid);
+	snprintf(c->pages_name, sizeof(c->pages_name), "pages-%d.img", c->img_pid);
 	c->pages_fd = sf_create_excl(imgs->stagefd, c->pages_name);
 	if (c->pages_fd < 0) {
 		pr_err("creating %s: %s", c->pages_name, strerror(-c->pages_fd));
@@ -522,7 +523,7 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	struct lz_pages_hdr h;
 	int ret;
 
-	pages_hdr_init(&h, (uint32_t)c->pid, c->data_pages, &imgs->id);
+	pages_hdr_init(&h, (uint32_t)c->img_pid, c->data_pages, &imgs->id);
 	if (pwrite(c->pages_fd, &h, sizeof(h), 0) != sizeof(h) || fsync(c->pages_fd) < 0) {
 		pr_perror("writing %s", c->pages_name);
 		return -errno;
@@ -549,10 +550,10 @@ static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
 
 	msgs = malloc((c->nr_runs + 1) * sizeof(*msgs));
 	if (!msgs) {
-		pr_err("writing pagemap-%d.img: %s", c->pid, strerror(ENOMEM));
+		pr_err("writing pagemap-%d.img: %s", c->img_pid, strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	head.pid = (uint32_t)c->pid;
+	head.pid = (uint32_t)c->img_pid;
 	head.nr_data_pages = c->data_pages;
 	head.block_pages = MEM_BLOCK_PAGES;
 	head.n_block_crc = c->nr_crc;
@@ -560,7 +561,7 @@ static int write_pagemap(struct mem_ctx *c, struct dump_imgs *imgs)
 	msgs[0] = &head.base;
 	for (size_t i = 0; i < c->nr_runs; i++)
 		msgs[i + 1] = &c->runs[i].base;
-	snprintf(name, sizeof(name), "pagemap-%d.img", c->pid);
+	snprintf(name, sizeof(name), "pagemap-%d.img", c->img_pid);
 	ret = dump_img_write(imgs, name, LZ_IMG_PAGEMAP, msgs, c->nr_runs + 1);
 	free(msgs);
 	return ret;
@@ -579,6 +580,7 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint6
 	memset(c, 0, sizeof(*c));
 	c->mm = mm;
 	c->pid = mm->pid;
+	c->img_pid = mm->img_pid;
 	c->sp_pages = malloc((nr_sp + 1) * sizeof(*c->sp_pages));
 	if (!c->sp_pages)
 		return -ENOMEM;

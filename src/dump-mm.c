@@ -350,7 +350,7 @@ int mm_write(const struct mm_dump *mm, struct dump_imgs *imgs)
 	e.exe_path = (char *)mm->exe;
 	e.n_vmas = mm->nr_vmas;
 	e.vmas = vmap;
-	snprintf(name, sizeof(name), "mm-%d.img", mm->pid);
+	snprintf(name, sizeof(name), "mm-%d.img", mm->img_pid);
 	ret = dump_img_write_one(imgs, name, LZ_IMG_MM, &e.base);
 out_free:
 	free(vmap);

@@ -30,6 +30,7 @@ struct dump_vma {
 
 struct mm_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	struct dump_vma *vmas;
 	size_t nr_vmas;
 	struct proc_stat stat; /* start_code .. env_end */

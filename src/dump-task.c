@@ -467,6 +467,7 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	TaskEntry e = TASK_ENTRY__INIT;
 	char cg_text[TASK_CGROUP_TEXT], *cgroups[TASK_MAX_CGROUPS];
 	char name[DUMP_IMG_NAME_MAX];
+	int ret;
 
 	for (int i = 0; i < PROC_NR_RLIMITS; i++) {
 		rlimit_entry__init(&rl[i]);
@@ -484,7 +485,7 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 		it[i].value_usec = td->itimer[i].value_usec;
 		itp[i] = &it[i];
 	}
-	e.pid = (uint32_t)td->pid;
+	e.pid = (uint32_t)td->img_pid;
 	e.comm = (char *)td->comm;
 	e.personality = td->personality;
 	e.n_rlimits = PROC_NR_RLIMITS;
@@ -512,8 +513,12 @@ static int write_task(const struct task_dump *td, struct dump_imgs *imgs)
 	     l && e.n_cgroups < TASK_MAX_CGROUPS; l = strtok_r(NULL, "\n", &save))
 		cgroups[e.n_cgroups++] = l;
 	e.cgroups = cgroups;
-	snprintf(name, sizeof(name), "task-%d.img", td->pid);
-	return dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
+	snprintf(name, sizeof(name), "task-%d.img", td->img_pid);
+	ret = timers_to_task(&td->timers, &e);
+	if (!ret)
+		ret = dump_img_write_one(imgs, name, LZ_IMG_TASK, &e.base);
+	timers_free_task(&e);
+	return ret;
 }
 
 static int write_sigacts(const struct task_dump *td, struct dump_imgs *imgs)
@@ -535,7 +540,7 @@ static int write_sigacts(const struct task_dump *td, struct dump_imgs *imgs)
 		msgs[n] = &sa[n].base;
 		n++;
 	}
-	snprintf(name, sizeof(name), "sigacts-%d.img", td->pid);
+	snprintf(name, sizeof(name), "sigacts-%d.img", td->img_pid);
 	return dump_img_write(imgs, name, LZ_IMG_SIGACTS, msgs, n);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "dump-img.h"
+#include "dump-timers.h"
 #include "proc.h"
 #include "ptrace.h"
 
@@ -49,6 +50,7 @@ struct thread_sched {
 
 struct task_dump {
 	pid_t pid;
+	pid_t img_pid; /* its pid in the images (dump-ns.h: inside the tree's pid ns) */
 	char comm[32];
 	uint32_t personality;
 	struct proc_rlimit rlim[PROC_NR_RLIMITS];
@@ -62,6 +64,7 @@ struct task_dump {
 	char cgroups[TASK_CGROUP_TEXT];	/* /proc/PID/cgroup as read */
 	unsigned nr_shared_pending;	/* signals queued for the whole process */
 	uint8_t shared_pending[TRACEE_MAX_PENDING][TRACEE_SIGINFO_SIZE]; /* oldest first */
+	struct timers_dump timers;	/* POSIX timers (dump-timers.c) */
 };
 
 /*

@@ -406,15 +406,83 @@ int tree_kill(struct dump_tree *tr)
 	return ret;
 }
 
+static const struct dump_proc *tree_find(const struct dump_tree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->procs[i]->pid == pid)
+			return tr->procs[i];
+	return NULL;
+}
+
+/* A group or session led from outside the pid namespace has no id in it. */
+static int check_vids(const struct dump_proc *p)
+{
+	const char *what = !p->v.sid ? "session" : !p->v.pgid ? "process group" : NULL;
+
+	if (!what)
+		return 0;
+	pr_err("process %d: its %s %d is led from outside its pid namespace: not supported "
+	       "(start the namespace's init with setsid)",
+	       p->pid, what, what[0] == 's' ? p->stat.session : p->stat.pgrp);
+	return -EOPNOTSUPP;
+}
+
+static int map_proc(struct dump_tree *tr, struct dump_proc *p, const struct dump_ns *ns)
+{
+	const struct dump_proc *q = tree_find(tr, p->stat.ppid);
+	int ret;
+
+	ret = dump_ns_vids(ns, p->pid, p->pid, &p->v);
+	if (ret)
+		return ret;
+	if (!ns->root_init) {
+		p->v.pgid = p->stat.pgrp;
+		p->v.sid = p->stat.session;
+	}
+	ret = check_vids(p);
+	/* The root's parent is outside the tree: its pid there, or none (0) inside. */
+	p->vppid = q ? q->v.pid : ns->root_init ? 0 : p->stat.ppid;
+	for (size_t j = 0; !ret && j < p->nr_th; j++) {
+		struct dump_vids tv;
+
+		ret = dump_ns_vids(ns, p->pid, p->th[j].t.pid, &tv);
+		p->th[j].vtid = tv.pid;
+	}
+	return ret;
+}
+
+int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns)
+{
+	for (size_t i = 0; i < tr->nr; i++) {
+		int ret = map_proc(tr, tr->procs[i], ns);
+
+		if (ret)
+			return ret;
+	}
+	if (ns->root_init && tr->procs[0]->v.pid != 1) {
+		pr_err("process %d: pid %d inside its namespace, no longer its init",
+		       tr->procs[0]->pid, tr->procs[0]->v.pid);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void tree_name_images(struct dump_proc *p)
+{
+	p->task.img_pid = p->mm.img_pid = p->files.img_pid = p->v.pid;
+	for (size_t j = 0; j < p->nr_th; j++)
+		p->th[j].core.img_tid = p->th[j].vtid;
+}
+
 static void pstree_entry(const struct dump_proc *p, PstreeEntry *e, uint32_t *tids)
 {
 	pstree_entry__init(e);
-	e->pid = (uint32_t)p->pid;
-	e->ppid = (uint32_t)p->stat.ppid;
-	e->pgid = (uint32_t)p->stat.pgrp;
-	e->sid = (uint32_t)p->stat.session;
+	e->pid = (uint32_t)p->v.pid;
+	e->ppid = (uint32_t)p->vppid;
+	e->pgid = (uint32_t)p->v.pgid;
+	e->sid = (uint32_t)p->v.sid;
 	for (size_t j = 0; j < p->nr_th; j++)
-		tids[j] = (uint32_t)p->th[j].t.pid;
+		tids[j] = (uint32_t)p->th[j].vtid;
 	e->n_threads = p->nr_th;
 	e->threads = tids;
 	if (p->zombie) {
@@ -461,6 +529,7 @@ void tree_fini(struct dump_tree *tr)
 		for (size_t j = 0; j < p->nr_th; j++)
 			core_fini(&p->th[j].core);
 		mm_fini(&p->mm);
+		timers_fini(&p->task.timers);
 		files_fini(&p->files);
 		free(p->th);
 		free(p);

@@ -20,17 +20,21 @@
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-ns.h"
 #include "dump-task.h"
 #include "proc.h"
 #include "ptrace.h"
 
 struct dump_thread {
 	struct tracee t;
+	pid_t vtid;		 /* its tid in the images (tree_map_pids) */
 	struct core_dump core;
 };
 
 struct dump_proc {
 	pid_t pid;
+	struct dump_vids v;	 /* pid, group, session in the images (tree_map_pids) */
+	pid_t vppid;		 /* the parent's pid in the images; 0: outside the namespace */
 	struct proc_stat stat;	 /* /proc/PID/stat once its threads were frozen */
 	bool zombie;		 /* exited, not reaped: no thread, no mm, no files */
 	bool stopped;		 /* in a group stop (state T) when frozen */
@@ -60,6 +64,15 @@ struct dump_tree {
  * out once reaped; a thread that exits before it is seized is left out.
  */
 int tree_freeze(struct dump_tree *tr, pid_t root);
+/*
+ * Once frozen: every pid, group, session and tid as the images hold them,
+ * the ones inside the tree's pid namespace (NS's root_init) or ours.
+ * Refuses a process or thread in a deeper namespace, and a group or a
+ * session whose leader is outside the namespace.
+ */
+int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns);
+/* Name every image of P by its pid in the images (before writing them). */
+void tree_name_images(struct dump_proc *p);
 /* Let every thread run on as frozen (a stopped process stays stopped). */
 int tree_detach(struct dump_tree *tr);
 /* SIGKILL every process of the tree and reap the ptrace links. */

@@ -16,7 +16,7 @@
  *  4. injected syscalls for what only the task can tell: into each thread
  *     for its own state (sigaltstack, clear-child-tid, securebits, TSC
  *     mode), into the leader also for the process's (itimers, prctls,
- *     signal dispositions, brk); one thread at a time, each with a scratch
+ *     signal dispositions, POSIX timers, brk); one thread at a time, each with a scratch
  *     page unmapped again before the next, and a check that /proc/PID/maps
  *     is byte-identical afterwards; then the pending signals;
  *  5. per process memory (dump-mem.c), the rest of /proc and its images;
@@ -61,6 +61,7 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 #include "safe-file.h"
+#include "timens.h"
 
 #define STATS_FILE "stats-dump.json"
 
@@ -70,9 +71,11 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct dump_ns tree_ns;	 /* its pid and mount namespace */
 	struct files_table files; /* every open file description of the tree: files.img */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
 	struct mem_stats mem;	 /* summed over the processes */
+	struct timens_clocks clocks; /* the root's MONOTONIC and BOOTTIME once frozen */
 	struct {
 		uint64_t start, seize, checked, injected, memory, written, released;
 	} ns; /* CLOCK_MONOTONIC at the end of each phase */
@@ -185,14 +188,34 @@ static int check_target(struct dump_ctx *d)
 		       d->pid);
 		return -EBUSY;
 	}
-	return check_root_tgid(d->pid);
+	ret = check_root_tgid(d->pid);
+	return ret ? ret : dump_ns_probe(&d->tree_ns, d->pid);
+}
+
+/* The POSIX timers, checked against the process's own threads. */
+static int collect_timers(struct dump_proc *p)
+{
+	pid_t *tids = calloc(p->nr_th + 1, sizeof(*tids));
+	int ret;
+
+	if (!tids) {
+		pr_err("process %d: %s", p->pid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < p->nr_th; j++)
+		tids[j] = p->th[j].t.pid;
+	ret = timers_collect(&p->task.timers, p->pid, tids, p->nr_th);
+	free(tids);
+	return ret;
 }
 
 static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session));
+	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session), &d->tree_ns);
+	if (!ret)
+		ret = collect_timers(p);
 	if (!ret)
 		ret = task_collect_state(&p->task, p->pid);
 	if (!ret)
@@ -278,7 +301,8 @@ static int check_tree(struct dump_ctx *d)
 			return ret;
 	}
 	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	return check_files_tree(d);
+	ret = check_files_tree(d);
+	return ret ? ret : files_finish(&d->files);
 }
 
 static int freeze_and_check(struct dump_ctx *d)
@@ -303,9 +327,19 @@ static int freeze_and_check(struct dump_ctx *d)
 	if (ret)
 		return ret;
 	d->ns.seize = now_ns(CLOCK_MONOTONIC);
+	ret = timens_read_clocks(d->pid, &d->clocks);
+	if (ret) {
+		pr_err("process %d: its clocks (/proc/%d/timens_offsets): %s", d->pid, d->pid,
+		       strerror(-ret));
+		return ret;
+	}
 	pr_info("process %d frozen in %.3f ms: %zu processes, %zu threads", d->pid,
 		(d->ns.seize - d->ns.start) / 1e6, d->tree.nr, tree_nr_threads(&d->tree));
 	ret = check_plural(d);
+	if (!ret && d->tree_ns.root_init)
+		ret = dump_ns_check_mnt(&d->tree_ns, d->pid);
+	if (!ret)
+		ret = tree_map_pids(&d->tree, &d->tree_ns);
 	if (!ret)
 		ret = check_tree(d);
 	d->ns.checked = now_ns(CLOCK_MONOTONIC);
@@ -350,6 +384,8 @@ static int inject_thread(struct dump_ctx *d, struct dump_proc *p, struct dump_th
 		ret = dsig_poll(d->sig);
 	if (!ret && leader)
 		ret = task_collect_injected(&p->task, &th->t);
+	if (!ret && leader)
+		ret = timers_collect_injected(&p->task.timers, &th->t);
 	if (!ret)
 		ret = task_collect_thread_injected(&th->core.sched, &th->t);
 	if (!ret)
@@ -467,13 +503,24 @@ static int write_inventory(struct dump_ctx *d)
 	uname(&u);
 	e.format_version = LZ_IMG_FORMAT_VERSION;
 	e.tool_version = (char *)LAZARUS_VERSION;
-	e.root_pid = (uint32_t)d->pid;
+	e.root_pid = (uint32_t)d->tree.procs[0]->v.pid;
+	if (d->tree_ns.root_init) {
+		e.has_pid_ns = true;
+		e.pid_ns = PID_NS_KIND__PIDNS_ROOT_INIT;
+	}
+	if (d->tree_ns.mnt_proc) {
+		e.has_mnt_ns = true;
+		e.mnt_ns = MNT_NS_KIND__MNTNS_PROC;
+	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
 	e.arch = (char *)"x86_64";
 	e.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	e.xsave_size = d->tree.procs[0]->th[0].core.xsave_size;
 	e.xfeatures = read_xcr0();
+	e.has_monotonic_ns = e.has_boottime_ns = true;
+	e.monotonic_ns = d->clocks.monotonic_ns;
+	e.boottime_ns = d->clocks.boottime_ns;
 	e.n_files = d->imgs.nr;
 	e.files = files;
 	ret = dump_img_write_one(&d->imgs, "inventory.img", LZ_IMG_INVENTORY, &e.base);
@@ -515,6 +562,7 @@ static int write_proc(struct dump_ctx *d, struct dump_proc *p)
 	int ret;
 
 	/* mm fields first: the memory dump keeps the argv/envp pages eager. */
+	tree_name_images(p);
 	ret = mm_collect_proc(&p->mm);
 	if (!ret)
 		ret = dump_memory(d, p);
@@ -696,6 +744,7 @@ int lz_dump(const struct lz_dump_opts *opts)
 		return -ENOMEM;
 	}
 	d->opts = opts;
+	d->files.ctx.ext_unix_sk = opts->ext_unix_sk;
 	d->pid = opts->pid;
 	d->test_plural = test_plural_env();
 	d->ns.start = now_ns(CLOCK_MONOTONIC);

@@ -76,6 +76,17 @@
 struct dump_imgs;
 struct rst_images;
 struct rst_task;
+struct unix_dump;
+
+/*
+ * What kinds keep for the whole dump, across fds and processes (one per
+ * dump, in files_table): what the user said and what a kind learnt once
+ * (sock_diag's list of sockets) or must check across the tree (peers).
+ */
+struct fd_dump_ctx {
+	bool ext_unix_sk;	/* --ext-unix-sk */
+	struct unix_dump *unix_sk; /* fd-unix.c; NULL until the first socket */
+};
 
 /* What dump knows of one fd before its kind is chosen. */
 struct fd_probe {
@@ -88,6 +99,7 @@ struct fd_probe {
 	uint64_t pos;
 	int pidfd;	    /* of PID, for pidfd_getfd() (fd_probe_getfd); -1 until asked */
 	int local;	    /* fd_probe_getfd()'s copy; -1 until asked */
+	struct fd_dump_ctx *ctx; /* the dump's */
 };
 
 /*
@@ -130,6 +142,15 @@ struct fd_kind {
 		    char *why, size_t len);
 	int (*post)(const FileEntry *e, const struct rst_task *t, int fd, char *why,
 		    size_t len); /* optional */
+
+	/*
+	 * Optional, dump: once every fd of every process is dumped (what needs
+	 * the whole tree: a socket's peer is in it or not); logs its refusals
+	 * like dump(). Then dump_fini, in every case, frees what the kind kept
+	 * in the context.
+	 */
+	int (*finish)(struct fd_dump_ctx *ctx);
+	void (*dump_fini)(struct fd_dump_ctx *ctx);
 };
 
 extern const struct fd_kind *const fd_kinds[];

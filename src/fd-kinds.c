@@ -12,6 +12,7 @@
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
+extern const struct fd_kind fd_kind_unix;
 
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_reg,
@@ -23,6 +24,7 @@ const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_signalfd,
 	&fd_kind_inotify,
+	&fd_kind_unix,
 	&fd_kind_epoll, /* restore fills its interest lists per process (post) */
 };
 

@@ -20,6 +20,7 @@
 
 #include "kerndat.h"
 #include "log.h"
+#include "uapi/linux/prctl.h"
 
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
@@ -167,4 +168,7 @@ void kerndat_probe(struct lz_kerndat *kd)
 	kd->cap_sys_resource = has_cap(CAP_SYS_RESOURCE);
 	probe_xsave(kd);
 	probe_vdso(kd);
+	kd->timer_restore_ids =
+		prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0;
+	kd->time_ns = access("/proc/self/ns/time", F_OK) == 0;
 }

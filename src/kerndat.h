@@ -25,6 +25,8 @@ struct lz_kerndat {
 	uint64_t vdso_size;	   /* [vdso] bytes */
 	uint64_t vvar_size;	   /* [vvar] + [vvar_vclock] bytes */
 	bool vvar_vclock;	   /* kernel splits [vvar_vclock] out (6.13+) */
+	bool timer_restore_ids;	   /* prctl(PR_TIMER_CREATE_RESTORE_IDS) (6.16+) */
+	bool time_ns;		   /* time namespaces (5.6+, CONFIG_TIME_NS) */
 };
 
 /* Fill kd. Never fails: what cannot be probed reads as missing. */

@@ -42,6 +42,8 @@ static void usage(FILE *f)
 		"  -R, --leave-running         keep the process running after the dump\n"
 		"      --progress              report memory dump progress on stderr\n"
 		"      --freeze-timeout SEC    give up if the process does not stop (default 10)\n"
+		"      --ext-unix-sk           a unix socket connected to a peer outside the tree\n"
+		"                              is reconnected to the peer's name at restore\n"
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
@@ -62,6 +64,7 @@ enum {
 	OPT_WORK_DIR,
 	OPT_TRUST_IMAGES_OF,
 	OPT_PIDNS,
+	OPT_EXT_UNIX_SK,
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +80,7 @@ static const struct option long_opts[] = {
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "trust-images-of", required_argument, NULL, OPT_TRUST_IMAGES_OF },
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
+	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -184,6 +188,9 @@ int main(int argc, char **argv)
 		case OPT_PROGRESS:
 			o.progress = true;
 			break;
+		case OPT_EXT_UNIX_SK:
+			o.ext_unix_sk = true;
+			break;
 		case OPT_LAZY_PAGES:
 			lazy_pages = true;
 			break;
@@ -226,6 +233,7 @@ int main(int argc, char **argv)
 			.images_dir = o.images_dir,
 			.leave_running = o.leave_running,
 			.progress = o.progress,
+			.ext_unix_sk = o.ext_unix_sk,
 			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
 		};
 

@@ -3,6 +3,8 @@
  * the restorer blob, in this order:
  *
  *   block every signal       the target's handlers get installed below
+ *   (the root, MNTNS_PROC)   a fresh private mount namespace with its own
+ *                            /proc, as `unshare --mount-proc` made it
  *   (not the root) parent-death signal SIGKILL: a process whose parent
  *                            dies before lazarus holds a pidfd of it dies too
  *   session / group          setsid or setpgid as dumped (restore-task.c)
@@ -42,6 +44,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -365,9 +368,38 @@ static void fault_only_pid(const struct rst_child *c)
 		unsetenv("LAZARUS_FAULT_BLOB");
 }
 
+/*
+ * MNTNS_PROC, the root (pid 1 of the fresh pid namespace), before it makes
+ * any child: what `unshare --mount-proc` made, a private copy of our mount
+ * namespace with a proc of the new pid namespace on /proc (dump-ns.c
+ * checked the dumped one was just that).
+ */
+static int child_mnt_ns(struct rst_child *c)
+{
+	if (!c->im->mnt_proc || c->t->parent >= 0)
+		return 0;
+	if (unshare(CLONE_NEWNS)) {
+		snprintf(c->why, sizeof(c->why), "unshare(CLONE_NEWNS): %s", strerror(errno));
+		return -errno;
+	}
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		snprintf(c->why, sizeof(c->why), "making the mounts private: %s", strerror(errno));
+		return -errno;
+	}
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) {
+		snprintf(c->why, sizeof(c->why), "mounting /proc of the new pid namespace: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static int child_run(struct rst_child *c)
 {
-	int ret = child_pdeath(c);
+	int ret = child_mnt_ns(c);
+
+	if (!ret)
+		ret = child_pdeath(c);
 
 	if (!ret)
 		ret = rst_task_session(c->t, c->why, sizeof(c->why));

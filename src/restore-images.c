@@ -217,6 +217,22 @@ static int check_inventory(struct rst_images *im)
 	ret = plg_check_cpu(inv->xsave_size, inv->xfeatures, why, sizeof(why));
 	if (ret)
 		return img_fail("inventory.img", ret, why);
+	if (inv->has_pid_ns && inv->pid_ns != PID_NS_KIND__PIDNS_DUMPER &&
+	    inv->pid_ns != PID_NS_KIND__PIDNS_ROOT_INIT) {
+		snprintf(why, sizeof(why), "unknown pid namespace kind %d", (int)inv->pid_ns);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	if (inv->has_mnt_ns && inv->mnt_ns != MNT_NS_KIND__MNTNS_DUMPER &&
+	    inv->mnt_ns != MNT_NS_KIND__MNTNS_PROC) {
+		snprintf(why, sizeof(why), "unknown mount namespace kind %d", (int)inv->mnt_ns);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	im->root_init = inv->has_pid_ns && inv->pid_ns == PID_NS_KIND__PIDNS_ROOT_INIT;
+	im->mnt_proc = inv->has_mnt_ns && inv->mnt_ns == MNT_NS_KIND__MNTNS_PROC;
+	if (im->mnt_proc && !im->root_init)
+		return img_fail("inventory.img", -EBADMSG,
+				"a mount namespace with its own /proc, but no pid namespace of its "
+				"own");
 	if (uname(&u) == 0 && strcmp(u.release, inv->kernel_release))
 		pr_warn("dumped on kernel %s, restoring on %s: the vdso is assumed identical",
 			inv->kernel_release, u.release);
@@ -385,6 +401,32 @@ static int check_pstree(PstreeEntry *const *v, size_t n)
 	return 0;
 }
 
+/*
+ * The root as inventory.img names it; PIDNS_ROOT_INIT: pid 1 of its pid
+ * namespace, so it, and no process of lazarus's, is restored as pid 1.
+ */
+static int check_root_pid(const struct rst_images *im)
+{
+	char why[128];
+
+	if (im->inv->root_pid != im->pstree[0]->pid) {
+		snprintf(why, sizeof(why), "the root is %u, pstree.img's first process is %u",
+			 im->inv->root_pid, im->pstree[0]->pid);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	if (im->root_init && im->pstree[0]->pid != 1) {
+		snprintf(why, sizeof(why), "the root was pid 1 of its pid namespace, but is %u "
+			 "here", im->pstree[0]->pid);
+		return img_fail("pstree.img", -EBADMSG, why);
+	}
+	if (im->root_init && im->pstree[0]->ppid != 0) {
+		snprintf(why, sizeof(why), "the root was pid 1 of its pid namespace, but has a "
+			 "parent %u there", im->pstree[0]->ppid);
+		return img_fail("pstree.img", -EBADMSG, why);
+	}
+	return 0;
+}
+
 static int load_pstree(struct rst_images *im)
 {
 	ProtobufCMessage **v = NULL;
@@ -407,7 +449,8 @@ static int load_pstree(struct rst_images *im)
 		im->tasks[i].parent = -1;
 		im->tasks[i].pages_fd = -1;
 	}
-	return link_tree(im);
+	ret = check_root_pid(im);
+	return ret ? ret : link_tree(im);
 }
 
 /* pagemap-<pid>.img: one pagemap_head, then pagemap_entry runs. */

@@ -71,6 +71,9 @@ struct rst_images {
 	size_t nr_files;
 	FileEntry **files_by_id; /* the same, sorted by id (rst_file_by_id) */
 	bool lazy;	     /* lazy restore: the daemon checks lazy pages itself */
+	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
+				the root was its pid 1 (restored into a fresh one) */
+	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
 	/*
 	 * Not an image: the open file descriptions opened from files.img
 	 * (restore.c, rst_fstore_open), inherited by every process of the

@@ -49,6 +49,7 @@
 #include "restore-finish.h"
 #include "restore-fds.h"
 #include "restore-proc.h"
+#include "timens.h"
 
 uint64_t rst_now_ns(void)
 {
@@ -82,6 +83,26 @@ static pid_t clone_with_pid(pid_t pid)
 	};
 
 	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/*
+ * The root of a PIDNS_ROOT_INIT dump: pid 1 of a fresh pid namespace
+ * (no set_tid: the first process of a namespace is its pid 1).
+ */
+static pid_t clone_ns_init(void)
+{
+	struct clone_args ca = {
+		.flags = CLONE_NEWPID,
+		.exit_signal = SIGCHLD,
+	};
+
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* The root with its dumped pid, or as pid 1 of a fresh pid namespace. */
+static pid_t clone_root(const struct rst_proc *p)
+{
+	return p->newpid ? clone_ns_init() : clone_with_pid((pid_t)p->t->pid);
 }
 
 static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
@@ -127,7 +148,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	d.release_fd = rel[1];
-	pid = clone_with_pid((pid_t)p->t->pid);
+	pid = clone_root(p);
 	if (pid == 0) {
 		close(rel[0]);
 		rst_child_main(p->im, p->t, chans, &d, p->lazy_on ? &p->lazy : NULL);
@@ -177,7 +198,7 @@ static int create_detached(struct rst_proc *p, const struct rst_chan *chans)
 		return -errno;
 	}
 	p->hold_wr = hold[1];
-	p->pid = (pid_t)p->t->pid;
+	p->pid = p->newpid ? 0 : (pid_t)p->t->pid; /* newpid: the helper's child, take_pidfd() */
 	return 0;
 }
 
@@ -254,9 +275,11 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		p->im = im;
 		p->t = &im->tasks[i];
 		p->idx = i;
-		p->detach = i == 0 && detach && !pidns;
-		p->ours = i == 0 && !detach && !pidns;
-		p->init = pidns ? -1 : 0; /* set by rst_tree_create */
+		/* PIDNS_ROOT_INIT: the root, pid 1 of the fresh namespace, is ours or -d's. */
+		p->newpid = i == 0 && im->root_init;
+		p->detach = i == 0 && detach && (!pidns || im->root_init);
+		p->ours = i == 0 && !detach && (!pidns || im->root_init);
+		p->init = pidns || im->root_init ? -1 : 0; /* --pidns: set by rst_tree_create */
 		p->tagged = im->nr_tasks > 1;
 		if (lazy) {
 			p->lazy_on = true;
@@ -264,7 +287,7 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 		}
 		chans[i] = (struct rst_chan){ -1, -1, -1, -1 };
 	}
-	for (size_t i = 0; i < im->nr_tasks && !pidns; i++)
+	for (size_t i = 0; i < im->nr_tasks && !pidns && !im->root_init; i++)
 		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
 			return -EEXIST;
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -306,6 +329,30 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
  * exits with the root's status when the root exits: the kernel then kills
  * whatever is left in the namespace.
  */
+/*
+ * --pidns: the root, our child to come, enters a fresh time namespace where
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
+ * stay in restore's. A dump without them (older images), or a kernel without
+ * time namespaces, keeps this machine's.
+ */
+static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+{
+	const InventoryEntry *inv = p->im->inv;
+	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
+	const char *what;
+	int ret;
+
+	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
+		return;
+	ret = timens_unshare_at(&want, &what);
+	if (ret && ret != -EOPNOTSUPP) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
+			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
+			     strerror(-ret));
+		_exit(127);
+	}
+}
+
 static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
 {
 	char why[128];
@@ -313,6 +360,7 @@ static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct
 	int st, nul;
 
 	prctl(PR_SET_NAME, "lazarus-init", 0, 0, 0);
+	enter_timens(p, chans);
 	root = clone_with_pid((pid_t)p->t->pid);
 	if (root == 0)
 		rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
@@ -402,7 +450,7 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	} else if (p->detach) {
 		ret = create_detached(p, chans);
 	} else {
-		p->pid = clone_with_pid((pid_t)p->t->pid);
+		p->pid = clone_root(p);
 		if (p->pid == 0)
 			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
@@ -412,7 +460,7 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	close_child_ends(chans, n);
 	for (size_t i = 1; i < n; i++) /* created by its parent: its pidfd tells */
-		procs[i].pid = init ? 0 : (pid_t)procs[i].t->pid;
+		procs[i].pid = procs[i].init ? 0 : (pid_t)procs[i].t->pid;
 	if (ret) {
 		let_helper_go(p);
 		if (p->helper)
@@ -427,8 +475,9 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
-	pr_info("created process %d%s%s", p->pid, p->detach ? " (detached)" : "",
-		n > 1 ? ", the root of the tree" : "");
+	pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
+		n > 1 ? ", the root of the tree" : "",
+		p->newpid ? ", pid 1 of a fresh pid namespace" : "");
 	return 0;
 }
 
@@ -477,6 +526,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_CLONE] = "create thread",
 	[LZ_STEP_SCHED] = "restore the thread's scheduling",
 	[LZ_STEP_BARRIER] = "wait for every thread",
+	[LZ_STEP_TIMER] = "POSIX timer",
 };
 
 /* enum lz_creds_op: what the blob was doing to the credentials. */
@@ -555,6 +605,32 @@ static const char *const sched_ops[LZ_SCHED_OP_MAX] = {
 static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 			   size_t len);
 
+/* enum lz_timer_op; addr: the timer id, and for LZ_TIMER_ID the id the kernel gave << 32. */
+static void timer_format(const struct lz_rst_msg *m, char *buf, size_t len)
+{
+	static const char *const ops[LZ_TIMER_OP_MAX] = {
+		[LZ_TIMER_CREATE] = "timer_create", [LZ_TIMER_SETTIME] = "timer_settime",
+		[LZ_TIMER_PRCTL] = "prctl(PR_TIMER_CREATE_RESTORE_IDS)",
+	};
+	uint32_t id = (uint32_t)m->addr;
+
+	if (m->arg == LZ_TIMER_ID)
+		snprintf(buf, len, "restorer: POSIX timer %u: the kernel gave it id %d instead",
+			 id, (int32_t)(m->addr >> 32));
+	else if (m->arg == LZ_TIMER_GAPS)
+		snprintf(buf, len,
+			 "restorer: POSIX timer %u: more than 65536 ids to skip without "
+			 "PR_TIMER_CREATE_RESTORE_IDS (Linux 6.16)",
+			 id);
+	else if (m->arg == LZ_TIMER_PRCTL)
+		snprintf(buf, len, "restorer: POSIX timers: %s: %s", ops[m->arg],
+			 strerror(-m->err));
+	else
+		snprintf(buf, len, "restorer: POSIX timer %u: %s: %s", id,
+			 m->arg < LZ_TIMER_OP_MAX && ops[m->arg] ? ops[m->arg] : "?",
+			 strerror(-m->err));
+}
+
 /* A failure of a thread other than the leader names it: "restorer: thread TID: ...". */
 static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 		       size_t len)
@@ -620,6 +696,9 @@ static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m,
 	case LZ_STEP_BARRIER:
 		snprintf(buf, len, "restorer: %s: %u ready after 10 s: %s", step, m->arg, err);
 		break;
+	case LZ_STEP_TIMER:
+		timer_format(m, buf, len);
+		break;
 	default:
 		if (m->addr)
 			snprintf(buf, len, "restorer: %s at %#" PRIx64 ": %s", step, m->addr, err);
@@ -651,7 +730,10 @@ static pid_t pid_parent(pid_t pid)
  * process and not of whoever may hold the pid later. The helper stays its
  * parent until we let it go (hold_wr), which we do once we hold the pidfd.
  */
-/* --pidns: the init's one child (the root), as seen here; 0 if none yet. */
+/*
+ * --pidns: the init's one child (the root), as seen here; 0 if none yet.
+ * Also the -d helper's one child (PIDNS_ROOT_INIT).
+ */
 static pid_t init_child(pid_t init)
 {
 	char path[64], buf[64];
@@ -708,6 +790,9 @@ static void take_pidfd(struct rst_proc *p)
 		take_root_pidfd(p);
 		return;
 	}
+	/* -d, PIDNS_ROOT_INIT: the helper's child is the root; checked again below. */
+	if (p->pidfd < 0 && p->newpid && p->detach && p->helper && p->pid <= 0)
+		p->pid = init_child(p->helper);
 	if (p->pidfd >= 0 || !p->detach || p->pid <= 0 || !p->helper)
 		return;
 	fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
@@ -940,8 +1025,8 @@ static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
 	struct lz_rst_msg m = *mp;
 	char line[512];
 
-	if (p->idx == 0 && p->init > 0)
-		take_pidfd(p); /* --pidns: the root exists, it wrote this */
+	if (p->idx == 0 && (p->init > 0 || p->newpid))
+		take_pidfd(p); /* --pidns, -d: the root exists, it wrote this */
 	/* --pidns: every record, as its pid here is not known before its pidfd. */
 	if ((m.type == RST_MSG_CHILD || m.type == RST_MSG_CHILDREN || p->init) &&
 	    p->pidfd < 0 && p->idx > 0) {

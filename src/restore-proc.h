@@ -26,7 +26,9 @@ struct rst_proc {
 	int hold_wr;	    /* -d: closed once we hold a pidfd of the process; -1 */
 	bool detach;	    /* -d: it is not our child */
 	bool ours;	    /* our child (the root without -d): we reap it */
-	pid_t init;	    /* --pidns: the namespace's init (pid here), parent of the root; 0 */
+	pid_t init;	    /* --pidns: the namespace's init (pid here), parent of the root; 0;
+			       -1: pids inside differ from here, no init of ours */
+	bool newpid;	    /* PIDNS_ROOT_INIT: the root, pid 1 of a fresh pid namespace */
 	bool tagged;	    /* a tree: its log lines start "process PID: " */
 	bool ready;	    /* "OK" received (a zombie: set up, exiting) */
 	int status_rd;	    /* read end of the status pipe */

@@ -1,8 +1,8 @@
 /*
  * restore-verify.c - the semantic checks of a loaded dump: the VMA list,
  * the pagemap against it, the pages file (header, exact size, every block
- * checksum), the fd table, this machine's vdso, and the files the process
- * maps or has open. Runs before restore creates anything.
+ * checksum), the fd table, this machine's vdso, the POSIX timers, and the
+ * files the process maps or has open. Runs before restore creates anything.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -491,11 +491,25 @@ int rst_verify_mm(const struct rst_images *im, const struct rst_task *t)
 	return ret;
 }
 
+/* task-<pid>.img: its POSIX timers (plugin/timers.c). */
+static int verify_timers(const struct rst_task *t)
+{
+	char name[64], why[200];
+	int ret;
+
+	snprintf(name, sizeof(name), "task-%u.img", t->pid);
+	ret = plg_check_timers(t->task, t->pstree->threads, t->pstree->n_threads, why,
+			       sizeof(why));
+	return ret ? fail(name, ret, "%s", why) : 0;
+}
+
 static int verify_task(const struct rst_images *im, const struct rst_task *t)
 {
 	int ret;
 
 	ret = rst_verify_mm(im, t);
+	if (!ret)
+		ret = verify_timers(t);
 	if (!ret)
 		ret = verify_pages(im, t);
 	if (!ret)

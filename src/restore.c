@@ -264,6 +264,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 {
 	struct dump_sizes z;
 	struct rst_proc *root;
+	bool pidns;
 	int ret;
 
 	pr_info("verifying images in %s", c->opts->images_dir);
@@ -272,6 +273,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->t_loaded = rst_now_ns();
+	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
@@ -288,9 +290,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		c->procs[i].pidfd = -1;
 	root = &c->procs[0];
 
+	if (c->im.root_init)
+		pr_info("the root was pid 1 of its own pid namespace: restored into a fresh one%s",
+			c->im.mnt_proc ? ", with a fresh mount namespace and /proc" : "");
 	if (c->opts->lazy_pages) {
 		/* Fail on a taken pid before a daemon is started for nothing. */
-		for (size_t i = 0; i < c->im.nr_tasks && !c->opts->pidns; i++)
+		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
 		ret = lazy_connect(c);
@@ -311,7 +316,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	c->im.fstore = &c->fstore;
-	ret = rst_tree_create(c->procs, c->chans, c->opts->pidns ? &c->init : NULL);
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
+			       c->opts->lazy_pages ? &c->ki : NULL);
+	if (ret)
+		return ret;
+	/* The root that was pid 1 is pid 1 again: no init of ours. */
+	ret = rst_tree_create(c->procs, c->chans, pidns && !c->im.root_init ? &c->init : NULL);
 	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */
 	if (ret)
 		return ret;

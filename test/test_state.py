@@ -323,9 +323,15 @@ def sched_setattr(policy, flags, runtime=0, deadline=0, period=0, umin=0, umax=1
         raise OSError(ctypes.get_errno(), "sched_setattr")
 
 try:
-    if what == "timer":
+    if what == "timer":  # on the CPU-time clock of pid 1 (clock_getcpuclockid)
         tid = ctypes.c_long()
-        if libc.timer_create(1, None, ctypes.byref(tid)):
+        if libc.timer_create(ctypes.c_int((~1 << 3) | 2), None, ctypes.byref(tid)):
+            raise OSError(ctypes.get_errno(), "timer_create")
+    elif what == "timer-thread":  # on this thread's CPU time, with a second thread
+        import threading
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        tid = ctypes.c_long()
+        if libc.timer_create(3, None, ctypes.byref(tid)):  # CLOCK_THREAD_CPUTIME_ID
             raise OSError(ctypes.get_errno(), "timer_create")
     elif what == "lease":
         f = os.open(os.path.join(d, "locked"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -398,7 +404,10 @@ def ns_link(pid, ns):
 
 
 REFUSED = {
-    "timer": "process {pid} has 1 POSIX timer (timer_create): not supported yet",
+    "timer": "process {pid}: POSIX timer 0 counts the CPU time of another process (clock -14): "
+             "not supported yet",
+    "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
+                    "created it (clock -2): not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
     "ctty": "process {pid} has a controlling terminal (tty {tty}): "
             "--shell-job is not supported yet",

@@ -20,6 +20,7 @@ struct lz_dump_opts {
 	const char *images_dir; /* where images go; must exist */
 	bool leave_running;	/* -R: resume the tree after dumping */
 	bool progress;		/* print progress of long memory dumps to stderr */
+	bool ext_unix_sk;	/* --ext-unix-sk: reconnect unix sockets whose peer is outside */
 	unsigned freeze_timeout_ms; /* give up when the process does not stop; 0: default */
 };
 

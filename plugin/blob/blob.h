@@ -65,6 +65,10 @@ void blob_restore_dumpable(struct blob *b);
 void blob_queue_own_signals(struct blob *b);
 void blob_queue_signals(struct blob *b);
 
+/* timers.c: POSIX timers with their ids once every thread exists; armed last. */
+void blob_create_timers(struct blob *b);
+void blob_arm_timers(struct blob *b);
+
 /* finish.c: rt_sigreturn with the frame at `frame`. */
 __attribute__((noreturn)) void lz_blob_finish(uint64_t frame);
 

@@ -92,11 +92,14 @@ static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
  * credentials after everything that needs privilege, which drops it for
  * good, creds.c; its dumped pending signals after them, charged to the
  * dumped user as they were) and waits at a barrier. Only once every
- * thread got there the leader goes on with the per-process rest: dumpable
+ * thread got there the leader goes on with the per-process rest: the
+ * POSIX timers (a SIGEV_THREAD_ID one needs its thread; created with the
+ * dumped user's credentials, which the kernel charges), dumpable
  * (a change of ids in any thread resets it), closing the service fds, the
  * process's pending signals (every signal is blocked in every thread
  * here, so they wait for the targets' own masks, which rt_sigreturn
- * installs), and the release, which sets the parent-death signal that the
+ * installs), arming the POSIX timers (their expiries queue behind those
+ * signals), and the release, which sets the parent-death signal that the
  * change of ids cleared. With -d the helper that cloned us is released
  * only after the last step of ours that can fail, so a failed restore is
  * reaped by it and leaves no zombie (only the parent's ptrace step comes
@@ -131,9 +134,11 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_RLIMIT, blob_restore_rlimits);
 	blob_clone_threads(&b); /* its fault point is inside: after some threads exist */
 	blob_thread_restore(&b);
+	step(&b, LZ_STEP_TIMER, blob_create_timers);
 	blob_restore_dumpable(&b);
 	step(&b, LZ_STEP_CLOSE, blob_close_fds);
 	blob_queue_signals(&b); /* the process's queue now (the leader's own is done) */
+	blob_arm_timers(&b);
 	step(&b, LZ_STEP_RELEASE, blob_release);
 	blob_report(&b, LZ_MSG_OK, 0, 0, (uint32_t)((a->area_end - a->area_start) >> 12),
 		    a->area_start);

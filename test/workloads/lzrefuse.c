@@ -5,7 +5,8 @@
  *   lzrefuse --dir DIR --mode thread|child|socket|pipe
  *
  * thread: a second thread beating a counter; child: a child process beating
- * a counter in DIR/child-beat; socket: a unix socketpair; pipe: a pipe. Once
+ * a counter in DIR/child-beat; socket: a UDP socket on 127.0.0.1 connected
+ * to itself (unix sockets are dumped since issue 7); pipe: a pipe. Once
  * set up, DIR/ready (tmp + rename) says "pid=P extra=X" (X: the thread's tid
  * or the child's pid, else 0). The main loop counts; on SIGUSR1 it checks
  * that its counter advanced, that the second thread or child still beats,
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,10 +138,19 @@ static int setup(struct refuse *r)
 		while (!child_beats(r))
 			nap_ms(1);
 		return r->child;
-	case M_SOCKET:
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, r->fds))
-			die("socketpair");
+	case M_SOCKET: {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t alen = sizeof(a);
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+		    getsockname(s, (struct sockaddr *)&a, &alen) ||
+		    connect(s, (struct sockaddr *)&a, sizeof(a)))
+			die("udp socket");
+		r->fds[0] = r->fds[1] = s;
 		return 0;
+	}
 	case M_PIPE:
 		if (pipe(r->fds))
 			die("pipe");
