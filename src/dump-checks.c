@@ -4,7 +4,6 @@
  * refusal leaves it exactly as it was (detached, running on).
  *
  * Each check reads /proc only:
- *  - POSIX timers: /proc/PID/timers lists one "ID:" block per timer;
  *  - file leases (and any lock but flock, POSIX and OFD locks, which
  *    fd-desc.c dumps): "lock:" lines of /proc/PID/fdinfo/N, which name the
  *    lock kind and type;

@@ -94,7 +94,8 @@ int rst_fd_data_restore(const struct rst_images *im, uint32_t id, int fd, uint64
 	snprintf(name, sizeof(name), "fddata-%u.img", id);
 	ret = rst_images_load_all(im, LZ_IMG_FDDATA, name, &v, &n);
 	if (ret) {
-		snprintf(why, len, "%s: cannot be read (see above)", name);
+		if (len)
+			why[0] = '\0'; /* logged */
 		return ret;
 	}
 	if (ftruncate(fd, (off_t)size)) {

@@ -60,7 +60,8 @@
  * is named as such and not opened at all.
  *
  * Functions return 0 or -errno; WHY (restore) holds one line without a
- * trailing newline.
+ * trailing newline (open(): left empty when the failure was logged
+ * already, by rst_fd_data_restore for one).
  */
 #ifndef LZ_FD_KIND_H
 #define LZ_FD_KIND_H
@@ -161,7 +162,8 @@ extern const size_t nr_fd_kinds;
  * Dump: bytes [0, SIZE) of FD (pread: its offset stays), at most
  * FD_DATA_MAX (-EFBIG, not logged: the kind names what is too big).
  * Restore: FD truncated to SIZE and the content written in (pwrite); a
- * chunk out of order or past SIZE is refused (-EBADMSG), WHY says so.
+ * chunk out of order or past SIZE is refused (-EBADMSG), WHY says so; an
+ * image that cannot be read is logged here and WHY left empty.
  */
 #define FD_DATA_MAX (512ULL << 20)
 int fd_data_dump(struct dump_imgs *imgs, uint32_t id, int fd, uint64_t size);

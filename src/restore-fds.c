@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "compiler.h"
+#define LOG_PREFIX "restore: "
 #include "log.h"
 #include "fd-desc.h"
 #include "fd-kind.h"
@@ -373,7 +374,7 @@ static int fstore_floor(const struct rst_images *im, struct rst_fstore *st)
 
 int rst_fstore_open(const struct rst_images *im, struct rst_fstore *st)
 {
-	char why[512];
+	char why[512] = "";
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -388,11 +389,12 @@ int rst_fstore_open(const struct rst_images *im, struct rst_fstore *st)
 
 			if (e->kind != kind->kind || rst_fstore_get(st, e->id) >= 0)
 				continue;
+			why[0] = '\0';
 			ret = kind->open(e, im, st, why, sizeof(why));
 			if (!ret && e->n_locks)
 				ret = rst_desc_open(e, rst_fstore_get(st, e->id), why, sizeof(why));
-			if (ret)
-				pr_err("%s", why);
+			if (ret && why[0])
+				pr_err("%s", why); /* empty: logged already */
 		}
 	}
 	if (!ret)

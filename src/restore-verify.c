@@ -333,13 +333,24 @@ static int verify_files(const struct rst_images *im)
 		for (size_t j = 0; !ret && j < f->n_locks; j++) {
 			const FileLock *l = f->locks[j];
 
-			if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && !l->has_pid) {
+			if (l->kind != FILE_LOCK_KIND__LOCK_FLOCK &&
+			    l->kind != FILE_LOCK_KIND__LOCK_POSIX &&
+			    l->kind != FILE_LOCK_KIND__LOCK_OFD) {
+				snprintf(why, sizeof(why), "a lock of unknown kind %d", (int)l->kind);
+				ret = -EBADMSG;
+			} else if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && !l->has_pid) {
 				snprintf(why, sizeof(why), "a POSIX lock without its process");
 				ret = -EBADMSG;
 			} else if (l->len > INT64_MAX || l->start > INT64_MAX) {
 				snprintf(why, sizeof(why), "a lock out of range");
 				ret = -EBADMSG;
 			}
+		}
+		if (!ret && f->fown &&
+		    (f->fown->pid_type > F_OWNER_PGRP || f->fown->pid < 0 || f->fown->signum > 64)) {
+			snprintf(why, sizeof(why), "O_ASYNC owner %u/%d or signal %u out of range",
+				 f->fown->pid_type, f->fown->pid, f->fown->signum);
+			ret = -EBADMSG;
 		}
 		if (ret)
 			return fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);

@@ -307,19 +307,15 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	 * file. The store is inherited by the root (or the -d helper, or the
 	 * --pidns init) and from it by every process.
 	 */
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, c->opts->pidns,
+	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (!ret)
-		ret = rst_verify_files(&c->im);
+		ret = rst_verify_files(&c->im); /* after the pids: which fail first is theirs */
 	if (!ret)
 		ret = rst_fstore_open(&c->im, &c->fstore);
 	if (ret)
 		return ret;
 	c->im.fstore = &c->fstore;
-	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
-			       c->opts->lazy_pages ? &c->ki : NULL);
-	if (ret)
-		return ret;
 	/* The root that was pid 1 is pid 1 again: no init of ours. */
 	ret = rst_tree_create(c->procs, c->chans, pidns && !c->im.root_init ? &c->init : NULL);
 	rst_fstore_close(&c->fstore); /* the root has it: a pipe's EOF must not wait for us */

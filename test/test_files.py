@@ -18,6 +18,7 @@ import fcntl
 import os
 import signal
 import struct
+import subprocess
 
 import pytest
 
@@ -268,3 +269,20 @@ def test_shell_script(env, mode):
     st = harness.reap(w.pid)  # reparented to us (-d): it exits once the sleep is reaped
     assert st is not None and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
     assert (d / "out.txt").read_text().endswith("done\nwaited\n")
+
+
+def test_store_above_nofile_refused(env, lzfiles):
+    """The store of open files sits above the highest fd of the dump: under
+    too low an RLIMIT_NOFILE the restore says so and creates nothing."""
+    w, img = lzfiles
+    env.pids.update(w.pids.values())
+    argv = ["prlimit", "--nofile=40:40", str(harness.LAZARUS)] + \
+        [str(a) for a in env.restore_args(img, "eager", True)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=harness.LAZARUS_TIMEOUT)
+    errors = harness.error_lines(p.stderr)
+    nr = len(harness.file_entries(img))
+    assert p.returncode == 1 and errors == [
+        f"{ERR}restore: files.img: {nr} open files above fd 20 do not fit under RLIMIT_NOFILE 40 "
+        f"(raise it to {21 + nr + 64})"], p.stderr
+    for pid in w.pids.values():
+        assert harness.proc_state(pid) is None

@@ -333,6 +333,15 @@ try:
         tid = ctypes.c_long()
         if libc.timer_create(3, None, ctypes.byref(tid)):  # CLOCK_THREAD_CPUTIME_ID
             raise OSError(ctypes.get_errno(), "timer_create")
+    elif what == "posix_mapped":
+        import mmap
+        path = os.path.join(d, "locked")
+        f = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(f, 4096)
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        m = mmap.mmap(f, 4096)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        info["fd"], info["path"], info["addr"] = f, path, hex(addr)
     elif what == "lease":
         f = os.open(os.path.join(d, "locked"), os.O_RDWR | os.O_CREAT, 0o600)
         info["fd"] = f
@@ -408,6 +417,8 @@ REFUSED = {
              "not supported yet",
     "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
                     "created it (clock -2): not supported yet",
+    "posix_mapped": "process {pid} holds a POSIX lock on {path}, which it also maps at {addr}: "
+                    "not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
     "ctty": "process {pid} has a controlling terminal (tty {tty}): "
             "--shell-job is not supported yet",
