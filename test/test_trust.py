@@ -210,6 +210,9 @@ def refused(env, small_dump, img, mode, *extra, why, name=None):
 def restores(env, small_dump, img, mode, *extra):
     """restore -d works and the process has its dumped state."""
     w0 = small_dump["work"]
+    # The session's dump is shared with other modules, some of which restore
+    # it: its files must be as the dump left them before this restore too.
+    harness.rewind_files(img, small_dump["env"].base)
     args = env.restore_args(img, mode, True) + list(extra)
     r = env.lazarus(*args, log=env.log_path("restore"), timeout=harness.LAZARUS_TIMEOUT)
     env.pids.add(w0.pid)
