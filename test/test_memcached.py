@@ -195,15 +195,23 @@ def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+def uids(pid):
+    """The real, effective, saved and fs uids of every thread of pid."""
+    return {int(u) for f in harness.task_status(pid).values() for u in f["Uid"].split()}
+
+
 def test_memcached_restored(env, mode):
     w = start_memcached(env)
     items = dataset()
     load(w.port, items)
     nthreads = threads(w.pid)
     assert nthreads > 4, f"memcached -t 4 runs {nthreads} threads"
+    uid = pwd.getpwnam(run_as()).pw_uid
+    assert uids(w.pid) == {uid}, "memcached -u did not drop to its user"
     dump(env, w, env.base / "img")
     restore(env, env.base / "img", mode, w)
     assert threads(w.pid) == nthreads
+    assert uids(w.pid) == {uid}, "restored memcached threads run as another user"
     c = Mc(w.port)
     assert c.cmd("version").startswith("VERSION ")
     check_all(c, items)
