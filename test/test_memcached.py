@@ -4,7 +4,8 @@ user (memcached refuses to run as root without -u). Loaded with a few
 thousand keys of known values, checkpointed and restored eagerly and
 lazily. Checked through memcached's own text protocol: every key stored
 before the dump is returned with its value and flags, new sets and gets
-work, and the item count is unchanged.
+work, and the item count is unchanged. With --tcp-established a client
+connected before the dump keeps its connection.
 """
 import os
 import pwd
@@ -176,15 +177,15 @@ def check_all(c, items):
     assert not wrong, f"{len(wrong)} keys with wrong flags or value, e.g. {wrong[:5]}"
 
 
-def dump(env, w, imgdir):
+def dump(env, w, imgdir, *extra):
     imgdir.mkdir(parents=True, exist_ok=True)
-    r = env.lazarus("dump", "-t", w.pid, "-D", imgdir, log=env.log_path("dump"))
+    r = env.lazarus("dump", "-t", w.pid, "-D", imgdir, *extra, log=env.log_path("dump"))
     assert r.rc == 0 and not r.errors, f"dump failed\n{r.describe()}\n{w.diag()}"
     w.proc.wait(harness.EXIT_TIMEOUT)
 
 
-def restore(env, imgdir, mode, w):
-    r = env.lazarus(*env.restore_args(imgdir, mode, True), log=env.log_path("restore"))
+def restore(env, imgdir, mode, w, *extra):
+    r = env.lazarus(*env.restore_args(imgdir, mode, True), *extra, log=env.log_path("restore"))
     env.pids.add(w.pid)
     assert r.rc == 0 and not r.errors, f"restore failed\n{r.describe()}\n{w.diag()}"
     assert harness.alive(w.pid), f"restored memcached {w.pid} is not running\n{r.describe()}"
@@ -234,4 +235,24 @@ def test_memcached_restored(env, mode):
     assert c.get_many(["key:0"]) == {}
     assert int(c.stats()["curr_items"]) == len(items) + 8 + 1 - 1
     check_all(c, {k: v for k, v in items.items() if k != "key:0"})
+    c.quit()
+
+
+def test_memcached_client_connection_kept(env, mode):
+    """--tcp-established: a client connected before the dump (served by one
+    of the worker threads) gets the right answers on the same connection."""
+    w = start_memcached(env)
+    items = dataset()
+    load(w.port, items)
+    c = Mc(w.port)
+    c.set_many([("mine", 7, b"before")])
+    assert c.get_many(["mine", "key:42"]) == {"mine": (7, b"before"), "key:42": items["key:42"]}
+    dump(env, w, env.base / "img", "--tcp-established")
+    restore(env, env.base / "img", mode, w, "--tcp-established")
+    assert c.get_many(["mine"]) == {"mine": (7, b"before")}
+    c.set_many([("mine", 8, b"after")])
+    assert c.get_many(["mine"]) == {"mine": (8, b"after")}
+    check_all(c, items)
+    assert c.cmd("delete mine") == "DELETED"
+    assert int(c.stats()["curr_items"]) == len(items)
     c.quit()
