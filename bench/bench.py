@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 LAZARUS = BUILD / "lazarus"
 LZWORK = BUILD / "test" / "lzwork"
+LZSHM = BUILD / "test" / "lzshm"
 MEMBENCH = BUILD / "bench" / "membench"
 UFFDBENCH = BUILD / "bench" / "uffdbench"
 
@@ -725,6 +726,141 @@ def bench_program(b, kind, mib, reps):
     return out
 
 
+# ------------------------------------------------------------ shared memory
+# test/workloads/lzshm: a parent and its child sharing an N MiB
+# MAP_SHARED|MAP_ANONYMOUS region (served lazily, one copy for both) besides
+# a few small objects (memfd, SysV: eager). Lazy fill and fault figures of
+# the shared region, next to private memory's (lzwork above).
+
+class ShmPair:
+    """lzshm started by us; check() asks both processes at once."""
+
+    def __init__(self, dir, mib):
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True)
+        with open(self.dir / "out", "wb") as out:
+            self.proc = subprocess.Popen([str(LZSHM), "--dir", str(self.dir), "--mib", str(mib)],
+                                         cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         close_fds=True)
+
+        def ready():
+            if (self.dir / "ready").exists():
+                return True
+            if self.proc.poll() is not None:
+                raise BenchError(f"lzshm exited {self.proc.returncode} before it was ready")
+            return False
+
+        wait_for(ready, READY_TIMEOUT, f"lzshm {mib} MiB to be ready")
+        words = dict(w.partition("=")[::2] for w in (self.dir / "ready").read_text().split())
+        self.pid, self.child = int(words["pid"]), int(words["child"])
+        self.shmid = int(words["shmid"])
+
+    def check(self, what):
+        """Both check themselves (each waits for the other's writes): wall ns."""
+        dirs = {self.pid: self.dir, self.child: self.dir / "child"}
+        t0 = now()
+        for pid, d in dirs.items():
+            (d / "result").unlink(missing_ok=True)
+            os.kill(pid, signal.SIGUSR1)
+        for pid, d in dirs.items():
+            res = d / "result"
+
+            def answered():
+                if res.exists():
+                    return True
+                if not alive(pid):
+                    raise BenchError(f"{what}: lzshm {pid} died before answering")
+                return False
+
+            wait_for(answered, CHECK_TIMEOUT, f"{what}: lzshm {pid} to check itself")
+            line = res.read_text().strip()
+            if not line.startswith("PASS"):
+                raise BenchError(f"{what}: lzshm self-check FAILED: {line}")
+        return now() - t0
+
+    def stop(self, what):
+        """SIGTERM the parent: it stops its child, removes its segment, exits 0."""
+        os.kill(self.pid, signal.SIGTERM)
+        st = reap(self.pid)
+        if st is not None and not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
+            raise BenchError(f"{what}: lzshm {self.pid} ended with wait status {st:#x}")
+        reap(self.child)
+
+
+def shm_lazy(b, w, img, touch):
+    what = "shm lazy restore (touch)" if touch else "shm lazy restore (idle)"
+    work = b.base / ("shm-lazy-touch" if touch else "shm-lazy-idle")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    d, box = b.start_daemon(img, work)
+    t0 = now()
+    ttr = b.lazarus("restore-shm-lazy", "restore", "-D", img, "--lazy-pages", "-W", work, "-d")
+    verify = w.check(what) if touch else None
+    box["thread"].join(CMD_TIMEOUT)
+    if box["thread"].is_alive() or d.returncode != 0:
+        raise BenchError(f"{what}: daemon {d.pid} did not exit 0 (exit {d.returncode})")
+    if not touch:
+        verify = w.check(what)
+    objs = json.loads((work / "lazy-pages-stats.json").read_text())["shmem_objects"]
+    if len(objs) != 1 or objs[0]["state"] != "done":
+        raise BenchError(f"{what}: the daemon's stats do not show the shared object done: {objs}")
+    w.stop(what)
+    reap_zombie_orphans(keep=set())
+    o = objs[0]
+    return {"ttr_ns": ttr, "verify_ns": verify, "obj": o,
+            "daemon_exit_after_restore_ns": box["exit_ns"] - t0 - ttr}
+
+
+def bench_shm(b, mib, reps):
+    raw = {k: [] for k in ("baseline_verify_ms", "dump_ms", "eager_restore_ms",
+                           "eager_verify_ms", "lazy_time_to_running_ms",
+                           "lazy_time_to_complete_ms", "lazy_fill_gbps", "lazy_pages_fill",
+                           "lazy_pages_fault", "touch_verify_ms", "touch_pages_fault",
+                           "touch_pages_fill", "touch_faults")}
+    img = b.base / "img-shm"
+    for rep in range(reps):
+        wdir = b.base / f"shm-{mib}-{rep}"
+        w = ShmPair(wdir, mib)
+        b.pids.update((w.pid, w.child))
+        raw["baseline_verify_ms"].append(ms(w.check("shm baseline")))
+        if img.exists():
+            shutil.rmtree(img)
+        img.mkdir()
+        raw["dump_ms"].append(ms(b.lazarus("dump-shm", "dump", "-t", w.pid, "-D", img)))
+        w.proc.wait(EXIT_TIMEOUT)
+        reap(w.child)
+        # The segment outlives the dumped pair: its id must be free to restore.
+        subprocess.run(["ipcrm", "-m", str(w.shmid)], check=True)
+        raw["eager_restore_ms"].append(ms(b.lazarus("restore-shm-eager", "restore", "-D", img,
+                                                    "-d")))
+        raw["eager_verify_ms"].append(ms(w.check("shm eager restore")))
+        w.stop("shm eager restore")
+        idle = shm_lazy(b, w, img, touch=False)
+        o = idle["obj"]
+        raw["lazy_time_to_running_ms"].append(ms(idle["ttr_ns"]))
+        raw["lazy_time_to_complete_ms"].append(ms(o["time_to_complete_ns"]))
+        raw["lazy_fill_gbps"].append(o["pages_fill"] * PAGE / o["time_to_complete_ns"])
+        raw["lazy_pages_fill"].append(o["pages_fill"])
+        raw["lazy_pages_fault"].append(o["pages_fault"])
+        touch = shm_lazy(b, w, img, touch=True)
+        o = touch["obj"]
+        raw["touch_verify_ms"].append(ms(touch["verify_ns"]))
+        raw["touch_pages_fault"].append(o["pages_fault"])
+        raw["touch_pages_fill"].append(o["pages_fill"])
+        raw["touch_faults"].append(o["faults"])
+        shutil.rmtree(wdir, ignore_errors=True)
+        print(f"  shm {mib} MiB rep {rep + 1}/{reps}: eager {raw['eager_restore_ms'][-1]:.0f} ms, "
+              f"lazy complete {raw['lazy_time_to_complete_ms'][-1]:.0f} ms "
+              f"({raw['lazy_fill_gbps'][-1]:.2f} GB/s), touch {raw['touch_verify_ms'][-1]:.0f} ms "
+              f"({raw['touch_faults'][-1]} faults); all PASS", flush=True)
+    shutil.rmtree(img, ignore_errors=True)
+    out = {k: summary(v) for k, v in raw.items()}
+    out["config"] = {"mib": mib}
+    return out
+
+
 # ------------------------------------------------------------ ratios
 
 def slope_ms_per_gib(sizes, values):
@@ -874,6 +1010,19 @@ def print_summary(res):
                   f" (best {format(best, spec)})")
     if laz:
         print_sizes(laz, R, sizes)
+    S = res.get("shm")
+    if S:
+        print(f"\n== shared memory: lzshm, {S['config']['mib']} MiB MAP_SHARED|MAP_ANONYMOUS in 2 "
+              f"processes; median (min) ==")
+        for k in ("dump_ms", "eager_restore_ms", "eager_verify_ms", "lazy_time_to_running_ms",
+                  "lazy_time_to_complete_ms", "lazy_fill_gbps", "lazy_pages_fill",
+                  "lazy_pages_fault", "touch_verify_ms", "touch_faults", "touch_pages_fault",
+                  "touch_pages_fill", "baseline_verify_ms"):
+            print(f"    {k:36s} {S[k]['median']:>9.2f} ({S[k]['min']:.2f})")
+        m0 = str(sizes[0])
+        print(f"    private memory (lzwork {m0} MiB): lazy fill "
+              f"{fmt(med(laz[m0], 'lazy_idle', 'fill_gbps'), '.2f')} GB/s, touch verify "
+              f"{fmt(med(laz[m0], 'lazy_touch', 'verify_ms'), '.1f')} ms")
     print("\n== programs: median (min); times in ms ==")
     for kind, P in res.get("programs", {}).items():
         c = P["config"]
@@ -914,9 +1063,11 @@ def parse_args():
                     help="working-set workload: keys queried (the N of 'first N answers')")
     ap.add_argument("--thp-mib", type=int, default=256,
                     help="huge pages: lzwork's size in MiB, with and without --thp")
-    ap.add_argument("--parts", default="sizes programs ws thp",
+    ap.add_argument("--parts", default="sizes shm programs ws thp",
                     help="what to measure after the machine limits (default: all of "
-                         "'sizes programs ws thp')")
+                         "'sizes shm programs ws thp')")
+    ap.add_argument("--shm-mib", type=int, default=None,
+                    help="shared memory of the lzshm pair (default: smallest --mib)")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
     a.parts = set(a.parts.split())
@@ -928,13 +1079,15 @@ def parse_args():
         ap.error("need at least one size >= 1 MiB and at least one repetition")
     if a.prog_mib is None:
         a.prog_mib = a.sizes[0]
+    if a.shm_mib is None:
+        a.shm_mib = a.sizes[0]
     return a
 
 
 def preflight():
     if os.geteuid() != 0:
         raise BenchError("run as root (lazarus needs ptrace and CAP_CHECKPOINT_RESTORE)")
-    for f in (LAZARUS, LZWORK, MEMBENCH, UFFDBENCH):
+    for f in (LAZARUS, LZWORK, LZSHM, MEMBENCH, UFFDBENCH):
         if not os.access(f, os.X_OK):
             raise BenchError(f"{f} is missing: build first (make bench builds everything)")
 
@@ -971,6 +1124,9 @@ def main():
         for mib in a.sizes if "sizes" in a.parts else ():
             print(f"lazarus, lzwork {mib} MiB x {a.reps}...", flush=True)
             res["lazarus"][str(mib)] = bench_size(b, mib, a.reps)
+        if "shm" in a.parts:
+            print(f"lazarus, shared memory {a.shm_mib} MiB x {a.reps}...", flush=True)
+            res["shm"] = bench_shm(b, a.shm_mib, a.reps)
         res["programs"] = {}
         for kind in PROGRAMS if "programs" in a.parts else ():
             print(f"lazarus, {kind} {a.prog_mib} MiB x {a.reps}...", flush=True)

@@ -19,6 +19,7 @@
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
+#include "shmem.pb-c.h"
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 #include "ws.pb-c.h"
@@ -39,6 +40,7 @@ static const struct {
 	[LZ_IMG_FILES] = { "files", &file_entry__descriptor },
 	[LZ_IMG_FDINFO] = { "fdinfo", &fdinfo_entry__descriptor },
 	[LZ_IMG_FDDATA] = { "fddata", &fd_data_chunk__descriptor },
+	[LZ_IMG_SHMEM] = { "shmem", &shmem_entry__descriptor },
 	[LZ_IMG_WS] = { "ws", &ws_entry__descriptor },
 };
 
@@ -323,6 +325,7 @@ static const uint64_t kind_max[LZ_IMG_KIND_MAX] = {
 	[LZ_IMG_FILES] = 512ULL << 20,
 	[LZ_IMG_FDINFO] = 256ULL << 20,
 	[LZ_IMG_FDDATA] = 1ULL << 30, /* FD_DATA_MAX of content and the framing */
+	[LZ_IMG_SHMEM] = 512ULL << 20,
 	[LZ_IMG_WS] = 64ULL << 20,
 };
 

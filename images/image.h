@@ -57,7 +57,8 @@ enum lz_img_kind {
 	LZ_IMG_FILES = 10,
 	LZ_IMG_FDINFO = 11,
 	LZ_IMG_FDDATA = 12, /* fddata-<file id>.img: content of a file description */
-	LZ_IMG_WS = 13,	/* ws-<pid>.img: recorded working set (lazy-pages --record-ws) */
+	LZ_IMG_SHMEM = 13,
+	LZ_IMG_WS = 14,	/* ws-<pid>.img: recorded working set (lazy-pages --record-ws) */
 	LZ_IMG_KIND_MAX,
 };
 

@@ -20,7 +20,14 @@
 static bool vma_is_mapped(const VmaEntry *v)
 {
 	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE ||
-	       v->kind == VMA_KIND__VMA_FILE_SHARED;
+	       v->kind == VMA_KIND__VMA_FILE_SHARED || v->kind == VMA_KIND__VMA_SHMEM;
+}
+
+/* A private mapping of a file or memfd: its copied-on-write pages are in the pages file. */
+static bool vma_is_private_file(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_FILE_PRIVATE ||
+	       (v->kind == VMA_KIND__VMA_SHMEM && !(v->flags & MAP_SHARED));
 }
 
 /*
@@ -71,7 +78,7 @@ static uint32_t madv_mask(uint32_t lz)
 	return mask;
 }
 
-static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
+static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd, const struct plg_fds *fds)
 {
 	uint32_t share = v->flags & (MAP_SHARED | MAP_PRIVATE);
 
@@ -88,6 +95,21 @@ static void vma_fill(struct lz_blob_vma *b, const VmaEntry *v, int fd)
 	} else {
 		b->fd = fd;
 		b->pgoff = v->pgoff;
+	}
+	if (v->kind == VMA_KIND__VMA_SHMEM && fds->shm_ids && v->has_shmem_id) {
+		const struct plg_shm *sh = plg_shm_find(fds, v->shmem_id);
+
+		if (sh && sh->lazy && fds->uffd >= 0)
+			b->vflags |= LZ_BVMA_LAZY;
+
+		if (sh && sh->shmid >= 0) {
+			b->fd = -1;
+			b->vflags |= LZ_BVMA_SYSV;
+			b->shmid = sh->shmid;
+			b->shm_size = sh->size;
+			if (v->has_may_write && !v->may_write)
+				b->vflags |= LZ_BVMA_SHM_RDONLY;
+		}
 	}
 	b->madv = madv_mask(v->madv);
 	if (v->madv & LZ_MADV_LOCKED)
@@ -106,7 +128,7 @@ static uint32_t build_vmas(struct lz_blob_vma *out, int32_t *idx, const struct p
 		idx[i] = -1;
 		if (!vma_is_mapped(v))
 			continue;
-		vma_fill(&out[n], v, fds->vma_fds[i]);
+		vma_fill(&out[n], v, fds->vma_fds[i], fds);
 		idx[i] = (int32_t)n++;
 	}
 	return n;
@@ -116,11 +138,12 @@ static uint32_t build_vmas(struct lz_blob_vma *out, int32_t *idx, const struct p
 static bool run_wanted(const VmaEntry *v, uint32_t flags, uint32_t *rflags)
 {
 	*rflags = 0;
-	if (!vma_is_mapped(v) || v->kind == VMA_KIND__VMA_FILE_SHARED)
-		return false; /* shared file pages live in the file */
+	if (!vma_is_mapped(v) || v->kind == VMA_KIND__VMA_FILE_SHARED ||
+	    (v->kind == VMA_KIND__VMA_SHMEM && (v->flags & MAP_SHARED)))
+		return false; /* shared pages live in the file or the shmem object */
 	if (flags & LZ_PE_PRESENT)
 		return true;
-	if ((flags & LZ_PE_ZERO) && v->kind == VMA_KIND__VMA_FILE_PRIVATE) {
+	if ((flags & LZ_PE_ZERO) && vma_is_private_file(v)) {
 		*rflags = LZ_BRUN_ZERO; /* else the file's data would show through */
 		return true;
 	}

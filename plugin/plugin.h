@@ -33,6 +33,14 @@ struct plg_images {
 	uint64_t xfeatures; /* inventory: XCR0 of the dump */
 };
 
+/* A SysV segment a VMA_SHMEM maps (shmid >= 0), by shmem id. */
+struct plg_shm {
+	uint32_t id;	/* shmem_entry.id */
+	int32_t shmid;	/* -1: not SysV, mapped from its fd */
+	uint64_t size;	/* page-aligned */
+	bool lazy;	/* served by the lazy-pages daemon: register its mappings */
+};
+
 /* The restored process's service fds (all above its own fds). */
 struct plg_fds {
 	int status_fd;
@@ -45,7 +53,17 @@ struct plg_fds {
 	const int *vma_fds;    /* per mm->vmas index: the mapped file, -1 if none */
 	const int *close_fds;  /* every service fd but the status pipe */
 	unsigned nr_close_fds;
+	const struct plg_shm *shm_ids; /* every shared memory object of the dump */
+	size_t nr_shm;
 };
+
+static inline const struct plg_shm *plg_shm_find(const struct plg_fds *f, uint32_t id)
+{
+	for (size_t i = 0; i < f->nr_shm; i++)
+		if (f->shm_ids[i].id == id)
+			return &f->shm_ids[i];
+	return NULL;
+}
 
 struct plg_restore {
 	uint64_t area;	    /* bootstrap area */

@@ -42,6 +42,8 @@
 #define LZ_BVMA_FILL 0x1U	/* has page runs: mapped writable until filled */
 #define LZ_BVMA_LAZY 0x2U	/* lazy mode: register with the uffd after the fill */
 #define LZ_BVMA_MLOCK 0x4U	/* mlock after filling (VmFlags "lo") */
+#define LZ_BVMA_SYSV 0x8U	/* SysV shm: shmat(shmid) instead of mmap (fd is -1) */
+#define LZ_BVMA_SHM_RDONLY 0x10U /* SysV shm: attached SHM_RDONLY (no VmFlags "mw") */
 
 /* One target mapping, in address order. vdso/vvar/vsyscall are not here. */
 struct lz_blob_vma {
@@ -53,9 +55,11 @@ struct lz_blob_vma {
 	int32_t fd;	   /* service fd of the file, -1 for anonymous */
 	uint32_t madv;	   /* (1 << MADV_x) for each madvise(MADV_x) to apply */
 	uint32_t vflags;   /* LZ_BVMA_* */
-	uint32_t reserved; /* 0 */
+	int32_t shmid;	   /* LZ_BVMA_SYSV: the segment; pgoff is the offset in it */
+	uint64_t shm_size; /* LZ_BVMA_SYSV: its size, page-aligned (what shmat maps) */
 };
-_Static_assert(sizeof(struct lz_blob_vma) == 48, "lz_blob_vma is 48 bytes");
+_Static_assert(sizeof(struct lz_blob_vma) == 56, "lz_blob_vma is 56 bytes");
+_Static_assert(offsetof(struct lz_blob_vma, shmid) == 44, "vma: shmid at 44");
 
 /* lz_blob_run.flags */
 #define LZ_BRUN_ZERO 0x1U /* zero the range (private file mapping), no data */

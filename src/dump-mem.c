@@ -1,7 +1,7 @@
 /*
  * dump-mem.c - walk /proc/PID/pagemap and copy the private pages out.
  *
- * Which pages: in private VMAs (anonymous and private file mappings), every
+ * Which pages: in private VMAs (anonymous, private file and memfd mappings), every
  * page present or swapped that is not a file page: anonymous memory, and
  * pages of a private file mapping that were copied on write. Untouched
  * pages and file pages come back by themselves; pages mapped to the kernel's
@@ -93,7 +93,10 @@ struct mem_ctx {
  */
 static bool vma_dumpable(const struct dump_vma *v)
 {
-	return (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE) &&
+	bool private_shmem = v->kind == VMA_KIND__VMA_SHMEM && !(v->flags & MAP_SHARED);
+
+	return (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_FILE_PRIVATE ||
+		private_shmem) &&
 	       !v->no_anon;
 }
 

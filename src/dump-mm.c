@@ -2,12 +2,14 @@
  * dump-mm.c - the VMAs of a process and the mm fields around them.
  *
  * Each VMA of /proc/PID/smaps becomes a vma_entry of one kind (anonymous
- * private, private or shared regular file, vdso/vvar/vvar_vclock/vsyscall).
- * Anything else is refused with one line naming the mapping, before any
- * image is written: shared anonymous memory, memfd, SysV shm, deleted
- * files, hugetlb, device mappings, unknown special mappings. Files are
- * identified through /proc/PID/map_files, which names the mapped inode even
- * if its path has changed.
+ * private, private or shared regular file, shared memory object,
+ * vdso/vvar/vvar_vclock/vsyscall). Shared memory (MAP_SHARED|MAP_ANONYMOUS,
+ * memfd, SysV shm) is only recognised here, by its maps name; dump-shmem.c
+ * gathers the objects of the whole tree. Anything else is refused with one
+ * line naming the mapping, before any image is written: named shared
+ * anonymous memory, deleted files, hugetlb, device mappings, unknown special
+ * mappings. Files are identified through /proc/PID/map_files, which names
+ * the mapped inode even if its path has changed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +27,7 @@
 #include "log.h"
 #include "dump-mm.h"
 #include "mm.pb-c.h"
+#include "shmem.pb-c.h"
 
 #define AT_NULL_TYPE 0
 
@@ -99,18 +102,33 @@ static int classify_bracketed(pid_t pid, const struct proc_vma *v, struct dump_v
 	return d->name ? 0 : -ENOMEM;
 }
 
+/*
+ * Shared memory objects by their maps name: 0 if not one. MAP_SHARED of
+ * /dev/zero is MAP_SHARED|MAP_ANONYMOUS to the kernel (shmem_zero_setup),
+ * so both read "/dev/zero (deleted)". A memfd may also be mapped private.
+ */
+static int shmem_kind_of(const struct proc_vma *v)
+{
+	const char *p = v->path;
+
+	if (starts_with(p, "/memfd:") && ends_with(p, " (deleted)"))
+		return SHMEM_KIND__SHMEM_MEMFD;
+	if (!v->shared)
+		return 0;
+	if (starts_with(p, "/SYSV") && ends_with(p, " (deleted)"))
+		return SHMEM_KIND__SHMEM_SYSV;
+	if (!strcmp(p, "/dev/zero (deleted)"))
+		return SHMEM_KIND__SHMEM_ANON;
+	return 0;
+}
+
 /* Refusals that the maps text alone decides, for file-backed mappings. */
 static int check_file_name(pid_t pid, const struct proc_vma *v)
 {
 	const char *p = v->path;
 
 	if (starts_with(p, "/memfd:"))
-		return refuse(pid, v, "%s (%s)", v->shared ? "shared memory" : "memfd mapping", p);
-	if (starts_with(p, "/SYSV") && v->shared)
-		return refuse(pid, v, "shared memory (SysV shm %s)", p);
-	if (!strcmp(p, "/dev/zero (deleted)") && v->shared)
-		/* MAP_SHARED|MAP_ANONYMOUS and MAP_SHARED of /dev/zero look alike. */
-		return refuse(pid, v, "shared memory (anonymous shared mapping)");
+		return refuse(pid, v, "memfd mapping (%s)", p); /* not "(deleted)": odd */
 	if (ends_with(p, " (deleted)"))
 		return refuse(pid, v, "mapping of deleted file %s", p);
 	if (v->vmflags & (PROC_VMF_IO | PROC_VMF_PF))
@@ -125,7 +143,8 @@ static int classify_file(pid_t pid, const struct proc_vma *v, struct dump_vma *d
 	ssize_t n;
 	int ret;
 
-	ret = check_file_name(pid, v);
+	d->shm_kind = shmem_kind_of(v);
+	ret = d->shm_kind ? 0 : check_file_name(pid, v);
 	if (ret)
 		return ret;
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start,
@@ -143,6 +162,14 @@ static int classify_file(pid_t pid, const struct proc_vma *v, struct dump_vma *d
 	}
 	if (!S_ISREG(st.st_mode))
 		return refuse(pid, v, "mapping of non-regular file %s", v->path);
+	if (d->shm_kind) {
+		/* The object is found again by dev/ino in dump-shmem.c. */
+		d->kind = VMA_KIND__VMA_SHMEM;
+		d->dev = st.st_dev;
+		d->ino = st.st_ino;
+		d->name = strdup(v->path);
+		return d->name ? 0 : -ENOMEM;
+	}
 	n = readlink(link, path, sizeof(path) - 1);
 	if (n < 0) {
 		pr_perror("process %d: readlink %s", pid, link);
@@ -306,7 +333,13 @@ static void fill_vma(VmaEntry *e, const struct dump_vma *v)
 	e->kind = (VmaKind)v->kind;
 	e->madv = v->madv;
 	e->name = v->name;
-	if (v->kind == VMA_KIND__VMA_FILE_SHARED) {
+	if (v->kind == VMA_KIND__VMA_SHMEM) {
+		e->has_shmem_id = true;
+		e->shmem_id = v->shmem_id;
+		e->name = NULL; /* the object has the name */
+	}
+	if (v->kind == VMA_KIND__VMA_FILE_SHARED ||
+	    (v->kind == VMA_KIND__VMA_SHMEM && (v->flags & MAP_SHARED))) {
 		e->has_may_write = true;
 		e->may_write = !!(v->vmflags & PROC_VMF_MW);
 	}

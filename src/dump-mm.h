@@ -26,6 +26,8 @@ struct dump_vma {
 	char *path;	  /* file-backed: the file */
 	char *name;	  /* [heap], [stack], [anon:...] */
 	uint64_t dev, ino;
+	int shm_kind;	  /* VMA_SHMEM: ShmemKind, from the maps name */
+	uint32_t shmem_id; /* VMA_SHMEM: set by dump-shmem.c */
 };
 
 struct mm_dump {

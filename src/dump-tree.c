@@ -396,8 +396,13 @@ int tree_kill(struct dump_tree *tr)
 			ret = ret ? ret : -errno;
 		}
 	}
-	/* The leader's exit is reported last, once its other threads are reaped. */
-	for (size_t i = 0; i < tr->nr; i++) {
+	/*
+	 * The leader's exit is reported last, once its other threads are
+	 * reaped. Children before their parents: pid 1 of a pid namespace
+	 * exits only once every other process of it is reaped, which a traced
+	 * one is only after we waited for it.
+	 */
+	for (size_t i = tr->nr; i-- > 0;) {
 		struct dump_proc *p = tr->procs[i];
 
 		for (size_t j = p->nr_th; j-- > 0;)
@@ -451,10 +456,65 @@ static int map_proc(struct dump_tree *tr, struct dump_proc *p, const struct dump
 	return ret;
 }
 
+static const struct dump_proc *tree_find_v(const struct dump_tree *tr, pid_t vpid)
+{
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->procs[i]->v.pid == vpid)
+			return tr->procs[i];
+	return NULL;
+}
+
+/*
+ * Sessions and groups as restore can build them (restore-images.c,
+ * link_tree): refused here, while the tree still runs, rather than after
+ * the dump killed it. A process leads its session or is in its parent's;
+ * it leads its group, is in its parent's, or in one whose leader is a
+ * process of the tree in the same session, or whose leader exited (a
+ * helper holds its pid at restore) in a session led by the tree.
+ */
+static int check_links(const struct dump_tree *tr, const struct dump_proc *p)
+{
+	const struct dump_proc *q = tree_find(tr, p->stat.ppid), *g, *s;
+
+	if (p == tr->procs[0] || !q)
+		return 0;
+	if (p->v.sid != p->v.pid && p->v.sid != q->v.sid) {
+		pr_err("process %d is in session %d, its parent %d in session %d: not supported "
+		       "yet",
+		       p->pid, p->stat.session, q->pid, q->stat.session);
+		return -EOPNOTSUPP;
+	}
+	if (p->v.pgid == p->v.pid || p->v.pgid == q->v.pgid)
+		return 0;
+	g = tree_find_v(tr, p->v.pgid);
+	if (g && g->v.pgid == g->v.pid && g->v.sid == p->v.sid)
+		return 0;
+	/* Its leader exited: a helper of its session's leader makes it again. */
+	s = tree_find_v(tr, p->v.sid);
+	if (!g && s && s->v.sid == s->v.pid && !s->zombie)
+		return 0;
+	if (!g)
+		pr_err("process %d is in process group %d, whose leader has exited or is not in "
+		       "the tree, in a session not led by a process of the tree: not supported "
+		       "yet",
+		       p->pid, p->stat.pgrp);
+	else
+		pr_err("process %d is in process group %d, whose leader is not in its session: "
+		       "not supported yet",
+		       p->pid, p->stat.pgrp);
+	return -EOPNOTSUPP;
+}
+
 int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns)
 {
 	for (size_t i = 0; i < tr->nr; i++) {
 		int ret = map_proc(tr, tr->procs[i], ns);
+
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < tr->nr; i++) {
+		int ret = check_links(tr, tr->procs[i]);
 
 		if (ret)
 			return ret;
@@ -467,11 +527,29 @@ int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns)
 	return 0;
 }
 
+#define SIGEV_THREAD_ID_ 4 /* glibc hides it */
+
+/*
+ * Once, before the images are written. A SIGEV_THREAD_ID timer's target
+ * came from /proc/PID/timers, in our pid namespace: the images want the
+ * thread's tid inside the tree's (dump-timers.c checked it is one of P's).
+ */
 void tree_name_images(struct dump_proc *p)
 {
+	struct timers_dump *td = &p->task.timers;
+
 	p->task.img_pid = p->mm.img_pid = p->files.img_pid = p->v.pid;
 	for (size_t j = 0; j < p->nr_th; j++)
 		p->th[j].core.img_tid = p->th[j].vtid;
+	for (size_t i = 0; i < td->nr; i++) {
+		struct proc_timer *t = &td->t[i];
+
+		for (size_t j = 0; t->notify == SIGEV_THREAD_ID_ && j < p->nr_th; j++)
+			if (p->th[j].t.pid == t->target) {
+				t->target = p->th[j].vtid;
+				break;
+			}
+	}
 }
 
 static void pstree_entry(const struct dump_proc *p, PstreeEntry *e, uint32_t *tids)

@@ -67,11 +67,15 @@ int tree_freeze(struct dump_tree *tr, pid_t root);
 /*
  * Once frozen: every pid, group, session and tid as the images hold them,
  * the ones inside the tree's pid namespace (NS's root_init) or ours.
- * Refuses a process or thread in a deeper namespace, and a group or a
- * session whose leader is outside the namespace.
+ * Refuses a process or thread in a deeper namespace, a group or a session
+ * whose leader is outside the namespace, and the sessions and groups
+ * restore cannot build (a group whose leader has exited, say).
  */
 int tree_map_pids(struct dump_tree *tr, const struct dump_ns *ns);
-/* Name every image of P by its pid in the images (before writing them). */
+/*
+ * Name every image of P by its pid in the images, and turn the tids it
+ * holds into those of the images: once, before writing them.
+ */
 void tree_name_images(struct dump_proc *p);
 /* Let every thread run on as frozen (a stopped process stays stopped). */
 int tree_detach(struct dump_tree *tr);

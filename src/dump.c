@@ -20,7 +20,8 @@
  *     page unmapped again before the next, and a check that /proc/PID/maps
  *     is byte-identical afterwards; then the pending signals;
  *  5. per process memory (dump-mem.c), the rest of /proc and its images;
- *     then files.img and pstree.img for the tree;
+ *     then the shared memory objects, once each (dump-shmem.c), files.img
+ *     and pstree.img for the tree;
  *  6. inventory.img, last: its presence means the dump is complete;
  *  7. commit: every file was written into a fresh staging directory; now
  *     they replace the previous dump in DIR, inventory.img last, and DIR is
@@ -52,6 +53,7 @@
 #include "dump-img.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
+#include "dump-shmem.h"
 #include "dump-signals.h"
 #include "dump-task.h"
 #include "dump-tree.h"
@@ -72,6 +74,7 @@ struct dump_ctx {
 	struct dump_imgs imgs;
 	struct dump_sig *sig;	 /* stop signals and test hooks */
 	struct dump_tree tree;	 /* every process and thread, frozen */
+	struct shmem_table shm;	 /* shared memory objects of the whole tree */
 	struct dump_ns tree_ns;	 /* its pid and mount namespace */
 	struct files_table files; /* every open file description of the tree: files.img */
 	struct sk_dump_opts net;  /* sockets: --tcp-established and its network lock */
@@ -227,6 +230,26 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	return ret;
 }
 
+/* Shared memory objects of every process, each once (dump-shmem.c). */
+static int collect_shmem(struct dump_ctx *d)
+{
+	struct mm_dump **mms = calloc(d->tree.nr + 1, sizeof(*mms));
+	struct dump_proc *p;
+	size_t n = 0;
+	int ret;
+
+	if (!mms) {
+		pr_err("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for_each_proc(d, p)
+		if (!p->zombie)
+			mms[n++] = &p->mm;
+	ret = shmem_collect(&d->shm, mms, n, &d->files);
+	free(mms);
+	return ret;
+}
+
 static const struct dump_proc *proc_of(const struct dump_ctx *d, pid_t pid)
 {
 	const struct dump_proc *p;
@@ -302,8 +325,9 @@ static int check_tree(struct dump_ctx *d)
 		if (ret)
 			return ret;
 	}
-	/* Shared anonymous memory and SysV shm are refused per process (dump-mm.c). */
-	ret = check_files_tree(d);
+	ret = collect_shmem(d);
+	if (!ret)
+		ret = check_files_tree(d);
 	/* Then the kinds' checks across the tree (a unix socket's peer). */
 	return ret ? ret : files_finish(&d->files);
 }
@@ -609,6 +633,8 @@ static int write_images(struct dump_ctx *d)
 		if (!ret && !p->zombie)
 			ret = write_proc(d, p);
 	}
+	if (!ret)
+		ret = shmem_dump(&d->shm, &d->imgs, d->sig);
 	d->ns.memory = now_ns(CLOCK_MONOTONIC);
 	if (!ret)
 		ret = write_files_all(d);
@@ -732,6 +758,7 @@ static void dump_fini(struct dump_ctx *d)
 {
 	netlock_finish(d->net.lock, false);
 	tree_fini(&d->tree);
+	shmem_fini(&d->shm);
 	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)

@@ -11,12 +11,14 @@
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
+extern const struct fd_kind fd_kind_memfd;
 extern const struct fd_kind fd_kind_unix;
 extern const struct fd_kind fd_kind_inet;
 extern const struct fd_kind fd_kind_netlink;
 extern const struct fd_kind fd_kind_sk_other;
 
 const struct fd_kind *const fd_kinds[] = {
+	&fd_kind_memfd,
 	&fd_kind_reg,
 	&fd_kind_chr,
 	&fd_kind_pipe,

@@ -410,6 +410,13 @@ int lazy_client_add(struct lazy_client *c, const struct lazy_client_proc *p)
 	return client_wait(c, seq, "PROCESS");
 }
 
+int lazy_client_shmem(struct lazy_client *c, const struct lz_lazy_shmem_obj *o, uint32_t n)
+{
+	struct iovec v = { (void *)o, n * sizeof(*o) };
+
+	return client_request(c, LZ_LAZY_SHMEM, &v, 1, "SHMEM");
+}
+
 int lazy_client_finish(struct lazy_client *c)
 {
 	return client_request(c, LZ_LAZY_FINISHED, NULL, 0, "FINISHED");

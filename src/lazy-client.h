@@ -77,6 +77,8 @@ struct lazy_client_proc {
 
 int lazy_client_connect(const struct lazy_client_opts *o, struct lazy_client **out);
 int lazy_client_add(struct lazy_client *c, const struct lazy_client_proc *p);
+/* The shared memory objects served lazily (before any process maps them). */
+int lazy_client_shmem(struct lazy_client *c, const struct lz_lazy_shmem_obj *o, uint32_t n);
 int lazy_client_finish(struct lazy_client *c);
 void lazy_client_close(struct lazy_client *c);
 const char *lazy_client_error(const struct lazy_client *c);

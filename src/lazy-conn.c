@@ -280,6 +280,32 @@ static int conn_finished(struct lazy_conn *c, struct lz_msg *m)
 	return lz_reply(c->fd, m->hdr.seq, 0, "%u processes will be filled", n);
 }
 
+/* The shared memory objects the restore serves lazily: before its processes. */
+static int conn_shmem(struct lazy_conn *c, struct lz_msg *m)
+{
+	uint32_t n = m->hdr.len / sizeof(struct lz_lazy_shmem_obj);
+	struct lz_lazy_shmem_obj *o;
+	char why[320];
+	int ret;
+
+	if (!c->hello || c->adding || c->finished || m->nfds || !n ||
+	    m->hdr.len % sizeof(*o) || n > LZ_LAZY_SHMEM_MAX) {
+		conn_refuse(c, m->hdr.seq, "SHMEM out of order or malformed");
+		return -EPROTO;
+	}
+	o = malloc(m->hdr.len);
+	if (!o)
+		return lz_reply(c->fd, m->hdr.seq, -ENOMEM, "out of memory");
+	memcpy(o, m->payload, m->hdr.len);
+	ret = lshm_add(c->d, &c->dump_id, o, n, why, sizeof(why));
+	free(o);
+	if (ret) {
+		pr_err("client pid %d: %s", c->peer, why);
+		return lz_reply(c->fd, m->hdr.seq, ret, "%s", why);
+	}
+	return lz_reply(c->fd, m->hdr.seq, 0, "%u shared memory objects will be served", n);
+}
+
 /* Nonzero: stop reading this connection (it may be gone). */
 static int conn_dispatch(struct lazy_conn *c, struct lz_msg *m)
 {
@@ -292,6 +318,8 @@ static int conn_dispatch(struct lazy_conn *c, struct lz_msg *m)
 		return conn_ranges(c, m);
 	case LZ_LAZY_FINISHED:
 		return conn_finished(c, m);
+	case LZ_LAZY_SHMEM:
+		return conn_shmem(c, m);
 	default:
 		lz_msg_close_fds(m);
 		conn_refuse(c, m->hdr.seq, "unexpected message type %u", m->hdr.type);

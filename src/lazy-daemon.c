@@ -300,6 +300,7 @@ static void daemon_fini(struct lazy_daemon *d, bool clean)
 {
 	conn_free_all(d);
 	lpi_free_all(d);
+	lshm_free_all(d);
 	if (clean && d->listen_fd >= 0)
 		unlinkat(d->workfd, LZ_LAZY_SOCK_NAME, 0);
 	shm_detach(&d->shm);

@@ -278,6 +278,8 @@ static void guard_punish(struct guard *g)
 				lazy_poison(g->uffd[i], &lay, done);
 				lr_fini(&lay);
 			}
+			if (sl->pid > 0)
+				lshm_poison(g->shm, g->uffd[i], sl->pid);
 			/* Its tree first (the pidfd proves the pid is still
 			 * it), then the process itself, by pidfd. */
 			if (g->pidfd[i] >= 0) {
@@ -700,6 +702,17 @@ int guard_take_over(struct lazy_daemon *d)
 	d->shm.hdr->generation++;
 	d->shm.hdr->daemon_pid = getpid();
 	take_kill_orphans(d);
+	{
+		char why[320];
+
+		/* Before any fault is taken again: shared memory is never a hole. */
+		if (lshm_resume(d, why, sizeof(why))) {
+			pr_err("resume: shared memory cannot be served: %s; killing its processes",
+			       why);
+			for (struct lpi *p = d->procs; p; p = p->next)
+				lpi_kill(p, "its shared memory cannot be served after the resume");
+		}
+	}
 	for (struct lpi *p = d->procs; p; p = p->next)
 		lpi_resume_finish(p);
 	if (daemon_epoll_add(d, sock, &d->h_guard, H_GUARD, d))

@@ -7,6 +7,7 @@
 #define LZ_LAZY_INT_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -43,6 +44,7 @@ struct lpi {
 	struct lz_shm_slot *sh;	 /* its shared state */
 	int uffd, pidfd;	 /* pidfd -1 while the pid is unknown */
 	pid_t pid;		 /* 0: a forked child not identified yet */
+	pid_t kin;		 /* a forked child: a process here in its pid namespace */
 	struct lazy_src *src;
 	struct lr_set lay;	 /* private copy of the published layout */
 	uint64_t *done;		 /* done bitmap, in the shared state */
@@ -103,6 +105,7 @@ struct lazy_daemon {
 	unsigned rr;		 /* fill round-robin position */
 	bool thp;		 /* the kernel's THP is not "never": collapse (lazy-thp.c) */
 	uint64_t t_start_ns;
+	struct lshm_set *lshm;	 /* shared memory served lazily (lazy-shmem.c); NULL: none */
 	struct lz_msg msg;	 /* receive buffer */
 	struct lazy_handler h_listen, h_guard;
 };
@@ -197,6 +200,29 @@ int guard_take_over(struct lazy_daemon *d);
  * may belong to someone else by now.
  */
 void lz_kill_tree(pid_t pid, int pidfd);
+
+/* lazy-shmem.c: shared memory objects, one outstanding-page map each */
+struct lshm_set;
+/* The objects a client made empty and registered (LZ_LAZY_SHMEM). */
+int lshm_add(struct lazy_daemon *d, const struct lz_dump_id *id,
+	     const struct lz_lazy_shmem_obj *w, uint32_t n, char *why, size_t len);
+/* A fault no private lazy run holds: 1 when not on shared memory of ours
+ * (the caller zero-fills as before), 0 when served, -EAGAIN to retry later,
+ * another -errno when the process is gone or was killed. */
+int lshm_fault(struct lpi *p, uint64_t addr);
+/* UFFD_EVENT_REMOVE over [start, end) of p. */
+void lshm_removed(struct lpi *p, uint64_t start, uint64_t end);
+/* Some object still has data pages to place: no process may be let go. */
+bool lshm_outstanding(const struct lazy_daemon *d);
+/* One background fill chunk of shared memory; false when none was due. */
+bool lshm_fill_one(struct lazy_daemon *d);
+/* --resume: the objects the shared state lists. */
+int lshm_resume(struct lazy_daemon *d, char *why, size_t len);
+void lshm_free_all(struct lazy_daemon *d);
+/* The objects' entries of lazy-pages-stats.json (lazy-pages.md). */
+void lshm_stats(const struct lazy_daemon *d, FILE *f);
+/* Guardian: UFFDIO_POISON every absent page of our objects that PID maps. */
+void lshm_poison(const struct lz_shm *m, int uffd, pid_t pid);
 
 /* lazy-stats.c */
 int stats_write(struct lazy_daemon *d);

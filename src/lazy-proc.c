@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lazy-int.h"
+#include "lazy-nspid.h"
 #include "log.h"
 #include "proc.h"
 
@@ -318,7 +319,8 @@ static int lpi_resolve(struct lpi *p, uint64_t addr)
 			lpi_ws_fault(p, &ch);
 		return ret;
 	}
-	return lpi_zero_around(p, addr);
+	ret = lshm_fault(p, addr); /* shared memory is never a hole to zero */
+	return ret == 1 ? lpi_zero_around(p, addr) : ret;
 }
 
 static void lpi_defer(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
@@ -348,23 +350,25 @@ static void lpi_serve_fault(struct lpi *p, uint64_t addr, uint64_t t_read, uint3
 		stats_fault(&p->sh->st, tid, lz_now_ns() - t_read);
 }
 
-/* A forked child is known only by its uffd; its first fault names a thread. */
+/*
+ * A forked child is known only by its uffd; its first fault names a thread,
+ * by its id in its own pid namespace (lazy-nspid.h): looked up from its
+ * parent's namespace, checked again once we hold a pidfd.
+ */
 static void lpi_learn_pid(struct lpi *p, pid_t tid)
 {
-	char path[64], buf[1024], *s;
-	pid_t tgid;
+	pid_t tgid = lazy_tid_here(p->kin, tid);
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	if (proc_read_small(path, buf, sizeof(buf)) <= 0)
-		return;
-	s = strstr(buf, "\nTgid:\t");
-	tgid = s ? (pid_t)atoi(s + 7) : 0;
 	if (tgid <= 0)
 		return;
 	fd = pidfd_open_pid(tgid);
 	if (fd < 0)
 		return;
+	if (lazy_tid_here(p->kin, tid) != tgid) {
+		close(fd);
+		return;
+	}
 	pr_info("%s is pid %d", p->name, tgid);
 	p->pid = tgid;
 	p->sh->pid = tgid;
@@ -457,6 +461,7 @@ static void lpi_fork(struct lpi *p, int ufd)
 	 * created with, not the ones set on it since: non-blocking, as above. */
 	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	c->uffd = ufd;
+	c->kin = p->pid ? p->pid : p->kin; /* in the child's pid namespace */
 	c->src = src_get(p->src);
 	c->finished = p->finished;
 	c->conn = p->conn;
@@ -506,6 +511,7 @@ static void lpi_event(struct lpi *p, struct uffd_msg *m)
 		/* MADV_DONTNEED/REMOVE: the pages must read back as zeros. They
 		 * stay registered; a later fault there finds nothing outstanding
 		 * and gets a zero page, which is what the kernel would do. */
+		lshm_removed(p, m->arg.remove.start, m->arg.remove.end);
 		lpi_cut(p, m->arg.remove.start, m->arg.remove.end, "remove");
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -605,8 +611,13 @@ bool lpi_fill_one(struct lazy_daemon *d)
 			return true;
 	for (p = d->procs; p; p = p->next)
 		n += lpi_fillable(p);
-	if (!n)
-		return false;
+	if (!n) {
+		bool filled = lshm_fill_one(d);
+
+		if (filled && d->o.fill_delay_us)
+			usleep(d->o.fill_delay_us);
+		return filled;
+	}
 	pick = d->rr++ % n;
 	for (p = d->procs; p; p = p->next)
 		if (lpi_fillable(p) && pick-- == 0)
@@ -637,7 +648,7 @@ static void lpi_complete(struct lpi *p)
 
 	/* Events still queued (a fork, say) must be seen before the uffd goes. */
 	lpi_readable(p);
-	if (!lpi_active(p) || p->outstanding || p->nr_deferred)
+	if (!lpi_active(p) || p->outstanding || p->nr_deferred || lshm_outstanding(p->d))
 		return;
 	lpi_ws_end(p, "every page came in by fault");
 	st->t_done_ns = lz_now_ns();
@@ -664,7 +675,8 @@ bool lpi_reap(struct lazy_daemon *d)
 	/* Completing may read a FORK and add a process at the list head: finish
 	 * this walk before unlinking anything. */
 	for (struct lpi *p = d->procs; p; p = p->next)
-		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred)
+		if (lpi_active(p) && p->finished && !p->outstanding && !p->nr_deferred &&
+		    !lshm_outstanding(d))
 			lpi_complete(p);
 	for (struct lpi **pp = &d->procs; *pp;) {
 		struct lpi *p = *pp;

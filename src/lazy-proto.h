@@ -27,7 +27,8 @@
 #define LZ_LAZY_STATS_NAME "lazy-pages-stats.json"
 
 #define LZ_LAZY_MAGIC 0x50595a4cU /* "LZYP" */
-#define LZ_LAZY_VERSION 2	  /* 2: HELLO carries the dump id; REPLY msg 240 bytes */
+#define LZ_LAZY_VERSION 3	  /* 2: HELLO carries the dump id; REPLY msg 240 bytes;
+				     3: SHMEM */
 #define LZ_LAZY_MAX_MSG 65536U	  /* header + payload, bytes */
 #define LZ_LAZY_MAX_FDS 3	  /* fds on one message */
 
@@ -37,6 +38,7 @@ enum lz_lazy_type {
 	LZ_LAZY_RANGES = 3,   /* C->D: more struct lz_lazy_range of the open PROCESS */
 	LZ_LAZY_FINISHED = 4, /* C->D: no payload; every process is restored */
 	LZ_LAZY_REPLY = 5,    /* D->C: struct lz_lazy_reply */
+	LZ_LAZY_SHMEM = 6,    /* C->D: struct lz_lazy_shmem_obj[]: shared memory served lazily */
 
 	LZ_LAZY_G_ADD = 16,   /* D->G and G->R: struct lz_lazy_g_slot; fds uffd[, pidfd] */
 	LZ_LAZY_G_PIDFD = 17, /* D->G: struct lz_lazy_g_slot; fd pidfd (pid learnt late) */
@@ -102,6 +104,24 @@ _Static_assert(offsetof(struct lz_lazy_process, reserved) == 36, "reserved at 36
 #define LZ_LAZY_RANGES_PER_MSG \
 	((LZ_LAZY_MAX_MSG - sizeof(struct lz_lazy_hdr) - sizeof(struct lz_lazy_process)) / \
 	 sizeof(struct lz_lazy_range))
+
+/*
+ * A shared memory object of shmem.img that the restore made empty and
+ * registered (MISSING) in every mapping of it: the daemon serves it by
+ * object, whichever process faults (lazy-shmem.c). Sent once, after HELLO
+ * and before any PROCESS that maps it.
+ */
+struct lz_lazy_shmem_obj {
+	uint32_t id;	   /* shmem_entry.id: pages-shmem-<id>.img */
+	uint32_t reserved; /* 0 */
+	uint64_t dev;	   /* st_dev, st_ino of the object made: how maps names it */
+	uint64_t ino;
+	uint64_t size;	   /* bytes, as shmem.img says */
+};
+_Static_assert(sizeof(struct lz_lazy_shmem_obj) == 32, "shmem obj is 32 bytes");
+_Static_assert(offsetof(struct lz_lazy_shmem_obj, dev) == 8, "dev at 8");
+
+#define LZ_LAZY_SHMEM_MAX 256U /* objects of one dump served lazily */
 
 struct lz_lazy_reply {
 	int32_t status;	  /* 0, or -errno */

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "lazy-shm.h"
+#include "lazy-proto.h"
+#include "image.h"
 
 _Static_assert(sizeof(struct lz_shm_slot) % 8 == 0, "slots are 8-byte aligned");
 _Static_assert(offsetof(struct lz_shm_slot, inbox) % 8 == 0, "inbox is 8-byte aligned");
@@ -213,5 +215,28 @@ int shm_layout_read(const struct lz_shm *m, const struct lz_shm_slot *sl, struct
 		return ret;
 	}
 	*out = tmp;
+	return 0;
+}
+
+int shm_lshm_note(struct lz_shm *m, const struct lz_lazy_shmem_obj *o,
+		  const struct lz_dump_id *id)
+{
+	struct lz_shm_hdr *h = m->hdr;
+	struct lz_shm_lshm *e;
+
+	for (uint32_t i = 0; i < h->nr_lshm; i++)
+		if (h->lshm[i].id == o->id && h->lshm[i].dev == o->dev && h->lshm[i].ino == o->ino &&
+		    !memcmp(h->lshm[i].dump_id, id->b, sizeof(id->b)))
+			return 0;
+	if (h->nr_lshm >= LZ_SHM_MAX_LSHM)
+		return -ENOSPC;
+	e = &h->lshm[h->nr_lshm];
+	e->id = o->id;
+	e->dev = o->dev;
+	e->ino = o->ino;
+	e->size = o->size;
+	memcpy(e->dump_id, id->b, sizeof(e->dump_id));
+	/* Complete before it counts: the guardian and a resume read it. */
+	__atomic_store_n(&h->nr_lshm, h->nr_lshm + 1, __ATOMIC_RELEASE);
 	return 0;
 }

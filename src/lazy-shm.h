@@ -28,7 +28,7 @@
 #include "uffd.h"
 
 #define LZ_SHM_MAGIC 0x48535a4cU /* "LZSH" */
-#define LZ_SHM_VERSION 3
+#define LZ_SHM_VERSION 4 /* 3: the working set (ws); 4: lazily served shared memory objects (lshm) */
 #define LZ_SHM_MAX_SLOTS 8192U
 #define LZ_SHM_INBOX 64		 /* uffd messages per read */
 #define LZ_SHM_TIDS 64		 /* threads counted one by one */
@@ -92,6 +92,22 @@ struct lz_shm_slot {
 	struct uffd_msg inbox[LZ_SHM_INBOX]; /* event 0: consumed or empty */
 };
 
+#define LZ_SHM_MAX_LSHM 256U /* LZ_LAZY_SHMEM_MAX */
+
+/*
+ * A shared memory object served lazily (lazy-shmem.c): enough for a
+ * resumed daemon to find it again; what of it is in place is the object's
+ * own page cache (SEEK_DATA).
+ */
+struct lz_shm_lshm {
+	uint32_t id;	     /* shmem_entry.id */
+	uint32_t reserved;
+	uint64_t dev, ino;   /* the object the restore made */
+	uint64_t size;
+	uint8_t dump_id[16]; /* the dump whose shmem.img describes it */
+};
+_Static_assert(sizeof(struct lz_shm_lshm) == 48, "lz_shm_lshm is 48 bytes");
+
 struct lz_shm_hdr {
 	uint32_t magic;	     /* LZ_SHM_MAGIC */
 	uint16_t version;    /* LZ_SHM_VERSION */
@@ -105,6 +121,9 @@ struct lz_shm_hdr {
 	int32_t guard_pid;
 	uint64_t t_start_ns; /* first daemon's start, CLOCK_MONOTONIC */
 	char images_dir[4096];
+	uint32_t nr_lshm;    /* lshm[0..nr_lshm) are in use */
+	uint32_t reserved2;
+	struct lz_shm_lshm lshm[LZ_SHM_MAX_LSHM];
 	struct lz_shm_slot slots[LZ_SHM_MAX_SLOTS];
 };
 
@@ -134,6 +153,12 @@ uint64_t *shm_done(const struct lz_shm *m, const struct lz_shm_slot *sl);
 /* Make lay the slot's current layout (inactive buffer, then one store). */
 int shm_layout_publish(struct lz_shm *m, struct lz_shm_slot *sl, const struct lr_set *lay);
 int shm_layout_read(const struct lz_shm *m, const struct lz_shm_slot *sl, struct lr_set *out);
+
+/* Note a lazily served shared memory object (once: a resume finds it noted). */
+struct lz_lazy_shmem_obj;
+struct lz_dump_id;
+int shm_lshm_note(struct lz_shm *m, const struct lz_lazy_shmem_obj *o,
+		  const struct lz_dump_id *id);
 
 uint64_t lz_now_ns(void);
 

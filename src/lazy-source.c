@@ -239,8 +239,8 @@ out_close:
 	return ret;
 }
 
-static int src_map_pages(struct lazy_src *s, int dirfd, const struct rst_trust *trust,
-			 const struct lz_dump_id *id, char *why, size_t whylen)
+int src_open_pages(struct lazy_src *s, int dirfd, const struct rst_trust *trust,
+		   const struct lz_dump_id *id, char *why, size_t whylen)
 {
 	uint64_t want = LZ_PAGES_HDR_SIZE + s->nr_data_pages * PG;
 	struct lz_pages_hdr h;
@@ -277,8 +277,8 @@ static int src_map_pages(struct lazy_src *s, int dirfd, const struct rst_trust *
 		return -ESTALE;
 	}
 	if (h.nr_pages != s->nr_data_pages) {
-		snprintf(why, whylen, "%s: holds %" PRIu64 " pages, pagemap-%u.img expects %" PRIu64,
-			 s->pages_name, h.nr_pages, s->img_id, s->nr_data_pages);
+		snprintf(why, whylen, "%s: holds %" PRIu64 " pages, its map expects %" PRIu64,
+			 s->pages_name, h.nr_pages, s->nr_data_pages);
 		return -EBADMSG;
 	}
 	if ((uint64_t)st.st_size != want) {
@@ -303,7 +303,7 @@ int src_open(int dirfd, const struct rst_trust *trust, uint32_t img_id,
 	}
 	ret = src_read_pagemap(s, dirfd, trust, id, why, whylen);
 	if (!ret)
-		ret = src_map_pages(s, dirfd, trust, id, why, whylen);
+		ret = src_open_pages(s, dirfd, trust, id, why, whylen);
 	if (ret) {
 		if (ret == -ENOMEM)
 			snprintf(why, whylen, "out of memory reading pagemap-%u.img", img_id);

@@ -80,6 +80,13 @@ int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, cha
 int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,
 		  char *why, size_t whylen);
 void src_put(struct lazy_src *s);
+/*
+ * Open s->pages_name in dirfd and check its header (dump id, page count
+ * against the head set) and exact size: the last step of src_open(), for a
+ * source whose runs came from elsewhere (lazy-shmem.c: shmem.img).
+ */
+int src_open_pages(struct lazy_src *s, int dirfd, const struct rst_trust *trust,
+		   const struct lz_dump_id *id, char *why, size_t whylen);
 
 /* The lazy runs as {vaddr, npages, idx}, for lr_build. Free with free(). */
 int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr);

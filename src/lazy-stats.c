@@ -134,6 +134,8 @@ int stats_write(struct lazy_daemon *d)
 		stats_slot(f, h, i, first);
 		first = false;
 	}
+	fprintf(f, "\n  ],\n  \"shmem_objects\": [");
+	lshm_stats(d, f);
 	fprintf(f, "\n  ]\n}\n");
 	if (fclose(f)) {
 		pr_perror("%s/%s", d->work_dir, t.tmp);

@@ -8,6 +8,9 @@
  *   (not the root) parent-death signal SIGKILL: a process whose parent
  *                            dies before lazarus holds a pidfd of it dies too
  *   session / group          setsid or setpgid as dumped (restore-task.c)
+ *   group helpers            a session leader: one child per group of its
+ *                            session whose leader is gone, holding its pid
+ *                            until the members joined (reaped before jump)
  *   children                 each with its pid (clone3 set_tid, CLONE_PIDFD);
  *                            lazarus takes a copy of each pidfd
  *                            (RST_MSG_CHILD) before this process goes on;
@@ -60,6 +63,7 @@
 #include "restore-child.h"
 #include "restore-fds.h"
 #include "restore-proc.h"
+#include "restore-shmem.h"
 #include "restore-task.h"
 
 struct rst_child {
@@ -75,6 +79,8 @@ struct rst_child {
 	uint64_t t_start;
 	struct rst_svc svc;
 	struct plg_restore plg;
+	pid_t helpers[RST_MAX_TASKS];	 /* groups whose leader is gone (restore-task.h) */
+	size_t nr_helpers;
 	char why[LZ_RST_TEXT_MAX];
 };
 
@@ -97,6 +103,7 @@ static int child_uffd_open(struct rst_child *c)
 static int child_fds(struct rst_child *c)
 {
 	struct rst_svc_in in = {
+		.im = c->im,
 		.status_fd = c->status_fd,
 		.release_fd = c->detach ? c->detach->release_fd : -1,
 		.go_fd = c->go_fd,
@@ -179,9 +186,17 @@ static int child_plugin(struct rst_child *c)
 		.vma_fds = c->svc.vma_fds,
 		.close_fds = c->svc.all,
 		.nr_close_fds = c->svc.nr_all,
+		.shm_ids = rst_shmem_plg(c->im),
+		.nr_shm = c->im->nr_shmem,
 	};
-	int ret = plg_prepare(&c->plg, &pi, &pf, c->t_start, c->why, sizeof(c->why));
+	int ret;
 
+	if (c->im->nr_shmem && !pf.shm_ids) {
+		snprintf(c->why, sizeof(c->why), "out of memory");
+		return -ENOMEM;
+	}
+	ret = plg_prepare(&c->plg, &pi, &pf, c->t_start, c->why, sizeof(c->why));
+	free((void *)pf.shm_ids);
 	if (!ret)
 		log_plan(c);
 	return ret;
@@ -404,6 +419,9 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = rst_task_session(c->t, c->why, sizeof(c->why));
 	if (!ret)
+		ret = rst_task_group_helpers(c->im, c->t, c->helpers, &c->nr_helpers, c->why,
+					     sizeof(c->why));
+	if (!ret)
 		ret = child_fork_all(c);
 	if (ret)
 		return ret;
@@ -429,6 +447,9 @@ static int child_run(struct rst_child *c)
 		ret = rst_task_sigactions(c->t, c->why, sizeof(c->why));
 	if (!ret)
 		ret = rst_task_fs(c->t, c->why, sizeof(c->why));
+	if (!ret)
+		ret = rst_task_group_helpers_wait(c->helpers, c->nr_helpers, c->why,
+						  sizeof(c->why));
 	if (ret)
 		return ret;
 	test_hang();

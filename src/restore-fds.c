@@ -28,6 +28,7 @@
 #include "fd-desc.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
+#include "restore-shmem.h"
 
 static int svc_add(struct rst_svc *s, int fd)
 {
@@ -114,7 +115,7 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	for (size_t j = 0; j < i; j++) {
 		const VmaEntry *w = mm->vmas[j];
 
-		if (s->vma_fds[j] >= 0 && !strcmp(w->path, v->path) &&
+		if (s->vma_fds[j] >= 0 && w->kind != VMA_KIND__VMA_SHMEM && !strcmp(w->path, v->path) &&
 		    shared_w == vma_needs_write(w)) {
 			s->vma_fds[i] = s->vma_fds[j];
 			return 0;
@@ -124,6 +125,39 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	if (fd < 0) {
 		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start, what);
 		return fd;
+	}
+	s->vma_fds[i] = fd;
+	return svc_add(s, fd);
+}
+
+/*
+ * A shared memory object made by lazarus (restore-shmem.c), inherited: one
+ * object for every process that maps it. SysV segments are attached by the
+ * blob instead (no fd). A shared mapping that could not become writable
+ * (no VmFlags "mw": its fd was read-only) gets a read-only open of it.
+ */
+static int vma_shm_fd(struct rst_svc *s, const struct rst_images *im, const VmaEntry *v,
+		      size_t i, char *why, size_t len)
+{
+	int k = rst_shmem_index(im, v->shmem_id), fd;
+	char link[64];
+
+	if (k < 0 || !im->shm) {
+		snprintf(why, len, "shared memory object %u (mapped at %#" PRIx64 ") was not made",
+			 v->shmem_id, v->start);
+		return -ENOENT;
+	}
+	fd = im->shm[k].fd;
+	if (fd < 0)
+		return 0; /* SysV */
+	if ((v->flags & MAP_SHARED) && v->has_may_write && !v->may_write) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		fd = open(link, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(why, len, "reopening shared memory object %u read-only: %s",
+				 v->shmem_id, strerror(errno));
+			return -errno;
+		}
 	}
 	s->vma_fds[i] = fd;
 	return svc_add(s, fd);
@@ -173,6 +207,12 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 		const VmaEntry *v = mm->vmas[i];
 
 		s->vma_fds[i] = -1;
+		if (v->kind == VMA_KIND__VMA_SHMEM) {
+			ret = vma_shm_fd(s, in->im, v, i, why, len);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (v->kind != VMA_KIND__VMA_FILE_PRIVATE && v->kind != VMA_KIND__VMA_FILE_SHARED)
 			continue;
 		ret = vma_open(s, mm, i, why, len);

@@ -29,6 +29,7 @@ struct rst_svc {
 /* Open the pages file, the executable and every mapped file (at any fd). */
 /* The fds the service set starts with, opened elsewhere; -1 when unused. */
 struct rst_svc_in {
+	const struct rst_images *im; /* its shared memory objects (restore-shmem.h) */
 	int status_fd;
 	int release_fd;
 	int go_fd;

@@ -338,8 +338,30 @@ static int check_entry(const PstreeEntry *e)
  * and is not the root. Sessions and groups are restorable only as
  * restore-child.c can build them: a process leads its session or is in its
  * parent's; it leads its group, is in its parent's or in the group of a
- * process of the tree that leads it in the same session.
+ * process of the tree that leads it in the same session, or in a group
+ * whose leader is gone, in a session led by the tree (add_group).
  */
+/*
+ * E's group has no leader in the dump (it exited): a helper will hold its
+ * pid, made by the leader of E's session, which must be in the dump.
+ * 0 when it can be (once per group); -1 when not.
+ */
+static int add_group(struct rst_images *im, const PstreeEntry *e)
+{
+	const struct rst_task *s = rst_task_by_pid(im, e->sid);
+
+	if (!s || s->pstree->sid != s->pid || s->pstree->zombie || !e->pgid ||
+	    e->pgid > (1U << 22))
+		return -1;
+	for (size_t i = 0; i < im->nr_groups; i++)
+		if (im->groups[i].pgid == e->pgid)
+			return im->groups[i].sid == e->sid ? 0 : -1;
+	if (im->nr_groups == RST_MAX_TASKS)
+		return -1;
+	im->groups[im->nr_groups++] = (struct rst_group){ e->pgid, e->sid };
+	return 0;
+}
+
 static int link_tree(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -372,6 +394,8 @@ static int link_tree(struct rst_images *im)
 		if (e->pgid == t->pid || e->pgid == q->pstree->pgid)
 			continue;
 		g = rst_task_by_pid(im, e->pgid);
+		if (!g && !add_group(im, e))
+			continue;
 		if (!g || g->pstree->pgid != g->pid || g->pstree->sid != e->sid)
 			return pstree_fail(t->pid, -EOPNOTSUPP,
 					   "in group %u, whose leader is not in its session in the "
@@ -640,6 +664,41 @@ static int open_pages(struct rst_images *im, struct rst_task *t)
 	return 0;
 }
 
+/*
+ * shmem.img when the dump has one, and each object's pages file, opened
+ * once like the processes' (restore-shmem.c verifies and reads them).
+ */
+static int load_shmem(struct rst_images *im)
+{
+	char name[64];
+	int ret;
+
+	if (!rst_inv_file(im, "shmem.img"))
+		return 0;
+	ret = load_all(im, LZ_IMG_SHMEM, "shmem.img", (ProtobufCMessage ***)&im->shmem,
+		       &im->nr_shmem);
+	if (ret)
+		return ret;
+	im->shmem_pages_fd = malloc((im->nr_shmem + 1) * sizeof(int));
+	if (!im->shmem_pages_fd)
+		return img_fail("shmem.img", -ENOMEM, NULL);
+	for (size_t i = 0; i < im->nr_shmem; i++)
+		im->shmem_pages_fd[i] = -1;
+	for (size_t i = 0; i < im->nr_shmem; i++) {
+		struct stat st;
+
+		snprintf(name, sizeof(name), "pages-shmem-%u.img", im->shmem[i]->id);
+		ret = need_listed(im, name);
+		if (ret)
+			return ret;
+		ret = open_image(im, name, &st);
+		if (ret < 0)
+			return ret;
+		im->shmem_pages_fd[i] = ret;
+	}
+	return 0;
+}
+
 static int open_all_pages(struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
@@ -698,6 +757,8 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 		ret = index_files(im);
 	if (!ret)
 		ret = open_all_pages(im);
+	if (!ret)
+		ret = load_shmem(im);
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
@@ -770,6 +831,14 @@ void rst_images_free(struct rst_images *im)
 	im->files = NULL;
 	free(im->files_by_id);
 	im->files_by_id = NULL;
+	for (size_t i = 0; im->shmem_pages_fd && i < im->nr_shmem; i++)
+		if (im->shmem_pages_fd[i] >= 0)
+			close(im->shmem_pages_fd[i]);
+	free(im->shmem_pages_fd);
+	im->shmem_pages_fd = NULL;
+	free_all((ProtobufCMessage **)im->shmem, im->nr_shmem);
+	im->shmem = NULL;
+	im->nr_shmem = 0;
 	if (im->dirfd >= 0)
 		close(im->dirfd);
 	im->dirfd = -1;

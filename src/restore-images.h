@@ -18,6 +18,7 @@
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
+#include "shmem.pb-c.h"
 #include "sigact.pb-c.h"
 #include "task.pb-c.h"
 
@@ -54,10 +55,22 @@ static inline bool rst_task_zombie(const struct rst_task *t)
 	return t->pstree->zombie;
 }
 
+struct rst_shm;
+
 /* The most processes one restore takes (each holds pipes and its pages file). */
 #define RST_MAX_TASKS 256U
 
 /* The dump as a whole, and its processes. */
+/*
+ * A process group of the dump whose leader is gone: restored by a helper
+ * process with the group's id as pid, made by the session's leader, that
+ * leads the group until every member joined it, then exits
+ * (restore-task.c).
+ */
+struct rst_group {
+	uint32_t pgid, sid;
+};
+
 struct rst_images {
 	int dirfd;
 	const struct rst_trust *trust; /* whose images are read at all */
@@ -71,9 +84,15 @@ struct rst_images {
 	size_t nr_files;
 	FileEntry **files_by_id; /* the same, sorted by id (rst_file_by_id) */
 	bool lazy;	     /* lazy restore: the daemon checks lazy pages itself */
+	ShmemEntry **shmem;  /* shmem.img: shared memory objects; none without it */
+	size_t nr_shmem;
+	int *shmem_pages_fd; /* per shmem entry: pages-shmem-<id>.img, opened once */
+	struct rst_shm *shm; /* per shmem entry, made by rst_shmem_create (restore-shmem.h) */
 	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
 				the root was its pid 1 (restored into a fresh one) */
 	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
+	struct rst_group groups[RST_MAX_TASKS]; /* groups whose leader is gone */
+	size_t nr_groups;
 	/*
 	 * Not an image: the open file descriptions opened from files.img
 	 * (restore.c, rst_fstore_open), inherited by every process of the

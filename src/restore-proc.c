@@ -114,6 +114,42 @@ static const char *clone_why(int err, pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
+static const char *clone_root_why(const struct rst_proc *p, int err, char *buf, size_t len)
+{
+	if (!p->newpid)
+		return clone_why(err, (pid_t)p->t->pid, buf, len);
+	snprintf(buf, len, "clone3(CLONE_NEWPID) of the root, pid 1 of its own pid namespace: %s",
+		 strerror(err));
+	return buf;
+}
+
+/*
+ * --pidns: the root, our child to come, enters a fresh time namespace where
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
+ * stay in restore's. A dump without them (older images), or a kernel without
+ * time namespaces, keeps this machine's. The same for a root that was pid 1
+ * of its own pid namespace, cloned by the -d helper (here) or by lazarus
+ * itself (rst_tree_create: then lazarus's later children would enter it
+ * too; it makes none).
+ */
+static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+{
+	const InventoryEntry *inv = p->im->inv;
+	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
+	const char *what;
+	int ret;
+
+	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
+		return;
+	ret = timens_unshare_at(&want, &what);
+	if (ret && ret != -EOPNOTSUPP) {
+		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
+			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
+			     strerror(-ret));
+		_exit(127);
+	}
+}
+
 /*
  * -d: the helper clones the target and waits until the target releases it
  * (struct rst_detach), then exits so the target is orphaned. If the target
@@ -148,6 +184,8 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 		_exit(1);
 	}
 	d.release_fd = rel[1];
+	if (p->newpid)
+		enter_timens(p, chans);
 	pid = clone_root(p);
 	if (pid == 0) {
 		close(rel[0]);
@@ -155,7 +193,7 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 	}
 	if (pid < 0) {
 		rst_msg_text(status_fd, LZ_MSG_FAIL, -errno, "%s",
-			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
+			     clone_root_why(p, errno, why, sizeof(why)));
 		_exit(1);
 	}
 	close(rel[1]);
@@ -290,6 +328,9 @@ int rst_tree_prepare(struct rst_proc *procs, struct rst_chan *chans, const struc
 	for (size_t i = 0; i < im->nr_tasks && !pidns && !im->root_init; i++)
 		if (rst_pid_wait_free((pid_t)im->tasks[i].pid))
 			return -EEXIST;
+	for (size_t i = 0; i < im->nr_groups && !pidns && !im->root_init; i++)
+		if (rst_pid_wait_free((pid_t)im->groups[i].pgid))
+			return -EEXIST;
 	for (size_t i = 0; i < im->nr_tasks; i++) {
 		int sfd[2], gfd[2];
 
@@ -329,13 +370,8 @@ static void close_child_ends(struct rst_chan *chans, size_t n)
  * exits with the root's status when the root exits: the kernel then kills
  * whatever is left in the namespace.
  */
-/*
- * --pidns: the root, our child to come, enters a fresh time namespace where
- * CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the dump's (timens.c); we
- * stay in restore's. A dump without them (older images), or a kernel without
- * time namespaces, keeps this machine's.
- */
-static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
+/* enter_timens for lazarus itself, which clones the root: logs here. */
+static int root_timens(const struct rst_proc *p)
 {
 	const InventoryEntry *inv = p->im->inv;
 	struct timens_clocks want = { inv->monotonic_ns, inv->boottime_ns };
@@ -343,14 +379,13 @@ static void enter_timens(const struct rst_proc *p, const struct rst_chan *chans)
 	int ret;
 
 	if (!inv->has_monotonic_ns || !inv->has_boottime_ns)
-		return;
+		return 0;
 	ret = timens_unshare_at(&want, &what);
 	if (ret && ret != -EOPNOTSUPP) {
-		rst_msg_text(chans[0].status_wr, LZ_MSG_FAIL, ret,
-			     "--pidns: a time namespace for the dumped clocks: %s: %s", what,
-			     strerror(-ret));
-		_exit(127);
+		pr_err("a time namespace for the dumped clocks: %s: %s", what, strerror(-ret));
+		return ret;
 	}
+	return 0;
 }
 
 static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct rst_chan *chans)
@@ -450,12 +485,13 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	} else if (p->detach) {
 		ret = create_detached(p, chans);
 	} else {
-		p->pid = clone_root(p);
-		if (p->pid == 0)
+		ret = p->newpid ? root_timens(p) : 0;
+		p->pid = ret ? 0 : clone_root(p);
+		if (p->pid == 0 && !ret)
 			rst_child_main(p->im, p->t, chans, NULL, p->lazy_on ? &p->lazy : NULL);
 		if (p->pid < 0) {
 			ret = -errno;
-			pr_err("%s", clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
+			pr_err("%s", clone_root_why(p, errno, why, sizeof(why)));
 		}
 	}
 	close_child_ends(chans, n);
@@ -475,9 +511,13 @@ int rst_tree_create(struct rst_proc *procs, struct rst_chan *chans, struct rst_i
 	}
 	if (!p->detach)
 		p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0); /* our child: it is ours */
-	pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
-		n > 1 ? ", the root of the tree" : "",
-		p->newpid ? ", pid 1 of a fresh pid namespace" : "");
+	if (p->newpid && p->pid <= 0) /* -d: the helper's child, known once it reports */
+		pr_info("created process 1 of a fresh pid namespace (detached)%s",
+			n > 1 ? ", the root of the tree" : "");
+	else
+		pr_info("created process %d%s%s%s", p->pid, p->detach ? " (detached)" : "",
+			n > 1 ? ", the root of the tree" : "",
+			p->newpid ? ", pid 1 of a fresh pid namespace" : "");
 	return 0;
 }
 
@@ -587,10 +627,13 @@ static const char *blob_vma_what(const struct rst_task *t, uint32_t idx)
 		const VmaEntry *v = t->mm->vmas[i];
 
 		if (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE_PRIVATE &&
-		    v->kind != VMA_KIND__VMA_FILE_SHARED)
+		    v->kind != VMA_KIND__VMA_FILE_SHARED && v->kind != VMA_KIND__VMA_SHMEM)
 			continue;
 		if (n++ == idx)
-			return v->path ? v->path : v->name ? v->name : "anonymous memory";
+			return v->path		? v->path
+			       : v->name	? v->name
+			       : v->kind == VMA_KIND__VMA_SHMEM ? "shared memory"
+						: "anonymous memory";
 	}
 	return "?";
 }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/membarrier.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "restore-task.h"
@@ -47,8 +49,11 @@
  * sibling's, a child's) and that is not in it yet joins it; the leader
  * creates its group first thing after its own creation, which nothing
  * waits for in turn, so a bounded retry on EPERM is enough. A group whose
- * leader is not in the dump (gone, or outside the tree) would need a helper
- * holding that pid: refused when the images are loaded. The root that does
+ * leader is not in the dump (it exited) gets a helper holding that pid, as
+ * CRIU does: the session's leader creates it right after its setsid, the
+ * helper makes the group and stays until every member of the dump joined
+ * it (getpgid), then exits, and the leader reaps it before it jumps into
+ * the restorer: the group lives on in its members. The root that does
  * not lead its session or group stays in lazarus's, as a single process
  * always did. A zombie does the same before it exits again: a group whose
  * leader is a zombie still exists.
@@ -78,8 +83,12 @@ int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, 
 {
 	pid_t pgid = (pid_t)rt->pstree->pgid;
 
+	bool helper = false;
+
+	for (size_t i = 0; i < im->nr_groups; i++)
+		helper = helper || im->groups[i].pgid == (uint32_t)pgid;
 	if (pgid == (pid_t)rt->pid || rt->pstree->sid == rt->pid || getpgrp() == pgid ||
-	    !rst_task_by_pid(im, (uint32_t)pgid))
+	    (!rst_task_by_pid(im, (uint32_t)pgid) && !helper))
 		return 0;
 	for (int ms = 0; setpgid(0, pgid) < 0; ms++) {
 		if (errno != EPERM || ms >= JOIN_WAIT_MS) {
@@ -87,6 +96,74 @@ int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, 
 			return -errno;
 		}
 		usleep(1000); /* its leader has not made it yet */
+	}
+	return 0;
+}
+
+/* Every process of the dump in group PGID, the zombies too, is in it? */
+static bool group_complete(const struct rst_images *im, pid_t pgid)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++)
+		if ((pid_t)im->tasks[i].pstree->pgid == pgid &&
+		    getpgid((pid_t)im->tasks[i].pid) != pgid)
+			return false;
+	return true;
+}
+
+static __attribute__((noreturn)) void group_helper(const struct rst_images *im, pid_t pgid)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (setpgid(0, 0))
+		_exit(2);
+	for (int ms = 0; !group_complete(im, pgid); ms++) {
+		if (ms >= JOIN_WAIT_MS)
+			_exit(1);
+		usleep(1000);
+	}
+	_exit(0);
+}
+
+int rst_task_group_helpers(const struct rst_images *im, const struct rst_task *rt,
+			   pid_t *helpers, size_t *nr, char *why, size_t len)
+{
+	*nr = 0;
+	for (size_t i = 0; i < im->nr_groups; i++) {
+		pid_t tid = (pid_t)im->groups[i].pgid, pid;
+		struct clone_args ca = {
+			.exit_signal = SIGCHLD,
+			.set_tid = (uint64_t)(uintptr_t)&tid,
+			.set_tid_size = 1,
+		};
+
+		if (im->groups[i].sid != rt->pid)
+			continue;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid == 0)
+			group_helper(im, tid);
+		if (pid < 0) {
+			snprintf(why, len, "helper for group %d (its leader is gone): %s", tid,
+				 errno == EEXIST ? "the pid is already in use" : strerror(errno));
+			return -errno;
+		}
+		helpers[(*nr)++] = pid;
+	}
+	return 0;
+}
+
+int rst_task_group_helpers_wait(const pid_t *helpers, size_t nr, char *why, size_t len)
+{
+	for (size_t i = 0; i < nr; i++) {
+		int st = 0;
+
+		while (waitpid(helpers[i], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			snprintf(why, len, "group %d (its leader is gone): %s", helpers[i],
+				 WIFEXITED(st) && WEXITSTATUS(st) == 1
+					 ? "its members did not all join it within 10 s"
+					 : "its helper failed");
+			return -ECHILD;
+		}
 	}
 	return 0;
 }

@@ -18,6 +18,16 @@ int rst_task_session(const struct rst_task *rt, char *why, size_t len);
  */
 int rst_task_join_group(const struct rst_images *im, const struct rst_task *rt, char *why,
 			size_t len);
+/*
+ * A session leader, right after setsid and before its children: one helper
+ * child per group of its session whose leader is gone (im->groups), with
+ * the group's id as pid; it leads the group until every member is in it,
+ * then exits. Their pids into helpers (RST_MAX_TASKS), their number *nr.
+ */
+int rst_task_group_helpers(const struct rst_images *im, const struct rst_task *rt,
+			   pid_t *helpers, size_t *nr, char *why, size_t len);
+/* Before the jump: reap them; one that found a member missing fails. */
+int rst_task_group_helpers_wait(const pid_t *helpers, size_t nr, char *why, size_t len);
 /* Every dumped handler, with its own restorer, through raw rt_sigaction. */
 int rst_task_sigactions(const struct rst_task *rt, char *why, size_t len);
 /* personality, comm, and the prctl switches of task-<pid>.img. */

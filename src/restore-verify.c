@@ -19,6 +19,7 @@
 #include "plugin.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
+#include "restore-shmem.h"
 #include "restore-verify.h"
 
 #define MAX_FD (1U << 20)
@@ -43,9 +44,9 @@ static bool vma_is_file(const VmaEntry *v)
 	return v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
 }
 
-static const char *vma_why(const VmaEntry *v, uint64_t prev_end)
+static const char *vma_why(const struct rst_images *im, const VmaEntry *v, uint64_t prev_end)
 {
-	if (v->kind < VMA_KIND__VMA_ANON || v->kind > VMA_KIND__VMA_VSYSCALL)
+	if (v->kind < VMA_KIND__VMA_ANON || v->kind > VMA_KIND__VMA_SHMEM)
 		return "unknown kind";
 	if (v->start >= v->end || (v->start | v->end | v->pgoff) & (LZ_PAGE_SIZE - 1))
 		return "not a page-aligned range";
@@ -55,10 +56,12 @@ static const char *vma_why(const VmaEntry *v, uint64_t prev_end)
 		return "beyond the 47-bit address space";
 	if (vma_is_file(v) && (!v->path || v->path[0] != '/'))
 		return "file mapping without an absolute path";
+	if (v->kind == VMA_KIND__VMA_SHMEM)
+		return rst_shmem_vma_why(im, v);
 	return NULL;
 }
 
-static int verify_vmas(const struct rst_task *t, const char *name)
+static int verify_vmas(const struct rst_images *im, const struct rst_task *t, const char *name)
 {
 	const MmEntry *mm = t->mm;
 	uint64_t prev_end = 0;
@@ -67,7 +70,7 @@ static int verify_vmas(const struct rst_task *t, const char *name)
 
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
-		const char *w = vma_why(v, prev_end);
+		const char *w = vma_why(im, v, prev_end);
 
 		if (w)
 			return fail(name, -EBADMSG, "VMA %#" PRIx64 "-%#" PRIx64 ": %s", v->start,
@@ -242,42 +245,68 @@ static uint8_t *eager_blocks(const struct rst_images *im, const struct rst_task 
 	return want;
 }
 
-static int verify_pages_data(const struct rst_images *im, const struct rst_task *t, int fd)
+static int verify_pages_data(const struct rst_pages_check *pc, const uint8_t *want)
 {
-	const PagemapHead *h = t->pm_head;
 	uint8_t *buf = malloc(CRC_CHUNK);
-	uint8_t *want = eager_blocks(im, t);
 	int ret = 0;
 
-	if (!buf) {
-		free(want);
-		return fail(t->pages_name, -ENOMEM, "out of memory");
-	}
+	if (!buf)
+		return fail(pc->name, -ENOMEM, "out of memory");
 	if (!want)
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (size_t b = 0; b < h->n_block_crc; b++) {
-		uint64_t first = (uint64_t)b * h->block_pages;
-		uint64_t nr = MIN((uint64_t)h->block_pages, h->nr_data_pages - first);
+		posix_fadvise(pc->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (size_t b = 0; b < pc->nr_crc; b++) {
+		uint64_t first = (uint64_t)b * pc->block_pages;
+		uint64_t nr = MIN((uint64_t)pc->block_pages, pc->nr_pages - first);
 		uint32_t crc;
 
 		if (want && !want[b])
 			continue;
 
-		ret = pages_block_crc(fd, first, nr, buf, &crc);
+		ret = pages_block_crc(pc->fd, first, nr, buf, &crc);
 		if (ret) {
-			fail(t->pages_name, ret, "read: %s", strerror(-ret));
+			fail(pc->name, ret, "read: %s", strerror(-ret));
 			break;
 		}
-		if (crc != h->block_crc[b]) {
-			ret = fail(t->pages_name, -EBADMSG,
+		if (crc != pc->crc[b]) {
+			ret = fail(pc->name, -EBADMSG,
 				   "checksum mismatch in pages %" PRIu64 "-%" PRIu64 " (corrupted)",
 				   first, first + nr - 1);
 			break;
 		}
 	}
-	free(want);
 	free(buf);
 	return ret;
+}
+
+int rst_verify_pages_file(const struct rst_images *im, const struct rst_pages_check *pc,
+			  const uint8_t *want)
+{
+	const char *name = pc->name, *why = NULL;
+	uint64_t nr = pc->nr_pages, size, len;
+	struct lz_pages_hdr hdr;
+	struct stat st;
+	int ret;
+
+	ret = fstat(pc->fd, &st) ? -errno : read_full(pc->fd, &hdr, sizeof(hdr), 0);
+	if (ret)
+		return fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
+			    ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
+	ret = pages_hdr_check(&hdr, &im->id, &why);
+	if (ret)
+		return fail(name, ret, "%s", why);
+	if (hdr.hdr_crc != rst_inv_file(im, name)->crc)
+		return fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
+	if (hdr.pid != pc->owner || hdr.nr_pages != nr)
+		return fail(name, -EBADMSG,
+			    "header says %s %u, %" PRIu64 " pages; %s says %u, %" PRIu64, pc->owner_what,
+			    hdr.pid, (uint64_t)hdr.nr_pages, pc->map_name, pc->owner, nr);
+	if (pages_span(nr, 0, &size, &len))
+		return fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
+	if ((uint64_t)st.st_size != size)
+		return fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
+			    (uint64_t)st.st_size, size,
+			    (uint64_t)st.st_size < size ? "truncated" : "trailing data");
+	return verify_pages_data(pc, want);
 }
 
 /*
@@ -287,33 +316,23 @@ static int verify_pages_data(const struct rst_images *im, const struct rst_task 
  */
 static int verify_pages(const struct rst_images *im, const struct rst_task *t)
 {
-	const char *name = t->pages_name;
-	uint64_t nr = t->pm_head->nr_data_pages, want, len;
-	int fd = t->pages_fd, ret;
-	struct lz_pages_hdr hdr;
-	const char *why = NULL;
-	struct stat st;
+	struct rst_pages_check pc = {
+		.fd = t->pages_fd,
+		.name = t->pages_name,
+		.map_name = "pagemap",
+		.owner_what = "pid",
+		.owner = t->pid,
+		.nr_pages = t->pm_head->nr_data_pages,
+		.block_pages = t->pm_head->block_pages,
+		.crc = t->pm_head->block_crc,
+		.nr_crc = t->pm_head->n_block_crc,
+	};
+	uint8_t *want = eager_blocks(im, t);
+	int ret;
 
-	ret = fstat(fd, &st) ? -errno : read_full(fd, &hdr, sizeof(hdr), 0);
-	if (ret)
-		return fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
-			    ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
-	ret = pages_hdr_check(&hdr, &im->id, &why);
-	if (ret)
-		return fail(name, ret, "%s", why);
-	if (hdr.hdr_crc != rst_inv_file(im, name)->crc)
-		return fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
-	if (hdr.pid != t->pid || hdr.nr_pages != nr)
-		return fail(name, -EBADMSG,
-			    "header says pid %u, %" PRIu64 " pages; pagemap says %u, %" PRIu64,
-			    hdr.pid, (uint64_t)hdr.nr_pages, t->pid, nr);
-	if (pages_span(nr, 0, &want, &len))
-		return fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
-	if ((uint64_t)st.st_size != want)
-		return fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
-			    (uint64_t)st.st_size, want,
-			    (uint64_t)st.st_size < want ? "truncated" : "trailing data");
-	return verify_pages_data(im, t, fd);
+	ret = rst_verify_pages_file(im, &pc, want);
+	free(want);
+	return ret;
 }
 
 /* Every entry of files.img: a kind this restore knows, its sub-message sound. */
@@ -333,13 +352,24 @@ static int verify_files(const struct rst_images *im)
 		for (size_t j = 0; !ret && j < f->n_locks; j++) {
 			const FileLock *l = f->locks[j];
 
-			if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && !l->has_pid) {
+			if (l->kind != FILE_LOCK_KIND__LOCK_FLOCK &&
+			    l->kind != FILE_LOCK_KIND__LOCK_POSIX &&
+			    l->kind != FILE_LOCK_KIND__LOCK_OFD) {
+				snprintf(why, sizeof(why), "a lock of unknown kind %d", (int)l->kind);
+				ret = -EBADMSG;
+			} else if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && !l->has_pid) {
 				snprintf(why, sizeof(why), "a POSIX lock without its process");
 				ret = -EBADMSG;
 			} else if (l->len > INT64_MAX || l->start > INT64_MAX) {
 				snprintf(why, sizeof(why), "a lock out of range");
 				ret = -EBADMSG;
 			}
+		}
+		if (!ret && f->fown &&
+		    (f->fown->pid_type > F_OWNER_PGRP || f->fown->pid < 0 || f->fown->signum > 64)) {
+			snprintf(why, sizeof(why), "O_ASYNC owner %u/%d or signal %u out of range",
+				 f->fown->pid_type, f->fown->pid, f->fown->signum);
+			ret = -EBADMSG;
 		}
 		if (ret)
 			return fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);
@@ -485,7 +515,7 @@ int rst_verify_mm(const struct rst_images *im, const struct rst_task *t)
 	snprintf(name, sizeof(name), "mm-%u.img", t->pid);
 	ret = verify_core(im, t);
 	if (!ret)
-		ret = verify_vmas(t, name);
+		ret = verify_vmas(im, t, name);
 	if (!ret)
 		ret = verify_pagemap(t);
 	return ret;
@@ -521,9 +551,12 @@ static int verify_task(const struct rst_images *im, const struct rst_task *t)
 
 int rst_verify(const struct rst_images *im)
 {
-	for (size_t i = 0; i < im->nr_tasks; i++) {
-		int ret = rst_task_zombie(&im->tasks[i]) ? 0 : verify_task(im, &im->tasks[i]);
+	int ret = rst_shmem_verify(im);
 
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		ret = rst_task_zombie(&im->tasks[i]) ? 0 : verify_task(im, &im->tasks[i]);
 		if (ret)
 			return ret;
 	}

@@ -20,6 +20,27 @@ int rst_verify(const struct rst_images *im);
 int rst_verify_mm(const struct rst_images *im, const struct rst_task *t);
 int rst_verify_fds(const struct rst_images *im, const struct rst_task *t);
 
+/* A pages file (pages-<pid>.img, pages-shmem-<id>.img) and the map that describes it. */
+struct rst_pages_check {
+	int fd;			/* opened once; what is checked is what is read */
+	const char *name;	/* the pages file, as inventory.img lists it */
+	const char *map_name;	/* "pagemap", "shmem.img": for messages */
+	const char *owner_what; /* "pid", "object" */
+	uint32_t owner;		/* the header's pid field */
+	uint64_t nr_pages;
+	uint32_t block_pages;
+	const uint32_t *crc;
+	size_t nr_crc;
+};
+
+/*
+ * Header (dump id, owner, page count, the inventory's checksum), exact size
+ * and the crc32c of every block; WANT[b] == 0 skips block b (lazy: the
+ * daemon checks it before it first copies from it). NULL: all blocks.
+ */
+int rst_verify_pages_file(const struct rst_images *im, const struct rst_pages_check *pc,
+			  const uint8_t *want);
+
 /*
  * The open files of every process against this machine, through each
  * kind's check() (fd-kind.h): after the pids are known to be free, before

@@ -49,6 +49,7 @@
 #include "restore-images.h"
 #include "restore-netns.h"
 #include "restore-proc.h"
+#include "restore-shmem.h"
 #include "restore-trust.h"
 #include "restore-verify.h"
 #include "safe-file.h"
@@ -213,6 +214,8 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 		goto out_close;
 	}
 	ret = plg_lazy_ranges(p->t->mm, p->t->pm, p->t->nr_pm, &pr, &nr);
+	if (!ret)
+		ret = rst_shmem_lazy_ranges(&c->im, p->t->mm, &pr, &nr);
 	if (ret) {
 		pr_err("lazy ranges: %s", strerror(-ret));
 		goto out_close;
@@ -246,6 +249,28 @@ out_close:
 	if (uffd >= 0)
 		close(uffd);
 	close(pidfd);
+	return ret;
+}
+
+/* The shared memory objects made empty: the daemon serves them by object. */
+static int lazy_shmem_hand_over(struct restore_ctx *c)
+{
+	uint32_t nr;
+	struct lz_lazy_shmem_obj *o = rst_shmem_lazy_objs(&c->im, &nr);
+	int ret = 0;
+
+	if (!o) {
+		pr_err("out of memory");
+		return -ENOMEM;
+	}
+	if (nr) {
+		ret = lazy_client_shmem(c->lazy, o, nr);
+		if (ret)
+			pr_err("%s", lazy_client_error(c->lazy));
+		else
+			pr_info("%u shared memory objects handed to the lazy-pages daemon", nr);
+	}
+	free(o);
 	return ret;
 }
 
@@ -357,19 +382,28 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 		for (size_t i = 0; i < c->im.nr_tasks && !pidns; i++)
 			if (rst_pid_wait_free((pid_t)c->im.tasks[i].pid))
 				return -EEXIST;
+		for (size_t i = 0; i < c->im.nr_groups && !pidns; i++)
+			if (rst_pid_wait_free((pid_t)c->im.groups[i].pgid))
+				return -EEXIST;
 		ret = lazy_connect(c);
 		if (ret)
 			return ret;
 	}
 	/*
 	 * After the daemon is forked: it must not hold any process's pipe or
-	 * file. The store is inherited by the root (or the -d helper, or the
-	 * --pidns init) and from it by every process.
+	 * file. The shared memory objects first: a memfd held as an fd is one
+	 * of them (fd-memfd.c). The store and the objects are inherited by the
+	 * root (or the -d helper, or the --pidns init) and from it by every
+	 * process.
 	 */
 	ret = rst_tree_prepare(c->procs, c->chans, &c->im, c->opts->detach, pidns,
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (!ret)
 		ret = rst_verify_files(&c->im); /* after the pids: which fail first is theirs */
+	if (!ret)
+		ret = rst_shmem_create(&c->im);
+	if (!ret && c->lazy)
+		ret = lazy_shmem_hand_over(c);
 	if (!ret)
 		ret = rst_fstore_open(&c->im, &c->fstore);
 	if (ret)
@@ -387,6 +421,7 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	ret = rst_tree_finish(c->procs, c->nr_procs);
 	if (ret)
 		return ret;
+	rst_shmem_release(&c->im, false); /* every process holds what it maps */
 	c->t_resumed = rst_now_ns();
 	/* The tree runs: its connections may have their packets back. */
 	rst_netns_return(c->netns_old);
@@ -438,6 +473,7 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
 		rst_init_kill(&c.init);		     /* --pidns: the namespace goes with it */
 	}
+	rst_shmem_release(&c.im, ret != 0);
 	if (c.init.pidfd >= 0)
 		close(c.init.pidfd); /* -d: the init runs on, ours until we exit */
 	for (size_t i = 0; i < c.nr_procs; i++) {

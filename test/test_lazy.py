@@ -49,7 +49,7 @@ CLOCK_NANOSLEEP = 230  # x86_64 syscall number: usleep() in the fill delay
 GUARDIAN_LINGER_S = 120  # --guardian-timeout when a resume is expected
 
 # The lazy-pages protocol (Documentation/lazy-protocol.md).
-MAGIC, VERSION = 0x50595A4C, 2
+MAGIC, VERSION = 0x50595A4C, 3
 HELLO, PROCESS, RANGES, FINISHED, REPLY = 1, 2, 3, 4, 5
 ROLE_RESTORE, ROLE_RESUME = 1, 2
 HDR = struct.Struct("=IHHII")  # magic, version, type, len, seq

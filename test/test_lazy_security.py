@@ -515,7 +515,7 @@ def test_silent_client_does_not_block(env, dumps_ab):
     silent.connect(str(work / SOCK))
     partial = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     partial.connect(str(work / SOCK))
-    hdr = lambda typ, n, seq: (0x50595A4C).to_bytes(4, "little") + (2).to_bytes(2, "little") + \
+    hdr = lambda typ, n, seq: (0x50595A4C).to_bytes(4, "little") + (3).to_bytes(2, "little") + \
         typ.to_bytes(2, "little") + n.to_bytes(4, "little") + seq.to_bytes(4, "little")
     hello = (1).to_bytes(4, "little") + bytes(8 + 4) + bytes.fromhex(dump_id(b))
     partial.send(hdr(1, len(hello), 1) + hello)

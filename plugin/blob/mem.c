@@ -4,6 +4,7 @@
  * protections and madvise bits.
  */
 #include <asm/prctl.h>
+#include <asm/errno.h>
 #include <linux/mman.h>
 
 #include "blob.h"
@@ -77,6 +78,58 @@ static void vma_madvise(struct blob *b, uint32_t i, int before_fill)
 	}
 }
 
+#define SHM_RDONLY_ 010000
+#define SHM_EXEC_ 0100000
+
+/*
+ * A SysV segment must be attached with shmat, not mmap'ed from a file: only
+ * then does shmdt() find it and nattch count it. shmat maps the whole
+ * segment; a VMA that is only part of it (split by mprotect or a partial
+ * munmap) is attached elsewhere and its part moved into place with mremap
+ * over a PROT_NONE placeholder (which keeps the kernel's choice of address
+ * off the target range), the rest detached again. Protections other than
+ * shmat's own are set right here: these VMAs are never filled by the blob.
+ */
+static void vma_shmat(struct blob *b, uint32_t i)
+{
+	struct lz_blob_vma *v = &b->vmas[i];
+	uint64_t len = v->end - v->start, at;
+	int flags = ((v->vflags & LZ_BVMA_SHM_RDONLY) ? SHM_RDONLY_ : 0) |
+		    ((v->prot & PROT_EXEC) ? SHM_EXEC_ : 0);
+	int got = PROT_READ | ((v->vflags & LZ_BVMA_SHM_RDONLY) ? 0 : PROT_WRITE) |
+		  (v->prot & PROT_EXEC);
+	long r;
+
+	if (!v->pgoff && len == v->shm_size) {
+		r = sys_shmat(v->shmid, v->start, flags);
+		if (r < 0 && r > -4096)
+			blob_fail(b, LZ_STEP_MAP, r, i, v->start);
+		if ((uint64_t)r != v->start)
+			blob_fail(b, LZ_STEP_MAP, -EEXIST, i, v->start);
+	} else {
+		r = sys_mmap(v->start, len, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (r < 0 && r > -4096)
+			blob_fail(b, LZ_STEP_MAP, r, i, v->start);
+		r = sys_shmat(v->shmid, 0, flags);
+		if (r < 0 && r > -4096)
+			blob_fail(b, LZ_STEP_MAP, r, i, v->start);
+		at = (uint64_t)r;
+		r = sys_mremap(at + v->pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start);
+		if (r < 0 && r > -4096)
+			blob_fail(b, LZ_STEP_MAP, r, i, v->start);
+		if (v->pgoff)
+			sys_munmap(at, v->pgoff);
+		if (v->pgoff + len < v->shm_size)
+			sys_munmap(at + v->pgoff + len, v->shm_size - v->pgoff - len);
+	}
+	if (got != (int)v->prot) {
+		r = sys_mprotect(v->start, len, (int)v->prot);
+		if (r)
+			blob_fail(b, LZ_STEP_PROTECT, r, i, v->start);
+	}
+}
+
 /*
  * MAP_FIXED_NOREPLACE: a target VMA may never land on the bootstrap area or
  * the vdso; if the plan was wrong we fail instead of corrupting the blob.
@@ -89,6 +142,11 @@ void blob_map_vmas(struct blob *b)
 		int prot = (int)v->prot | ((v->vflags & LZ_BVMA_FILL) ? PROT_WRITE : 0);
 		long r;
 
+		if (v->vflags & LZ_BVMA_SYSV) {
+			vma_shmat(b, i);
+			vma_madvise(b, i, 1);
+			continue;
+		}
 		r = sys_mmap(v->start, v->end - v->start, prot,
 			     (int)v->flags | MAP_FIXED_NOREPLACE, v->fd, v->pgoff);
 		if (r < 0 && r > -4096)

@@ -56,6 +56,17 @@ static inline long sys_mmap(uint64_t addr, uint64_t len, int prot, int flags, in
 	return sys6(__NR_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
 }
 
+static inline long sys_shmat(int shmid, uint64_t addr, int flags)
+{
+	return sys3(__NR_shmat, shmid, addr, flags);
+}
+
+static inline long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, int flags,
+			      uint64_t new_addr)
+{
+	return sys5(__NR_mremap, old, old_len, new_len, flags, new_addr);
+}
+
 static inline long sys_munmap(uint64_t addr, uint64_t len)
 {
 	return sys2(__NR_munmap, addr, len);

@@ -76,6 +76,19 @@ int lpi_add(struct lazy_daemon *d, struct lazy_conn *c, struct lazy_add *a, char
 	return 0;
 }
 
+int lshm_add(struct lazy_daemon *d, const struct lz_dump_id *id,
+	     const struct lz_lazy_shmem_obj *w, uint32_t n, char *why, size_t len)
+{
+	(void)d, (void)id;
+	if (!n || n > LZ_LAZY_SHMEM_MAX)
+		abort(); /* conn_shmem must bound the count */
+	if (w[0].id & 1) {
+		snprintf(why, len, "object %u: refused by the test double", w[0].id);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 void lpi_set_finished(struct lpi *p)
 {
 	p->finished = true;

@@ -23,9 +23,11 @@
  * thread's gettid(), its /proc/self/task and its children's parents in
  * /proc. The root's ready file lists every pid:
  *   "pid=1 tid=T c1=.. c1a=.. c2=.. w=.. o=..".
- * SIGUSR2 to the root: it SIGTERMs w and o, waitpid()s each and writes
- * DIR/root/reaped "w=STATUS o=STATUS" (their exit codes, -1 on a failed
- * wait). Children write their output to DIR/<name>/out (their own open
+ * SIGUSR2 to the root: it forks f, which checks the root's memory in its
+ * copy and writes DIR/root/forked "pid=P outer=O bad=N" (O: its /proc/self
+ * link), then SIGTERMs w and o, waitpid()s f, w and o and writes
+ * DIR/root/reaped "w=STATUS o=STATUS f=STATUS" (their exit codes, -1 on a
+ * failed wait). Children write their output to DIR/<name>/out (their own open
  * files). SIGTERM exits 0 (w 3, o 4).
  */
 #include <dirent.h>
@@ -298,11 +300,42 @@ static void do_check(struct node *n)
 	wl_publish(n->dir, "result", text);
 }
 
-/* Root: SIGTERM w and o, reap each. */
+/*
+ * Root: a new child f checks the root's memory in its copy (after a lazy
+ * restore, pages still outstanding are served through f's own uffd) and
+ * writes DIR/root/forked "pid=P outer=O" (outer: its /proc/self link, the
+ * pid outside when /proc is not the namespace's); exits 0 if intact.
+ */
+static int fork_checker(struct node *n)
+{
+	char text[128], link[32];
+	pid_t f = fork(), got;
+	size_t bad = 0;
+	ssize_t k;
+	int s;
+
+	if (f < 0)
+		return -1;
+	if (f == 0) {
+		for (size_t i = 0; i < MEM_SIZE / 8; i++)
+			bad += n->mem[i] != pattern(n, i);
+		k = readlink("/proc/self", link, sizeof(link) - 1);
+		link[k > 0 ? k : 0] = '\0';
+		snprintf(text, sizeof(text), "pid=%d outer=%s bad=%zu\n", getpid(), link, bad);
+		wl_publish(n->dir, "forked", text);
+		_exit(bad ? 1 : 0);
+	}
+	do
+		got = waitpid(f, &s, 0);
+	while (got < 0 && errno == EINTR);
+	return got == f && WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+}
+
+/* Root: fork_checker, then SIGTERM w and o, reap each. */
 static void do_reap(struct node *n)
 {
 	char text[128];
-	int st[2] = { -1, -1 };
+	int st[2] = { -1, -1 }, fst = fork_checker(n);
 	const enum who ws[2] = { W_W, W_O };
 
 	for (int k = 0; k < 2; k++) {
@@ -318,7 +351,7 @@ static void do_reap(struct node *n)
 			st[k] = WEXITSTATUS(s);
 		n->pids[ws[k]] = 0;
 	}
-	snprintf(text, sizeof(text), "w=%d o=%d\n", st[0], st[1]);
+	snprintf(text, sizeof(text), "w=%d o=%d f=%d\n", st[0], st[1], fst);
 	wl_publish(n->dir, "reaped", text);
 }
 
