@@ -11,11 +11,9 @@ Checked through HTTP: a static file of known bytes is served byte-identical
 (by curl when installed, else python's http.client), a missing path still
 answers 404, and both workers come back as the unprivileged user.
 
-Today lazarus refuses the dump: nginx's master maps a shared anonymous
-zone (accept mutex and connection counters) that its workers inherit, and
-shared anonymous memory is not dumped yet. The test then checks the tree
-was left running and serving, and is an expected failure quoting the
-refusal; the restore checks below it run as soon as the dump succeeds.
+nginx's master maps a shared anonymous zone (accept mutex and connection
+counters, ngx_event_module_init) before forking the workers, so this also
+covers shared anonymous memory inherited across a tree.
 """
 import http.client
 import os
@@ -33,9 +31,6 @@ CURL = shutil.which("curl")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX),
                                 reason="nginx not installed (make deps)")
-
-# What lazarus says when it meets nginx's shared anonymous mapping (see below).
-SHM_REFUSAL = "shared memory (anonymous shared mapping)"
 
 CONF = """\
 user {user};
@@ -187,17 +182,6 @@ def test_nginx_restored(env, mode):
     img = env.base / "img"
     img.mkdir()
     r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
-    refused = [e for e in r.errors if SHM_REFUSAL in e]
-    if r.rc != 0 and refused:
-        # nginx maps its accept-mutex/statistics zone MAP_SHARED|MAP_ANONYMOUS
-        # in the master before forking the workers (ngx_event_module_init,
-        # unconditional), which lazarus does not dump yet. The refusal must
-        # leave the whole tree running, untraced and serving.
-        assert workers(w.pid) == before, "the refused dump changed the workers"
-        for pid in [w.pid] + [pid for pid, _ in before]:
-            harness.assert_not_stopped(pid, "nginx after a refused dump")
-        check_serves(w)
-        pytest.xfail(reason=refused[0])
     assert r.rc == 0 and not r.errors, f"dump failed\n{r.describe()}\n{w.diag()}"
     w.proc.wait(harness.EXIT_TIMEOUT)
     for pid, _ in before:
