@@ -13,7 +13,12 @@ answers 404, and both workers come back as the unprivileged user.
 
 nginx's master maps a shared anonymous zone (accept mutex and connection
 counters, ngx_event_module_init) before forking the workers, so this also
-covers shared anonymous memory inherited across a tree.
+covers shared anonymous memory inherited across a tree: stub_status's
+request count must go up by exactly one per request whichever worker
+answers. `listen ... reuseport` gives each worker a socket of its own in
+one SO_REUSEPORT group, so the kernel spreads connections over both
+workers (with one shared listener, EPOLLEXCLUSIVE keeps waking the same
+worker and a zone that became private per process would go unseen).
 """
 import http.client
 import os
@@ -48,9 +53,10 @@ http {{
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} reuseport;
         root {d}/www;
         location / {{ }}
+        location = /status {{ stub_status; access_log off; }}
     }}
 }}
 """
@@ -161,6 +167,25 @@ def check_serves(w):
         assert code == 404, f"GET /no-such-page: {code}, not 404"
 
 
+def requests(w):
+    """nginx's total request count from stub_status. The counters live in the
+    zone the master mapped shared before forking: whichever worker answers,
+    the count goes up by one per request only if the zone is still one
+    object shared by both."""
+    code, body = fetch(w.port, "/status")
+    assert code == 200, f"GET /status: {code}"
+    lines = body.decode().splitlines()
+    assert lines[1].split() == ["server", "accepts", "handled", "requests"], body
+    return int(lines[2].split()[2])
+
+
+def check_shared_counters(w, since):
+    seen = [requests(w) for _ in range(16)]
+    assert seen[0] > since and all(b == a + 1 for a, b in zip(seen, seen[1:])), \
+        f"stub_status requests went {since} then {seen}: the workers no longer share their zone"
+    return seen[-1]
+
+
 def logged(w):
     """Wait until the access log has a line for every /page.bin served:
     a worker writes it just after the response's last bytes, so it may lag
@@ -177,6 +202,7 @@ def test_nginx_restored(env, mode):
     check_serves(w)
     before = workers(w.pid)
     logged(w)
+    nreq = check_shared_counters(w, 0)
     assert [uid for _, uid in before] == [w.uid, w.uid], f"workers {before}"
     assert harness.task_status(w.pid)[w.pid]["Uid"].split()[0] == "0"
     img = env.base / "img"
@@ -194,4 +220,5 @@ def test_nginx_restored(env, mode):
     harness.assert_not_stopped(w.pid, "restored nginx master")
     assert workers(w.pid) == before, "the workers came back with other pids or users"
     check_serves(w)
+    check_shared_counters(w, nreq)
     logged(w)  # the restored workers log to the same access.log, after the old lines
