@@ -152,7 +152,7 @@ $(FUZZ_DIR)/%: test/fuzz/%.c test/fuzz/records.h $(FUZZ_LIB)
 $(FUZZ_DIR)/mkseed: test/fuzz/mkseed.c test/fuzz/records.h $(LIB)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/mkseed $(BIN) $(O)/test/lzwork
+fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/mkseed $(BIN) $(O)/test/lzwork $(O)/test/lzevents
 	$(Q)tools/fuzz-seed.sh $(O) $(FUZZ_DIR)
 	$(Q)$(foreach t,$(FUZZ_TARGETS),test/fuzz/run.sh $(FUZZ_DIR)/$(firstword $(subst :, ,$(t))) \
 		$(FUZZ_SECONDS) $(lastword $(subst :, ,$(t))) &&) true

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 7
+#define LZ_BLOB_ABI_VERSION 8 /* 7: shared memory VMAs (shm) or POSIX timers; 8: both */
 #define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
 #define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
 #define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */

@@ -24,21 +24,32 @@ static bool is_tid(uint32_t tid, const uint32_t *tids, size_t nr)
 	return false;
 }
 
-/* The clock ids dump-timers.c lets through; a CPU clock naming a pid or tid is checked there. */
-static bool clock_ok(int32_t c, size_t nr_tids)
+/*
+ * The clock ids dump-timers.c lets through. A CPU clock (negative: ~pid <<
+ * 3 | perthread << 2 | kind) names "this process" or "this thread" (pid 0),
+ * the process itself (tids[0]) or one of its threads.
+ */
+static bool clock_ok(int32_t c, const uint32_t *tids, size_t nr)
 {
+	uint32_t pid;
+
 	if (c == 0 || c == 1 || c == 2 || c == 7 || c == 11)
 		return true;
 	if (c == 3)
-		return nr_tids == 1;
-	return c < 0 && (c & 3) != 3;
+		return nr == 1;
+	if (c >= 0 || (c & 3) == 3)
+		return false;
+	pid = (uint32_t) ~(c >> 3);
+	if (!(c & 4)) /* the process's CPU time */
+		return pid == 0 || pid == tids[0];
+	return pid == 0 ? nr == 1 : is_tid(pid, tids, nr);
 }
 
 static const char *timer_why(const PosixTimerEntry *p, const uint32_t *tids, size_t nr)
 {
 	if (p->id > INT_MAX)
 		return "id beyond INT_MAX";
-	if (!clock_ok(p->clock, nr))
+	if (!nr || !clock_ok(p->clock, tids, nr))
 		return "a clock restore cannot create it on";
 	switch (p->notify) {
 	case 1: /* SIGEV_NONE: the signal is never sent */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "dump-files.h"
 #include "fd-desc.h"
+#include "fd-event.h"
 #include "fd-pipe.h"
 #include "fd-kind.h"
 #include "files.pb-c.h"
@@ -401,7 +402,8 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 int files_write(const struct files_table *tab, struct files_dump *const *fs, size_t n,
 		struct dump_imgs *imgs)
 {
-	int ret = fd_pipe_dump_check(tab); /* pipes need the whole tree */
+	/* Pipe ends and epoll sets need the whole tree to be checked. */
+	int ret = fd_pipe_dump_check(tab) ?: fd_epoll_dump_check(tab, fs, n);
 
 	if (!ret)
 		ret = write_files(tab, imgs);

@@ -168,21 +168,23 @@ int timers_parse(const char *text, struct proc_timer **out, size_t *nr)
 	return 0;
 }
 
-static bool is_tid(pid_t tid, const pid_t *tids, size_t nr)
+/* Index of TID in TIDS, or -1. */
+static ssize_t tid_index(pid_t tid, const pid_t *tids, size_t nr)
 {
 	for (size_t i = 0; i < nr; i++)
 		if (tids[i] == tid)
-			return true;
-	return false;
+			return (ssize_t)i;
+	return -1;
 }
 
 /*
  * Restore creates every timer from the leader, which also gives the
  * thread CPU clock of "this thread" (pid 0) to the leader: faithful only
- * when the leader is the only thread. A CPU clock naming a pid or tid is
- * kept as it is, since restore gives every thread its tid back.
+ * when the leader is the only thread. A CPU clock naming a pid or tid (as
+ * its creator saw it: in the images' numbering) is kept as it is, since
+ * restore gives every thread its tid back.
  */
-static const char *clock_why(const struct proc_timer *t, pid_t pid, const pid_t *tids, size_t nr)
+static const char *clock_why(const struct proc_timer *t, const struct timers_ids *ids)
 {
 	int32_t c = t->clock;
 
@@ -194,7 +196,7 @@ static const char *clock_why(const struct proc_timer *t, pid_t pid, const pid_t 
 	case 11: /* CLOCK_TAI */
 		return NULL;
 	case 3: /* CLOCK_THREAD_CPUTIME_ID */
-		return nr == 1 ? NULL : "the CPU time of the thread that created it";
+		return ids->nr == 1 ? NULL : "the CPU time of the thread that created it";
 	case 8:
 	case 9:
 		return "an alarm clock (CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM)";
@@ -202,38 +204,50 @@ static const char *clock_why(const struct proc_timer *t, pid_t pid, const pid_t 
 	if (c >= 0 || CPUCLOCK_KIND(c) == 3)
 		return "an unknown clock";
 	if (!CPUCLOCK_PERTHREAD(c))
-		return CPUCLOCK_PID(c) == 0 || CPUCLOCK_PID(c) == pid ? NULL
-								       : "the CPU time of another process";
+		return CPUCLOCK_PID(c) == 0 || CPUCLOCK_PID(c) == ids->vpid
+			       ? NULL
+			       : "the CPU time of another process";
 	if (CPUCLOCK_PID(c) == 0)
-		return nr == 1 ? NULL : "the CPU time of the thread that created it";
-	return is_tid(CPUCLOCK_PID(c), tids, nr) ? NULL : "the CPU time of another process's thread";
+		return ids->nr == 1 ? NULL : "the CPU time of the thread that created it";
+	return tid_index(CPUCLOCK_PID(c), ids->vtids, ids->nr) >= 0
+		       ? NULL
+		       : "the CPU time of another process's thread";
 }
 
-static int check_one(const struct proc_timer *t, pid_t pid, const pid_t *tids, size_t nr)
+/* Check T and number its target thread as the images do. */
+static int check_one(struct proc_timer *t, const struct timers_ids *ids)
 {
-	const char *why = clock_why(t, pid, tids, nr);
+	const char *why = clock_why(t, ids);
+	ssize_t i;
 
 	if (why) {
-		pr_err("process %d: POSIX timer %d counts %s (clock %d): not supported yet", pid,
+		pr_err("process %d: POSIX timer %d counts %s (clock %d): not supported yet", ids->pid,
 		       t->id, why, t->clock);
 		return -EOPNOTSUPP;
 	}
-	if (t->notify == SIGEV_THREAD_ID_ && !is_tid(t->target, tids, nr)) {
-		pr_err("process %d: POSIX timer %d signals thread %d, which is none of its threads: "
-		       "not supported yet",
-		       pid, t->id, t->target);
-		return -EOPNOTSUPP;
+	if (t->notify == SIGEV_THREAD_ID_) {
+		i = tid_index(t->target, ids->tids, ids->nr);
+		if (i < 0) {
+			pr_err("process %d: POSIX timer %d signals thread %d, which is none of its "
+			       "threads: not supported yet",
+			       ids->pid, t->id, t->target);
+			return -EOPNOTSUPP;
+		}
+		t->target = ids->vtids[i];
+	} else {
+		t->target = ids->vpid;
 	}
 	if (t->notify != SIGEV_NONE_ && (t->signo < 1 || t->signo > 64)) {
-		pr_err("process %d: POSIX timer %d has signal %d: not supported", pid, t->id,
+		pr_err("process %d: POSIX timer %d has signal %d: not supported", ids->pid, t->id,
 		       t->signo);
 		return -EOPNOTSUPP;
 	}
 	return 0;
 }
 
-int timers_collect(struct timers_dump *td, pid_t pid, const pid_t *tids, size_t nr_tids)
+int timers_collect(struct timers_dump *td, const struct timers_ids *ids)
 {
+	pid_t pid = ids->pid;
 	char *text;
 	int ret;
 
@@ -256,7 +270,7 @@ int timers_collect(struct timers_dump *td, pid_t pid, const pid_t *tids, size_t 
 		return -E2BIG;
 	}
 	for (size_t i = 0; i < td->nr; i++) {
-		ret = check_one(&td->t[i], pid, tids, nr_tids);
+		ret = check_one(&td->t[i], ids);
 		if (ret)
 			return ret;
 	}
@@ -342,7 +356,7 @@ int timers_to_task(const struct timers_dump *td, TaskEntry *e)
 		pe[i].notify = (uint32_t)t->notify;
 		pe[i].signo = (uint32_t)t->signo;
 		pe[i].sigev_value = t->sigev_value;
-		pe[i].has_tid = t->notify == SIGEV_THREAD_ID_;
+		pe[i].has_tid = t->notify == SIGEV_THREAD_ID_; /* target: in the images' numbering */
 		pe[i].tid = pe[i].has_tid ? (uint32_t)t->target : 0;
 		pe[i].value_sec = (uint64_t)t->value_sec;
 		pe[i].value_nsec = (uint32_t)t->value_nsec;

@@ -21,7 +21,8 @@ struct proc_timer {
 	int32_t notify;	      /* sigev_notify: SIGEV_SIGNAL, NONE, THREAD, THREAD_ID */
 	int32_t signo;
 	uint64_t sigev_value;
-	int32_t target;	      /* the pid (or, SIGEV_THREAD_ID, the tid) it signals */
+	int32_t target;	      /* the pid (SIGEV_THREAD_ID: tid) it signals; timers_collect()
+				 renumbers it as the images do */
 	uint32_t overrun;     /* timer_getoverrun */
 	int64_t interval_sec; /* timer_gettime: struct itimerspec, interval first */
 	int64_t interval_nsec;
@@ -41,14 +42,24 @@ struct timers_dump {
  */
 int timers_parse(const char *text, struct proc_timer **out, size_t *nr);
 
+/* The process's pid and its threads' tids, here and in the images. */
+struct timers_ids {
+	pid_t pid, vpid;     /* here (our /proc), in the images (its pid namespace) */
+	const pid_t *tids;   /* here, the leader first */
+	const pid_t *vtids;  /* in the images, same order */
+	size_t nr;
+};
+
 /*
  * Checks phase: read and parse /proc/PID/timers; refuse (one line,
  * -EOPNOTSUPP) what restore cannot give back: a clock of another process,
  * an alarm clock, a thread CPU-time clock we cannot tie to its thread, a
- * SIGEV_THREAD_ID target that is none of TIDS, more than
- * LZ_BLOB_MAX_TIMERS timers.
+ * SIGEV_THREAD_ID target that is none of its threads, more than
+ * LZ_BLOB_MAX_TIMERS timers. /proc names the target thread by its tid
+ * here, a CPU clock by the pid its creator saw (in its own namespace):
+ * both are kept as the images number them.
  */
-int timers_collect(struct timers_dump *td, pid_t pid, const pid_t *tids, size_t nr_tids);
+int timers_collect(struct timers_dump *td, const struct timers_ids *ids);
 /* Injected into the leader: each timer's timer_gettime and timer_getoverrun. */
 int timers_collect_injected(struct timers_dump *td, struct tracee *t);
 /* Point E's posix_timers at freshly allocated entries; free them with timers_free_task(). */

@@ -197,19 +197,24 @@ static int check_target(struct dump_ctx *d)
 	return ret ? ret : dump_ns_probe(&d->tree_ns, d->pid);
 }
 
-/* The POSIX timers, checked against the process's own threads. */
+/* The POSIX timers, checked against the process's own threads (after tree_map_pids). */
 static int collect_timers(struct dump_proc *p)
 {
-	pid_t *tids = calloc(p->nr_th + 1, sizeof(*tids));
+	pid_t *tids = calloc(2 * p->nr_th + 1, sizeof(*tids));
+	struct timers_ids ids = { .pid = p->pid, .vpid = p->v.pid, .nr = p->nr_th };
 	int ret;
 
 	if (!tids) {
 		pr_err("process %d: %s", p->pid, strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	for (size_t j = 0; j < p->nr_th; j++)
+	for (size_t j = 0; j < p->nr_th; j++) {
 		tids[j] = p->th[j].t.pid;
-	ret = timers_collect(&p->task.timers, p->pid, tids, p->nr_th);
+		tids[p->nr_th + j] = p->th[j].vtid;
+	}
+	ids.tids = tids;
+	ids.vtids = tids + p->nr_th;
+	ret = timers_collect(&p->task.timers, &ids);
 	free(tids);
 	return ret;
 }

@@ -33,6 +33,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "dump-files.h"
 #include "fd-event.h"
 #include "fd-fdinfo.h"
 #include "restore-images.h"
@@ -49,23 +50,23 @@ static bool epoll_match(const struct fd_probe *p)
 	return !strcmp(p->link, "anon_inode:[eventpoll]");
 }
 
-/* Item I of the epoll P->fd still watches fd tfd of P->pid (toff: the how-manieth with that tfd). */
-static int item_check(const struct fd_probe *p, const struct fdi_epoll_item *it, uint32_t toff)
+/* The item on fd TFD of the epoll at fd EPFD of PID still watches fd TFD of PID. */
+static int item_check(pid_t pid, int epfd, uint32_t tfd)
 {
-	struct kcmp_epoll_slot slot = { (uint32_t)p->fd, it->tfd, toff };
-	long r = syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, (unsigned long)it->tfd,
+	struct kcmp_epoll_slot slot = { (uint32_t)epfd, tfd, 0 };
+	long r = syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, (unsigned long)tfd,
 			 (unsigned long)&slot);
 
 	if (r == 0)
 		return 0;
 	if (r < 0 && errno != EBADF && errno != ENOENT) {
-		pr_err("process %d fd %d: epoll item fd %u: kcmp: %s", p->pid, p->fd, it->tfd,
+		pr_err("process %d fd %d: epoll item fd %u: kcmp: %s", pid, epfd, tfd,
 		       strerror(errno));
 		return -errno;
 	}
 	pr_err("process %d fd %d: epoll watches a file as fd %u, which is not that file's fd in "
 	       "the process (closed or replaced since, the file kept open elsewhere): not "
-	       "supported", p->pid, p->fd, it->tfd);
+	       "supported", pid, epfd, tfd);
 	return -EOPNOTSUPP;
 }
 
@@ -94,7 +95,7 @@ static int epoll_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 			ret = -EOPNOTSUPP;
 			goto out_free;
 		}
-		ret = item_check(p, &it[i], 0);
+		ret = item_check(p->pid, p->fd, it[i].tfd);
 		if (ret)
 			goto out_free;
 	}
@@ -126,6 +127,37 @@ out_free:
 		epoll_entry__free_unpacked(ee, NULL);
 	free(it);
 	return ret;
+}
+
+/* The entry of file ID in TAB; NULL if none. */
+static const FileEntry *entry_of(const struct files_table *tab, uint32_t id)
+{
+	if (id >= 1 && id <= tab->nr && tab->files[id - 1].e->id == id)
+		return tab->files[id - 1].e;
+	for (size_t i = 0; i < tab->nr; i++)
+		if (tab->files[i].e->id == id)
+			return tab->files[i].e;
+	return NULL;
+}
+
+int fd_epoll_dump_check(const struct files_table *tab, struct files_dump *const *fs, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		for (size_t i = 0; i < fs[k]->nr_fds; i++) {
+			const FileEntry *e = entry_of(tab, fs[k]->fds[i].file_id);
+
+			if (!e || e->kind != FILE_KIND__FD_EPOLL || !e->epoll)
+				continue;
+			for (size_t j = 0; j < e->epoll->n_tfds; j++) {
+				int ret = item_check(fs[k]->pid, fs[k]->fds[i].fd,
+						     e->epoll->tfds[j]->tfd);
+
+				if (ret)
+					return ret;
+			}
+		}
+	}
+	return 0;
 }
 
 static int epoll_verify(const FileEntry *e, char *why, size_t len)

@@ -269,8 +269,10 @@ static int inotify_open(const FileEntry *e, const struct rst_images *im, struct 
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	memcpy(order, ie->wds, ie->n_wds * sizeof(*order));
-	qsort(order, ie->n_wds, sizeof(*order), cmp_wd);
+	if (ie->n_wds) { /* wds is NULL without watches */
+		memcpy(order, ie->wds, ie->n_wds * sizeof(*order));
+		qsort(order, ie->n_wds, sizeof(*order), cmp_wd);
+	}
 	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (fd < 0) {
 		snprintf(why, len, "file %u: inotify_init1: %s", e->id, strerror(errno));

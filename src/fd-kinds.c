@@ -8,6 +8,7 @@
 #include "fd-event.h"
 #include "fd-kind.h"
 #include "fd-pipe.h"
+#include "fd-pty.h"
 
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_chr;
@@ -20,6 +21,7 @@ extern const struct fd_kind fd_kind_sk_other;
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_memfd,
 	&fd_kind_reg,
+	&fd_kind_pty, /* before chr: a slave of a master in the dump is not reopened by path */
 	&fd_kind_chr,
 	&fd_kind_pipe,
 	&fd_kind_fifo,

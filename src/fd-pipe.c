@@ -30,6 +30,7 @@
  * (O_DIRECT) pipes are refused. A pipe whose other end is open outside the
  * dumped tree is refused (fd_pipe_dump_check, and again at restore).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -150,6 +151,66 @@ static bool peer_is_open(int local, uint32_t acc)
 	return acc == O_RDONLY ? !(pfd.revents & POLLHUP) : !(pfd.revents & POLLERR);
 }
 
+/* fd N of PID (a /proc/PID/fd entry) is FIFO DEV:INO opened for writing. */
+static bool fd_writes_fifo(int pid, int fd, dev_t dev, ino_t ino)
+{
+	char path[96], text[256];
+	const char *fl;
+	struct stat st;
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	if (stat(path, &st) || !S_ISFIFO(st.st_mode) || st.st_dev != dev || st.st_ino != ino)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return false;
+	n = read(f, text, sizeof(text) - 1);
+	close(f);
+	if (n <= 0)
+		return false;
+	text[n] = 0;
+	fl = strstr(text, "flags:");
+	return fl && (strtoul(fl + 6, NULL, 8) & O_ACCMODE) != O_RDONLY;
+}
+
+/*
+ * A FIFO reader that opened O_NONBLOCK before any writer came sees no
+ * POLLHUP until one has come and gone (fifo_open suppresses it), so poll
+ * cannot tell it whether a writer exists: look through every process's
+ * fds for one (lazarus's own copies aside). A control FIFO nobody writes
+ * to yet is the common case, and must not be taken for an outside peer.
+ */
+static bool fifo_has_writer(dev_t dev, ino_t ino)
+{
+	struct dirent *pe, *fe;
+	bool found = false;
+	DIR *proc = opendir("/proc");
+
+	if (!proc)
+		return true; /* cannot tell: assume the worst */
+	while (!found && (pe = readdir(proc))) {
+		int pid = atoi(pe->d_name);
+		char path[64];
+		DIR *fds;
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = opendir(path);
+		if (!fds)
+			continue; /* gone, or a kernel thread */
+		while (!found && (fe = readdir(fds)))
+			found = fe->d_name[0] != '.' &&
+				fd_writes_fifo(pid, atoi(fe->d_name), dev, ino);
+		closedir(fds);
+	}
+	closedir(proc);
+	return found;
+}
+
 static int pipe_dump_common(struct fd_probe *p, PipeEntry **out, const char *what, bool fifo)
 {
 	uint32_t acc = p->flags & O_ACCMODE;
@@ -194,6 +255,8 @@ static int pipe_dump_common(struct fd_probe *p, PipeEntry **out, const char *wha
 	pe->pipe_ino = p->st.st_ino;
 	pe->capacity = (uint32_t)cap;
 	pe->peer_open = peer_is_open(local, acc);
+	if (fifo && acc == O_RDONLY && pe->peer_open)
+		pe->peer_open = fifo_has_writer(p->st.st_dev, p->st.st_ino);
 	if (fifo && !(pe->path = strdup(p->link))) {
 		free(data);
 		free(pe);
@@ -358,8 +421,7 @@ static int pipe_consistent(const FileEntry *e, const struct rst_images *im, char
 		if (xe->capacity != pe->capacity ||
 		    (pe->has_data && xe->has_data &&
 		     (xe->data.len != pe->data.len ||
-		      (pe->data.len &&
-		       memcmp(xe->data.data, pe->data.data, pe->data.len))))) {
+		      (pe->data.len && memcmp(xe->data.data, pe->data.data, pe->data.len))))) {
 			snprintf(why, len, "files.img: files %u and %u: two ends of one %s that "
 				 "disagree on its %s", e->id, x->id, kind_word(e),
 				 xe->capacity != pe->capacity ? "capacity" : "data");

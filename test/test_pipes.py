@@ -201,3 +201,38 @@ def test_fifo_gone_at_restore(env):
     assert r.rc != 0 and len(r.errors) == 1, r.describe()
     assert f"{fifo}: a regular file, dumped as a FIFO" in r.errors[0], r.describe()
     assert harness.proc_state(w.pid) is None and harness.proc_state(child) is None
+
+
+CONTROL_FIFO = r'''
+import os, signal
+os.mkfifo("ctl")
+fd = os.open("ctl", os.O_RDONLY | os.O_NONBLOCK)  # no writer has come yet
+signal.signal(signal.SIGUSR1, lambda *a: None)
+open("ready.tmp", "w").write("pid=%d\n" % os.getpid())
+os.rename("ready.tmp", "ready")
+while True:
+    signal.pause()
+    try:
+        got = os.read(fd, 100)
+    except BlockingIOError:
+        got = b"(nothing)"
+    open("result.tmp", "wb").write(got)
+    os.rename("result.tmp", "result")
+'''
+
+
+def test_control_fifo(env, mode):
+    """A FIFO opened read-only and non-blocking before any writer came (a
+    control FIFO): not taken for one with a writer outside the tree; after
+    restore a writer that opens it by path reaches the process."""
+    d = env.path("ctl")
+    w = env.spawn(harness.Workload, [harness.PYTHON, "-c", CONTROL_FIFO], d)
+    img = env.path("img")
+    env.dump(w, img)
+    env.restore(img, mode, w)
+    fd = os.open(d / "ctl", os.O_WRONLY | os.O_NONBLOCK)  # ENXIO if no reader were there
+    os.write(fd, b"ping")
+    os.close(fd)
+    os.kill(w.pid, 10)
+    harness.wait_for(lambda: (d / "result").exists(), harness.CHECK_TIMEOUT, "the reader", w.diag)
+    assert (d / "result").read_bytes() == b"ping"

@@ -362,8 +362,8 @@ try:
         fcntl.fcntl(f, fcntl.F_SETOWN, os.getppid())  # not a process of the dumped tree
         fcntl.fcntl(f, fcntl.F_SETFL, os.O_ASYNC)
         info["fd"], info["path"], info["owner"] = f, path, os.getppid()
-    elif what == "ptmx":
-        info["fd"] = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    elif what == "kmsg":  # per-open state (its read position); a pty master is dumped (test_pty.py)
+        info["fd"] = os.open("/dev/kmsg", os.O_RDONLY)
     elif what == "fifo":
         path = os.path.join(d, "fifo")
         os.mkfifo(path)
@@ -427,7 +427,7 @@ REFUSED = {
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
              "{ours}): namespaces are not supported yet",
     "fifo": "process {pid} fd {fd}: deleted FIFO ({path} (deleted)): not supported yet",
-    "ptmx": "process {pid} fd {fd}: character device 5:2 (/dev/ptmx): not supported yet",
+    "kmsg": "process {pid} fd {fd}: character device 1:11 (/dev/kmsg): not supported yet",
     "async_owner": "process {pid} fd {fd}: its signal-driven I/O owner process {owner} is not a "
                    "process of the dumped tree: not supported",
     "session": "process {pid} is in session {sid} of another process: not supported yet "

@@ -1,11 +1,12 @@
 """POSIX timers (timer_create) come back with their ids, clocks, signals,
 values and remaining times.
 
-lztimers (test/workloads/lztimers.c) holds six timers with sparse ids: a
+lztimers (test/workloads/lztimers.c) holds seven timers with sparse ids: a
 periodic process-directed one counting its signals, a periodic one aimed at
 its second thread (SIGEV_THREAD_ID), a one-shot armed an hour ahead, a
 disarmed one, a SIGEV_NONE one it polls, one on its own CPU-time clock, and
-a one-shot that expired into a signal it blocks (pending at dump).
+a one-shot that expired into a signal it blocks (pending at dump); and a
+SIGEV_THREAD one, which glibc runs through a helper thread of its own.
 On SIGUSR1 it checks every timer_t it saved against timer_gettime,
 timer_getoverrun and /proc/self/timers (ids, clocks, signals, values, the
 thread targeted), and reports its counters and the time left on each
@@ -29,7 +30,7 @@ class LzTimers(harness.Workload):
 
     def parse_result(self, text):
         r = harness.parse_kv(text.strip())
-        for k in ("ticks", "hits", "wrong", "fired", "far_ms", "none_ms", "cpu_ms", "pending",
+        for k in ("ticks", "hits", "gticks", "wrong", "fired", "far_ms", "none_ms", "cpu_ms", "pending",
                   "mono_ms", "boot_ms"):
             r[k] = int(r[k])
         return r
@@ -50,11 +51,12 @@ def spawn(env, name="tm"):
 
 
 def ticking(w, before):
-    """Checks until both periodic timers made progress past `before`."""
+    """Checks until the periodic timers (glibc's SIGEV_THREAD one too) made
+    progress past `before`."""
     deadline = time.monotonic() + 10
     while True:
         r = w.check_pass()
-        if r["ticks"] > before["ticks"] and r["hits"] > before["hits"]:
+        if all(r[k] > before.get(k, 0) for k in ("ticks", "hits", "gticks")):
             return r
         assert time.monotonic() < deadline, f"timers stopped ticking: {before} -> {r}"
         time.sleep(0.1)
@@ -202,8 +204,39 @@ def test_pidns_clocks_go_on(env, mode):
     deadline = time.monotonic() + 10
     while True:
         later = check_copy(w, outer)
-        if later["ticks"] > got["ticks"] and later["hits"] > got["hits"]:
+        if all(later[k] > got[k] for k in ("ticks", "hits", "gticks")):
             break
         assert time.monotonic() < deadline, f"timers stopped ticking: {got} -> {later}"
         time.sleep(0.1)
     assert later["mono_ms"] > got["mono_ms"] and later["pending"] == 1, (got, later)
+
+
+class PyTimers(harness.Workload):
+    kind = "pytimers"
+
+    def parse_result(self, text):
+        r = harness.parse_kv(text.strip())
+        for k in ("alarms", "usr2", "itimer_us", "id"):
+            r[k] = int(r[k])
+        return r
+
+
+def test_python_timers(env, mode):
+    """python3 with signal.setitimer and a POSIX timer (ctypes): both tick
+    on after restore, the POSIX timer with its id, clock, signal and value."""
+    d = env.base / "py"
+    w = env.spawn(PyTimers, [harness.PYTHON, harness.ROOT / "test/workloads/pytimers.py",
+                             "--dir", d], d)
+    first = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    deadline = time.monotonic() + 10
+    while True:
+        r = w.check_pass()
+        assert r["id"] == first["id"] == int(w.ready["id"]), (first, r)
+        if r["alarms"] > first["alarms"] and r["usr2"] > first["usr2"]:
+            break
+        assert time.monotonic() < deadline, f"python timers stopped: {first} -> {r}"
+        time.sleep(0.1)
+    w.stop()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # fuzz-seed.sh O FUZZDIR - seed every fuzzer's corpus (FUZZDIR/corpus-*) from
 # a real dump: start a small lzwork (1 MiB), dump it with O/lazarus into
-# FUZZDIR/seed-dump, and turn the images into each target's input format
+# FUZZDIR/seed-dump (and lzevents, for pipes and event fds), and turn the images into each target's input format
 # (FUZZDIR/mkseed, test/fuzz/mkseed.c). The seeds are made afresh from the
 # current code on every `make fuzz`, so they follow image format changes.
 # Needs root (ptrace and CAP_CHECKPOINT_RESTORE); otherwise the fuzzers
@@ -50,3 +50,31 @@ kill -TERM "$pid" # left running (-R): lzwork exits 0 on SIGTERM
 wait "$pid" || true
 pid=
 "$F/mkseed" "$img" "$F"
+
+# A second dump whose files.img holds pipes and event fds (lzevents), so
+# the fuzzers start from those entries too (prefix "events-").
+img2=$F/seed-dump-events
+work2=$F/seed-work-events
+rm -rf "$img2" "$work2"
+mkdir -p "$img2" "$work2"
+(
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+	done
+	cd "$work2" && exec setsid "$O/test/lzevents" --dir "$PWD" </dev/null >out 2>&1
+) &
+pid=$!
+for _ in $(seq 600); do
+	[ -e "$work2/ready" ] && break
+	sleep 0.1
+done
+if ! [ -e "$work2/ready" ] || ! "$O/lazarus" dump -R -t "$pid" -D "$img2" >"$work2/dump.out" 2>&1; then
+	echo "fuzz-seed: could not dump lzevents (pid $pid) for the seeds:" >&2
+	cat "$work2/out" "$work2/dump.out" >&2 2>/dev/null
+	exit 1
+fi
+kill -TERM "$pid"
+wait "$pid" || true
+pid=
+"$F/mkseed" "$img2" "$F" events-

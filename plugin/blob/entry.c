@@ -65,6 +65,22 @@ static void blob_check_abi(struct blob *b)
 		blob_fail(b, LZ_STEP_ABI, -22 /* EINVAL */, a->nr_threads, 0);
 }
 
+/*
+ * Every signal blocked, by the raw syscall: the lazarus child blocked them
+ * through glibc, which keeps its own SIGCANCEL (32) and SIGSETXID (33)
+ * open, and the threads created here inherit this mask. A 32 or 33 meant
+ * for the target (glibc's SIGEV_THREAD timers signal their helper thread
+ * with 32) must wait for the target's own mask like any other signal.
+ */
+static void blob_block_signals(struct blob *b)
+{
+	uint64_t all = ~0ULL;
+	long r = sys4(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &all, 0, sizeof(all));
+
+	if (r)
+		blob_fail(b, LZ_STEP_ABI, r, 0, 0);
+}
+
 void blob_fault_point(struct blob *b, int id)
 {
 	if (b->a->fault_step == (uint32_t)id)
@@ -122,6 +138,7 @@ lz_blob_entry(struct lz_blob_args *a)
 
 	b.t_entry = blob_now_ns();
 	blob_check_abi(&b);
+	blob_block_signals(&b);
 	step(&b, LZ_STEP_UNMAP, blob_unmap_old);
 	step(&b, LZ_STEP_VDSO, blob_map_vdso);
 	step(&b, LZ_STEP_MAP, blob_map_vmas);

@@ -59,12 +59,25 @@ void blob_restore_thread(struct blob *b)
 		blob_fail(b, LZ_STEP_TLS, r, 1, a->gs_base);
 }
 
-/* Armed timers fire into blocked signals until rt_sigreturn: nothing is lost. */
+/*
+ * Armed timers fire into blocked signals until rt_sigreturn: nothing is lost.
+ * An ITIMER_REAL that expired while its SIGALRM waits is not running: the
+ * kernel arms it again only when that SIGALRM is taken, and getitimer shows
+ * value 0 with the interval. setitimer with value 0 would drop the interval
+ * for good; one microsecond brings back that very state (it expires at
+ * once, its SIGALRM merges with the pending one re-queued later, and the
+ * interval resumes when the target takes it).
+ */
 void blob_restore_itimers(struct blob *b)
 {
 	for (uint32_t i = 0; i < b->a->nr_itimers && i < LZ_BLOB_MAX_ITIMERS; i++) {
 		struct lz_blob_itimer *t = &b->a->itimers[i];
-		long r = sys_setitimer((int)t->which, &t->interval_sec);
+		long r;
+
+		if (t->which == 0 /* ITIMER_REAL */ && !t->value_sec && !t->value_usec &&
+		    (t->interval_sec || t->interval_usec))
+			t->value_usec = 1;
+		r = sys_setitimer((int)t->which, &t->interval_sec);
 
 		if (r)
 			blob_fail(b, LZ_STEP_ITIMER, r, t->which, 0);

@@ -2,10 +2,10 @@
  * fuzz_verify.c - libFuzzer target for restore's semantic checks of a dump
  * (src/restore-verify.c): the core against the inventory, the VMA list, the
  * pagemap against the VMAs, the fd table against files.img, and then the
- * whole rst_verify() with a pages file (a memfd) written from the input.
- * Unix sockets that each passed their kind's verify are also checked
- * together (unix_verify_set: peers, listeners, backlogs), as restore does
- * before it creates the first one.
+ * whole rst_verify() (the task's POSIX timers too) with a pages file (a
+ * memfd) written from the input. Unix sockets that each passed their
+ * kind's verify are also checked together (unix_verify_set: peers,
+ * listeners, backlogs), as restore does before it creates the first one.
  *
  * The input is a list of records (records.h), one protobuf message each,
  * built into a struct rst_images with one struct rst_task (one process,
@@ -152,6 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CoreEntry core0 = CORE_ENTRY__INIT, *core = NULL, *cores[1];
 	InventoryEntry inv0 = INVENTORY_ENTRY__INIT;
 	MmEntry mm0 = MM_ENTRY__INIT;
+	TaskEntry task0 = TASK_ENTRY__INIT;
 	PagemapHead head0 = PAGEMAP_HEAD__INIT;
 	PstreeEntry pst = PSTREE_ENTRY__INIT;
 	struct rst_images im = { .dirfd = -1 };
@@ -175,6 +176,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FZ_V_MM:
 			replace((void **)&t.mm, UNPACK(MmEntry, mm_entry, p, len));
+			break;
+		case FZ_V_TASK:
+			replace((void **)&t.task, UNPACK(TaskEntry, task_entry, p, len));
 			break;
 		case FZ_V_PM_HEAD:
 			replace((void **)&t.pm_head, UNPACK(PagemapHead, pagemap_head, p, len));
@@ -214,6 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ut.nr_cores = 1;
 	use.inv = im.inv ? im.inv : &inv0;
 	ut.mm = t.mm ? t.mm : &mm0;
+	ut.task = t.task ? t.task : &task0;
 	ut.pm_head = t.pm_head ? t.pm_head : &head0;
 	use.tasks = &ut;
 	use.nr_tasks = 1;
@@ -253,6 +258,8 @@ out:
 		inventory_entry__free_unpacked(im.inv, NULL);
 	if (t.mm)
 		mm_entry__free_unpacked(t.mm, NULL);
+	if (t.task)
+		task_entry__free_unpacked(t.task, NULL);
 	if (t.pm_head)
 		pagemap_head__free_unpacked(t.pm_head, NULL);
 	for (size_t i = 0; i < t.nr_pm; i++)

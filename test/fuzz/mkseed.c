@@ -2,9 +2,9 @@
  * mkseed.c - turn a real dump into seed inputs for every fuzzer
  * (tools/fuzz-seed.sh runs it after dumping a small workload):
  *
- *   mkseed DUMPDIR FUZZDIR
+ *   mkseed DUMPDIR FUZZDIR [PREFIX]
  *
- * writes FUZZDIR/corpus-<target>/seed-* in each target's input format
+ * writes FUZZDIR/corpus-<target>/seed-[PREFIX]* in each target's input format
  * (records.h): the image files as they are for fuzz_image, the loaded dump
  * as records for fuzz_verify, the pagemap, the first data pages and a
  * request per lazy run for fuzz_lazy_source, and the conversation a
@@ -29,13 +29,14 @@
 #define SEED_DATA_PAGES 32 /* two checksum blocks of a default dump */
 
 static const char *fuzz_dir;
+static const char *seed_prefix = ""; /* a second dump's seeds beside the first's */
 
 static FILE *seed_open(const char *target, const char *name)
 {
 	char path[4096];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/corpus-%s/seed-%s", fuzz_dir, target, name);
+	snprintf(path, sizeof(path), "%s/corpus-%s/seed-%s%s", fuzz_dir, target, seed_prefix, name);
 	f = fopen(path, "we");
 	if (!f) {
 		fprintf(stderr, "mkseed: %s: %s\n", path, strerror(errno));
@@ -121,6 +122,7 @@ static void seed_verify(const struct rst_images *im, int dirfd, bool lazy)
 	put_msg(f, FZ_V_CORE, &t->cores[0]->base);
 	put_msg(f, FZ_V_INV, &im->inv->base);
 	put_msg(f, FZ_V_MM, &t->mm->base);
+	put_msg(f, FZ_V_TASK, &t->task->base);
 	put_msg(f, FZ_V_PM_HEAD, &t->pm_head->base);
 	for (size_t i = 0; i < t->nr_pm; i++)
 		put_msg(f, FZ_V_PM, &t->pm[i]->base);
@@ -217,11 +219,13 @@ int main(int argc, char **argv)
 	struct rst_trust trust;
 	int dirfd, ret;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: mkseed DUMPDIR FUZZDIR\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: mkseed DUMPDIR FUZZDIR [PREFIX]\n");
 		return 2;
 	}
 	fuzz_dir = argv[2];
+	if (argc == 4)
+		seed_prefix = argv[3];
 	log_init(LOG_ERROR, -1);
 	dirfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rst_trust_init(&trust, 0);

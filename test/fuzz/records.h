@@ -25,6 +25,7 @@ enum {
 	FZ_V_FILE = 6,	   /* FileEntry, one per record */
 	FZ_V_FDINFO = 7,   /* FdinfoEntry, one per record */
 	FZ_V_PAGES = 8,	   /* the start of pages-<pid>.img, raw */
+	FZ_V_TASK = 10,	   /* TaskEntry (its POSIX timers) */
 };
 
 struct fz_v_params {

@@ -1,15 +1,19 @@
 /*
  * test_timers.c - the /proc/PID/timers parser of the dump (dump-timers.c),
  * on the kernel's format (6.x, every notification kind, CPU clocks), on
- * damaged text, and on this process's own timers.
+ * damaged text, and on this process's own timers; restore's check of a
+ * task image's timers (plugin/timers.c), table-driven.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "unit.h"
 #include "dump-timers.h"
+#include "plugin.h"
 #include "proc.h"
 
 static const char timers_text[] =
@@ -89,10 +93,91 @@ static int test_self(void)
 	return 0;
 }
 
+/* A CPU clock id as glibc makes them: ~pid << 3 | perthread << 2 | kind (SCHED 2). */
+#define CPUCLOCK(pid, thread, kind) ((int32_t)(((uint32_t) ~(pid) << 3) | (thread) << 2 | (kind)))
+
+/* One timer entry of a process with threads 100 and 101: accepted or not. */
+static const struct {
+	const char *what;
+	int32_t clock;
+	uint32_t notify, signo, tid, nsec;
+	bool ok;
+} check_cases[] = {
+	{ "monotonic signal", 1, 0, 10, 0, 0, true },
+	{ "none without signal", 0, 1, 0, 0, 0, true },
+	{ "thread id to a thread", 7, 4, 34, 101, 0, true },
+	{ "process cpu time (this)", -6, 0, 10, 0, 0, true },
+	{ "process cpu time (own pid)", CPUCLOCK(100, 0, 2), 0, 10, 0, 0, true },
+	{ "thread cpu time of thread 101", CPUCLOCK(101, 1, 2), 0, 10, 0, 0, true },
+	{ "tai", 11, 0, 64, 0, 999999999, true },
+	{ "unknown clock", 99, 0, 10, 0, 0, false },
+	{ "alarm clock", 8, 0, 10, 0, 0, false },
+	{ "this thread's cpu time, two threads", -2, 0, 10, 0, 0, false },
+	{ "CLOCK_THREAD_CPUTIME_ID, two threads", 3, 0, 10, 0, 0, false },
+	{ "another process's cpu time", CPUCLOCK(555, 0, 2), 0, 10, 0, 0, false },
+	{ "cpu clock kind 3", CPUCLOCK(0, 0, 3), 0, 10, 0, 0, false },
+	{ "signal 0", 1, 0, 0, 0, 0, false },
+	{ "signal 65", 1, 2, 65, 0, 0, false },
+	{ "unknown notify", 1, 3, 10, 0, 0, false },
+	{ "thread id to a stranger", 1, 4, 10, 555, 0, false },
+	{ "a second", 1, 0, 10, 0, 1000000000, false },
+};
+
+static int test_check(void)
+{
+	const uint32_t tids[] = { 100, 101 };
+	char why[200];
+
+	for (size_t i = 0; i < sizeof(check_cases) / sizeof(check_cases[0]); i++) {
+		PosixTimerEntry e = POSIX_TIMER_ENTRY__INIT, *ep = &e;
+		TaskEntry t = TASK_ENTRY__INIT;
+		int ret;
+
+		e.id = 3;
+		e.clock = check_cases[i].clock;
+		e.notify = check_cases[i].notify;
+		e.signo = check_cases[i].signo;
+		e.has_tid = check_cases[i].tid != 0;
+		e.tid = check_cases[i].tid;
+		e.value_nsec = check_cases[i].nsec;
+		t.n_posix_timers = 1;
+		t.posix_timers = &ep;
+		ret = plg_check_timers(&t, tids, 2, why, sizeof(why));
+		if ((ret == 0) != check_cases[i].ok) {
+			fprintf(stderr, "%s: %d (%s)\n", check_cases[i].what, ret, ret ? why : "");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Ids must ascend: the restorer creates them in this order. */
+static int test_check_order(void)
+{
+	PosixTimerEntry a = POSIX_TIMER_ENTRY__INIT, b = POSIX_TIMER_ENTRY__INIT;
+	PosixTimerEntry *list[] = { &a, &b };
+	TaskEntry t = TASK_ENTRY__INIT;
+	const uint32_t tids[] = { 100 };
+	char why[200];
+
+	a.notify = b.notify = 1;
+	a.id = 5;
+	b.id = 5;
+	t.n_posix_timers = 2;
+	t.posix_timers = list;
+	CHECK(plg_check_timers(&t, tids, 1, why, sizeof(why)) == -EBADMSG);
+	CHECK(strstr(why, "out of id order") != NULL);
+	b.id = 6;
+	CHECK(plg_check_timers(&t, tids, 1, why, sizeof(why)) == 0);
+	return 0;
+}
+
 static const struct unit_case cases[] = {
 	UNIT(test_parse),
 	UNIT(test_damaged),
 	UNIT(test_self),
+	UNIT(test_check),
+	UNIT(test_check_order),
 	{ 0 },
 };
 

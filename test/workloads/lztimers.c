@@ -17,17 +17,21 @@
  *   cpu     CLOCK_PROCESS_CPUTIME_ID one-shot after 1000 s of CPU, SIGRTMIN+6
  *   pend    CLOCK_MONOTONIC one-shot after 1 ms, SIGRTMIN+7, value 0x9e4d,
  *           blocked in every thread: its expiry stays pending
+ *   glibc   SIGEV_THREAD every 30 ms: glibc's helper thread gets the kernel
+ *           timer's signal (SIGEV_THREAD_ID) and runs the callback, which
+ *           counts, in a thread of its own
  * DIR/ready says "pid=P tid=WORKER" once "pend" expired. On SIGUSR1 it
  * checks itself and writes DIR/result:
- *   "PASS|FAIL pid=P ticks=N hits=N wrong=N fired=N far_ms=N none_ms=N
+ *   "PASS|FAIL pid=P ticks=N hits=N gticks=N wrong=N fired=N far_ms=N none_ms=N
  *    cpu_ms=N pending=0|1 taken=CODE:TIMERID:VALUE mono_ms=N boot_ms=N
  *    ids=A,B,...: why"
  * where taken is what sigtimedwait() took of SIGRTMIN+7 if a SIGUSR2
  * asked for it since the last check (else "-"), and mono_ms and boot_ms
  * what CLOCK_MONOTONIC and CLOCK_BOOTTIME read.
  * Checks: every saved timer_t works with timer_gettime and
- * timer_getoverrun; /proc/self/timers lists exactly these ids, each with
- * its clock, signal, value, notification and (thread) target; "off" is
+ * timer_getoverrun; /proc/self/timers lists exactly these ids (and glibc's
+ * one), each with its clock, signal, value, notification and (thread)
+ * target; "off" is
  * disarmed; "far", "none" and "cpu" are armed, not beyond their first
  * value; the one-shots never fired; no thread-directed tick reached
  * another thread. SIGTERM exits 0.
@@ -71,7 +75,29 @@ static const struct spec {
 static timer_t timers[NR_T];
 static volatile sig_atomic_t check_requested, term_requested, take_requested;
 static volatile pid_t worker_tid;
-static _Atomic long ticks, hits, wrong, fired;
+static _Atomic long ticks, hits, wrong, fired, gticks;
+static timer_t glibc_timer;
+
+static void on_glibc_tick(union sigval v)
+{
+	if (v.sival_int == 0x61)
+		gticks++;
+}
+
+/* A SIGEV_THREAD timer: glibc's own helper thread and kernel timer. */
+static void create_glibc(void)
+{
+	struct sigevent se;
+	struct itimerspec its = { { 0, 30000000 }, { 0, 30000000 } };
+
+	memset(&se, 0, sizeof(se));
+	se.sigev_notify = SIGEV_THREAD;
+	se.sigev_notify_function = on_glibc_tick;
+	se.sigev_value.sival_int = 0x61;
+	if (timer_create(CLOCK_MONOTONIC, &se, &glibc_timer) ||
+	    timer_settime(glibc_timer, 0, &its, NULL))
+		die("SIGEV_THREAD timer");
+}
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
@@ -95,6 +121,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 static void *worker(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "lzt-worker");
 	worker_tid = (pid_t)syscall(SYS_gettid);
 	for (;;)
 		pause();
@@ -169,9 +196,19 @@ static void proc_ids(int *pid, int *tid)
 	d = opendir("/proc/self/task");
 	if (!d)
 		die("opendir /proc/self/task");
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && atoi(e->d_name) != *pid)
+	while ((e = readdir(d))) { /* the worker is the thread named "lzt-worker" */
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f) && !strcmp(comm, "lzt-worker\n"))
 			*tid = atoi(e->d_name);
+		if (f)
+			fclose(f);
+	}
 	closedir(d);
 }
 
@@ -206,8 +243,8 @@ static void check_proc_timers(char *why, size_t len)
 	text[n] = '\0';
 	for (const char *p = text; (p = strstr(p, "ID: ")); p++)
 		blocks += p == text || p[-1] == '\n'; /* not "ClockID: " */
-	if (blocks != NR_T) {
-		snprintf(why, len, "/proc/self/timers lists %zu timers, not %d", blocks, NR_T);
+	if (blocks != NR_T + 1) {
+		snprintf(why, len, "/proc/self/timers lists %zu timers, not %d", blocks, NR_T + 1);
 		return;
 	}
 	for (int i = 0; i < NR_T && !why[0]; i++) {
@@ -249,6 +286,8 @@ static void check(const char *dir)
 
 	for (int i = 0; i < NR_T; i++)
 		o += (size_t)snprintf(ids + o, sizeof(ids) - o, "%s%ld", i ? "," : "", id_of(i));
+	if (timer_getoverrun(glibc_timer) < 0)
+		snprintf(why, sizeof(why), "timer_getoverrun(glibc): %s", strerror(errno));
 	for (int i = 0; i < NR_T && !why[0]; i++) {
 		if (timer_getoverrun(timers[i]) < 0)
 			snprintf(why, sizeof(why), "timer_getoverrun(%s): %s", specs[i].name,
@@ -280,9 +319,10 @@ static void check(const char *dir)
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_BOOTTIME, &boot);
 	snprintf(text, sizeof(text),
-		 "%s pid=%d ticks=%ld hits=%ld wrong=%ld fired=%ld far_ms=%ld none_ms=%ld "
+		 "%s pid=%d ticks=%ld hits=%ld gticks=%ld wrong=%ld fired=%ld far_ms=%ld none_ms=%ld "
 		 "cpu_ms=%ld pending=%d taken=%s mono_ms=%lld boot_ms=%lld ids=%s: %s\n",
-		 why[0] ? "FAIL" : "PASS", getpid(), (long)ticks, (long)hits, (long)wrong,
+		 why[0] ? "FAIL" : "PASS", getpid(), (long)ticks, (long)hits, (long)gticks,
+		 (long)wrong,
 		 (long)fired, far, none, cpu, pending, taken,
 		 (long long)mono.tv_sec * 1000 + mono.tv_nsec / 1000000,
 		 (long long)boot.tv_sec * 1000 + boot.tv_nsec / 1000000, ids, why[0] ? why : "ok");
@@ -325,6 +365,7 @@ int main(int argc, char **argv)
 			for (int k = 0; k < 3; k++)
 				skip_id();
 	}
+	create_glibc();
 	for (;;) { /* "pend" expired: its signal is queued */
 		sigset_t set;
 
