@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "image.h"
 #include "core.pb-c.h"
 #include "files.pb-c.h"
@@ -173,22 +174,6 @@ int img_writer_put(struct img_writer *w, const ProtobufCMessage *msg)
 	return 0;
 }
 
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t r = write(fd, p, n);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 int img_writer_close(struct img_writer *w, int dirfd)
 {
 	struct lz_img_tail t = { .marker = LZ_IMG_TAIL_MARKER, .magic = LZ_IMG_TAIL_MAGIC };
@@ -200,7 +185,7 @@ int img_writer_close(struct img_writer *w, int dirfd)
 	ret = writer_append(w, &t, sizeof(t));
 	if (ret)
 		goto out_abort;
-	ret = write_full(w->out.fd, w->buf, w->len);
+	ret = fdio_write_all(w->out.fd, w->buf, w->len);
 	if (ret)
 		goto out_abort;
 	ret = sf_commit(dirfd, &w->out); /* fsync, rename over NAME */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "dump: "
+#include "fdio.h"
 #include "log.h"
 #include "dump-mem.h"
 #include "safe-file.h"
@@ -132,37 +133,6 @@ static uint64_t find_zero_pfn(void)
 	return pfn;
 }
 
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t r = write(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t r = pread(fd, p, n, (off_t)off);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		p += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
 	/* memcmp against itself shifted by 8 uses libc's vectorised compare. */
@@ -238,7 +208,7 @@ static int crc_add_page(struct mem_ctx *c, const uint8_t *page)
 
 static int read_unreadable(struct mem_ctx *c, const struct batch_range *r, uint8_t *dst)
 {
-	int ret = pread_full(c->mem_fd, dst, r->nr * LZ_PAGE_SIZE, r->addr);
+	int ret = fdio_pread_all(c->mem_fd, dst, r->nr * LZ_PAGE_SIZE, r->addr);
 
 	if (ret)
 		pr_err("process %d: reading memory at %#" PRIx64 " (%u pages) from /proc/%d/mem: %s",
@@ -347,7 +317,7 @@ static int write_batch(struct mem_ctx *c)
 		}
 		for (j = k; j < c->batch_pages && !c->zero[j]; j++)
 			;
-		ret = write_full(c->pages_fd, c->buf + k * LZ_PAGE_SIZE, (j - k) * LZ_PAGE_SIZE);
+		ret = fdio_write_all(c->pages_fd, c->buf + k * LZ_PAGE_SIZE, (j - k) * LZ_PAGE_SIZE);
 		if (ret) {
 			pr_err("writing %s: %s", c->pages_name, strerror(-ret));
 			return ret;
@@ -442,7 +412,7 @@ static int walk_vma(struct mem_ctx *c, uint32_t idx)
 
 	for (uint64_t addr = v->start; addr < v->end;) {
 		size_t n = MIN(PM_CHUNK, (v->end - addr) / LZ_PAGE_SIZE);
-		int ret = pread_full(c->pagemap_fd, (uint8_t *)c->pm, n * 8, addr / LZ_PAGE_SIZE * 8);
+		int ret = fdio_pread_all(c->pagemap_fd, (uint8_t *)c->pm, n * 8, addr / LZ_PAGE_SIZE * 8);
 
 		if (ret) {
 			pr_err("process %d: reading /proc/%d/pagemap at %#" PRIx64 ": %s", c->pid,
@@ -514,7 +484,7 @@ static int open_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 		return c->pages_fd;
 	}
 	/* The real header goes in at the end, when the page count is known. */
-	ret = write_full(c->pages_fd, hdr, sizeof(hdr));
+	ret = fdio_write_all(c->pages_fd, hdr, sizeof(hdr));
 	if (ret)
 		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
 	c->st->bytes_written = sizeof(hdr);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "dump: "
+#include "fdio.h"
 #include "log.h"
 #include "dump-mem.h"
 #include "dump-shmem.h"
@@ -374,21 +375,6 @@ static int add_page(struct shm_pages *s, uint64_t pgoff, const uint8_t *page)
 	return 0;
 }
 
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t r = write(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Pages [first, first + nr) of the object: read, keep the non-zero ones. */
 static int copy_chunk(struct shm_pages *s, uint64_t first, size_t nr)
 {
@@ -419,7 +405,7 @@ static int copy_chunk(struct shm_pages *s, uint64_t first, size_t nr)
 			continue;
 		ret = add_page(s, first + i, page);
 		if (!ret)
-			ret = write_full(s->fd, page, LZ_PAGE_SIZE);
+			ret = fdio_write_all(s->fd, page, LZ_PAGE_SIZE);
 		if (ret) {
 			pr_err("writing %s: %s", s->name, strerror(-ret));
 			return ret;
@@ -529,7 +515,7 @@ static int dump_one(struct shm_pages *s, struct dump_imgs *imgs, struct dump_sig
 		pr_err("creating %s: %s", s->name, strerror(-s->fd));
 		return s->fd;
 	}
-	ret = write_full(s->fd, hdr, sizeof(hdr));
+	ret = fdio_write_all(s->fd, hdr, sizeof(hdr));
 	if (ret) {
 		pr_err("writing %s: %s", s->name, strerror(-ret));
 		return ret;

@@ -346,7 +346,7 @@ int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr)
 }
 
 /* The pagemap run holding page index idx. */
-static const struct lazy_orig *src_find(const struct lazy_src *s, uint64_t idx)
+const struct lazy_orig *lazy_src_find(const struct lazy_src *s, uint64_t idx)
 {
 	size_t lo = 0, hi = s->nr_orig;
 
@@ -407,7 +407,7 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
 {
-	const struct lazy_orig *o = src_find(s, idx);
+	const struct lazy_orig *o = lazy_src_find(s, idx);
 	uint64_t off, dp, b0;
 	int ret;
 

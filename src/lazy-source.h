@@ -75,6 +75,9 @@ struct lazy_src *src_get(struct lazy_src *s);
  * pagemap file for the messages.
  */
 int src_alloc(uint32_t img_id, struct lazy_src **out);
+
+/* The lazy run (s->orig, sorted by idx) holding page index IDX; NULL if none. */
+const struct lazy_orig *lazy_src_find(const struct lazy_src *s, uint64_t idx);
 int src_set_head(struct lazy_src *s, const PagemapHead *h, const char *name, char *why,
 		 size_t whylen);
 int src_add_entry(struct lazy_src *s, const PagemapEntry *e, uint64_t *prev_end, const char *name,

@@ -253,25 +253,9 @@ int ws_load(int dirfd, const struct rst_trust *trust, uint32_t img_id, const str
 
 /* ------------------------------------------------------------ reading pages */
 
-/* The pagemap run holding page index idx (s->orig is sorted by idx). */
-static const struct lazy_orig *orig_of(const struct lazy_src *s, uint64_t idx)
-{
-	size_t lo = 0, hi = s->nr_orig;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->orig[mid].idx + s->orig[mid].npages <= idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->nr_orig && s->orig[lo].idx <= idx ? &s->orig[lo] : NULL;
-}
-
 uint64_t ws_run_left(const struct lazy_src *s, uint64_t idx)
 {
-	const struct lazy_orig *o = orig_of(s, idx);
+	const struct lazy_orig *o = lazy_src_find(s, idx);
 
 	return o ? o->npages - (idx - o->idx) : 0;
 }
@@ -279,7 +263,7 @@ uint64_t ws_run_left(const struct lazy_src *s, uint64_t idx)
 int ws_read_pages(const struct lazy_ws *ws, struct lazy_src *s, uint64_t k, uint64_t idx,
 		  uint64_t n, uint8_t *buf)
 {
-	const struct lazy_orig *o = orig_of(s, idx);
+	const struct lazy_orig *o = lazy_src_find(s, idx);
 	size_t len = (size_t)n * PG, got = 0;
 	uint64_t dp;
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "restore: "
+#include "fdio.h"
 #include "log.h"
 #include "restore-shmem.h"
 #include "restore-verify.h"
@@ -43,20 +44,6 @@
 #define MFD_NAME_MAX 249U
 #define SIZE_MAX_ (1ULL << 46) /* far above any machine's memory */
 #define FILL_CHUNK (1UL << 20)
-
-static int fail(const char *name, int ret, const char *fmt, ...) __printf(3, 4);
-
-static int fail(const char *name, int ret, const char *fmt, ...)
-{
-	char why[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	pr_err("%s: %s", name, why);
-	return ret;
-}
 
 int rst_shmem_index(const struct rst_images *im, uint32_t id)
 {
@@ -150,7 +137,7 @@ int rst_shmem_verify(const struct rst_images *im)
 		if (!w && rst_shmem_index(im, e->id) != (int)i)
 			w = "object id listed twice";
 		if (w)
-			return fail("shmem.img", -EBADMSG, "object %u: %s", e->id, w);
+			return rst_verify_fail("shmem.img", -EBADMSG, "object %u: %s", e->id, w);
 		snprintf(name, sizeof(name), "pages-shmem-%u.img", e->id);
 		struct rst_pages_check pc = {
 			.fd = im->shmem_pages_fd[i],
@@ -171,38 +158,6 @@ int rst_shmem_verify(const struct rst_images *im)
 }
 
 /* ------------------------------------------------------------ fill */
-
-static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 /*
  * Copy every run into the object: through FD (pwrite, never past the
@@ -225,11 +180,11 @@ static int obj_fill(const ShmemEntry *e, int pages_fd, int fd, uint8_t *at)
 			uint64_t n = MIN(len - done, (uint64_t)FILL_CHUNK);
 
 			if (at) {
-				ret = read_full(pages_fd, at + dst + done, n, src + done);
+				ret = fdio_pread_all(pages_fd, at + dst + done, n, src + done);
 			} else {
-				ret = read_full(pages_fd, buf, n, src + done);
+				ret = fdio_pread_all(pages_fd, buf, n, src + done);
 				if (!ret && dst + done < e->size)
-					ret = write_full(fd, buf, MIN(n, e->size - dst - done),
+					ret = fdio_pwrite_all(fd, buf, MIN(n, e->size - dst - done),
 							 dst + done);
 			}
 			done += n;
@@ -250,21 +205,21 @@ static int make_memfd(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 
 	s->fd = (int)syscall(SYS_memfd_create, e->name, flags);
 	if (s->fd < 0)
-		return fail("shmem.img", -errno, "memfd %s: memfd_create: %s", e->name,
+		return rst_verify_fail("shmem.img", -errno, "memfd %s: memfd_create: %s", e->name,
 			    strerror(errno));
 	if (ftruncate(s->fd, (off_t)e->size) < 0)
-		return fail("shmem.img", -errno, "memfd %s: ftruncate to %" PRIu64 ": %s", e->name,
+		return rst_verify_fail("shmem.img", -errno, "memfd %s: ftruncate to %" PRIu64 ": %s", e->name,
 			    e->size, strerror(errno));
 	ret = obj_fill(&fill, pages_fd, s->fd, NULL);
 	if (ret)
-		return fail("shmem.img", ret, "memfd %s: filling it: %s", e->name, strerror(-ret));
+		return rst_verify_fail("shmem.img", ret, "memfd %s: filling it: %s", e->name, strerror(-ret));
 	if (e->has_mode && fchmod(s->fd, (mode_t)(e->mode & 07777)) < 0)
-		return fail("shmem.img", -errno, "memfd %s: fchmod %o: %s", e->name, e->mode,
+		return rst_verify_fail("shmem.img", -errno, "memfd %s: fchmod %o: %s", e->name, e->mode,
 			    strerror(errno));
 	/* After the fill: F_SEAL_WRITE would refuse it. */
 	if (e->seals && e->seals != SEAL_SEAL && !s->lazy &&
 	    fcntl(s->fd, F_ADD_SEALS, (int)e->seals) < 0)
-		return fail("shmem.img", -errno, "memfd %s: adding seals %#x: %s", e->name,
+		return rst_verify_fail("shmem.img", -errno, "memfd %s: adding seals %#x: %s", e->name,
 			    e->seals, strerror(errno));
 	return 0;
 }
@@ -278,7 +233,7 @@ static int make_anon(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
-		return fail("shmem.img", -errno, "shared anonymous object %u (%" PRIu64
+		return rst_verify_fail("shmem.img", -errno, "shared anonymous object %u (%" PRIu64
 			    " bytes): mmap: %s", e->id, len, strerror(errno));
 	snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
 		 (unsigned long)p + len);
@@ -286,11 +241,11 @@ static int make_anon(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	ret = s->fd < 0 ? -errno : 0;
 	munmap(p, len);
 	if (ret)
-		return fail("shmem.img", ret, "shared anonymous object %u: opening %s: %s", e->id,
+		return rst_verify_fail("shmem.img", ret, "shared anonymous object %u: opening %s: %s", e->id,
 			    link, strerror(-ret));
 	ret = s->lazy ? 0 : obj_fill(e, pages_fd, s->fd, NULL);
 	if (ret)
-		return fail("shmem.img", ret, "shared anonymous object %u: filling it: %s", e->id,
+		return rst_verify_fail("shmem.img", ret, "shared anonymous object %u: filling it: %s", e->id,
 			    strerror(-ret));
 	return 0;
 }
@@ -316,11 +271,11 @@ static int sysv_check_free(const ShmemEntry *e)
 	struct shmid_ds ds;
 
 	if (shmctl(e->shmid, IPC_STAT, &ds) == 0 || errno == EACCES)
-		return fail("shmem.img", -EEXIST,
+		return rst_verify_fail("shmem.img", -EEXIST,
 			    "SysV shm id %d (key %#x) is taken in this IPC namespace", e->shmid,
 			    (unsigned)e->key);
 	if (e->key != IPC_PRIVATE && (shmget(e->key, 0, 0) >= 0 || errno == EACCES))
-		return fail("shmem.img", -EEXIST,
+		return rst_verify_fail("shmem.img", -EEXIST,
 			    "SysV shm key %#x (id %d) is taken in this IPC namespace",
 			    (unsigned)e->key, e->shmid);
 	return 0;
@@ -347,16 +302,16 @@ static int make_sysv(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 		return ret;
 	ret = set_next_id(e->shmid);
 	if (ret)
-		return fail("shmem.img", ret, "SysV shm id %d: writing shm_next_id: %s", e->shmid,
+		return rst_verify_fail("shmem.img", ret, "SysV shm id %d: writing shm_next_id: %s", e->shmid,
 			    strerror(-ret));
 	id = shmget(e->key, e->size, IPC_CREAT | IPC_EXCL | 0600);
 	if (id < 0)
-		return fail("shmem.img", -errno, "SysV shm id %d (key %#x): shmget: %s", e->shmid,
+		return rst_verify_fail("shmem.img", -errno, "SysV shm id %d (key %#x): shmget: %s", e->shmid,
 			    (unsigned)e->key, strerror(errno));
 	if (id != e->shmid) {
 		shmctl(id, IPC_RMID, NULL);
 		set_next_id(-1);
-		return fail("shmem.img", -EEXIST, "SysV shm id %d: got id %d (taken meanwhile?)",
+		return rst_verify_fail("shmem.img", -EEXIST, "SysV shm id %d: got id %d (taken meanwhile?)",
 			    e->shmid, id);
 	}
 	s->shmid = id;
@@ -364,18 +319,18 @@ static int make_sysv(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	s->attach = shmat(id, NULL, 0);
 	if (s->attach == (void *)-1) {
 		s->attach = NULL;
-		return fail("shmem.img", -errno, "SysV shm id %d: shmat: %s", id, strerror(errno));
+		return rst_verify_fail("shmem.img", -errno, "SysV shm id %d: shmat: %s", id, strerror(errno));
 	}
 	ret = obj_fill(e, pages_fd, -1, s->attach);
 	if (ret)
-		return fail("shmem.img", ret, "SysV shm id %d: filling it: %s", id, strerror(-ret));
+		return rst_verify_fail("shmem.img", ret, "SysV shm id %d: filling it: %s", id, strerror(-ret));
 	ret = sysv_set_owner(e);
 	if (ret)
-		return fail("shmem.img", ret, "SysV shm id %d: setting owner %u:%u mode %o: %s", id,
+		return rst_verify_fail("shmem.img", ret, "SysV shm id %d: setting owner %u:%u mode %o: %s", id,
 			    e->uid, e->gid, e->mode, strerror(-ret));
 	/* Removed at dump: removed again; Linux lets the tree attach it by id all the same. */
 	if (e->removed && shmctl(id, IPC_RMID, NULL) < 0)
-		return fail("shmem.img", -errno, "SysV shm id %d: IPC_RMID: %s", id,
+		return rst_verify_fail("shmem.img", -errno, "SysV shm id %d: IPC_RMID: %s", id,
 			    strerror(errno));
 	return 0;
 }
@@ -417,7 +372,7 @@ int rst_shmem_create(struct rst_images *im)
 		return 0;
 	im->shm = calloc(im->nr_shmem, sizeof(*im->shm));
 	if (!im->shm)
-		return fail("shmem.img", -ENOMEM, "out of memory");
+		return rst_verify_fail("shmem.img", -ENOMEM, "out of memory");
 	for (size_t i = 0; i < im->nr_shmem; i++)
 		im->shm[i] = (struct rst_shm){ .fd = -1, .shmid = -1 };
 	for (size_t i = 0; i < im->nr_shmem; i++) {

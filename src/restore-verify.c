@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "restore: "
+#include "fdio.h"
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
@@ -25,9 +26,7 @@
 #define MAX_FD (1U << 20)
 #define CRC_CHUNK (1UL << 20)
 
-static int fail(const char *name, int ret, const char *fmt, ...) __printf(3, 4);
-
-static int fail(const char *name, int ret, const char *fmt, ...)
+int rst_verify_fail(const char *name, int ret, const char *fmt, ...)
 {
 	char why[256];
 	va_list ap;
@@ -73,15 +72,15 @@ static int verify_vmas(const struct rst_images *im, const struct rst_task *t, co
 		const char *w = vma_why(im, v, prev_end);
 
 		if (w)
-			return fail(name, -EBADMSG, "VMA %#" PRIx64 "-%#" PRIx64 ": %s", v->start,
+			return rst_verify_fail(name, -EBADMSG, "VMA %#" PRIx64 "-%#" PRIx64 ": %s", v->start,
 				    v->end, w);
 		prev_end = v->end;
 	}
 	if (!mm->exe_path || mm->exe_path[0] != '/')
-		return fail(name, -EBADMSG, "no absolute executable path");
+		return rst_verify_fail(name, -EBADMSG, "no absolute executable path");
 	ret = plg_check_vdso(mm, why, sizeof(why));
 	if (ret)
-		return fail(name, ret, "%s", why);
+		return rst_verify_fail(name, ret, "%s", why);
 	return 0;
 }
 
@@ -130,13 +129,13 @@ static int verify_pagemap(const struct rst_task *t)
 
 	snprintf(name, sizeof(name), "pagemap-%u.img", t->pid);
 	if (h->pid != t->pid)
-		return fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, t->pid);
+		return rst_verify_fail(name, -EBADMSG, "belongs to pid %u, not %u", h->pid, t->pid);
 	if (h->nr_data_pages && !h->block_pages)
-		return fail(name, -EBADMSG, "checksum block size is 0");
+		return rst_verify_fail(name, -EBADMSG, "checksum block size is 0");
 	nr_blocks = h->block_pages ? h->nr_data_pages / h->block_pages +
 					     !!(h->nr_data_pages % h->block_pages) : 0;
 	if (h->n_block_crc != nr_blocks)
-		return fail(name, -EBADMSG, "%zu block checksums for %" PRIu64 " blocks",
+		return rst_verify_fail(name, -EBADMSG, "%zu block checksums for %" PRIu64 " blocks",
 			    h->n_block_crc, nr_blocks);
 	for (size_t i = 0; i < t->nr_pm; i++) {
 		const PagemapEntry *e = t->pm[i];
@@ -148,7 +147,7 @@ static int verify_pagemap(const struct rst_task *t)
 		v = j < mm->n_vmas ? mm->vmas[j] : NULL;
 		w = pm_entry_why(e, v, h->nr_data_pages, prev_end);
 		if (w)
-			return fail(name, -EBADMSG, "run at %#" PRIx64 " (%" PRIu64 " pages): %s",
+			return rst_verify_fail(name, -EBADMSG, "run at %#" PRIx64 " (%" PRIu64 " pages): %s",
 				    e->vaddr, e->nr_pages, w);
 		if (v->kind == VMA_KIND__VMA_FILE_SHARED && (e->flags & LZ_PE_PRESENT) && !warned) {
 			pr_warn("%s: pages of shared file mapping %s are not written back", name,
@@ -156,24 +155,6 @@ static int verify_pagemap(const struct rst_task *t)
 			warned = true;
 		}
 		run_end(e, &prev_end); /* checked by pm_entry_why */
-	}
-	return 0;
-}
-
-static int read_full(int fd, void *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		done += (size_t)n;
 	}
 	return 0;
 }
@@ -203,7 +184,7 @@ static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, ui
 	*crc = 0;
 	while (left) {
 		size_t n = MIN(left, CRC_CHUNK);
-		int ret = read_full(fd, buf, n, (off_t)off);
+		int ret = fdio_pread_all(fd, buf, n, (off_t)off);
 
 		if (ret)
 			return ret;
@@ -251,7 +232,7 @@ static int verify_pages_data(const struct rst_pages_check *pc, const uint8_t *wa
 	int ret = 0;
 
 	if (!buf)
-		return fail(pc->name, -ENOMEM, "out of memory");
+		return rst_verify_fail(pc->name, -ENOMEM, "out of memory");
 	if (!want)
 		posix_fadvise(pc->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (size_t b = 0; b < pc->nr_crc; b++) {
@@ -264,11 +245,11 @@ static int verify_pages_data(const struct rst_pages_check *pc, const uint8_t *wa
 
 		ret = pages_block_crc(pc->fd, first, nr, buf, &crc);
 		if (ret) {
-			fail(pc->name, ret, "read: %s", strerror(-ret));
+			rst_verify_fail(pc->name, ret, "read: %s", strerror(-ret));
 			break;
 		}
 		if (crc != pc->crc[b]) {
-			ret = fail(pc->name, -EBADMSG,
+			ret = rst_verify_fail(pc->name, -EBADMSG,
 				   "checksum mismatch in pages %" PRIu64 "-%" PRIu64 " (corrupted)",
 				   first, first + nr - 1);
 			break;
@@ -287,23 +268,23 @@ int rst_verify_pages_file(const struct rst_images *im, const struct rst_pages_ch
 	struct stat st;
 	int ret;
 
-	ret = fstat(pc->fd, &st) ? -errno : read_full(pc->fd, &hdr, sizeof(hdr), 0);
+	ret = fstat(pc->fd, &st) ? -errno : fdio_pread_all(pc->fd, &hdr, sizeof(hdr), 0);
 	if (ret)
-		return fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
+		return rst_verify_fail(name, ret == -ENODATA ? -EBADMSG : ret, "%s",
 			    ret == -ENODATA ? "truncated (no pages header)" : strerror(-ret));
 	ret = pages_hdr_check(&hdr, &im->id, &why);
 	if (ret)
-		return fail(name, ret, "%s", why);
+		return rst_verify_fail(name, ret, "%s", why);
 	if (hdr.hdr_crc != rst_inv_file(im, name)->crc)
-		return fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
+		return rst_verify_fail(name, -ESTALE, "does not match the header checksum inventory.img lists");
 	if (hdr.pid != pc->owner || hdr.nr_pages != nr)
-		return fail(name, -EBADMSG,
+		return rst_verify_fail(name, -EBADMSG,
 			    "header says %s %u, %" PRIu64 " pages; %s says %u, %" PRIu64, pc->owner_what,
 			    hdr.pid, (uint64_t)hdr.nr_pages, pc->map_name, pc->owner, nr);
 	if (pages_span(nr, 0, &size, &len))
-		return fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
+		return rst_verify_fail(name, -EBADMSG, "%" PRIu64 " pages cannot be in one file", nr);
 	if ((uint64_t)st.st_size != size)
-		return fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
+		return rst_verify_fail(name, -EBADMSG, "size %" PRIu64 ", expected %" PRIu64 " (%s)",
 			    (uint64_t)st.st_size, size,
 			    (uint64_t)st.st_size < size ? "truncated" : "trailing data");
 	return verify_pages_data(pc, want);
@@ -346,7 +327,7 @@ static int verify_files(const struct rst_images *im)
 		int ret;
 
 		if (!k)
-			return fail("files.img", -EBADMSG, "file %u of unknown kind %d", f->id,
+			return rst_verify_fail("files.img", -EBADMSG, "file %u of unknown kind %d", f->id,
 				    (int)f->kind);
 		ret = k->verify(f, why, sizeof(why));
 		for (size_t j = 0; !ret && j < f->n_locks; j++) {
@@ -372,7 +353,7 @@ static int verify_files(const struct rst_images *im)
 			ret = -EBADMSG;
 		}
 		if (ret)
-			return fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);
+			return rst_verify_fail("files.img", ret, "file %u (%s): %s", f->id, k->name, why);
 	}
 	return 0;
 }
@@ -390,21 +371,21 @@ int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 		return ret;
 	seen = calloc(MAX_FD / 8, 1);
 	if (!seen)
-		return fail(name, -ENOMEM, "out of memory");
+		return rst_verify_fail(name, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		const FdinfoEntry *d = t->fdinfo[i];
 
 		if (d->fd >= MAX_FD) {
-			ret = fail(name, -EBADMSG, "fd %u out of range", d->fd);
+			ret = rst_verify_fail(name, -EBADMSG, "fd %u out of range", d->fd);
 			break;
 		}
 		if (!rst_file_by_id(im, d->file_id)) {
-			ret = fail(name, -EBADMSG, "fd %u refers to file %u, not in files.img", d->fd,
+			ret = rst_verify_fail(name, -EBADMSG, "fd %u refers to file %u, not in files.img", d->fd,
 				   d->file_id);
 			break;
 		}
 		if (seen[d->fd / 8] & (1U << (d->fd % 8))) {
-			ret = fail(name, -EBADMSG, "fd %u listed twice", d->fd);
+			ret = rst_verify_fail(name, -EBADMSG, "fd %u listed twice", d->fd);
 			break;
 		}
 		seen[d->fd / 8] |= (uint8_t)(1U << (d->fd % 8));
@@ -431,9 +412,9 @@ static int verify_files_exist(const struct rst_task *t)
 	struct stat st;
 
 	if (stat(mm->exe_path, &st))
-		return fail(mm->exe_path, -errno, "%s (the executable)", strerror(errno));
+		return rst_verify_fail(mm->exe_path, -errno, "%s (the executable)", strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(mm->exe_path, -EINVAL, "a %s, dumped as a regular file (the executable)",
+		return rst_verify_fail(mm->exe_path, -EINVAL, "a %s, dumped as a regular file (the executable)",
 			    rst_file_type_name(st.st_mode));
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
@@ -441,10 +422,10 @@ static int verify_files_exist(const struct rst_task *t)
 		if (!vma_is_file(v))
 			continue;
 		if (stat(v->path, &st))
-			return fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),
+			return rst_verify_fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),
 				    v->start);
 		if (!S_ISREG(st.st_mode))
-			return fail(v->path, -EINVAL,
+			return rst_verify_fail(v->path, -EINVAL,
 				    "a %s, dumped as a regular file (mapped at %#" PRIx64 ")",
 				    rst_file_type_name(st.st_mode), v->start);
 		rst_warn_changed(v->path, &st, v->has_ino, v->ino, false, 0);
@@ -499,9 +480,9 @@ static int verify_core(const struct rst_images *im, const struct rst_task *t)
 
 		snprintf(name, sizeof(name), "core-%u.img", tid);
 		if (c->tid != tid)
-			return fail(name, -EBADMSG, "thread %u, expected %u", c->tid, tid);
+			return rst_verify_fail(name, -EBADMSG, "thread %u, expected %u", c->tid, tid);
 		if (c->xsave.len != im->inv->xsave_size)
-			return fail(name, -EBADMSG, "xsave state of %zu bytes, inventory says %u",
+			return rst_verify_fail(name, -EBADMSG, "xsave state of %zu bytes, inventory says %u",
 				    c->xsave.len, im->inv->xsave_size);
 	}
 	return 0;
@@ -530,7 +511,7 @@ static int verify_timers(const struct rst_task *t)
 	snprintf(name, sizeof(name), "task-%u.img", t->pid);
 	ret = plg_check_timers(t->task, t->pstree->threads, t->pstree->n_threads, why,
 			       sizeof(why));
-	return ret ? fail(name, ret, "%s", why) : 0;
+	return ret ? rst_verify_fail(name, ret, "%s", why) : 0;
 }
 
 static int verify_task(const struct rst_images *im, const struct rst_task *t)

@@ -11,6 +11,10 @@
 /* Logs one line and returns -errno on the first problem. */
 int rst_verify(const struct rst_images *im);
 
+/* Log "NAME: <formatted why>" as an error and return RET: one refusal line. */
+int rst_verify_fail(const char *name, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /*
  * The parts of rst_verify() that read no file, for one process T, in the
  * order it runs them (test/fuzz/fuzz_verify.c calls them alone): each
