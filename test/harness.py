@@ -336,6 +336,26 @@ class PyState(Workload):
         return r
 
 
+class Server(Workload):
+    """A server from Debian (redis, memcached, nginx) run by a test: its diag
+    shows the tail of each file of LOGS (names in its directory)."""
+    kind = "server"
+    logs = ("out",)
+
+    def diag(self):
+        parts = [f"--- {self.kind} {name} (tail) ---\n{tail(self.dir / name)}"
+                 for name in self.logs]
+        return "\n".join(parts) + f"\nstate: {proc_state(self.pid)}\n{self.env.diag()}"
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nobody listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class LzRefuse(Workload):
     kind = "lzrefuse"
 

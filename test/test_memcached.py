@@ -104,23 +104,14 @@ class Mc:
         self.s.close()
 
 
-class Memcached(harness.Workload):
+class Memcached(harness.Server):
     kind = "memcached"
-
-    def diag(self):
-        return f"--- memcached output (tail) ---\n{harness.tail(self.dir / 'out')}\n" \
-               f"state: {harness.proc_state(self.pid)}\n{self.env.diag()}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    logs = ("out",)
 
 
 def start_memcached(env):
     d = env.path("memcached")
-    port = free_port()
+    port = harness.free_port()
     argv = [MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "4",
             "-m", "64", "-c", "256", "-u", run_as()]
     with open(d / "out", "wb") as out:

@@ -24,7 +24,6 @@ import http.client
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 
 import pytest
@@ -69,19 +68,9 @@ def run_as():
         return pwd.getpwnam("nobody")
 
 
-class Nginx(harness.Workload):
+class Nginx(harness.Server):
     kind = "nginx"
-
-    def diag(self):
-        return f"--- nginx error.log (tail) ---\n{harness.tail(self.dir / 'error.log')}\n" \
-               f"--- nginx output (tail) ---\n{harness.tail(self.dir / 'out')}\n" \
-               f"state: {harness.proc_state(self.pid)}\n{self.env.diag()}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    logs = ("error.log", "out")
 
 
 def workers(pid):
@@ -126,7 +115,7 @@ def start_nginx(env):
     page = os.urandom(200_000) + b"\nend of the known page\n"
     (www / "page.bin").write_bytes(page)
     os.chmod(www / "page.bin", 0o644)
-    port = free_port()
+    port = harness.free_port()
     user = run_as()
     (d / "nginx.conf").write_text(CONF.format(user=user.pw_name, d=d, port=port))
     argv = [NGINX, "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")]

@@ -93,23 +93,14 @@ class Resp:
         self.s.close()
 
 
-class Redis(harness.Workload):
+class Redis(harness.Server):
     kind = "redis-server"
-
-    def diag(self):
-        return f"--- redis log (tail) ---\n{harness.tail(self.dir / 'redis.log')}\n" \
-               f"state: {harness.proc_state(self.pid)}\n{self.env.diag()}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    logs = ("redis.log",)
 
 
 def start_redis(env):
     d = env.path("redis")
-    port = free_port()
+    port = harness.free_port()
     argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d),
             "--save", "", "--appendonly", "no", "--logfile", str(d / "redis.log"),
             "--enable-debug-command", "local", "--unixsocket", str(d / "redis.sock"),
