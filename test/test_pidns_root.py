@@ -87,6 +87,22 @@ def unshare_argv(own_proc, prog):
     return ["unshare", "--pid", "--fork"] + (["--mount-proc"] if own_proc else []) + prog
 
 
+def start_as_init(env, d, own_proc, prog, what):
+    """Run PROG as pid 1 of a new pid namespace (unshare) in directory D and
+    wait for its "ready" file; return (the unshare Popen, the ready text,
+    the root's pid here)."""
+    with open(d / "out", "wb") as out:
+        p = subprocess.Popen(unshare_argv(own_proc, prog), cwd=d, stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                             close_fds=True)
+    env.procs.append(p)
+    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, f"{what} to be ready")
+    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+        (outer,) = [int(x) for x in f.read().split()]
+    env.pids.add(outer)
+    return p, (d / "ready").read_text(), outer
+
+
 class PidnsTree:
     """An lzpidns tree: the unshare Popen, the root's pid here, its dir."""
 
@@ -303,17 +319,9 @@ def test_lztree_as_init(env, mode):
     d = env.base / "tree"
     d.mkdir()
     prog = [str(harness.WORKLOADS / "lztree"), "--dir", str(d)]
-    with open(d / "out", "wb") as out:
-        p = subprocess.Popen(unshare_argv(True, prog), cwd=d, stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                             close_fds=True)
-    env.procs.append(p)
-    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "lztree to be ready")
-    pids = {k: int(v) for k, v in kv((d / "ready").read_text()).items()}
+    p, text, outer = start_as_init(env, d, True, prog, "lztree")
+    pids = {k: int(v) for k, v in kv(text).items()}
     assert pids["pid"] == 1
-    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-        (outer,) = [int(x) for x in f.read().split()]
-    env.pids.add(outer)
     ask(d, outer, 1)
     img = env.path("img")
     r = env.lazarus("dump", "-t", outer, "-D", img, log=env.log_path("dump"))
@@ -339,16 +347,8 @@ def test_python_as_init(env, mode):
     d = env.base / "py"
     d.mkdir()
     prog = ["setsid", str(harness.PYTHON), str(harness.PYSTATE), "--dir", str(d)]
-    with open(d / "out", "wb") as out:
-        p = subprocess.Popen(unshare_argv(False, prog), cwd=d, stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                             close_fds=True)
-    env.procs.append(p)
-    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "pystate to be ready")
-    assert (d / "ready").read_text().strip() == "pid=1"
-    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-        (outer,) = [int(x) for x in f.read().split()]
-    env.pids.add(outer)
+    p, text, outer = start_as_init(env, d, False, prog, "pystate")
+    assert text.strip() == "pid=1"
 
     def check(pid):
         result = d / "result"
@@ -404,17 +404,9 @@ def test_group_leader_gone_in_namespace(env, mode):
     from test_tree import GROUPS
     d = env.path("groups")
     prog = ["setsid", harness.PYTHON, "-c", GROUPS, str(d), "gone"]
-    with open(d / "out", "wb") as out:
-        p = subprocess.Popen(unshare_argv(True, prog), cwd=d, stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                             close_fds=True)
-    env.procs.append(p)
-    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "the groups program")
-    ready = {k: int(v) for k, v in kv((d / "ready").read_text()).items()}
+    p, text, outer = start_as_init(env, d, True, prog, "the groups program")
+    ready = {k: int(v) for k, v in kv(text).items()}
     assert ready["pid"] == 1
-    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-        (outer,) = [int(x) for x in f.read().split()]
-    env.pids.add(outer)
     img = env.path("img")
     r = env.lazarus("dump", "-t", outer, "-D", img, log=env.log_path("dump"))
     assert r.rc == 0 and not r.errors, r.describe()
