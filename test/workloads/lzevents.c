@@ -52,7 +52,6 @@
 #define WL_NAME "lzevents"
 #include "wl.h"
 
-static volatile sig_atomic_t check_requested, term_requested;
 
 struct events {
 	const char *dir;
@@ -61,18 +60,6 @@ struct events {
 	uint64_t seq;
 	char fails[2048];
 };
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
 
 #define FAIL(e, ...) \
 	snprintf((e)->fails + strlen((e)->fails), sizeof((e)->fails) - strlen((e)->fails), __VA_ARGS__)
@@ -316,9 +303,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: lzevents --dir DIR [--fanotify]\n");
 		return 2;
 	}
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = wl_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGUSR1);

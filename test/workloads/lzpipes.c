@@ -41,7 +41,6 @@
 #define BIG_CAP (256 * 1024)
 #define VERDICT_LEN 128 /* the child's verdict: one fixed-size record */
 
-static volatile sig_atomic_t check_requested, term_requested;
 
 struct pipes {
 	const char *dir;
@@ -52,18 +51,6 @@ struct pipes {
 	int big_len;	/* what filled it */
 	uint64_t seq;
 };
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
 
 static uint8_t pat(int stream, size_t i)
 {
@@ -292,9 +279,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: lzpipes --dir DIR\n");
 		return 2;
 	}
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = wl_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	/* Only sigsuspend lets them in: a request between the test and the wait is not lost. */
 	sigemptyset(&none);

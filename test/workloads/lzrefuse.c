@@ -42,7 +42,6 @@
 
 enum mode { M_THREAD, M_CHILD, M_SOCKET, M_PIPE };
 
-static volatile sig_atomic_t check_requested, term_requested;
 static atomic_uint_fast64_t thread_beats;
 static atomic_int thread_tid;
 
@@ -60,18 +59,6 @@ static void nap_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);	/* EINTR only shortens it */
-}
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
 }
 
 static void *beat_thread(void *arg)
@@ -253,10 +240,10 @@ int main(int argc, char **argv)
 	r.mode = parse_mode(mode);
 
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = wl_on_usr1;
 	if (sigaction(SIGUSR1, &sa, NULL))
 		die("sigaction");
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	if (sigaction(SIGTERM, &sa, NULL))
 		die("sigaction");
 

@@ -82,19 +82,6 @@ struct shm {
 	uint64_t seq;
 };
 
-static volatile sig_atomic_t check_requested, term_requested;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
 
 static uint64_t pattern(int o, uint64_t page, uint64_t word)
 {
@@ -371,8 +358,8 @@ int main(int argc, char **argv)
 		die("usage: lzshm --dir DIR [--mib N] [--key K]");
 	if (!s.key)
 		s.key = (key_t)(0x4c5a0000 + (getpid() & 0xffff));
-	signal(SIGUSR1, on_usr1);
-	signal(SIGTERM, on_term);
+	signal(SIGUSR1, wl_on_usr1);
+	signal(SIGTERM, wl_on_term);
 	setup(&s, mib << 20);
 	child = fork();
 	if (child < 0)

@@ -77,7 +77,6 @@ static struct thread th[NR_THREADS];
 static atomic_uint check_gen;	/* raised by the main thread for each check */
 static atomic_uint futex_word;
 static atomic_uint idle_word;	/* never changes: worker 7 only times out on it */
-static volatile sig_atomic_t check_requested, term_requested;
 extern const unsigned int __rseq_size __attribute__((weak));
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 
@@ -231,18 +230,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
-
 static void setup_thread(struct thread *t, int idx)
 {
 	t->idx = idx;
@@ -361,9 +348,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: lzthreads --dir DIR\n");
 		return 2;
 	}
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = wl_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	setup_thread(&th[0], 0);
 	/* The main thread blocks the workers' RT signals; it takes SIGUSR1 and SIGTERM. */

@@ -57,19 +57,6 @@ struct node {
 	pid_t pids[W_NR];	 /* root: every process; a: z */
 };
 
-static volatile sig_atomic_t check_requested, term_requested;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
 
 static uint64_t pattern(enum who w, uint64_t i)
 {
@@ -330,9 +317,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: lztree --dir DIR\n");
 		return 2;
 	}
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = wl_on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	if (getsid(0) != getpid() && setsid() < 0)
 		die("setsid");

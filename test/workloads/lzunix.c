@@ -58,19 +58,6 @@
 #define WL_NAME "lzunix"
 #include "wl.h"
 
-static volatile sig_atomic_t check_requested, term_requested;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	check_requested = 1;
-}
-
-static void on_term(int sig)
-{
-	(void)sig;
-	term_requested = 1;
-}
 
 struct fds {
 	int st[2], dg[2], sq[2], sh[2];
@@ -640,7 +627,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *ext = NULL, *refuse = NULL;
 	char cdir[4200], path[4300], text[128];
-	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigaction sa = { .sa_handler = wl_on_usr1 };
 	struct fds f = { .ext = -1 };
 	pid_t me = getpid(), child;
 
@@ -658,7 +645,7 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_term;
+	sa.sa_handler = wl_on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (ext)

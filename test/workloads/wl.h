@@ -1,13 +1,16 @@
 /*
  * wl.h - what the C test workloads share: dying with a reason, writing a
  * whole buffer through EINTR, and publishing a file atomically (a harness
- * reading DIR/NAME sees all of it or nothing). Each workload sets WL_NAME.
+ * reading DIR/NAME sees all of it or nothing), and the two requests the
+ * harness sends: SIGUSR1 (check yourself) and SIGTERM (exit). Each workload
+ * sets WL_NAME.
  */
 #ifndef LZ_WL_H
 #define LZ_WL_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,21 @@ __attribute__((format(printf, 1, 2), noreturn, unused)) static void die(const ch
 	fprintf(stderr, ": %s\n", strerror(errno));
 	va_end(ap);
 	exit(2);
+}
+
+/* Set by wl_on_usr1 / wl_on_term; the workload's loop polls and clears them. */
+__attribute__((unused)) static volatile sig_atomic_t check_requested, term_requested;
+
+__attribute__((unused)) static void wl_on_usr1(int sig)
+{
+	(void)sig;
+	check_requested = 1;
+}
+
+__attribute__((unused)) static void wl_on_term(int sig)
+{
+	(void)sig;
+	term_requested = 1;
 }
 
 __attribute__((unused)) static int write_all(int fd, const void *buf, size_t len)
