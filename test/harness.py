@@ -456,6 +456,7 @@ class Env:
         self.procs = []  # Popen objects we started
         self.pids = set()  # every pid that may need killing at teardown
         self.nlog = 0
+        self.finalizers = []  # called after every process is gone (at_cleanup)
 
     def path(self, name):
         p = self.base / name
@@ -579,9 +580,16 @@ class Env:
 
     # --- teardown ---
 
+    def at_cleanup(self, fn):
+        """Call fn() at cleanup, once every process is killed and reaped: for
+        what a server killed mid-flight leaves behind outside its directory
+        (a SysV segment, a file under /dev/shm)."""
+        self.finalizers.append(fn)
+
     def cleanup(self):
         """Kill whatever the test left behind: our Popens, restored pids and
-        anything reparented to us; then reap everything."""
+        anything reparented to us; then reap everything; then run the
+        finalizers (at_cleanup)."""
         for pid in set(self.pids) | set(my_children()):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -613,6 +621,8 @@ class Env:
                 except (ProcessLookupError, HarnessError):
                     pass
             time.sleep(0.02)
+        for fn in self.finalizers:
+            fn()
 
 
 # --- images ---

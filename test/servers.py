@@ -1,18 +1,22 @@
 """servers.py - the real servers from Debian that scenarios checkpoint:
-redis-server, memcached and nginx. For each: how to start it
+redis-server, memcached, nginx and PostgreSQL 15. For each: how to start it
 in a test's directory on a free port (start_*), load it with known data, and
 check it through its own protocol after a restore. test_redis.py,
-test_memcached.py and test_nginx.py use them.
+test_memcached.py, test_nginx.py, test_postgres.py and test_servers_lazy.py
+(all four restored lazily at once) use them.
 
 Every server is started in a session of its own (start_new_session), as
 the root of the tree that is dumped.
 """
+import hashlib
 import http.client
 import os
 import pwd
 import shutil
 import socket
+import struct
 import subprocess
+import time
 
 import harness
 
@@ -20,6 +24,9 @@ REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CURL = shutil.which("curl")
+PGBIN = "/usr/lib/postgresql/15/bin"
+POSTGRES = f"{PGBIN}/postgres"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 REDIS_NKEYS = 100_000
 MC_NKEYS = 5000
@@ -506,3 +513,338 @@ def nginx_logged(w):
     harness.wait_for(all_there, harness.READY_TIMEOUT,
                      f"{w.pages} lines of /page.bin in access.log", w.diag)
 
+
+# --- PostgreSQL 15 ---
+#
+# A cluster of our own: initdb as the postgres user in the test's directory,
+# the postmaster started directly (setpriv execs it: the pid we start is the
+# postmaster, the root of its tree), listening on a free TCP port of
+# 127.0.0.1 and a unix socket, its log collector (a syslogger child fed
+# through a pipe) writing into the directory. The Debian cluster service is
+# neither needed nor touched.
+
+PG_NROWS = 100_000
+PG_TABLE_SQL = (f"CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v "
+                f"FROM generate_series(1, {PG_NROWS}) g; "
+                "ALTER TABLE t ADD PRIMARY KEY (id)")
+PG_SUM_SQL = "SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t"
+
+
+def pg_expected(rows):
+    """The (count, md5) PG_SUM_SQL gives for rows [(id, v)], computed here."""
+    s = ",".join(f"{i}:{v}" for i, v in sorted(rows))
+    return str(len(rows)), hashlib.md5(s.encode()).hexdigest()
+
+
+def pg_initial_rows():
+    return [(g, hashlib.md5(str(g).encode()).hexdigest()) for g in range(1, PG_NROWS + 1)]
+
+
+class PgError(AssertionError):
+    pass
+
+
+class PgConn:
+    """A minimal PostgreSQL frontend (protocol 3.0, trust authentication,
+    simple queries) over TCP: one connection that a test can keep open
+    across a dump and restore."""
+
+    def __init__(self, port, user="postgres", db="postgres", timeout=60):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        body = struct.pack("!i", 196608)
+        for k, v in (("user", user), ("database", db), ("application_name", "lztest")):
+            body += k.encode() + b"\0" + v.encode() + b"\0"
+        body += b"\0"
+        self.s.sendall(struct.pack("!i", len(body) + 4) + body)
+        self.params = {}
+        self.backend_pid = None
+        while True:
+            t, m = self._msg()
+            if t == b"R":
+                code = struct.unpack("!i", m[:4])[0]
+                if code != 0:
+                    raise PgError(f"authentication {code} asked: the test cluster uses trust")
+            elif t == b"S":
+                k, v = m.rstrip(b"\0").split(b"\0")
+                self.params[k.decode()] = v.decode()
+            elif t == b"K":
+                self.backend_pid = struct.unpack("!i", m[:4])[0]
+            elif t == b"E":
+                raise PgError(f"startup: {self._err(m)}")
+            elif t == b"Z":
+                return
+
+    def _recv(self, n):
+        while len(self.buf) < n:
+            data = self.s.recv(65536)
+            if not data:
+                raise ConnectionError("postgres closed the connection")
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _msg(self):
+        t = self._recv(1)
+        n = struct.unpack("!i", self._recv(4))[0]
+        return t, self._recv(n - 4)
+
+    @staticmethod
+    def _err(m):
+        fields = {}
+        for f in m.split(b"\0"):
+            if f:
+                fields[chr(f[0])] = f[1:].decode(errors="replace")
+        return f"{fields.get('S', '?')} {fields.get('C', '?')}: {fields.get('M', '?')}"
+
+    def query(self, sql):
+        """Rows (lists of str or None) of the last statement of sql."""
+        b = sql.encode() + b"\0"
+        self.s.sendall(b"Q" + struct.pack("!i", len(b) + 4) + b)
+        rows, err = [], None
+        while True:
+            t, m = self._msg()
+            if t == b"T":
+                rows = []
+            elif t == b"D":
+                n = struct.unpack("!h", m[:2])[0]
+                off, row = 2, []
+                for _ in range(n):
+                    ln = struct.unpack("!i", m[off:off + 4])[0]
+                    off += 4
+                    if ln < 0:
+                        row.append(None)
+                    else:
+                        row.append(m[off:off + ln].decode())
+                        off += ln
+                rows.append(row)
+            elif t == b"E":
+                err = self._err(m)
+            elif t == b"Z":
+                if err:
+                    raise PgError(f"{sql}: {err}")
+                return rows
+
+    def close(self):
+        """Terminate, and wait for the backend to close its end first (no
+        socket of the server left half-closed for a dump to meet)."""
+        self.s.sendall(b"X" + struct.pack("!i", 4))
+        try:
+            while self.s.recv(65536):
+                pass
+        except OSError:
+            pass
+        self.s.close()
+
+
+class Postgres(harness.Server):
+    kind = "postgres"
+    logs = ("log/postgresql.log", "out")
+
+
+def pg_user():
+    return pwd.getpwnam("postgres")
+
+
+def as_postgres(argv):
+    """argv run as the postgres user (setpriv execs: no process in between)."""
+    return [SETPRIV, "--reuid", "postgres", "--regid", "postgres", "--init-groups",
+            "--reset-env"] + [str(a) for a in argv]
+
+
+def pg_start_postmaster(env, w):
+    argv = as_postgres([POSTGRES, "-D", w.data, "-k", w.sockdir, "-p", w.port,
+                        "-c", "listen_addresses=127.0.0.1",
+                        "-c", "logging_collector=on", "-c", f"log_directory={w.dir / 'log'}",
+                        "-c", "log_filename=postgresql.log",
+                        "-c", "log_connections=on", "-c", "log_checkpoints=on",
+                        "-c", "shared_buffers=32MB",
+                        "-c", "dynamic_shared_memory_type=posix"])
+    proc = popen_server(env, argv, w.dir, w.dir / "out")
+    w.pid, w.proc = proc.pid, proc
+
+    def up():
+        if proc.poll() is not None:
+            raise harness.HarnessError(f"postgres exited with {proc.returncode}\n{w.diag()}")
+        try:
+            c = PgConn(w.port, timeout=5)
+        except (OSError, PgError):
+            return False
+        ok = c.query("SELECT 1") == [["1"]]
+        c.close()
+        return ok
+
+    harness.wait_for(up, harness.READY_TIMEOUT, "postgres to answer SELECT 1", w.diag)
+    w.segments |= {(i, k) for i, k in pg_sysv_segments(w.pid)}
+    return w
+
+
+def start_postgres(env, sockdir_owner=None):
+    """initdb in the test's directory, then the postmaster (pg_start_postmaster).
+    sockdir_owner (a pwd entry): the unix socket's directory is that user's,
+    mode 0755, instead of sticky and world-writable."""
+    d = env.path("postgres")
+    pw = pg_user()
+    # mkdtemp makes the test directory 0700: postgres must reach its own below.
+    os.chmod(env.base, 0o711)
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+    os.chmod(d, 0o711)
+    data = d / "data"
+    # The socket directory is sticky and world-writable, as /tmp (PostgreSQL's
+    # compiled-in default) is: a restore binds the socket again in a directory
+    # that a user other than the one restoring may write only if it is sticky.
+    sockdir = d / "sock"
+    sockdir.mkdir()
+    if sockdir_owner is None:
+        os.chmod(sockdir, 0o1777)
+    else:
+        os.chown(sockdir, sockdir_owner.pw_uid, sockdir_owner.pw_gid)
+        os.chmod(sockdir, 0o755)
+    (d / "log").mkdir()
+    os.chown(d / "log", pw.pw_uid, pw.pw_gid)
+    p = subprocess.run(as_postgres([f"{PGBIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres",
+                                    "-E", "UTF8", "--locale=C", "--no-sync"]),
+                       cwd=d, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"initdb: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    w = Postgres(env, d, None)
+    w.data, w.sockdir, w.port = data, sockdir, harness.free_port()
+    w.segments, w.started = set(), time.time() - 1
+    env.at_cleanup(lambda: pg_forget(w))
+    return pg_start_postmaster(env, w)
+
+
+def pg_load(w):
+    c = PgConn(w.port)
+    c.query(PG_TABLE_SQL)
+    got = tuple(c.query(PG_SUM_SQL)[0])
+    c.close()
+    want = pg_expected(pg_initial_rows())
+    assert got == want, f"loaded table: {got}, computed {want}"
+    return want
+
+
+def psql(w, sql, host=None):
+    """psql -At over the unix socket (host=None) or TCP: its output lines."""
+    p = subprocess.run(as_postgres([f"{PGBIN}/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                                    "-h", host or w.sockdir, "-p", w.port, "-U", "postgres",
+                                    "-d", "postgres", "-F", "|", "-c", sql]),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"psql {sql!r}: exit {p.returncode}\n{p.stderr}\n{w.diag()}"
+    return p.stdout.splitlines()
+
+
+def pg_sysv_rows():
+    with open("/proc/sysvipc/shm") as f:
+        head = f.readline().split()
+        return [dict(zip(head, line.split())) for line in f]
+
+
+def pg_sysv_segments(pid):
+    """(id, key) of the SysV segments that process pid created."""
+    return [(int(r["shmid"]), int(r["key"])) for r in pg_sysv_rows() if int(r["cpid"]) == pid]
+
+
+def pg_sysv_ids(pid):
+    return [i for i, _ in pg_sysv_segments(pid)]
+
+
+def pg_dsm_mapped():
+    """Every /dev/shm/PostgreSQL.* file that some process maps."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/maps") as f:
+                for line in f:
+                    i = line.find("/dev/shm/PostgreSQL.")
+                    if i >= 0:
+                        out.add(line[i:].split()[0])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def pg_forget(w):
+    """At cleanup, once every process is gone: what a postmaster that was
+    killed rather than shut down leaves behind, its SysV segment (the same
+    id and key, attached by nobody) and the dynamic shared memory files its
+    processes made (PostgreSQL's own, made since it started, mapped by no
+    process: a dying backend may have created one the postmaster never
+    mapped)."""
+    rows = {int(r["shmid"]): r for r in pg_sysv_rows()}
+    for shmid, key in w.segments:
+        r = rows.get(shmid)
+        if r and int(r["key"]) == key and int(r["nattch"]) == 0:
+            subprocess.run(["ipcrm", "-m", str(shmid)], timeout=60)
+    uid, mapped = pg_user().pw_uid, pg_dsm_mapped()
+    for name in os.listdir("/dev/shm"):
+        path = f"/dev/shm/{name}"
+        if not name.startswith("PostgreSQL.") or path in mapped:
+            continue
+        try:
+            st = os.lstat(path)
+            if st.st_uid == uid and st.st_mtime >= w.started:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def pg_drop_orphan_segments(w, ids):
+    """A postmaster killed by the dump leaves its SysV segment behind (it is
+    removed only at a clean shutdown), unattached: the restore makes it again
+    with its dumped id and contents, so the orphan goes first, as it would be
+    absent on another machine. Only a segment nobody is attached to."""
+    for row in pg_sysv_rows():
+        if int(row["shmid"]) in ids:
+            assert int(row["nattch"]) == 0, f"SysV segment {row} still attached after the dump"
+            subprocess.run(["ipcrm", "-m", row["shmid"]], check=True, timeout=60)
+
+
+def pg_dump(env, w, imgdir, *extra):
+    ids = pg_sysv_ids(w.pid)
+    assert ids, "the postmaster made no SysV segment"
+    r = dump(env, w, imgdir, *extra)
+    pg_drop_orphan_segments(w, ids)
+    return r
+
+
+def pg_check(w, want):
+    """The table's count and checksum over the unix socket (psql) and TCP
+    (psql, and our own client); returns nothing, asserts."""
+    for host in (None, "127.0.0.1"):
+        got = tuple(psql(w, PG_SUM_SQL, host)[0].split("|"))
+        assert got == want, f"checksum over {host or 'the unix socket'}: {got}, want {want}"
+    c = PgConn(w.port)
+    assert tuple(c.query(PG_SUM_SQL)[0]) == want
+    c.close()
+
+
+def pg_write(w, key, value):
+    """INSERT a row in a committed transaction over a new connection, read it
+    back over another one; the new backends are the restored postmaster's
+    children."""
+    c = PgConn(w.port)
+    assert c.backend_pid in children(w.pid), \
+        f"backend {c.backend_pid} is not a child of the postmaster {w.pid}"
+    c.query(f"BEGIN; INSERT INTO t VALUES ({key}, '{value}'); COMMIT")
+    c.close()
+    assert psql(w, f"SELECT v FROM t WHERE id = {key}") == [value]
+
+
+def pg_stop(w):
+    """pg_ctl stop -m fast: the postmaster must exit 0 after a shutdown
+    checkpoint (log line "database system is shut down")."""
+    p = subprocess.run(as_postgres([f"{PGBIN}/pg_ctl", "-D", w.data, "stop", "-m", "fast",
+                                    "-t", "120"]), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"pg_ctl stop: exit {p.returncode}\n{p.stdout}{p.stderr}\n{w.diag()}"
+    if w.proc is not None:
+        rc = w.proc.wait(harness.EXIT_TIMEOUT)
+    else:
+        st = harness.reap(w.pid)
+        assert st is not None, f"postgres {w.pid} was reaped by someone else"
+        rc = os.waitstatus_to_exitcode(st)
+    assert rc == 0, f"postmaster exited with {rc}\n{w.diag()}"
+    log = (w.dir / "log" / "postgresql.log").read_text(errors="replace")
+    assert log.rstrip().endswith("database system is shut down"), \
+        f"postgres did not shut down cleanly\n{w.diag()}"
