@@ -19,9 +19,16 @@ data directory sees the committed row (the WAL and data files the restored
 processes wrote are right). With --tcp-established a client connected
 before the dump (its backend inside a transaction-free session with a
 temporary table) continues on the same connection.
+
+As an attacker with the server's uid would: a relation file the postmaster
+holds open replaced by a symlink to a root-only file must make the restore
+refuse (strict xfail today: the restored server gets a read-write descriptor
+of that file), and the socket directory owned by postgres (strict xfail:
+refused, sockets are bound by root).
 """
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -129,3 +136,36 @@ def test_postgres_socket_dir_owned_by_postgres(env):
     w.proc = None
     servers.pg_check(w, want)
     servers.pg_stop(w)
+
+
+@pytest.mark.xfail(strict=True, reason="restore opens a dumped file as root, following a symlink "
+                   "its owner planted in its place: only a warning (another inode) today, "
+                   "until files are opened as their owner")
+def test_postgres_planted_symlink_in_data_dir(env):
+    """An attacker with the server's uid (who owns the data directory)
+    replaces a relation file the postmaster holds open read-write by a
+    symlink to a root-only file of the same size. The restore, run by root,
+    must not hand the server a descriptor of that file: it refuses, one
+    error line naming the path, and nothing is left running."""
+    w = servers.start_postgres(env)
+    servers.pg_load(w)
+    img = env.base / "img"
+    servers.pg_dump(env, w, img)
+    held = [f for f in harness.file_entries(img) if f.get("kind") == "FD_REG"
+            and f["path"].startswith(str(w.data) + "/") and f["flags"] & os.O_ACCMODE == os.O_RDWR]
+    assert held, "the postmaster's tree holds no data file read-write"
+    victim = held[0]["path"]
+    secret = env.base / "secret"
+    secret.write_bytes(b"s" * int(held[0]["size"]))
+    os.chmod(secret, 0o600)
+    pw = servers.pg_user()
+    p = subprocess.run(servers.as_postgres(["sh", "-c", 'rm -f "$1" && ln -s "$2" "$1"', "sh",
+                                            victim, secret]), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and os.path.islink(victim), f"planting the link: {p.stderr}"
+    assert os.lstat(victim).st_uid == pw.pw_uid
+    r = env.lazarus(*env.restore_args(img, "eager", True), log=env.log_path("restore"))
+    env.pids.add(w.pid)
+    assert r.rc != 0 and len(r.errors) == 1 and victim in r.errors[0], \
+        f"restore did not refuse the planted link\n{r.describe()}"
+    assert not harness.alive(w.pid), "a refused restore left the postmaster running"
