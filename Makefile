@@ -182,8 +182,15 @@ clean:
 
 # `make bench` (root): the machine's limits (bench/*.c) and Lazarus measured
 # against them in one run; writes build/bench/bench.json. Documentation/bench.md.
+# BENCH_REDIS_MIB: data in the redis-server of the redis part (smaller is
+# quicker); CRIU=/path/to/criu measures CRIU beside Lazarus in the same run
+# (nothing of CRIU runs without it); BENCH_PARTS: only some parts.
 BENCH_MIB	?= 64 256 1024
 BENCH_REPS	?= 5
+BENCH_REDIS_MIB	?= 1024
+BENCH_REDIS_GETS ?= 10000
+BENCH_PARTS	?= sizes shm programs ws thp redis
+CRIU		?=
 BENCH_BIN	:= $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
 
 $(O)/bench/%: bench/%.c bench/bench.h
@@ -192,6 +199,8 @@ $(O)/bench/%: bench/%.c bench/bench.h
 
 bench: all $(BENCH_BIN)
 	$(Q)/usr/bin/python3 bench/bench.py --mib "$(BENCH_MIB)" --reps $(BENCH_REPS) \
+		--parts "$(BENCH_PARTS)" --redis-mib $(BENCH_REDIS_MIB) \
+		--redis-gets $(BENCH_REDIS_GETS) $(if $(CRIU),--criu "$(CRIU)") \
 		--out $(O)/bench/bench.json
 
 .PHONY: bench

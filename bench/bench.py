@@ -43,7 +43,10 @@ import threading
 import time
 from pathlib import Path
 
+import bench_criu
+import bench_redis
 import bench_thp
+import bench_tools
 import bench_ws
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,7 @@ LZWORK = BUILD / "test" / "lzwork"
 LZSHM = BUILD / "test" / "lzshm"
 MEMBENCH = BUILD / "bench" / "membench"
 UFFDBENCH = BUILD / "bench" / "uffdbench"
+MAXRSS = BUILD / "bench" / "maxrss"
 
 PR_SET_CHILD_SUBREAPER = 36
 PAGE = 4096
@@ -109,6 +113,14 @@ def my_children():
             if st and st[1] == me:
                 out.append(int(d))
     return out
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nobody listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(pred, timeout, what):
@@ -1063,14 +1075,25 @@ def parse_args():
                     help="working-set workload: keys queried (the N of 'first N answers')")
     ap.add_argument("--thp-mib", type=int, default=256,
                     help="huge pages: lzwork's size in MiB, with and without --thp")
-    ap.add_argument("--parts", default="sizes shm programs ws thp",
+    ap.add_argument("--redis-mib", type=int, default=1024,
+                    help="redis: MiB of data (used_memory) in the redis-server measured")
+    ap.add_argument("--redis-gets", type=int, default=10000,
+                    help="redis: GETs of random keys after the first reply")
+    ap.add_argument("--criu", default=None,
+                    help="a CRIU binary: measure it beside Lazarus (the 'criu' part on the "
+                         "--mib sizes, and the redis part); without it nothing of CRIU runs")
+    ap.add_argument("--parts", default="sizes shm programs ws thp redis",
                     help="what to measure after the machine limits (default: all of "
-                         "'sizes shm programs ws thp')")
+                         "'sizes shm programs ws thp redis', plus 'criu' with --criu)")
     ap.add_argument("--shm-mib", type=int, default=None,
                     help="shared memory of the lzshm pair (default: smallest --mib)")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
     a.parts = set(a.parts.split())
+    if a.criu:
+        a.parts.add("criu")
+    elif "criu" in a.parts:
+        ap.error("the criu part needs --criu PATH (make bench CRIU=/path/to/criu)")
     try:
         a.sizes = sorted({int(x) for x in a.mib.split()})
     except ValueError:
@@ -1084,12 +1107,18 @@ def parse_args():
     return a
 
 
-def preflight():
+def preflight(a):
     if os.geteuid() != 0:
         raise BenchError("run as root (lazarus needs ptrace and CAP_CHECKPOINT_RESTORE)")
-    for f in (LAZARUS, LZWORK, LZSHM, MEMBENCH, UFFDBENCH):
+    for f in (LAZARUS, LZWORK, LZSHM, MEMBENCH, UFFDBENCH, MAXRSS):
         if not os.access(f, os.X_OK):
             raise BenchError(f"{f} is missing: build first (make bench builds everything)")
+    if "redis" in a.parts and not os.access(bench_redis.REDIS, os.X_OK):
+        raise BenchError(f"{bench_redis.REDIS} is missing: apt-get install redis-server "
+                         f"(make deps), or leave out the redis part (--parts)")
+    if a.criu:
+        return bench_tools.criu_preflight(sys.modules[__name__], a.criu)
+    return None
 
 
 def save_failure_logs(base, logs):
@@ -1107,16 +1136,20 @@ def save_failure_logs(base, logs):
 def main():
     a = parse_args()
     t_start = now()
-    preflight()
+    criu_version = preflight(a)
     become_subreaper()
     res = {"version": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine_info(), "git": git_commit()}
     res["limits"] = machine_limits(a.micro_reps)
-    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib]))
+    # redis: one image per tool plus three servers' data dirs (small).
+    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib] +
+                                              ([a.redis_mib * 3 // 2 * (2 if a.criu else 1)]
+                                               if "redis" in a.parts else [])))
     logs = base / "logs"
     logs.mkdir()
     res["config"] = {"mib": a.sizes, "reps": a.reps, "micro_reps": a.micro_reps,
-                     "images_fs": fsdesc}
+                     "images_fs": fsdesc, "parts": sorted(a.parts), "criu": a.criu,
+                     "criu_version": criu_version}
     b = Bench(base, logs)
     ok = False
     try:
@@ -1139,6 +1172,16 @@ def main():
             print(f"lazarus, huge pages: lzwork {a.thp_mib} MiB with and without --thp x "
                   f"{a.reps}...", flush=True)
             res["thp"] = bench_thp.bench_thp(sys.modules[__name__], b, a.thp_mib, a.reps)
+        if "redis" in a.parts:
+            print(f"{'CRIU and ' if a.criu else ''}lazarus, redis-server {a.redis_mib} MiB, "
+                  f"{a.redis_gets} GETs x {a.reps}...", flush=True)
+            res["redis"] = bench_redis.bench_redis(sys.modules[__name__], b, a.redis_mib,
+                                                   a.redis_gets, a.reps, a.criu)
+        if "criu" in a.parts:
+            print(f"CRIU and lazarus, lzwork {' '.join(map(str, a.sizes))} MiB x {a.reps}, "
+                  f"interleaved...", flush=True)
+            res["criu"] = bench_criu.bench_criu(sys.modules[__name__], b, a.criu, a.sizes,
+                                                a.reps)
         ok = True
     finally:
         kill_leftovers(b.pids)
@@ -1159,6 +1202,10 @@ def main():
         bench_ws.print_ws(res["ws"])
     if "thp" in res:
         bench_thp.print_thp(res["thp"])
+    if "criu" in res:
+        bench_criu.print_criu(res["criu"])
+    if "redis" in res:
+        bench_redis.print_redis(res["redis"])
     print(f"\nwrote {a.out}")
 
 
