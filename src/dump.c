@@ -279,9 +279,9 @@ static bool owner_in_tree(const struct dump_ctx *d, const FileOwner *o)
 }
 
 /*
- * What involves the tree as a whole: owners of O_ASYNC descriptions, and
- * POSIX locks on files their process also maps (restore closes the fds it
- * maps files from, and any close drops the process's POSIX locks on them).
+ * What involves the tree as a whole: owners of O_ASYNC descriptions. (POSIX
+ * locks on files their process also maps are taken by the restorer blob
+ * after it closed the fds it mapped them from: fd-desc.c.)
  */
 static int check_files_tree(const struct dump_ctx *d)
 {
@@ -296,23 +296,6 @@ static int check_files_tree(const struct dump_ctx *d)
 			       e->fown->pid_type == F_OWNER_TID ? "thread" : "process",
 			       e->fown->pid);
 			return -EOPNOTSUPP;
-		}
-		for (size_t j = 0; j < e->n_locks; j++) {
-			const FileLock *l = e->locks[j];
-			const struct dump_proc *p;
-
-			if (l->kind != FILE_LOCK_KIND__LOCK_POSIX)
-				continue;
-			p = proc_of(d, (pid_t)l->pid);
-			for (size_t k = 0; p && k < p->mm.nr_vmas; k++) {
-				const struct dump_vma *v = &p->mm.vmas[k];
-
-				if (!v->path || v->dev != df->dev || v->ino != df->ino)
-					continue;
-				pr_err("process %u holds a POSIX lock on %s, which it also maps at "
-				       "%#" PRIx64 ": not supported yet", l->pid, v->path, v->start);
-				return -EOPNOTSUPP;
-			}
 		}
 	}
 	return 0;

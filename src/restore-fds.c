@@ -464,8 +464,21 @@ void rst_fstore_fini(struct rst_fstore *st)
 
 /* Each fd from the store at its number, as dumped; then the store goes. */
 int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
-		    struct rst_fstore *st, char *why, size_t len)
+		    struct rst_fstore *st, struct rst_svc *s, char *why, size_t len)
 {
+	size_t max_locks = 0;
+
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FileEntry *e = rst_file_by_id(im, rt->fdinfo[i]->file_id);
+
+		max_locks += e ? e->n_locks : 0;
+	}
+	s->nr_locks = 0;
+	s->locks = max_locks ? calloc(max_locks, sizeof(*s->locks)) : NULL;
+	if (max_locks && !s->locks) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
 		int fd = rst_fstore_get(st, d->file_id);
@@ -476,7 +489,7 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 			return fd < 0 ? -ENOENT : -errno;
 		}
 	}
-	/* Before POSIX locks: closing any fd of a file drops them. */
+	/* Before POSIX locks are checked: closing any fd of a file drops them. */
 	rst_fstore_close(st);
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
@@ -487,7 +500,8 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 
 		for (size_t j = 0; j < i && first; j++)
 			first = rt->fdinfo[j]->file_id != d->file_id;
-		ret = rst_desc_install(e, (pid_t)rt->pid, (int)d->fd, first, why, len);
+		ret = rst_desc_install(e, (pid_t)rt->pid, (int)d->fd, first, s->locks, &s->nr_locks,
+				       why, len);
 		if (!ret && k->post)
 			ret = k->post(e, rt, (int)d->fd, why, len);
 		if (ret)
