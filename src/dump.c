@@ -49,6 +49,7 @@
 #include "log.h"
 #include "dump-checks.h"
 #include "dump-core.h"
+#include "dump-delmap.h"
 #include "dump-files.h"
 #include "dump-img.h"
 #include "dump-mem.h"
@@ -235,7 +236,10 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	return ret;
 }
 
-/* Shared memory objects of every process, each once (dump-shmem.c). */
+/*
+ * Shared memory objects of every process, each once (dump-shmem.c); the
+ * content of deleted files they map, each once (dump-delmap.c).
+ */
 static int collect_shmem(struct dump_ctx *d)
 {
 	struct mm_dump **mms = calloc(d->tree.nr + 1, sizeof(*mms));
@@ -251,6 +255,8 @@ static int collect_shmem(struct dump_ctx *d)
 		if (!p->zombie)
 			mms[n++] = &p->mm;
 	ret = shmem_collect(&d->shm, mms, n, &d->files);
+	if (!ret)
+		ret = delmap_collect(mms, n, &d->files, &d->imgs);
 	free(mms);
 	return ret;
 }
