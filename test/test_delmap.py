@@ -58,14 +58,14 @@ def test_deleted_mappings_restored(env, mode):
     # Content once per file: one fddata image for each of the three.
     assert sorted(p.name for p in img.glob("fddata-*.img")) == \
         sorted(f"fddata-{i}.img" for i in files), list(img.iterdir())
-    assert not any(p.exists() for p in (w.dir / n for n in by_path)), "a file came back by name"
+    assert not list((w.dir / "files").iterdir()), "a file came back by name"
 
     w = env.restore(img, mode, w)
     r = w.check_pass()
     assert (r["before"], r["gen"]) == ("1", "2"), r
     assert w.check_pass()["gen"] == "3"
     # Still deleted: nothing was created by name in the directory.
-    assert sorted(p.name for p in w.dir.iterdir()) == ["out", "ready", "result"]
+    assert not list((w.dir / "files").iterdir())
     w.stop()
 
 
@@ -100,3 +100,60 @@ def test_deleted_content_damaged(env, damage):
     r = env.restore(img, "eager", w, expect_ok=False)
     assert r.rc == 1 and len(r.errors) == 1 and victim.name in r.errors[0], r.describe()
     assert harness.proc_state(w.pid) is None
+
+
+def test_directory_gone_at_restore(env):
+    """The directory the deleted files were in is gone at restore: nowhere
+    to make them again; refused with one line naming the file."""
+    w = spawn(env)
+    w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    (w.dir / "files").rmdir()
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc == 1 and len(r.errors) == 1, r.describe()
+    assert r.errors[0].startswith(f"{ERR}restore: deleted file {w.dir}/files/") and \
+        r.errors[0].endswith(f"cannot create it again in {w.dir}/files: No such file or "
+                             "directory"), r.describe()
+    assert harness.proc_state(w.pid) is None
+
+
+# A mapped file unlinked while another link to it is left: no name the dump
+# could trust to be the same file at restore.
+LINKED = r'''
+import mmap, os, sys, time
+d = sys.argv[1]
+path, other = os.path.join(d, "mapped"), os.path.join(d, "other")
+with open(path, "wb") as f:
+    f.write(b"x" * 8192)
+os.link(path, other)
+fd = os.open(path, os.O_RDWR)
+m = mmap.mmap(fd, 8192)
+os.close(fd)
+os.unlink(path)
+with open(os.path.join(d, "ready.tmp"), "w") as f:
+    f.write(f"pid={os.getpid()} path={path}\n")
+os.rename(os.path.join(d, "ready.tmp"), os.path.join(d, "ready"))
+while True:
+    time.sleep(1)
+'''
+
+
+class PyLinked(harness.Workload):
+    kind = "pylinked"
+
+
+def test_deleted_with_other_link_refused(env):
+    d = env.base / "linked"
+    w = env.spawn(PyLinked, [harness.PYTHON, "-c", LINKED, d], d)
+    path = w.ready["path"]
+    with open(f"/proc/{w.pid}/maps") as f:
+        line = next(line for line in f if line.rstrip().endswith(f"{path} (deleted)"))
+    start, end = (a.lstrip("0") for a in line.split()[0].split("-"))
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1 and r.errors == [
+        f"{ERR}dump: process {w.pid}: mapping of deleted file {path} (deleted) (it has 1 other "
+        f"links) at {start}-{end}: not supported yet"], r.describe()
+    assert harness.alive(w.pid)
+    harness.assert_not_stopped(w.pid, "pylinked")

@@ -3,7 +3,7 @@
  *
  *   lzdelmap --dir DIR
  *
- * Sets up, in DIR, three files of NPAGES pages each with its own pattern,
+ * Sets up, in DIR/files, three files of NPAGES pages each with its own pattern,
  * then unlinks all three:
  *   shared   open O_RDWR (the fd kept) and mapped MAP_SHARED: one file
  *            seen through the fd and the mapping;
@@ -82,19 +82,22 @@ static void setup(struct st *s)
 	char path[4200];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/shared", s->dir);
+	snprintf(path, sizeof(path), "%s/files", s->dir);
+	if (mkdir(path, 0750) && errno != EEXIST)
+		die("mkdir %s", path);
+	snprintf(path, sizeof(path), "%s/files/shared", s->dir);
 	fill_file(path, 1, &s->shared_fd);
 	s->shared = map(s->shared_fd, MAP_SHARED);
 	unlink(path);
 
-	snprintf(path, sizeof(path), "%s/twice", s->dir);
+	snprintf(path, sizeof(path), "%s/files/twice", s->dir);
 	fill_file(path, 2, &fd);
 	s->twice1 = map(fd, MAP_SHARED);
 	s->twice2 = map(fd, MAP_SHARED);
 	close(fd);
 	unlink(path);
 
-	snprintf(path, sizeof(path), "%s/private", s->dir);
+	snprintf(path, sizeof(path), "%s/files/private", s->dir);
 	fill_file(path, 3, &fd);
 	s->priv = map(fd, MAP_PRIVATE);
 	close(fd);
