@@ -8,7 +8,9 @@ only mapped); restore makes each file again once, unlinked, and maps every
 mapping of it from that file. Eager and lazy: the process finds every page
 as it left it, a write through the fd is seen in the mapping and back, the
 two mappings of one file are one file, the private copies are its own, and
-the files are still deleted. Cut or corrupted content is refused by name.
+the files are still deleted. A file a parent and its child map is one
+file again. Cut or corrupted content, a directory gone at restore, and at
+dump a deleted file with another link left are refused by name.
 """
 import os
 
@@ -157,3 +159,60 @@ def test_deleted_with_other_link_refused(env):
         f"links) at {start}-{end}: not supported yet"], r.describe()
     assert harness.alive(w.pid)
     harness.assert_not_stopped(w.pid, "pylinked")
+
+
+# A parent maps a file MAP_SHARED, unlinks it and forks: the child has the
+# same mapping of the same deleted file.
+FORKED = r'''
+import ctypes, mmap, os, sys, time
+d = sys.argv[1]
+path = os.path.join(d, "f")
+with open(path, "wb") as f:
+    f.write(bytes(range(256)) * 64)
+fd = os.open(path, os.O_RDWR)
+m = mmap.mmap(fd, 16384)
+os.close(fd)
+os.unlink(path)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+child = os.fork()
+if child == 0:
+    while True:
+        time.sleep(1)
+with open(os.path.join(d, "ready.tmp"), "w") as f:
+    f.write(f"pid={os.getpid()} child={child} addr={addr}\n")
+os.rename(os.path.join(d, "ready.tmp"), os.path.join(d, "ready"))
+while True:
+    time.sleep(1)
+'''
+
+
+def mem(pid, addr, data=None, n=0):
+    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as f:
+        f.seek(addr)
+        return f.write(data) if data is not None else f.read(n)
+
+
+def maps_line(pid, addr):
+    with open(f"/proc/{pid}/maps") as f:
+        return next(line.split() for line in f if int(line.split("-")[0], 16) == addr)
+
+
+def test_deleted_mapping_shared_by_two_processes(env, mode):
+    """One deleted file mapped by a parent and its child: one entry and one
+    content in the images, one file again after restore (same inode in both
+    maps), a write by one seen by the other."""
+    d = env.base / "forked"
+    w = env.spawn(PyLinked, [harness.PYTHON, "-c", FORKED, d], d)
+    child, addr = int(w.ready["child"]), int(w.ready["addr"])
+    env.pids.add(child)
+    img = env.path("img")
+    env.dump(w, img)
+    harness.reap(child)
+    files = deleted_files(img)
+    assert len(files) == 1 and len(list(img.glob("fddata-*.img"))) == 1, files
+    w = env.restore(img, mode, w)
+    a, b = maps_line(w.pid, addr), maps_line(child, addr)
+    assert a[3:5] == b[3:5] and a[1][3] == "s" and a[-1] == "(deleted)", (a, b)
+    assert mem(child, addr, n=512) == bytes(range(256)) * 2
+    mem(w.pid, addr + 100, b"written by the parent")
+    assert mem(child, addr + 100, n=21) == b"written by the parent"
