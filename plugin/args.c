@@ -31,7 +31,7 @@ static bool vma_is_private_file(const VmaEntry *v)
 }
 
 /*
- * extra: [vmas][runs][close fds][threads][POSIX timers], then per thread
+ * extra: [vmas][runs][close fds][threads][POSIX timers][POSIX locks], then per thread
  * its groups and its affinity words (8-byte aligned each).
  */
 size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
@@ -40,7 +40,8 @@ size_t plg_args_extra(const struct plg_images *im, const struct plg_fds *fds)
 		   im->nr_pm * sizeof(struct lz_blob_run) +
 		   ALIGN_UP(fds->nr_close_fds * sizeof(int32_t), 8) +
 		   im->nr_threads * sizeof(struct lz_blob_thread) +
-		   im->task->n_posix_timers * sizeof(struct lz_blob_timer);
+		   im->task->n_posix_timers * sizeof(struct lz_blob_timer) +
+		   fds->nr_locks * sizeof(struct lz_blob_lock);
 
 	for (size_t i = 0; i < im->nr_threads; i++) {
 		const SeccompEntry *sc = im->cores[i]->seccomp;
@@ -563,7 +564,8 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 	struct lz_blob_thread *threads =
 		(struct lz_blob_thread *)(close_fds + ALIGN_UP(fds->nr_close_fds, 2));
 	struct lz_blob_timer *timers = (struct lz_blob_timer *)(threads + im->nr_threads);
-	uint8_t *per = (uint8_t *)(timers + im->task->n_posix_timers);
+	struct lz_blob_lock *locks = (struct lz_blob_lock *)(timers + im->task->n_posix_timers);
+	uint8_t *per = (uint8_t *)(locks + fds->nr_locks);
 	int32_t *idx;
 	int ret;
 
@@ -595,6 +597,10 @@ int plg_build_args(struct lz_blob_args *a, uint8_t *extra, size_t extra_len,
 		close_fds[i] = fds->close_fds[i];
 	a->close_fds = (uint64_t)(uintptr_t)close_fds;
 	a->nr_close_fds = fds->nr_close_fds;
+	if (fds->nr_locks)
+		memcpy(locks, fds->locks, fds->nr_locks * sizeof(*locks));
+	a->locks = (uint64_t)(uintptr_t)locks;
+	a->nr_locks = fds->nr_locks;
 	plg_vdso_range(im->mm, &a->vdso_addr, &a->vdso_len);
 	ret = build_mm(a, im->mm, fds->exe_fd, why, len);
 	if (!ret)

@@ -55,6 +55,8 @@ struct plg_fds {
 	unsigned nr_close_fds;
 	const struct plg_shm *shm_ids; /* every shared memory object of the dump */
 	size_t nr_shm;
+	const struct lz_blob_lock *locks; /* POSIX locks the blob takes after closing */
+	unsigned nr_locks;
 };
 
 static inline const struct plg_shm *plg_shm_find(const struct plg_fds *f, uint32_t id)

@@ -83,7 +83,7 @@ static uint32_t fault_step(void)
 		[LZ_STEP_ROBUST] = "thread", [LZ_STEP_ITIMER] = "itimer", [LZ_STEP_RLIMIT] = "rlimit",
 		[LZ_STEP_CLOSE] = "close",   [LZ_STEP_SIGQUEUE] = "sigqueue", [LZ_STEP_CREDS] = "creds",
 		[LZ_STEP_CLONE] = "clone",   [LZ_STEP_SCHED] = "sched",	  [LZ_STEP_BARRIER] = "barrier",
-		[LZ_STEP_TIMER] = "timer",
+		[LZ_STEP_TIMER] = "timer",   [LZ_STEP_LOCK] = "lock",
 	};
 	const char *want = getenv("LAZARUS_FAULT_BLOB");
 

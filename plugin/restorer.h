@@ -25,7 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 8 /* 7: shared memory VMAs (shm) or POSIX timers; 8: both */
+#define LZ_BLOB_ABI_VERSION 9 /* 7: shared memory VMAs (shm) or POSIX timers; 8: both;
+				9: POSIX locks taken by the blob */
 #define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
 #define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
 #define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */
@@ -114,6 +115,21 @@ _Static_assert(sizeof(struct lz_blob_timer) == 64, "lz_blob_timer is 64 bytes");
 
 /* lz_blob_args.timer_flags */
 #define LZ_BTIMER_LINEAR 0x1U /* testing: ids the pre-6.16 way, without the prctl */
+
+/*
+ * A POSIX (fcntl) lock of the process, taken by the blob once it has closed
+ * its service fds (blob/task.c): closing any fd of a file drops every POSIX
+ * lock the process holds on it, and the service fds include the files the
+ * process maps (sqlite maps its -shm file and locks it).
+ */
+struct lz_blob_lock {
+	int32_t fd;	   /* the target's fd, at its number */
+	uint16_t type;	   /* F_RDLCK or F_WRLCK */
+	uint16_t reserved; /* 0 */
+	uint64_t start;	   /* from the start of the file */
+	uint64_t len;	   /* 0: to the end, however far it grows */
+};
+_Static_assert(sizeof(struct lz_blob_lock) == 24, "lz_blob_lock is 24 bytes");
 
 /* struct prctl_mm_map of <linux/prctl.h>, field for field. */
 struct lz_blob_mm_map {
@@ -315,6 +331,10 @@ struct lz_blob_args {
 	uint32_t nr_timers;   /* POSIX timers, in id order (blob/timers.c) */
 	uint32_t timer_flags; /* LZ_BTIMER_* */
 	uint64_t timers;    /* struct lz_blob_timer[nr_timers] */
+
+	uint32_t nr_locks;  /* POSIX locks, after closing the service fds */
+	uint32_t reserved1; /* 0 */
+	uint64_t locks;	    /* struct lz_blob_lock[nr_locks] */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
@@ -322,7 +342,8 @@ _Static_assert(offsetof(struct lz_blob_args, nr_threads) == 1232, "args: nr_thre
 _Static_assert(offsetof(struct lz_blob_args, go_fd) == 1272, "args: go_fd at 1272");
 _Static_assert(offsetof(struct lz_blob_args, pending) == 1288, "args: pending at 1288");
 _Static_assert(offsetof(struct lz_blob_args, nr_timers) == 34056, "args: timers at 34056");
-_Static_assert(sizeof(struct lz_blob_args) == 34072, "args: 34072 bytes");
+_Static_assert(offsetof(struct lz_blob_args, locks) == 34080, "args: locks at 34080");
+_Static_assert(sizeof(struct lz_blob_args) == 34088, "args: 34088 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */
@@ -364,6 +385,7 @@ enum lz_rst_step {
 	LZ_STEP_SCHED,	  /* a thread's scheduling state: arg = enum lz_sched_op */
 	LZ_STEP_BARRIER,  /* wait until every thread restored itself: arg = threads ready */
 	LZ_STEP_TIMER,	  /* POSIX timers: arg = enum lz_timer_op, addr = timer id | got << 32 */
+	LZ_STEP_LOCK,	  /* take a POSIX lock: arg = its fd, addr = its start */
 	LZ_STEP_MAX,
 };
 

@@ -7,9 +7,11 @@
  * memfd, SysV shm) is only recognised here, by its maps name; dump-shmem.c
  * gathers the objects of the whole tree. Anything else is refused with one
  * line naming the mapping, before any image is written: named shared
- * anonymous memory, deleted files, hugetlb, device mappings, unknown special
- * mappings. Files are identified through /proc/PID/map_files, which names
- * the mapped inode even if its path has changed.
+ * anonymous memory, hugetlb, device mappings, unknown special mappings, a
+ * deleted file that still has a name elsewhere (a hard link). Files are
+ * identified through /proc/PID/map_files, which names the mapped inode even
+ * if its path has changed. A mapping of a deleted file (no link left) is
+ * marked so: dump-delmap.c saves its content once in files.img's terms.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -129,8 +131,6 @@ static int check_file_name(pid_t pid, const struct proc_vma *v)
 
 	if (starts_with(p, "/memfd:"))
 		return refuse(pid, v, "memfd mapping (%s)", p); /* not "(deleted)": odd */
-	if (ends_with(p, " (deleted)"))
-		return refuse(pid, v, "mapping of deleted file %s", p);
 	if (v->vmflags & (PROC_VMF_IO | PROC_VMF_PF))
 		return refuse(pid, v, "device mapping %s", p);
 	return 0;
@@ -176,6 +176,15 @@ static int classify_file(pid_t pid, const struct proc_vma *v, struct dump_vma *d
 		return -errno;
 	}
 	path[n] = '\0';
+	if (ends_with(path, " (deleted)") && ends_with(v->path, " (deleted)")) {
+		/* Unlinked; with another link left there is no name to reopen it by. */
+		if (st.st_nlink)
+			return refuse(pid, v, "mapping of deleted file %s (it has %ju other links)",
+				      v->path, (uintmax_t)st.st_nlink);
+		path[n - strlen(" (deleted)")] = '\0';
+		d->deleted = true;
+		d->size = (uint64_t)st.st_size;
+	}
 	d->kind = v->shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
 	d->path = strdup(path);
 	d->dev = st.st_dev;
@@ -348,6 +357,10 @@ static void fill_vma(VmaEntry *e, const struct dump_vma *v)
 		e->has_dev = e->has_ino = true;
 		e->dev = v->dev;
 		e->ino = v->ino;
+	}
+	if (v->deleted) {
+		e->has_deleted_file_id = true;
+		e->deleted_file_id = v->file_id;
 	}
 }
 

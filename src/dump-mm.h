@@ -28,6 +28,9 @@ struct dump_vma {
 	uint64_t dev, ino;
 	int shm_kind;	  /* VMA_SHMEM: ShmemKind, from the maps name */
 	uint32_t shmem_id; /* VMA_SHMEM: set by dump-shmem.c */
+	bool deleted;	  /* VMA_FILE_*: of an unlinked file (path without " (deleted)") */
+	uint64_t size;	  /* deleted: the file's size */
+	uint32_t file_id; /* deleted: its files.img entry, set by dump-delmap.c */
 };
 
 struct mm_dump {

@@ -49,6 +49,7 @@
 #include "log.h"
 #include "dump-checks.h"
 #include "dump-core.h"
+#include "dump-delmap.h"
 #include "dump-files.h"
 #include "dump-img.h"
 #include "dump-mem.h"
@@ -235,7 +236,10 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 	return ret;
 }
 
-/* Shared memory objects of every process, each once (dump-shmem.c). */
+/*
+ * Shared memory objects of every process, each once (dump-shmem.c); the
+ * content of deleted files they map, each once (dump-delmap.c).
+ */
 static int collect_shmem(struct dump_ctx *d)
 {
 	struct mm_dump **mms = calloc(d->tree.nr + 1, sizeof(*mms));
@@ -251,6 +255,8 @@ static int collect_shmem(struct dump_ctx *d)
 		if (!p->zombie)
 			mms[n++] = &p->mm;
 	ret = shmem_collect(&d->shm, mms, n, &d->files);
+	if (!ret)
+		ret = delmap_collect(mms, n, &d->files, &d->imgs);
 	free(mms);
 	return ret;
 }
@@ -279,9 +285,9 @@ static bool owner_in_tree(const struct dump_ctx *d, const FileOwner *o)
 }
 
 /*
- * What involves the tree as a whole: owners of O_ASYNC descriptions, and
- * POSIX locks on files their process also maps (restore closes the fds it
- * maps files from, and any close drops the process's POSIX locks on them).
+ * What involves the tree as a whole: owners of O_ASYNC descriptions. (POSIX
+ * locks on files their process also maps are taken by the restorer blob
+ * after it closed the fds it mapped them from: fd-desc.c.)
  */
 static int check_files_tree(const struct dump_ctx *d)
 {
@@ -296,23 +302,6 @@ static int check_files_tree(const struct dump_ctx *d)
 			       e->fown->pid_type == F_OWNER_TID ? "thread" : "process",
 			       e->fown->pid);
 			return -EOPNOTSUPP;
-		}
-		for (size_t j = 0; j < e->n_locks; j++) {
-			const FileLock *l = e->locks[j];
-			const struct dump_proc *p;
-
-			if (l->kind != FILE_LOCK_KIND__LOCK_POSIX)
-				continue;
-			p = proc_of(d, (pid_t)l->pid);
-			for (size_t k = 0; p && k < p->mm.nr_vmas; k++) {
-				const struct dump_vma *v = &p->mm.vmas[k];
-
-				if (!v->path || v->dev != df->dev || v->ino != df->ino)
-					continue;
-				pr_err("process %u holds a POSIX lock on %s, which it also maps at "
-				       "%#" PRIx64 ": not supported yet", l->pid, v->path, v->start);
-				return -EOPNOTSUPP;
-			}
 		}
 	}
 	return 0;

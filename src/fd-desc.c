@@ -19,9 +19,13 @@
  *   lock:	3: OFDLCK ADVISORY  WRITE -1 08:01:5678 0 EOF
  * flock and OFD locks belong to the description: restore takes them on the
  * store's fd in lazarus, before the tree exists. POSIX locks belong to the
- * process: it takes them itself once its fds are at their numbers and the
- * store is closed (a close of any fd of the file drops its POSIX locks).
- * A conflicting lock taken by someone else since the dump fails the restore.
+ * process, and a close of ANY fd of the file in it drops them all: the
+ * restored process checks them (F_GETLK) once its fds are at their numbers
+ * and the store is closed, and the restorer blob takes them (F_SETLK) after
+ * it closed the service fds, among which are the files the process maps
+ * (sqlite's WAL mode maps its -shm file and locks it, and locks the db it
+ * also maps with PRAGMA mmap_size). A conflicting lock taken by someone else
+ * since the dump fails the restore (in the blob only if it came in between).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -230,7 +234,8 @@ int rst_desc_open(const FileEntry *e, int fd, char *why, size_t len)
 	return 0;
 }
 
-int rst_desc_install(const FileEntry *e, pid_t pid, int fd, bool first, char *why, size_t len)
+int rst_desc_install(const FileEntry *e, pid_t pid, int fd, bool first,
+		     struct lz_blob_lock *locks, unsigned *nr_locks, char *why, size_t len)
 {
 	for (size_t i = 0; i < e->n_locks; i++) {
 		const FileLock *l = e->locks[i];
@@ -238,9 +243,15 @@ int rst_desc_install(const FileEntry *e, pid_t pid, int fd, bool first, char *wh
 
 		if (l->kind != FILE_LOCK_KIND__LOCK_POSIX || l->pid != (uint32_t)pid || !first)
 			continue;
+		/* Who holds it now: a clear refusal here rather than one from the blob. */
 		lock_flock(l, &fl);
-		if (fcntl(fd, F_SETLK, &fl))
+		if (fcntl(fd, F_GETLK, &fl))
 			return lock_fail(e, l, errno, why, len);
+		if (fl.l_type != F_UNLCK)
+			return lock_fail(e, l, EAGAIN, why, len);
+		locks[(*nr_locks)++] = (struct lz_blob_lock){
+			.fd = fd, .type = l->write ? F_WRLCK : F_RDLCK, .start = l->start,
+			.len = l->len };
 	}
 	if (!first)
 		return 0;

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "fd-kind.h"
+#include "restorer.h"
 
 /*
  * Dump, fd P of a description E: the owner (for a new E: FIRST), and the
@@ -25,10 +26,12 @@ int fd_desc_dump(struct fd_probe *p, FileEntry *e, bool first);
 int rst_desc_open(const FileEntry *e, int fd, char *why, size_t len);
 /*
  * Restore, in process PID once FD is at its number (the first fd of E in
- * it: FIRST): the owner and signal, then O_ASYNC; E's POSIX locks of PID.
+ * it: FIRST): the owner and signal, then O_ASYNC. E's POSIX locks of PID are
+ * checked free (else refused) and appended to LOCKS (*NR_LOCKS grows by at
+ * most E->n_locks): the blob takes them after closing its service fds.
  */
-int rst_desc_install(const FileEntry *e, pid_t pid, int fd, bool first, char *why,
-		     size_t len);
+int rst_desc_install(const FileEntry *e, pid_t pid, int fd, bool first,
+		     struct lz_blob_lock *locks, unsigned *nr_locks, char *why, size_t len);
 
 /* "FLOCK", "POSIX", "OFD" */
 const char *fd_lock_kind_name(FileLockKind k);

@@ -51,8 +51,9 @@
  *             flock and OFD locks, the O_ASYNC owner) is set here.
  *     post    optional, in each restored process once all its fds are at
  *             their numbers and the store is closed, once per fd of the
- *             kind (an epoll interest list held only there, POSIX locks:
- *             they belong to the process).
+ *             kind (an epoll interest list held only there). POSIX locks,
+ *             the process's, are checked there too and taken last by the
+ *             restorer blob (fd-desc.c).
  *
  * Why the `check` hook (not in the first draft): verify must stay free of
  * file system access so that the fuzzer can run it, and the file-system

@@ -28,7 +28,9 @@
  *                            the store (every other fd closed)
  *   the target's fds         dup'ed from the store lazarus opened before
  *                            the tree was created (fd-kind.h), at their
- *                            numbers; the store closed; kinds' post()
+ *                            numbers; the store closed; kinds' post();
+ *                            POSIX locks checked, left to the blob (after
+ *                            it closed the service fds, mapped files')
  *   lazy mode: handover      the parent gives the uffd to the daemon; wait
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
@@ -117,7 +119,7 @@ static int child_fds(struct rst_child *c)
 		return ret;
 	c->status_fd = c->svc.status_fd;
 	pr_info("service fds at %d..; installing %zu fds", c->svc.lowest, c->t->nr_fdinfo);
-	return rst_fds_install(c->im, c->t, c->im->fstore, c->why, sizeof(c->why));
+	return rst_fds_install(c->im, c->t, c->im->fstore, &c->svc, c->why, sizeof(c->why));
 }
 
 /*
@@ -188,6 +190,8 @@ static int child_plugin(struct rst_child *c)
 		.nr_close_fds = c->svc.nr_all,
 		.shm_ids = rst_shmem_plg(c->im),
 		.nr_shm = c->im->nr_shmem,
+		.locks = c->svc.locks,
+		.nr_locks = c->svc.nr_locks,
 	};
 	int ret;
 

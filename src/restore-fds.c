@@ -115,8 +115,8 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	for (size_t j = 0; j < i; j++) {
 		const VmaEntry *w = mm->vmas[j];
 
-		if (s->vma_fds[j] >= 0 && w->kind != VMA_KIND__VMA_SHMEM && !strcmp(w->path, v->path) &&
-		    shared_w == vma_needs_write(w)) {
+		if (s->vma_fds[j] >= 0 && w->kind != VMA_KIND__VMA_SHMEM && !w->has_deleted_file_id &&
+		    !strcmp(w->path, v->path) && shared_w == vma_needs_write(w)) {
 			s->vma_fds[i] = s->vma_fds[j];
 			return 0;
 		}
@@ -125,6 +125,46 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 	if (fd < 0) {
 		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start, what);
 		return fd;
+	}
+	s->vma_fds[i] = fd;
+	return svc_add(s, fd);
+}
+
+/*
+ * A mapping of a deleted file (dump-delmap.c): lazarus made the file again
+ * into the store (fd-reg.c: one O_TMPFILE per inode, for its fds and its
+ * mappings alike), still open here; reopened through /proc/self/fd with
+ * the access the mapping needs, so it maps the very file the process's
+ * fds of it have. Same file, same access: one fd for all its mappings.
+ */
+static int vma_deleted_fd(struct rst_svc *s, const struct rst_images *im, const MmEntry *mm,
+			  size_t i, char *why, size_t len)
+{
+	const VmaEntry *v = mm->vmas[i];
+	bool shared_w = vma_needs_write(v);
+	int src = rst_fstore_get(im->fstore, v->deleted_file_id), fd;
+	char link[64];
+
+	for (size_t j = 0; j < i; j++) {
+		const VmaEntry *w = mm->vmas[j];
+
+		if (s->vma_fds[j] >= 0 && w->has_deleted_file_id &&
+		    w->deleted_file_id == v->deleted_file_id && shared_w == vma_needs_write(w)) {
+			s->vma_fds[i] = s->vma_fds[j];
+			return 0;
+		}
+	}
+	if (src < 0) {
+		snprintf(why, len, "deleted file %s (file %u, mapped at %#" PRIx64 ") was not made",
+			 v->path, v->deleted_file_id, v->start);
+		return -ENOENT;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", src);
+	fd = open(link, (shared_w ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "reopening deleted file %s (mapped at %#" PRIx64 "): %s", v->path,
+			 v->start, strerror(errno));
+		return -errno;
 	}
 	s->vma_fds[i] = fd;
 	return svc_add(s, fd);
@@ -215,7 +255,10 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 		}
 		if (v->kind != VMA_KIND__VMA_FILE_PRIVATE && v->kind != VMA_KIND__VMA_FILE_SHARED)
 			continue;
-		ret = vma_open(s, mm, i, why, len);
+		if (v->has_deleted_file_id)
+			ret = vma_deleted_fd(s, in->im, mm, i, why, len);
+		else
+			ret = vma_open(s, mm, i, why, len);
 		if (ret)
 			return ret;
 	}
@@ -464,8 +507,21 @@ void rst_fstore_fini(struct rst_fstore *st)
 
 /* Each fd from the store at its number, as dumped; then the store goes. */
 int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
-		    struct rst_fstore *st, char *why, size_t len)
+		    struct rst_fstore *st, struct rst_svc *s, char *why, size_t len)
 {
+	size_t max_locks = 0;
+
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FileEntry *e = rst_file_by_id(im, rt->fdinfo[i]->file_id);
+
+		max_locks += e ? e->n_locks : 0;
+	}
+	s->nr_locks = 0;
+	s->locks = max_locks ? calloc(max_locks, sizeof(*s->locks)) : NULL;
+	if (max_locks && !s->locks) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
 		int fd = rst_fstore_get(st, d->file_id);
@@ -476,7 +532,7 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 			return fd < 0 ? -ENOENT : -errno;
 		}
 	}
-	/* Before POSIX locks: closing any fd of a file drops them. */
+	/* Before POSIX locks are checked: closing any fd of a file drops them. */
 	rst_fstore_close(st);
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
@@ -487,7 +543,8 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 
 		for (size_t j = 0; j < i && first; j++)
 			first = rt->fdinfo[j]->file_id != d->file_id;
-		ret = rst_desc_install(e, (pid_t)rt->pid, (int)d->fd, first, why, len);
+		ret = rst_desc_install(e, (pid_t)rt->pid, (int)d->fd, first, s->locks, &s->nr_locks,
+				       why, len);
 		if (!ret && k->post)
 			ret = k->post(e, rt, (int)d->fd, why, len);
 		if (ret)

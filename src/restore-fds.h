@@ -24,6 +24,8 @@ struct rst_svc {
 	int *all;      /* every fd above, for moving and closing */
 	unsigned nr_all;
 	int lowest;    /* after rst_svc_move: the lowest service fd */
+	struct lz_blob_lock *locks; /* POSIX locks, taken by the blob after closing these */
+	unsigned nr_locks;
 };
 
 /* Open the pages file, the executable and every mapped file (at any fd). */
@@ -59,10 +61,10 @@ void rst_fstore_fini(struct rst_fstore *st);
 /*
  * In the restored process, after rst_svc_move: dup each fd of RT from the
  * store ST at its number with its fd flags, close the store, then run each
- * fd's kind's post().
+ * fd's kind's post(). The POSIX locks of RT go to S->locks for the blob.
  */
 int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
-		    struct rst_fstore *st, char *why, size_t len);
+		    struct rst_fstore *st, struct rst_svc *s, char *why, size_t len);
 
 /*
  * open() that cannot block on a FIFO or a device waiting for a peer, and

@@ -567,6 +567,7 @@ static const char *const step_names[LZ_STEP_MAX] = {
 	[LZ_STEP_SCHED] = "restore the thread's scheduling",
 	[LZ_STEP_BARRIER] = "wait for every thread",
 	[LZ_STEP_TIMER] = "POSIX timer",
+	[LZ_STEP_LOCK] = "take the POSIX lock",
 };
 
 /* enum lz_creds_op: what the blob was doing to the credentials. */
@@ -674,6 +675,20 @@ static void timer_format(const struct lz_rst_msg *m, char *buf, size_t len)
 			 strerror(-m->err));
 }
 
+/* arg: the fd, addr: the lock's start; the file named by its path where it has one. */
+static void lock_format(const struct rst_proc *p, const struct lz_rst_msg *m, const char *step,
+			char *buf, size_t len)
+{
+	const FileEntry *e = NULL;
+
+	for (size_t i = 0; i < p->t->nr_fdinfo && !e; i++)
+		if (p->t->fdinfo[i]->fd == m->arg)
+			e = rst_file_by_id(p->im, p->t->fdinfo[i]->file_id);
+	snprintf(buf, len, "restorer: %s of fd %u (%s) from byte %" PRIu64 ": %s%s", step, m->arg,
+		 e && e->reg ? e->reg->path : "?", m->addr, strerror(-m->err),
+		 m->err == -EAGAIN || m->err == -EACCES ? " (taken by someone else since)" : "");
+}
+
 /* A failure of a thread other than the leader names it: "restorer: thread TID: ...". */
 static void msg_format(const struct rst_proc *p, const struct lz_rst_msg *m, char *buf,
 		       size_t len)
@@ -741,6 +756,9 @@ static void msg_format_one(const struct rst_proc *p, const struct lz_rst_msg *m,
 		break;
 	case LZ_STEP_TIMER:
 		timer_format(m, buf, len);
+		break;
+	case LZ_STEP_LOCK:
+		lock_format(p, m, step, buf, len);
 		break;
 	default:
 		if (m->addr)

@@ -43,6 +43,19 @@ static bool vma_is_file(const VmaEntry *v)
 	return v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
 }
 
+/* A mapping of a deleted file: its files.img entry is that deleted file (dump-delmap.c). */
+static const char *vma_deleted_why(const struct rst_images *im, const VmaEntry *v)
+{
+	const FileEntry *e = rst_file_by_id(im, v->deleted_file_id);
+
+	if (!vma_is_file(v))
+		return "a deleted file's id on a mapping of no file";
+	if (!e || e->kind != FILE_KIND__FD_REG || !e->reg || !e->reg->deleted ||
+	    !v->has_dev || !v->has_ino || e->reg->dev != v->dev || e->reg->ino != v->ino)
+		return "maps a deleted file that files.img does not have";
+	return NULL;
+}
+
 static const char *vma_why(const struct rst_images *im, const VmaEntry *v, uint64_t prev_end)
 {
 	if (v->kind < VMA_KIND__VMA_ANON || v->kind > VMA_KIND__VMA_SHMEM)
@@ -55,6 +68,8 @@ static const char *vma_why(const struct rst_images *im, const VmaEntry *v, uint6
 		return "beyond the 47-bit address space";
 	if (vma_is_file(v) && (!v->path || v->path[0] != '/'))
 		return "file mapping without an absolute path";
+	if (v->has_deleted_file_id)
+		return vma_deleted_why(im, v);
 	if (v->kind == VMA_KIND__VMA_SHMEM)
 		return rst_shmem_vma_why(im, v);
 	return NULL;
@@ -419,7 +434,7 @@ static int verify_files_exist(const struct rst_task *t)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
 
-		if (!vma_is_file(v))
+		if (!vma_is_file(v) || v->has_deleted_file_id) /* deleted: made from the images */
 			continue;
 		if (stat(v->path, &st))
 			return rst_verify_fail(v->path, -errno, "%s (mapped at %#" PRIx64 ")", strerror(errno),

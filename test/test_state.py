@@ -417,8 +417,6 @@ REFUSED = {
              "not supported yet",
     "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
                     "created it (clock -2): not supported yet",
-    "posix_mapped": "process {pid} holds a POSIX lock on {path}, which it also maps at {addr}: "
-                    "not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
     "ctty": "process {pid} has a controlling terminal (tty {tty}): "
             "--shell-job is not supported yet",
@@ -441,6 +439,87 @@ REFUSED = {
     "uclamp": "process {pid}: thread {pid} has a utilization clamp (util_min 100, util_max 1024): "
               "not supported yet",
 }
+
+
+def posix_locks_of(pid, path):
+    """(type, start, end) of every POSIX lock PID holds on PATH (/proc/locks)."""
+    ino = os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return sorted((w[3], w[6], w[7]) for w in map(str.split, f)
+                      if w[1] == "POSIX" and int(w[4]) == pid and int(w[5].split(":")[2]) == ino)
+
+
+def outside_lock_refused(path):
+    """Another process's attempt at a write lock on PATH fails (EAGAIN)."""
+    code = ("import fcntl, os, sys\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+            "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "except OSError:\n    sys.exit(3)\n")
+    return subprocess.run([harness.PYTHON, "-c", code], timeout=60).returncode == 3
+
+
+def test_posix_lock_on_mapped_file(env, mode):
+    """A POSIX lock on a file its process also maps (what sqlite does with
+    its -shm file; test_sqlite.py has the real thing): restore maps the file
+    from a service fd whose close would drop the lock, so the restorer takes
+    the lock after closing those fds. The same lock is held by the same pid
+    after restore, another process cannot take it, the mapping is shared
+    with the file again."""
+    d = env.base / "posix_mapped"
+    w = env.spawn(PyTarget, [harness.PYTHON, "-c", PYTARGET, "posix_mapped", d], d)
+    path = w.ready["path"]
+    locks = posix_locks_of(w.pid, path)
+    assert locks == [("WRITE", "0", "EOF")], locks
+    img = env.path("img")
+    env.dump(w, img)
+    assert outside_lock_refused(path) is False, "the lock outlived the dumped process"
+    w = env.restore(img, mode, w)
+    assert posix_locks_of(w.pid, path) == locks
+    assert outside_lock_refused(path), "the restored lock does not hold"
+    with open(f"/proc/{w.pid}/maps") as f:
+        maps = [line.split() for line in f]
+    assert any(m[-1] == path and m[0].startswith(w.ready["addr"][2:]) and m[1][3] == "s"
+               for m in maps), maps
+
+
+def test_posix_lock_taken_since_dump(env):
+    """Someone else took the POSIX lock of a mapped, locked file between dump
+    and restore: refused with one line naming the file, before the restorer
+    runs, nothing left."""
+    d = env.base / "posix_mapped"
+    w = env.spawn(PyTarget, [harness.PYTHON, "-c", PYTARGET, "posix_mapped", d], d)
+    img = env.path("img")
+    env.dump(w, img)
+    code = ("import fcntl, os, sys, time\n"
+            f"fd = os.open({w.ready['path']!r}, os.O_RDWR)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nprint('locked', flush=True)\n"
+            "time.sleep(600)\n")
+    holder = subprocess.Popen([harness.PYTHON, "-c", code], stdout=subprocess.PIPE, text=True)
+    env.procs.append(holder)
+    env.pids.add(holder.pid)
+    assert holder.stdout.readline().strip() == "locked"
+    files = harness.file_entries(img)
+    fid = next(f["id"] for f in files if f.get("path") == w.ready["path"])
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc == 1 and r.errors == [
+        f"{ERR}restore: file {fid}: its POSIX write lock (from 0, 0 bytes) is held by someone "
+        f"else now"], r.describe()
+    assert harness.proc_state(w.pid) is None
+
+
+def test_posix_lock_step_fails(env, monkeypatch):
+    """The restorer failing to take the lock (LAZARUS_FAULT_BLOB=lock): one
+    line, the process gone, and with it the lock (another process takes it)."""
+    d = env.base / "posix_mapped"
+    w = env.spawn(PyTarget, [harness.PYTHON, "-c", PYTARGET, "posix_mapped", d], d)
+    img = env.path("img")
+    env.dump(w, img)
+    monkeypatch.setenv("LAZARUS_FAULT_BLOB", "lock")
+    r = env.restore(img, "eager", w, expect_ok=False)
+    assert r.rc == 1 and len(r.errors) == 1 and "take the POSIX lock" in r.errors[0] and \
+        "LAZARUS_FAULT_BLOB" in r.errors[0], r.describe()
+    assert harness.proc_state(w.pid) is None
+    assert outside_lock_refused(w.ready["path"]) is False
 
 
 @pytest.mark.parametrize("what", list(REFUSED))

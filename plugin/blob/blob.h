@@ -55,6 +55,7 @@ void blob_restore_itimers(struct blob *b);
 void blob_restore_rlimits(struct blob *b);
 void blob_release(struct blob *b);
 void blob_close_fds(struct blob *b);
+void blob_take_locks(struct blob *b);
 void blob_wait_tracer(struct blob *b);
 
 /* creds.c: the calling thread's; dumpable (per process) once all did theirs. */

@@ -111,7 +111,8 @@ static inline void step(struct blob *b, int id, void (*fn)(struct blob *))
  * thread got there the leader goes on with the per-process rest: the
  * POSIX timers (a SIGEV_THREAD_ID one needs its thread; created with the
  * dumped user's credentials, which the kernel charges), dumpable
- * (a change of ids in any thread resets it), closing the service fds, the
+ * (a change of ids in any thread resets it), closing the service fds, then
+ * the POSIX locks (closing a mapped file's service fd would drop them), the
  * process's pending signals (every signal is blocked in every thread
  * here, so they wait for the targets' own masks, which rt_sigreturn
  * installs), arming the POSIX timers (their expiries queue behind those
@@ -154,6 +155,7 @@ lz_blob_entry(struct lz_blob_args *a)
 	step(&b, LZ_STEP_TIMER, blob_create_timers);
 	blob_restore_dumpable(&b);
 	step(&b, LZ_STEP_CLOSE, blob_close_fds);
+	step(&b, LZ_STEP_LOCK, blob_take_locks);
 	blob_queue_signals(&b); /* the process's queue now (the leader's own is done) */
 	blob_arm_timers(&b);
 	step(&b, LZ_STEP_RELEASE, blob_release);

@@ -45,6 +45,11 @@ static inline long sys_close(int fd)
 	return sys1(__NR_close, fd);
 }
 
+static inline long sys_fcntl(int fd, int cmd, void *arg)
+{
+	return sys3(__NR_fcntl, fd, cmd, arg);
+}
+
 static inline long sys_pread64(int fd, void *buf, unsigned long len, uint64_t off)
 {
 	return sys4(__NR_pread64, fd, buf, len, off);

@@ -169,6 +169,30 @@ void blob_close_fds(struct blob *b)
 }
 
 /*
+ * The process's POSIX locks, now that no service fd of their files is left
+ * to close (a close of any fd of a file drops them all). struct flock of
+ * x86_64: l_type, l_whence (shorts), l_start, l_len, l_pid.
+ */
+void blob_take_locks(struct blob *b)
+{
+	const struct lz_blob_lock *l = (const struct lz_blob_lock *)(uintptr_t)b->a->locks;
+
+	for (uint32_t i = 0; i < b->a->nr_locks; i++) {
+		struct {
+			int16_t type, whence;
+			int32_t pad0;
+			int64_t start, len;
+			int32_t pid, pad1;
+		} fl = { .type = (int16_t)l[i].type, .start = (int64_t)l[i].start,
+			 .len = (int64_t)l[i].len };
+		long r = sys_fcntl(l[i].fd, 6 /* F_SETLK */, &fl);
+
+		if (r)
+			blob_fail(b, LZ_STEP_LOCK, r, (uint32_t)l[i].fd, l[i].start);
+	}
+}
+
+/*
  * After "OK" the lazarus parent seizes us with ptrace, then writes one byte
  * here and follows us through rt_sigreturn to unmap the bootstrap area from
  * outside. Blocking here is what lets it catch us in time. EOF means the
