@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages Lazarus needs to build and test, when missing.
 set -e
-PKGS="gcc make binutils protobuf-c-compiler libprotobuf-c-dev libcap-dev python3 python3-pytest xxd clang libclang-rt-14-dev manpages-dev pkg-config libnl-3-dev nftables iproute2 redis-server memcached nginx-light curl"
+PKGS="gcc make binutils protobuf-c-compiler libprotobuf-c-dev libcap-dev python3 python3-pytest xxd clang libclang-rt-14-dev manpages-dev pkg-config libnl-3-dev nftables iproute2 redis-server memcached nginx-light curl tmux"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
