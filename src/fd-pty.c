@@ -156,6 +156,8 @@ static int pty_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 static int pty_verify(const FileEntry *e, char *why, size_t len)
 {
 	const PtyEntry *pe = e->pty;
+	unsigned n = 0;
+	int end = 0;
 
 	if (!pe) {
 		snprintf(why, len, "a pty without its pty entry");
@@ -168,6 +170,11 @@ static int pty_verify(const FileEntry *e, char *why, size_t len)
 	}
 	if (!pe->master && (!pe->path || strncmp(pe->path, "/dev/pts/", 9) || !pe->has_rdev)) {
 		snprintf(why, len, "pty slave %u without its /dev/pts path", pe->index);
+		return -EBADMSG;
+	}
+	if (!pe->master && (sscanf(pe->path, "/dev/pts/%u%n", &n, &end) != 1 ||
+			    pe->path[end] || n != pe->index)) {
+		snprintf(why, len, "pty slave %u named %s", pe->index, pe->path);
 		return -EBADMSG;
 	}
 	return 0;
