@@ -388,3 +388,158 @@ def test_bad_tty_image_refused(ctty_dump, env, mode, what):
         path=entry.get("path")), r.describe()
     for pid in (w.pid, int(w.ready["leader"]), int(w.ready["fg"])):
         assert harness.proc_state(pid) is None, f"pid {pid} exists after a refused restore"
+
+
+# --- --shell-job ------------------------------------------------------------
+
+# A shell with job control, in miniature: runs the job in a group of its
+# own, makes it the terminal's foreground group, waits for it.
+MINISHELL = r"""
+import os, sys, time
+job = os.fork()
+if job == 0:
+    os.setpgid(0, 0)
+    while os.tcgetpgrp(0) != os.getpid():
+        time.sleep(0.01)
+    os.execv(sys.argv[1], sys.argv[1:])
+try:
+    os.setpgid(job, job)
+except OSError:
+    pass  # it did it first
+os.tcsetpgrp(0, job)
+os.waitpid(job, 0)
+"""
+
+# The job: answers each line typed on its terminal with a count, the line in
+# upper case, whether a state it built is intact, its terminal and whether
+# it is in the foreground.
+JOB = r"""
+import hashlib, os, sys
+state = {i: i * i for i in range(200000)}
+digest = hashlib.sha256(repr(sorted(state.items())).encode()).hexdigest()
+open("ready.tmp", "w").write("pid=%d\n" % os.getpid())
+os.rename("ready.tmp", "ready")
+n = 0
+while True:
+    line = b""
+    while not line.endswith(b"\n"):
+        line += os.read(0, 100)
+    n += 1
+    ok = hashlib.sha256(repr(sorted(state.items())).encode()).hexdigest() == digest
+    os.write(1, ("answer %d %s state=%s tty=%s fg=%s\n" % (
+        n, line.decode().strip().upper(), "ok" if ok else "BAD", os.ttyname(0),
+        os.tcgetpgrp(0) == os.getpgrp())).encode())
+"""
+
+
+def pty_session(argv, cwd):
+    """argv run as the leader of a new session on a new pty: (pid, master)."""
+    pid, m = pty.fork()
+    if pid == 0:
+        try:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # only the terminal
+            os.chdir(cwd)
+            os.execv(str(argv[0]), [str(a) for a in argv])
+        finally:
+            os._exit(127)
+    return pid, m
+
+
+def read_until(m, text, what, pid=None):
+    """What the terminal of master M shows, until TEXT appears."""
+    got, deadline = b"", time.monotonic() + harness.CHECK_TIMEOUT
+    while text.encode() not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {text!r} on the terminal of {what}: {got!r}"
+        if select.select([m], [], [], min(left, 1))[0]:
+            try:
+                got += os.read(m, 4096)
+            except OSError:  # EIO: every slave closed
+                raise AssertionError(f"terminal of {what} closed before {text!r}: {got!r}")
+        elif pid and harness.proc_state(pid) is None:
+            raise AssertionError(f"{what} {pid} is gone before {text!r}: {got!r}")
+    return got.decode()
+
+
+def stat_ids(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return {"pgrp": int(fields[2]), "session": int(fields[3]), "tty_nr": int(fields[4]),
+            "tpgid": int(fields[5])}
+
+
+def wait_exit(pid):
+    _, st = os.waitpid(pid, 0)
+    return st
+
+
+def test_shell_job(env, mode):
+    """A job of an interactive shell: refused without --shell-job (one line
+    naming pid, tty and flag; the job runs on), dumped with it, refused at
+    restore without it and without a terminal, restored with it from
+    another pty session: it joins that session in a group of its own, the
+    terminal's foreground group, and answers a line typed there with its
+    state intact."""
+    d = env.path("job")
+    shell, m1 = pty_session([harness.PYTHON, "-c", MINISHELL, harness.PYTHON, "-c", JOB], d)
+    env.pids.add(shell)
+    harness.wait_for(lambda: (d / "ready").exists(), harness.READY_TIMEOUT, "the job")
+    job = int((d / "ready").read_text().split("=")[1])
+    env.pids.add(job)
+    tty1 = os.readlink(f"/proc/{job}/fd/0")
+    os.write(m1, b"one\n")
+    read_until(m1, f"answer 1 ONE state=ok tty={tty1} fg=True", "the job", job)
+
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", job, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 1 and r.errors == [
+        f"{harness.ERROR_PREFIX}dump: process {job} has the controlling terminal {tty1} of "
+        f"session {shell}, led from outside the tree: dump it with --shell-job"], r.describe()
+    harness.assert_not_stopped(job)
+    os.write(m1, b"two\n")
+    read_until(m1, "answer 2 TWO state=ok", "the job", job)
+
+    r = env.lazarus("dump", "--shell-job", "-t", job, "-D", img, log=env.log_path("dump"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    wait_exit(shell)  # its job was killed by the dump
+    os.close(m1)
+    harness.wait_for(lambda: harness.proc_state(job) is None, harness.EXIT_TIMEOUT, "job's pid")
+    root = harness.show(img / "pstree.img")["entries"][0]
+    assert root["sid"] == shell and root["shell_job"] and root["shell_fg_pgrp"] == job, root
+
+    lazy = ["--lazy-pages"] if mode == "lazy" else []
+    r = env.lazarus("restore", "-D", img, *lazy, log=env.log_path("restore"))
+    assert r.rc == 1 and r.errors == [
+        f"{harness.ERROR_PREFIX}restore: process {job} was dumped as a shell job (its session "
+        f"{shell} led from outside, its terminal outside): restore it with --shell-job"], \
+        r.describe()
+    r = env.lazarus("restore", "--shell-job", "-D", img, *lazy, log=env.log_path("restore"))
+    assert r.rc == 1 and r.errors == [
+        f"{harness.ERROR_PREFIX}restore: --shell-job: the standard input of lazarus is not "
+        f"the controlling terminal of its session: process {job} has no terminal to attach "
+        "to"], r.describe()
+    assert harness.proc_state(job) is None
+
+    log = env.log_path("restore")
+    rst, m2 = pty_session([harness.LAZARUS, "restore", "--shell-job", "-D", img, *lazy,
+                           "-o", log, "-v4"], d)
+    env.pids.add(rst)
+    try:
+        harness.wait_for(lambda: harness.proc_state(job) not in (None, "Z"),
+                         harness.LAZARUS_TIMEOUT, "the restored job", lambda: harness.tail(log))
+        tty2 = os.readlink(f"/proc/{rst}/fd/0")
+        os.write(m2, b"three\n")
+        read_until(m2, f"answer 3 THREE state=ok tty={tty2} fg=True", "the restored job", job)
+        ids = stat_ids(job)
+        assert ids == {"pgrp": job, "session": rst, "tty_nr": os.stat(tty2).st_rdev,
+                       "tpgid": job}, ids
+        os.write(m2, b"four\n")
+        read_until(m2, "answer 4 FOUR state=ok", "the restored job", job)
+    finally:
+        try:
+            os.kill(job, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    st = wait_exit(rst)
+    assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 128 + signal.SIGKILL, st
+    os.close(m2)
