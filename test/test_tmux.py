@@ -97,6 +97,10 @@ def start(env):
     t.send("main:1", f"python3 -c \"{ANSWER}\"")
     t.send("main:1", "hello")
     t.wait_pane("main:1", "got HELLO")
+    # tmux names a window after its pane's foreground process, when it next looks
+    harness.wait_for(lambda: "1: python3" in t.run("list-windows", "-t", "main"),
+                     harness.CHECK_TIMEOUT, "window 1 named after its job",
+                     lambda: t.run("list-windows", "-t", "main"))
     server = int(t.run("display", "-p", "#{pid}").strip())
     env.pids.add(server)
     return t, server
