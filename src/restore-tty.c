@@ -163,6 +163,26 @@ bool rst_tty_is_shell_tty(const struct rst_images *im, uint64_t rdev)
 	return im->shell_job && r->shell_job && r->shell_tty && r->shell_tty == rdev;
 }
 
+/*
+ * A new slave fd of master M. A locked pair (TIOCSPTLCK, restored by
+ * fd-pty.c after its slaves) opens no slave: unlocked for the open and
+ * locked again; nothing else holds the pair yet.
+ */
+static int peer_open(int m, bool locked)
+{
+	int unlock = 0, lock = 1, s, err;
+
+	if (locked && ioctl(m, TIOCSPTLCK, &unlock) < 0)
+		return -errno;
+	s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	err = s < 0 ? -errno : 0;
+	if (locked && ioctl(m, TIOCSPTLCK, &lock) < 0 && !err) {
+		err = -errno;
+		close(s);
+	}
+	return err ? err : s;
+}
+
 /* A new fd of the slave of master entry ME: a slave of the store, or from the master. */
 static int slave_of(const struct rst_images *im, const FileEntry *me)
 {
@@ -182,8 +202,7 @@ static int slave_of(const struct rst_images *im, const FileEntry *me)
 	m = rst_fstore_get(im->fstore, me->id);
 	if (m < 0)
 		return -ENOENT;
-	m = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	return m < 0 ? -errno : m;
+	return peer_open(m, me->pty->locked);
 }
 
 int rst_tty_session(const struct rst_images *im, const struct rst_task *rt, char *why,

@@ -338,9 +338,14 @@ def edit_pty(master, fields):
     return edit, done
 
 
-def file_id_of(img, master):
-    return [f["id"] for f in harness.file_entries(img)
-            if f["kind"] == "FD_PTY" and f["master"] == master][0]
+def edit_entry(index, fields):
+    """An edit of message INDEX: set its varint fields."""
+    def edit(i, payload):
+        if i != index:
+            return payload
+        return pb_encode([x for x in pb_fields(payload) if x[0] not in fields] +
+                         [(k, 0, v) for k, v in fields.items()])
+    return edit
 
 
 @pytest.fixture
@@ -354,6 +359,9 @@ def ctty_dump(env):
 
 
 BAD = {
+    "shell-job-not-root": ("pstree.img", lambda w: {50: 1},
+                           "pstree.img: process {leader}: a shell job's fields on a process "
+                           "that is not the root"),
     "no-leader": (True, lambda w: {50: 999999},
                   "files.img: file {id}: pty {index} is the controlling terminal of session "
                   "999999, which no live process of pstree.img leads"),
@@ -377,9 +385,14 @@ def test_bad_tty_image_refused(ctty_dump, env, mode, what):
     w, img = ctty_dump
     master, fields, want = BAD[what]
     entry = [f for f in harness.file_entries(img)
-             if f["kind"] == "FD_PTY" and f["master"] == master][0]
-    edit, done = edit_pty(master, fields(w))
-    craft(img, "files.img", edit)
+             if f["kind"] == "FD_PTY" and f["master"] == bool(master)][0]
+    if master == "pstree.img":  # the second process: the session leader
+        edit = edit_entry(1, fields(w))
+        done = [1]
+        craft(img, master, edit)
+    else:
+        edit, done = edit_pty(master, fields(w))
+        craft(img, "files.img", edit)
     assert done
     r = env.restore(img, mode, w, expect_ok=False)
     assert r.rc == 1 and len(r.errors) == 1, r.describe()
