@@ -427,10 +427,14 @@ os.waitpid(job, 0)
 # upper case, whether a state it built is intact, its terminal and whether
 # it is in the foreground.
 JOB = r"""
-import hashlib, os, sys
+import hashlib, os, signal, sys
 state = {i: i * i for i in range(200000)}
 digest = hashlib.sha256(repr(sorted(state.items())).encode()).hexdigest()
-open("ready.tmp", "w").write("pid=%d\n" % os.getpid())
+kid = os.fork()
+if kid == 0:  # in the job's group and session, on its terminal
+    while True:
+        signal.pause()
+open("ready.tmp", "w").write("pid=%d kid=%d\n" % (os.getpid(), kid))
 os.rename("ready.tmp", "ready")
 n = 0
 while True:
@@ -487,18 +491,19 @@ def wait_exit(pid):
 
 
 def test_shell_job(env, mode):
-    """A job of an interactive shell: refused without --shell-job (one line
-    naming pid, tty and flag; the job runs on), dumped with it, refused at
-    restore without it and without a terminal, restored with it from
-    another pty session: it joins that session in a group of its own, the
-    terminal's foreground group, and answers a line typed there with its
-    state intact."""
+    """A job of an interactive shell (a process and its child, in the job's
+    group): refused without --shell-job (one line naming pid, tty and flag;
+    the job runs on), dumped with it, refused at restore without it and
+    without a terminal, restored with it from another pty session: both
+    join that session in the job's group, the terminal's foreground group,
+    and the job answers a line typed there with its state intact."""
     d = env.path("job")
     shell, m1 = pty_session([harness.PYTHON, "-c", MINISHELL, harness.PYTHON, "-c", JOB], d)
     env.pids.add(shell)
     harness.wait_for(lambda: (d / "ready").exists(), harness.READY_TIMEOUT, "the job")
-    job = int((d / "ready").read_text().split("=")[1])
-    env.pids.add(job)
+    ready = dict(w.split("=") for w in (d / "ready").read_text().split())
+    job, kid = int(ready["pid"]), int(ready["kid"])
+    env.pids.update((job, kid))
     tty1 = os.readlink(f"/proc/{job}/fd/0")
     os.write(m1, b"one\n")
     read_until(m1, f"answer 1 ONE state=ok tty={tty1} fg=True", "the job", job)
@@ -517,6 +522,7 @@ def test_shell_job(env, mode):
     wait_exit(shell)  # its job was killed by the dump
     os.close(m1)
     harness.wait_for(lambda: harness.proc_state(job) is None, harness.EXIT_TIMEOUT, "job's pid")
+    harness.reap(kid)  # orphaned by the dump's kill: ours (a subreaper)
     root = harness.show(img / "pstree.img")["entries"][0]
     assert root["sid"] == shell and root["shell_job"] and root["shell_fg_pgrp"] == job, root
 
@@ -543,9 +549,11 @@ def test_shell_job(env, mode):
         tty2 = os.readlink(f"/proc/{rst}/fd/0")
         os.write(m2, b"three\n")
         read_until(m2, f"answer 3 THREE state=ok tty={tty2} fg=True", "the restored job", job)
-        ids = stat_ids(job)
-        assert ids == {"pgrp": job, "session": rst, "tty_nr": os.stat(tty2).st_rdev,
-                       "tpgid": job}, ids
+        for pid in (job, kid):
+            ids = stat_ids(pid)
+            assert ids == {"pgrp": job, "session": rst, "tty_nr": os.stat(tty2).st_rdev,
+                           "tpgid": job}, (pid, ids)
+        assert harness.proc_ppid(kid) == job
         os.write(m2, b"four\n")
         read_until(m2, "answer 4 FOUR state=ok", "the restored job", job)
     finally:
