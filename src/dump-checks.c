@@ -7,7 +7,7 @@
  *  - file leases (and any lock but flock, POSIX and OFD locks, which
  *    fd-desc.c dumps): "lock:" lines of /proc/PID/fdinfo/N, which name the
  *    lock kind and type;
- *  - a controlling terminal, a session of another process, an exit signal
+ *  - a shell job's terminal, a session of another process, an exit signal
  *    other than SIGCHLD: /proc/PID/stat;
  *  - speculation controls, LAM (untag_mask) and shadow stacks: the lines
  *    of /proc/PID/status against lazarus's own; an LSM label likewise;
@@ -133,10 +133,14 @@ static int stat_field(const char *text, int n, long long *val)
 }
 
 /*
- * The controlling terminal, the session and the exit signal: restore makes
- * the process a session leader with no terminal (setsid), or puts it in the
- * session of a process of the same tree (SESSION_IN_TREE), and it signals
- * its parent with SIGCHLD; anything else would come back different.
+ * The session and the exit signal: restore makes the process a session
+ * leader (setsid), or puts it in the session of a process of the same tree
+ * (SESSION_IN_TREE), or with --shell-job in its own caller's session (the
+ * caller passes SESSION_IN_TREE true then); and it signals its parent with
+ * SIGCHLD; anything else would come back different. A process whose session
+ * is led from outside and that has a controlling terminal is a shell job:
+ * refused naming --shell-job. Terminals of sessions led inside the tree are
+ * dump-tty.c's.
  */
 static int check_stat(pid_t pid, bool session_in_tree)
 {
@@ -157,15 +161,22 @@ static int check_stat(pid_t pid, bool session_in_tree)
 		pr_err("process %d: cannot parse /proc/%d/stat", pid, pid);
 		return ret;
 	}
-	if (tty) {
-		pr_err("process %d has a controlling terminal (tty %u:%u): --shell-job is not "
-		       "supported yet",
-		       pid, major((dev_t)tty), minor((dev_t)tty));
+	if (sid != pid && !session_in_tree && tty) {
+		unsigned maj = major((dev_t)tty), min = minor((dev_t)tty);
+
+		if (maj >= 136 && maj <= 143)
+			pr_err("process %d has the controlling terminal /dev/pts/%u of session %lld, "
+			       "led from outside the tree: dump it with --shell-job",
+			       pid, (maj - 136) * 256 + min, sid);
+		else
+			pr_err("process %d has the controlling terminal %u:%u of session %lld, "
+			       "led from outside the tree: dump it with --shell-job",
+			       pid, maj, min, sid);
 		return -EOPNOTSUPP;
 	}
 	if (sid != pid && !session_in_tree) {
 		pr_err("process %d is in session %lld of another process: not supported yet "
-		       "(start it with setsid)",
+		       "(start it with setsid, or dump it with --shell-job)",
 		       pid, sid);
 		return -EOPNOTSUPP;
 	}

@@ -591,6 +591,13 @@ int tree_write_pstree(const struct dump_tree *tr, struct dump_imgs *imgs)
 		pstree_entry(tr->procs[i], &e[i], &tids[t]);
 		msgs[i] = &e[i].base;
 	}
+	if (tr->shell.job) {
+		e[0].has_shell_job = e[0].has_shell_tty = true;
+		e[0].shell_job = true;
+		e[0].shell_tty = tr->shell.tty;
+		e[0].has_shell_fg_pgrp = tr->shell.fg_pgrp != 0;
+		e[0].shell_fg_pgrp = tr->shell.fg_pgrp;
+	}
 	ret = dump_img_write(imgs, "pstree.img", LZ_IMG_PSTREE, msgs, tr->nr);
 out_free:
 	free(tids);

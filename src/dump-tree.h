@@ -53,6 +53,11 @@ struct dump_tree {
 	bool descend;		  /* take the root's descendants too */
 	unsigned freeze_timeout_ms;
 	struct tracee_hooks hooks; /* for every tracee */
+	struct {
+		bool job;	  /* --shell-job: the root's session is led from outside */
+		uint64_t tty;	  /* its controlling terminal's device (0: none) */
+		uint32_t fg_pgrp; /* that terminal's foreground group, a group of the tree; 0: not */
+	} shell;		  /* dump-tty.c */
 };
 
 /*

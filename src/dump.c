@@ -59,6 +59,7 @@
 #include "dump-task.h"
 #include "dump-tree.h"
 #include "dump-plural.h"
+#include "dump-tty.h"
 #include "inventory.pb-c.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
@@ -224,7 +225,8 @@ static int collect_proc_state(struct dump_ctx *d, struct dump_proc *p)
 {
 	int ret;
 
-	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session), &d->tree_ns);
+	ret = dump_check_state(p->pid, tree_has(&d->tree, p->stat.session) || d->opts->shell_job,
+			       &d->tree_ns);
 	if (!ret)
 		ret = collect_timers(p);
 	if (!ret)
@@ -323,7 +325,9 @@ static int check_tree(struct dump_ctx *d)
 	if (!ret)
 		ret = check_files_tree(d);
 	/* Then the kinds' checks across the tree (a unix socket's peer). */
-	return ret ? ret : files_finish(&d->files);
+	if (!ret)
+		ret = files_finish(&d->files);
+	return ret ? ret : dump_tty_tree(&d->tree, &d->files, d->opts->shell_job);
 }
 
 static int freeze_and_check(struct dump_ctx *d)

@@ -12,11 +12,15 @@
  * caller, of a terminal emulator outside) is the same terminal while its
  * master lives, and is reopened by path, as it was by fd-chr.c.
  *
+ * A pty whose slave is a session's controlling terminal keeps on its master
+ * entry the session and foreground group (dump-tty.c, restore-tty.c). With
+ * --shell-job, the slaves of the dumped job's terminal (outside) are opened
+ * from lazarus's own terminal (its stdin) instead of by path.
+ *
  * Not kept: data queued in the pair. Dump refuses a pair with complete
  * input lines or output queued (it cannot read them without taking them);
  * a partial input line in canonical mode (typed, no newline yet) is not
- * seen by TIOCINQ and is lost. A pty that is a controlling terminal is
- * refused earlier (dump-checks.c: --shell-job is not supported yet).
+ * seen by TIOCINQ and is lost. See lazarus(8), "Terminals".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +38,7 @@
 #include "fd-pty.h"
 #include "restore-fds.h"
 #include "restore-images.h"
+#include "restore-tty.h"
 
 #define KERNEL_NCCS 19 /* struct termios of the kernel (glibc's has room for 32) */
 
@@ -151,6 +156,8 @@ static int pty_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 static int pty_verify(const FileEntry *e, char *why, size_t len)
 {
 	const PtyEntry *pe = e->pty;
+	unsigned n = 0;
+	int end = 0;
 
 	if (!pe) {
 		snprintf(why, len, "a pty without its pty entry");
@@ -163,6 +170,11 @@ static int pty_verify(const FileEntry *e, char *why, size_t len)
 	}
 	if (!pe->master && (!pe->path || strncmp(pe->path, "/dev/pts/", 9) || !pe->has_rdev)) {
 		snprintf(why, len, "pty slave %u without its /dev/pts path", pe->index);
+		return -EBADMSG;
+	}
+	if (!pe->master && (sscanf(pe->path, "/dev/pts/%u%n", &n, &end) != 1 ||
+			    pe->path[end] || n != pe->index)) {
+		snprintf(why, len, "pty slave %u named %s", pe->index, pe->path);
 		return -EBADMSG;
 	}
 	return 0;
@@ -257,8 +269,33 @@ out_close:
 	return ret;
 }
 
+/*
+ * A shell job's terminal (--shell-job): lazarus's stdin terminal, opened
+ * again (a description of its own, with the dumped flags), through
+ * /proc/self/fd/0 so that no path is looked up.
+ */
+static int shell_tty_open(const FileEntry *e, int flags, struct rst_fstore *st, char *why,
+			  size_t len)
+{
+	struct stat s;
+	int fd = open("/proc/self/fd/0", flags | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(why, len, "opening the terminal of lazarus (stdin) for the shell job: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &s) < 0 || !S_ISCHR(s.st_mode) || !isatty(fd)) {
+		snprintf(why, len, "the standard input of lazarus is not a terminal");
+		close(fd);
+		return -ENOTTY;
+	}
+	return rst_fstore_put(st, e->id, fd, why, len);
+}
+
 /* A slave of a master outside the dump: the same terminal, by path. */
-static int slave_reopen(const FileEntry *e, struct rst_fstore *st, char *why, size_t len)
+static int slave_reopen(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
+			char *why, size_t len)
 {
 	const PtyEntry *pe = e->pty;
 	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
@@ -266,6 +303,8 @@ static int slave_reopen(const FileEntry *e, struct rst_fstore *st, char *why, si
 	struct stat s;
 	int fd;
 
+	if (rst_tty_is_shell_tty(im, pe->rdev))
+		return shell_tty_open(e, flags, st, why, len);
 	fd = rst_open_typed(pe->path, flags, S_IFCHR, what, sizeof(what));
 	if (fd < 0) {
 		snprintf(why, len, "open %s: %s", pe->path, what);
@@ -286,7 +325,7 @@ static int pty_open(const FileEntry *e, const struct rst_images *im, struct rst_
 {
 	const FileEntry *me = e->pty->master ? e : master_of(im, e->pty->index);
 
-	return me ? pair_open(me, im, st, why, len) : slave_reopen(e, st, why, len);
+	return me ? pair_open(me, im, st, why, len) : slave_reopen(e, im, st, why, len);
 }
 
 const struct fd_kind fd_kind_pty = {

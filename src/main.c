@@ -47,6 +47,8 @@ static void usage(FILE *f)
 		"                              packets are dropped by nftables until restore)\n"
 		"      --ext-unix-sk           a unix socket connected to a peer outside the tree\n"
 		"                              is reconnected to the peer's name at restore\n"
+		"      --shell-job             the process is a job of a shell: its terminal and\n"
+		"                              session are outside the tree\n"
 		"\n"
 		"restore options:\n"
 		"  -d, --restore-detached      return once the process runs; do not wait for it\n"
@@ -57,6 +59,7 @@ static void usage(FILE *f)
 		"      --netns PATH            into the network namespace PATH (/run/netns/NAME,\n"
 		"                              /proc/PID/ns/net): every socket is created there\n"
 		"      --tcp-established       restore established TCP connections (dumped so)\n"
+		"      --shell-job             attach a shell job to the terminal on stdin\n"
 		"  -W, --work-dir WORKDIR      lazy-pages socket and stats (default: DIR)\n"
 		"      --trust-images-of USER  also trust images owned by USER (name or uid);\n"
 		"                              otherwise only root's and the caller's\n"
@@ -74,6 +77,7 @@ enum {
 	OPT_NETNS,
 	OPT_TCP_ESTABLISHED,
 	OPT_EXT_UNIX_SK,
+	OPT_SHELL_JOB,
 };
 
 static const struct option long_opts[] = {
@@ -92,6 +96,7 @@ static const struct option long_opts[] = {
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
+	{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -134,7 +139,7 @@ static int check_dir(const char *dir)
 int main(int argc, char **argv)
 {
 	struct cli_opts o = { .pid = -1, .verbosity = LOG_WARN };
-	bool lazy_pages = false, pidns = false, tcp_established = false;
+	bool lazy_pages = false, pidns = false, tcp_established = false, shell_job = false;
 	const char *netns = NULL;
 	uid_t trust_uid = 0;
 	const char *cmd;
@@ -215,6 +220,9 @@ int main(int argc, char **argv)
 		case OPT_TCP_ESTABLISHED:
 			tcp_established = true;
 			break;
+		case OPT_SHELL_JOB:
+			shell_job = true;
+			break;
 		case OPT_TRUST_IMAGES_OF:
 			if (cli_parse_user(optarg, &trust_uid))
 				return 2;
@@ -254,6 +262,7 @@ int main(int argc, char **argv)
 			.ext_unix_sk = o.ext_unix_sk,
 			.freeze_timeout_ms = (unsigned)o.freeze_timeout_s * 1000,
 			.tcp_established = tcp_established,
+			.shell_job = shell_job,
 		};
 
 		if (o.pid <= 0) {
@@ -275,6 +284,7 @@ int main(int argc, char **argv)
 			.pidns = pidns,
 			.netns = netns,
 			.tcp_established = tcp_established,
+			.shell_job = shell_job,
 			.trust_images_of = trust_uid,
 		};
 		int status = 0, pid = 0;

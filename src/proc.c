@@ -318,6 +318,8 @@ static int stat_store(struct proc_stat *st, int field, const char *tok)
 	case 4: st->ppid = (int)v; break;
 	case 5: st->pgrp = (int)v; break;
 	case 6: st->session = (int)v; break;
+	case 7: st->tty_nr = (int)v; break;
+	case 8: st->tpgid = tok[0] == '-' ? -1 : (int)v; break;
 	case 20: st->num_threads = (long)v; break;
 	case 26: st->start_code = v; break;
 	case 27: st->end_code = v; break;

@@ -67,6 +67,8 @@ uint32_t proc_parse_vmflags(const char *s);
 struct proc_stat {
 	char state;		       /* 3 */
 	int ppid, pgrp, session;       /* 4, 5, 6 */
+	int tty_nr, tpgid;	       /* 7, 8: the controlling terminal (0: none), its
+					  foreground group (-1: none) */
 	long num_threads;	       /* 20 */
 	uint64_t start_code, end_code; /* 26, 27 */
 	uint64_t start_stack;	       /* 28 */

@@ -7,7 +7,8 @@
  *                            /proc, as `unshare --mount-proc` made it
  *   (not the root) parent-death signal SIGKILL: a process whose parent
  *                            dies before lazarus holds a pidfd of it dies too
- *   session / group          setsid or setpgid as dumped (restore-task.c)
+ *   session / group          setsid or setpgid as dumped (restore-task.c);
+ *                            a session leader takes its terminal (restore-tty.c)
  *   group helpers            a session leader: one child per group of its
  *                            session whose leader is gone, holding its pid
  *                            until the members joined (reaped before jump)
@@ -17,6 +18,8 @@
  *                            then every other process's pipes and pages
  *                            file are closed here
  *   group of another         join it (restore-task.c)
+ *   foreground group         the session leader (a shell job's root) sets
+ *                            its terminal's (restore-tty.c)
  *   zombie                   a zombie of the dump stops here: it says so
  *                            and exits with its dumped status, its parent
  *                            never reaps it
@@ -67,6 +70,7 @@
 #include "restore-proc.h"
 #include "restore-shmem.h"
 #include "restore-task.h"
+#include "restore-tty.h"
 
 struct rst_child {
 	const struct rst_images *im;
@@ -423,6 +427,8 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = rst_task_session(c->t, c->why, sizeof(c->why));
 	if (!ret)
+		ret = rst_tty_session(c->im, c->t, c->why, sizeof(c->why));
+	if (!ret)
 		ret = rst_task_group_helpers(c->im, c->t, c->helpers, &c->nr_helpers, c->why,
 					     sizeof(c->why));
 	if (!ret)
@@ -431,6 +437,8 @@ static int child_run(struct rst_child *c)
 		return ret;
 	child_close_others(c);
 	ret = rst_task_join_group(c->im, c->t, c->why, sizeof(c->why));
+	if (!ret)
+		ret = rst_tty_foreground(c->im, c->t, c->why, sizeof(c->why));
 	if (ret)
 		return ret;
 	if (rst_task_zombie(c->t))

@@ -99,6 +99,7 @@ struct rst_images {
 	 * tree, which installs its fds from it. NULL until opened.
 	 */
 	struct rst_fstore *fstore;
+	bool shell_job; /* not an image: --shell-job (restore-tty.c) */
 };
 
 /*

@@ -50,6 +50,7 @@
 #include "restore-netns.h"
 #include "restore-proc.h"
 #include "restore-shmem.h"
+#include "restore-tty.h"
 #include "restore-trust.h"
 #include "restore-verify.h"
 #include "safe-file.h"
@@ -351,8 +352,11 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	pidns = c->opts->pidns || c->im.root_init; /* pids inside a fresh pid namespace */
 	test_pause("verified");
 	ret = check_tcp_established(&c->im, c->opts->tcp_established);
+	if (!ret)
+		ret = rst_tty_check(&c->im, c->opts->shell_job);
 	if (ret)
 		return ret;
+	c->im.shell_job = c->opts->shell_job;
 	z = dump_sizes(&c->im);
 	pr_info("images of pid %u verified: %zu processes, %zu VMAs, %zu page runs, %" PRIu64
 		" data pages, %zu fds",

@@ -349,10 +349,6 @@ try:
         f = os.open(os.path.join(d, "locked"), os.O_RDONLY)
         info["fd"] = f
         fcntl.fcntl(f, 1024, fcntl.F_RDLCK)  # F_SETLEASE
-    elif what == "ctty":
-        master, slave = os.openpty()
-        fcntl.ioctl(slave, 0x540E, 0)  # TIOCSCTTY
-        info["tty"] = os.ttyname(slave)
     elif what == "pidns":
         if libc.unshare(0x20000000):  # CLONE_NEWPID: for the children to come
             raise OSError(ctypes.get_errno(), "unshare")
@@ -418,8 +414,6 @@ REFUSED = {
     "timer-thread": "process {pid}: POSIX timer 0 counts the CPU time of the thread that "
                     "created it (clock -2): not supported yet",
     "lease": "process {pid} fd {fd} holds a file lease (LEASE ACTIVE READ): not supported yet",
-    "ctty": "process {pid} has a controlling terminal (tty {tty}): "
-            "--shell-job is not supported yet",
     "netns": "process {pid} is in another net namespace ({theirs}, lazarus is in {ours}): "
              "namespaces are not supported yet",
     "pidns": "process {pid} is in another pid_for_children namespace ({theirs}, lazarus is in "
@@ -429,7 +423,7 @@ REFUSED = {
     "async_owner": "process {pid} fd {fd}: its signal-driven I/O owner process {owner} is not a "
                    "process of the dumped tree: not supported",
     "session": "process {pid} is in session {sid} of another process: not supported yet "
-               "(start it with setsid)",
+               "(start it with setsid, or dump it with --shell-job)",
     "autogroup": "process {pid}: its autogroup has nice 5: not supported yet",
     "numa": "process {pid}: NUMA memory policy bind:0 at {first_vma}: not supported yet",
     "speculation": "process {pid}: Speculation_Store_Bypass is \"{theirs}\" (lazarus has "
@@ -544,9 +538,6 @@ def test_dump_refused(env, what):
     if what == "speculation":
         fmt["theirs"] = harness.task_status(w.pid)[w.pid]["Speculation_Store_Bypass"]
         fmt["ours"] = harness.task_status(os.getpid())[os.getpid()]["Speculation_Store_Bypass"]
-    if what == "ctty":
-        st = os.stat(w.ready["tty"])
-        fmt["tty"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
     if what in ("netns", "pidns"):
         ns = "net" if what == "netns" else "pid_for_children"
         fmt["ours"] = ns_link(os.getpid(), ns)

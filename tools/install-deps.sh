@@ -6,6 +6,8 @@ PKGS="gcc make binutils protobuf-c-compiler libprotobuf-c-dev libcap-dev python3
 PKGS="$PKGS postgresql"
 # sqlite3 for test_sqlite.py (an outside writer and integrity checks).
 PKGS="$PKGS sqlite3"
+# tmux for test_tmux.py (a real tmux server restored).
+PKGS="$PKGS tmux"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

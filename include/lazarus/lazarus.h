@@ -23,6 +23,7 @@ struct lz_dump_opts {
 	bool ext_unix_sk;	/* --ext-unix-sk: reconnect unix sockets whose peer is outside */
 	unsigned freeze_timeout_ms; /* give up when the process does not stop; 0: default */
 	bool tcp_established;	/* keep established TCP connections (TCP_REPAIR, network lock) */
+	bool shell_job;		/* --shell-job: the root's session and terminal are outside */
 };
 
 #define LZ_FREEZE_TIMEOUT_MS 10000
@@ -56,6 +57,7 @@ struct lz_restore_opts {
 	bool pidns;	       /* --pidns: into a fresh pid namespace, pids kept inside */
 	const char *netns;     /* --netns: into this network namespace (nsfs path); NULL: ours */
 	bool tcp_established;  /* established TCP connections may be restored */
+	bool shell_job;	       /* --shell-job: attach a shell job to our terminal (stdin) */
 	const char *work_dir;  /* lazy-pages socket and stats; default images_dir */
 	/*
 	 * Also trust images owned by this uid (--trust-images-of). Restore

@@ -97,10 +97,12 @@ static int test_stat(void)
 	struct proc_stat st;
 
 	for (int f = 4; f <= 52; f++)
-		snprintf(text + strlen(text), sizeof(text) - strlen(text), " %d", f == 5 ? -1 : f);
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), " %d",
+			 f == 5 || f == 8 ? -1 : f);
 	strcat(text, "\n");
 	CHECK(proc_parse_stat(text, &st) == 0);
 	CHECK(st.state == 'S' && st.ppid == 4 && st.session == 6 && st.num_threads == 20);
+	CHECK(st.tty_nr == 7 && st.tpgid == -1); /* no foreground group: -1, not 1 */
 	CHECK(st.start_code == 26 && st.end_code == 27 && st.start_stack == 28);
 	CHECK(st.start_data == 45 && st.start_brk == 47 && st.arg_start == 48);
 	CHECK(st.env_start == 50 && st.env_end == 51);
