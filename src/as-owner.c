@@ -273,11 +273,32 @@ static const char *open_why(int err)
 			     : strerror(-err);
 }
 
-int as_owner_open(const struct rst_task *t, const char *path, int flags, bool has_ino,
-		  uint64_t dev, uint64_t ino, char *why, size_t len)
+bool as_owner_btime(int dirfd, const char *path, uint64_t *ns)
+{
+	struct statx stx;
+
+	if (statx(dirfd, path, path[0] ? 0 : AT_EMPTY_PATH, STATX_BTIME, &stx) ||
+	    !(stx.stx_mask & STATX_BTIME))
+		return false;
+	*ns = (uint64_t)stx.stx_btime.tv_sec * 1000000000ULL + stx.stx_btime.tv_nsec;
+	return true;
+}
+
+/* FD is the file WAS describes. */
+static bool same_file(int fd, const struct as_owner_file *was)
+{
+	struct stat st;
+	uint64_t btime;
+
+	if (fstat(fd, &st) || (uint64_t)st.st_dev != was->dev || (uint64_t)st.st_ino != was->ino)
+		return false;
+	return !was->has_btime || (as_owner_btime(fd, "", &btime) && btime == was->btime_ns);
+}
+
+int as_owner_open(const struct rst_task *t, const char *path, int flags,
+		  const struct as_owner_file *was, char *why, size_t len)
 {
 	struct as_owner ao;
-	struct stat st;
 	int fd, ret;
 
 	ret = as_owner_enter(&ao, t, why, len);
@@ -296,7 +317,7 @@ int as_owner_open(const struct rst_task *t, const char *path, int flags, bool ha
 		return fd;
 	}
 	/* The owner is refused: only the very file it had open. */
-	if (!has_ino) {
+	if (!was || !was->has_ino) {
 		snprintf(why, len, "%s: %s to process %u", path, strerror(-fd), t ? t->pid : 0);
 		return fd;
 	}
@@ -305,20 +326,20 @@ int as_owner_open(const struct rst_task *t, const char *path, int flags, bool ha
 		snprintf(why, len, "%s: %s", path, open_why(fd));
 		return fd;
 	}
-	if (fstat(fd, &st) || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
+	if (!same_file(fd, was)) {
 		close(fd);
 		snprintf(why, len, "%s: process %u may not open it and it is not the file it had "
-			 "open (another inode since the dump): refused", path, t ? t->pid : 0);
+			 "open (another file since the dump): refused", path, t ? t->pid : 0);
 		return -EACCES;
 	}
 	return fd;
 }
 
 int as_owner_open_typed(const struct rst_task *t, const char *path, int flags, mode_t want,
-			bool has_ino, uint64_t dev, uint64_t ino, char *why, size_t len)
+			const struct as_owner_file *was, char *why, size_t len)
 {
 	struct stat st;
-	int fd = as_owner_open(t, path, flags | O_NONBLOCK, has_ino, dev, ino, why, len), err;
+	int fd = as_owner_open(t, path, flags | O_NONBLOCK, was, why, len), err;
 
 	if (fd < 0)
 		return fd;

@@ -78,19 +78,33 @@ int as_owner_enter_creds(struct as_owner *ao, const CredsEntry *c, char *why, si
 int as_owner_leave(struct as_owner *ao, int ret, char *why, size_t len);
 
 /*
- * open(PATH, FLAGS | O_CLOEXEC) for T, by the rule above. HAS_INO false:
- * nothing is known of the dumped inode and a refusal of the owner stands.
- * Returns the fd or -errno, WHY holds "PATH: why".
+ * The file a process had open, as dumped: what a file opened as lazarus
+ * must be. The birth time, where the file system keeps one, tells a new
+ * file from the old one when the inode number was reused (ext4 does).
  */
-int as_owner_open(const struct rst_task *t, const char *path, int flags, bool has_ino,
-		  uint64_t dev, uint64_t ino, char *why, size_t len);
+struct as_owner_file {
+	bool has_ino;	   /* false: nothing known, a refusal of the owner stands */
+	uint64_t dev, ino; /* st_dev, st_ino */
+	bool has_btime;
+	uint64_t btime_ns; /* statx stx_btime */
+};
+
+/*
+ * open(PATH, FLAGS | O_CLOEXEC) for T, by the rule above; WAS: the dumped
+ * file. Returns the fd or -errno, WHY holds "PATH: why".
+ */
+int as_owner_open(const struct rst_task *t, const char *path, int flags,
+		  const struct as_owner_file *was, char *why, size_t len);
 
 /*
  * as_owner_open that cannot block on a FIFO or a device (O_NONBLOCK while
  * opening, then FLAGS' own), refusing a file not of type WANT (-EINVAL).
  */
 int as_owner_open_typed(const struct rst_task *t, const char *path, int flags, mode_t want,
-			bool has_ino, uint64_t dev, uint64_t ino, char *why, size_t len);
+			const struct as_owner_file *was, char *why, size_t len);
+
+/* The birth time of FD (statx): false when the file system keeps none. */
+bool as_owner_btime(int dirfd, const char *path, uint64_t *ns);
 
 /*
  * open of PATH with no symlink in it (the last component of an O_NOFOLLOW

@@ -590,7 +590,9 @@ static int fifo_owners_may(const FileEntry *e, const struct rst_images *im, int 
 			continue;
 		owner = as_owner_of_file(im, x->id);
 		fd = as_owner_open(owner, pe->path, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_NOCTTY,
-				   pe->has_dev, pe->dev, pe->pipe_ino, what, sizeof(what));
+				   &(struct as_owner_file){ .has_ino = pe->has_dev, .dev = pe->dev,
+							    .ino = pe->pipe_ino },
+				   what, sizeof(what));
 		if (fd < 0) {
 			snprintf(why, len, "FIFO %s (file %u): process %u: %s", pe->path, x->id,
 				 owner ? owner->pid : 0, what);

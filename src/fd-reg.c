@@ -106,6 +106,7 @@ static int reg_dump_deleted(struct fd_probe *p, FileEntry *e, RegFileEntry *r,
 static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 {
 	RegFileEntry *r = malloc(sizeof(*r));
+	char proc[64];
 
 	if (!r)
 		return -ENOMEM;
@@ -125,6 +126,9 @@ static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 	r->has_dev = r->has_ino = true;
 	r->dev = (uint64_t)p->st.st_dev;
 	r->ino = (uint64_t)p->st.st_ino;
+	/* Restore tells a reused inode number from the file by it (as-owner.h). */
+	snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", p->pid, p->fd);
+	r->has_btime_ns = as_owner_btime(AT_FDCWD, proc, &r->btime_ns);
 	return is_deleted(p) ? reg_dump_deleted(p, e, r, imgs) : 0;
 }
 
@@ -333,6 +337,9 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 {
 	const RegFileEntry *r = e->reg;
 	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
+	const struct as_owner_file was = { .has_ino = r->has_ino && r->has_dev, .dev = r->dev,
+					   .ino = r->ino, .has_btime = r->has_btime_ns,
+					   .btime_ns = r->btime_ns };
 	const struct rst_task *owner;
 	char what[PATH_MAX + 160];
 	int fd;
@@ -345,11 +352,10 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 	}
 	owner = as_owner_of_file(im, e->id);
 	if (flags & O_PATH) /* opens nothing: cannot block */
-		fd = as_owner_open(owner, r->path, flags, r->has_ino, r->dev, r->ino, what,
-				   sizeof(what));
+		fd = as_owner_open(owner, r->path, flags, &was, what, sizeof(what));
 	else
-		fd = as_owner_open_typed(owner, r->path, flags, (mode_t)r->mode, r->has_ino, r->dev,
-					 r->ino, what, sizeof(what));
+		fd = as_owner_open_typed(owner, r->path, flags, (mode_t)r->mode, &was, what,
+					 sizeof(what));
 	if (fd < 0) {
 		snprintf(why, len, "open %s", what);
 		return fd;

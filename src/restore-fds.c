@@ -129,8 +129,10 @@ static int vma_open(struct rst_svc *s, const struct rst_task *rt, size_t i, char
 			return 0;
 		}
 	}
-	fd = as_owner_open_typed(rt, v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG, v->has_ino,
-				 v->dev, v->ino, what, sizeof(what));
+	fd = as_owner_open_typed(rt, v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG,
+				 &(struct as_owner_file){ .has_ino = v->has_ino && v->has_dev,
+							  .dev = v->dev, .ino = v->ino },
+				 what, sizeof(what));
 	if (fd < 0) {
 		snprintf(why, len, "process %u: open (mapped at %#" PRIx64 ") %s", rt->pid, v->start,
 			 what);
@@ -152,8 +154,11 @@ static int exe_open(const struct rst_task *rt, char *what, size_t len)
 	for (size_t i = 0; i < mm->n_vmas && !m; i++)
 		if (mm->vmas[i]->path && mm->vmas[i]->has_ino && !strcmp(mm->vmas[i]->path, mm->exe_path))
 			m = mm->vmas[i];
-	return as_owner_open_typed(rt, mm->exe_path, O_RDONLY, S_IFREG, m != NULL, m ? m->dev : 0,
-				   m ? m->ino : 0, what, len);
+	return as_owner_open_typed(rt, mm->exe_path, O_RDONLY, S_IFREG,
+				   &(struct as_owner_file){ .has_ino = m && m->has_dev,
+							    .dev = m ? m->dev : 0,
+							    .ino = m ? m->ino : 0 },
+				   what, len);
 }
 
 /*
