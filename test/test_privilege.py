@@ -81,6 +81,7 @@ def refused(env, img, mode, w, name):
     assert r.rc != 0 and len(r.errors) == 1, r.describe()
     assert r.errors[0].startswith(ERR) and str(name) in r.errors[0], r.describe()
     assert harness.proc_state(w.pid) is None, "the process was restored"
+    print(r.errors[0])  # shown with -s
     return r.errors[0]
 
 
