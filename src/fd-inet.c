@@ -35,6 +35,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "sk-net.h"
 
@@ -805,15 +806,15 @@ static int sk_bind_listen(int sk, const InetSkEntry *e, char *why, size_t len)
 	return 0;
 }
 
-int inet_sk_open(const InetSkEntry *e, uint32_t flags, char *why, size_t len)
+int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *owner, char *why,
+		 size_t len)
 {
 	int sk, ret;
 
-	sk = socket((int)e->family, (int)e->type | SOCK_CLOEXEC, (int)e->protocol);
-	if (sk < 0) {
-		snprintf(why, len, "socket: %s", strerror(errno));
-		return -errno;
-	}
+	sk = as_owner_socket(owner, (int)e->family, (int)e->type | SOCK_CLOEXEC, (int)e->protocol,
+			     why, len);
+	if (sk < 0)
+		return sk;
 	ret = restore_opts_bind(sk, e, why, len);
 	if (!ret && e->state == INET_SK_STATE__INET_SK_ESTABLISHED)
 		ret = tcp_repair_restore(sk, e, why, len);
@@ -921,9 +922,8 @@ static int inet_verify(const FileEntry *e, char *why, size_t len)
 static int inet_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
 		     char *why, size_t len)
 {
-	int sk = inet_sk_open(e->inet_sk, e->flags, why, len);
+	int sk = inet_sk_open(e->inet_sk, e->flags, as_owner_of_file(im, e->id), why, len);
 
-	(void)im;
 	if (sk < 0)
 		return sk;
 	return rst_fstore_put(st, e->id, sk, why, len);

@@ -21,6 +21,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "proc.h"
 #include "sk-net.h"
@@ -190,15 +191,18 @@ static int nl_subscribe(int sk, const NetlinkSkEntry *e)
 	return 0;
 }
 
-int netlink_sk_open(const NetlinkSkEntry *e, uint32_t flags, char *why, size_t len)
+int netlink_sk_open(const NetlinkSkEntry *e, uint32_t flags, const struct rst_task *owner,
+		    char *why, size_t len)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char what[160];
 	int sk, ret = 0;
 
-	sk = socket(AF_NETLINK, (int)e->type | SOCK_CLOEXEC, (int)e->protocol);
+	sk = as_owner_socket(owner, AF_NETLINK, (int)e->type | SOCK_CLOEXEC, (int)e->protocol,
+			     what, sizeof(what));
 	if (sk < 0) {
-		snprintf(why, len, "netlink socket protocol %u: %s", e->protocol, strerror(errno));
-		return -errno;
+		snprintf(why, len, "netlink socket protocol %u: %s", e->protocol, what);
+		return sk;
 	}
 	if (e->has_sndbuf && setsockopt(sk, SOL_SOCKET, SO_SNDBUF, &(int){ (int)e->sndbuf / 2 }, sizeof(int)))
 		ret = -errno;
@@ -287,9 +291,8 @@ static int nl_verify(const FileEntry *e, char *why, size_t len)
 static int nl_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
 		   char *why, size_t len)
 {
-	int sk = netlink_sk_open(e->netlink_sk, e->flags, why, len);
+	int sk = netlink_sk_open(e->netlink_sk, e->flags, as_owner_of_file(im, e->id), why, len);
 
-	(void)im;
 	if (sk < 0)
 		return sk;
 	return rst_fstore_put(st, e->id, sk, why, len);

@@ -45,6 +45,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "dump-files.h"
 #include "fd-pipe.h"
@@ -281,13 +282,20 @@ static int pipe_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 
 static int fifo_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 {
+	int ret;
+
 	(void)imgs;
 	if (ends_with(p->link, " (deleted)")) {
 		pr_err("process %d fd %d: deleted FIFO (%s): not supported yet", p->pid, p->fd,
 		       p->link);
 		return -EOPNOTSUPP;
 	}
-	return pipe_dump_common(p, &e->fifo, "FIFO", true);
+	ret = pipe_dump_common(p, &e->fifo, "FIFO", true);
+	if (!ret) {
+		e->fifo->has_dev = true;
+		e->fifo->dev = (uint64_t)p->st.st_dev;
+	}
+	return ret;
 }
 
 /* ------------------------------------------------------------ both */
@@ -389,10 +397,19 @@ static int fifo_check(const FileEntry *e, char *why, size_t len)
 {
 	const char *path = e->fifo->path;
 	struct stat st;
+	int fd = as_owner_open_nolinks(path, O_PATH | O_NOFOLLOW), ret;
 
-	if (stat(path, &st) < 0) {
-		snprintf(why, len, "%s: %s (a FIFO is not created again)", path, strerror(errno));
-		return -errno;
+	if (fd == -ELOOP) {
+		snprintf(why, len, "%s: a symbolic link in its path (the dumped path had none): refused",
+			 path);
+		return fd;
+	}
+	ret = fd < 0 ? fd : fstat(fd, &st) ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (ret) {
+		snprintf(why, len, "%s: %s (a FIFO is not created again)", path, strerror(-ret));
+		return ret;
 	}
 	if (!S_ISFIFO(st.st_mode)) {
 		snprintf(why, len, "%s: a %s, dumped as a FIFO", path, rst_file_type_name(st.st_mode));
@@ -550,6 +567,50 @@ static int pipe_open(const FileEntry *e, const struct rst_images *im, struct rst
 	return ret;
 }
 
+/*
+ * Each end of the FIFO as its owner may open it (as-owner.h: the owner's
+ * own right, or the very FIFO it had open), and the same FIFO as RDWR,
+ * which lazarus opened (no symlink in its path) and reopens every end from.
+ */
+static int fifo_owners_may(const FileEntry *e, const struct rst_images *im, int rdwr,
+			   char *why, size_t len)
+{
+	const PipeEntry *pe = e->fifo;
+	struct stat ours, theirs;
+	char what[PATH_MAX + 160];
+
+	if (fstat(rdwr, &ours))
+		return -errno;
+	for (size_t i = 0; i < im->nr_files; i++) {
+		const FileEntry *x = im->files[i];
+		const struct rst_task *owner;
+		int fd, ret;
+
+		if (!same_pipe(e, x))
+			continue;
+		owner = as_owner_of_file(im, x->id);
+		fd = as_owner_open(owner, pe->path, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_NOCTTY,
+				   &(struct as_owner_file){ .has_ino = pe->has_dev, .dev = pe->dev,
+							    .ino = pe->pipe_ino },
+				   what, sizeof(what));
+		if (fd < 0) {
+			snprintf(why, len, "FIFO %s (file %u): process %u: %s", pe->path, x->id,
+				 owner ? owner->pid : 0, what);
+			return fd;
+		}
+		ret = fstat(fd, &theirs) ? -errno : 0;
+		close(fd);
+		if (!ret && (theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino))
+			ret = -ESTALE;
+		if (ret) {
+			snprintf(why, len, "FIFO %s (file %u): %s", pe->path, x->id,
+				 ret == -ESTALE ? "replaced while it was opened" : strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int fifo_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
 		     char *why, size_t len)
 {
@@ -560,14 +621,23 @@ static int fifo_open(const FileEntry *e, const struct rst_images *im, struct rst
 	if (ret)
 		return ret;
 	/* O_RDWR: no wait for a peer; O_NONBLOCK anyway, and the type checked on the open file. */
-	rdwr = open(e->fifo->path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	rdwr = as_owner_open_nolinks(e->fifo->path, O_RDWR | O_NONBLOCK | O_NOCTTY);
 	if (rdwr < 0) {
-		snprintf(why, len, "FIFO %s (file %u): %s", e->fifo->path, e->id, strerror(errno));
-		return -errno;
+		snprintf(why, len, "FIFO %s (file %u): %s", e->fifo->path, e->id,
+			 rdwr == -ELOOP ? "a symbolic link in its path (the dumped path had none): "
+					  "refused" : strerror(-rdwr));
+		return rdwr;
 	}
 	ret = fstat(rdwr, &s) < 0 ? -errno : !S_ISFIFO(s.st_mode) ? -EINVAL : 0;
 	if (!ret && (ioctl(rdwr, FIONREAD, &queued) < 0 || queued)) {
 		ret = -EBUSY;
+	}
+	if (!ret && S_ISFIFO(s.st_mode)) {
+		ret = fifo_owners_may(e, im, rdwr, why, len);
+		if (ret) {
+			close(rdwr);
+			return ret;
+		}
 	}
 	if (ret) {
 		snprintf(why, len, "FIFO %s (file %u): %s", e->fifo->path, e->id,

@@ -25,6 +25,14 @@
  *    (refused: it would write after a hole);
  *  - the same size but another inode (replaced) or another mtime
  *    (written in place): a warning, the restore goes on.
+ *
+ * Privilege (as-owner.h): a file is opened as the process that owns the
+ * description, with no symlink anywhere in its path (check refuses one
+ * before anything is opened); refused to the owner, it is opened as
+ * lazarus only if it is the dumped inode. A deleted file is made again as
+ * the owner in its directory; refused to the owner (it made it as root in
+ * a directory it cannot write to any more), as lazarus with O_EXCL (never
+ * to be linked anywhere) on the dumped file system only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +45,7 @@
 
 /* Dump and restore both: each message says which. */
 #include "log.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 #include "restore-verify.h"
@@ -97,6 +106,7 @@ static int reg_dump_deleted(struct fd_probe *p, FileEntry *e, RegFileEntry *r,
 static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 {
 	RegFileEntry *r = malloc(sizeof(*r));
+	char proc[64];
 
 	if (!r)
 		return -ENOMEM;
@@ -116,6 +126,9 @@ static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 	r->has_dev = r->has_ino = true;
 	r->dev = (uint64_t)p->st.st_dev;
 	r->ino = (uint64_t)p->st.st_ino;
+	/* Restore tells a reused inode number from the file by it (as-owner.h). */
+	snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", p->pid, p->fd);
+	r->has_btime_ns = as_owner_btime(AT_FDCWD, proc, &r->btime_ns);
 	return is_deleted(p) ? reg_dump_deleted(p, e, r, imgs) : 0;
 }
 
@@ -178,15 +191,27 @@ static int reg_check(const FileEntry *e, char *why, size_t len)
 {
 	const RegFileEntry *r = e->reg;
 	struct stat st;
-	int ret;
+	int fd, ret;
 
 	if (r->deleted)
 		return 0; /* comes from the images */
-	/* O_PATH|O_NOFOLLOW of a symlink names the link itself. */
-	ret = S_ISLNK(r->mode) ? lstat(r->path, &st) : stat(r->path, &st);
+	/*
+	 * No symlink in the path: the dumped one (from /proc/PID/fd) had none.
+	 * O_PATH|O_NOFOLLOW: a symlink as last component is looked at itself,
+	 * the file type check below refuses it unless it was dumped as one.
+	 */
+	fd = as_owner_open_nolinks(r->path, O_PATH | O_NOFOLLOW);
+	if (fd < 0) {
+		snprintf(why, len, "%s: %s", r->path,
+			 fd == -ELOOP ? "a symbolic link in its path (the dumped path had none): refused"
+				      : strerror(-fd));
+		return fd;
+	}
+	ret = fstat(fd, &st) ? -errno : 0;
+	close(fd);
 	if (ret) {
-		snprintf(why, len, "%s: %s", r->path, strerror(errno));
-		return -errno;
+		snprintf(why, len, "%s: %s", r->path, strerror(-ret));
+		return ret;
 	}
 	if ((st.st_mode & S_IFMT) != (r->mode & S_IFMT)) {
 		snprintf(why, len, "%s: a %s, dumped as a %s", r->path,
@@ -224,26 +249,63 @@ static void dir_of(const char *path, char *buf, size_t len)
 }
 
 /*
- * A deleted file again: an O_TMPFILE in its directory with its content,
- * owner and mode (or the one already made for an earlier description of
- * it), opened with FLAGS through /proc/self/fd.
+ * The unlinked file a deleted one is made again as: created as OWNER in
+ * its directory; refused to the owner, as lazarus with O_EXCL and only on
+ * the file system it was on (as-owner.h, the header comment).
+ */
+static int make_tmpfile(const RegFileEntry *r, const struct rst_task *owner, char *why,
+			size_t len)
+{
+	struct as_owner ao;
+	char dir[PATH_MAX];
+	struct stat st;
+	int tmp, ret;
+
+	dir_of(r->path, dir, sizeof(dir));
+	ret = as_owner_enter(&ao, owner, why, len);
+	if (ret)
+		return ret;
+	tmp = as_owner_tmpfile(dir, (mode_t)(r->mode & 07777), false);
+	ret = as_owner_leave(&ao, 0, why, len);
+	if (ret) {
+		if (tmp >= 0)
+			close(tmp);
+		return ret;
+	}
+	if (tmp == -EACCES || tmp == -EPERM) {
+		tmp = as_owner_tmpfile(dir, (mode_t)(r->mode & 07777), true);
+		if (tmp >= 0 && (fstat(tmp, &st) || (uint64_t)st.st_dev != r->dev)) {
+			close(tmp);
+			snprintf(why, len, "deleted file %s: process %u may not create a file in %s, "
+				 "and it is another file system than at dump: refused", r->path,
+				 owner ? owner->pid : 0, dir);
+			return -EACCES;
+		}
+	}
+	if (tmp < 0)
+		snprintf(why, len, "deleted file %s: cannot create it again in %s: %s", r->path,
+			 dir, tmp == -ELOOP ? "a symbolic link in its path" : strerror(-tmp));
+	return tmp;
+}
+
+/*
+ * A deleted file again: an unlinked file in its directory (make_tmpfile)
+ * with its content, owner and mode (or the one already made for an earlier
+ * description of it), opened with FLAGS through /proc/self/fd: our own
+ * new file, so lazarus sets owner and mode and reopens it.
  */
 static int reg_open_deleted(const FileEntry *e, const struct rst_images *im,
 			    const struct rst_fstore *st, int flags, char *why, size_t len)
 {
 	const RegFileEntry *r = e->reg;
-	char dir[PATH_MAX], self[64];
+	char self[64];
 	int tmp = deleted_twin(e, im, st), fd, ret = 0;
 	bool own = tmp < 0;
 
 	if (own) {
-		dir_of(r->path, dir, sizeof(dir));
-		tmp = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)(r->mode & 07777));
-		if (tmp < 0) {
-			snprintf(why, len, "deleted file %s: cannot create it again in %s: %s",
-				 r->path, dir, strerror(errno));
-			return -errno;
-		}
+		tmp = make_tmpfile(r, as_owner_of_file(im, e->id), why, len);
+		if (tmp < 0)
+			return tmp;
 		ret = rst_fd_data_restore(im, e->id, tmp, r->size, why, len);
 		if (!ret && (fchown(tmp, r->uid, r->gid) || fchmod(tmp, (mode_t)(r->mode & 07777)))) {
 			ret = -errno;
@@ -275,7 +337,11 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 {
 	const RegFileEntry *r = e->reg;
 	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
-	char what[128];
+	const struct as_owner_file was = { .has_ino = r->has_ino && r->has_dev, .dev = r->dev,
+					   .ino = r->ino, .has_btime = r->has_btime_ns,
+					   .btime_ns = r->btime_ns };
+	const struct rst_task *owner;
+	char what[PATH_MAX + 160];
 	int fd;
 
 	if (r->deleted) {
@@ -284,17 +350,14 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 			return fd;
 		goto seek;
 	}
-	if (flags & O_PATH) { /* opens nothing: cannot block */
-		fd = open(r->path, flags | O_CLOEXEC);
-		if (fd < 0) {
-			fd = -errno;
-			snprintf(what, sizeof(what), "%s", strerror(errno));
-		}
-	} else {
-		fd = rst_open_typed(r->path, flags, (mode_t)r->mode, what, sizeof(what));
-	}
+	owner = as_owner_of_file(im, e->id);
+	if (flags & O_PATH) /* opens nothing: cannot block */
+		fd = as_owner_open(owner, r->path, flags, &was, what, sizeof(what));
+	else
+		fd = as_owner_open_typed(owner, r->path, flags, (mode_t)r->mode, &was, what,
+					 sizeof(what));
 	if (fd < 0) {
-		snprintf(why, len, "open %s: %s", r->path, what);
+		snprintf(why, len, "open %s", what);
 		return fd;
 	}
 seek:

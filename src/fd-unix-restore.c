@@ -20,6 +20,20 @@
  * Every socket is made O_NONBLOCK (a full backlog or queue is an error, never
  * a hang of lazarus); the dumped status flags are set at the end.
  *
+ * Credentials (as-owner.h): each socket is made (socket, socketpair,
+ * accept) and bound, connected and put to listen as the process that owns
+ * its description, so that SO_PEERCRED shows the owner's uid and gid (a
+ * client's is its listener's at listen(), an accepted socket's its
+ * client's at connect()) and the socket inode is the owner's. A socketpair
+ * gives both ends the credentials of its maker: the owner of the first
+ * end in files.img (when the two ends have different owners, the second
+ * end's SO_PEERCRED shows the first one's credentials, not its own peer's:
+ * the kernel has no way to make it otherwise). Refused to the owner, a
+ * bind to a path (a daemon that bound in /run as root and dropped
+ * privileges) and a connect to a listener of the tree are done as lazarus:
+ * the process had that name or that connection. A connect to a socket out
+ * of the tree (--ext-unix-sk) is the owner's alone.
+ *
  * Path names: the socket file is made again by bind(). A stale socket file
  * of the same owner at the path (the dumped socket's own, its process
  * gone) is removed first; anything else there is refused by name (see
@@ -39,6 +53,7 @@
 
 #include <netinet/tcp.h>
 
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "fd-unix.h"
 #include "restore-images.h"
@@ -57,11 +72,44 @@ struct rsk {
 struct urst {
 	struct rsk *s;
 	size_t nr;
+	const struct rst_images *im; /* owners of the sockets; NULL: lazarus's own */
 	char *why;
 	size_t len;
 };
 
 #define fail(u, err, ...) (snprintf((u)->why, (u)->len, __VA_ARGS__), (err))
+
+/* Act as the owner of R's description (as-owner.h) until back(). */
+static int as_of(struct urst *u, const struct rsk *r, struct as_owner *ao)
+{
+	return as_owner_enter(ao, u->im ? as_owner_of_file(u->im, r->f->id) : NULL, u->why, u->len);
+}
+
+/* Back to lazarus: RET, or the failure to come back. */
+static int back(struct urst *u, struct as_owner *ao, int ret)
+{
+	return as_owner_leave(ao, ret, u->why, u->len);
+}
+
+/* bind/connect as R's owner; refused to it and FALLBACK: as lazarus. -errno. */
+static int as_owner_call(struct urst *u, const struct rsk *r, bool fallback, bool is_bind, int fd,
+			 const struct sockaddr_un *a, socklen_t alen)
+{
+	struct as_owner ao;
+	int ret = as_of(u, r, &ao), err;
+
+	if (ret)
+		return ret;
+	err = (is_bind ? bind(fd, (const struct sockaddr *)a, alen)
+		       : connect(fd, (const struct sockaddr *)a, alen)) ? -errno : 0;
+	ret = back(u, &ao, 0);
+	if (ret)
+		return ret;
+	if (fallback && (err == -EACCES || err == -EPERM))
+		err = (is_bind ? bind(fd, (const struct sockaddr *)a, alen)
+			       : connect(fd, (const struct sockaddr *)a, alen)) ? -errno : 0;
+	return err;
+}
 
 static struct rsk *by_ino(const struct urst *u, uint32_t ino)
 {
@@ -97,11 +145,37 @@ static socklen_t make_addr(const ProtobufCBinaryData *n, struct sockaddr_un *a)
 
 static int new_sock(struct urst *u, const struct rsk *r)
 {
-	int fd = socket(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct as_owner ao;
+	int fd, ret = as_of(u, r, &ao);
 
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return fail(u, -errno, "file %u: socket(): %s", r->f->id, strerror(errno));
-	return fd;
+		fd = fail(u, -errno, "file %u: socket(): %s", r->f->id, strerror(errno));
+	ret = back(u, &ao, 0);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
+/* socketpair() as the owner of R (the header comment). */
+static int new_pair(struct urst *u, const struct rsk *r, int type, int sv[2])
+{
+	struct as_owner ao;
+	int ret = as_of(u, r, &ao);
+
+	if (ret)
+		return ret;
+	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
+		return back(u, &ao, fail(u, -errno, "file %u: socketpair: %s", r->f->id,
+					 strerror(errno)));
+	ret = back(u, &ao, 0);
+	if (ret) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return ret;
 }
 
 /*
@@ -189,8 +263,13 @@ static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 		close(dirfd);
 		return ret;
 	}
-	if (!ret && bind(fd, (struct sockaddr *)&a, make_addr(&r->e->name, &a)))
-		ret = fail(u, -errno, "file %u: bind to %s: %s", r->f->id, path, strerror(errno));
+	if (!ret) {
+		socklen_t alen = make_addr(&r->e->name, &a);
+		int err = as_owner_call(u, r, true, true, fd, &a, alen);
+
+		if (err)
+			ret = fail(u, err, "file %u: bind to %s: %s", r->f->id, path, strerror(-err));
+	}
 	if (!ret)
 		ret = fix_file(u, r, dirfd, base, path);
 	close(dirfd);
@@ -237,14 +316,17 @@ static int made(struct urst *u, struct rsk *r, int fd)
 	return ret;
 }
 
-static int connect_to(struct urst *u, const struct rsk *r, int fd, const ProtobufCBinaryData *n)
+/* As R's owner; OURS: a socket of the tree, which lazarus may reach for it if refused. */
+static int connect_to(struct urst *u, const struct rsk *r, int fd, const ProtobufCBinaryData *n,
+		      bool ours)
 {
 	struct sockaddr_un a;
 	char buf[128];
+	int err = as_owner_call(u, r, ours, false, fd, &a, make_addr(n, &a));
 
-	if (connect(fd, (struct sockaddr *)&a, make_addr(n, &a)))
-		return fail(u, -errno, "file %u: connect to %s: %s", r->f->id,
-			    show_name(n, buf, sizeof(buf)), strerror(errno));
+	if (err)
+		return fail(u, err, "file %u: connect to %s: %s", r->f->id,
+			    show_name(n, buf, sizeof(buf)), strerror(-err));
 	return 0;
 }
 
@@ -259,8 +341,27 @@ static int make_client(struct urst *u, struct rsk *c, const struct rsk *l)
 	if (!ret)
 		ret = bind_name(u, c, fd);
 	if (!ret)
-		ret = connect_to(u, c, fd, &l->e->name);
+		ret = connect_to(u, c, fd, &l->e->name, true);
 	return ret;
+}
+
+/* What L accepted, made by accept() as A's owner (its socket inode is A's). */
+static int accept_as(struct urst *u, const struct rsk *l, struct rsk *a)
+{
+	struct as_owner ao;
+	int fd, ret = as_of(u, a, &ao);
+
+	if (ret)
+		return ret;
+	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		ret = fail(u, -errno, "file %u: accept: %s", l->f->id, strerror(errno));
+	ret = back(u, &ao, ret);
+	if (fd >= 0 && ret) {
+		close(fd);
+		return ret;
+	}
+	return ret ? ret : made(u, a, fd);
 }
 
 /* A listener, then what it accepted (its accepted sockets of the tree), then its backlog. */
@@ -273,8 +374,15 @@ static int make_listener(struct urst *u, struct rsk *l)
 	ret = made(u, l, fd);
 	if (!ret)
 		ret = bind_name(u, l, fd);
-	if (!ret && listen(fd, (int)l->e->backlog))
-		ret = fail(u, -errno, "file %u: listen: %s", l->f->id, strerror(errno));
+	if (!ret) {
+		struct as_owner ao;
+
+		ret = as_of(u, l, &ao);
+		if (!ret && listen(fd, (int)l->e->backlog))
+			ret = fail(u, -errno, "file %u: listen: %s", l->f->id, strerror(errno));
+		if (ao.in)
+			ret = back(u, &ao, ret);
+	}
 	for (size_t i = 0; !ret && i < u->nr; i++) {
 		struct rsk *a = &u->s[i], *c;
 
@@ -284,11 +392,7 @@ static int make_listener(struct urst *u, struct rsk *l)
 		ret = make_client(u, c, l);
 		if (ret)
 			break;
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0)
-			ret = fail(u, -errno, "file %u: accept: %s", l->f->id, strerror(errno));
-		else
-			ret = made(u, a, fd);
+		ret = accept_as(u, l, a);
 	}
 	for (size_t k = 0; !ret && k < l->e->n_icons; k++)
 		ret = make_client(u, by_ino(u, l->e->icons[k]), l);
@@ -302,8 +406,9 @@ static int make_stream(struct urst *u, struct rsk *r)
 	int sv[2], ret;
 
 	if (p || r->e->peer_closed) {
-		if (socketpair(AF_UNIX, (int)r->e->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
-			return fail(u, -errno, "file %u: socketpair: %s", r->f->id, strerror(errno));
+		ret = new_pair(u, r, (int)r->e->type, sv);
+		if (ret)
+			return ret;
 		ret = made(u, r, sv[0]);
 		if (p) {
 			if (!ret)
@@ -322,7 +427,7 @@ static int make_stream(struct urst *u, struct rsk *r)
 	if (!ret)
 		ret = bind_name(u, r, sv[0]);
 	if (!ret && r->e->has_ext_peer)
-		ret = connect_to(u, r, sv[0], &r->e->ext_peer);
+		ret = connect_to(u, r, sv[0], &r->e->ext_peer, false);
 	return ret;
 }
 
@@ -334,8 +439,9 @@ static int make_dgram(struct urst *u, struct rsk *r)
 
 	if (p && p->fd < 0 && !r->e->has_name && !p->e->has_name && p->e->has_peer &&
 	    p->e->peer == r->e->ino) {
-		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
-			return fail(u, -errno, "file %u: socketpair: %s", r->f->id, strerror(errno));
+		ret = new_pair(u, r, SOCK_DGRAM, sv);
+		if (ret)
+			return ret;
 		ret = made(u, r, sv[0]);
 		return ret ? ret : made(u, p, sv[1]);
 	}
@@ -465,9 +571,9 @@ static int connect_dgram(struct urst *u, const struct rsk *r)
 	int tmp, ret;
 
 	if (p && p->e->has_name)
-		return connect_to(u, r, r->fd, &p->e->name);
+		return connect_to(u, r, r->fd, &p->e->name, true);
 	if (r->e->has_ext_peer)
-		return connect_to(u, r, r->fd, &r->e->ext_peer);
+		return connect_to(u, r, r->fd, &r->e->ext_peer, false);
 	if (!r->e->peer_closed)
 		return 0; /* unconnected, or a socketpair */
 	/* Connected to a socket that has gone: to one that goes now (ECONNREFUSED). */
@@ -537,7 +643,7 @@ static void close_all(struct urst *u)
 
 int unix_restore_all(const struct unix_rst_set *set, int above, int *fds, char *why, size_t len)
 {
-	struct urst u = { .nr = set->nr, .why = why, .len = len };
+	struct urst u = { .nr = set->nr, .im = set->im, .why = why, .len = len };
 	int ret = 0;
 
 	u.s = calloc(set->nr ? set->nr : 1, sizeof(*u.s));
@@ -580,7 +686,7 @@ int unix_check(const FileEntry *e, char *why, size_t len)
 int unix_open(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
 	      char *why, size_t len)
 {
-	struct unix_rst_set set = { 0 };
+	struct unix_rst_set set = { .im = im };
 	int *fds = NULL, ret = -ENOMEM;
 	size_t i;
 

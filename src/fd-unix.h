@@ -41,9 +41,12 @@ int unix_dump_one(struct unix_dump *u, pid_t pid, int fd, int local, uint64_t in
 int unix_dump_finish(struct unix_dump *u);
 
 /* Restore-side: the entries of files.img that are unix sockets. */
+struct rst_images;
 struct unix_rst_set {
 	const FileEntry **files;
 	size_t nr;
+	/* whose credentials each socket is made with (as-owner.h); NULL: lazarus's own */
+	const struct rst_images *im;
 };
 
 /* One entry alone: known type and state, names and queue lengths that add up. */

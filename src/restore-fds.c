@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "compiler.h"
 #define LOG_PREFIX "restore: "
 #include "log.h"
+#include "as-owner.h"
 #include "fd-desc.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
@@ -104,12 +106,18 @@ static bool vma_needs_write(const VmaEntry *v)
 	       ((v->prot & PROT_WRITE) || (v->has_may_write && v->may_write));
 }
 
-/* Same file, same access: one fd serves all its mappings. */
-static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, size_t len)
+/*
+ * Same file, same access: one fd serves all its mappings. Opened as the
+ * process itself (as-owner.h: a writable MAP_SHARED of a file it could not
+ * open is never handed to it; no symlink in the path).
+ */
+static int vma_open(struct rst_svc *s, const struct rst_task *rt, size_t i, char *why,
+		    size_t len)
 {
+	const MmEntry *mm = rt->mm;
 	const VmaEntry *v = mm->vmas[i];
 	bool shared_w = vma_needs_write(v);
-	char what[128];
+	char what[PATH_MAX + 160];
 	int fd;
 
 	for (size_t j = 0; j < i; j++) {
@@ -121,9 +129,13 @@ static int vma_open(struct rst_svc *s, const MmEntry *mm, size_t i, char *why, s
 			return 0;
 		}
 	}
-	fd = rst_open_typed(v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG, what, sizeof(what));
+	fd = as_owner_open_typed(rt, v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG,
+				 &(struct as_owner_file){ .has_ino = v->has_ino && v->has_dev,
+							  .dev = v->dev, .ino = v->ino },
+				 what, sizeof(what));
 	if (fd < 0) {
-		snprintf(why, len, "open %s (mapped at %#" PRIx64 "): %s", v->path, v->start, what);
+		snprintf(why, len, "process %u: open (mapped at %#" PRIx64 ") %s", rt->pid, v->start,
+			 what);
 		return fd;
 	}
 	s->vma_fds[i] = fd;
@@ -171,6 +183,25 @@ static int vma_deleted_fd(struct rst_svc *s, const struct rst_images *im, const 
 }
 
 /*
+ * The executable, as the process (as-owner.h): mm.img has no inode of it,
+ * a mapping of it has (an execute-only binary the process cannot read).
+ */
+static int exe_open(const struct rst_task *rt, char *what, size_t len)
+{
+	const MmEntry *mm = rt->mm;
+	const VmaEntry *m = NULL;
+
+	for (size_t i = 0; i < mm->n_vmas && !m; i++)
+		if (mm->vmas[i]->path && mm->vmas[i]->has_ino && !strcmp(mm->vmas[i]->path, mm->exe_path))
+			m = mm->vmas[i];
+	return as_owner_open_typed(rt, mm->exe_path, O_RDONLY, S_IFREG,
+				   &(struct as_owner_file){ .has_ino = m && m->has_dev,
+							    .dev = m ? m->dev : 0,
+							    .ino = m ? m->ino : 0 },
+				   what, len);
+}
+
+/*
  * A shared memory object made by lazarus (restore-shmem.c), inherited: one
  * object for every process that maps it. SysV segments are attached by the
  * blob instead (no fd). A shared mapping that could not become writable
@@ -207,7 +238,7 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 		 char *why, size_t len)
 {
 	const MmEntry *mm = rt->mm;
-	char what[128];
+	char what[PATH_MAX + 160];
 	int ret;
 
 	memset(s, 0, sizeof(*s));
@@ -237,9 +268,9 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 	 */
 	s->pages_fd = rt->pages_fd;
 	svc_add(s, s->pages_fd);
-	s->exe_fd = rst_open_typed(mm->exe_path, O_RDONLY, S_IFREG, what, sizeof(what));
+	s->exe_fd = exe_open(rt, what, sizeof(what));
 	if (s->exe_fd < 0) {
-		snprintf(why, len, "open %s (the executable): %s", mm->exe_path, what);
+		snprintf(why, len, "process %u: open (the executable) %s", rt->pid, what);
 		return s->exe_fd;
 	}
 	svc_add(s, s->exe_fd);
@@ -258,7 +289,7 @@ int rst_svc_open(struct rst_svc *s, const struct rst_task *rt, const struct rst_
 		if (v->has_deleted_file_id)
 			ret = vma_deleted_fd(s, in->im, mm, i, why, len);
 		else
-			ret = vma_open(s, mm, i, why, len);
+			ret = vma_open(s, rt, i, why, len);
 		if (ret)
 			return ret;
 	}

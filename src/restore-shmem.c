@@ -31,6 +31,7 @@
 #define LOG_PREFIX "restore: "
 #include "fdio.h"
 #include "log.h"
+#include "as-owner.h"
 #include "restore-shmem.h"
 #include "restore-verify.h"
 #include "lazy-proto.h"
@@ -293,8 +294,43 @@ static int sysv_set_owner(const ShmemEntry *e)
 	return shmctl(e->shmid, IPC_SET, &ds) < 0 ? -errno : 0;
 }
 
+/*
+ * shmget as the segment's creator (as-owner.h), so that IPC_STAT's cuid and
+ * cgid are the dumped ones (the kernel takes them from the caller's euid
+ * and egid; IPC_SET cannot change them). Lazarus makes it 0600 and fills
+ * it as root (it keeps CAP_IPC_OWNER), then sets the dumped owner and mode.
+ */
+static int sysv_shmget_as_creator(const ShmemEntry *e, char *why, size_t len)
+{
+	CredsEntry c = CREDS_ENTRY__INIT;
+	struct as_owner ao;
+	int id, ret;
+
+	if (!e->has_cuid || !e->has_cgid) {
+		id = shmget(e->key, e->size, IPC_CREAT | IPC_EXCL | 0600);
+		if (id < 0)
+			snprintf(why, len, "shmget: %s", strerror(errno));
+		return id < 0 ? -errno : id;
+	}
+	c.uid = c.euid = c.suid = c.fsuid = e->cuid;
+	c.gid = c.egid = c.sgid = c.fsgid = e->cgid;
+	ret = as_owner_enter_creds(&ao, &c, why, len);
+	if (ret)
+		return ret;
+	id = shmget(e->key, e->size, IPC_CREAT | IPC_EXCL | 0600);
+	ret = id < 0 ? -errno : 0;
+	if (ret)
+		snprintf(why, len, "shmget as creator uid %u gid %u: %s", e->cuid, e->cgid,
+			 strerror(errno));
+	ret = as_owner_leave(&ao, ret, why, len);
+	if (ret && id >= 0)
+		shmctl(id, IPC_RMID, NULL);
+	return ret ? ret : id;
+}
+
 static int make_sysv(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 {
+	char why[256];
 	int id, ret;
 
 	ret = sysv_check_free(e);
@@ -304,10 +340,10 @@ static int make_sysv(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
 	if (ret)
 		return rst_verify_fail("shmem.img", ret, "SysV shm id %d: writing shm_next_id: %s", e->shmid,
 			    strerror(-ret));
-	id = shmget(e->key, e->size, IPC_CREAT | IPC_EXCL | 0600);
+	id = sysv_shmget_as_creator(e, why, sizeof(why));
 	if (id < 0)
-		return rst_verify_fail("shmem.img", -errno, "SysV shm id %d (key %#x): shmget: %s", e->shmid,
-			    (unsigned)e->key, strerror(errno));
+		return rst_verify_fail("shmem.img", id, "SysV shm id %d (key %#x): %s", e->shmid,
+			    (unsigned)e->key, why);
 	if (id != e->shmid) {
 		shmctl(id, IPC_RMID, NULL);
 		set_next_id(-1);

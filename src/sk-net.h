@@ -33,8 +33,16 @@ struct sk_dump_opts {
 int sk_family(int sk); /* SO_DOMAIN, or -errno */
 int inet_sk_dump(int sk, const struct sk_dump_opts *o, InetSkEntry **out, char *why, size_t len);
 int inet_sk_verify(const InetSkEntry *e, char *why, size_t len);
-/* A new socket (O_CLOEXEC) as E described, with FLAGS' O_NONBLOCK; or -errno. */
-int inet_sk_open(const InetSkEntry *e, uint32_t flags, char *why, size_t len);
+/*
+ * A new socket (O_CLOEXEC) as E described, with FLAGS' O_NONBLOCK; or
+ * -errno. socket() is made as OWNER (as-owner.h; NULL: lazarus), so that
+ * its inode and sk_uid are OWNER's; bind, listen, connect and TCP repair
+ * as lazarus (they need CAP_NET_ADMIN, or a port the owner bound as root
+ * before it dropped privileges: it had that address).
+ */
+struct rst_task;
+int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *owner, char *why,
+		 size_t len);
 /* "127.0.0.1:80", "[::1]:80" */
 void inet_addr_fmt(const InetAddr *a, char *buf, size_t len);
 #define INET_ADDR_STRLEN 56
@@ -69,7 +77,9 @@ int netlock_release_table(const char *table, char *why, size_t len);
 /* fd-netlink.c */
 int netlink_sk_dump(int sk, pid_t pid, NetlinkSkEntry **out, char *why, size_t len);
 int netlink_sk_verify(const NetlinkSkEntry *e, char *why, size_t len);
-int netlink_sk_open(const NetlinkSkEntry *e, uint32_t flags, char *why, size_t len);
+/* socket() as OWNER (as inet_sk_open), the rest (port id, groups) as lazarus: it had them. */
+int netlink_sk_open(const NetlinkSkEntry *e, uint32_t flags, const struct rst_task *owner,
+		    char *why, size_t len);
 
 /* Any other socket, in words: "packet socket (SOCK_RAW)". */
 void sk_describe(int sk, char *buf, size_t len);

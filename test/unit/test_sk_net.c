@@ -98,7 +98,7 @@ static int open_packed(const struct packed *p)
 		return -EBADMSG;
 	r = inet_sk_verify(u, why, sizeof(why));
 	if (!r)
-		r = inet_sk_open(u, (uint32_t)p->flags, why, sizeof(why));
+		r = inet_sk_open(u, (uint32_t)p->flags, NULL, why, sizeof(why));
 	if (r < 0)
 		fprintf(stderr, "  open: %s\n", why);
 	inet_sk_entry__free_unpacked(u, NULL);
@@ -361,7 +361,7 @@ static int test_netlink(void)
 	CHECK(netlink_sk_dump(s, getpid(), &e, why, sizeof(why)) == 0);
 	close(s);
 	CHECK(netlink_sk_verify(e, why, sizeof(why)) == 0);
-	s = netlink_sk_open(e, 0, why, sizeof(why));
+	s = netlink_sk_open(e, 0, NULL, why, sizeof(why));
 	CHECK(s >= 0);
 	l = sizeof(a);
 	CHECK(getsockname(s, (struct sockaddr *)&a, &l) == 0);

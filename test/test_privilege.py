@@ -1,0 +1,357 @@
+"""Restore never opens or creates anything for a process with more privilege
+than the process has (src/as-owner.h, lazarus.8 SECURITY).
+
+Lazarus restores as root. What it opens and creates for a process is opened
+and created with that process's dumped credentials: a file swapped for a
+symlink to a root-only one after the dump is refused by name (held as an
+fd, mapped MAP_SHARED, a FIFO) and the process does not come back; a daemon
+that opened a root-only file as root and dropped privileges gets that very
+file back, and nothing else under the same name; SO_PEERCRED of restored
+unix sockets (in the tree, and reconnected with --ext-unix-sk) shows the
+process's uid and gid, not 0; a TCP socket's inode is the process's; a
+SysV segment's creator is the dumped one; a root process without
+CAP_DAC_OVERRIDE gets no file it could not read.
+
+The workload is pypriv.py (python3, under setpriv as nobody) and lzshm.
+"""
+import grp
+import os
+import pwd
+import shutil
+import socket
+import struct
+import threading
+
+import pytest
+
+import harness
+from test_shm import LzShm, sysv_segments
+
+NOBODY = pwd.getpwnam("nobody").pw_uid
+NOGROUP = grp.getgrnam("nogroup").gr_gid
+ERR = "lazarus: Error: "
+SETPRIV = "/usr/bin/setpriv"
+AS_NOBODY = [SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+PYPRIV = harness.ROOT / "test" / "workloads" / "pypriv.py"
+SECRET = b"TOPSECRET-root-only-0123456789\n"
+
+
+class PyPriv(harness.Workload):
+    kind = "pypriv"
+
+    def parse_result(self, text):
+        return harness.parse_kv(text.strip())
+
+
+@pytest.fixture
+def place(env):
+    """base 0711 (a workload of nobody reaches its own dirs), pub/ a directory
+    nobody cannot write, a root-only secret file and FIFO next to it."""
+    os.chmod(env.base, 0o711)
+    pub = env.base / "pub"
+    pub.mkdir(mode=0o755)
+    secret = env.base / "secret"
+    secret.write_bytes(SECRET)
+    os.chmod(secret, 0o600)
+    os.mkfifo(env.base / "secret.fifo", 0o600)
+    return pub
+
+
+def spawn(env, name, args, prefix=AS_NOBODY):
+    os.chmod(env.base, 0o711)  # mkdtemp's 0700 would shut out a workload of nobody
+    d = env.base / name
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o777)
+    w = env.spawn(PyPriv, [*prefix, harness.PYTHON, PYPRIV, "--dir", d, *args], d)
+    if "child" in w.ready:
+        env.pids.add(int(w.ready["child"]))
+    return w
+
+
+def nobody_file(path, data=b"public data of nobody, 32 bytes\n"):
+    path.write_bytes(data)
+    os.chown(path, NOBODY, NOGROUP)
+    os.chmod(path, 0o644)
+    return data
+
+
+def refused(env, img, mode, w, name):
+    """The restore fails with one line naming NAME; the process is not back."""
+    r = env.restore(img, mode, w, expect_ok=False)
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert r.errors[0].startswith(ERR) and str(name) in r.errors[0], r.describe()
+    assert harness.proc_state(w.pid) is None, "the process was restored"
+    print(r.errors[0])  # shown with -s
+    return r.errors[0]
+
+
+# --- files: a planted symlink ---
+
+@pytest.mark.parametrize("what", ["file", "map", "fifo"])
+def test_symlink_to_secret_refused(env, place, mode, what):
+    """A file of nobody replaced by a symlink to a root-only one after the
+    dump: refused by name, the secret never reaches the process."""
+    f = place / "f"
+    if what == "fifo":
+        os.mkfifo(f, 0o666)
+        os.chown(f, NOBODY, NOGROUP)
+    else:
+        nobody_file(f)
+    w = spawn(env, "w", [f"--{what}", f])
+    w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    f.unlink()
+    os.symlink(env.base / ("secret.fifo" if what == "fifo" else "secret"), f)
+    atime = os.stat(env.base / "secret").st_atime_ns
+    line = refused(env, img, mode, w, f)
+    assert "symbolic link" in line, line
+    assert os.stat(env.base / "secret").st_atime_ns == atime
+
+
+def test_symlink_in_directory_refused(env, place, mode):
+    """A symlink anywhere in the path, not only the last component."""
+    sub = place / "sub"
+    sub.mkdir()
+    os.chown(sub, NOBODY, NOGROUP)
+    f = sub / "f"
+    nobody_file(f)
+    w = spawn(env, "w", ["--file", f])
+    img = env.path("img")
+    env.dump(w, img)
+    shutil.rmtree(sub)
+    hidden = env.base / "hidden"
+    hidden.mkdir(mode=0o700)
+    (hidden / "f").write_bytes(SECRET)
+    os.chmod(hidden / "f", 0o600)
+    os.symlink(hidden, sub)
+    line = refused(env, img, mode, w, f)
+    assert "symbolic link" in line, line
+
+
+def test_nobody_file_restored(env, place, mode):
+    """The same files untouched: restored, the process reads its data."""
+    f, m = place / "f", place / "m"
+    data = nobody_file(f)
+    mdata = nobody_file(m, b"m" * 4096)
+    os.mkfifo(place / "q", 0o666)
+    os.chown(place / "q", NOBODY, NOGROUP)
+    w = spawn(env, "w", ["--file", f, "--map", m, "--fifo", place / "q"])
+    before = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["file"] == data[:16].hex() == before["file"]
+    assert r["map"] == mdata[:16].hex() and r["fifo"] == "ok"
+    w.stop()
+
+
+# --- files: a daemon that opened as root and dropped privileges ---
+
+def root_file(path, data):
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+    return data
+
+
+def test_dropped_privileges_restored(env, place, mode):
+    """Opened as root, then setresuid(nobody): nobody may not open it, but
+    it is the very file the process had open: restored, read through its fd."""
+    log = place / "log"
+    data = root_file(log, b"root's log, opened before the drop\n")
+    w = spawn(env, "w", ["--file", log, "--drop"], prefix=[])
+    assert w.check_pass()["uid"] == str(NOBODY)
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["file"] == data[:16].hex() and r["uid"] == str(NOBODY)
+    w.stop()
+
+
+@pytest.mark.parametrize("how", ["rename", "unlink"])
+def test_dropped_privileges_replaced_refused(env, place, mode, how):
+    """The same name, another root-only file of the same size: refused, with
+    the file and the process named. unlink: the new file may get the old
+    inode number (ext4 reuses it at once): its birth time tells them apart."""
+    log = place / "log"
+    data = root_file(log, b"root's log, opened before the drop\n")
+    w = spawn(env, "w", ["--file", log, "--drop"], prefix=[])
+    img = env.path("img")
+    env.dump(w, img)
+    if how == "rename":
+        os.rename(log, place / "log.old")  # kept: its inode number is not reused
+    else:
+        log.unlink()
+    root_file(log, SECRET[:len(data)].ljust(len(data), b"!"))
+    line = refused(env, img, mode, w, log)
+    assert f"process {w.pid}" in line and "not the file it had open" in line, line
+
+
+def test_root_without_dac_override_refused(env, place, mode):
+    """uid 0 without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH held a file of
+    another user it could read; replaced by one it could not read: refused."""
+    f = place / "f"
+    data = nobody_file(f)
+    os.chown(f, 1000, 1000)
+    os.chmod(f, 0o666)  # it opens it read-write
+    drop = [SETPRIV, "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    w = spawn(env, "w", ["--file", f], prefix=drop)
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    w.stop()
+    # Untouched: it could open it itself.
+    w2 = env.restore(img, mode, w)
+    assert w2.check_pass()["file"] == data[:16].hex()
+    w2.stop()
+    os.rename(f, place / "f.old")  # kept: its inode number is not reused
+    f.write_bytes(SECRET[:len(data)].ljust(len(data), b"!"))
+    os.chown(f, 1000, 1000)
+    os.chmod(f, 0o600)
+    line = refused(env, img, mode, w, f)
+    assert f"process {w.pid}" in line, line
+
+
+# --- sockets ---
+
+def test_peercred_in_tree(env, mode):
+    """A socketpair and a listener's connection between two processes of
+    nobody: every end's SO_PEERCRED says nobody after the restore, not root."""
+    w = spawn(env, "w", ["--pair"])
+    want = f"{NOBODY}:{NOGROUP}"
+    before = w.check_pass()
+    assert before["pair"] == before["acc"] == before["cli"] == before["kidpair"] == want
+    img = env.path("img")
+    env.dump(w, img)
+    harness.reap(int(w.ready["child"]))
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert (r["pair"], r["acc"], r["cli"], r["kidpair"]) == (want,) * 4, r
+    w.stop()
+
+
+class PeerServer:
+    """A unix stream server outside the tree: records SO_PEERCRED of every
+    connection it accepts."""
+
+    def __init__(self, path):
+        self.sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sk.bind(str(path))
+        os.chmod(path, 0o777)
+        self.sk.listen(8)
+        self.creds, self.conns = [], []
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sk.accept()
+            except OSError:
+                return
+            _, uid, gid = struct.unpack("3i", c.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            self.conns.append(c)
+            self.creds.append((uid, gid))
+
+    def close(self):
+        self.sk.shutdown(socket.SHUT_RDWR)
+        self.sk.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_peercred_ext_unix_sk(env, mode):
+    """--ext-unix-sk: the reconnect runs as the process: the outside server
+    sees nobody, not root, as its peer."""
+    os.chmod(env.base, 0o711)
+    sd = env.path("srv")
+    os.chmod(sd, 0o755)
+    srv = PeerServer(sd / "s.sock")
+    try:
+        w = spawn(env, "w", ["--ext", sd / "s.sock"])
+        harness.wait_for(lambda: len(srv.creds) == 1, harness.CHECK_TIMEOUT, "the connection")
+        assert srv.creds[0] == (NOBODY, NOGROUP)
+        img = env.path("img")
+        env.lazarus("dump", "-t", w.pid, "-D", img, "--ext-unix-sk", log=env.log_path("dump"))
+        w.proc.wait(harness.EXIT_TIMEOUT)
+        w = env.restore(img, mode, w)
+        harness.wait_for(lambda: len(srv.creds) == 2, harness.CHECK_TIMEOUT, "the reconnect")
+        assert srv.creds[1] == (NOBODY, NOGROUP), srv.creds
+        w.check_pass()
+        w.stop()
+    finally:
+        srv.close()
+
+
+def proc_net_tcp_uid(port):
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            w = line.split()
+            if int(w[1].split(":")[1], 16) == port and w[3] == "0A":  # LISTEN
+                return int(w[7])
+    return None
+
+
+def test_inet_socket_owner(env, mode):
+    """A TCP listener of nobody: its socket inode (fstat, /proc/net/tcp's uid,
+    what nftables `meta skuid` sees) is nobody's after the restore."""
+    port = harness.free_port()
+    w = spawn(env, "w", ["--tcp", port])
+    fd = int(w.ready["tcp_fd"])
+    assert os.stat(f"/proc/{w.pid}/fd/{fd}").st_uid == NOBODY
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    assert os.stat(f"/proc/{w.pid}/fd/{fd}").st_uid == NOBODY
+    assert proc_net_tcp_uid(port) == NOBODY
+    w.check_pass()
+    w.stop()
+
+
+# --- SysV ---
+
+def sysv_creators():
+    """{shmid: (cuid, cgid)} from /proc/sysvipc/shm."""
+    out = {}
+    with open("/proc/sysvipc/shm") as f:
+        next(f)
+        for line in f:
+            w = line.split()
+            out[int(w[1])] = (int(w[9]), int(w[10]))
+    return out
+
+
+def test_sysv_creator_nobody(env, mode):
+    """A segment created by nobody: cuid/cgid are nobody's after the restore
+    (IPC_SET cannot change them: shmget runs as the creator)."""
+    os.chmod(env.base, 0o711)
+    d = env.base / "shm"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    (d / "child").mkdir()
+    os.chmod(d / "child", 0o777)
+    w = env.spawn(LzShm, [*AS_NOBODY, harness.WORKLOADS / "lzshm", "--dir", d, "--mib", 4], d)
+    shmid, child = int(w.ready["shmid"]), int(w.ready["child"])
+    env.pids.add(child)
+    try:
+        harness.wait_for(lambda: (d / "child" / "ready").exists(), harness.READY_TIMEOUT,
+                         "lzshm's child", w.diag)
+        assert sysv_creators()[shmid] == (NOBODY, NOGROUP)
+        before = sysv_segments()[shmid]
+        img = env.path("img")
+        r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+        assert r.rc == 0 and not r.errors, r.describe()
+        w.proc.wait(harness.EXIT_TIMEOUT)
+        harness.reap(child)
+        assert os.system(f"ipcrm -m {shmid}") == 0
+        w = env.restore(img, mode, w)
+        assert sysv_creators()[shmid] == (NOBODY, NOGROUP)
+        assert sysv_segments()[shmid] == before
+        w.check_pass()
+        w.child().check_pass()
+    finally:
+        os.system(f"ipcrm -m {shmid} >/dev/null 2>&1")
