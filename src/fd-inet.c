@@ -672,9 +672,13 @@ static int tcp_dump_state(int sk, InetSkEntry *e, const struct sk_dump_opts *o, 
 				return -ENOMEM;
 		}
 		return tcp_repair_dump(sk, &e->tcp, why, len);
-	default:
-		snprintf(why, len, "TCP connection %s -> %s is %s: not supported", la, pa,
-			 tcp_state_name(ti.tcpi_state));
+	default: /* SYN_SENT has no peer name yet */
+		if (pa[0])
+			snprintf(why, len, "TCP connection %s -> %s is %s: not supported", la, pa,
+				 tcp_state_name(ti.tcpi_state));
+		else
+			snprintf(why, len, "TCP socket %s is %s: not supported", la,
+				 tcp_state_name(ti.tcpi_state));
 		return -EOPNOTSUPP;
 	}
 }

@@ -351,6 +351,30 @@ static int test_half_closed_refused(void)
 	return 0;
 }
 
+/* A connect() in progress (its SYN lost): refused by name, even with the flag. */
+static int test_syn_sent_refused(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sk_dump_opts o = { .tcp_established = true };
+	char cmd[256];
+	InetSkEntry *e;
+	int l, c;
+
+	CHECK(netns() == 0);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0);
+	a.sin_port = htons(port_of(l));
+	snprintf(cmd, sizeof(cmd), "nft 'add table inet syn; add chain inet syn i { type filter "
+		 "hook input priority 0; }; add rule inet syn i tcp dport %u drop'", port_of(l));
+	CHECK(system(cmd) == 0);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == -1 && errno == EINPROGRESS);
+	CHECK(inet_sk_dump(c, &o, &e, why, sizeof(why)) == -EOPNOTSUPP);
+	CHECK(strstr(why, "TCP socket 127.0.0.1:") &&
+	      strstr(why, " is connecting (SYN sent): not supported"));
+	return 0;
+}
+
 /* --- half-closed and closing connections, rebuilt (tcp-repair.c, tcp-inject.c) --- */
 
 static int tcp_state(int fd)
@@ -754,11 +778,12 @@ static int test_verify(void)
 }
 
 static const struct unit_case cases[] = {
-	UNIT(test_listeners), UNIT(test_backlog_refused), UNIT(test_udp_queue),
-	UNIT(test_tcp_repair), UNIT(test_tcp_repair_v6), UNIT(test_half_closed_refused),
-	UNIT(test_close_wait), UNIT(test_fin_wait2), UNIT(test_fin_wait1),
-	UNIT(test_fin_wait1_unsent), UNIT(test_last_ack), UNIT(test_closing),
-	UNIT(test_scope_id),   UNIT(test_netlink),    UNIT(test_verify),
+	UNIT(test_listeners),        UNIT(test_backlog_refused), UNIT(test_udp_queue),
+	UNIT(test_tcp_repair),       UNIT(test_tcp_repair_v6),   UNIT(test_half_closed_refused),
+	UNIT(test_syn_sent_refused), UNIT(test_close_wait),      UNIT(test_fin_wait2),
+	UNIT(test_fin_wait1),        UNIT(test_fin_wait1_unsent), UNIT(test_last_ack),
+	UNIT(test_closing),          UNIT(test_scope_id),        UNIT(test_netlink),
+	UNIT(test_verify),
 	{ 0 },
 };
 
