@@ -138,8 +138,8 @@ def dump(env, w):
     return img
 
 
-def restore(env, img, mode, w):
-    r = env.lazarus(*env.restore_args(img, mode, True), "--tcp-established",
+def restore(env, img, mode, w, *extra):
+    r = env.lazarus(*env.restore_args(img, mode, True), "--tcp-established", *extra,
                     log=env.log_path("restore"))
     env.pids.add(w.pid)
     assert r.rc == 0 and not r.errors, f"restore failed\n{r.describe()}"
@@ -250,3 +250,60 @@ def test_refused_without_flag(env):
     r = w.check_pass()
     assert read_to_eof(p) == b"w-dataw-answer"
     p.close()
+
+
+@pytest.fixture
+def netns_veth():
+    """A network namespace of the test's own with a veth pair, fe80::1 on lzv0."""
+    name = f"lzt-{uuid.uuid4().hex[:10]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    for cmd in (["link", "set", "lo", "up"],
+                ["link", "add", "lzv0", "type", "veth", "peer", "name", "lzv1"],
+                ["link", "set", "lzv0", "up"], ["link", "set", "lzv1", "up"],
+                ["addr", "add", "fe80::1/64", "dev", "lzv0", "nodad"]):
+        subprocess.run(["ip", "-n", name] + cmd, check=True, timeout=30)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], timeout=30)
+
+
+def lazarus_in(env, ns, *args, what):
+    """lazarus run inside network namespace NS (dump refuses a tree in another one)."""
+    log = env.log_path(what)
+    argv = ["nsenter", f"--net=/run/netns/{ns}", str(harness.LAZARUS)] + \
+        [str(a) for a in args] + ["-o", str(log), "-v4"]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=harness.LAZARUS_TIMEOUT)
+    return harness.Result(argv, p.returncode, p.stdout, p.stderr, log)
+
+
+def test_ipv6_scope_id(env, mode, netns_veth):
+    """Both ends inside, over fe80::1%lzv0 in a namespace of the test's, one end
+    in CLOSE_WAIT; lazarus run in that namespace: restored with the same scope
+    id, data then EOF. The same image after lzv0 was renamed: refused, naming
+    both names."""
+    ns = netns_veth
+    d = env.base / "half"
+    w = env.spawn(LzHalf, ["nsenter", f"--net=/run/netns/{ns}", harness.WORKLOADS / "lzhalf",
+                           "--dir", d, "--state", "close_wait", "--inside", "--addr6", "fe80::1",
+                           "--ifname", "lzv0"], d)
+    w.go()
+    w.wait_ready()
+    img = env.base / "img"
+    img.mkdir()
+    r = lazarus_in(env, ns, "dump", "-t", w.pid, "-D", img, "--tcp-established", what="dump")
+    assert r.rc == 0 and not r.errors, f"dump failed\n{r.describe()}\n{w.diag()}"
+    w.proc.wait(harness.EXIT_TIMEOUT)
+    r = lazarus_in(env, ns, *env.restore_args(img, mode, True), "--tcp-established",
+                   what="restore")
+    env.pids.add(w.pid)
+    assert r.rc == 0 and not r.errors, f"restore failed\n{r.describe()}"
+    r = w.restored()
+    r.check_pass()
+    r.stop()
+    subprocess.run(["ip", "-n", ns, "link", "set", "lzv0", "down"], check=True, timeout=30)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lzv0", "name", "lzv9"], check=True, timeout=30)
+    r = lazarus_in(env, ns, *env.restore_args(img, mode, True), "--tcp-established",
+                   what="restore")
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert "IPv6 address [fe80::1%" in r.errors[0] and \
+        "was lzv0 at dump, is lzv9 here" in r.errors[0], r.errors[0]

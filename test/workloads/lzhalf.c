@@ -1,10 +1,12 @@
 /*
  * lzhalf.c - half-closed and closing TCP connections, for test_tcp_states.py.
  *
- *   lzhalf --dir DIR --state STATE (--peer PORT | --inside)
+ *   lzhalf --dir DIR --state STATE (--peer PORT | --inside [--addr6 ADDR --ifname IF])
  *
  * A is this process's end of the connection, B the other end: the test on
- * 127.0.0.1:PORT (--peer), or a second socket of this process (--inside).
+ * 127.0.0.1:PORT (--peer), or a second socket of this process (--inside),
+ * over 127.0.0.1 or the IPv6 link-local ADDR on interface IF (--addr6: the
+ * check then also wants A's scope id to be IF's index still).
  * Once connected, A sends "w-data" (and B, inside, "p-data"), and A writes
  * DIR/conn "pid=P a=PORT b=PORT". Then it waits for DIR/go (the test has
  * made the packet loss the state needs, and done its own part), and does
@@ -25,6 +27,7 @@
  * "FAIL pid=P: what". SIGTERM: exit 0.
  */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -66,12 +69,28 @@ static int wait_state(int fd, int want, int secs)
 
 static uint16_t port_of(int fd, int peer)
 {
-	struct sockaddr_in a;
+	struct sockaddr_in6 a;
 	socklen_t l = sizeof(a);
 
 	if ((peer ? getpeername : getsockname)(fd, (struct sockaddr *)&a, &l))
 		die("getsockname");
-	return ntohs(a.sin_port);
+	return ntohs(a.sin6_port); /* where sockaddr_in has it too */
+}
+
+static const char *ifname;
+static unsigned scope;
+
+static void check_scope(int fd, const char *who)
+{
+	struct sockaddr_in6 a;
+	socklen_t l = sizeof(a);
+	char name[IF_NAMESIZE] = "";
+
+	if (!ifname)
+		return;
+	if (getsockname(fd, (struct sockaddr *)&a, &l) || a.sin6_scope_id != scope ||
+	    !if_indextoname(scope, name) || strcmp(name, ifname))
+		failf("%s: scope id %u (%s), not %u (%s)", who, a.sin6_scope_id, name, scope, ifname);
 }
 
 static int exists(const char *name)
@@ -175,6 +194,9 @@ static void check(int a, int b, int state)
 		check_error(b, "B");
 	}
 	check_error(a, "A");
+	check_scope(a, "A");
+	if (b >= 0)
+		check_scope(b, "B");
 	if (fail[0])
 		snprintf(line, sizeof(line), "FAIL pid=%d: %s\n", getpid(), fail);
 	else
@@ -184,8 +206,11 @@ static void check(int a, int b, int state)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	const char *state_s = NULL;
+	struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6 };
+	struct sockaddr *sa = (struct sockaddr *)&sa4;
+	socklen_t sl = sizeof(sa4);
+	const char *state_s = NULL, *addr6 = NULL;
 	int a, b = -1, lsk = -1, state, peer = 0, inside = 0;
 	char text[256];
 
@@ -198,6 +223,18 @@ int main(int argc, char **argv)
 			state_s = argv[++i];
 		else if (i + 1 < argc && !strcmp(argv[i], "--peer"))
 			peer = atoi(argv[++i]);
+		else if (i + 1 < argc && !strcmp(argv[i], "--addr6"))
+			addr6 = argv[++i];
+		else if (i + 1 < argc && !strcmp(argv[i], "--ifname"))
+			ifname = argv[++i];
+	}
+	if (addr6) {
+		if (!ifname || inet_pton(AF_INET6, addr6, &sa6.sin6_addr) != 1 ||
+		    !(scope = if_nametoindex(ifname)))
+			die("--addr6 %s --ifname %s", addr6, ifname ? ifname : "(none)");
+		sa6.sin6_scope_id = scope;
+		sa = (struct sockaddr *)&sa6;
+		sl = sizeof(sa6);
 	}
 	if (!dir || !state_s || !(peer || inside)) {
 		fprintf(stderr, "usage: lzhalf --dir DIR --state STATE (--peer PORT | --inside)\n");
@@ -210,17 +247,14 @@ int main(int argc, char **argv)
 	signal(SIGTERM, wl_on_term);
 	signal(SIGPIPE, SIG_IGN);
 	if (inside) {
-		socklen_t l = sizeof(sa);
-
-		lsk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (lsk < 0 || bind(lsk, (struct sockaddr *)&sa, sizeof(sa)) || listen(lsk, 1) ||
-		    getsockname(lsk, (struct sockaddr *)&sa, &l))
+		lsk = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lsk < 0 || bind(lsk, sa, sl) || listen(lsk, 1))
 			die("listener");
-		peer = ntohs(sa.sin_port);
+		peer = port_of(lsk, 0);
 	}
-	sa.sin_port = htons((uint16_t)peer);
-	a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (a < 0 || connect(a, (struct sockaddr *)&sa, sizeof(sa)))
+	sa4.sin_port = sa6.sin6_port = htons((uint16_t)peer);
+	a = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a < 0 || connect(a, sa, sl))
 		die("connect to port %d", peer);
 	if (inside) {
 		b = accept4(lsk, NULL, NULL, SOCK_CLOEXEC);
