@@ -748,6 +748,37 @@ static int test_verify(void)
 	la.addr.len = 4;
 	e.state = INET_SK_STATE__INET_SK_ESTABLISHED; /* without its repair state */
 	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+	{
+		/* Repair states an image may claim: only those restore rebuilds, consistent. */
+		TcpRepairEntry t = TCP_REPAIR_ENTRY__INIT;
+		uint8_t q[4] = "abcd";
+
+		e.peer = &la;
+		e.tcp = &t;
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == 0);
+		t.has_tcp_state = true;
+		for (unsigned st = 0; st < 16; st++) {
+			bool ok = st == TCP_ESTABLISHED || st == TCP_CLOSE_WAIT || st == TCP_FIN_WAIT1 ||
+				  st == TCP_FIN_WAIT2 || st == TCP_LAST_ACK || st == TCP_CLOSING;
+
+			t.tcp_state = st; /* LISTEN, TIME_WAIT, SYN_*, CLOSE: refused */
+			CHECK((inet_sk_verify(&e, why, sizeof(why)) == 0) == ok);
+		}
+		t.tcp_state = TCP_FIN_WAIT2; /* our FIN acked, yet data unacked: refused */
+		t.send_queue.data = q;
+		t.send_queue.len = sizeof(q);
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+		t.tcp_state = TCP_FIN_WAIT1;
+		t.has_fin_unsent = t.fin_unsent = true;
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == 0);
+		t.tcp_state = TCP_CLOSE_WAIT; /* an unsent FIN of ours, in a state without one */
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+		t.unsent = 5; /* more unsent than queued */
+		t.tcp_state = TCP_FIN_WAIT1;
+		CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
+		e.peer = NULL;
+		e.tcp = NULL;
+	}
 	e.state = INET_SK_STATE__INET_SK_CLOSED;
 	e.protocol = IPPROTO_SCTP;
 	CHECK(inet_sk_verify(&e, why, sizeof(why)) == -EBADMSG);
