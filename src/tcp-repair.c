@@ -218,10 +218,10 @@ int tcp_repair_dump(int sk, TcpRepairEntry **out, char *why, size_t len)
 	return 0;
 }
 
-/* Write BUF into the selected queue; the kernel may take less at a time. */
+/* Write BUF into repair queue Q; the kernel may take less at a time. */
 static int fill_queue(int sk, int q, const uint8_t *buf, size_t len)
 {
-	if (len && q != TCP_NO_QUEUE && setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, q))
+	if (len && setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, q))
 		return -errno;
 	while (len) {
 		ssize_t n = send(sk, buf, len < 65536 ? len : 65536, MSG_DONTWAIT);
