@@ -217,7 +217,7 @@ def test_both_inside(env, mode, nft, state):
         nft.lose_from(a_port)  # B's FIN gets through (sent again), A's ACK of it does not
     w.wait_ready()
     want = ("CLOSE-WAIT", "FIN-WAIT-2") if state == "close_wait" else ("CLOSING", "FIN-WAIT-1")
-    assert (ss_state(a_port, b_port), ss_state(b_port, a_port)) == want
+    assert (ss_state(a_port, b_port), ss_state(b_port, a_port)) == want, w.diag()
     img = dump(env, w)
     nft.no_loss()
     r = restore(env, img, mode, w)

@@ -17,7 +17,8 @@
  *   last_ack    A waits for B's FIN, then shuts down (B's ACKs are lost)
  *   closing     A shuts down (inside: B too), writes DIR/acted; the test
  *               lets B's FIN through, not A's packets
- * and once A is in STATE, ready: "pid=P state=N" (TCP_* of linux/tcp.h).
+ * and once A is in STATE (and B, inside, in FIN_WAIT2 for close_wait or
+ * FIN_WAIT1 for closing), ready: "pid=P state=N" (TCP_* of linux/tcp.h).
  *
  * SIGUSR1 (after the restore): A reads up to EOF and must get "p-data"
  * (the test may send more before its FIN: DIR/expect then holds all of it);
@@ -278,6 +279,9 @@ int main(int argc, char **argv)
 	wl_publish(dir, "acted", "acted\n");
 	if (!wait_state(a, state, 30))
 		die("A did not reach state %d (it is in %d)", state, tcp_state(a));
+	/* Inside, B too: FIN_WAIT2 once A's ACK of its FIN is in, FIN_WAIT1 (CLOSING). */
+	if (inside && !wait_state(b, state == TCP_CLOSE_WAIT ? TCP_FIN_WAIT2 : TCP_FIN_WAIT1, 30))
+		die("B did not reach its state (it is in %d)", tcp_state(b));
 	snprintf(text, sizeof(text), "pid=%d state=%d\n", getpid(), state);
 	wl_publish(dir, "ready", text);
 	while (!term_requested) {
