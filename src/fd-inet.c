@@ -11,9 +11,13 @@
  * from their original source addresses through a raw socket.
  *
  * Refused, each by name: other protocols (raw, SCTP, UDP-Lite), TCP in any
- * state but closed, listening or (with --tcp-established) established, and
- * listeners with connections waiting in their backlog: those connections
- * are established already, and a new listener cannot take them over.
+ * state but closed, listening or (with --tcp-established) established,
+ * half-closed or closing (tcp-repair.c), and listeners with connections
+ * waiting in their backlog: those connections are established already, a
+ * new listener cannot take them over, and taking them out of the queue
+ * (accept) cannot be undone if the dump fails or the tree is left running.
+ * An IPv6 link-local address keeps its scope id (an interface index);
+ * restore refuses it if that index names another interface there.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
@@ -66,7 +71,53 @@ void inet_addr_fmt(const InetAddr *a, char *buf, size_t len)
 		inet_ntop(AF_INET, a->addr.data, ip, sizeof(ip));
 	else if (a->addr.len == 16)
 		inet_ntop(AF_INET6, a->addr.data, ip, sizeof(ip));
-	snprintf(buf, len, a->addr.len == 16 ? "[%s]:%u" : "%s:%u", ip, a->port);
+	if (a->addr.len == 16 && a->scope_id)
+		snprintf(buf, len, "[%s%%%u]:%u", ip, a->scope_id, a->port);
+	else
+		snprintf(buf, len, a->addr.len == 16 ? "[%s]:%u" : "%s:%u", ip, a->port);
+}
+
+/* The name of interface IFINDEX in SK's network namespace (not ours: dev_ioctl is per socket). */
+static int ifname_of(int sk, uint32_t ifindex, char name[IFNAMSIZ])
+{
+	struct ifreq ifr = { .ifr_ifindex = (int)ifindex };
+
+	if (ioctl(sk, SIOCGIFNAME, &ifr))
+		return -errno;
+	memcpy(name, ifr.ifr_name, IFNAMSIZ);
+	name[IFNAMSIZ - 1] = 0;
+	return 0;
+}
+
+/* Dump: the name behind A's scope id, as the socket's namespace knows it. */
+static int addr_scope_name(int sk, InetAddr *a)
+{
+	char name[IFNAMSIZ];
+
+	if (!a->scope_id)
+		return 0;
+	if (ifname_of(sk, a->scope_id, name))
+		return 0; /* gone already: restore will find no interface of that name */
+	a->scope_ifname = strdup(name);
+	return a->scope_ifname ? 0 : -ENOMEM;
+}
+
+int inet_addr_scope_check(int sk, const InetAddr *a, char *why, size_t len)
+{
+	char name[IFNAMSIZ] = "", as[INET_ADDR_STRLEN];
+	int ret;
+
+	if (!a || !a->has_scope_id || !a->scope_id)
+		return 0;
+	ret = ifname_of(sk, a->scope_id, name);
+	if (!ret && a->scope_ifname && !strcmp(name, a->scope_ifname))
+		return 0;
+	inet_addr_fmt(a, as, sizeof(as));
+	snprintf(why, len, "IPv6 address %s: its interface index %u was %s at dump, %s%s here: "
+		 "not restored on another interface", as, a->scope_id,
+		 a->scope_ifname ? a->scope_ifname : "unnamed", ret ? "no interface" : "is ",
+		 ret ? "" : name);
+	return -EOPNOTSUPP;
 }
 
 static const char *proto_name(uint32_t protocol)
@@ -96,6 +147,8 @@ static InetAddr *addr_new(const union sockaddr_inet *sa)
 	} else {
 		memcpy(a->addr.data, &sa->in6.sin6_addr, 16);
 		a->port = ntohs(sa->in6.sin6_port);
+		a->has_scope_id = sa->in6.sin6_scope_id != 0;
+		a->scope_id = sa->in6.sin6_scope_id;
 	}
 	return a;
 }
@@ -111,6 +164,7 @@ static socklen_t addr_to_sa(const InetAddr *a, union sockaddr_inet *sa)
 	}
 	sa->in6.sin6_family = AF_INET6;
 	sa->in6.sin6_port = htons((uint16_t)a->port);
+	sa->in6.sin6_scope_id = a->scope_id;
 	memcpy(&sa->in6.sin6_addr, a->addr.data, 16);
 	return sizeof(sa->in6);
 }
@@ -582,7 +636,9 @@ static int tcp_dump_state(int sk, InetSkEntry *e, const struct sk_dump_opts *o, 
 		/* For a listener, TCP_INFO reports its backlog queue in these two. */
 		if (ti.tcpi_unacked) {
 			snprintf(why, len, "TCP listener %s has %u connection(s) waiting in its "
-				 "backlog (not accepted yet): not supported", la, ti.tcpi_unacked);
+				 "backlog (not accepted yet): not supported (accepting them to dump "
+				 "them cannot be undone if the dump fails or -R leaves the tree "
+				 "running)", la, ti.tcpi_unacked);
 			return -EOPNOTSUPP;
 		}
 		e->state = INET_SK_STATE__INET_SK_LISTEN;
@@ -590,9 +646,19 @@ static int tcp_dump_state(int sk, InetSkEntry *e, const struct sk_dump_opts *o, 
 		e->backlog = ti.tcpi_sacked;
 		return 0;
 	case TCP_ESTABLISHED:
-		if (!o->tcp_established) {
+	case TCP_CLOSE_WAIT:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+		if (!o->tcp_established && ti.tcpi_state == TCP_ESTABLISHED) {
 			snprintf(why, len, "established TCP connection %s -> %s: dump with "
 				 "--tcp-established to keep it", la, pa);
+			return -EOPNOTSUPP;
+		}
+		if (!o->tcp_established) {
+			snprintf(why, len, "TCP connection %s -> %s is %s: dump with "
+				 "--tcp-established to keep it", la, pa, tcp_state_name(ti.tcpi_state));
 			return -EOPNOTSUPP;
 		}
 		e->state = INET_SK_STATE__INET_SK_ESTABLISHED;
@@ -607,9 +673,13 @@ static int tcp_dump_state(int sk, InetSkEntry *e, const struct sk_dump_opts *o, 
 				return -ENOMEM;
 		}
 		return tcp_repair_dump(sk, &e->tcp, why, len);
-	default:
-		snprintf(why, len, "TCP connection %s -> %s is %s: not supported", la, pa,
-			 tcp_state_name(ti.tcpi_state));
+	default: /* SYN_SENT has no peer name yet */
+		if (pa[0])
+			snprintf(why, len, "TCP connection %s -> %s is %s: not supported", la, pa,
+				 tcp_state_name(ti.tcpi_state));
+		else
+			snprintf(why, len, "TCP socket %s is %s: not supported", la,
+				 tcp_state_name(ti.tcpi_state));
 		return -EOPNOTSUPP;
 	}
 }
@@ -624,12 +694,12 @@ static int dump_addrs(int sk, InetSkEntry *e, char *why, size_t len)
 		return -errno;
 	}
 	e->local = addr_new(&sa);
-	if (!e->local)
+	if (!e->local || addr_scope_name(sk, e->local))
 		return -ENOMEM;
 	l = sizeof(sa);
 	if (getpeername(sk, &sa.sa, &l) == 0) {
 		e->peer = addr_new(&sa);
-		if (!e->peer)
+		if (!e->peer || addr_scope_name(sk, e->peer))
 			return -ENOMEM;
 	} else if (errno != ENOTCONN) {
 		snprintf(why, len, "getpeername: %s", strerror(errno));
@@ -763,7 +833,7 @@ int inet_sk_verify(const InetSkEntry *e, char *why, size_t len)
 			return 0;
 		break;
 	case INET_SK_STATE__INET_SK_ESTABLISHED:
-		if (tcp && e->peer && e->tcp && e->tcp->unsent <= e->tcp->send_queue.len)
+		if (tcp && e->peer && e->tcp && tcp_repair_entry_ok(e->tcp))
 			return 0;
 		break;
 	default:
@@ -815,7 +885,11 @@ int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *ow
 			     why, len);
 	if (sk < 0)
 		return sk;
-	ret = restore_opts_bind(sk, e, why, len);
+	ret = inet_addr_scope_check(sk, e->local, why, len);
+	if (!ret)
+		ret = inet_addr_scope_check(sk, e->peer, why, len);
+	if (!ret)
+		ret = restore_opts_bind(sk, e, why, len);
 	if (!ret && e->state == INET_SK_STATE__INET_SK_ESTABLISHED)
 		ret = tcp_repair_restore(sk, e, why, len);
 	else if (!ret)
@@ -824,7 +898,8 @@ int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *ow
 		ret = udp_inject(sk, e, why, len);
 	if (!ret)
 		ret = restore_opts_rest(sk, e, why, len);
-	if (!ret && e->state == INET_SK_STATE__INET_SK_ESTABLISHED && e->tcp->unsent)
+	if (!ret && e->state == INET_SK_STATE__INET_SK_ESTABLISHED &&
+	    (e->tcp->unsent || e->tcp->fin_unsent))
 		ret = tcp_repair_send_unsent(sk, e, why, len);
 	if (!ret && (flags & O_NONBLOCK) && fcntl(sk, F_SETFL, O_NONBLOCK)) {
 		ret = -errno;

@@ -10,7 +10,9 @@
  * exits; restore may come minutes later). A table of our own, inet
  * lazarus_<tag>, with input and output chains at raw priority, holds one
  * drop rule per direction and connection; the peer's kernel retransmits
- * into it and resumes once restore deletes the table. nft(8) is run as a
+ * into it and resumes once restore deletes the table. Packets marked
+ * NETLOCK_MARK pass: the segments restore itself sends a socket it rebuilds
+ * (tcp-inject.c: the FIN of a half-closed connection). nft(8) is run as a
  * program (the Debian package nftables), given the rules on its stdin.
  *
  * Sockets stay in repair mode while the lock holds (tcp-repair.c); the
@@ -122,7 +124,7 @@ static void match_fmt(const InetAddr *a, const char *dir, char *buf, size_t len)
 
 int netlock_add(struct netlock *l, const InetSkEntry *e, int sk, char *why, size_t len)
 {
-	char ls[96], ld[96], ps[96], pd[96], script[1024];
+	char ls[96], ld[96], ps[96], pd[96], script[2048];
 	int *fds, n = 0, ret;
 
 	fds = realloc(l->fds, (l->nr_fds + 1) * sizeof(int));
@@ -137,8 +139,11 @@ int netlock_add(struct netlock *l, const InetSkEntry *e, int sk, char *why, size
 		n = snprintf(script, sizeof(script),
 			     "add table inet %s\n"
 			     "add chain inet %s in { type filter hook input priority -300; }\n"
-			     "add chain inet %s out { type filter hook output priority -300; }\n",
-			     l->table, l->table, l->table);
+			     "add chain inet %s out { type filter hook output priority -300; }\n"
+			     "add rule inet %s in meta mark %#x accept\n"
+			     "add rule inet %s out meta mark %#x accept\n",
+			     l->table, l->table, l->table, l->table, NETLOCK_MARK, l->table,
+			     NETLOCK_MARK);
 	for (int c = 0; c < 2; c++)
 		n += snprintf(script + n, sizeof(script) - (size_t)n,
 			      "add rule inet %s %s %s %s drop\nadd rule inet %s %s %s %s drop\n",

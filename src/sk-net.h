@@ -43,8 +43,10 @@ int inet_sk_verify(const InetSkEntry *e, char *why, size_t len);
 struct rst_task;
 int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *owner, char *why,
 		 size_t len);
-/* "127.0.0.1:80", "[::1]:80" */
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80" */
 void inet_addr_fmt(const InetAddr *a, char *buf, size_t len);
+/* A's scope id names, in SK's network namespace, the interface it named at dump. */
+int inet_addr_scope_check(int sk, const InetAddr *a, char *why, size_t len);
 #define INET_ADDR_STRLEN 56
 
 /* tcp-repair.c: an established connection, both ways. */
@@ -55,6 +57,19 @@ int tcp_repair_restore(int sk, const InetSkEntry *e, char *why, size_t len);
 int tcp_repair_send_unsent(int sk, const InetSkEntry *e, char *why, size_t len);
 /* Leave repair mode on a dumped socket (dump failed, or -R). */
 void tcp_repair_leave(int sk);
+/* The TCP states tcp_repair_dump takes: established, half-closed, closing. */
+bool tcp_repair_state_ok(unsigned state);
+/* What restore checks of an image's entry: a state it rebuilds, consistent queues. */
+bool tcp_repair_entry_ok(const TcpRepairEntry *t);
+
+/* tcp-inject.c: one segment from FROM to the local socket TO (an ACK, maybe a FIN). */
+#define NETLOCK_MARK 0x4c5a0001 /* SO_MARK of the packets the network lock lets through */
+struct tcp_seg {
+	uint32_t seq, ack;
+	uint16_t window; /* as on the wire: scaled down */
+	bool fin;
+};
+int tcp_inject(const InetAddr *from, const InetAddr *to, const struct tcp_seg *s);
 
 /*
  * netlock.c: nftables rules dropping the packets of dumped connections, in

@@ -1,5 +1,6 @@
 /*
- * tcp-repair.c - an established TCP connection, through TCP_REPAIR.
+ * tcp-repair.c - an established, half-closed or closing TCP connection,
+ * through TCP_REPAIR.
  *
  * Dump switches the socket into repair mode (it stays there: closing a
  * socket in repair mode sends neither FIN nor RST, so killing the dumped
@@ -11,8 +12,29 @@
  * closed socket takes them), bind and connect (no SYN in repair mode: the
  * socket is established at once), options, queues, window; the part of the
  * send queue that was never sent goes out after repair mode is left and
- * the socket's options are set (TCP_CORK), as ordinary data. The network lock (netlock.c) keeps the peer's packets
- * away meanwhile, so it never meets a RST.
+ * the socket's options are set (TCP_CORK), as ordinary data. The network
+ * lock (netlock.c) keeps the peer's packets away meanwhile, so it never
+ * meets a RST.
+ *
+ * FINs. Each takes one sequence number, which the image leaves out: the
+ * connection is rebuilt as established, up to the end of the data, and its
+ * FINs are made again in the order the state implies. Ours by shutdown():
+ * in repair mode, with the send queue selected, if it had been sent (the
+ * kernel counts it sent without sending it; the retransmission timer does
+ * if need be), after the unsent data otherwise. The peer's as a packet
+ * (tcp-inject.c): the receive queue then ends with it and the reader gets
+ * EOF after the data. An acknowledged FIN of ours (FIN_WAIT2) is
+ * acknowledged again the same way.
+ *
+ *   FIN_WAIT1   shutdown
+ *   FIN_WAIT2   shutdown, the peer's ACK of it
+ *   CLOSE_WAIT  the peer's FIN
+ *   CLOSING     shutdown, the peer's FIN
+ *   LAST_ACK    the peer's FIN, shutdown
+ *
+ * A FIN of ours never sent is made after the unsent data, when repair mode
+ * is over; a socket in CLOSING with such a FIN comes back in LAST_ACK (the
+ * peer's FIN first): the same to the program and to the peer.
  */
 #include <errno.h>
 #include <linux/sockios.h>
@@ -43,6 +65,32 @@ static int getu32(int sk, int name, uint32_t *v)
 	socklen_t l = sizeof(*v);
 
 	return getsockopt(sk, IPPROTO_TCP, name, v, &l) ? -errno : 0;
+}
+
+#define TCPF(st) (1u << (st))
+#define FIN_SENT (TCPF(TCP_FIN_WAIT1) | TCPF(TCP_FIN_WAIT2) | TCPF(TCP_CLOSING) | TCPF(TCP_LAST_ACK))
+#define FIN_RECEIVED (TCPF(TCP_CLOSE_WAIT) | TCPF(TCP_CLOSING) | TCPF(TCP_LAST_ACK))
+
+bool tcp_repair_state_ok(unsigned st)
+{
+	return st < 32 && (TCPF(st) & (TCPF(TCP_ESTABLISHED) | FIN_SENT | FIN_RECEIVED));
+}
+
+static unsigned state_of(const TcpRepairEntry *t)
+{
+	return t->has_tcp_state ? t->tcp_state : TCP_ESTABLISHED;
+}
+
+bool tcp_repair_entry_ok(const TcpRepairEntry *t)
+{
+	unsigned st = state_of(t);
+
+	if (!tcp_repair_state_ok(st) || t->unsent > t->send_queue.len)
+		return false;
+	/* An acked FIN: all was acked. An unsent FIN: one of ours, not acked. */
+	if (st == TCP_FIN_WAIT2 && (t->send_queue.len || t->fin_unsent))
+		return false;
+	return !t->fin_unsent || (TCPF(st) & FIN_SENT);
 }
 
 void tcp_repair_leave(int sk)
@@ -85,16 +133,33 @@ static int dump_fields(int sk, TcpRepairEntry *t, char *why, size_t len)
 	struct tcp_info ti;
 	socklen_t l = sizeof(ti);
 	int outq, unsent, inq, ret;
+	bool fin_sent, fin_rcvd;
 
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) || ioctl(sk, SIOCOUTQ, &outq) ||
 	    ioctl(sk, SIOCOUTQNSD, &unsent) || ioctl(sk, SIOCINQ, &inq)) {
 		snprintf(why, len, "reading its queues: %s", strerror(errno));
 		return -errno;
 	}
-	if (ti.tcpi_state != TCP_ESTABLISHED) {
-		snprintf(why, len, "TCP connection left the established state during the dump");
+	if (!tcp_repair_state_ok(ti.tcpi_state)) {
+		snprintf(why, len, "TCP connection changed state (to %u) during the dump",
+			 ti.tcpi_state);
 		return -EOPNOTSUPP;
 	}
+	fin_sent = TCPF(ti.tcpi_state) & FIN_SENT;
+	fin_rcvd = TCPF(ti.tcpi_state) & FIN_RECEIVED;
+	/*
+	 * SIOCOUTQ (write_seq - snd_una) counts our FIN until it is acked,
+	 * SIOCOUTQNSD (write_seq - snd_nxt) until it is sent; it is the last
+	 * thing in the queue. SIOCINQ already leaves a received FIN out.
+	 */
+	if (fin_sent && ti.tcpi_state != TCP_FIN_WAIT2 && outq > 0)
+		outq--;
+	if (fin_sent && unsent > 0) {
+		unsent--;
+		t->has_fin_unsent = t->fin_unsent = true;
+	}
+	t->has_tcp_state = ti.tcpi_state != TCP_ESTABLISHED;
+	t->tcp_state = ti.tcpi_state;
 	t->opts = ti.tcpi_options;
 	t->snd_wscale = ti.tcpi_snd_wscale;
 	t->rcv_wscale = ti.tcpi_rcv_wscale;
@@ -118,6 +183,8 @@ static int dump_fields(int sk, TcpRepairEntry *t, char *why, size_t len)
 		snprintf(why, len, "reading its repair state: %s", strerror(-ret));
 		return ret;
 	}
+	t->snd_seq -= fin_sent;
+	t->rcv_seq -= fin_rcvd;
 	t->snd_wl1 = w.snd_wl1;
 	t->snd_wnd = w.snd_wnd;
 	t->max_window = w.max_window;
@@ -151,10 +218,10 @@ int tcp_repair_dump(int sk, TcpRepairEntry **out, char *why, size_t len)
 	return 0;
 }
 
-/* Write BUF into the selected queue; the kernel may take less at a time. */
+/* Write BUF into repair queue Q; the kernel may take less at a time. */
 static int fill_queue(int sk, int q, const uint8_t *buf, size_t len)
 {
-	if (len && q != TCP_NO_QUEUE && setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, q))
+	if (len && setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, q))
 		return -errno;
 	while (len) {
 		ssize_t n = send(sk, buf, len < 65536 ? len : 65536, MSG_DONTWAIT);
@@ -208,8 +275,69 @@ static int sa_of(const InetAddr *a, struct sockaddr_storage *ss)
 
 	in6->sin6_family = AF_INET6;
 	in6->sin6_port = htons((uint16_t)a->port);
+	in6->sin6_scope_id = a->scope_id;
 	memcpy(&in6->sin6_addr, a->addr.data, 16);
 	return sizeof(*in6);
+}
+
+/* Our FIN, in repair mode: counted as sent (with the send queue selected), not sent. */
+static int shutdown_sent(int sk)
+{
+	if (setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) || shutdown(sk, SHUT_WR))
+		return -errno;
+	return setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+}
+
+/*
+ * A segment from the peer, then wait for the state it leads to: loopback
+ * delivers it in the sender's softirq, but it is not worth trusting that.
+ */
+static int from_peer(int sk, const InetSkEntry *e, bool fin, uint32_t ack, unsigned want)
+{
+	const TcpRepairEntry *t = e->tcp;
+	struct tcp_seg seg = {
+		.seq = t->rcv_seq, .ack = ack, .fin = fin,
+		.window = (uint16_t)((t->opts & TCPI_OPT_WSCALE) ? t->snd_wnd >> t->snd_wscale :
+								       t->snd_wnd),
+	};
+	struct tcp_info ti;
+	int ret = tcp_inject(e->peer, e->local, &seg);
+
+	for (int tries = 0; !ret && tries < 400; tries++) {
+		socklen_t l = sizeof(ti);
+
+		if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l))
+			return -errno;
+		if (ti.tcpi_state == want)
+			return 0;
+		usleep(5000);
+	}
+	return ret ? ret : -ETIMEDOUT;
+}
+
+/* The FINs (see the top of the file), in repair mode; the unsent one comes later. */
+static int make_fins(int sk, const InetSkEntry *e, const char **step)
+{
+	const TcpRepairEntry *t = e->tcp;
+	unsigned st = state_of(t);
+	bool ours = (TCPF(st) & FIN_SENT) && !t->fin_unsent;
+	uint32_t una = t->snd_seq - t->send_queue.len;
+	int ret = 0;
+
+	*step = "shutdown (our FIN)";
+	if (ours && st != TCP_LAST_ACK)
+		ret = shutdown_sent(sk);
+	*step = "the peer's FIN";
+	if (!ret && (TCPF(st) & FIN_RECEIVED))
+		ret = from_peer(sk, e, true, una, ours && st == TCP_CLOSING ? TCP_CLOSING :
+							     TCP_CLOSE_WAIT);
+	*step = "shutdown (our FIN)";
+	if (!ret && ours && st == TCP_LAST_ACK)
+		ret = shutdown_sent(sk);
+	*step = "the peer's ACK of our FIN";
+	if (!ret && st == TCP_FIN_WAIT2)
+		ret = from_peer(sk, e, false, t->snd_seq + 1, TCP_FIN_WAIT2);
+	return ret;
 }
 
 static int repair_steps(int sk, const InetSkEntry *e, const char **step)
@@ -251,9 +379,20 @@ static int repair_steps(int sk, const InetSkEntry *e, const char **step)
 	ret = fill_queue(sk, TCP_SEND_QUEUE, t->send_queue.data, sent);
 	if (ret)
 		return ret;
+	/*
+	 * The window was read with the peer's FIN counted in: the kernel takes
+	 * no rcv_wup beyond rcv_nxt, which the FIN will advance again.
+	 */
+	if ((TCPF(state_of(t)) & FIN_RECEIVED) && (int32_t)(w.rcv_wup - t->rcv_seq) > 0) {
+		w.rcv_wnd += w.rcv_wup - t->rcv_seq;
+		w.rcv_wup = t->rcv_seq;
+	}
 	*step = "TCP_REPAIR_WINDOW";
 	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)))
 		return -errno;
+	ret = make_fins(sk, e, step);
+	if (ret)
+		return ret;
 	*step = "leaving repair mode";
 	setint(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
 	if (setint(sk, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF))
@@ -261,17 +400,64 @@ static int repair_steps(int sk, const InetSkEntry *e, const char **step)
 	return 0;
 }
 
-/* After the options: a corked socket holds this back again as it did. */
+/*
+ * The restored send queue may take more memory than the original's did
+ * (the kernel lets a queue grow past SO_SNDBUF by the last write, and
+ * lays it out in its own skbs): the unsent data would not fit, and waiting
+ * for room means waiting for a peer that may not run yet. So the buffer
+ * is raised (SO_SNDBUFFORCE) for as long as that takes, then set back to
+ * what the program had set; one it never set stays at the raised size
+ * (fixed now, where the kernel would have grown it by itself).
+ */
+static int send_unsent(int sk, const InetSkEntry *e)
+{
+	const TcpRepairEntry *t = e->tcp;
+	const uint8_t *buf = t->send_queue.data + (t->send_queue.len - t->unsent);
+	size_t len = t->unsent;
+	bool grown = false;
+
+	while (len) {
+		ssize_t n = send(sk, buf, len < 65536 ? len : 65536, MSG_DONTWAIT);
+		int cur = 0;
+		socklen_t l = sizeof(cur);
+
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0 || errno != EAGAIN || grown)
+			return n < 0 ? -errno : -EIO;
+		if (getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &cur, &l) ||
+		    setint(sk, SOL_SOCKET, SO_SNDBUFFORCE, (int)(cur + 4 * len + 65536)))
+			return -errno;
+		grown = true;
+	}
+	if (grown && e->opts && e->opts->has_sndbuf &&
+	    setint(sk, SOL_SOCKET, SO_SNDBUF, (int)(e->opts->sndbuf / 2)))
+		return -errno;
+	return 0;
+}
+
+/*
+ * After the options: a corked socket holds this back again as it did. Then
+ * a FIN of ours that had not been sent either.
+ */
 int tcp_repair_send_unsent(int sk, const InetSkEntry *e, char *why, size_t len)
 {
 	const TcpRepairEntry *t = e->tcp;
-	size_t sent = t->send_queue.len - t->unsent;
-	int ret = fill_queue(sk, TCP_NO_QUEUE, t->send_queue.data + sent, t->unsent);
+	int ret = send_unsent(sk, e);
 
-	if (ret)
+	if (ret) {
 		snprintf(why, len, "TCP connection: sending %u unsent bytes: %s", t->unsent,
 			 strerror(-ret));
-	return ret;
+		return ret;
+	}
+	if (t->fin_unsent && shutdown(sk, SHUT_WR)) {
+		snprintf(why, len, "TCP connection: shutdown (our unsent FIN): %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
 }
 
 int tcp_repair_restore(int sk, const InetSkEntry *e, char *why, size_t len)
