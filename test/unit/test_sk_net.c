@@ -661,7 +661,8 @@ static int test_scope_id(void)
 	CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0);
 	s = accept(l, NULL, NULL);
 	CHECK(s >= 0 && write(c, "scoped", 6) == 6 && shutdown(c, SHUT_WR) == 0);
-	CHECK(wait_state(s, TCP_CLOSE_WAIT));
+	/* CLOSE_WAIT delays its ACK (pingpong mode): wait for it to reach c too. */
+	CHECK(wait_state(s, TCP_CLOSE_WAIT) && wait_state(c, TCP_FIN_WAIT2));
 	CHECK(netlock_open(&lock, "scope") == 0);
 	o.lock = lock;
 	CHECK(dump_packed(c, &o, &pc) == 0 && dump_packed(s, &o, &ps) == 0);
