@@ -241,12 +241,45 @@ static int fix_file(struct urst *u, const struct rsk *r, int dirfd, const char *
 	return ret;
 }
 
+/*
+ * The directory of a socket path, checked by the directory rule
+ * (safe-file.h), which also takes a directory owned by the socket's owner
+ * (a server's own socket directory, like PostgreSQL's /var/run/postgresql):
+ * *MINE then says so, and the bind runs as that owner only, never falling
+ * back to lazarus, whose bind by path in a directory another user controls
+ * could be sent elsewhere.
+ */
+static int owners_dir_open(struct urst *u, const struct rsk *r, const char *dir, bool *mine,
+			   char why[SF_WHY_MAX])
+{
+	const struct rst_task *t = u->im ? as_owner_of_file(u->im, r->f->id) : NULL;
+	const CredsEntry *c = t && t->nr_cores ? t->cores[0]->creds : NULL;
+	struct stat st;
+	int dirfd, ret;
+
+	*mine = false;
+	dirfd = sf_dir_open_checked(AT_FDCWD, dir, SF_DIR_STICKY_OK, why);
+	if (dirfd != -EPERM || !c || !c->fsuid)
+		return dirfd;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	if (fstat(dirfd, &st) || st.st_uid != c->fsuid || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		ret = sf_dir_check(dirfd, SF_DIR_STICKY_OK, why);
+		close(dirfd);
+		return ret ? ret : -EPERM;
+	}
+	*mine = true;
+	return dirfd;
+}
+
 static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1], dir[PATH_MAX];
 	char why[SF_WHY_MAX];
 	struct sockaddr_un a;
 	const char *base;
+	bool mine;
 	int dirfd, ret;
 
 	memcpy(path, r->e->name.data, r->e->name.len);
@@ -254,7 +287,7 @@ static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 	base = sf_split(path, dir, sizeof(dir));
 	if (!base)
 		return fail(u, -EINVAL, "file %u: unix socket path %s: no file name", r->f->id, path);
-	dirfd = sf_dir_open_checked(AT_FDCWD, dir, SF_DIR_STICKY_OK, why);
+	dirfd = owners_dir_open(u, r, dir, &mine, why);
 	if (dirfd < 0)
 		return fail(u, dirfd, "file %u: unix socket path %s: directory %s: %s", r->f->id,
 			    path, dir, why);
@@ -265,7 +298,7 @@ static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 	}
 	if (!ret) {
 		socklen_t alen = make_addr(&r->e->name, &a);
-		int err = as_owner_call(u, r, true, true, fd, &a, alen);
+		int err = as_owner_call(u, r, !mine, true, fd, &a, alen);
 
 		if (err)
 			ret = fail(u, err, "file %u: bind to %s: %s", r->f->id, path, strerror(-err));

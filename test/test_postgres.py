@@ -21,10 +21,9 @@ before the dump (its backend inside a transaction-free session with a
 temporary table) continues on the same connection.
 
 As an attacker with the server's uid would: a relation file the postmaster
-holds open replaced by a symlink to a root-only file must make the restore
-refuse (strict xfail today: the restored server gets a read-write descriptor
-of that file), and the socket directory owned by postgres (strict xfail:
-refused, sockets are bound by root).
+holds open replaced by a symlink to a root-only file makes the restore
+refuse (files are opened as their owner, src/as-owner.h); the socket
+directory owned by postgres is used again (the socket is bound as its owner).
 """
 import os
 import signal
@@ -117,15 +116,11 @@ def test_postgres_children_notice_postmaster_death(env, mode):
     c.s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="lazarus: Error: restore: file N: unix socket path "
-                   "DIR/.s.PGSQL.PORT: directory DIR: owned by another user (uid U): "
-                   "a unix socket is bound by root, not as its owner")
 def test_postgres_socket_dir_owned_by_postgres(env):
     """The unix socket in a directory that the postgres user owns (as
     Debian's /var/run/postgresql is): a restore run by root binds it there
-    again. Not yet: the socket is bound by root, which refuses to work in a
-    directory another user controls, until sockets are bound as their
-    owner."""
+    again, as the postgres user (lazarus itself never binds by path in a
+    directory another user controls)."""
     w = servers.start_postgres(env, sockdir_owner=servers.pg_user())
     want = servers.pg_load(w)
     img = env.base / "img"
@@ -138,9 +133,6 @@ def test_postgres_socket_dir_owned_by_postgres(env):
     servers.pg_stop(w)
 
 
-@pytest.mark.xfail(strict=True, reason="restore opens a dumped file as root, following a symlink "
-                   "its owner planted in its place: only a warning (another inode) today, "
-                   "until files are opened as their owner")
 def test_postgres_planted_symlink_in_data_dir(env):
     """An attacker with the server's uid (who owns the data directory)
     replaces a relation file the postmaster holds open read-write by a
