@@ -247,10 +247,12 @@ static int fix_file(struct urst *u, const struct rsk *r, int dirfd, const char *
  * (a server's own socket directory, like PostgreSQL's /var/run/postgresql):
  * *MINE then says so, and the bind runs as that owner only, never falling
  * back to lazarus, whose bind by path in a directory another user controls
- * could be sent elsewhere.
+ * could be sent elsewhere. DRY (the early check, which knows no owner):
+ * a directory of one other user that only that user can write passes; the
+ * bind checks that this user is the owner.
  */
-static int owners_dir_open(struct urst *u, const struct rsk *r, const char *dir, bool *mine,
-			   char why[SF_WHY_MAX])
+static int owners_dir_open(struct urst *u, const struct rsk *r, const char *dir, bool dry,
+			   bool *mine, char why[SF_WHY_MAX])
 {
 	const struct rst_task *t = u->im ? as_owner_of_file(u->im, r->f->id) : NULL;
 	const CredsEntry *c = t && t->nr_cores ? t->cores[0]->creds : NULL;
@@ -259,12 +261,13 @@ static int owners_dir_open(struct urst *u, const struct rsk *r, const char *dir,
 
 	*mine = false;
 	dirfd = sf_dir_open_checked(AT_FDCWD, dir, SF_DIR_STICKY_OK, why);
-	if (dirfd != -EPERM || !c || !c->fsuid)
+	if (dirfd != -EPERM || (!dry && (!c || !c->fsuid)))
 		return dirfd;
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
-	if (fstat(dirfd, &st) || st.st_uid != c->fsuid || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+	if (fstat(dirfd, &st) || (!dry && st.st_uid != c->fsuid) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
 		ret = sf_dir_check(dirfd, SF_DIR_STICKY_OK, why);
 		close(dirfd);
 		return ret ? ret : -EPERM;
@@ -287,7 +290,7 @@ static int bind_path(struct urst *u, const struct rsk *r, int fd, bool dry)
 	base = sf_split(path, dir, sizeof(dir));
 	if (!base)
 		return fail(u, -EINVAL, "file %u: unix socket path %s: no file name", r->f->id, path);
-	dirfd = owners_dir_open(u, r, dir, &mine, why);
+	dirfd = owners_dir_open(u, r, dir, dry, &mine, why);
 	if (dirfd < 0)
 		return fail(u, dirfd, "file %u: unix socket path %s: directory %s: %s", r->f->id,
 			    path, dir, why);
