@@ -51,6 +51,7 @@
 #include "dump-core.h"
 #include "dump-files.h"
 #include "dump-img.h"
+#include "dump-ipcns.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
 #include "dump-shmem.h"
@@ -76,6 +77,7 @@ struct dump_ctx {
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	struct shmem_table shm;	 /* shared memory objects of the whole tree */
 	struct dump_ns tree_ns;	 /* its pid and mount namespace */
+	struct dump_ipcns ipc;	 /* tree_ns.ipc_own: its IPC namespace's sysctls */
 	struct files_table files; /* every open file description of the tree: files.img */
 	struct sk_dump_opts net;  /* sockets: --tcp-established and its network lock */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
@@ -250,7 +252,24 @@ static int collect_shmem(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			mms[n++] = &p->mm;
-	ret = shmem_collect(&d->shm, mms, n, &d->files);
+	if (!d->tree_ns.ipc_own) {
+		ret = shmem_collect(&d->shm, mms, n, &d->files);
+		free(mms);
+		return ret;
+	}
+	/* Its own IPC namespace: read there, every segment of it (dump-ipcns.c). */
+	ret = dump_ipcns_enter(&d->ipc, d->pid, d->tree_ns.ipc_link);
+	if (!ret)
+		ret = dump_ipcns_collect(&d->ipc);
+	if (!ret)
+		ret = shmem_collect(&d->shm, mms, n, &d->files);
+	if (!ret)
+		ret = shmem_collect_ns(&d->shm, d->pid);
+	if (d->ipc.back >= 0) {
+		int r = dump_ipcns_leave(&d->ipc);
+
+		ret = ret ? ret : r;
+	}
 	free(mms);
 	return ret;
 }
@@ -513,6 +532,7 @@ static uint64_t read_xcr0(void)
 static int write_inventory(struct dump_ctx *d)
 {
 	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	IpcSysctls ipc;
 	ImageFile *fv, **files;
 	struct utsname u;
 	int ret;
@@ -543,6 +563,12 @@ static int write_inventory(struct dump_ctx *d)
 	if (d->tree_ns.mnt_proc) {
 		e.has_mnt_ns = true;
 		e.mnt_ns = MNT_NS_KIND__MNTNS_PROC;
+	}
+	if (d->tree_ns.ipc_own) {
+		e.has_ipc_ns = true;
+		e.ipc_ns = IPC_NS_KIND__IPCNS_OWN;
+		dump_ipcns_entry(&d->ipc, &ipc);
+		e.ipc = &ipc;
 	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
