@@ -309,3 +309,18 @@ def test_crafted_shmem_refused(env, how):
     for pid in (t.root, t.child):
         assert harness.proc_state(pid) is None, r.describe()
     assert ns_inits("lzipcns") == before and not harness.my_children(), r.describe()
+
+
+@pytest.mark.parametrize("kind,want", [
+    (7, "inventory.img: unknown IPC namespace kind 7"),
+    (1, "inventory.img: IPC sysctls without an IPC namespace of its own, or the reverse"),
+], ids=["unknown-kind", "own-without-sysctls"])
+def test_crafted_inventory_refused(env, kind, want):
+    from test_state import tamper, varint
+    w = env.lzwork(mib=4)
+    img = env.path("img")
+    env.dump(w, img)
+    tamper(img, "inventory.img", varint(70 << 3) + varint(kind))
+    r = env.restore(img, "eager", expect_ok=False)
+    assert r.rc != 0 and r.errors == [f"lazarus: Error: restore: {want}"], r.describe()
+    assert harness.proc_state(w.pid) is None
