@@ -448,6 +448,13 @@ void rst_shmem_release(struct rst_images *im, bool failed)
 	im->shm = NULL;
 }
 
+void rst_shmem_detach(const struct rst_images *im)
+{
+	for (size_t i = 0; im->shm && i < im->nr_shmem; i++)
+		if (im->shm[i].attach)
+			shmdt(im->shm[i].attach);
+}
+
 struct plg_shm *rst_shmem_plg(const struct rst_images *im)
 {
 	struct plg_shm *p;

@@ -195,6 +195,62 @@ def test_restore_side_by_side(env, mode):
         t.check(r)
 
 
+def test_restore_side_by_side_pidns_option(env, mode):
+    """Dumped from `unshare --ipc` alone, restored twice with --pidns beside
+    the running original: each copy under its lazarus-init in a fresh pid
+    namespace and a fresh IPC namespace, the same ids in each."""
+    from test_pidns import copies_of
+    t = Tree(env, "tree")
+    img = env.path("img")
+    dump(env, t, img, leave_running=True)
+    roots = [t.root]
+    for _ in range(2):
+        r = env.lazarus(*env.restore_args(img, mode, True), "--pidns",
+                        log=env.log_path("restore"))
+        assert r.rc == 0 and not r.errors, r.describe()
+        new = [p for p in copies_of(t.root) if p not in roots]
+        assert len(new) == 1, f"copies of {t.root}: {copies_of(t.root)}"
+        env.pids.update({new[0], child_of(new[0])})
+        roots += new
+    assert len({ipc_ns(r) for r in roots}) == 3
+    for r in roots:
+        assert ipc_ns(child_of(r)) == ipc_ns(r)
+        t.segments_ok(r)
+        t.check(r)
+    t.check(t.root, t.child)  # the original runs on, unharmed
+
+
+def test_refused_attached_outside(env):
+    """A process outside the tree, entered into its IPC namespace, attaches
+    the segment no process of the tree attaches: refused by name, the tree
+    and the outsider running on."""
+    t = Tree(env, "tree")
+    idb = t.ids["idb"]
+    d = env.path("outsider")
+    code = ("import ctypes, time, pathlib\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.shmat.restype = ctypes.c_void_p\n"
+            f"a = libc.shmat({idb}, None, 0o10000)\n"
+            "assert a not in (None, ctypes.c_void_p(-1).value)\n"
+            f"pathlib.Path('{d}/ready').write_text('ok')\n"
+            "time.sleep(1000)\n")
+    p = subprocess.Popen(["nsenter", "-t", str(t.root), "-i", "/usr/bin/python3", "-c", code],
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    env.procs.append(p)
+    env.pids.add(p.pid)
+    harness.wait_for((d / "ready").exists, harness.READY_TIMEOUT, "the outsider to attach")
+    r = env.lazarus("dump", "-t", t.root, "-D", env.path("img"), log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"SysV shm {idb} (key {KEY + 1:#x}) of its IPC namespace is attached 1 times" \
+        in r.errors[0] and "outside the tree" in r.errors[0], r.describe()
+    assert harness.alive(p.pid)
+    for pid in (t.root, t.child):
+        harness.assert_not_stopped(pid)
+    p.kill()
+    p.wait(harness.EXIT_TIMEOUT)
+    t.check(t.root, t.child)  # B back to no attachment: the tree's own checks pass
+
+
 # --- refusals ---
 
 @pytest.mark.parametrize("what,want", [
