@@ -6,7 +6,8 @@
  * enters the tree's with setns (one thread: setns changes the caller's
  * only) for as long as it reads them and shmat()s the segments no process
  * of the tree has attached (dump-shmem.c), and returns to its own before
- * anything else. POSIX message queues live in the namespace's mqueue
+ * anything else. SysV message queues are read with msgrcv(MSG_COPY), which
+ * copies the Nth message and leaves the queue as it is. POSIX message queues live in the namespace's mqueue
  * filesystem: a mount made inside the namespace (fsopen/fsmount, detached,
  * never attached to any mount tree) lists them.
  */
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +30,8 @@
 
 #define FSCONFIG_CMD_CREATE_ 6
 #define FSMOUNT_CLOEXEC_ 1U
+#define MSG_COPY_ 040000
+#define MSQ_BYTES_MAX (16U << 20) /* all queues' messages: inventory.img holds them */
 
 int dump_ipcns_enter(struct dump_ipcns *n, pid_t root, const char *link)
 {
@@ -134,7 +138,7 @@ static int refuse_objects(struct dump_ipcns *n)
 {
 	static const struct {
 		const char *file, *what;
-	} kinds[] = { { "msg", "SysV message queue" }, { "sem", "SysV semaphore set" } };
+	} kinds[] = { { "sem", "SysV semaphore set" } };
 	char mq[256];
 	int key, id, ret;
 
@@ -228,13 +232,152 @@ static int read_sysctls(struct dump_ipcns *n)
 	return 0;
 }
 
+/* ------------------------------------------------------------ message queues */
+
+static int msq_new(struct dump_ipcns *n, SysvMsgQueue **out)
+{
+	SysvMsgQueue **v = realloc(n->msq, (n->nr_msq + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	n->msq = v;
+	*out = v[n->nr_msq] = calloc(1, sizeof(**v));
+	if (!*out)
+		return -ENOMEM;
+	n->nr_msq++;
+	sysv_msg_queue__init(*out);
+	return 0;
+}
+
+/* Every message of queue Q (QNUM of them, CBYTES bytes), copied in order. */
+static int msq_read(struct dump_ipcns *n, SysvMsgQueue *q, unsigned long qnum,
+		    unsigned long cbytes, uint64_t *total)
+{
+	size_t cap = cbytes + 1;
+	char *buf = malloc(sizeof(long) + cap);
+	int ret = 0;
+
+	q->msgs = calloc(qnum + 1, sizeof(*q->msgs));
+	if (!buf || !q->msgs) {
+		free(buf);
+		return -ENOMEM;
+	}
+	for (unsigned long i = 0; !ret && i < qnum; i++) {
+		ssize_t len = msgrcv(q->id, buf, cap, (long)i, MSG_COPY_ | IPC_NOWAIT);
+		SysvMsg *m;
+		long type;
+
+		if (len < 0) {
+			ret = -errno;
+			pr_err("process %d: SysV message queue %d (key %#x): copying message %lu of "
+			       "%lu: %s",
+			       n->root, q->id, (unsigned)q->key, i + 1, qnum, strerror(errno));
+			break;
+		}
+		*total += (uint64_t)len;
+		if (*total > MSQ_BYTES_MAX) {
+			pr_err("process %d: the SysV message queues of its IPC namespace hold more "
+			       "than %u bytes: not supported yet",
+			       n->root, MSQ_BYTES_MAX);
+			ret = -EOPNOTSUPP;
+			break;
+		}
+		m = malloc(sizeof(*m));
+		if (m)
+			sysv_msg__init(m);
+		if (!m || !(m->text.data = malloc((size_t)len + 1))) {
+			free(m);
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(&type, buf, sizeof(type));
+		m->type = type;
+		m->text.len = (size_t)len;
+		memcpy(m->text.data, buf + sizeof(long), (size_t)len);
+		q->msgs[q->n_msgs++] = m;
+	}
+	free(buf);
+	if (ret == -ENOMEM)
+		pr_err("process %d: SysV message queue %d: %s", n->root, q->id, strerror(ENOMEM));
+	return ret;
+}
+
+/* Every queue of /proc/sysvipc/msg (we are in the tree's namespace). */
+static int read_queues(struct dump_ipcns *n)
+{
+	uint64_t total = 0;
+	char line[512];
+	int ret = 0;
+	FILE *f;
+
+	f = fopen("/proc/sysvipc/msg", "re");
+	if (!f) {
+		pr_perror("process %d: reading /proc/sysvipc/msg of its IPC namespace", n->root);
+		return -errno;
+	}
+	while (!ret && fgets(line, sizeof(line), f)) {
+		unsigned long cbytes, qnum;
+		unsigned perms, uid, gid, cuid, cgid;
+		struct msqid_ds ds;
+		SysvMsgQueue *q;
+		int key, id;
+
+		if (sscanf(line, "%d %d %o %lu %lu %*d %*d %u %u %u %u", &key, &id, &perms, &cbytes,
+			   &qnum, &uid, &gid, &cuid, &cgid) != 9)
+			continue; /* the header */
+		if (msgctl(id, IPC_STAT, &ds) < 0) {
+			ret = -errno;
+			pr_perror("process %d: SysV message queue %d (key %#x): IPC_STAT", n->root, id,
+				  (unsigned)key);
+			break;
+		}
+		ret = msq_new(n, &q);
+		if (ret) {
+			pr_err("process %d: SysV message queues: %s", n->root, strerror(ENOMEM));
+			break;
+		}
+		q->key = key;
+		q->id = id;
+		q->mode = perms & 0777;
+		q->uid = uid;
+		q->gid = gid;
+		q->cuid = cuid;
+		q->cgid = cgid;
+		q->qbytes = ds.msg_qbytes;
+		/* The tree is frozen: what IPC_STAT says now is what the file said. */
+		ret = msq_read(n, q, (unsigned long)ds.msg_qnum, (unsigned long)ds.__msg_cbytes,
+			       &total);
+		if (!ret)
+			pr_debug("SysV message queue %d (key %#x): %zu messages", id, (unsigned)key,
+				 q->n_msgs);
+	}
+	fclose(f);
+	return ret;
+}
+
 int dump_ipcns_collect(struct dump_ipcns *n)
 {
 	int ret = refuse_objects(n);
 
-	return ret ? ret : read_sysctls(n);
+	if (!ret)
+		ret = read_sysctls(n);
+	return ret ? ret : read_queues(n);
 }
 
+void dump_ipcns_fini(struct dump_ipcns *n)
+{
+	for (size_t i = 0; i < n->nr_msq; i++) {
+		for (size_t j = 0; j < n->msq[i]->n_msgs; j++) {
+			free(n->msq[i]->msgs[j]->text.data);
+			free(n->msq[i]->msgs[j]);
+		}
+		free(n->msq[i]->msgs);
+		free(n->msq[i]);
+	}
+	free(n->msq);
+	n->msq = NULL;
+	n->nr_msq = 0;
+}
 void dump_ipcns_entry(struct dump_ipcns *n, IpcSysctls *e)
 {
 	ipc_sysctls__init(e);

@@ -569,6 +569,8 @@ static int write_inventory(struct dump_ctx *d)
 		e.ipc_ns = IPC_NS_KIND__IPCNS_OWN;
 		dump_ipcns_entry(&d->ipc, &ipc);
 		e.ipc = &ipc;
+		e.n_msg_queues = d->ipc.nr_msq;
+		e.msg_queues = d->ipc.msq;
 	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
@@ -790,6 +792,7 @@ static void dump_fini(struct dump_ctx *d)
 	netlock_finish(d->net.lock, false);
 	tree_fini(&d->tree);
 	shmem_fini(&d->shm);
+	dump_ipcns_fini(&d->ipc);
 	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)

@@ -241,6 +241,11 @@ static int check_inventory(struct rst_images *im)
 			 inv->ipc->shmmni > RST_IPC_MNI_MAX || inv->ipc->msgmni > RST_IPC_MNI_MAX ||
 			 inv->ipc->shm_next_id < -1))
 		return img_fail("inventory.img", -EBADMSG, "IPC sysctls out of range");
+	if (inv->n_msg_queues && !im->ipc_own)
+		return img_fail("inventory.img", -EBADMSG,
+				"SysV message queues without an IPC namespace of its own");
+	if (im->ipc_own && rst_ipcns_check(inv, why, sizeof(why)))
+		return img_fail("inventory.img", -EBADMSG, why);
 	im->root_init = inv->has_pid_ns && inv->pid_ns == PID_NS_KIND__PIDNS_ROOT_INIT;
 	im->mnt_proc = inv->has_mnt_ns && inv->mnt_ns == MNT_NS_KIND__MNTNS_PROC;
 	if (im->mnt_proc && !im->root_init)

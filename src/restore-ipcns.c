@@ -9,11 +9,16 @@
  * daemon, forked before, stays in ours (it never touches SysV segments:
  * they are filled eagerly). kernel.shm_next_id lets the segments keep
  * their ids (restore-shmem.c); it is set to the dumped value at the end.
+ * The SysV message queues are made here, right after the sysctls, each
+ * with its id (kernel.msg_next_id), key, owner, mode and msg_qbytes, and
+ * its messages sent again in their order.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <sys/msg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +67,87 @@ static int write_sysctls(const IpcSysctls *s)
 	return ret;
 }
 
+int rst_ipcns_check(const InventoryEntry *inv, char *why, size_t len)
+{
+	for (size_t i = 0; i < inv->n_msg_queues; i++) {
+		const SysvMsgQueue *q = inv->msg_queues[i];
+		uint64_t bytes = 0;
+		const char *w = NULL;
+
+		if (q->id < 0)
+			w = "id out of range";
+		else if (q->mode & ~0777U)
+			w = "mode out of range";
+		for (size_t j = 0; !w && j < i; j++) {
+			if (inv->msg_queues[j]->id == q->id)
+				w = "id listed twice";
+			else if (inv->msg_queues[j]->key == q->key && q->key != IPC_PRIVATE)
+				w = "key listed twice";
+		}
+		for (size_t m = 0; !w && m < q->n_msgs; m++) {
+			if (q->msgs[m]->type <= 0)
+				w = "a message of type 0 or less";
+			else if (q->msgs[m]->text.len > inv->ipc->msgmax)
+				w = "a message longer than kernel.msgmax";
+			bytes += q->msgs[m]->text.len;
+		}
+		if (!w && bytes > q->qbytes)
+			w = "more bytes than its msg_qbytes";
+		if (w) {
+			snprintf(why, len, "SysV message queue %d: %s", q->id, w);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+static int make_queue(const SysvMsgQueue *q)
+{
+	struct msqid_ds ds;
+	char v[16];
+	int id, ret;
+
+	snprintf(v, sizeof(v), "%d", q->id);
+	ret = write_sysctl("msg_next_id", v);
+	if (ret)
+		return ret;
+	id = msgget(q->key, IPC_CREAT | IPC_EXCL | 0600);
+	if (id != q->id)
+		return rst_verify_fail("inventory.img", id < 0 ? -errno : -EEXIST,
+				       "SysV message queue %d (key %#x): msgget: %s", q->id,
+				       (unsigned)q->key, id < 0 ? strerror(errno) : "another id");
+	if (msgctl(id, IPC_STAT, &ds) < 0)
+		return rst_verify_fail("inventory.img", -errno, "SysV message queue %d: IPC_STAT: %s",
+				       id, strerror(errno));
+	ds.msg_perm.uid = q->uid;
+	ds.msg_perm.gid = q->gid;
+	ds.msg_perm.mode = (unsigned short)q->mode;
+	ds.msg_qbytes = q->qbytes;
+	if (msgctl(id, IPC_SET, &ds) < 0)
+		return rst_verify_fail("inventory.img", -errno,
+				       "SysV message queue %d: setting owner %u:%u mode %o qbytes %" PRIu64
+				       ": %s",
+				       id, q->uid, q->gid, q->mode, q->qbytes, strerror(errno));
+	for (size_t m = 0; m < q->n_msgs; m++) {
+		size_t len = q->msgs[m]->text.len;
+		char *buf = malloc(sizeof(long) + len + 1);
+		long type = (long)q->msgs[m]->type;
+
+		if (!buf)
+			return rst_verify_fail("inventory.img", -ENOMEM, "out of memory");
+		memcpy(buf, &type, sizeof(type));
+		if (len)
+			memcpy(buf + sizeof(long), q->msgs[m]->text.data, len);
+		ret = msgsnd(id, buf, len, IPC_NOWAIT) < 0 ? -errno : 0;
+		free(buf);
+		if (ret)
+			return rst_verify_fail("inventory.img", ret,
+					       "SysV message queue %d: sending message %zu: %s", id,
+					       m + 1, strerror(-ret));
+	}
+	return 0;
+}
+
 int rst_ipcns_enter(const struct rst_images *im, int *old)
 {
 	int ret;
@@ -83,6 +169,9 @@ int rst_ipcns_enter(const struct rst_images *im, int *old)
 		return ret;
 	}
 	ret = write_sysctls(im->inv->ipc);
+	for (size_t i = 0; !ret && i < im->inv->n_msg_queues; i++)
+		ret = make_queue(im->inv->msg_queues[i]);
+	/* msg_next_id goes back to -1 by itself once used (and takes no -1). */
 	if (!ret)
 		pr_info("the tree had an IPC namespace of its own: restored into a fresh one");
 	return ret;

@@ -13,8 +13,13 @@
 #define RST_IPC_MNI_MAX (1U << 24) /* IPCMNI_EXTEND: the most ids a kernel has */
 
 /*
+ * inventory.img's message queues (IPCNS_OWN): ids, keys, modes, message
+ * types and sizes; -EBADMSG and WHY when one is wrong.
+ */
+int rst_ipcns_check(const InventoryEntry *inv, char *why, size_t len);
+/*
  * unshare(CLONE_NEWIPC) and set the dumped IPC sysctls there (the limits
- * first: the segments are made under them). *OLD gets an fd of the
+ * first: the segments are made under them), then make the message queues. *OLD gets an fd of the
  * namespace lazarus was in (-1 when IM is no IPCNS_OWN dump: nothing done).
  */
 int rst_ipcns_enter(const struct rst_images *im, int *old);

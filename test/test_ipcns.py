@@ -10,7 +10,8 @@ and contents, eager and lazy, also twice beside the running original.
 Each process checks its ids (IPC_STAT), keys, modes, attach counts and
 contents, and that the OTHER process's writes after the restore show in A
 and C (one object, not two copies); `nsenter -i ipcs -m` lists them.
-SysV message queues, semaphore sets, POSIX message queues and a tree spread
+A SysV message queue comes back with its id, key, mode, msg_qbytes and
+messages. SysV semaphore sets, POSIX message queues and a tree spread
 over two IPC namespaces are refused with one line, the tree running on; a
 crafted shmem.img (negative id, size overflow, an id twice) is refused
 before anything runs.
@@ -253,8 +254,44 @@ def test_refused_attached_outside(env):
 
 # --- refusals ---
 
+def ipcs_queues(pid):
+    """{msqid: (key, perms, used-bytes, messages)} from `nsenter -t PID -i ipcs -q`."""
+    out = subprocess.run(["nsenter", "-t", str(pid), "-i", "ipcs", "-q"], capture_output=True,
+                         text=True, check=True).stdout
+    qs = {}
+    for line in out.splitlines():
+        w = line.split()
+        if len(w) >= 6 and w[0].startswith("0x"):
+            qs[int(w[1])] = (int(w[0], 16), int(w[3], 8), int(w[4]), int(w[5]))
+    return qs
+
+
+def test_message_queue_restored(env, mode):
+    """A SysV message queue of the namespace (three messages, one empty, a
+    msg_qbytes of its own) comes back with its id, key, mode, msg_qbytes and
+    messages in order, beside the running original; the original's queue is
+    left as it was (MSG_COPY)."""
+    t = Tree(env, "tree", pidns=True, extra=["--msg"])
+    t.check(t.root, t.child)
+    before = ipcs_queues(t.root)
+    assert list(before.values()) == [(KEY + 2, 0o640, 10, 3)], before
+    img = env.path("img")
+    dump(env, t, img, leave_running=True)
+    inv = harness.show(img / "inventory.img")["entries"][0]
+    (q,) = inv["msg_queues"]
+    assert q["key"] == KEY + 2 and q["qbytes"] == 4096 and [m["type"] for m in q["msgs"]] == \
+        [7, 3, 7], q
+    assert ipcs_queues(t.root) == before
+    t.check(t.root, t.child)
+    root = restore(env, img, mode, t)
+    assert ipc_ns(root) != ipc_ns(t.root)
+    assert ipcs_queues(root) == before
+    t.segments_ok(root)
+    t.check(root)
+    t.check(t.root, t.child)
+
+
 @pytest.mark.parametrize("what,want", [
-    ("--msg", "its IPC namespace holds SysV message queue "),
     ("--sem", "its IPC namespace holds SysV semaphore set "),
     ("--mq", "its IPC namespace holds POSIX message queue /lzipcns"),
 ])
@@ -380,3 +417,43 @@ def test_crafted_inventory_refused(env, kind, want):
     r = env.restore(img, "eager", expect_ok=False)
     assert r.rc != 0 and r.errors == [f"lazarus: Error: restore: {want}"], r.describe()
     assert harness.proc_state(w.pid) is None
+
+
+def edit_queue(payload, edit):
+    """inventory_entry with edit(queue fields) applied to its first msg_queues (72)."""
+    out, done = [], False
+    for f, w, v in pb_fields(payload):
+        if f == 72 and w == 2 and not done:
+            v, done = pb_encode(edit(pb_fields(v))), True
+        out.append((f, w, v))
+    return pb_encode(out)
+
+
+def first_msg_type(fields, value):
+    out, done = [], False
+    for f, w, v in fields:
+        if f == 9 and w == 2 and not done:
+            v, done = pb_encode(set_field(pb_fields(v), 1, value)), True
+        out.append((f, w, v))
+    return out
+
+
+@pytest.mark.parametrize("edit,want", [
+    (lambda q: first_msg_type(q, 0), "a message of type 0 or less"),
+    (lambda q: set_field(q, 8, 4), "more bytes than its msg_qbytes"),
+    (lambda q: set_field(q, 2, (1 << 64) - 3), "id out of range"),
+], ids=["type-0", "over-qbytes", "id-negative"])
+def test_crafted_message_queue_refused(env, edit, want):
+    from test_state import reframe
+    t = Tree(env, "tree", extra=["--msg"])
+    img = env.path("img")
+    dump(env, t, img)
+    qid = int(subprocess.run([str(harness.LAZARUS), "show", str(img / "inventory.img")],
+                             capture_output=True, text=True).stdout.count("msg_queues"))
+    assert qid == 1
+    reframe(img / "inventory.img", lambda p: edit_queue(p, edit))
+    r = env.lazarus(*env.restore_args(img, "eager", True), log=env.log_path("restore"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert "inventory.img: SysV message queue " in r.errors[0] and want in r.errors[0], \
+        r.describe()
+    assert harness.proc_state(t.root) is None and not harness.my_children(), r.describe()

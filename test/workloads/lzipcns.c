@@ -12,7 +12,8 @@
  *   B  key K+1, 64 KiB, mode 0604, filled then detached: no process
  *      attaches it, the namespace alone keeps it
  *   C  IPC_PRIVATE, 128 KiB, mode 0666, attached in both
- * and, on request, a SysV message queue (key K+2, one message of type 7),
+ * and, on request, a SysV message queue (key K+2, mode 0640, msg_qbytes
+ * 4096, three messages: type 7 "hello", type 3 "three", type 7 empty),
  * a semaphore set (key K+3, two semaphores, values 3 and 5) or a POSIX
  * message queue /lzipcns. Page 0 of A and C holds a counter per process
  * (parent at offset 0, child at 64), bumped every millisecond; every other
@@ -26,7 +27,9 @@
  * attach count: A and C twice, B never), every pattern (B through a
  * read-only shmat of its id, detached again), and that within 3 s the
  * OTHER process's counter moves in A and in C: a write made by the other
- * after the restore, seen here, proves one object, not two copies. SIGTERM
+ * after the restore, seen here, proves one object, not two copies. With a
+ * message queue: its key, mode, msg_qbytes and the three messages in order
+ * (msgrcv MSG_COPY: the queue is left as it is). SIGTERM
  * exits 0 (the parent stops and reaps the child first).
  */
 #include <errno.h>
@@ -66,6 +69,7 @@ struct ipc {
 	key_t key;
 	int id[S_NR];
 	uint8_t *mem[S_NR]; /* B: NULL */
+	int msq;	    /* the message queue; -1 */
 	uint64_t seq;
 };
 
@@ -128,6 +132,40 @@ static void bump(struct ipc *s)
 	(*counter(s, S_C, s->child))++;
 }
 
+#define MSQ_QBYTES 4096
+static const struct {
+	long type;
+	const char *text;
+} msgs[] = { { 7, "hello" }, { 3, "three" }, { 7, "" } };
+#define NR_MSGS (sizeof(msgs) / sizeof(msgs[0]))
+
+static void check_msq(struct ipc *s, char *fails, size_t len)
+{
+	struct {
+		long type;
+		char text[64];
+	} m;
+	struct msqid_ds ds;
+
+	if (msgctl(s->msq, IPC_STAT, &ds) < 0) {
+		addf(fails, len, " queue: IPC_STAT of id %d: %s;", s->msq, strerror(errno));
+		return;
+	}
+	if (ds.msg_perm.__key != s->key + 2 || (ds.msg_perm.mode & 0777) != 0640 ||
+	    ds.msg_qbytes != MSQ_QBYTES || ds.msg_qnum != NR_MSGS)
+		addf(fails, len, " queue %d: key %#x mode %o qbytes %lu qnum %lu;", s->msq,
+		     (unsigned)ds.msg_perm.__key, ds.msg_perm.mode & 0777,
+		     (unsigned long)ds.msg_qbytes, (unsigned long)ds.msg_qnum);
+	for (size_t i = 0; i < NR_MSGS; i++) {
+		ssize_t n = msgrcv(s->msq, &m, sizeof(m.text), (long)i, MSG_COPY | IPC_NOWAIT);
+
+		if (n < 0 || m.type != msgs[i].type || (size_t)n != strlen(msgs[i].text) ||
+		    memcmp(m.text, msgs[i].text, (size_t)n))
+			addf(fails, len, " queue: message %zu is not type %ld \"%s\";", i,
+			     msgs[i].type, msgs[i].text);
+	}
+}
+
 static void check(struct ipc *s)
 {
 	char fails[2048] = "", text[2400];
@@ -164,6 +202,8 @@ static void check(struct ipc *s)
 		if (!s->mem[g])
 			shmdt(m);
 	}
+	if (s->msq >= 0)
+		check_msq(s, fails, sizeof(fails));
 	before[S_A] = *counter(s, S_A, !s->child);
 	before[S_C] = *counter(s, S_C, !s->child);
 	deadline = now_ms() + WAIT_MS;
@@ -237,14 +277,24 @@ static void make_segments(struct ipc *s)
 static void make_others(struct ipc *s, int msg, int sem, int mq)
 {
 	if (msg) {
-		struct {
-			long type;
-			char text[8];
-		} m = { 7, "hello" };
-		int q = msgget(s->key + 2, IPC_CREAT | IPC_EXCL | 0600);
+		struct msqid_ds ds;
 
-		if (q < 0 || msgsnd(q, &m, sizeof(m.text), 0) < 0)
+		s->msq = msgget(s->key + 2, IPC_CREAT | IPC_EXCL | 0640);
+		if (s->msq < 0 || msgctl(s->msq, IPC_STAT, &ds) < 0)
 			die("message queue");
+		ds.msg_qbytes = MSQ_QBYTES;
+		if (msgctl(s->msq, IPC_SET, &ds) < 0)
+			die("message queue: IPC_SET");
+		for (size_t i = 0; i < NR_MSGS; i++) {
+			struct {
+				long type;
+				char text[16];
+			} m = { msgs[i].type, "" };
+
+			strcpy(m.text, msgs[i].text);
+			if (msgsnd(s->msq, &m, strlen(m.text), 0) < 0)
+				die("msgsnd");
+		}
 	}
 	if (sem) {
 		int id = semget(s->key + 3, 2, IPC_CREAT | IPC_EXCL | 0600);
@@ -262,7 +312,7 @@ static void make_others(struct ipc *s, int msg, int sem, int mq)
 
 int main(int argc, char **argv)
 {
-	struct ipc s = { .key = 0x4c5a1000 };
+	struct ipc s = { .key = 0x4c5a1000, .msq = -1 };
 	int msg = 0, sem = 0, mq = 0;
 	char text[256];
 	pid_t pid;
