@@ -340,6 +340,8 @@ static const char *expected_ns(const struct dump_ns *ns, const char *name)
 		return ns->pid_link;
 	if (ns && ns->mnt_proc && !strcmp(name, "mnt"))
 		return ns->mnt_link;
+	if (ns && ns->ipc_own && !strcmp(name, "ipc"))
+		return ns->ipc_link;
 	return NULL;
 }
 

@@ -63,6 +63,23 @@ static int read_status(pid_t pid, pid_t tid, char **text)
 	return ret;
 }
 
+/* The root's IPC namespace: ours, or one of its own the whole tree must share. */
+static int probe_ipc(struct dump_ns *ns, pid_t root)
+{
+	char ours[DUMP_NS_LINK_MAX];
+	int ret;
+
+	ret = proc_readlink(root, "ns/ipc", ns->ipc_link, sizeof(ns->ipc_link));
+	if (!ret)
+		ret = proc_readlink(getpid(), "ns/ipc", ours, sizeof(ours));
+	if (ret) {
+		pr_err("process %d: reading the ns/ipc links: %s", root, strerror(-ret));
+		return ret;
+	}
+	ns->ipc_own = strcmp(ns->ipc_link, ours) != 0;
+	return 0;
+}
+
 int dump_ns_probe(struct dump_ns *ns, pid_t root)
 {
 	long v[NS_LEVELS_MAX];
@@ -70,6 +87,9 @@ int dump_ns_probe(struct dump_ns *ns, pid_t root)
 	int ret;
 
 	memset(ns, 0, sizeof(*ns));
+	ret = probe_ipc(ns, root);
+	if (ret)
+		return ret;
 	ret = read_status(root, root, &text);
 	if (ret)
 		return ret;

@@ -8,6 +8,8 @@
  * NSpgid and NSsid of /proc/PID/status. Its mount namespace is the
  * dumper's, or a copy of it with a fresh proc of the tree's pid namespace
  * on /proc (`unshare --mount-proc`); anything else is refused by name.
+ * Its IPC namespace is the dumper's or one of its own, the root's, shared
+ * by every process of the tree (dump-checks.c refuses any other).
  * Functions return 0 or -errno and log once, naming the pid.
  */
 #ifndef LZ_DUMP_NS_H
@@ -24,6 +26,8 @@ struct dump_ns {
 	unsigned level;			/* NSpid fields of the root (1: our namespace) */
 	char pid_link[DUMP_NS_LINK_MAX]; /* the root's ns/pid ("pid:[N]") when root_init */
 	char mnt_link[DUMP_NS_LINK_MAX]; /* its ns/mnt when mnt_proc */
+	bool ipc_own;			/* the root is in an IPC namespace not ours */
+	char ipc_link[DUMP_NS_LINK_MAX]; /* the root's ns/ipc when ipc_own */
 };
 
 /* Pids of a process or thread inside the tree's pid namespace. */
@@ -32,7 +36,8 @@ struct dump_vids {
 };
 
 /*
- * Before the freeze: is ROOT pid 1 of a pid namespace of its own? Refuses
+ * Before the freeze: is ROOT pid 1 of a pid namespace of its own, is it
+ * in an IPC namespace of its own (ipc_own)? Refuses
  * a root that is in a namespace below ours without being its init, or
  * deeper than one level.
  */

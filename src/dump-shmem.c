@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,7 +67,10 @@ static const char *kind_name(int kind)
 
 /* ------------------------------------------------------------ SysV */
 
-/* The row of /proc/sysvipc/shm for SHMID (our IPC namespace is the tree's: dump-checks.c). */
+/*
+ * The row of /proc/sysvipc/shm for SHMID. Our IPC namespace is the tree's:
+ * the same (dump-checks.c) or entered for the collection (dump-ipcns.c).
+ */
 static int sysv_lookup(struct shmem_obj *o)
 {
 	unsigned long long size;
@@ -306,6 +310,124 @@ int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr,
 			 t->objs[i].id, t->objs[i].size, t->objs[i].nr_vmas);
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------ a namespace's own */
+
+/* A row of /proc/sysvipc/shm. */
+struct sysv_row {
+	int key, shmid;
+	unsigned nattch;
+	unsigned long long size;
+};
+
+static int sysv_rows(struct sysv_row **rows, size_t *nr)
+{
+	size_t cap = 0;
+	char line[512];
+	FILE *f;
+
+	*rows = NULL;
+	*nr = 0;
+	f = fopen("/proc/sysvipc/shm", "re");
+	if (!f) {
+		pr_perror("reading /proc/sysvipc/shm");
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct sysv_row r;
+
+		if (sscanf(line, "%d %d %*o %llu %*d %*d %u", &r.key, &r.shmid, &r.size,
+			   &r.nattch) != 4)
+			continue; /* the header */
+		if (*nr == cap) {
+			struct sysv_row *n = realloc(*rows, (cap = cap ? 2 * cap : 16) * sizeof(*n));
+
+			if (!n) {
+				fclose(f);
+				pr_err("reading /proc/sysvipc/shm: %s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			*rows = n;
+		}
+		(*rows)[(*nr)++] = r;
+	}
+	fclose(f);
+	return 0;
+}
+
+/*
+ * A segment no process attaches: lazarus attaches it read-only for as long
+ * as it takes to open the shmem inode (map_files) and read its row.
+ */
+static int add_unattached(struct shmem_table *t, const struct sysv_row *r, pid_t root)
+{
+	uint64_t len = ALIGN_UP((uint64_t)r->size, LZ_PAGE_SIZE);
+	struct shmem_obj *o;
+	char link[96], name[64];
+	struct stat st;
+	void *at;
+	int ret;
+
+	at = shmat(r->shmid, NULL, SHM_RDONLY);
+	if (at == (void *)-1) {
+		pr_perror("process %d: SysV shm %d (key %#x) of its IPC namespace: shmat", root,
+			  r->shmid, (unsigned)r->key);
+		return -errno;
+	}
+	o = obj_new(t);
+	ret = o ? 0 : -ENOMEM;
+	if (o) {
+		o->kind = SHMEM_KIND__SHMEM_SYSV;
+		o->pid = root;
+		o->ino = (uint64_t)r->shmid;
+		snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx", (unsigned long)at,
+			 (unsigned long)at + (unsigned long)len);
+		snprintf(name, sizeof(name), "/SYSV%08x (deleted)", (unsigned)r->key);
+		if (stat(link, &st) < 0) {
+			ret = -errno;
+			pr_perror("process %d: SysV shm %d: stat %s", root, r->shmid, link);
+		} else {
+			o->dev = (uint64_t)st.st_dev;
+			ret = obj_open(o, link, name);
+		}
+		o->nattch = 0; /* ours is gone at shmdt */
+	}
+	shmdt(at);
+	return ret;
+}
+
+int shmem_collect_ns(struct shmem_table *t, pid_t root)
+{
+	struct sysv_row *rows;
+	size_t nr;
+	int ret;
+
+	ret = sysv_rows(&rows, &nr);
+	for (size_t i = 0; !ret && i < nr; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < t->nr && !seen; j++)
+			seen = t->objs[j].kind == SHMEM_KIND__SHMEM_SYSV &&
+			       t->objs[j].shmid == rows[i].shmid;
+		if (seen)
+			continue;
+		if (rows[i].nattch) {
+			pr_err("process %d: SysV shm %d (key %#x) of its IPC namespace is attached %u "
+			       "times, none of them in the dumped tree: segments attached outside the "
+			       "tree are not supported",
+			       root, rows[i].shmid, (unsigned)rows[i].key, rows[i].nattch);
+			ret = -EOPNOTSUPP;
+			break;
+		}
+		ret = add_unattached(t, &rows[i], root);
+		if (!ret)
+			pr_debug("SysV shm %d (key %#x, %llu bytes): attached by no process, object %u",
+				 rows[i].shmid, (unsigned)rows[i].key, rows[i].size,
+				 t->objs[t->nr - 1].id);
+	}
+	free(rows);
+	return ret;
 }
 
 /* ------------------------------------------------------------ pages */

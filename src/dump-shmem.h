@@ -49,6 +49,13 @@ struct shmem_table {
  */
 int shmem_collect(struct shmem_table *t, struct mm_dump *const *mms, size_t nr,
 		  struct files_table *files);
+/*
+ * The tree has an IPC namespace of its own, entered (dump-ipcns.h): after
+ * shmem_collect, every SysV segment there that no process of the tree
+ * attaches is an object too (a container's segments outlive their
+ * attachments). One attached only outside the tree is refused by name.
+ */
+int shmem_collect_ns(struct shmem_table *t, pid_t root);
 /* Write every object's pages file, then shmem.img (none without objects). */
 int shmem_dump(struct shmem_table *t, struct dump_imgs *imgs, struct dump_sig *sig);
 void shmem_fini(struct shmem_table *t);

@@ -52,6 +52,7 @@
 #include "dump-delmap.h"
 #include "dump-files.h"
 #include "dump-img.h"
+#include "dump-ipcns.h"
 #include "dump-mem.h"
 #include "dump-mm.h"
 #include "dump-shmem.h"
@@ -78,6 +79,7 @@ struct dump_ctx {
 	struct dump_tree tree;	 /* every process and thread, frozen */
 	struct shmem_table shm;	 /* shared memory objects of the whole tree */
 	struct dump_ns tree_ns;	 /* its pid and mount namespace */
+	struct dump_ipcns ipc;	 /* tree_ns.ipc_own: its IPC namespace's sysctls */
 	struct files_table files; /* every open file description of the tree: files.img */
 	struct sk_dump_opts net;  /* sockets: --tcp-established and its network lock */
 	bool test_plural;	 /* LAZARUS_TEST_DUMP_PLURAL=1 */
@@ -256,7 +258,23 @@ static int collect_shmem(struct dump_ctx *d)
 	for_each_proc(d, p)
 		if (!p->zombie)
 			mms[n++] = &p->mm;
-	ret = shmem_collect(&d->shm, mms, n, &d->files);
+	if (!d->tree_ns.ipc_own) {
+		ret = shmem_collect(&d->shm, mms, n, &d->files);
+	} else {
+		/* Its own IPC namespace: read there, every segment of it (dump-ipcns.c). */
+		ret = dump_ipcns_enter(&d->ipc, d->pid, d->tree_ns.ipc_link);
+		if (!ret)
+			ret = dump_ipcns_collect(&d->ipc);
+		if (!ret)
+			ret = shmem_collect(&d->shm, mms, n, &d->files);
+		if (!ret)
+			ret = shmem_collect_ns(&d->shm, d->pid);
+		if (d->ipc.back >= 0) {
+			int r = dump_ipcns_leave(&d->ipc);
+
+			ret = ret ? ret : r;
+		}
+	}
 	if (!ret)
 		ret = delmap_collect(mms, n, &d->files, &d->imgs);
 	free(mms);
@@ -506,6 +524,7 @@ static uint64_t read_xcr0(void)
 static int write_inventory(struct dump_ctx *d)
 {
 	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	IpcSysctls ipc;
 	ImageFile *fv, **files;
 	struct utsname u;
 	int ret;
@@ -536,6 +555,14 @@ static int write_inventory(struct dump_ctx *d)
 	if (d->tree_ns.mnt_proc) {
 		e.has_mnt_ns = true;
 		e.mnt_ns = MNT_NS_KIND__MNTNS_PROC;
+	}
+	if (d->tree_ns.ipc_own) {
+		e.has_ipc_ns = true;
+		e.ipc_ns = IPC_NS_KIND__IPCNS_OWN;
+		dump_ipcns_entry(&d->ipc, &ipc);
+		e.ipc = &ipc;
+		e.n_msg_queues = d->ipc.nr_msq;
+		e.msg_queues = d->ipc.msq;
 	}
 	e.dump_time_ns = now_ns(CLOCK_REALTIME);
 	e.kernel_release = u.release;
@@ -757,6 +784,7 @@ static void dump_fini(struct dump_ctx *d)
 	netlock_finish(d->net.lock, false);
 	tree_fini(&d->tree);
 	shmem_fini(&d->shm);
+	dump_ipcns_fini(&d->ipc);
 	files_table_fini(&d->files);
 	dump_imgs_fini(&d->imgs);
 	if (d->imgs.dirfd >= 0)

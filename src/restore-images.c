@@ -22,6 +22,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "restore-images.h"
+#include "restore-ipcns.h"
 #include "restore-verify.h"
 
 /* Logs the one line and passes the error on. */
@@ -227,6 +228,24 @@ static int check_inventory(struct rst_images *im)
 		snprintf(why, sizeof(why), "unknown mount namespace kind %d", (int)inv->mnt_ns);
 		return img_fail("inventory.img", -EBADMSG, why);
 	}
+	if (inv->has_ipc_ns && inv->ipc_ns != IPC_NS_KIND__IPCNS_DUMPER &&
+	    inv->ipc_ns != IPC_NS_KIND__IPCNS_OWN) {
+		snprintf(why, sizeof(why), "unknown IPC namespace kind %d", (int)inv->ipc_ns);
+		return img_fail("inventory.img", -EBADMSG, why);
+	}
+	im->ipc_own = inv->has_ipc_ns && inv->ipc_ns == IPC_NS_KIND__IPCNS_OWN;
+	if (im->ipc_own != (inv->ipc != NULL))
+		return img_fail("inventory.img", -EBADMSG,
+				"IPC sysctls without an IPC namespace of its own, or the reverse");
+	if (inv->ipc && (inv->ipc->n_sem != 4 || !inv->ipc->shmmni ||
+			 inv->ipc->shmmni > RST_IPC_MNI_MAX || inv->ipc->msgmni > RST_IPC_MNI_MAX ||
+			 inv->ipc->shm_next_id < -1))
+		return img_fail("inventory.img", -EBADMSG, "IPC sysctls out of range");
+	if (inv->n_msg_queues && !im->ipc_own)
+		return img_fail("inventory.img", -EBADMSG,
+				"SysV message queues without an IPC namespace of its own");
+	if (im->ipc_own && rst_ipcns_check(inv, why, sizeof(why)))
+		return img_fail("inventory.img", -EBADMSG, why);
 	im->root_init = inv->has_pid_ns && inv->pid_ns == PID_NS_KIND__PIDNS_ROOT_INIT;
 	im->mnt_proc = inv->has_mnt_ns && inv->mnt_ns == MNT_NS_KIND__MNTNS_PROC;
 	if (im->mnt_proc && !im->root_init)

@@ -91,6 +91,7 @@ struct rst_images {
 	bool root_init;	     /* PIDNS_ROOT_INIT: pids are inside the root's pid namespace,
 				the root was its pid 1 (restored into a fresh one) */
 	bool mnt_proc;	     /* MNTNS_PROC: the root mounts its own /proc in a fresh mount ns */
+	bool ipc_own;	     /* IPCNS_OWN: restored into a fresh IPC namespace (restore-ipcns.h) */
 	struct rst_group groups[RST_MAX_TASKS]; /* groups whose leader is gone */
 	size_t nr_groups;
 	/*

@@ -49,6 +49,7 @@
 #include "restore-finish.h"
 #include "restore-fds.h"
 #include "restore-proc.h"
+#include "restore-shmem.h"
 #include "timens.h"
 
 uint64_t rst_now_ns(void)
@@ -404,6 +405,11 @@ static __attribute__((noreturn)) void init_main(struct rst_proc *p, const struct
 			     clone_why(errno, (pid_t)p->t->pid, why, sizeof(why)));
 		_exit(127);
 	}
+	/*
+	 * lazarus's own attachments of the SysV segments came with the fork:
+	 * not the init's to hold (they would count in every shm_nattch).
+	 */
+	rst_shmem_detach(p->im);
 	/* Not even our stdio: whoever reads lazarus's output would wait for the init. */
 	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && nul >= 0; fd++)

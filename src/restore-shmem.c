@@ -13,7 +13,11 @@
  * again and a second dump sees the same kind. SysV segments keep their id:
  * /proc/sys/kernel/shm_next_id names the id the next shmget in this IPC
  * namespace gets; a taken id or key is refused, never replaced, and the id
- * obtained is checked (another process may have raced us to it).
+ * obtained is checked (another process may have raced us to it). A tree
+ * that had an IPC namespace of its own gets a fresh one first
+ * (restore-ipcns.c): there every id and key is free, and the segments no
+ * process attached at dump are made too, held by the namespace alone once
+ * lazarus lets go (rst_shmem_release).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -93,9 +97,11 @@ static const char *entry_why(const ShmemEntry *e)
 	    (!e->name || strlen(e->name) > MFD_NAME_MAX || !e->has_seals))
 		return "memfd without a name (of at most 249 bytes) or seals";
 	if (e->kind == SHMEM_KIND__SHMEM_SYSV &&
-	    (!e->has_key || !e->has_shmid || e->shmid < 0 || !e->has_uid || !e->has_gid ||
-	     !e->has_mode || !e->has_removed))
+	    (!e->has_key || !e->has_shmid || !e->has_uid || !e->has_gid || !e->has_mode ||
+	     !e->has_removed))
 		return "SysV segment without key, id, owner or mode";
+	if (e->kind == SHMEM_KIND__SHMEM_SYSV && e->shmid < 0)
+		return "SysV shm id out of range";
 	if (e->nr_data_pages && !e->block_pages)
 		return "checksum block size is 0";
 	if (e->nr_data_pages > obj_pages(e))
@@ -125,6 +131,24 @@ static const char *runs_why(const ShmemEntry *e)
 	return NULL;
 }
 
+/* One IPC namespace holds one segment of an id, and of a key but IPC_PRIVATE. */
+static const char *sysv_twice_why(const struct rst_images *im, size_t i)
+{
+	const ShmemEntry *e = im->shmem[i];
+
+	for (size_t j = 0; e->kind == SHMEM_KIND__SHMEM_SYSV && j < i; j++) {
+		const ShmemEntry *o = im->shmem[j];
+
+		if (o->kind != SHMEM_KIND__SHMEM_SYSV)
+			continue;
+		if (o->shmid == e->shmid)
+			return "SysV shm id listed twice";
+		if (o->key == e->key && e->key != IPC_PRIVATE)
+			return "SysV shm key listed twice";
+	}
+	return NULL;
+}
+
 int rst_shmem_verify(const struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_shmem; i++) {
@@ -137,6 +161,8 @@ int rst_shmem_verify(const struct rst_images *im)
 			w = runs_why(e);
 		if (!w && rst_shmem_index(im, e->id) != (int)i)
 			w = "object id listed twice";
+		if (!w)
+			w = sysv_twice_why(im, i);
 		if (w)
 			return rst_verify_fail("shmem.img", -EBADMSG, "object %u: %s", e->id, w);
 		snprintf(name, sizeof(name), "pages-shmem-%u.img", e->id);
@@ -456,6 +482,13 @@ void rst_shmem_release(struct rst_images *im, bool failed)
 	}
 	free(im->shm);
 	im->shm = NULL;
+}
+
+void rst_shmem_detach(const struct rst_images *im)
+{
+	for (size_t i = 0; im->shm && i < im->nr_shmem; i++)
+		if (im->shm[i].attach)
+			shmdt(im->shm[i].attach);
 }
 
 struct plg_shm *rst_shmem_plg(const struct rst_images *im)

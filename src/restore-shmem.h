@@ -52,6 +52,13 @@ int rst_shmem_create(struct rst_images *im);
  */
 void rst_shmem_release(struct rst_images *im, bool failed);
 
+/*
+ * In a process forked from lazarus that lives on (the --pidns init): let
+ * go of lazarus's own SysV attachments it inherited, which would count in
+ * every segment's shm_nattch.
+ */
+void rst_shmem_detach(const struct rst_images *im);
+
 /* The object with shmem id ID: its index in im->shmem, or -1. */
 int rst_shmem_index(const struct rst_images *im, uint32_t id);
 

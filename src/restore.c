@@ -47,6 +47,7 @@
 #include "proc.h"
 #include "restore-fds.h"
 #include "restore-images.h"
+#include "restore-ipcns.h"
 #include "restore-netns.h"
 #include "restore-proc.h"
 #include "restore-shmem.h"
@@ -70,6 +71,7 @@ struct restore_ctx {
 	struct lazy_client *lazy;   /* lazy: connection to the daemon */
 	struct rst_init init;	    /* --pidns: the namespace's init */
 	int netns_old;		    /* --netns: lazarus's own network namespace; -1 */
+	int ipcns_old;		    /* IPCNS_OWN: lazarus's own IPC namespace; -1 */
 	struct rst_fstore fstore;   /* every open file description, until the tree has it */
 	uint64_t t_start;  /* lz_restore entered */
 	uint64_t t_loaded; /* images verified */
@@ -404,8 +406,12 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 			       c->opts->lazy_pages ? &c->ki : NULL);
 	if (!ret)
 		ret = rst_verify_files(&c->im); /* after the pids: which fail first is theirs */
+	if (!ret) /* the tree's own IPC namespace: its segments are made there */
+		ret = rst_ipcns_enter(&c->im, &c->ipcns_old);
 	if (!ret)
 		ret = rst_shmem_create(&c->im);
+	if (!ret)
+		ret = rst_ipcns_finish(&c->im);
 	if (!ret && c->lazy)
 		ret = lazy_shmem_hand_over(c);
 	if (!ret)
@@ -426,6 +432,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 	if (ret)
 		return ret;
 	rst_shmem_release(&c->im, false); /* every process holds what it maps */
+	rst_ipcns_return(c->ipcns_old);	  /* the tree keeps the namespace */
+	c->ipcns_old = -1;
 	c->t_resumed = rst_now_ns();
 	/* The tree runs: its connections may have their packets back. */
 	rst_netns_return(c->netns_old);
@@ -467,7 +475,8 @@ static int restore_run(struct restore_ctx *c, int *wait_status, int *root_pid)
 int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_pid)
 {
 	struct restore_ctx c = { .opts = opts, .t_start = rst_now_ns(),
-				 .init = { .pid = 0, .pidfd = -1 }, .netns_old = -1 };
+				 .init = { .pid = 0, .pidfd = -1 }, .netns_old = -1,
+				 .ipcns_old = -1 };
 	int ret;
 
 	c.im.dirfd = -1;
@@ -477,7 +486,8 @@ int lz_restore(const struct lz_restore_opts *opts, int *wait_status, int *root_p
 		rst_tree_abort(c.procs, c.nr_procs); /* nothing of a failed restore stays behind */
 		rst_init_kill(&c.init);		     /* --pidns: the namespace goes with it */
 	}
-	rst_shmem_release(&c.im, ret != 0);
+	rst_shmem_release(&c.im, ret != 0); /* in the tree's IPC namespace, if it has one */
+	rst_ipcns_return(c.ipcns_old);
 	if (c.init.pidfd >= 0)
 		close(c.init.pidfd); /* -d: the init runs on, ours until we exit */
 	for (size_t i = 0; i < c.nr_procs; i++) {
