@@ -256,6 +256,32 @@ def run_micro(argv, what):
     return out
 
 
+def fork_exec_true_ns():
+    """Yardstick for time to running (issue 10): fork+exec of /bin/true, run
+    exactly as lazarus is run (Bench.lazarus), at the same moment."""
+    t0 = now()
+    subprocess.run(["/bin/true"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                   timeout=CMD_TIMEOUT, close_fds=True)
+    return now() - t0
+
+
+def fs_write_gbps(dir, mib):
+    """Yardstick for dump (issue 10): the images filesystem's write rate, a
+    new file of `mib` MiB written in 4 MiB writes (as dump appends pages),
+    closed and removed. GB/s."""
+    buf, path = b"\x5a" * (4 << 20), Path(dir) / "fs-write-yardstick"
+    t0 = now()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        for _ in range(max(1, mib // 4)):
+            os.write(fd, buf)
+    finally:
+        os.close(fd)
+    t = now() - t0
+    os.unlink(path)
+    return max(1, mib // 4) * len(buf) / t
+
+
 def machine_limits(micro_reps):
     print("machine limits (membench, uffdbench)...", flush=True)
     raw = run_micro([MEMBENCH, "--reps", micro_reps], "membench")
@@ -538,7 +564,7 @@ def bench_size(b, mib, reps):
     raw = {"baseline_verify_ms": [], "dump_ms": [], "image_bytes": [], "dump_gbps": [],
            "dump_pages_written": [],
            "eager_restore_ms": [], "eager_verify_ms": [], "eager_gbps": [],
-           "eager_restore_vm_hwm_mib": []}
+           "eager_restore_vm_hwm_mib": [], "fork_exec_true_ms": [], "images_fs_write_gbps": []}
     raw.update({f"dump_{k}": [] for k in DUMP_PHASES})
     raw.update({f"eager_restore_{k}": [] for k in RESTORE_PHASES})
     idle, touch = [], []
@@ -549,6 +575,7 @@ def bench_size(b, mib, reps):
         w = Workload(wdir, mib)
         b.pids.add(w.pid)
         raw["baseline_verify_ms"].append(ms(w.check("baseline")))
+        raw["images_fs_write_gbps"].append(fs_write_gbps(b.base, mib))
         d = b.dump(w, img)
         raw["dump_ms"].append(ms(d["wall_ns"]))
         raw["image_bytes"].append(d["image_bytes"])
@@ -563,6 +590,7 @@ def bench_size(b, mib, reps):
         raw["eager_restore_vm_hwm_mib"].append(e["stats"]["vm_hwm_kib"] / 1024)
         for k in RESTORE_PHASES:
             raw[f"eager_restore_{k}"].append(e["stats"][k])
+        raw["fork_exec_true_ms"].append(ms(fork_exec_true_ns()))
         idle.append(b.lazy(w, img, d["log_size"], touch=False))
         touch.append(b.lazy(w, img, d["log_size"], touch=True))
         shutil.rmtree(wdir, ignore_errors=True)
@@ -922,6 +950,12 @@ def ratios(limits, laz, sizes):
             "fill_vs_bare_uffdio_copy_2m": ratio(fill, bare2m),
             "fill_vs_bare_uffdio_copy_2m_file_source": ratio(fill, file2m),
             "fill_vs_memcpy": ratio(fill, med(limits, "memcpy")),
+            # issue 10's targets, each against its yardstick of the same run
+            "target_ttr_vs_fork_exec_true": ratio(ttr, med(s, "fork_exec_true_ms")),
+            "target_fill_vs_fill_2m_pread": ratio(fill, med(limits, "fill_2m_pread")),
+            "target_dump_vs_images_fs_write": ratio(med(s, "dump_gbps"),
+                                                    med(s, "images_fs_write_gbps")),
+            "target_eager_restore_vs_floor": ratio(eager, eager_floor),
             "eager_restore_gbps_vs_bare_uffdio_copy_2m": ratio(med(s, "eager_gbps"), bare2m),
             "restored_and_verified_ms": {
                 "eager": (eager or 0) + (med(s, "eager_verify_ms") or 0),
@@ -980,6 +1014,8 @@ def print_sizes(laz, R, sizes):
     row("touch: verify after lazy restore", "lazy_touch", "verify_ms")
     row("touch: pages on fault", "lazy_touch", "pages_fault", spec=".0f")
     row("touch: pages by fill", "lazy_touch", "pages_fill", spec=".0f")
+    row("yardstick: fork+exec /bin/true", "fork_exec_true_ms")
+    row("yardstick: images fs write GB/s", "images_fs_write_gbps", spec=".2f", best="max")
     row("peak RSS MiB: eager restore", "eager_restore_vm_hwm_mib", best="max")
     row("peak RSS MiB: lazy restore", "lazy_idle", "restore_vm_hwm_mib", best="max")
     row("peak RSS MiB: lazy-pages daemon", "lazy_idle", "daemon_vm_hwm_mib", best="max")
@@ -996,6 +1032,11 @@ def print_sizes(laz, R, sizes):
               f", verify after eager - baseline / first-access floor "
               f"{fmt(r['eager_verify_extra_vs_first_access_floor'], '.2f')}"
               f" (floor {fmt(r['first_access_floor_ms'], '.0f')} ms)")
+        print(f"            issue 10 targets: time to running / fork+exec true "
+              f"{fmt(r['target_ttr_vs_fork_exec_true'], '.2f')} (<= 2), fill / fill_2m_pread "
+              f"{fmt(r['target_fill_vs_fill_2m_pread'], '.2f')} (>= 0.9), dump / images fs "
+              f"write {fmt(r['target_dump_vs_images_fs_write'], '.2f')} (>= 0.7), eager restore"
+              f" / floor {fmt(r['target_eager_restore_vs_floor'], '.2f')} (<= 1.2)")
     g = R["growth"]
     if len(sizes) > 1:
         print(f"  {g['sizes_compared']} ({g['memory_largest_vs_smallest']:.0f}x memory): "

@@ -292,6 +292,47 @@ static int test_crc32c_known_value(void)
 	return 0;
 }
 
+/* Bit by bit, as the definition: the reference for the fast paths. */
+static uint32_t crc32c_ref(const uint8_t *p, size_t len)
+{
+	uint32_t c = ~0U;
+
+	while (len--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82f63b78U : c >> 1;
+	}
+	return ~c;
+}
+
+/* Every length around the three-stream split points, at every alignment,
+ * one shot and in two pieces, equals the bitwise definition. */
+static int test_crc32c_long_buffers(void)
+{
+	static const size_t lens[] = { 0,     7,     8,	    383,   384,	  385,	 3071,	3072,
+				       3073,  24575, 24576, 24577, 27647, 27655, 65536, 100003 };
+	size_t max = 100003 + 8;
+	uint8_t *buf = malloc(max);
+	uint32_t x = 2463534242U;
+
+	CHECK(buf);
+	for (size_t i = 0; i < max; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		buf[i] = (uint8_t)x;
+	}
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+		for (size_t off = 0; off < 8; off++) {
+			uint32_t want = crc32c_ref(buf + off, lens[l]);
+			size_t half = lens[l] / 2;
+
+			CHECK(lz_crc32c(0, buf + off, lens[l]) == want);
+			CHECK(lz_crc32c(lz_crc32c(0, buf + off, half), buf + off + half,
+					lens[l] - half) == want);
+		}
+	free(buf);
+	return 0;
+}
+
 static const struct unit_case cases[] = {
 	UNIT(test_round_trip),
 	UNIT(test_empty_image),
@@ -306,6 +347,7 @@ static const struct unit_case cases[] = {
 	UNIT(test_pages_hdr),
 	UNIT(test_dump_id),
 	UNIT(test_crc32c_known_value),
+	UNIT(test_crc32c_long_buffers),
 	{ 0 },
 };
 
