@@ -434,24 +434,6 @@ static int count_one(void *arg, const struct peeked *p)
 	return 0;
 }
 
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
 /*
  * One datagram from FROM to TO, sent through a raw socket that writes its
  * own IP header: the source address and port are the original sender's,
@@ -501,10 +483,10 @@ static int inject_one(const InetAddr *from, const union sockaddr_inet *to, const
 		ph[2] = (uint8_t)(ulen >> 8);
 		ph[3] = (uint8_t)ulen;
 		ph[7] = IPPROTO_UDP;
-		sum = csum_add(sum, &ih->ip6_src, 32);
-		sum = csum_add(sum, ph, sizeof(ph));
-		sum = csum_add(sum, uh, ulen);
-		uh->check = htons(csum_fold(sum));
+		sum = inet_csum_add(sum, &ih->ip6_src, 32);
+		sum = inet_csum_add(sum, ph, sizeof(ph));
+		sum = inet_csum_add(sum, uh, ulen);
+		uh->check = htons(inet_csum_fold(sum));
 		if (!uh->check)
 			uh->check = 0xffff;
 		dst.in6.sin6_port = 0;

@@ -43,6 +43,13 @@ int inet_sk_verify(const InetSkEntry *e, char *why, size_t len);
 struct rst_task;
 int inet_sk_open(const InetSkEntry *e, uint32_t flags, const struct rst_task *owner, char *why,
 		 size_t len);
+/*
+ * tcp-inject.c: the Internet checksum (RFC 1071) of raw segments this file
+ * and tcp-inject.c write: add DATA (big-endian 16-bit words) to SUM, then
+ * fold it to the checksum in host order.
+ */
+uint32_t inet_csum_add(uint32_t sum, const void *data, size_t len);
+uint16_t inet_csum_fold(uint32_t sum);
 /* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80" */
 void inet_addr_fmt(const InetAddr *a, char *buf, size_t len);
 /* A's scope id names, in SK's network namespace, the interface it named at dump. */

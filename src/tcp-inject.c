@@ -36,7 +36,7 @@ struct seg6 {
 };
 _Static_assert(sizeof(struct seg6) == 60, "IPv6 header and TCP header without options");
 
-static uint32_t sum16(uint32_t sum, const void *data, size_t len)
+uint32_t inet_csum_add(uint32_t sum, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
@@ -47,11 +47,11 @@ static uint32_t sum16(uint32_t sum, const void *data, size_t len)
 	return sum;
 }
 
-static uint16_t fold(uint32_t sum)
+uint16_t inet_csum_fold(uint32_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
+	return (uint16_t)~sum;
 }
 
 /* The 4 address bytes of an IPv4 or IPv4-mapped address, or NULL. */
@@ -112,8 +112,9 @@ int tcp_inject(const InetAddr *from, const InetAddr *to, const struct tcp_seg *s
 		memcpy(&p.ip.ip_src, f4, 4);
 		memcpy(&p.ip.ip_dst, t4, 4);
 		tcp_fill(&p.tcp, s, from, to);
-		sum = sum16(sum16(sum16(0, &p.ip.ip_src, 8), ph, sizeof(ph)), &p.tcp, sizeof(p.tcp));
-		p.tcp.check = fold(sum);
+		sum = inet_csum_add(inet_csum_add(inet_csum_add(0, &p.ip.ip_src, 8), ph, sizeof(ph)), &p.tcp,
+				    sizeof(p.tcp));
+		p.tcp.check = htons(inet_csum_fold(sum));
 		memcpy(&dst.sin_addr, t4, 4);
 		return send_raw(AF_INET, &p, sizeof(p), (struct sockaddr *)&dst, sizeof(dst));
 	}
@@ -133,8 +134,9 @@ int tcp_inject(const InetAddr *from, const InetAddr *to, const struct tcp_seg *s
 	memcpy(&p.ip.ip6_src, from->addr.data, 16);
 	memcpy(&p.ip.ip6_dst, to->addr.data, 16);
 	tcp_fill(&p.tcp, s, from, to);
-	sum = sum16(sum16(sum16(0, &p.ip.ip6_src, 32), ph, sizeof(ph)), &p.tcp, sizeof(p.tcp));
-	p.tcp.check = fold(sum);
+	sum = inet_csum_add(inet_csum_add(inet_csum_add(0, &p.ip.ip6_src, 32), ph, sizeof(ph)), &p.tcp,
+			    sizeof(p.tcp));
+	p.tcp.check = htons(inet_csum_fold(sum));
 	memcpy(&dst.sin6_addr, to->addr.data, 16);
 	return send_raw(AF_INET6, &p, sizeof(p), (struct sockaddr *)&dst, sizeof(dst));
 }

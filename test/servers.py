@@ -103,8 +103,36 @@ def popen_server(env, argv, d, out=None):
 
 # --- redis ---
 
-class Resp:
+class CrlfConn:
+    """Line and length-delimited reads over one socket (self.s) of a
+    CRLF-framed text protocol (redis RESP, memcached): NAME says who closed."""
+    NAME = "server"
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.s.recv(65536)
+            if not data:
+                raise ConnectionError(f"{self.NAME} closed the connection")
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exact(self, n):
+        """N bytes of data, then the CRLF that must end them."""
+        while len(self.buf) < n + 2:
+            data = self.s.recv(65536)
+            if not data:
+                raise ConnectionError(f"{self.NAME} closed the connection")
+            self.buf += data
+        out, rest = self.buf[:n], self.buf[n:]
+        assert rest[:2] == b"\r\n", f"{self.NAME}: value of {n} bytes not ended by CRLF"
+        self.buf = rest[2:]
+        return out
+
+
+class Resp(CrlfConn):
     """A minimal RESP2 client: one connection, one command at a time."""
+    NAME = "redis"
 
     def __init__(self, port, timeout=30, unix=None):
         if unix:
@@ -114,24 +142,6 @@ class Resp:
         else:
             self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            data = self.s.recv(65536)
-            if not data:
-                raise ConnectionError("redis closed the connection")
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            data = self.s.recv(65536)
-            if not data:
-                raise ConnectionError("redis closed the connection")
-            self.buf += data
-        out, self.buf = self.buf[:n], self.buf[n + 2:]
-        return out
 
     def _reply(self):
         line = self._line()
@@ -226,32 +236,13 @@ def memcached_user():
         return "nobody"
 
 
-class Mc:
+class Mc(CrlfConn):
     """A minimal memcached text-protocol client: one TCP connection."""
+    NAME = "memcached"
 
     def __init__(self, port, timeout=30):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            data = self.s.recv(65536)
-            if not data:
-                raise ConnectionError("memcached closed the connection")
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            data = self.s.recv(65536)
-            if not data:
-                raise ConnectionError("memcached closed the connection")
-            self.buf += data
-        out, rest = self.buf[:n], self.buf[n:]
-        assert rest[:2] == b"\r\n", f"memcached: value of {n} bytes not ended by CRLF"
-        self.buf = rest[2:]
-        return out
 
     def set_many(self, items):
         """Pipelined sets: items is a list of (key, flags, value bytes)."""
