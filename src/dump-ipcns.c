@@ -378,6 +378,7 @@ void dump_ipcns_fini(struct dump_ipcns *n)
 	n->msq = NULL;
 	n->nr_msq = 0;
 }
+
 void dump_ipcns_entry(struct dump_ipcns *n, IpcSysctls *e)
 {
 	ipc_sysctls__init(e);
