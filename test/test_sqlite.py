@@ -176,7 +176,8 @@ def test_written_between_dump_and_restore(env, writer):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         env.procs.append(p)
         env.pids.add(p.pid)
-        p.stdin.write(insert + "\n")
+        # A busy timeout: the dumped process may still be dying (its locks held).
+        p.stdin.write(".timeout 10000\n" + insert + "\n")
         p.stdin.flush()
         harness.wait_for(lambda: cli(w.db, "SELECT count(*) FROM t WHERE k = -5;",
                                      10000)[1] == "1", 60, "the outside write")
