@@ -1076,8 +1076,8 @@ def print_summary(res):
             print(f"    {k:36s} {S[k]['median']:>9.2f} ({S[k]['min']:.2f})")
         m0 = str(sizes[0])
         print(f"    private memory (lzwork {m0} MiB): lazy fill "
-              f"{fmt(med(laz[m0], 'lazy_idle', 'fill_gbps'), '.2f')} GB/s, touch verify "
-              f"{fmt(med(laz[m0], 'lazy_touch', 'verify_ms'), '.1f')} ms")
+              f"{fmt(med(laz.get(m0), 'lazy_idle', 'fill_gbps'), '.2f')} GB/s, touch verify "
+              f"{fmt(med(laz.get(m0), 'lazy_touch', 'verify_ms'), '.1f')} ms")
     print("\n== programs: median (min); times in ms ==")
     for kind, P in res.get("programs", {}).items():
         c = P["config"]

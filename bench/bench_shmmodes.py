@@ -45,13 +45,14 @@ def print_shmmodes(S):
             a, b = S[f"missing_fault_{f}{suffix}"], S[f"minor_fault_{f}{suffix}"]
             print(f"  {f + ' ' + label:28s} {a['median']:9.0f} ({a['min']:6.0f}) "
                   f"{b['median']:9.0f} ({b['min']:6.0f}) {b['median'] / a['median']:14.2f}")
-    print(f"  {'fill in 2 MiB pieces':28s} {'GB/s':>9s} {'1st read ns/pg':>15s} "
-          f"{'2nd mapping: read ns/pg, traps':>32s}")
+    print(f"  {'fill in 2 MiB pieces':28s} {'GB/s':>9s} {'1st read ns/pg (faults)':>24s} "
+          f"{'2nd mapping: read ns/pg (faults), traps':>40s}")
     for m, label in (("missing", "UFFDIO_COPY (missing)"), ("minor", "pwrite+CONTINUE (minor)"),
                      ("pwrite", "pwrite alone (missing)")):
-        print(f"  {label:28s} {_m(S, f'{m}_fill_2m'):9.2f} {_m(S, f'{m}_fill_2m_read'):15.0f} "
-              f"{_m(S, f'{m}_fill_2m_second_read'):22.0f} "
-              f"{_m(S, f'{m}_fill_2m_second_faults'):9.0f}")
+        f = f"{m}_fill_2m"
+        print(f"  {label:28s} {_m(S, f):9.2f} {_m(S, f + '_read'):15.0f} "
+              f"({_m(S, f + '_read_kfaults'):6.0f}) {_m(S, f + '_second_read'):22.0f} "
+              f"({_m(S, f + '_second_kfaults'):6.0f}) {_m(S, f + '_second_faults'):8.0f}")
     print(f"  minor, 2nd mapping CONTINUEd whole first: {_m(S, 'minor_continue_2m'):.2f} GB/s, "
           f"then 1st read {_m(S, 'minor_continue_2m_read'):.0f} ns/page")
     zero = _m(S, "minor_only_hole_zero") == 1

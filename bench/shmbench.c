@@ -22,13 +22,15 @@
  *             faulting (GB/s): UFFDIO_COPY (missing), pwrite + UFFDIO_CONTINUE
  *             (minor); pwrite_fill_2m: pwrite alone on a MISSING-registered
  *             mapping (how src/lazy-shmem.c's background fill writes).
- *   <fill>_read        the first read of every page afterwards (ns/page).
+ *   <fill>_read        the first read of every page afterwards (ns/page);
+ *             _read_kfaults: the page faults the kernel took during it.
  *   <fill>_second_read, _second_faults    a second mapping of the same
  *             object with its own uffd, registered in the same mode (what a
  *             second process mapping the object sees; PTEs are per mapping,
  *             the page cache is per object): ns per page of the first read
  *             of every page, and how many of those reads trapped to the
- *             handler (answered UFFDIO_CONTINUE of 4 KiB in minor mode).
+ *             handler (answered UFFDIO_CONTINUE of 4 KiB in minor mode);
+ *             _second_kfaults: all page faults taken (traps included).
  *   minor_continue_2m  UFFDIO_CONTINUE alone over that second mapping in
  *             2 MiB pieces, the page cache already full (GB/s): what mapping
  *             a filled object into one more process costs in MINOR mode;
@@ -49,6 +51,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -338,17 +341,32 @@ static struct rtt fault_once(enum mode m, const char *src, size_t len, size_t ba
 /* ------------------------------------------------------------ fill */
 
 struct fill {
-	double gbps, read, second_read, second_faults, cont_gbps, cont_read;
+	double gbps, read, read_kfaults, second_read, second_faults, second_kfaults;
+	double cont_gbps, cont_read;
 };
 
-/* Reads one byte of every page; ns per page. */
-static double read_pass(const char *p, size_t len)
+static long minflt(void)
 {
-	uint64_t t0 = now_ns();
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		bench_die(PROG, "getrusage");
+	return ru.ru_minflt;
+}
+
+/* Reads one byte of every page; ns per page. *kfaults: the page faults the
+ * kernel took for it (this thread's minor faults; a trap to the uffd
+ * handler counts as one too). */
+static double read_pass(const char *p, size_t len, double *kfaults)
+{
+	long f0 = minflt();
+	uint64_t t0 = now_ns(), t1;
 
 	for (size_t off = 0; off < len; off += PG)
 		(void)*(const volatile char *)(p + off);
-	return (double)(now_ns() - t0) / (double)(len / PG);
+	t1 = now_ns();
+	*kfaults = (double)(minflt() - f0);
+	return (double)(t1 - t0) / (double)(len / PG);
 }
 
 /*
@@ -357,7 +375,7 @@ static double read_pass(const char *p, size_t len)
  * cont: UFFDIO_CONTINUE the whole mapping first, GB/s into *cont_gbps.
  */
 static void second_mapping(enum mode reg, int fd, const char *src, size_t len, bool cont,
-			   double *read, double *faults, double *cont_gbps)
+			   double *read, double *faults, double *kfaults, double *cont_gbps)
 {
 	struct handler h = { .mode = reg, .fd = fd, .src = src, .len = len, .batch = PG };
 	pthread_t th;
@@ -373,7 +391,7 @@ static void second_mapping(enum mode reg, int fd, const char *src, size_t len, b
 				       "second mapping");
 		*cont_gbps = (double)len / (double)(now_ns() - t0);
 	}
-	*read = read_pass(h.base, len);
+	*read = read_pass(h.base, len, kfaults);
 	handler_stop(&h, th);
 	*faults = (double)h.faults;
 	if (h.faults != h.minor || (cont && h.faults)) {
@@ -397,7 +415,7 @@ static struct fill fill_once(enum mode m, const char *src, size_t len)
 	int uffd = uffd_create(reg), fd = make_object(len);
 	char *p = map_registered(uffd, fd, len, reg, false);
 	struct fill f = { 0 };
-	double faults;
+	double faults, kfaults;
 	uint64_t t0, t1;
 
 	t0 = now_ns();
@@ -416,11 +434,12 @@ static struct fill fill_once(enum mode m, const char *src, size_t len)
 	f.gbps = (double)len / (double)(t1 - t0);
 	/* No handler on this uffd: a fault would hang; none comes (pwrite
 	 * alone: the page cache has every page, and MISSING is all we ask). */
-	f.read = read_pass(p, len);
+	f.read = read_pass(p, len, &f.read_kfaults);
 	check_object(p, src, len, "fill");
-	second_mapping(reg, fd, src, len, false, &f.second_read, &f.second_faults, &f.cont_gbps);
+	second_mapping(reg, fd, src, len, false, &f.second_read, &f.second_faults,
+		       &f.second_kfaults, &f.cont_gbps);
 	if (m == M_MINOR)
-		second_mapping(reg, fd, src, len, true, &f.cont_read, &faults, &f.cont_gbps);
+		second_mapping(reg, fd, src, len, true, &f.cont_read, &faults, &kfaults, &f.cont_gbps);
 	munmap(p, len);
 	close(fd);
 	close(uffd);
@@ -591,7 +610,9 @@ int main(int argc, char **argv)
 		} fig[] = {
 			{ "", "GB/s", offsetof(struct fill, gbps) },
 			{ "_read", "ns/page", offsetof(struct fill, read) },
+			{ "_read_kfaults", "faults", offsetof(struct fill, read_kfaults) },
 			{ "_second_read", "ns/page", offsetof(struct fill, second_read) },
+			{ "_second_kfaults", "faults", offsetof(struct fill, second_kfaults) },
 			{ "_second_faults", "faults", offsetof(struct fill, second_faults) },
 		};
 
@@ -624,5 +645,16 @@ int main(int argc, char **argv)
 		print_series(&first, "minor_only_hole_zero", "bool", &v, 1, "");
 	}
 	json_end(first);
+	for (int t = 0; t < NFAULT; t++) {
+		free(res.f_med[t]);
+		free(res.f_p99[t]);
+		free(res.f_pp[t]);
+	}
+	for (int m = 0; m < NFILL; m++)
+		free(res.fill[m]);
+	free(seq);
+	free(rnd);
+	free(lat);
+	munmap(src, len);
 	return 0;
 }
