@@ -45,6 +45,7 @@ from pathlib import Path
 
 import bench_criu
 import bench_redis
+import bench_shmmodes
 import bench_thp
 import bench_tools
 import bench_ws
@@ -57,6 +58,7 @@ LZSHM = BUILD / "test" / "lzshm"
 MEMBENCH = BUILD / "bench" / "membench"
 UFFDBENCH = BUILD / "bench" / "uffdbench"
 MAXRSS = BUILD / "bench" / "maxrss"
+SHMBENCH = BUILD / "bench" / "shmbench"
 
 PR_SET_CHILD_SUBREAPER = 36
 PAGE = 4096
@@ -1074,8 +1076,8 @@ def print_summary(res):
             print(f"    {k:36s} {S[k]['median']:>9.2f} ({S[k]['min']:.2f})")
         m0 = str(sizes[0])
         print(f"    private memory (lzwork {m0} MiB): lazy fill "
-              f"{fmt(med(laz[m0], 'lazy_idle', 'fill_gbps'), '.2f')} GB/s, touch verify "
-              f"{fmt(med(laz[m0], 'lazy_touch', 'verify_ms'), '.1f')} ms")
+              f"{fmt(med(laz.get(m0), 'lazy_idle', 'fill_gbps'), '.2f')} GB/s, touch verify "
+              f"{fmt(med(laz.get(m0), 'lazy_touch', 'verify_ms'), '.1f')} ms")
     print("\n== programs: median (min); times in ms ==")
     for kind, P in res.get("programs", {}).items():
         c = P["config"]
@@ -1123,11 +1125,14 @@ def parse_args():
     ap.add_argument("--criu", default=None,
                     help="a CRIU binary: measure it beside Lazarus (the 'criu' part on the "
                          "--mib sizes, and the redis part); without it nothing of CRIU runs")
-    ap.add_argument("--parts", default="sizes shm programs ws thp redis",
+    ap.add_argument("--parts", default="sizes shm shmmodes programs ws thp redis",
                     help="what to measure after the machine limits (default: all of "
-                         "'sizes shm programs ws thp redis', plus 'criu' with --criu)")
+                         "'sizes shm shmmodes programs ws thp redis', plus 'criu' with "
+                         "--criu)")
     ap.add_argument("--shm-mib", type=int, default=None,
                     help="shared memory of the lzshm pair (default: smallest --mib)")
+    ap.add_argument("--shmmodes-mib", type=int, default=128,
+                    help="shmmodes: the memfd served MISSING and MINOR (shmbench --mib)")
     ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
     a = ap.parse_args()
     a.parts = set(a.parts.split())
@@ -1141,6 +1146,8 @@ def parse_args():
         ap.error(f"--mib {a.mib!r}: want sizes in MiB separated by spaces")
     if not a.sizes or min(a.sizes) < 1 or a.reps < 1 or a.micro_reps < 1:
         ap.error("need at least one size >= 1 MiB and at least one repetition")
+    if not 2 <= a.shmmodes_mib <= 65536:
+        ap.error(f"--shmmodes-mib {a.shmmodes_mib}: want 2 to 65536 MiB")
     if a.prog_mib is None:
         a.prog_mib = a.sizes[0]
     if a.shm_mib is None:
@@ -1151,7 +1158,7 @@ def parse_args():
 def preflight(a):
     if os.geteuid() != 0:
         raise BenchError("run as root (lazarus needs ptrace and CAP_CHECKPOINT_RESTORE)")
-    for f in (LAZARUS, LZWORK, LZSHM, MEMBENCH, UFFDBENCH, MAXRSS):
+    for f in (LAZARUS, LZWORK, LZSHM, MEMBENCH, UFFDBENCH, MAXRSS, SHMBENCH):
         if not os.access(f, os.X_OK):
             raise BenchError(f"{f} is missing: build first (make bench builds everything)")
     if "redis" in a.parts and not os.access(bench_redis.REDIS, os.X_OK):
@@ -1201,6 +1208,11 @@ def main():
         if "shm" in a.parts:
             print(f"lazarus, shared memory {a.shm_mib} MiB x {a.reps}...", flush=True)
             res["shm"] = bench_shm(b, a.shm_mib, a.reps)
+        if "shmmodes" in a.parts:
+            print(f"shared memory MISSING vs MINOR: shmbench {a.shmmodes_mib} MiB x {a.reps}...",
+                  flush=True)
+            res["shmmodes"] = bench_shmmodes.bench_shmmodes(sys.modules[__name__], SHMBENCH,
+                                                            a.shmmodes_mib, a.reps)
         res["programs"] = {}
         for kind in PROGRAMS if "programs" in a.parts else ():
             print(f"lazarus, {kind} {a.prog_mib} MiB x {a.reps}...", flush=True)
@@ -1241,6 +1253,8 @@ def main():
     print_summary(res)
     if "ws" in res:
         bench_ws.print_ws(res["ws"])
+    if "shmmodes" in res:
+        bench_shmmodes.print_shmmodes(res["shmmodes"])
     if "thp" in res:
         bench_thp.print_thp(res["thp"])
     if "criu" in res:
