@@ -62,7 +62,12 @@ def spawn(env, name, args, prefix=AS_NOBODY):
     d = env.base / name
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o777)
-    w = env.spawn(PyPriv, [*prefix, harness.PYTHON, PYPRIV, "--dir", d, *args], d)
+    # A copy nobody can read wherever the tree is (a clone under a 0700 directory).
+    script = env.base / "pypriv.py"
+    if not script.exists():
+        shutil.copy(PYPRIV, script)
+        os.chmod(script, 0o644)
+    w = env.spawn(PyPriv, [*prefix, harness.PYTHON, script, "--dir", d, *args], d)
     if "child" in w.ready:
         env.pids.add(int(w.ready["child"]))
     return w
