@@ -6,7 +6,8 @@
  * The loop gives demand faults priority: every round first handles what
  * epoll reports (faults and events of every uffd, client messages), retries
  * faults that met a changing layout, and only then copies one background
- * chunk. With fill work pending it polls without sleeping.
+ * chunk, in pieces it leaves as soon as anything is ready (lpi_fill_one).
+ * With fill work pending it polls without sleeping.
  */
 #define LOG_PREFIX "lazy-pages: "
 
@@ -46,6 +47,15 @@ int daemon_epoll_add(struct lazy_daemon *d, int fd, struct lazy_handler *h, enum
 	h->kind = kind;
 	h->obj = obj;
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+bool daemon_work_pending(struct lazy_daemon *d)
+{
+	struct epoll_event ev;
+
+	/* Level-triggered: whatever is reported here is reported again by the
+	 * loop's own epoll_wait, which handles it. */
+	return epoll_wait(d->epfd, &ev, 1, 0) > 0;
 }
 
 void daemon_epoll_del(struct lazy_daemon *d, int fd)
@@ -349,6 +359,7 @@ int lazy_daemon_run(const struct lazy_daemon_opts *opts)
 	d->shm.fd = -1;
 	d->fa_pages = opts->fault_around_kib / 4;
 	d->fill_pages = opts->fill_chunk_kib / 4;
+	d->fill_piece = MIN(d->fill_pages, (uint64_t)LZ_LAZY_FILL_PIECE_KIB / 4);
 	d->t_start_ns = lz_now_ns();
 	d->thp = lz_thp_available();
 	signal(SIGPIPE, SIG_IGN);

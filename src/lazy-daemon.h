@@ -12,6 +12,9 @@
 
 #define LZ_LAZY_FAULT_AROUND_KIB 64  /* see Documentation/lazy-pages.md, "Fault-around" */
 #define LZ_LAZY_FILL_CHUNK_KIB 2048
+/* The fill copies a chunk in pieces of at most this and stops between two
+ * when a fault (or anything else) is ready: what a fault can wait behind. */
+#define LZ_LAZY_FILL_PIECE_KIB 256
 #define LZ_LAZY_GUARD_TIMEOUT_S 10
 #define LZ_LAZY_RECORD_WS_MS 10000  /* --record-ws without =MS */
 #define LZ_LAZY_CONN_TIMEOUT_MS 10000 /* a client owes HELLO, or a PROCESS's RANGES */

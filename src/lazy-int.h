@@ -99,6 +99,7 @@ struct lazy_daemon {
 	struct lazy_conn *conns;
 	uint64_t fa_pages;	 /* fault-around window, pages, power of two */
 	uint64_t fill_pages;	 /* background fill chunk, pages */
+	uint64_t fill_piece;	 /* most pages a fault can wait behind (lpi_fill_one) */
 	unsigned nr_served;	 /* processes ever handed over or taken over */
 	unsigned nr_clients;	 /* restore connections ever greeted */
 	unsigned nr_killed;	 /* processes killed: their memory could not be served */
@@ -114,6 +115,8 @@ struct lazy_daemon {
 int daemon_epoll_add(struct lazy_daemon *d, int fd, struct lazy_handler *h, enum lazy_hkind kind,
 		     void *obj);
 void daemon_epoll_del(struct lazy_daemon *d, int fd);
+/* Something is ready (a fault, an event, a message): the fill yields to it. */
+bool daemon_work_pending(struct lazy_daemon *d);
 
 /* lazy-conn.c */
 void conn_accept(struct lazy_daemon *d);

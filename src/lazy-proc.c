@@ -599,6 +599,32 @@ static bool lpi_fillable(const struct lpi *p)
 	return lpi_active(p) && p->finished && p->outstanding && !p->nr_deferred && !p->ws_rec;
 }
 
+/*
+ * Copy the chunk in pieces of at most d->fill_piece pages, each ending on a
+ * checksum block (src_piece), and stop between two when anything is ready:
+ * a fault waits behind one piece at most, never a whole chunk. What is left
+ * stays outstanding and the cursor stays on it, so the next round goes on
+ * from there once the loop has served what was ready.
+ */
+static void lpi_fill_chunk(struct lpi *p, const struct lr_run *ch)
+{
+	struct lazy_daemon *d = p->d;
+	struct lr_run pc = { .start = ch->start, .idx = ch->idx };
+	uint64_t left = ch->npages;
+
+	while (left) {
+		pc.npages = src_piece(p->src, pc.idx, MIN(left, d->fill_piece));
+		p->fill_cursor = lr_end(&pc);
+		if (lpi_place(p, &pc, PLACE_FILL, NULL))
+			return; /* gone, killed, or a changing layout: the loop decides */
+		pc.start = lr_end(&pc);
+		pc.idx += pc.npages;
+		left -= pc.npages;
+		if (left && daemon_work_pending(d))
+			return;
+	}
+}
+
 bool lpi_fill_one(struct lazy_daemon *d)
 {
 	unsigned n = 0, pick;
@@ -627,8 +653,7 @@ bool lpi_fill_one(struct lazy_daemon *d)
 		p->outstanding = lr_outstanding(&p->lay, p->done);
 		return true;
 	}
-	p->fill_cursor = lr_end(&ch);
-	lpi_place(p, &ch, PLACE_FILL, NULL);
+	lpi_fill_chunk(p, &ch);
 	if (d->o.fill_delay_us)
 		usleep(d->o.fill_delay_us);
 	return true;

@@ -585,7 +585,9 @@ static void fill_chunk(struct lazy_daemon *d, struct lshm_obj *o)
 		}
 	}
 	data_page(o->src, q, &idx, &left);
-	while (n < left && n < d->fill_pages && !bit(o->done, q + n))
+	/* One piece per loop round, not a chunk: a fault waits behind one at most. */
+	left = src_piece(o->src, idx, MIN(left, d->fill_piece));
+	while (n < left && !bit(o->done, q + n))
 		n++;
 	/* Never over a page that is there (placed by a fault meanwhile). */
 	present = lseek(o->fd, (off_t)(q * PG), SEEK_DATA);

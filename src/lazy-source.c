@@ -405,6 +405,18 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 	return 0;
 }
 
+uint64_t src_piece(const struct lazy_src *s, uint64_t idx, uint64_t want)
+{
+	const struct lazy_orig *o = lazy_src_find(s, idx);
+	uint64_t dp, end;
+
+	if (!o || o->zero || want >= o->npages - (idx - o->idx))
+		return want;
+	dp = o->data_page + (idx - o->idx);
+	end = dp + want - (dp + want) % s->block_pages;
+	return end > dp ? end - dp : want;
+}
+
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
 {
 	const struct lazy_orig *o = lazy_src_find(s, idx);

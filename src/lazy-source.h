@@ -103,4 +103,12 @@ int src_lazy_runs(const struct lazy_src *s, struct lr_run **runs, size_t *nr);
  */
 int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data);
 
+/*
+ * How many of the `want` pages from idx to take as one piece so that its data
+ * ends on a checksum block boundary: consecutive pieces then read and check
+ * every block once. `want` when the run ends first, is zero, or no boundary
+ * lies within.
+ */
+uint64_t src_piece(const struct lazy_src *s, uint64_t idx, uint64_t want);
+
 #endif
