@@ -178,14 +178,17 @@ class Redis:
                 return int(ln.split(":", 1)[1])
         raise self.h.BenchError(f"redis INFO has no {key}")
 
-    def populate(self, mib):
-        """DEBUG POPULATE until used_memory >= mib MiB; returns (keys, used_memory)."""
+    def populate(self, mib, n=None):
+        """DEBUG POPULATE until used_memory >= mib MiB, or exactly N keys (the
+        count the first redis of the run reached: the same data in every
+        copy); returns (keys, used_memory)."""
         h = self.h
         c = Conn(h, socket.create_connection(("127.0.0.1", self.port), timeout=h.CHECK_TIMEOUT))
         c.s.settimeout(h.CMD_TIMEOUT)
         target = mib << 20
-        n = max(1000, target // (VALUE_SIZE + 200))
-        for _ in range(4):
+        fixed = n is not None
+        n = n if fixed else max(1000, target // (VALUE_SIZE + 200))
+        for _ in range(1 if fixed else 4):
             if c.line(resp("DEBUG", "POPULATE", n, "key", VALUE_SIZE), "DEBUG POPULATE") != b"+OK":
                 raise h.BenchError("DEBUG POPULATE failed")
             used = self.info(c, "used_memory")
@@ -265,13 +268,14 @@ def bench_redis(h, b, mib, ngets, reps, criu_path=None):
         tools.insert(0, bench_tools.Criu(h, b, criu_path))
     rng = random.Random(SEED)
     dumped = {}
+    nkeys = None
     out = {"config": {"mib": mib, "gets": ngets, "reps": reps, "value_size": VALUE_SIZE,
                       "seed": SEED, "redis": REDIS,
                       "tools": [t.name for t in tools]}}
     for tool in tools:
         t = h.now()
         srv = Redis(h, b, tool.name)
-        nkeys, used = srv.populate(mib)
+        nkeys, used = srv.populate(mib, nkeys)
         rss = int(next(ln.split()[1] for ln in
                        Path(f"/proc/{srv.pid}/status").read_text().splitlines()
                        if ln.startswith("VmRSS:")))
@@ -294,7 +298,7 @@ def bench_redis(h, b, mib, ngets, reps, criu_path=None):
               f"RSS {rss / 1024:.0f} MiB, dumped in {h.ms(r.wall_ns()):.0f} ms "
               f"({h.ms(h.now() - t) / 1000:.1f} s)", flush=True)
     ref = Redis(h, b, "reference")
-    nkeys, used = ref.populate(mib)
+    nkeys, used = ref.populate(mib, nkeys)
     if any(n != nkeys for _, _, n in dumped.values()):
         raise h.BenchError(f"redis: the reference has {nkeys} keys, the dumped ones "
                            f"{[n for _, _, n in dumped.values()]}")
