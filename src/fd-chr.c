@@ -6,15 +6,24 @@
  * while its master lives). A pty master, a tun device, /dev/fuse... would
  * come back as a fresh, different object: no kind takes them, and dump
  * refuses them as "character device MAJ:MIN".
+ *
+ * Opened as the process that holds it (as-owner.h), no symlink followed
+ * (pty slaves go to fd-pty.c, which opens an outside terminal the same way
+ * and only so). The memory devices (1:N) are the same device whoever opens them: when
+ * the owner is refused (a process that opened one before dropping its
+ * privileges), lazarus opens it and keeps it if it is the dumped device.
+ * The opened fd's device number is checked against the dump either way.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 
@@ -96,15 +105,32 @@ static int chr_open(const FileEntry *e, const struct rst_images *im, struct rst_
 		    char *why, size_t len)
 {
 	const ChrFileEntry *c = e->chr;
+	const struct rst_task *t = as_owner_of_file(im, e->id);
 	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
 	char what[128];
+	struct stat sb;
 	int fd;
 
-	(void)im;
-	fd = rst_open_typed(c->path, flags, S_IFCHR, what, sizeof(what));
+	fd = as_owner_open_typed(t, c->path, flags, S_IFCHR, NULL, what, sizeof(what));
+	if ((fd == -EACCES || fd == -EPERM) && major((dev_t)c->rdev) == 1) {
+		fd = as_owner_open_nolinks(c->path, flags | O_NONBLOCK);
+		if (fd >= 0 && !(flags & O_NONBLOCK) &&
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+			close(fd);
+			fd = -errno;
+		}
+		if (fd < 0)
+			snprintf(what, sizeof(what), "%s: %s", c->path, strerror(-fd));
+	}
 	if (fd < 0) {
-		snprintf(why, len, "open %s: %s", c->path, what);
+		snprintf(why, len, "character device %s", what);
 		return fd;
+	}
+	if (fstat(fd, &sb) || !S_ISCHR(sb.st_mode) || sb.st_rdev != (dev_t)c->rdev) {
+		snprintf(why, len, "open %s: not character device %u:%u it was at dump", c->path,
+			 major((dev_t)c->rdev), minor((dev_t)c->rdev));
+		close(fd);
+		return -EINVAL;
 	}
 	return rst_fstore_put(st, e->id, fd, why, len);
 }

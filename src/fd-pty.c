@@ -34,6 +34,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "fd-pty.h"
 #include "restore-fds.h"
@@ -293,7 +294,11 @@ static int shell_tty_open(const FileEntry *e, int flags, struct rst_fstore *st, 
 	return rst_fstore_put(st, e->id, fd, why, len);
 }
 
-/* A slave of a master outside the dump: the same terminal, by path. */
+/*
+ * A slave of a master outside the dump: the same terminal, by path, opened
+ * as the process that holds it (as-owner.h) and only so: pty numbers are
+ * reused, and /dev/pts/N may be another user's terminal by now.
+ */
 static int slave_reopen(const FileEntry *e, const struct rst_images *im, struct rst_fstore *st,
 			char *why, size_t len)
 {
@@ -305,9 +310,10 @@ static int slave_reopen(const FileEntry *e, const struct rst_images *im, struct 
 
 	if (rst_tty_is_shell_tty(im, pe->rdev))
 		return shell_tty_open(e, flags, st, why, len);
-	fd = rst_open_typed(pe->path, flags, S_IFCHR, what, sizeof(what));
+	fd = as_owner_open_typed(as_owner_of_file(im, e->id), pe->path, flags, S_IFCHR, NULL, what,
+				 sizeof(what));
 	if (fd < 0) {
-		snprintf(why, len, "open %s: %s", pe->path, what);
+		snprintf(why, len, "terminal %s", what);
 		return fd;
 	}
 	if (fstat(fd, &s) < 0 || s.st_rdev != (dev_t)pe->rdev) {

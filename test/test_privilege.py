@@ -19,6 +19,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import struct
 import threading
 
@@ -192,6 +193,41 @@ def test_dropped_privileges_replaced_refused(env, place, mode, how):
     root_file(log, SECRET[:len(data)].ljust(len(data), b"!"))
     line = refused(env, img, mode, w, log)
     assert f"process {w.pid}" in line and "not the file it had open" in line, line
+
+
+# --- character devices ---
+
+def test_dropped_privileges_chr_restored(env, place, mode):
+    """A /dev/null node of root's only (0600, in a directory of the test),
+    opened as root before the drop: nobody may not open it, but it is the
+    same device (1:3): restored, and it still answers as /dev/null."""
+    node = place / "null"
+    os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    w = spawn(env, "w", ["--chr", node, "--drop"], prefix=[])
+    assert w.check_pass()["chr"] == "1:3:ok"
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["chr"] == "1:3:ok" and r["uid"] == str(NOBODY), r
+    w.stop()
+
+
+def test_foreign_terminal_refused(env, place, mode):
+    """A terminal outside the tree (a pty slave of root's, 0620), opened as
+    root before the drop: pty numbers are reused, /dev/pts/N may be another
+    user's terminal at restore, and nobody may not open it: refused with one
+    line naming it."""
+    master, slave = os.openpty()
+    env.at_cleanup(lambda: (os.close(master), os.close(slave)))
+    path = os.ttyname(slave)
+    os.chmod(path, 0o620)
+    w = spawn(env, "w", ["--chr", path, "--drop"], prefix=[])
+    assert int(w.check_pass()["chr"].split(":")[0]) in range(136, 144)
+    img = env.path("img")
+    env.dump(w, img)
+    line = refused(env, img, mode, w, path)
+    assert "terminal" in line and f"process {w.pid}" in line, line
 
 
 def test_root_without_dac_override_refused(env, place, mode):

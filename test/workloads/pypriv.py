@@ -1,13 +1,13 @@
 """pypriv.py - a process holding files and sockets, for test_privilege.py.
 
     pypriv.py --dir DIR [--file PATH] [--map PATH] [--fifo PATH] [--pair]
-              [--ext PATH] [--tcp PORT] [--drop]
+              [--ext PATH] [--tcp PORT] [--chr PATH] [--drop]
 
 Opens what it is told (a file read-write, a file mapped MAP_SHARED
 read-write with its fd closed, a FIFO O_RDWR; --pair: forks a child and
 keeps a socketpair with it and a connection of the child to its listener
 DIR/l.sock; --ext: a connection to a unix server outside; --tcp: a TCP
-listener on 127.0.0.1:PORT), then, with --drop, gives up root for good
+listener on 127.0.0.1:PORT; --chr: a character device O_RDWR|O_NOCTTY), then, with --drop, gives up root for good
 (setgroups([]), setresgid/setresuid to nogroup/nobody), as a daemon that
 opened its log as root does. Ready: DIR/ready "pid=P child=C key=fd ...".
 SIGUSR1: DIR/result "PASS pid=P uid=EUID file=HEX map=HEX fifo=ok
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--pair", action="store_true")
     ap.add_argument("--ext")
     ap.add_argument("--tcp", type=int)
+    ap.add_argument("--chr")
     ap.add_argument("--drop", action="store_true")
     a = ap.parse_args()
     d = a.dir
@@ -117,6 +118,9 @@ def main():
         t.listen(4)
         keep["tcp"] = t
         ready["tcp_fd"] = t.fileno()
+    if a.chr:
+        keep["chr"] = os.open(a.chr, os.O_RDWR | os.O_NOCTTY)
+        ready["chr_fd"] = keep["chr"]
     if a.drop:
         nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
         os.setgroups([])
@@ -140,6 +144,12 @@ def main():
             try:
                 if "file" in keep:
                     out["file"] = os.pread(keep["file"], 16, 0).hex()
+                if "chr" in keep:
+                    st = os.fstat(keep["chr"])
+                    out["chr"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+                    if os.major(st.st_rdev) == 1:  # a memory device: /dev/null's answers
+                        ok = os.write(keep["chr"], b"x") == 1 and os.read(keep["chr"], 1) == b""
+                        out["chr"] += ":ok" if ok else ":bad"
                 if addr:
                     out["map"] = ctypes.string_at(addr, 16).hex()
                 if "fifo" in keep:
