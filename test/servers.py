@@ -129,6 +129,14 @@ class CrlfConn:
         self.buf = rest[2:]
         return out
 
+    def close_after(self):
+        """Wait for the server to close its end, then close ours: closing
+        ours first would leave the server's socket half-closed (CLOSE_WAIT)
+        for a moment, which a dump at that moment refuses."""
+        while self.s.recv(65536):
+            pass
+        self.s.close()
+
 
 class Resp(CrlfConn):
     """A minimal RESP2 client: one connection, one command at a time."""
@@ -172,13 +180,9 @@ class Resp(CrlfConn):
         self.s.close()
 
     def quit(self):
-        """QUIT and wait for redis to close its end: closing ours first would
-        leave redis's socket half-closed (CLOSE_WAIT) for a moment, which a
-        dump at that moment refuses."""
+        """QUIT, then close once redis has closed (close_after)."""
         assert self("QUIT") == "OK"
-        while self.s.recv(65536):
-            pass
-        self.s.close()
+        self.close_after()
 
 
 class Redis(harness.Server):
@@ -281,12 +285,9 @@ class Mc(CrlfConn):
             out[k] = v
 
     def quit(self):
-        """quit and wait for memcached to close its end first, so no socket
-        of memcached is left half-closed (CLOSE_WAIT) for a dump to meet."""
+        """quit, then close once memcached has closed (close_after)."""
         self.s.sendall(b"quit\r\n")
-        while self.s.recv(65536):
-            pass
-        self.s.close()
+        self.close_after()
 
 
 class Memcached(harness.Server):
