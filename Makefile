@@ -193,7 +193,7 @@ BENCH_PARTS	?= sizes shm shmmodes programs ws thp redis
 CRIU		?=
 BENCH_BIN	:= $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
 
-$(O)/bench/%: bench/%.c bench/bench.h
+$(O)/bench/%: bench/%.c bench/bench.h bench/bench_uffd.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
 
