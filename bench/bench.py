@@ -2,7 +2,8 @@
 """bench.py - `make bench`: how fast Lazarus dumps and restores, next to this
 machine's own limits measured in the same run.
 
-  bench.py [--mib "64 256 1024"] [--reps 5] [--micro-reps 5] [--out FILE]
+  bench.py [--mib "64 256 1024"] [--reps 5] [--micro-reps 5] [--parts ...] [--out FILE]
+  (bench.py --help for all options)
 
 1. Machine limits: build/bench/membench (memcpy, first touch, populate) and
    build/bench/uffdbench (bare userfaultfd fault round trip, UFFDIO_COPY fill
@@ -15,7 +16,11 @@ machine's own limits measured in the same run.
    process that reads all its memory at once, faults and fill together).
    Every restore must end in the workload's own PASS, continuing from the
    dumped state, or the bench stops with an error: a fast wrong restore is
-   worth nothing.
+   worth nothing. Each repetition also measures the yardstick of each of
+   issue 10's targets next to the figure it judges (bench_size).
+3. The other parts (--parts), each in its own bench_*.py.
+4. Issue 10's targets judged on this run's figures (bench_targets.py):
+   "targets" in the JSON and a table at the end.
 
 Writes FILE (default build/bench/bench.json) and prints a summary. Needs
 root. Documentation/bench.md explains every figure.
@@ -267,6 +272,11 @@ def run_micro(argv, what, quiet=False):
 
 FORK_EXEC_RUNS = 3  # /bin/true runs per yardstick; their median is kept
 DUMP_WRITE = 256 << 10  # src/dump-mem.c: pages written in batches of 256 KiB
+# Rates measured on at most this many MiB: far beyond the caches, the size
+# does not change them, and first-touching 2 x 1 GiB of memcpy buffers (or
+# a 1 GiB fill source) four times a repetition cost ~10 s each on this VM.
+FLOOR_MEMCPY_MIB = 64
+FILL_YARD_MIB = 128
 
 
 def fork_exec_true_ns():
@@ -305,10 +315,12 @@ def fs_write_gbps(dir, nbytes):
 def eager_floor_ms(mib, pages):
     """Yardstick for eager restore (issue 10): what placing `pages` data
     pages through a process's own mapping costs at least on this machine
-    now: `membench --floor` over `mib` MiB (one repetition after its
-    warm-up), pages x (populate + read_after_populate + 4 KiB / memcpy).
-    Returns (ms, its parts)."""
-    raw = run_micro([MEMBENCH, "--floor", "--mib", mib, "--touch-mib", mib, "--reps", 1],
+    now: `membench --floor` (one repetition after its warm-up), populate
+    and the first read over `mib` MiB, memcpy of up to FLOOR_MEMCPY_MIB;
+    pages x (populate + read_after_populate + 4 KiB / memcpy). Returns (ms,
+    its parts)."""
+    raw = run_micro([MEMBENCH, "--floor", "--mib", min(mib, FLOOR_MEMCPY_MIB), "--touch-mib", mib,
+                     "--reps", 1],
                     "membench --floor", quiet=True)
     pop = min(raw["populate"]["samples"])
     rap = min(raw["read_after_populate"]["samples"])
@@ -320,8 +332,10 @@ def eager_floor_ms(mib, pages):
 
 def fill_pread_gbps(mib):
     """Yardstick for the lazy fill (issue 10): `uffdbench --pread-only` of
-    `mib` MiB (one repetition after its warm-up): fill_2m_pread, GB/s."""
-    raw = run_micro([UFFDBENCH, "--pread-only", "--fill-mib", max(2, mib), "--reps", 1],
+    `mib` MiB, at most FILL_YARD_MIB (one repetition after its warm-up):
+    fill_2m_pread, GB/s."""
+    raw = run_micro([UFFDBENCH, "--pread-only", "--fill-mib", max(2, min(mib, FILL_YARD_MIB)),
+                     "--reps", 1],
                     "uffdbench --pread-only", quiet=True)
     return max(raw["fill_2m_pread"]["samples"])
 
@@ -1202,10 +1216,21 @@ def write_json(path, res):
 # ------------------------------------------------------------ main
 
 def parse_args():
-    ap = argparse.ArgumentParser(description="Lazarus benchmark (make bench)")
-    ap.add_argument("--mib", default="64 256 1024", help="lzwork sizes in MiB")
-    ap.add_argument("--reps", type=int, default=5, help="repetitions per size")
-    ap.add_argument("--micro-reps", type=int, default=5, help="repetitions per microbenchmark")
+    ap = argparse.ArgumentParser(
+        description="Lazarus benchmark (make bench): the machine's limits, then Lazarus "
+                    "(and CRIU with --criu) in the same run; issue 10's targets judged at the "
+                    "end (\"targets\" in the JSON). Needs root and a build (make bench builds "
+                    "everything). Documentation/bench.md.",
+        epilog='quick: bench.py --mib "64 512" --reps 3 --parts "sizes ws thp"; '
+               'bench.py --parts "sizes criu" --mib "64 512" --reps 3 --criu /path/to/criu')
+    ap.add_argument("--mib", default="64 256 1024",
+                    help="lzwork sizes in MiB (default: '64 256 1024')")
+    ap.add_argument("--reps", type=int, default=5,
+                    help="repetitions per size and per part (default 5); each one measures "
+                         "the targets' yardsticks beside what they judge")
+    ap.add_argument("--micro-reps", type=int, default=5,
+                    help="repetitions per microbenchmark of the machine limits at the start "
+                         "(default 5)")
     ap.add_argument("--prog-mib", type=int, default=None,
                     help="memory of the threads and tree workloads (default: smallest --mib)")
     ap.add_argument("--ws-mib", type=int, default=384,
@@ -1229,7 +1254,8 @@ def parse_args():
                     help="shared memory of the lzshm pair (default: smallest --mib)")
     ap.add_argument("--shmmodes-mib", type=int, default=128,
                     help="shmmodes: the memfd served MISSING and MINOR (shmbench --mib)")
-    ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"))
+    ap.add_argument("--out", default=str(BUILD / "bench" / "bench.json"),
+                    help="the JSON written (default: build/bench/bench.json)")
     a = ap.parse_args()
     a.parts = set(a.parts.split())
     if a.criu:
