@@ -245,6 +245,8 @@ def thp_target(h, res):
         figs.append(f"after {m} restore {b['median']:.0f} ms with huge pages, "
                     f"{a['median']:.0f} ms without")
     k = worst(per, "higher")
+    if k is None:
+        return entry(target, 1.0, "higher", why="no pairs", per_mode=per)
     return entry(target, 1.0, "higher", per[k]["median_of_reps"], per[k]["of_medians"],
                  strict=True, worst_at=k, per_mode=per,
                  figures=f"lzwork {T['config']['mib']} MiB, first pass (medians): "
@@ -281,13 +283,13 @@ def print_targets(T):
     print(f"  {'target':24s} {'value':>9s} {'limit':>8s} {'of medians':>11s}  verdict")
     for k, e in T.items():
         lim = "-" if e.get("limit") is None else \
-            f"{'<=' if e['better'] == 'lower' else '>='} {e['limit']:g}"
+            f"{ {'lower': '<= ', 'higher': '>= '}.get(e.get('better'), '')}{e['limit']:g}"
         v, om = e.get("value"), e.get("ratio_of_medians")
         where = ""
-        if e.get("worst_at") and e["verdict"] != "met":
+        if e.get("worst_at") and e.get("verdict") != "met":
             where = f" (at {e['worst_at']}{' MiB' if 'per_size' in e else ''})"
         print(f"  {k:24s} {'-' if v is None else format(v, '.3g'):>9s} {lim:>8s} "
-              f"{'-' if om is None else format(om, '.3g'):>11s}  {e['verdict']}{where}")
+              f"{'-' if om is None else format(om, '.3g'):>11s}  {e.get('verdict', '?')}{where}")
     for k, e in T.items():
-        if e["verdict"].startswith("missed") and e.get("figures"):
+        if e.get("verdict", "").startswith("missed") and e.get("figures"):
             print(f"  {k}: {e['figures']}")
