@@ -16,14 +16,18 @@
  *                 installed, which every restored page gets;
  *   read_present  a second read pass: touching a present page.
  *
- *   membench [--mib N] [--touch-mib T] [--reps R]
+ *   membench [--mib N] [--touch-mib T] [--reps R] [--floor]
  *
  * memcpy copies N MiB (default 256), the page tests map T MiB (default 64:
  * a first touch costs ~10 us per page on this VM); R repetitions (default 7).
+ * --floor: memcpy and populate alone (no first_touch), what bench.py's
+ * eager-restore floor is made of, measured right before and right after
+ * each eager restore it judges.
  *
  * Output: one JSON object (bench.h).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 
 #include "bench.h"
@@ -34,6 +38,7 @@ struct opts {
 	size_t len;	/* bytes per memcpy buffer */
 	size_t touch_len; /* bytes per mapping of the page tests */
 	int reps;
+	bool floor_only; /* memcpy and populate alone */
 };
 
 static void parse_opts(struct opts *o, int argc, char **argv)
@@ -42,6 +47,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		{ "mib", required_argument, NULL, 'm' },
 		{ "touch-mib", required_argument, NULL, 't' },
 		{ "reps", required_argument, NULL, 'r' },
+		{ "floor", no_argument, NULL, 'f' },
 		{ 0 },
 	};
 	int c;
@@ -49,6 +55,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	o->len = 256UL << 20;
 	o->touch_len = 64UL << 20;
 	o->reps = 7;
+	o->floor_only = false;
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		if (c == 'm')
 			o->len = (size_t)parse_long(PROG, "--mib", optarg, 1, 65536) << 20;
@@ -56,6 +63,8 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 			o->touch_len = (size_t)parse_long(PROG, "--touch-mib", optarg, 1, 65536) << 20;
 		else if (c == 'r')
 			o->reps = (int)parse_long(PROG, "--reps", optarg, 1, 1000);
+		else if (c == 'f')
+			o->floor_only = true;
 		else
 			exit(2);
 	}
@@ -194,8 +203,10 @@ int main(int argc, char **argv)
 	printf(", \"bytes\": %zu", o.len);
 	json_test_end();
 
-	bench_first_touch(&o, s);
-	print_page_test(&first, "first_touch", s, &o);
+	if (!o.floor_only) {
+		bench_first_touch(&o, s);
+		print_page_test(&first, "first_touch", s, &o);
+	}
 
 	bench_populate(&o, &pt);
 	print_page_test(&first, "populate", pt.populate, &o);

@@ -58,9 +58,9 @@
 #include "uapi/linux/userfaultfd.h"
 
 #include "bench.h"
+#include "bench_uffd.h"
 
 #define PROG "shmbench"
-#define UFFD_DEV "/dev/userfaultfd"
 #define PG PAGE_SIZE_4K
 #define CHUNK (2UL << 20)
 
@@ -70,27 +70,10 @@ static const char *const mode_name[] = { "missing", "minor", "pwrite" };
 
 /* ------------------------------------------------------------ set-up */
 
+/* Features 0 for MISSING: the copies measured do not depend on any. */
 static int uffd_create(enum mode m)
 {
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = m == M_MINOR ? UFFD_FEATURE_MINOR_SHMEM : 0,
-	};
-	int fd, dev;
-
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno == EPERM) {
-		dev = open(UFFD_DEV, O_RDWR | O_CLOEXEC);
-		if (dev < 0)
-			bench_die(PROG, "userfaultfd: EPERM, and open %s", UFFD_DEV);
-		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		close(dev);
-	}
-	if (fd < 0)
-		bench_die(PROG, "userfaultfd");
-	if (ioctl(fd, UFFDIO_API, &api))
-		bench_die(PROG, "UFFDIO_API (features %#llx)", (unsigned long long)api.features);
-	return fd;
+	return bench_uffd_open(PROG, m == M_MINOR ? UFFD_FEATURE_MINOR_SHMEM : 0);
 }
 
 static int make_object(size_t len)

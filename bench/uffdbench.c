@@ -24,8 +24,11 @@
  *   read_after_copy   one read of each page fill_2m placed (ns per page):
  *                 the first user access to a PTE UFFDIO_COPY installed.
  *
- *   uffdbench [--fault-pages N] [--fill-mib M] [--reps R]
+ *   uffdbench [--fault-pages N] [--fill-mib M] [--reps R] [--pread-only]
  *             (defaults: 4096 pages, 256 MiB, 7 repetitions)
+ *
+ * --pread-only: fill_2m_pread alone, the yardstick bench.py measures right
+ * before and right after each lazy restore whose fill it judges.
  *
  * Every run checks the contents of every page it placed. Output: one JSON
  * object (bench.h).
@@ -45,15 +48,16 @@
 #include "uapi/linux/userfaultfd.h"
 
 #include "bench.h"
+#include "bench_uffd.h"
 
 #define PROG "uffdbench"
-#define UFFD_DEV "/dev/userfaultfd"
 #define STAMP_OFF 8	/* the word each check compares; the toucher writes byte 0 */
 
 struct opts {
 	size_t fault_pages;
 	size_t fill_len;
 	int reps;
+	bool pread_only; /* fill_2m_pread alone */
 };
 
 /* The CPUs this process may use: the first two pin the placements. */
@@ -69,6 +73,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		{ "fault-pages", required_argument, NULL, 'f' },
 		{ "fill-mib", required_argument, NULL, 'm' },
 		{ "reps", required_argument, NULL, 'r' },
+		{ "pread-only", no_argument, NULL, 'p' },
 		{ 0 },
 	};
 	int c;
@@ -76,6 +81,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	o->fault_pages = 4096;
 	o->fill_len = 256UL << 20;
 	o->reps = 7;
+	o->pread_only = false;
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		if (c == 'f')
 			o->fault_pages = (size_t)parse_long(PROG, "--fault-pages", optarg, 1, 1 << 24);
@@ -83,37 +89,14 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 			o->fill_len = (size_t)parse_long(PROG, "--fill-mib", optarg, 2, 65536) << 20;
 		else if (c == 'r')
 			o->reps = (int)parse_long(PROG, "--reps", optarg, 1, 1000);
+		else if (c == 'p')
+			o->pread_only = true;
 		else
 			exit(2);
 	}
 }
 
 /* ------------------------------------------------------------ uffd set-up */
-
-/*
- * userfaultfd(2) without UFFD_USER_MODE_ONLY needs CAP_SYS_PTRACE; root
- * has it here, else /dev/userfaultfd may be open to us. Features 0: the
- * copies measured do not depend on any.
- */
-static int uffd_create(void)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	int fd, dev;
-
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno == EPERM) {
-		dev = open(UFFD_DEV, O_RDWR | O_CLOEXEC);
-		if (dev < 0)
-			bench_die(PROG, "userfaultfd: EPERM, and open %s", UFFD_DEV);
-		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		close(dev);
-	}
-	if (fd < 0)
-		bench_die(PROG, "userfaultfd");
-	if (ioctl(fd, UFFDIO_API, &api))
-		bench_die(PROG, "UFFDIO_API");
-	return fd;
-}
 
 /* A fresh private anonymous region, THP off, registered in MISSING mode. */
 static char *map_registered(int uffd, size_t len)
@@ -249,7 +232,7 @@ static double rtt_once(const struct opts *o, const struct cpus *c, int toucher_c
 	char *dst;
 	double med;
 
-	h.uffd = uffd_create();
+	h.uffd = bench_uffd_open(PROG, 0);
 	h.stopfd = eventfd(0, EFD_CLOEXEC);
 	if (h.stopfd < 0)
 		bench_die(PROG, "eventfd");
@@ -515,17 +498,22 @@ int main(int argc, char **argv)
 	parse_opts(&o, argc, argv);
 	find_cpus(&c);
 
-	bench_rtt(&o, &c, &first, "fault_rtt_unpinned", -1, -1);
-	bench_rtt(&o, &c, &first, "fault_rtt_same_cpu", c.id[0], c.id[0]);
-	if (c.n > 1)
-		bench_rtt(&o, &c, &first, "fault_rtt_cross_cpu", c.id[0], c.id[1]);
+	if (!o.pread_only) {
+		bench_rtt(&o, &c, &first, "fault_rtt_unpinned", -1, -1);
+		bench_rtt(&o, &c, &first, "fault_rtt_same_cpu", c.id[0], c.id[0]);
+		if (c.n > 1)
+			bench_rtt(&o, &c, &first, "fault_rtt_cross_cpu", c.id[0], c.id[1]);
+	}
 
-	uffd = uffd_create();
+	/* Features 0: the copies measured do not depend on any. */
+	uffd = bench_uffd_open(PROG, 0);
 	src = make_source(o.fill_len);
-	bench_fill(&o, &first, "fill_64k", NULL, 64UL << 10, src, uffd);
-	bench_fill(&o, &first, "fill_2m", "read_after_copy", 2UL << 20, src, uffd);
-	bench_fill_file(&o, &first, "fill_2m_file", 2UL << 20, false, src, uffd);
-	bench_fill_file(&o, &first, "fill_2m_file_populate", 2UL << 20, true, src, uffd);
+	if (!o.pread_only) {
+		bench_fill(&o, &first, "fill_64k", NULL, 64UL << 10, src, uffd);
+		bench_fill(&o, &first, "fill_2m", "read_after_copy", 2UL << 20, src, uffd);
+		bench_fill_file(&o, &first, "fill_2m_file", 2UL << 20, false, src, uffd);
+		bench_fill_file(&o, &first, "fill_2m_file_populate", 2UL << 20, true, src, uffd);
+	}
 	bench_fill_pread(&o, &first, "fill_2m_pread", 2UL << 20, src, uffd);
 	munmap(src, o.fill_len);
 	close(uffd);
