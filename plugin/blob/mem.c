@@ -209,13 +209,13 @@ static void run_read(struct blob *b, uint32_t idx)
 	struct lz_blob_run *run = &b->runs[idx];
 	uint64_t done = 0;
 
-	sys_madvise(run->vaddr, run->len, MADV_POPULATE_WRITE);
-
 	while (done < run->len && b->self_pid > 0) {
 		uint64_t len = run->len - done < b->a->fill_buf_len ? run->len - done
 								    : b->a->fill_buf_len;
 		uint64_t put = 0;
 
+		/* a buffer's worth at a time: the zeroed pages are still in cache */
+		sys_madvise(run->vaddr + done, len, MADV_POPULATE_WRITE);
 		read_buf(b, run, done, len);
 		while (put < len) {
 			struct sys_iovec l = { b->a->fill_buf + put, len - put };
@@ -237,6 +237,8 @@ static void run_read(struct blob *b, uint32_t idx)
 			break;
 		done += len;
 	}
+	if (done < run->len)
+		sys_madvise(run->vaddr + done, run->len - done, MADV_POPULATE_WRITE);
 	read_direct(b, run, done);
 	b->nr_pages += run->len / PAGE;
 }
