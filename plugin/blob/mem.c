@@ -158,9 +158,9 @@ void blob_map_vmas(struct blob *b)
 }
 
 /*
- * Faulting pages in one by one inside pread's copy costs more than the copy;
- * MADV_POPULATE_WRITE allocates the run's pages in one go first. Only an
- * optimisation: without it pread faults them in itself.
+ * The rest of the run from DONE on, pread straight into it. The caller
+ * populated it: faulting pages in one by one inside pread's copy costs more
+ * than the copy (only an optimisation: pread faults them in itself).
  */
 static void read_direct(struct blob *b, const struct lz_blob_run *run, uint64_t done)
 {
