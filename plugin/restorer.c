@@ -130,7 +130,8 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	a->t_child_ns = t_child_ns;
 	a->fault_step = fault_step();
 	a->fill_buf = addr + ap.buf_off;
-	a->fill_buf_len = LZ_BLOB_FILL_BUF;
+	/* Testing: LAZARUS_TEST_FILL_PREAD=1 takes the way of kernels without process_vm_writev. */
+	a->fill_buf_len = getenv("LAZARUS_TEST_FILL_PREAD") ? 0 : LZ_BLOB_FILL_BUF;
 	/* Testing: LAZARUS_TEST_TIMERS_LINEAR=1 takes the way of kernels before 6.16. */
 	if (getenv("LAZARUS_TEST_TIMERS_LINEAR"))
 		a->timer_flags |= LZ_BTIMER_LINEAR;

@@ -338,7 +338,7 @@ struct lz_blob_args {
 	uint64_t locks;	    /* struct lz_blob_lock[nr_locks] */
 
 	uint64_t fill_buf;     /* LZ_BLOB_FILL_BUF bytes in the area (blob/mem.c) */
-	uint64_t fill_buf_len; /* its length */
+	uint64_t fill_buf_len; /* its length; 0: pread straight into the mapping */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
