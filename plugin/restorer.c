@@ -3,7 +3,7 @@
  *
  * Area layout (one anonymous mapping, never moved):
  *
- *   [ blob stack | blob code | signal frames | args, arrays | thread stacks ]
+ *   [ blob stack | blob code | signal frames | args, arrays | thread stacks | fill buffer ]
  *
  * One signal frame per thread, the leader's first; one stack per created
  * thread (the leader runs on the blob stack). Code and the frames are made
@@ -33,6 +33,7 @@ struct area_plan {
 	size_t frame_off;  /* signal frames, right after the blob, 64-aligned each */
 	size_t args_off;   /* page after the frames: stays writable */
 	size_t stacks_off; /* page after the args: created threads' stacks */
+	size_t buf_off;	   /* the blob's buffer for the pages file */
 	size_t total;
 };
 
@@ -52,7 +53,8 @@ static void area_plan(struct area_plan *p, const struct plg_images *im, const st
 	p->args_off = ALIGN_UP(p->frame_off + frames, LZ_PAGE_SIZE);
 	p->stacks_off = ALIGN_UP(p->args_off + sizeof(struct lz_blob_args) + plg_args_extra(im, fds),
 				 LZ_PAGE_SIZE);
-	p->total = p->stacks_off + (im->nr_threads - 1) * LZ_BLOB_THREAD_STACK;
+	p->buf_off = p->stacks_off + (im->nr_threads - 1) * LZ_BLOB_THREAD_STACK;
+	p->total = p->buf_off + LZ_BLOB_FILL_BUF;
 }
 
 /* Each thread's frame, and each created thread's stack. */
@@ -127,6 +129,9 @@ int plg_prepare(struct plg_restore *p, const struct plg_images *im, const struct
 	a->area_end = addr + ap.total;
 	a->t_child_ns = t_child_ns;
 	a->fault_step = fault_step();
+	a->fill_buf = addr + ap.buf_off;
+	/* Testing: LAZARUS_TEST_FILL_PREAD=1 takes the way of kernels without process_vm_writev. */
+	a->fill_buf_len = getenv("LAZARUS_TEST_FILL_PREAD") ? 0 : LZ_BLOB_FILL_BUF;
 	/* Testing: LAZARUS_TEST_TIMERS_LINEAR=1 takes the way of kernels before 6.16. */
 	if (getenv("LAZARUS_TEST_TIMERS_LINEAR"))
 		a->timer_flags |= LZ_BTIMER_LINEAR;

@@ -25,11 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LZ_BLOB_ABI_VERSION 9 /* 7: shared memory VMAs (shm) or POSIX timers; 8: both;
-				9: POSIX locks taken by the blob */
+#define LZ_BLOB_ABI_VERSION 10 /* 7: shared memory VMAs (shm) or POSIX timers; 8: both;
+				9: POSIX locks taken by the blob; 10: fill buffer */
 #define LZ_BLOB_MAX_THREADS 1024 /* threads of one process */
 #define LZ_BLOB_MAX_CPU_WORDS 128 /* affinity mask: 8192 CPUs */
 #define LZ_BLOB_THREAD_STACK (32UL << 10) /* blob stack of each created thread */
+#define LZ_BLOB_FILL_BUF (1UL << 20)	/* the blob reads the pages file through it */
 #define LZ_BLOB_MAX_RLIMITS 16
 #define LZ_BLOB_MAX_ITIMERS 3
 #define LZ_BLOB_AUXV_MAX 64	/* u64 words, (type, value) pairs incl. AT_NULL */
@@ -335,6 +336,9 @@ struct lz_blob_args {
 	uint32_t nr_locks;  /* POSIX locks, after closing the service fds */
 	uint32_t reserved1; /* 0 */
 	uint64_t locks;	    /* struct lz_blob_lock[nr_locks] */
+
+	uint64_t fill_buf;     /* LZ_BLOB_FILL_BUF bytes in the area (blob/mem.c) */
+	uint64_t fill_buf_len; /* its length; 0: pread straight into the mapping */
 };
 _Static_assert(offsetof(struct lz_blob_args, vmas) == 48, "args: vmas at 48");
 _Static_assert(offsetof(struct lz_blob_args, rlimits) == 88, "args: rlimits at 88");
@@ -343,7 +347,8 @@ _Static_assert(offsetof(struct lz_blob_args, go_fd) == 1272, "args: go_fd at 127
 _Static_assert(offsetof(struct lz_blob_args, pending) == 1288, "args: pending at 1288");
 _Static_assert(offsetof(struct lz_blob_args, nr_timers) == 34056, "args: timers at 34056");
 _Static_assert(offsetof(struct lz_blob_args, locks) == 34080, "args: locks at 34080");
-_Static_assert(sizeof(struct lz_blob_args) == 34088, "args: 34088 bytes");
+_Static_assert(offsetof(struct lz_blob_args, fill_buf) == 34088, "args: fill_buf at 34088");
+_Static_assert(sizeof(struct lz_blob_args) == 34104, "args: 34104 bytes");
 _Static_assert(sizeof(struct lz_blob_args) % 8 == 0, "args: 8-byte multiple");
 
 /* Status records on the pipe. */

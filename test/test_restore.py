@@ -71,6 +71,21 @@ def test_lzwork(env, mode):
     w.stop()
 
 
+def test_fill_without_process_vm_writev(env, monkeypatch):
+    """The blob places pages with process_vm_writev from a buffer; where the
+    kernel refuses that it preads straight into the mapping
+    (LAZARUS_TEST_FILL_PREAD=1 takes that way): the same memory comes back."""
+    w = env.lzwork(mib=16)
+    before = w.check_pass()
+    img = env.path("img")
+    env.dump(w, img)
+    monkeypatch.setenv("LAZARUS_TEST_FILL_PREAD", "1")
+    w = env.restore(img, "eager", w)
+    after = w.check_pass()
+    assert after["prev"] == before["ctr"] and after["seq"] == before["seq"] + 1
+    w.stop()
+
+
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 0), (signal.SIGINT, 42),
                                         (signal.SIGKILL, 128 + 9)],
                          ids=["SIGTERM-exit0", "SIGINT-exit42", "SIGKILL-137"])

@@ -14,6 +14,7 @@ struct blob {
 	struct lz_blob_vma *vmas;
 	struct lz_blob_run *runs;
 	uint64_t nr_pages; /* pages read from the pages file */
+	long self_pid;	   /* blob_fill: process_vm_writev to ourselves; 0: pread direct */
 	uint64_t t_entry;
 	uint64_t t_mem;
 };

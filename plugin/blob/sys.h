@@ -158,6 +158,17 @@ static inline long sys_getpid(void)
 	return sys0(__NR_getpid);
 }
 
+struct sys_iovec {
+	uint64_t base;
+	uint64_t len;
+};
+
+static inline long sys_process_vm_writev(int pid, const struct sys_iovec *local,
+					 const struct sys_iovec *remote)
+{
+	return sys6(__NR_process_vm_writev, pid, (long)local, 1, (long)remote, 1, 0);
+}
+
 static inline long sys_gettid(void)
 {
 	return sys0(__NR_gettid);
