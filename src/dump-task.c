@@ -72,17 +72,27 @@ static int inject(struct tracee *t, const char *what, long nr, const uint64_t ar
 static int get_itimers(struct task_dump *td, struct tracee *t)
 {
 	static const int which[3] = { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF };
-	int64_t r;
+	struct tracee_call calls[3];
+	int ret;
 
-	for (int i = 0; i < 3; i++) {
-		uint64_t args[6] = { (uint64_t)which[i], t->scratch };
-		int ret = inject(t, "getitimer", SYS_getitimer, args, &r, &td->itimer[i],
-				 sizeof(td->itimer[i]));
-
-		if (ret)
-			return ret;
+	_Static_assert(sizeof(td->itimer) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	for (int i = 0; i < 3; i++)
+		calls[i] = (struct tracee_call){ .nr = SYS_getitimer,
+						 .args = { (uint64_t)which[i],
+							   t->scratch + i * sizeof(td->itimer[0]) } };
+	ret = tracee_syscalls(t, calls, 3);
+	for (int i = 0; !ret && i < 3; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected getitimer: %s", t->pid,
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
 	}
-	return 0;
+	if (!ret)
+		ret = tracee_read(t, t->scratch, td->itimer, sizeof(td->itimer));
+	if (ret)
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+	return ret;
 }
 
 /* prctl options that return their answer as the syscall's value. */
@@ -131,21 +141,42 @@ static int get_prctls(struct task_dump *td, struct tracee *t)
 	return ret;
 }
 
+/* All in one batch; each signal's answer in its own slot of the scratch page. */
 static int get_sigactions(struct task_dump *td, struct tracee *t)
 {
-	int64_t r;
+	struct tracee_call calls[TASK_NR_SIGNALS];
+	uint8_t out[TASK_NR_SIGNALS][sizeof(td->sigact[0])];
+	size_t n = 0;
+	int ret;
 
+	_Static_assert(sizeof(out) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	_Static_assert(TASK_NR_SIGNALS <= TRACEE_MAX_CALLS, "one batch");
 	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++) {
-		uint64_t args[6] = { (uint64_t)sig, 0, t->scratch, 8 /* sigsetsize */ };
-		int ret;
-
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		ret = inject(t, "rt_sigaction", SYS_rt_sigaction, args, &r, &td->sigact[sig],
-			     sizeof(td->sigact[sig]));
-		if (ret)
-			return ret;
+		calls[n++] = (struct tracee_call){
+			.nr = SYS_rt_sigaction,
+			.args = { (uint64_t)sig, 0, t->scratch + (sig - 1) * sizeof(out[0]),
+				  8 /* sigsetsize */ },
+		};
 	}
+	ret = tracee_syscalls(t, calls, n);
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected rt_sigaction: %s", t->pid,
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
+	}
+	if (!ret)
+		ret = tracee_read(t, t->scratch, out, sizeof(out));
+	if (ret) {
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+		return ret;
+	}
+	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			memcpy(&td->sigact[sig], out[sig - 1], sizeof(td->sigact[sig]));
 	return 0;
 }
 
