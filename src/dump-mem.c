@@ -8,16 +8,17 @@
  * zero page are skipped, pages that are all zero become LZ_PE_ZERO runs
  * without data.
  *
- * Pages are gathered into batches of up to 1 MiB, read with one
+ * Pages are gathered into batches of up to 256 KiB, read with one
  * process_vm_readv (or /proc/PID/mem for mappings without PROT_READ, which
  * process_vm_readv cannot read), checked for zeros and appended to the pages
  * file with crc32c per 16-page block. Runs never cross a VMA.
  *
- * The appending is a writer thread's: writing into a fresh page-cache page
- * costs more than reading the target's page, so while one batch is being
- * written the next one is read and checked, on the other CPU. Two batch
- * buffers go back and forth between the two; the writer only calls write()
- * and reports its first error, which the walk picks up at its next batch.
+ * Past the first WRITER_AFTER bytes, the appending is a writer thread's:
+ * writing into fresh page-cache pages costs about as much as reading the
+ * target's pages and checksumming them, so while one batch is being
+ * written the next one is read and checked, on the other CPU. Two 1 MiB
+ * batch buffers go back and forth; the writer only calls write() and
+ * reports its first error, which the walk picks up at its next batch.
  *
  * A stop signal (dump-signals.h) is polled before each batch and each chunk
  * of pagemap, so a dump of many GiB stops within one batch's time.
@@ -48,8 +49,10 @@
 #define PM_FILE (1ULL << 61) /* file page or shared anonymous */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 
-#define BATCH_PAGES 256U   /* 1 MiB per read: stays in cache for all three passes */
+#define BATCH_PAGES 256U   /* 1 MiB per read with the writer thread: handed over once */
+#define INLINE_BATCH_PAGES 64U /* 256 KiB without: stays in cache for all three passes */
 #define NR_SLOTS 2	   /* batch buffers: one read and checked, one written */
+#define WRITER_AFTER (32U << 20) /* bytes written inline before the writer thread starts */
 #define PM_CHUNK 16384U	   /* pagemap entries per read: 64 MiB of address space */
 #define BATCH_IOV_MAX 1024 /* IOV_MAX of Linux */
 
@@ -75,7 +78,7 @@ struct write_slot {
  */
 struct writer {
 	pthread_t thread;
-	bool running;
+	bool tried, running;
 	int fd;
 	struct write_slot slot[NR_SLOTS];
 	pthread_mutex_t lock;
@@ -103,7 +106,7 @@ struct mem_ctx {
 	uint8_t *buf;	    /* BATCH_PAGES pages: the slot being filled */
 	bool zero[BATCH_PAGES];
 	struct batch_range ranges[BATCH_PAGES];
-	size_t nr_ranges, batch_pages;
+	size_t nr_ranges, batch_pages, batch_max;
 	struct iovec remote[BATCH_IOV_MAX];
 
 	PagemapEntry *runs; /* the pagemap, in address order */
@@ -382,19 +385,36 @@ static void *writer_main(void *arg)
 
 /*
  * The walk's side. The writer runs with every signal blocked, so the ones
- * dump-signals.h waits for stay for the walk's dsig_poll(). Without a
- * thread (one CPU, or pthread_create failed) every slot is written at once
- * by the walk itself.
+ * dump-signals.h waits for stay for the walk's dsig_poll(). Until it runs
+ * (the first WRITER_AFTER bytes: a thread, a second buffer and the
+ * handovers cost more than they give to a small dump), and without it (one
+ * CPU, no memory, pthread_create failed), the walk writes its one slot
+ * itself.
  */
-static int writer_start(struct writer *w)
+static void *slot_buf_alloc(int populate)
+{
+	void *b = mmap(NULL, BATCH_PAGES * LZ_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
+
+	return b == MAP_FAILED ? NULL : b;
+}
+
+static void writer_start(struct writer *w)
 {
 	sigset_t all, old;
 	cpu_set_t cpus;
 	int ret;
 
+	w->tried = true;
 	/* On one CPU the two would only take turns, paying for the handovers. */
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) || CPU_COUNT(&cpus) < 2)
-		return 0;
+		return;
+	for (size_t i = 1; i < NR_SLOTS; i++) {
+		if (!w->slot[i].buf)
+			w->slot[i].buf = slot_buf_alloc(MAP_POPULATE);
+		if (!w->slot[i].buf)
+			return;
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = pthread_create(&w->thread, NULL, writer_main, w);
@@ -402,7 +422,6 @@ static int writer_start(struct writer *w)
 	if (ret)
 		pr_debug("no writer thread (%s): writing pages inline", strerror(ret));
 	w->running = !ret;
-	return 0;
 }
 
 /* Wait until slot head is free to fill; the writer's error, if any. */
@@ -486,6 +505,10 @@ static int flush_batch(struct mem_ctx *c)
 	if (!c->batch_pages)
 		return 0;
 	ret = dsig_poll(c->sig);
+	if (!c->wr.tried && c->st->bytes_written >= WRITER_AFTER) {
+		writer_start(&c->wr);
+		c->batch_max = c->wr.running ? BATCH_PAGES : INLINE_BATCH_PAGES;
+	}
 	if (!ret)
 		ret = writer_error(c, writer_next(&c->wr));
 	c->buf = c->wr.slot[c->wr.head % NR_SLOTS].buf;
@@ -513,7 +536,7 @@ static int batch_add(struct mem_ctx *c, uint64_t addr, uint32_t vma, uint32_t fl
 		r->vma = vma;
 		r->flags = flags;
 	}
-	return ++c->batch_pages == BATCH_PAGES ? flush_batch(c) : 0;
+	return ++c->batch_pages == c->batch_max ? flush_batch(c) : 0;
 }
 
 /* ------------------------------------------------------------ walk */
@@ -737,15 +760,9 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint6
 	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;
 	c->zero_pfn = find_zero_pfn();
 	c->pm = malloc(PM_CHUNK * sizeof(*c->pm));
-	for (size_t i = 0; i < NR_SLOTS; i++) {
-		void *b = mmap(NULL, BATCH_PAGES * LZ_PAGE_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (b == MAP_FAILED)
-			return -ENOMEM;
-		c->wr.slot[i].buf = b;
-	}
-	if (!c->pm)
+	c->wr.slot[0].buf = slot_buf_alloc(0);
+	c->batch_max = INLINE_BATCH_PAGES;
+	if (!c->pm || !c->wr.slot[0].buf)
 		return -ENOMEM;
 	for (size_t i = 0; i < mm->nr_vmas; i++)
 		if (vma_dumpable(&mm->vmas[i]))
@@ -790,10 +807,7 @@ int mem_dump(const struct mm_dump *mm, const uint64_t *sp, size_t nr_sp, bool pr
 		ret = open_sources(c);
 	if (!ret)
 		ret = open_pages(c, imgs);
-	if (!ret) {
-		c->wr.fd = c->pages_fd;
-		ret = writer_start(&c->wr);
-	}
+	c->wr.fd = c->pages_fd;
 	for (uint32_t i = 0; !ret && i < mm->nr_vmas; i++)
 		if (vma_dumpable(&mm->vmas[i]))
 			ret = walk_vma(c, i);
