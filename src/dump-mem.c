@@ -13,6 +13,13 @@
  * process_vm_readv cannot read), checked for zeros and appended to the pages
  * file with crc32c per 16-page block. Runs never cross a VMA.
  *
+ * Past the first WRITER_AFTER bytes, the appending is a writer thread's:
+ * writing into fresh page-cache pages costs about as much as reading the
+ * target's pages and checksumming them, so while one batch is being
+ * written the next one is read and checked, on the other CPU. Two 1 MiB
+ * batch buffers go back and forth; the writer only calls write() and
+ * reports its first error, which the walk picks up at its next batch.
+ *
  * A stop signal (dump-signals.h) is polled before each batch and each chunk
  * of pagemap, so a dump of many GiB stops within one batch's time.
  */
@@ -20,6 +27,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +49,10 @@
 #define PM_FILE (1ULL << 61) /* file page or shared anonymous */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 
-#define BATCH_PAGES 64U    /* 256 KiB per read: stays in cache for all three passes */
+#define BATCH_PAGES 256U   /* 1 MiB per read with the writer thread: handed over once */
+#define INLINE_BATCH_PAGES 64U /* 256 KiB without: stays in cache for all three passes */
+#define NR_SLOTS 2	   /* batch buffers: one read and checked, one written */
+#define WRITER_AFTER (32U << 20) /* bytes written inline before the writer thread starts */
 #define PM_CHUNK 16384U	   /* pagemap entries per read: 64 MiB of address space */
 #define BATCH_IOV_MAX 1024 /* IOV_MAX of Linux */
 
@@ -49,6 +61,32 @@ struct batch_range {
 	uint32_t nr;	/* pages */
 	uint32_t vma;	/* index in mm->vmas */
 	uint32_t flags; /* LZ_PE_LAZY or 0 */
+};
+
+/* One batch buffer and the stretches of its non-zero pages to append. */
+struct write_slot {
+	uint8_t *buf;
+	struct {
+		uint32_t first, nr; /* pages of buf */
+	} ext[BATCH_PAGES / 2 + 1];
+	size_t nr_ext;
+};
+
+/*
+ * The writer thread: slots [tail, head) (mod NR_SLOTS) are handed over and
+ * not yet written. Everything below lock is under it.
+ */
+struct writer {
+	pthread_t thread;
+	bool tried, running;
+	int fd;
+	struct write_slot slot[NR_SLOTS];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned head, tail;
+	bool stop;  /* no more slots come; leave once the queued ones are written */
+	bool abort; /* leave now */
+	int err;    /* the first failed write, -errno */
 };
 
 struct mem_ctx {
@@ -64,10 +102,11 @@ struct mem_ctx {
 	struct dump_sig *sig;
 
 	uint64_t *pm;	    /* PM_CHUNK pagemap entries */
-	uint8_t *buf;	    /* BATCH_PAGES pages */
+	struct writer wr;
+	uint8_t *buf;	    /* BATCH_PAGES pages: the slot being filled */
 	bool zero[BATCH_PAGES];
 	struct batch_range ranges[BATCH_PAGES];
-	size_t nr_ranges, batch_pages;
+	size_t nr_ranges, batch_pages, batch_max;
 	struct iovec remote[BATCH_IOV_MAX];
 
 	PagemapEntry *runs; /* the pagemap, in address order */
@@ -302,14 +341,141 @@ static int account_batch(struct mem_ctx *c)
 	return 0;
 }
 
-/* Write the batch's non-zero pages, one write per stretch of them. */
+/* ------------------------------------------------------------ writer */
+
+static int write_slot(int fd, const struct write_slot *ws)
+{
+	for (size_t i = 0; i < ws->nr_ext; i++) {
+		int ret = fdio_write_all(fd, ws->buf + (size_t)ws->ext[i].first * LZ_PAGE_SIZE,
+					 (size_t)ws->ext[i].nr * LZ_PAGE_SIZE);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		struct write_slot *ws;
+		int ret;
+
+		while (w->tail == w->head && !w->stop && !w->abort)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->abort || w->tail == w->head)
+			break;
+		ws = &w->slot[w->tail % NR_SLOTS];
+		pthread_mutex_unlock(&w->lock);
+		ret = write_slot(w->fd, ws);
+		pthread_mutex_lock(&w->lock);
+		w->tail++;
+		pthread_cond_broadcast(&w->cond);
+		if (ret) {
+			w->err = ret;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/*
+ * The walk's side. The writer runs with every signal blocked, so the ones
+ * dump-signals.h waits for stay for the walk's dsig_poll(). Until it runs
+ * (the first WRITER_AFTER bytes: a thread, a second buffer and the
+ * handovers cost more than they give to a small dump), and without it (one
+ * CPU, no memory, pthread_create failed), the walk writes its one slot
+ * itself.
+ */
+static void *slot_buf_alloc(int populate)
+{
+	void *b = mmap(NULL, BATCH_PAGES * LZ_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
+
+	return b == MAP_FAILED ? NULL : b;
+}
+
+static void writer_start(struct writer *w)
+{
+	sigset_t all, old;
+	cpu_set_t cpus;
+	int ret;
+
+	w->tried = true;
+	/* On one CPU the two would only take turns, paying for the handovers. */
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) || CPU_COUNT(&cpus) < 2)
+		return;
+	for (size_t i = 1; i < NR_SLOTS; i++) {
+		if (!w->slot[i].buf)
+			w->slot[i].buf = slot_buf_alloc(MAP_POPULATE);
+		if (!w->slot[i].buf)
+			return;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&w->thread, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		pr_debug("no writer thread (%s): writing pages inline", strerror(ret));
+	w->running = !ret;
+}
+
+/* Wait until slot head is free to fill; the writer's error, if any. */
+static int writer_next(struct writer *w)
+{
+	int ret;
+
+	if (!w->running)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	while (w->head - w->tail >= NR_SLOTS && !w->err)
+		pthread_cond_wait(&w->cond, &w->lock);
+	ret = w->err;
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+static int writer_submit(struct writer *w)
+{
+	if (!w->running) {
+		w->err = write_slot(w->fd, &w->slot[w->head % NR_SLOTS]);
+		return w->err;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->head++;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* Everything handed over written (or, with ABORT, nothing more), the thread gone. */
+static int writer_finish(struct writer *w, bool abort)
+{
+	if (w->running) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		w->abort = abort;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	return w->err;
+}
+
+/* Hand the batch's non-zero pages to the writer, one write per stretch of them. */
 static int write_batch(struct mem_ctx *c)
 {
+	struct write_slot *ws = &c->wr.slot[c->wr.head % NR_SLOTS];
 	size_t k = 0;
 
+	ws->nr_ext = 0;
 	while (k < c->batch_pages) {
 		size_t j;
-		int ret;
 
 		if (c->zero[k]) {
 			k++;
@@ -317,15 +483,19 @@ static int write_batch(struct mem_ctx *c)
 		}
 		for (j = k; j < c->batch_pages && !c->zero[j]; j++)
 			;
-		ret = fdio_write_all(c->pages_fd, c->buf + k * LZ_PAGE_SIZE, (j - k) * LZ_PAGE_SIZE);
-		if (ret) {
-			pr_err("writing %s: %s", c->pages_name, strerror(-ret));
-			return ret;
-		}
+		ws->ext[ws->nr_ext].first = (uint32_t)k;
+		ws->ext[ws->nr_ext++].nr = (uint32_t)(j - k);
 		c->st->bytes_written += (j - k) * LZ_PAGE_SIZE;
 		k = j;
 	}
-	return 0;
+	return writer_submit(&c->wr);
+}
+
+static int writer_error(struct mem_ctx *c, int ret)
+{
+	if (ret)
+		pr_err("writing %s: %s", c->pages_name, strerror(-ret));
+	return ret;
 }
 
 static int flush_batch(struct mem_ctx *c)
@@ -335,12 +505,19 @@ static int flush_batch(struct mem_ctx *c)
 	if (!c->batch_pages)
 		return 0;
 	ret = dsig_poll(c->sig);
+	if (!c->wr.tried && c->st->bytes_written >= WRITER_AFTER) {
+		writer_start(&c->wr);
+		c->batch_max = c->wr.running ? BATCH_PAGES : INLINE_BATCH_PAGES;
+	}
+	if (!ret)
+		ret = writer_error(c, writer_next(&c->wr));
+	c->buf = c->wr.slot[c->wr.head % NR_SLOTS].buf;
 	if (!ret)
 		ret = read_batch(c);
 	if (!ret)
 		ret = account_batch(c);
 	if (!ret)
-		ret = write_batch(c);
+		ret = writer_error(c, write_batch(c));
 	c->nr_ranges = 0;
 	c->batch_pages = 0;
 	return ret;
@@ -359,7 +536,7 @@ static int batch_add(struct mem_ctx *c, uint64_t addr, uint32_t vma, uint32_t fl
 		r->vma = vma;
 		r->flags = flags;
 	}
-	return ++c->batch_pages == BATCH_PAGES ? flush_batch(c) : 0;
+	return ++c->batch_pages == c->batch_max ? flush_batch(c) : 0;
 }
 
 /* ------------------------------------------------------------ walk */
@@ -496,6 +673,9 @@ static int close_pages(struct mem_ctx *c, struct dump_imgs *imgs)
 	struct lz_pages_hdr h;
 	int ret;
 
+	ret = writer_error(c, writer_finish(&c->wr, false));
+	if (ret)
+		return ret;
 	pages_hdr_init(&h, (uint32_t)c->img_pid, c->data_pages, &imgs->id);
 	if (pwrite(c->pages_fd, &h, sizeof(h), 0) != sizeof(h) || fsync(c->pages_fd) < 0) {
 		pr_perror("writing %s", c->pages_name);
@@ -551,6 +731,9 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint6
 			size_t nr_sp, bool progress, struct mem_stats *st, struct dump_sig *sig)
 {
 	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->wr.lock, NULL);
+	pthread_cond_init(&c->wr.cond, NULL);
+	c->wr.fd = -1;
 	c->mm = mm;
 	c->pid = mm->pid;
 	c->img_pid = mm->img_pid;
@@ -577,11 +760,9 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint6
 	c->pagemap_fd = c->mem_fd = c->pages_fd = -1;
 	c->zero_pfn = find_zero_pfn();
 	c->pm = malloc(PM_CHUNK * sizeof(*c->pm));
-	c->buf = mmap(NULL, BATCH_PAGES * LZ_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (c->buf == MAP_FAILED)
-		c->buf = NULL;
-	if (!c->pm || !c->buf)
+	c->wr.slot[0].buf = slot_buf_alloc(0);
+	c->batch_max = INLINE_BATCH_PAGES;
+	if (!c->pm || !c->wr.slot[0].buf)
 		return -ENOMEM;
 	for (size_t i = 0; i < mm->nr_vmas; i++)
 		if (vma_dumpable(&mm->vmas[i]))
@@ -594,14 +775,18 @@ static int mem_ctx_init(struct mem_ctx *c, const struct mm_dump *mm, const uint6
 /* A pages file left unfinished stays in the staging directory, removed with it. */
 static void mem_ctx_fini(struct mem_ctx *c)
 {
+	writer_finish(&c->wr, true);
 	if (c->pages_fd >= 0)
 		close(c->pages_fd);
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->mem_fd >= 0)
 		close(c->mem_fd);
-	if (c->buf)
-		munmap(c->buf, BATCH_PAGES * LZ_PAGE_SIZE);
+	for (size_t i = 0; i < NR_SLOTS; i++)
+		if (c->wr.slot[i].buf)
+			munmap(c->wr.slot[i].buf, BATCH_PAGES * LZ_PAGE_SIZE);
+	pthread_mutex_destroy(&c->wr.lock);
+	pthread_cond_destroy(&c->wr.cond);
 	free(c->pm);
 	free(c->sp_pages);
 	free(c->runs);
@@ -622,6 +807,7 @@ int mem_dump(const struct mm_dump *mm, const uint64_t *sp, size_t nr_sp, bool pr
 		ret = open_sources(c);
 	if (!ret)
 		ret = open_pages(c, imgs);
+	c->wr.fd = c->pages_fd;
 	for (uint32_t i = 0; !ret && i < mm->nr_vmas; i++)
 		if (vma_dumpable(&mm->vmas[i]))
 			ret = walk_vma(c, i);

@@ -55,62 +55,84 @@ _Static_assert(sizeof(struct lz_sched_attr) == 56, "kernel ABI: SCHED_ATTR_SIZE_
 #define LZ_SCHED_FLAG_RESET_ON_FORK 0x01ULL
 #define LZ_UCLAMP_MAX 1024
 
-/* Run an injected syscall, fail on a negative result, naming WHAT. */
-static int inject(struct tracee *t, const char *what, long nr, const uint64_t args[6], int64_t *r,
-		  void *out, size_t out_len)
-{
-	int ret = out ? tracee_syscall_out(t, nr, args, r, out, out_len)
-		      : tracee_syscall(t, nr, args, r);
-
-	if (!ret && *r < 0) {
-		pr_err("process %d: injected %s: %s", t->pid, what, strerror((int)-*r));
-		ret = (int)*r;
-	}
-	return ret;
-}
-
 static int get_itimers(struct task_dump *td, struct tracee *t)
 {
 	static const int which[3] = { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF };
-	int64_t r;
+	struct tracee_call calls[3];
+	int ret;
 
-	for (int i = 0; i < 3; i++) {
-		uint64_t args[6] = { (uint64_t)which[i], t->scratch };
-		int ret = inject(t, "getitimer", SYS_getitimer, args, &r, &td->itimer[i],
-				 sizeof(td->itimer[i]));
+	_Static_assert(sizeof(td->itimer) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	for (int i = 0; i < 3; i++)
+		calls[i] = (struct tracee_call){ .nr = SYS_getitimer,
+						 .args = { (uint64_t)which[i],
+							   t->scratch + i * sizeof(td->itimer[0]) } };
+	ret = tracee_syscalls(t, calls, 3);
+	for (int i = 0; !ret && i < 3; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected getitimer: %s", t->pid,
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
+	}
+	if (!ret)
+		ret = tracee_read(t, t->scratch, td->itimer, sizeof(td->itimer));
+	if (ret)
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+	return ret;
+}
 
-		if (ret)
-			return ret;
+/*
+ * prctl options, in one batch: those that return their answer as the
+ * syscall's value (out < 0), and those that store an int at arg2 (out: its
+ * slot in the scratch page). Each fails on a negative result, naming what.
+ */
+struct prctl_ask {
+	int option;
+	const char *what;
+	int out;
+	int32_t *val;
+};
+
+static int get_prctl_batch(struct tracee *t, const struct prctl_ask *ask, size_t n)
+{
+	struct tracee_call calls[8];
+	int32_t out[8];
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		calls[i] = (struct tracee_call){ .nr = SYS_prctl, .args = { (uint64_t)ask[i].option } };
+		if (ask[i].out >= 0)
+			calls[i].args[1] = t->scratch + (uint64_t)ask[i].out * sizeof(int32_t);
+	}
+	ret = tracee_syscalls(t, calls, n);
+	if (!ret)
+		ret = tracee_read(t, t->scratch, out, sizeof(out));
+	if (ret) {
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected %s: %s", t->pid, ask[i].what,
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
+		*ask[i].val = ask[i].out >= 0 ? out[ask[i].out] : (int32_t)calls[i].ret;
 	}
 	return 0;
 }
 
-/* prctl options that return their answer as the syscall's value. */
-static int prctl_value(struct tracee *t, int option, const char *what, int32_t *val)
-{
-	uint64_t args[6] = { (uint64_t)option };
-	int64_t r;
-	int ret = inject(t, what, SYS_prctl, args, &r, NULL, 0);
-
-	if (!ret)
-		*val = (int32_t)r;
-	return ret;
-}
-
-/* prctl options that store an int at arg2. */
-static int prctl_out(struct tracee *t, int option, const char *what, int32_t *val)
-{
-	uint64_t args[6] = { (uint64_t)option, t->scratch };
-	int64_t r;
-
-	return inject(t, what, SYS_prctl, args, &r, val, sizeof(*val));
-}
-
 static int get_prctls(struct task_dump *td, struct tracee *t)
 {
-	int ret;
+	const struct prctl_ask ask[] = {
+		{ PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", -1, &td->thp_disabled },
+		{ PR_GET_DUMPABLE, "prctl(PR_GET_DUMPABLE)", -1, &td->dumpable },
+		{ PR_GET_NO_NEW_PRIVS, "prctl(PR_GET_NO_NEW_PRIVS)", -1, &td->no_new_privs },
+		{ PR_GET_PDEATHSIG, "prctl(PR_GET_PDEATHSIG)", 0, &td->pdeath_sig },
+		{ PR_GET_CHILD_SUBREAPER, "prctl(PR_GET_CHILD_SUBREAPER)", 1, &td->child_subreaper },
+	};
+	int ret = get_prctl_batch(t, ask, ARRAY_SIZE(ask));
 
-	ret = prctl_value(t, PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", &td->thp_disabled);
 	/* Linux 6.18 reports PR_THP_DISABLE_EXCEPT_ADVISED (bit 1) here: restore sets only 0/1. */
 	if (!ret && td->thp_disabled > 1) {
 		pr_err("process %d: transparent huge pages disabled with flags %#x "
@@ -118,34 +140,45 @@ static int get_prctls(struct task_dump *td, struct tracee *t)
 		       t->pid, (unsigned)td->thp_disabled);
 		return -EOPNOTSUPP;
 	}
-	if (!ret)
-		ret = prctl_value(t, PR_GET_DUMPABLE, "prctl(PR_GET_DUMPABLE)", &td->dumpable);
-	if (!ret)
-		ret = prctl_value(t, PR_GET_NO_NEW_PRIVS, "prctl(PR_GET_NO_NEW_PRIVS)",
-				  &td->no_new_privs);
-	if (!ret)
-		ret = prctl_out(t, PR_GET_PDEATHSIG, "prctl(PR_GET_PDEATHSIG)", &td->pdeath_sig);
-	if (!ret)
-		ret = prctl_out(t, PR_GET_CHILD_SUBREAPER, "prctl(PR_GET_CHILD_SUBREAPER)",
-				&td->child_subreaper);
 	return ret;
 }
 
+/* All in one batch; each signal's answer in its own slot of the scratch page. */
 static int get_sigactions(struct task_dump *td, struct tracee *t)
 {
-	int64_t r;
+	struct tracee_call calls[TASK_NR_SIGNALS];
+	uint8_t out[TASK_NR_SIGNALS][sizeof(td->sigact[0])];
+	size_t n = 0;
+	int ret;
 
+	_Static_assert(sizeof(out) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	_Static_assert(TASK_NR_SIGNALS <= TRACEE_MAX_CALLS, "one batch");
 	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++) {
-		uint64_t args[6] = { (uint64_t)sig, 0, t->scratch, 8 /* sigsetsize */ };
-		int ret;
-
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		ret = inject(t, "rt_sigaction", SYS_rt_sigaction, args, &r, &td->sigact[sig],
-			     sizeof(td->sigact[sig]));
-		if (ret)
-			return ret;
+		calls[n++] = (struct tracee_call){
+			.nr = SYS_rt_sigaction,
+			.args = { (uint64_t)sig, 0, t->scratch + (sig - 1) * sizeof(out[0]),
+				  8 /* sigsetsize */ },
+		};
 	}
+	ret = tracee_syscalls(t, calls, n);
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected rt_sigaction: %s", t->pid,
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
+	}
+	if (!ret)
+		ret = tracee_read(t, t->scratch, out, sizeof(out));
+	if (ret) {
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+		return ret;
+	}
+	for (int sig = 1; sig <= TASK_NR_SIGNALS; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			memcpy(&td->sigact[sig], out[sig - 1], sizeof(td->sigact[sig]));
 	return 0;
 }
 
@@ -218,26 +251,37 @@ int task_collect_injected(struct task_dump *td, struct tracee *t)
 
 int task_collect_thread_injected(struct thread_sched *s, struct tracee *t)
 {
-	uint64_t args[6] = { LZ_PR_GET_MDWE };
-	int32_t tsc = 0, mce = 0;
-	int64_t r;
+	struct tracee_call calls[3] = {
+		{ .nr = SYS_prctl, .args = { PR_GET_TSC, t->scratch } },
+		{ .nr = SYS_prctl, .args = { PR_MCE_KILL_GET } },
+		{ .nr = SYS_prctl, .args = { LZ_PR_GET_MDWE } },
+	};
+	int32_t tsc = 0;
 	int ret;
 
-	ret = prctl_out(t, PR_GET_TSC, "prctl(PR_GET_TSC)", &tsc);
-	if (!ret)
-		ret = prctl_value(t, PR_MCE_KILL_GET, "prctl(PR_MCE_KILL_GET)", &mce);
-	if (!ret)
-		ret = tracee_syscall(t, SYS_prctl, args, &r);
-	if (ret)
+	ret = tracee_syscalls(t, calls, 3);
+	if (!ret && calls[0].ret >= 0)
+		ret = tracee_read(t, t->scratch, &tsc, sizeof(tsc));
+	if (ret) {
+		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
 		return ret;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (calls[i].ret < 0) {
+			pr_err("process %d: injected %s: %s", t->pid,
+			       i ? "prctl(PR_MCE_KILL_GET)" : "prctl(PR_GET_TSC)",
+			       strerror((int)-calls[i].ret));
+			return (int)calls[i].ret;
+		}
+	}
 	/* Restore could not map the process with it set; EINVAL: a kernel without MDWE. */
-	if (r > 0) {
+	if (calls[2].ret > 0) {
 		pr_err("process %d denies write+execute mappings (PR_SET_MDWE %#llx): not supported yet",
-		       t->pid, (unsigned long long)r);
+		       t->pid, (unsigned long long)calls[2].ret);
 		return -EOPNOTSUPP;
 	}
 	s->tsc_mode = (uint32_t)tsc;
-	s->mce_kill = mce;
+	s->mce_kill = (int32_t)calls[1].ret;
 	return 0;
 }
 

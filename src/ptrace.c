@@ -14,6 +14,17 @@
  * are blocked with PTRACE_SETSIGMASK meanwhile, so none is delivered into
  * the injected context.
  *
+ * Batches (tracee_syscalls): each injected syscall costs two stops, and each
+ * stop two context switches, expensive in a VM. For many syscalls at once
+ * the scratch mapping holds, after the scratch page, a table of calls and a
+ * page of code (made read+exec, never write+exec) that runs the table and
+ * ends with int3: one PTRACE_CONT and one SIGTRAP stop for the lot. A
+ * SIGTRAP forced while blocked or ignored would reset its handler to SIG_DFL
+ * (force_sig_info_to_task), so the batch runs with SIGTRAP unblocked, and
+ * only if the task neither ignores SIGTRAP nor has one pending (it would be
+ * dequeued); else, or if the code page cannot be made executable (PR_SET_MDWE),
+ * the calls run one at a time.
+ *
  * Ending injection: the task sits in a syscall-exit stop, where the kernel
  * would not run the restart logic for the original registers. So we put
  * them back, interrupt again and let the task run into a fresh interrupt
@@ -48,6 +59,27 @@
 #define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
 #endif
 #define MAX_SIGNAL_STOPS 64	      /* signal-delivery stops tolerated while freezing */
+
+/* The injected mapping: scratch page, batch table, batch code. */
+#define BATCH_TABLE_OFF TRACEE_SCRATCH_SIZE
+#define BATCH_CODE_OFF (TRACEE_SCRATCH_SIZE + 4096UL)
+#define INJECT_MAP_SIZE (TRACEE_SCRATCH_SIZE + 2 * 4096UL)
+_Static_assert(TRACEE_MAX_CALLS * sizeof(struct tracee_call) <= 4096, "the table is one page");
+
+/*
+ * The batch code: rbx = the table, r12 = the number of calls.
+ *   loop: test %r12,%r12; jz done
+ *         mov (%rbx),%rax; mov 8..48(%rbx),%rdi,%rsi,%rdx,%r10,%r8,%r9
+ *         syscall; mov %rax,56(%rbx); add $64,%rbx; dec %r12; jmp loop
+ *   done: int3
+ */
+static const uint8_t batch_code[] = {
+	0x4d, 0x85, 0xe4, 0x74, 0x2a, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x7b, 0x08,
+	0x48, 0x8b, 0x73, 0x10, 0x48, 0x8b, 0x53, 0x18, 0x4c, 0x8b, 0x53, 0x20,
+	0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30, 0x0f, 0x05, 0x48, 0x89,
+	0x43, 0x38, 0x48, 0x83, 0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xd1, 0xcc,
+};
+#define BATCH_TRAP_END sizeof(batch_code) /* rip after the int3 */
 
 static char proc_state_of(pid_t pid)
 {
@@ -601,9 +633,151 @@ int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_
 	return err;
 }
 
+/* ------------------------------------------------------------ batches */
+
+/* Bit SIG of a /proc/PID/status mask line "NAME:\t<hex>"; -1 if not found. */
+static int status_mask_has(const char *text, const char *name, int sig)
+{
+	const char *p = strstr(text, name);
+	unsigned long long m;
+
+	if (!p || sscanf(p + strlen(name), " %llx", &m) != 1)
+		return -1;
+	return !!(m & (1ULL << (sig - 1)));
+}
+
+/* Whether an int3 in this task can end a batch harmlessly (see the top). */
+static bool sigtrap_free(struct tracee *t)
+{
+	char *text;
+	bool ok;
+
+	if (proc_read(t->pid, "status", &text, NULL))
+		return false;
+	ok = status_mask_has(text, "\nSigPnd:", SIGTRAP) == 0 &&
+	     status_mask_has(text, "\nShdPnd:", SIGTRAP) == 0 &&
+	     status_mask_has(text, "\nSigIgn:", SIGTRAP) == 0;
+	free(text);
+	return ok;
+}
+
+/* Write the batch code and make its page read+exec; t->batch says if it worked. */
+static int batch_setup(struct tracee *t)
+{
+	uint64_t code = t->scratch + BATCH_CODE_OFF;
+	uint64_t args[6] = { code, 4096, PROT_READ | PROT_EXEC };
+	struct iovec local = { (void *)batch_code, sizeof(batch_code) };
+	struct iovec remote = { (void *)code, sizeof(batch_code) };
+	int64_t r;
+	int ret;
+
+	t->batch = -1;
+	if (!t->scratch || !sigtrap_free(t))
+		return 0;
+	if (process_vm_writev(t->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(batch_code))
+		return 0;
+	ret = tracee_syscall(t, SYS_mprotect, args, &r);
+	if (ret)
+		return ret;
+	if (r == 0)
+		t->batch = 1;
+	else
+		pr_debug("process %d: no batched syscalls (mprotect: %s)", t->pid,
+			 strerror((int)-r));
+	return 0;
+}
+
+/* Run the table of N calls already written; from a syscall-exit or signal stop. */
+static int batch_run(struct tracee *t, size_t n)
+{
+	struct user_regs_struct r = t->regs;
+	uint64_t code = t->scratch + BATCH_CODE_OFF;
+	int ret, err;
+
+	r.rip = code;
+	r.rbx = t->scratch + BATCH_TABLE_OFF;
+	r.r12 = n;
+	r.orig_rax = (uint64_t)-1;
+	ret = set_regs(t, &r);
+	if (!ret)
+		ret = set_sigmask(t, ~(1ULL << (SIGTRAP - 1)));
+	for (int i = 0; !ret; i++) {
+		int status, sig;
+		siginfo_t si;
+
+		if (i == MAX_SIGNAL_STOPS) {
+			pr_err("process %d: too many signals during syscall injection", t->pid);
+			ret = -EAGAIN;
+			break;
+		}
+		if (ptrace(PTRACE_CONT, t->pid, NULL, NULL) < 0) {
+			pr_perror("process %d: PTRACE_CONT", t->pid);
+			ret = -errno;
+			break;
+		}
+		ret = wait_tracee(t, &status);
+		if (ret)
+			break;
+		sig = WSTOPSIG(status);
+		if (sig == SIGTRAP && !(status >> 16) &&
+		    !ptrace(PTRACE_GETSIGINFO, t->pid, NULL, &si) && si.si_code == SI_KERNEL) {
+			ret = get_regs(t, &r);
+			if (!ret && r.rip == code + BATCH_TRAP_END && r.r12 == 0)
+				break;
+			if (!ret) {
+				pr_err("process %d: injected syscalls stopped at %#llx", t->pid,
+				       r.rip);
+				ret = -EIO;
+			}
+			break;
+		}
+		/* As in step_to_syscall_stop: kept for detach, not part of the dump. */
+		if (sig > 0 && sig <= 64 && sig != SIGTRAP)
+			t->pending_sigs |= 1ULL << (sig - 1);
+		pr_debug("process %d: stop 0x%x during injection, signal %d kept", t->pid, status,
+			 sig);
+	}
+	/* Every signal blocked again, whatever happened: the task still holds our regs. */
+	err = set_sigmask(t, ~0ULL);
+	return ret ? ret : err;
+}
+
+int tracee_syscalls(struct tracee *t, struct tracee_call *calls, size_t n)
+{
+	int ret = 0;
+
+	if (!t->batch && n > 2)
+		ret = batch_setup(t);
+	while (!ret && n) {
+		size_t k = MIN(n, (size_t)TRACEE_MAX_CALLS);
+		struct iovec local = { calls, k * sizeof(*calls) };
+		struct iovec remote = { (void *)(t->scratch + BATCH_TABLE_OFF), k * sizeof(*calls) };
+
+		if (t->batch != 1) {
+			for (size_t i = 0; !ret && i < n; i++)
+				ret = tracee_syscall(t, (long)calls[i].nr, calls[i].args,
+						     &calls[i].ret);
+			return ret;
+		}
+		if (process_vm_writev(t->pid, &local, 1, &remote, 1, 0) != (ssize_t)local.iov_len) {
+			pr_err("process %d: writing the injected syscall table failed", t->pid);
+			return -EIO;
+		}
+		ret = batch_run(t, k);
+		if (!ret)
+			ret = tracee_read(t, (uint64_t)(uintptr_t)remote.iov_base, calls,
+					  local.iov_len);
+		if (ret)
+			pr_err("process %d: injected syscalls: %s", t->pid, strerror(-ret));
+		calls += k;
+		n -= k;
+	}
+	return ret;
+}
+
 int tracee_inject_begin(struct tracee *t, const char *maps_text)
 {
-	uint64_t args[6] = { 0, TRACEE_SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+	uint64_t args[6] = { 0, INJECT_MAP_SIZE, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0 };
 	int64_t addr;
 	int ret;
@@ -669,8 +843,9 @@ int tracee_inject_end(struct tracee *t)
 	if (!t->injected)
 		return 0;
 	if (t->scratch) {
-		uint64_t args[6] = { t->scratch, TRACEE_SCRATCH_SIZE };
+		uint64_t args[6] = { t->scratch, INJECT_MAP_SIZE };
 
+		t->batch = 0;
 		ret = tracee_syscall(t, SYS_munmap, args, &r);
 		if (!ret && r) {
 			pr_err("process %d: injected munmap of the scratch page: %s", t->pid,

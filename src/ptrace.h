@@ -4,9 +4,9 @@
  * A tracee is seized and interrupted (tracee_seize), may run injected
  * syscalls between tracee_inject_begin() and tracee_inject_end(), and is
  * either resumed exactly as it was (tracee_detach) or killed (tracee_kill).
- * Injection changes no byte of the tracee's memory except a scratch page it
- * maps for out-parameters and unmaps again. Functions return 0 or -errno and
- * log their failure once, naming the pid.
+ * Injection changes no byte of the tracee's memory except a scratch mapping
+ * it maps for out-parameters (and batches of syscalls) and unmaps again.
+ * Functions return 0 or -errno and log their failure once, naming the pid.
  *
  * A tracee whose registers or signal mask could not be put back after
  * injection is never let run: tracee_detach() then leaves it in a group
@@ -35,6 +35,7 @@ struct ptrace_rseq_config {
 _Static_assert(sizeof(struct ptrace_rseq_config) == 24, "kernel ABI: 24 bytes");
 
 #define TRACEE_SCRATCH_SIZE 4096UL
+#define TRACEE_MAX_CALLS 64 /* syscalls one tracee_syscalls() batch runs at once */
 #define TRACEE_SIGINFO_SIZE 128 /* siginfo_t of x86_64, as PTRACE_PEEKSIGINFO copies it */
 #define TRACEE_MAX_PENDING 256	/* pending signals a dump keeps, both queues together */
 
@@ -83,6 +84,8 @@ struct tracee {
 	uint64_t scratch;		 /* injected scratch page, 0 if none */
 	bool no_scratch;		 /* set before tracee_inject_begin(): no out-params,
 					    no scratch page (two injected syscalls fewer) */
+	int batch;			 /* tracee_syscalls: 0 not tried yet, 1 its code is
+					    mapped, <0 one at a time */
 	uint64_t pending_sigs;		 /* signals (bit sig-1) caught while injecting */
 	unsigned freeze_timeout_ms;	 /* set before tracee_seize(); 0: wait forever */
 	struct tracee_hooks hooks;
@@ -142,6 +145,24 @@ int tracee_syscall(struct tracee *t, long nr, const uint64_t args[6], int64_t *r
  */
 int tracee_syscall_out(struct tracee *t, long nr, const uint64_t args[6], int64_t *ret,
 		       void *out, size_t out_len);
+/*
+ * One syscall of a batch: nr and args in, ret out (the raw return value).
+ * Laid out as the batch code in the tracee reads it.
+ */
+struct tracee_call {
+	uint64_t nr;
+	uint64_t args[6];
+	int64_t ret;
+};
+_Static_assert(sizeof(struct tracee_call) == 64, "tracee ABI: the batch code's table");
+
+/*
+ * Run N syscalls in the tracee, in order, as N tracee_syscall() would, but
+ * in one round trip where it can (see ptrace.c). Out-params point into the
+ * scratch page; they do not overlap. Returns 0 if every syscall ran; each
+ * call's ret says how it went.
+ */
+int tracee_syscalls(struct tracee *t, struct tracee_call *calls, size_t n);
 /*
  * Unmap the scratch page and return the task, with t->resume as its regs and
  * its own signal mask, to an interrupt stop, from where the kernel applies
