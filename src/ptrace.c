@@ -731,8 +731,13 @@ static int batch_run(struct tracee *t, size_t n)
 			}
 			break;
 		}
-		/* As in step_to_syscall_stop: kept for detach, not part of the dump. */
-		if (sig > 0 && sig <= 64 && sig != SIGTRAP)
+		/*
+		 * As in step_to_syscall_stop: kept for detach, not part of the dump.
+		 * SIGTRAP is unblocked here, so a SIGTRAP someone sent meanwhile
+		 * stops us too (not ours: not SI_KERNEL at our int3): keep it as
+		 * well, or PTRACE_CONT would discard it.
+		 */
+		if (sig > 0 && sig <= 64 && (sig != SIGTRAP || !(status >> 16)))
 			t->pending_sigs |= 1ULL << (sig - 1);
 		pr_debug("process %d: stop 0x%x during injection, signal %d kept", t->pid, status,
 			 sig);
