@@ -238,7 +238,11 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 	p.fdinfo = fdinfo;
 	p.flags = flags & ~(uint32_t)O_CLOEXEC;
 	df = find_shared(tab, f->pid, fd, &p.st);
-	if (df)
+	if (df && df->pid != f->pid && df->e->reg && df->e->reg->proc_self) {
+		pr_err("dump: process %d fd %d: %s: a /proc file of process %d, inherited from it: "
+		       "cannot be restored faithfully: refused", f->pid, fd, link, df->pid);
+		ret = -EOPNOTSUPP;
+	} else if (df)
 		ret = fd_desc_dump(&p, df->e, false); /* this process's POSIX locks */
 	else
 		ret = add_file(tab, &p, imgs, &df);

@@ -554,6 +554,17 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FileEntry *e = rst_file_by_id(im, rt->fdinfo[i]->file_id);
+		int ret;
+
+		if (!e || e->kind != FILE_KIND__FD_REG || !e->reg || !e->reg->proc_self ||
+		    rst_fstore_get(st, e->id) >= 0)
+			continue;
+		ret = reg_open_proc_self(e, rt, st, why, len);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];
 		int fd = rst_fstore_get(st, d->file_id);
 

@@ -448,6 +448,19 @@ static int verify_files_exist(const struct rst_task *t)
 	return 0;
 }
 
+/* A /proc file of T's own (reg proc_self) is T's alone: does another process hold ID? */
+static bool proc_self_shared(const struct rst_images *im, const struct rst_task *t, uint32_t id)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		const struct rst_task *o = &im->tasks[i];
+
+		for (size_t j = 0; o != t && j < o->nr_fdinfo; j++)
+			if (o->fdinfo[j]->file_id == id)
+				return true;
+	}
+	return false;
+}
+
 /*
  * What each fd's description needs on this machine, through its kind (a
  * FIFO in a file's place would block). A description shared by several
@@ -461,11 +474,18 @@ static int check_task_files(const struct rst_images *im, const struct rst_task *
 		char why[512];
 		int ret;
 
+		if (f->kind == FILE_KIND__FD_REG && f->reg && f->reg->proc_self &&
+		    proc_self_shared(im, t, f->id)) {
+			pr_err("%s: a /proc file of process %u held by another process too: not "
+			       "supported (process %u, fd %u)", f->reg->path, t->pid, t->pid,
+			       t->fdinfo[i]->fd);
+			return -EBADMSG;
+		}
 		if (!k->check)
 			continue;
 		ret = k->check(f, why, sizeof(why));
 		if (ret) {
-			pr_err("%s (fd %u)", why, t->fdinfo[i]->fd);
+			pr_err("%s (process %u, fd %u)", why, t->pid, t->fdinfo[i]->fd);
 			return ret;
 		}
 	}

@@ -396,3 +396,70 @@ def test_sysv_creator_nobody(env, mode):
         w.child().check_pass()
     finally:
         os.system(f"ipcrm -m {shmid} >/dev/null 2>&1")
+
+
+# --- /proc files of the process itself ---
+
+def test_proc_self_files(env, mode):
+    """A process of nobody holding /proc/self/stat, /proc/<pid>/status and
+    /proc/thread-self/comm (redis-server keeps /proc/<pid>/stat): after the
+    restore the fds describe the restored process, opened as nobody."""
+    w = spawn(env, "w", ["--proc"])
+    assert w.check_pass()["proc"] == "ok"
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["proc"] == "ok", r
+    for fd in w.ready["proc_fds"].split(","):
+        link = os.readlink(f"/proc/{w.pid}/fd/{fd}")
+        assert link.startswith(f"/proc/{w.pid}/"), link
+    w.stop()
+
+
+def test_proc_self_files_pidns(env, mode):
+    """The same, restored beside the running original with --pidns: the
+    fds are the copy's /proc entries (under its outside pid), not the
+    original's at the dumped pid."""
+    from test_pidns import check_copy, copies_of, restore_pidns
+    w = spawn(env, "w", ["--proc"])
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    r = restore_pidns(env, img, mode, work=env.path("work"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    (outer,) = copies_of(w.pid)
+    env.pids.add(outer)
+    res = check_copy(w, outer)
+    assert res["proc"] == "ok", res
+    for fd in w.ready["proc_fds"].split(","):
+        link = os.readlink(f"/proc/{outer}/fd/{fd}")
+        assert link.startswith(f"/proc/{outer}/"), link
+    assert w.check_pass()["proc"] == "ok"  # the original runs on
+
+
+def test_proc_of_thread_refused_at_dump(env):
+    """/proc/thread-self of a second thread (its own task/<tid>/ directory):
+    refused at dump by name (pid, fd, path); the process runs on."""
+    w = spawn(env, "w", ["--thread-proc"])
+    fd = w.ready["thread_fd"]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    line = r.errors[0]
+    assert f"process {w.pid} fd {fd}: /proc/{w.pid}/task/" in line and "thread" in line, line
+    w.check_pass()
+    w.stop()
+
+
+def test_proc_of_other_process_refused_at_dump(env):
+    """A process holding /proc/<another pid>/comm: refused at dump, one line
+    naming pid, fd and path."""
+    f = f"/proc/{os.getpid()}/comm"
+    w = spawn(env, "w", ["--file", f], prefix=[])
+    fd = w.ready["file_fd"]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"process {w.pid} fd {fd}: {f}: a /proc file of process {os.getpid()}" in \
+        r.errors[0], r.errors[0]
+    w.stop()
