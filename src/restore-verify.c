@@ -18,6 +18,7 @@
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 #include "restore-shmem.h"
@@ -492,11 +493,36 @@ static int check_task_files(const struct rst_images *im, const struct rst_task *
 	return 0;
 }
 
+/*
+ * Working and root directory: still directories, no symbolic link in their
+ * paths (the dumped ones, from /proc/PID/cwd, had none). Each process opens
+ * them as itself later (rst_task_fs); this names a planted link before
+ * anything is created.
+ */
+static int check_task_dirs(const struct rst_task *t)
+{
+	const char *const what[2] = { "working directory", "root directory" };
+	const char *path[2] = { t->fs->cwd, t->fs->root };
+
+	for (int i = 0; i < 2; i++) {
+		int fd = as_owner_open_nolinks(path[i], O_PATH | O_DIRECTORY);
+
+		if (fd < 0) {
+			pr_err("%s %s (process %u): %s", what[i], path[i], t->pid,
+			       fd == -ELOOP ? "a symbolic link in its path (the dumped path had "
+					      "none): refused" : strerror(-fd));
+			return fd;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 int rst_verify_files(const struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
 		const struct rst_task *t = &im->tasks[i];
-		int ret = rst_task_zombie(t) ? 0 : check_task_files(im, t);
+		int ret = rst_task_zombie(t) ? 0 : check_task_dirs(t) ?: check_task_files(im, t);
 
 		if (ret)
 			return ret;

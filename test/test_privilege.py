@@ -463,3 +463,48 @@ def test_proc_of_other_process_refused_at_dump(env):
     assert f"process {w.pid} fd {fd}: {f}: a /proc file of process {os.getpid()}" in \
         r.errors[0], r.errors[0]
     w.stop()
+
+
+# --- working and root directory ---
+
+def test_cwd_symlink_refused(env, place, mode):
+    """The working directory of a process of nobody, a directory it may
+    enter: a component of its path replaced by a symlink to a root-only
+    directory after the dump. Refused by name, the process is not back."""
+    sub = place / "sub"
+    (sub / "d").mkdir(parents=True)
+    os.chmod(sub, 0o755)
+    os.chmod(sub / "d", 0o755)
+    w = spawn(env, "w", ["--chdir", sub / "d"])
+    assert w.check_pass()["cwd"] == str(sub / "d")
+    img = env.path("img")
+    env.dump(w, img)
+    hidden = env.base / "hidden"
+    (hidden / "d").mkdir(parents=True)
+    os.chmod(hidden, 0o700)
+    shutil.rmtree(sub)
+    os.symlink(hidden, sub)
+    line = refused(env, img, mode, w, sub / "d")
+    assert "working directory" in line and "symbolic link" in line and str(w.pid) in line, line
+
+
+def test_cwd_root_only_dir_kept_only_if_same(env, mode):
+    """A daemon that changed into a root-only directory as root and dropped
+    privileges since: it gets that very directory back; another directory
+    of the same name is refused (it may not enter it)."""
+    os.chmod(env.base, 0o711)
+    priv = env.base / "priv"
+    priv.mkdir(mode=0o700)
+    w = spawn(env, "w", ["--chdir", priv, "--drop"], prefix=[])
+    assert w.check_pass()["cwd"] == str(priv)
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["cwd"] == str(priv) and r["uid"] == str(NOBODY), r
+    img2 = env.path("img2")
+    env.dump(w, img2)
+    priv.rename(env.base / "priv.old")
+    priv.mkdir(mode=0o700)
+    line = refused(env, img2, mode, w, priv)
+    assert "working directory" in line and f"process {w.pid}" in line, line

@@ -2,7 +2,7 @@
 
     pypriv.py --dir DIR [--file PATH] [--map PATH] [--fifo PATH] [--pair]
               [--ext PATH] [--tcp PORT] [--chr PATH] [--drop]
-              [--proc] [--thread-proc] [--memfd]
+              [--proc] [--thread-proc] [--memfd] [--chdir PATH]
 
 Opens what it is told (a file read-write, a file mapped MAP_SHARED
 read-write with its fd closed, a FIFO O_RDWR; --pair: forks a child and
@@ -14,7 +14,8 @@ opened its log as root does. --proc: holds /proc/self/stat,
 /proc/<its pid>/status and /proc/thread-self/comm (read through the fds
 at check: proc=ok when all three describe the process /proc/self names);
 --thread-proc: a second thread holds /proc/thread-self/comm; --memfd: a
-memfd with a known content (memfd=HEX, its first 16 bytes). Ready: DIR/ready "pid=P child=C key=fd ...".
+memfd with a known content (memfd=HEX, its first 16 bytes); --chdir:
+its working directory (before --drop; cwd=PATH at check). Ready: DIR/ready "pid=P child=C key=fd ...".
 SIGUSR1: DIR/result "PASS pid=P uid=EUID file=HEX map=HEX fifo=ok
 pair=UID:GID acc=UID:GID cli=UID:GID" (the first 16 bytes of the file and
 of the mapping; SO_PEERCRED uid:gid of its socketpair end, of the socket
@@ -88,6 +89,7 @@ def main():
     ap.add_argument("--proc", action="store_true")
     ap.add_argument("--thread-proc", action="store_true")
     ap.add_argument("--memfd", action="store_true")
+    ap.add_argument("--chdir")
     a = ap.parse_args()
     d = a.dir
     keep, ready = {}, {"pid": os.getpid()}
@@ -147,6 +149,8 @@ def main():
     if a.chr:
         keep["chr"] = os.open(a.chr, os.O_RDWR | os.O_NOCTTY)
         ready["chr_fd"] = keep["chr"]
+    if a.chdir:
+        os.chdir(a.chdir)
     if a.drop:
         nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
         os.setgroups([])
@@ -187,6 +191,8 @@ def main():
                     ok = st == me and sts["Pid"] == me and \
                         os.pread(keep["pcomm"], 64, 0).decode() == comm
                     out["proc"] = "ok" if ok else f"bad:{st}:{sts['Pid']}:{me}"
+                if a.chdir:
+                    out["cwd"] = os.getcwd()
                 if "memfd" in keep:
                     out["memfd"] = os.pread(keep["memfd"], 16, 0).hex()
                 if addr:
