@@ -508,3 +508,22 @@ def test_cwd_root_only_dir_kept_only_if_same(env, mode):
     priv.mkdir(mode=0o700)
     line = refused(env, img2, mode, w, priv)
     assert "working directory" in line and f"process {w.pid}" in line, line
+
+
+# --- memfd ---
+
+def test_memfd_owner(env, mode):
+    """A memfd of nobody: its inode is nobody's after the restore (made by
+    memfd_create as the process), its content as it was."""
+    w = spawn(env, "w", ["--memfd"])
+    fd = int(w.ready["memfd_fd"])
+    st = os.stat(f"/proc/{w.pid}/fd/{fd}")
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOGROUP)
+    data = w.check_pass()["memfd"]
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    st = os.stat(f"/proc/{w.pid}/fd/{fd}")
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOGROUP)
+    assert w.check_pass()["memfd"] == data
+    w.stop()
