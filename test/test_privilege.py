@@ -195,6 +195,33 @@ def test_dropped_privileges_replaced_refused(env, place, mode, how):
     assert f"process {w.pid}" in line and "not the file it had open" in line, line
 
 
+@pytest.mark.parametrize("how", ["rename", "unlink"])
+def test_dropped_privileges_mapped_replaced_refused(env, place, mode, how):
+    """A root-only file mapped MAP_SHARED read-write before the drop: the
+    same file comes back (dev, ino and birth time of mm.img); another
+    root-only file of the same name is refused, even with the old inode
+    number (unlink: ext4 gives it to the next file at once)."""
+    log = place / "log"
+    data = root_file(log, b"root's map, mapped before the drop\n")
+    w = spawn(env, "w", ["--map", log, "--drop"], prefix=[])
+    assert w.check_pass()["map"] == data[:16].hex()
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    assert w.check_pass()["map"] == data[:16].hex()
+    img2 = env.path("img2")
+    env.dump(w, img2)
+    ino = log.stat().st_ino
+    if how == "rename":
+        os.rename(log, place / "log.old")
+    else:
+        log.unlink()
+    root_file(log, SECRET[:len(data)].ljust(len(data), b"!"))
+    print("inode reused:", log.stat().st_ino == ino)  # shown with -s
+    line = refused(env, img2, mode, w, log)
+    assert f"process {w.pid}" in line and "not the file it had open" in line, line
+
+
 # --- character devices ---
 
 def test_dropped_privileges_chr_restored(env, place, mode):
