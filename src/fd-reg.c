@@ -26,6 +26,13 @@
  *  - the same size but another inode (replaced) or another mtime
  *    (written in place): a warning, the restore goes on.
  *
+ * A file of the holder's own /proc/<pid>/ (or /proc/<pid>/task/<pid>/:
+ * /proc/self and /proc/thread-self come as numbers) is kept relative to it
+ * (proc_self, proc_rest) and opened by the restored process itself under
+ * its pid, not by the dumped path: that names another process, or none,
+ * once pids differ (--pidns, a pid taken). Another process's or thread's
+ * /proc file is refused at dump (reg_dump_proc, dump-files.c).
+ *
  * Privilege (as-owner.h): a file is opened as the process that owns the
  * description, with no symlink anywhere in its path (check refuses one
  * before anything is opened); refused to the owner, it is opened as

@@ -6,6 +6,9 @@
  * its pages file; every process inherits the fds through clone and maps
  * its VMA_SHMEM from them (restore-fds.c, plugin/blob/mem.c), so a page
  * written by one process after restore is seen by all, as before.
+ A memfd is
+ * created as the first process holding or mapping it (as-owner.h), so
+ * that its inode's owner is that process's, and filled by lazarus.
  *
  * Shared anonymous memory is made as what it was, a MAP_SHARED|
  * MAP_ANONYMOUS object (reached as an fd through /proc/self/map_files),
