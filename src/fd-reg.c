@@ -49,7 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Dump and restore both: each message says which. */
@@ -116,7 +115,6 @@ static int reg_dump_deleted(struct fd_probe *p, FileEntry *e, RegFileEntry *r,
 		       p->fd, r->path, strerror(-ret));
 	return ret;
 }
-
 
 /* Is N one of PID's numbers (the NSpid line: host pid to innermost)? */
 static bool is_own_pid(pid_t pid, unsigned long n)
