@@ -215,6 +215,27 @@ static int add_fd(struct files_dump *f, int fd, uint32_t id, uint32_t fd_flags)
 	return 0;
 }
 
+/* Is A an ancestor of P (their parent links, as this /proc sees them)? */
+static bool is_ancestor(pid_t a, pid_t p)
+{
+	for (int depth = 0; p > 1 && depth < 4096; depth++) {
+		uint64_t ppid;
+		char *status;
+		int ret = proc_read(p, "status", &status, NULL);
+
+		if (!ret) {
+			ret = proc_parse_status_num(status, "PPid", 10, &ppid);
+			free(status);
+		}
+		if (ret)
+			return false;
+		p = (pid_t)ppid;
+		if (p == a)
+			return true;
+	}
+	return false;
+}
+
 static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 		       struct dump_imgs *imgs)
 {
@@ -239,9 +260,10 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 	p.fdinfo = fdinfo;
 	p.flags = flags & ~(uint32_t)O_CLOEXEC;
 	df = find_shared(tab, f->pid, fd, &p.st);
-	if (df && df->pid != f->pid && df->e->reg && df->e->reg->proc_self) {
-		pr_err("dump: process %d fd %d: %s: a /proc file of process %d, inherited from it: "
-		       "cannot be restored faithfully: refused", f->pid, fd, link, df->pid);
+	if (df && df->pid != f->pid && df->e->reg && df->e->reg->proc_self &&
+	    !is_ancestor(df->pid, f->pid)) {
+		pr_err("dump: process %d fd %d: %s: a /proc file of process %d, which is not its "
+		       "ancestor: cannot be restored faithfully: refused", f->pid, fd, link, df->pid);
 		ret = -EOPNOTSUPP;
 	} else if (df)
 		ret = fd_desc_dump(&p, df->e, false); /* this process's POSIX locks */

@@ -30,8 +30,10 @@
  * /proc/self and /proc/thread-self come as numbers) is kept relative to it
  * (proc_self, proc_rest) and opened by the restored process itself under
  * its pid, not by the dumped path: that names another process, or none,
- * once pids differ (--pidns, a pid taken). Another process's or thread's
- * /proc file is refused at dump (reg_dump_proc, dump-files.c).
+ * once pids differ (--pidns, a pid taken). A descendant that inherited the
+ * fd opens its own description under that ancestor's restored pid. Another
+ * process's or thread's /proc file is refused at dump (reg_dump_proc,
+ * dump-files.c).
  *
  * Privilege (as-owner.h): a file is opened as the process that owns the
  * description, with no symlink anywhere in its path (check refuses one
@@ -145,7 +147,8 @@ static bool is_own_pid(pid_t pid, unsigned long n)
  * and the path names another process (or none) when the tree comes back
  * with other pids, or the outside pids of --pidns. Kept relative to the
  * holder when N is the holder itself (or N/task/N, its main thread); any
- * other process or thread is refused by name. The kernel gives /proc/self
+ * other process or thread is refused by name (a descendant that inherited
+ * the description: dump-files.c, fine). The kernel gives /proc/self
  * and /proc/thread-self paths as numbers already.
  */
 static int reg_dump_proc(struct fd_probe *p, RegFileEntry *r)
@@ -465,31 +468,71 @@ seek:
 }
 
 /*
- * In the restored process T, before its fds are installed: a /proc file
- * of its own, under its pid as the /proc it sees numbers it (the dumped
- * pid, or the outside one of --pidns), opened as T with no symbolic link
- * followed (the /proc/self link is read, not followed). Into ST.
+ * The number of the process DEPTH generations above us (0: ourselves) in
+ * the /proc we see: /proc/self read (not followed), then PPid of status,
+ * which that /proc gives in its own numbering. Into BUF.
  */
-int reg_open_proc_self(const FileEntry *e, const struct rst_task *t, struct rst_fstore *st,
-		       char *why, size_t len)
+static int proc_number_up(unsigned depth, char *buf, size_t len)
+{
+	char path[64], text[4096], *l;
+	ssize_t n = readlink("/proc/self", buf, len - 1);
+	int fd;
+
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	for (; depth; depth--) {
+		snprintf(path, sizeof(path), "/proc/%s/status", buf);
+		fd = as_owner_open_nolinks(path, O_RDONLY);
+		if (fd < 0)
+			return fd;
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		text[n] = '\0';
+		l = strstr(text, "\nPPid:\t");
+		if (!l || atoi(l + 7) <= 0)
+			return -ESRCH;
+		snprintf(buf, len, "%d", atoi(l + 7));
+	}
+	return 0;
+}
+
+/*
+ * In the restored process T, before its fds are installed: a /proc file
+ * of its own, or of the ancestor it inherited it from (the file's owner,
+ * as-owner.h), under that process's pid as the /proc it sees numbers it
+ * (the dumped pid, or the outside one of --pidns), opened as T with no
+ * symbolic link followed. A description of T's own: one per process. Into ST.
+ */
+int reg_open_proc_self(const FileEntry *e, const struct rst_images *im,
+		       const struct rst_task *t, struct rst_fstore *st, char *why, size_t len)
 {
 	const RegFileEntry *r = e->reg;
 	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
-	char self[32] = "", path[PATH_MAX], what[PATH_MAX + 160];
-	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
-	int fd;
+	const struct rst_task *o = as_owner_of_file(im, e->id);
+	char num[32], path[PATH_MAX], what[PATH_MAX + 160];
+	unsigned depth = 0;
+	int fd, i;
 
-	if (n <= 0) {
-		snprintf(why, len, "%s: reading /proc/self: %s", r->path,
-			 n < 0 ? strerror(errno) : "empty");
-		return n < 0 ? -errno : -EIO;
+	for (i = (int)(t - im->tasks); i >= 0 && &im->tasks[i] != o; i = im->tasks[i].parent)
+		depth++;
+	if (i < 0) { /* restore-verify.c refused it */
+		snprintf(why, len, "%s: not a /proc file of an ancestor", r->path);
+		return -EINVAL;
 	}
-	self[n] = '\0';
+	fd = proc_number_up(depth, num, sizeof(num));
+	if (fd < 0) {
+		snprintf(why, len, "%s: the pid of process %u in /proc: %s", r->path, o->pid,
+			 strerror(-fd));
+		return fd;
+	}
 	if (r->proc_task)
-		snprintf(path, sizeof(path), "/proc/%s/task/%s%s%s", self, self,
+		snprintf(path, sizeof(path), "/proc/%s/task/%s%s%s", num, num,
 			 r->proc_rest[0] ? "/" : "", r->proc_rest);
 	else
-		snprintf(path, sizeof(path), "/proc/%s%s%s", self, r->proc_rest[0] ? "/" : "",
+		snprintf(path, sizeof(path), "/proc/%s%s%s", num, r->proc_rest[0] ? "/" : "",
 			 r->proc_rest);
 	fd = as_owner_open(t, path, flags, NULL, what, sizeof(what));
 	if (fd < 0) {

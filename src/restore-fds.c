@@ -568,7 +568,7 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 		if (!e || e->kind != FILE_KIND__FD_REG || !e->reg || !e->reg->proc_self ||
 		    rst_fstore_get(st, e->id) >= 0)
 			continue;
-		ret = reg_open_proc_self(e, rt, st, why, len);
+		ret = reg_open_proc_self(e, im, rt, st, why, len);
 		if (ret)
 			return ret;
 	}

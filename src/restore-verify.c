@@ -449,17 +449,23 @@ static int verify_files_exist(const struct rst_task *t)
 	return 0;
 }
 
-/* A /proc file of T's own (reg proc_self) is T's alone: does another process hold ID? */
-static bool proc_self_shared(const struct rst_images *im, const struct rst_task *t, uint32_t id)
+/*
+ * A /proc file of a process's own (reg proc_self) is the first holder's
+ * (as-owner.h: its owner); another holder must be a descendant of it (it
+ * inherited the fd), which reopens it under the owner's restored pid.
+ */
+static bool proc_self_unreachable(const struct rst_images *im, const struct rst_task *t,
+				  uint32_t id)
 {
-	for (size_t i = 0; i < im->nr_tasks; i++) {
-		const struct rst_task *o = &im->tasks[i];
+	const struct rst_task *o = as_owner_of_file(im, id);
+	int i = (int)(t - im->tasks);
 
-		for (size_t j = 0; o != t && j < o->nr_fdinfo; j++)
-			if (o->fdinfo[j]->file_id == id)
-				return true;
+	for (size_t depth = 0; i >= 0 && depth <= im->nr_tasks; depth++) {
+		if (&im->tasks[i] == o)
+			return false;
+		i = im->tasks[i].parent;
 	}
-	return false;
+	return true;
 }
 
 /*
@@ -476,10 +482,9 @@ static int check_task_files(const struct rst_images *im, const struct rst_task *
 		int ret;
 
 		if (f->kind == FILE_KIND__FD_REG && f->reg && f->reg->proc_self &&
-		    proc_self_shared(im, t, f->id)) {
-			pr_err("%s: a /proc file of process %u held by another process too: not "
-			       "supported (process %u, fd %u)", f->reg->path, t->pid, t->pid,
-			       t->fdinfo[i]->fd);
+		    proc_self_unreachable(im, t, f->id)) {
+			pr_err("%s: a /proc file of a process that is not this one or an ancestor "
+			       "(process %u, fd %u)", f->reg->path, t->pid, t->fdinfo[i]->fd);
 			return -EBADMSG;
 		}
 		if (!k->check)

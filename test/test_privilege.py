@@ -427,20 +427,28 @@ def test_sysv_creator_nobody(env, mode):
 
 # --- /proc files of the process itself ---
 
-def test_proc_self_files(env, mode):
+@pytest.mark.parametrize("kid", [False, True], ids=["alone", "kid"])
+def test_proc_self_files(env, mode, kid):
     """A process of nobody holding /proc/self/stat, /proc/<pid>/status and
     /proc/thread-self/comm (redis-server keeps /proc/<pid>/stat): after the
-    restore the fds describe the restored process, opened as nobody."""
-    w = spawn(env, "w", ["--proc"])
-    assert w.check_pass()["proc"] == "ok"
+    restore the fds describe the restored process, opened as nobody. kid:
+    a child forked after the opens holds them too; its fds describe its
+    restored parent."""
+    w = spawn(env, "w", ["--proc"] + (["--pair"] if kid else []))
+    r = w.check_pass()
+    assert r["proc"] == "ok" and r.get("kidproc", "ok") == "ok", r
     img = env.path("img")
     env.dump(w, img)
+    if kid:
+        harness.reap(int(w.ready["child"]))
     w = env.restore(img, mode, w)
     r = w.check_pass()
-    assert r["proc"] == "ok", r
-    for fd in w.ready["proc_fds"].split(","):
-        link = os.readlink(f"/proc/{w.pid}/fd/{fd}")
-        assert link.startswith(f"/proc/{w.pid}/"), link
+    assert r["proc"] == "ok" and r.get("kidproc", "ok") == "ok", r
+    assert ("kidproc" in r) == kid, r
+    for pid in [w.pid] + ([int(w.ready["child"])] if kid else []):
+        for fd in w.ready["proc_fds"].split(","):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            assert link.startswith(f"/proc/{w.pid}/"), link
     w.stop()
 
 

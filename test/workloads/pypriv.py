@@ -61,7 +61,15 @@ def map_shared(path):
     return addr
 
 
-def child(d, pair_end, lpath):
+def parent_proc(fds):
+    """ok when the /proc fds inherited from the parent describe the parent."""
+    with open("/proc/self/status") as f:
+        ppid = [x.split()[1] for x in f if x.startswith("PPid:")][0]
+    stat = os.pread(fds["pstat"], 4096, 0).split()[0].decode()
+    return "ok" if stat == ppid else f"bad:{stat}:{ppid}"
+
+
+def child(d, pair_end, lpath, fds):
     flag = {"check": False}
     signal.signal(signal.SIGUSR1, lambda *_: flag.update(check=True))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -71,7 +79,8 @@ def child(d, pair_end, lpath):
     while True:
         if flag["check"]:
             flag["check"] = False
-            publish(d, "child-result", f"cli={peercred(c)} pair={peercred(pair_end)}\n")
+            extra = f" proc={parent_proc(fds)}" if "pstat" in fds else ""
+            publish(d, "child-result", f"cli={peercred(c)} pair={peercred(pair_end)}{extra}\n")
         time.sleep(0.05)
 
 
@@ -100,6 +109,11 @@ def main():
     if a.fifo:
         keep["fifo"] = os.open(a.fifo, os.O_RDWR | os.O_NONBLOCK)
         ready["fifo_fd"] = keep["fifo"]
+    if a.proc:
+        keep["pstat"] = os.open("/proc/self/stat", os.O_RDONLY)
+        keep["pstatus"] = os.open(f"/proc/{os.getpid()}/status", os.O_RDONLY)
+        keep["pcomm"] = os.open("/proc/thread-self/comm", os.O_RDONLY)
+        ready["proc_fds"] = f"{keep['pstat']},{keep['pstatus']},{keep['pcomm']}"
     kid = None
     if a.pair:
         p0, p1 = socket.socketpair()
@@ -111,7 +125,7 @@ def main():
         if kid == 0:
             p0.close()
             lsk.close()
-            child(d, p1, lpath)
+            child(d, p1, lpath, keep)
         p1.close()
         acc, _ = lsk.accept()
         keep["pair"], keep["acc"], keep["lsk"] = p0, acc, lsk
@@ -129,11 +143,6 @@ def main():
         t.listen(4)
         keep["tcp"] = t
         ready["tcp_fd"] = t.fileno()
-    if a.proc:
-        keep["pstat"] = os.open("/proc/self/stat", os.O_RDONLY)
-        keep["pstatus"] = os.open(f"/proc/{os.getpid()}/status", os.O_RDONLY)
-        keep["pcomm"] = os.open("/proc/thread-self/comm", os.O_RDONLY)
-        ready["proc_fds"] = f"{keep['pstat']},{keep['pstatus']},{keep['pcomm']}"
     if a.thread_proc:
         got = []
         threading.Thread(target=lambda: (got.append(os.open("/proc/thread-self/comm",
@@ -215,6 +224,8 @@ def main():
                     with open(res) as f:
                         w = dict(x.split("=") for x in f.read().split())
                     out["cli"], out["kidpair"] = w["cli"], w["pair"]
+                    if "proc" in w:
+                        out["kidproc"] = w["proc"]
             except Exception as ex:  # noqa: BLE001 - reported to the test
                 verdict = "FAIL"
                 out["error"] = repr(ex).replace(" ", "_")
