@@ -30,7 +30,12 @@
  * reachable through an epoll set, say) belongs to the root of the tree.
  * Zombies hold nothing.
  *
- * Files (as_owner_open): opened as the owner, with no symlink anywhere in
+ * Files (as_owner_open): the files of fds, mapped files, the executable,
+ * the working and root directory (restore-task.c: "DIR/." so that the
+ * owner must be allowed to search DIR itself), and a process's own /proc
+ * files (fd-reg.c, in the process, under its restored pid). Memfds are
+ * created as the owner of their object (restore-shmem.c). Opened as the
+ * owner, with no symlink anywhere in
  * the path (the dumped path comes from /proc/PID/fd and has none), except
  * the last component of an O_PATH|O_NOFOLLOW fd, which names a link
  * itself. When the owner is refused (EACCES/EPERM: a daemon that opened

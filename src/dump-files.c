@@ -23,6 +23,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "dump-files.h"
 #include "fd-desc.h"
 #include "fd-event.h"
@@ -214,6 +215,27 @@ static int add_fd(struct files_dump *f, int fd, uint32_t id, uint32_t fd_flags)
 	return 0;
 }
 
+/* Is A an ancestor of P (their parent links, as this /proc sees them)? */
+static bool is_ancestor(pid_t a, pid_t p)
+{
+	for (int depth = 0; p > 1 && depth < 4096; depth++) {
+		uint64_t ppid;
+		char *status;
+		int ret = proc_read(p, "status", &status, NULL);
+
+		if (!ret) {
+			ret = proc_parse_status_num(status, "PPid", 10, &ppid);
+			free(status);
+		}
+		if (ret)
+			return false;
+		p = (pid_t)ppid;
+		if (p == a)
+			return true;
+	}
+	return false;
+}
+
 static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 		       struct dump_imgs *imgs)
 {
@@ -238,7 +260,12 @@ static int dump_one_fd(struct files_dump *f, struct files_table *tab, int fd,
 	p.fdinfo = fdinfo;
 	p.flags = flags & ~(uint32_t)O_CLOEXEC;
 	df = find_shared(tab, f->pid, fd, &p.st);
-	if (df)
+	if (df && df->pid != f->pid && df->e->reg && df->e->reg->proc_self &&
+	    !is_ancestor(df->pid, f->pid)) {
+		pr_err("dump: process %d fd %d: %s: a /proc file of process %d, which is not its "
+		       "ancestor: cannot be restored faithfully: refused", f->pid, fd, link, df->pid);
+		ret = -EOPNOTSUPP;
+	} else if (df)
 		ret = fd_desc_dump(&p, df->e, false); /* this process's POSIX locks */
 	else
 		ret = add_file(tab, &p, imgs, &df);
@@ -294,6 +321,21 @@ static int list_fds(pid_t pid, int **fds, size_t *nr)
 	return 0;
 }
 
+/* st_dev, st_ino and birth time of /proc/PID/NAME (cwd, root). */
+static int dir_was(pid_t pid, const char *name, struct dump_dir *d)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	if (stat(path, &st))
+		return -errno;
+	d->dev = (uint64_t)st.st_dev;
+	d->ino = (uint64_t)st.st_ino;
+	d->has_btime = as_owner_btime(AT_FDCWD, path, &d->btime_ns);
+	return 0;
+}
+
 static int collect_fs(struct files_dump *f)
 {
 	uint64_t umask;
@@ -303,6 +345,8 @@ static int collect_fs(struct files_dump *f)
 	ret = proc_readlink(f->pid, "cwd", f->cwd, sizeof(f->cwd));
 	if (!ret)
 		ret = proc_readlink(f->pid, "root", f->root, sizeof(f->root));
+	if (!ret)
+		ret = dir_was(f->pid, "cwd", &f->cwd_was) ?: dir_was(f->pid, "root", &f->root_was);
 	if (ret) {
 		pr_err("process %d: reading its cwd and root: %s", f->pid, strerror(-ret));
 		return ret;
@@ -395,6 +439,15 @@ static int write_fs(const struct files_dump *f, struct dump_imgs *imgs)
 	e.cwd = (char *)f->cwd;
 	e.root = (char *)f->root;
 	e.umask = f->umask;
+	e.has_cwd_dev = e.has_cwd_ino = e.has_root_dev = e.has_root_ino = true;
+	e.cwd_dev = f->cwd_was.dev;
+	e.cwd_ino = f->cwd_was.ino;
+	e.root_dev = f->root_was.dev;
+	e.root_ino = f->root_was.ino;
+	e.has_cwd_btime_ns = f->cwd_was.has_btime;
+	e.cwd_btime_ns = f->cwd_was.btime_ns;
+	e.has_root_btime_ns = f->root_was.has_btime;
+	e.root_btime_ns = f->root_was.btime_ns;
 	snprintf(name, sizeof(name), "fs-%d.img", f->img_pid);
 	return dump_img_write_one(imgs, name, LZ_IMG_FS, &e.base);
 }

@@ -7,6 +7,7 @@
 #define LZ_DUMP_FILES_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -43,6 +44,10 @@ struct files_dump {
 	struct dump_fd *fds;
 	size_t nr_fds;
 	char cwd[PATH_MAX], root[PATH_MAX];
+	struct dump_dir {	/* what cwd and root are: restore's fallback checks it */
+		uint64_t dev, ino, btime_ns;
+		bool has_btime;
+	} cwd_was, root_was;
 	uint32_t umask;
 };
 

@@ -14,6 +14,7 @@
  * marked so: dump-delmap.c saves its content once in files.img's terms.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #define LOG_PREFIX "dump: "
 #include "log.h"
+#include "as-owner.h"
 #include "dump-mm.h"
 #include "mm.pb-c.h"
 #include "shmem.pb-c.h"
@@ -189,6 +191,7 @@ static int classify_file(pid_t pid, const struct proc_vma *v, struct dump_vma *d
 	d->path = strdup(path);
 	d->dev = st.st_dev;
 	d->ino = st.st_ino;
+	d->has_btime = as_owner_btime(AT_FDCWD, link, &d->btime_ns);
 	return d->path ? 0 : -ENOMEM;
 }
 
@@ -308,7 +311,8 @@ static int read_auxv(struct mm_dump *mm)
 
 int mm_collect_proc(struct mm_dump *mm)
 {
-	char *text;
+	char *text, exe[64];
+	struct stat st;
 	int ret;
 
 	ret = proc_read(mm->pid, "stat", &text, NULL);
@@ -326,9 +330,19 @@ int mm_collect_proc(struct mm_dump *mm)
 	if (ret)
 		return ret;
 	ret = proc_readlink(mm->pid, "exe", mm->exe, sizeof(mm->exe));
-	if (ret)
+	if (ret) {
 		pr_err("process %d: readlink /proc/%d/exe: %s", mm->pid, mm->pid, strerror(-ret));
-	return ret;
+		return ret;
+	}
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", mm->pid);
+	if (stat(exe, &st)) {
+		pr_perror("process %d: stat %s", mm->pid, exe);
+		return -errno;
+	}
+	mm->exe_dev = (uint64_t)st.st_dev;
+	mm->exe_ino = (uint64_t)st.st_ino;
+	mm->has_exe_btime = as_owner_btime(AT_FDCWD, exe, &mm->exe_btime_ns);
+	return 0;
 }
 
 static void fill_vma(VmaEntry *e, const struct dump_vma *v)
@@ -357,6 +371,8 @@ static void fill_vma(VmaEntry *e, const struct dump_vma *v)
 		e->has_dev = e->has_ino = true;
 		e->dev = v->dev;
 		e->ino = v->ino;
+		e->has_btime_ns = v->has_btime;
+		e->btime_ns = v->btime_ns;
 	}
 	if (v->deleted) {
 		e->has_deleted_file_id = true;
@@ -394,6 +410,11 @@ int mm_write(const struct mm_dump *mm, struct dump_imgs *imgs)
 	e.n_auxv = mm->nr_auxv;
 	e.auxv = mm->auxv;
 	e.exe_path = (char *)mm->exe;
+	e.has_exe_dev = e.has_exe_ino = true;
+	e.exe_dev = mm->exe_dev;
+	e.exe_ino = mm->exe_ino;
+	e.has_exe_btime_ns = mm->has_exe_btime;
+	e.exe_btime_ns = mm->exe_btime_ns;
 	e.n_vmas = mm->nr_vmas;
 	e.vmas = vmap;
 	snprintf(name, sizeof(name), "mm-%d.img", mm->img_pid);

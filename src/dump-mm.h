@@ -26,6 +26,8 @@ struct dump_vma {
 	char *path;	  /* file-backed: the file */
 	char *name;	  /* [heap], [stack], [anon:...] */
 	uint64_t dev, ino;
+	bool has_btime;	  /* file-backed: the file system keeps a birth time */
+	uint64_t btime_ns;
 	int shm_kind;	  /* VMA_SHMEM: ShmemKind, from the maps name */
 	uint32_t shmem_id; /* VMA_SHMEM: set by dump-shmem.c */
 	bool deleted;	  /* VMA_FILE_*: of an unlinked file (path without " (deleted)") */
@@ -43,6 +45,8 @@ struct mm_dump {
 	uint64_t *auxv;	       /* (type, value) pairs up to and including AT_NULL */
 	size_t nr_auxv;	       /* number of u64 */
 	char exe[PATH_MAX];
+	uint64_t exe_dev, exe_ino, exe_btime_ns; /* stat of /proc/PID/exe */
+	bool has_exe_btime;
 };
 
 /*

@@ -26,6 +26,15 @@
  *  - the same size but another inode (replaced) or another mtime
  *    (written in place): a warning, the restore goes on.
  *
+ * A file of the holder's own /proc/<pid>/ (or /proc/<pid>/task/<pid>/:
+ * /proc/self and /proc/thread-self come as numbers) is kept relative to it
+ * (proc_self, proc_rest) and opened by the restored process itself under
+ * its pid, not by the dumped path: that names another process, or none,
+ * once pids differ (--pidns, a pid taken). A descendant that inherited the
+ * fd opens its own description under that ancestor's restored pid. Another
+ * process's or thread's /proc file is refused at dump (reg_dump_proc,
+ * dump-files.c).
+ *
  * Privilege (as-owner.h): a file is opened as the process that owns the
  * description, with no symlink anywhere in its path (check refuses one
  * before anything is opened); refused to the owner, it is opened as
@@ -41,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 /* Dump and restore both: each message says which. */
@@ -49,6 +59,11 @@
 #include "fd-kind.h"
 #include "restore-fds.h"
 #include "restore-verify.h"
+#include "proc.h"
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -103,6 +118,77 @@ static int reg_dump_deleted(struct fd_probe *p, FileEntry *e, RegFileEntry *r,
 	return ret;
 }
 
+/* Is N one of PID's numbers (the NSpid line: host pid to innermost)? */
+static bool is_own_pid(pid_t pid, unsigned long n)
+{
+	char *status, *l;
+	bool own = false;
+
+	if (n == (unsigned long)pid)
+		return true;
+	if (proc_read(pid, "status", &status, NULL))
+		return false;
+	l = strstr(status, "\nNSpid:");
+	for (char *q = l ? l + 7 : NULL; q && *q && *q != '\n';) {
+		char *end;
+		unsigned long v = strtoul(q, &end, 10);
+
+		if (end == q)
+			break;
+		own |= v == n;
+		q = end;
+	}
+	free(status);
+	return own;
+}
+
+/*
+ * An fd on a procfs file under /proc/<N>/: what it describes is process N,
+ * and the path names another process (or none) when the tree comes back
+ * with other pids, or the outside pids of --pidns. Kept relative to the
+ * holder when N is the holder itself (or N/task/N, its main thread); any
+ * other process or thread is refused by name (a descendant that inherited
+ * the description: dump-files.c, fine). The kernel gives /proc/self
+ * and /proc/thread-self paths as numbers already.
+ */
+static int reg_dump_proc(struct fd_probe *p, RegFileEntry *r)
+{
+	const char *s = p->link + 6, *rest;
+	char proc[64], *end;
+	unsigned long n, tid;
+	struct statfs sfs;
+
+	if (strncmp(p->link, "/proc/", 6) || *s < '1' || *s > '9')
+		return 0;
+	n = strtoul(s, &end, 10);
+	if (*end != '/' && *end != '\0')
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", p->pid, p->fd);
+	if (statfs(proc, &sfs) || sfs.f_type != PROC_SUPER_MAGIC)
+		return 0;
+	rest = *end ? end + 1 : end;
+	if (!is_own_pid(p->pid, n)) {
+		pr_err("dump: process %d fd %d: %s: a /proc file of process %lu, not its own: "
+		       "cannot be restored faithfully: refused", p->pid, p->fd, p->link, n);
+		return -EOPNOTSUPP;
+	}
+	if (!strncmp(rest, "task/", 5) && rest[5] >= '1' && rest[5] <= '9') {
+		tid = strtoul(rest + 5, &end, 10);
+		if (*end != '/' && *end != '\0')
+			return 0;
+		if (tid != n) {
+			pr_err("dump: process %d fd %d: %s: a /proc file of its thread %lu, not its "
+			       "main thread: not supported yet", p->pid, p->fd, p->link, tid);
+			return -EOPNOTSUPP;
+		}
+		r->has_proc_task = r->proc_task = true;
+		rest = *end ? end + 1 : end;
+	}
+	r->has_proc_self = r->proc_self = true;
+	r->proc_rest = strdup(rest);
+	return r->proc_rest ? 0 : -ENOMEM;
+}
+
 static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 {
 	RegFileEntry *r = malloc(sizeof(*r));
@@ -129,7 +215,9 @@ static int reg_dump(struct fd_probe *p, FileEntry *e, struct dump_imgs *imgs)
 	/* Restore tells a reused inode number from the file by it (as-owner.h). */
 	snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", p->pid, p->fd);
 	r->has_btime_ns = as_owner_btime(AT_FDCWD, proc, &r->btime_ns);
-	return is_deleted(p) ? reg_dump_deleted(p, e, r, imgs) : 0;
+	if (is_deleted(p))
+		return reg_dump_deleted(p, e, r, imgs);
+	return reg_dump_proc(p, r);
 }
 
 static int reg_verify(const FileEntry *e, char *why, size_t len)
@@ -147,6 +235,11 @@ static int reg_verify(const FileEntry *e, char *why, size_t len)
 	if (r->deleted && (!S_ISREG(r->mode) || !r->has_size || (e->flags & O_PATH) ||
 			   !r->has_uid || !r->has_gid || r->size > FD_DATA_MAX)) {
 		snprintf(why, len, "deleted file %s without a regular file's fields", r->path);
+		return -EBADMSG;
+	}
+	if (r->proc_self && (!r->proc_rest || r->proc_rest[0] == '/' || r->deleted ||
+			     !strncmp(r->proc_rest, "..", 2) || strstr(r->proc_rest, "/.."))) {
+		snprintf(why, len, "%s: a /proc file without a plain path in /proc/<pid>", r->path);
 		return -EBADMSG;
 	}
 	if (!(e->flags & O_PATH) && !S_ISREG(r->mode) && !S_ISDIR(r->mode)) {
@@ -193,8 +286,8 @@ static int reg_check(const FileEntry *e, char *why, size_t len)
 	struct stat st;
 	int fd, ret;
 
-	if (r->deleted)
-		return 0; /* comes from the images */
+	if (r->deleted || r->proc_self)
+		return 0; /* comes from the images; opened by its process (reg_open_proc_self) */
 	/*
 	 * No symlink in the path: the dumped one (from /proc/PID/fd) had none.
 	 * O_PATH|O_NOFOLLOW: a symlink as last component is looked at itself,
@@ -344,6 +437,8 @@ static int reg_open(const FileEntry *e, const struct rst_images *im, struct rst_
 	char what[PATH_MAX + 160];
 	int fd;
 
+	if (r->proc_self)
+		return 0; /* its pid does not exist yet: reg_open_proc_self */
 	if (r->deleted) {
 		fd = reg_open_deleted(e, im, st, flags, why, len);
 		if (fd < 0)
@@ -369,6 +464,85 @@ seek:
 	if (!(flags & O_PATH) && S_ISDIR(r->mode) && r->pos)
 		lseek(fd, (off_t)r->pos, SEEK_SET); /* a readdir cookie: best effort */
 	pr_debug("restore: file %u: %s flags %#o pos %" PRIu64, e->id, r->path, e->flags, r->pos);
+	return rst_fstore_put(st, e->id, fd, why, len);
+}
+
+/*
+ * The number of the process DEPTH generations above us (0: ourselves) in
+ * the /proc we see: /proc/self read (not followed), then PPid of status,
+ * which that /proc gives in its own numbering. Into BUF.
+ */
+static int proc_number_up(unsigned depth, char *buf, size_t len)
+{
+	char path[64], text[4096], *l;
+	ssize_t n = readlink("/proc/self", buf, len - 1);
+	int fd;
+
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	for (; depth; depth--) {
+		snprintf(path, sizeof(path), "/proc/%s/status", buf);
+		fd = as_owner_open_nolinks(path, O_RDONLY);
+		if (fd < 0)
+			return fd;
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		text[n] = '\0';
+		l = strstr(text, "\nPPid:\t");
+		if (!l || atoi(l + 7) <= 0)
+			return -ESRCH;
+		snprintf(buf, len, "%d", atoi(l + 7));
+	}
+	return 0;
+}
+
+/*
+ * In the restored process T, before its fds are installed: a /proc file
+ * of its own, or of the ancestor it inherited it from (the file's owner,
+ * as-owner.h), under that process's pid as the /proc it sees numbers it
+ * (the dumped pid, or the outside one of --pidns), opened as T with no
+ * symbolic link followed. A description of T's own: one per process. Into ST.
+ */
+int reg_open_proc_self(const FileEntry *e, const struct rst_images *im,
+		       const struct rst_task *t, struct rst_fstore *st, char *why, size_t len)
+{
+	const RegFileEntry *r = e->reg;
+	int flags = (int)(e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_ASYNC)) | O_NOCTTY;
+	const struct rst_task *o = as_owner_of_file(im, e->id);
+	char num[32], path[PATH_MAX], what[PATH_MAX + 160];
+	unsigned depth = 0;
+	int fd, i;
+
+	for (i = (int)(t - im->tasks); i >= 0 && &im->tasks[i] != o; i = im->tasks[i].parent)
+		depth++;
+	if (i < 0) { /* restore-verify.c refused it */
+		snprintf(why, len, "%s: not a /proc file of an ancestor", r->path);
+		return -EINVAL;
+	}
+	fd = proc_number_up(depth, num, sizeof(num));
+	if (fd < 0) {
+		snprintf(why, len, "%s: the pid of process %u in /proc: %s", r->path, o->pid,
+			 strerror(-fd));
+		return fd;
+	}
+	if (r->proc_task)
+		snprintf(path, sizeof(path), "/proc/%s/task/%s%s%s", num, num,
+			 r->proc_rest[0] ? "/" : "", r->proc_rest);
+	else
+		snprintf(path, sizeof(path), "/proc/%s%s%s", num, r->proc_rest[0] ? "/" : "",
+			 r->proc_rest);
+	fd = as_owner_open(t, path, flags, NULL, what, sizeof(what));
+	if (fd < 0) {
+		snprintf(why, len, "open %s (dumped as %s)", what, r->path);
+		return fd;
+	}
+	if ((flags & O_ACCMODE) != O_WRONLY && !(flags & O_PATH) && r->pos &&
+	    lseek(fd, (off_t)r->pos, SEEK_SET) < 0)
+		pr_debug("%s: offset %" PRIu64 " not restored: %s", path, r->pos, strerror(errno));
+	pr_debug("restore: file %u: %s as %s", e->id, r->path, path);
 	return rst_fstore_put(st, e->id, fd, why, len);
 }
 

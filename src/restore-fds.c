@@ -131,7 +131,9 @@ static int vma_open(struct rst_svc *s, const struct rst_task *rt, size_t i, char
 	}
 	fd = as_owner_open_typed(rt, v->path, shared_w ? O_RDWR : O_RDONLY, S_IFREG,
 				 &(struct as_owner_file){ .has_ino = v->has_ino && v->has_dev,
-							  .dev = v->dev, .ino = v->ino },
+							  .dev = v->dev, .ino = v->ino,
+							  .has_btime = v->has_btime_ns,
+							  .btime_ns = v->btime_ns },
 				 what, sizeof(what));
 	if (fd < 0) {
 		snprintf(why, len, "process %u: open (mapped at %#" PRIx64 ") %s", rt->pid, v->start,
@@ -183,22 +185,28 @@ static int vma_deleted_fd(struct rst_svc *s, const struct rst_images *im, const 
 }
 
 /*
- * The executable, as the process (as-owner.h): mm.img has no inode of it,
- * a mapping of it has (an execute-only binary the process cannot read).
+ * The executable, as the process (as-owner.h): refused to it (an
+ * execute-only binary it cannot read), as lazarus only if it is the dumped
+ * file (mm.img exe_dev/exe_ino/exe_btime_ns; images without them: a
+ * mapping of it, without birth time).
  */
 static int exe_open(const struct rst_task *rt, char *what, size_t len)
 {
 	const MmEntry *mm = rt->mm;
 	const VmaEntry *m = NULL;
+	struct as_owner_file was = { .has_ino = mm->has_exe_dev && mm->has_exe_ino,
+				     .dev = mm->exe_dev, .ino = mm->exe_ino,
+				     .has_btime = mm->has_exe_btime_ns,
+				     .btime_ns = mm->exe_btime_ns };
 
-	for (size_t i = 0; i < mm->n_vmas && !m; i++)
+	for (size_t i = 0; i < mm->n_vmas && !m && !was.has_ino; i++)
 		if (mm->vmas[i]->path && mm->vmas[i]->has_ino && !strcmp(mm->vmas[i]->path, mm->exe_path))
 			m = mm->vmas[i];
-	return as_owner_open_typed(rt, mm->exe_path, O_RDONLY, S_IFREG,
-				   &(struct as_owner_file){ .has_ino = m && m->has_dev,
-							    .dev = m ? m->dev : 0,
-							    .ino = m ? m->ino : 0 },
-				   what, len);
+	if (m && m->has_dev)
+		was = (struct as_owner_file){ .has_ino = true, .dev = m->dev, .ino = m->ino,
+					      .has_btime = m->has_btime_ns,
+					      .btime_ns = m->btime_ns };
+	return as_owner_open_typed(rt, mm->exe_path, O_RDONLY, S_IFREG, &was, what, len);
 }
 
 /*
@@ -552,6 +560,17 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 	if (max_locks && !s->locks) {
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
+		const FileEntry *e = rst_file_by_id(im, rt->fdinfo[i]->file_id);
+		int ret;
+
+		if (!e || e->kind != FILE_KIND__FD_REG || !e->reg || !e->reg->proc_self ||
+		    rst_fstore_get(st, e->id) >= 0)
+			continue;
+		ret = reg_open_proc_self(e, im, rt, st, why, len);
+		if (ret)
+			return ret;
 	}
 	for (size_t i = 0; i < rt->nr_fdinfo; i++) {
 		const FdinfoEntry *d = rt->fdinfo[i];

@@ -67,6 +67,14 @@ int rst_fds_install(const struct rst_images *im, const struct rst_task *rt,
 		    struct rst_fstore *st, struct rst_svc *s, char *why, size_t len);
 
 /*
+ * fd-reg.c: a /proc file of RT's own or of the ancestor it inherited it
+ * from (reg_file_entry proc_self), opened in RT under that process's
+ * restored pid into ST; rst_fds_install calls it.
+ */
+int reg_open_proc_self(const FileEntry *e, const struct rst_images *im,
+		       const struct rst_task *rt, struct rst_fstore *st, char *why, size_t len);
+
+/*
  * open() that cannot block on a FIFO or a device waiting for a peer, and
  * fails with -EINVAL (WHAT says why) unless the file is of type WANT.
  * O_CLOEXEC always; O_NONBLOCK as FLAGS say.

@@ -6,6 +6,9 @@
  * its pages file; every process inherits the fds through clone and maps
  * its VMA_SHMEM from them (restore-fds.c, plugin/blob/mem.c), so a page
  * written by one process after restore is seen by all, as before.
+ A memfd is
+ * created as the first process holding or mapping it (as-owner.h), so
+ * that its inode's owner is that process's, and filled by lazarus.
  *
  * Shared anonymous memory is made as what it was, a MAP_SHARED|
  * MAP_ANONYMOUS object (reached as an fd through /proc/self/map_files),
@@ -223,17 +226,59 @@ static int obj_fill(const ShmemEntry *e, int pages_fd, int fd, uint8_t *at)
 
 /* ------------------------------------------------------------ create */
 
-static int make_memfd(const ShmemEntry *e, int pages_fd, struct rst_shm *s)
+/*
+ * The owner of object ID (as-owner.h): the first process in pstree order
+ * with an fd of it (a memfd_file_entry) or a mapping of it; NULL if none.
+ */
+static const struct rst_task *shmem_owner(const struct rst_images *im, uint32_t id)
+{
+	for (size_t i = 0; i < im->nr_tasks; i++) {
+		const struct rst_task *t = &im->tasks[i];
+
+		for (size_t j = 0; j < t->nr_fdinfo; j++) {
+			const FileEntry *f = rst_file_by_id(im, t->fdinfo[j]->file_id);
+
+			if (f && f->kind == FILE_KIND__FD_MEMFD && f->memfd && f->memfd->shmem_id == id)
+				return t;
+		}
+		for (size_t v = 0; t->mm && v < t->mm->n_vmas; v++)
+			if (t->mm->vmas[v]->kind == VMA_KIND__VMA_SHMEM &&
+			    t->mm->vmas[v]->has_shmem_id && t->mm->vmas[v]->shmem_id == id)
+				return t;
+	}
+	return NULL;
+}
+
+/*
+ * memfd_create as the object's owner (as-owner.h), so that the inode's
+ * uid and gid are the process's as they were (the kernel takes its fsuid
+ * and fsgid); lazarus fills it and sets its mode through the fd it holds.
+ */
+static int make_memfd(const struct rst_images *im, const ShmemEntry *e, int pages_fd,
+		      struct rst_shm *s)
 {
 	const ShmemEntry fill = { .n_runs = s->lazy ? 0 : e->n_runs, .runs = e->runs,
 				  .size = e->size };
 	unsigned flags = MFD_CLOEXEC_ | (e->seals == SEAL_SEAL ? 0 : MFD_ALLOW_SEALING_);
-	int ret;
+	const struct rst_task *owner = shmem_owner(im, e->id);
+	struct as_owner ao;
+	char why[256];
+	int ret, err;
 
+	ret = as_owner_enter(&ao, owner, why, sizeof(why));
+	if (ret)
+		return rst_verify_fail("shmem.img", ret, "memfd %s: %s", e->name, why);
 	s->fd = (int)syscall(SYS_memfd_create, e->name, flags);
+	err = s->fd < 0 ? -errno : 0;
+	ret = as_owner_leave(&ao, err, why, sizeof(why));
+	if (ret && !err) {
+		close(s->fd);
+		s->fd = -1;
+		return rst_verify_fail("shmem.img", ret, "memfd %s: %s", e->name, why);
+	}
 	if (s->fd < 0)
-		return rst_verify_fail("shmem.img", -errno, "memfd %s: memfd_create: %s", e->name,
-			    strerror(errno));
+		return rst_verify_fail("shmem.img", err, "memfd %s: memfd_create as process %u: %s",
+				       e->name, owner ? owner->pid : 0, strerror(-err));
 	if (ftruncate(s->fd, (off_t)e->size) < 0)
 		return rst_verify_fail("shmem.img", -errno, "memfd %s: ftruncate to %" PRIu64 ": %s", e->name,
 			    e->size, strerror(errno));
@@ -445,7 +490,7 @@ int rst_shmem_create(struct rst_images *im)
 		im->shm[i].lazy = obj_lazy(im, i);
 		switch (e->kind) {
 		case SHMEM_KIND__SHMEM_MEMFD:
-			ret = make_memfd(e, pfd, &im->shm[i]);
+			ret = make_memfd(im, e, pfd, &im->shm[i]);
 			break;
 		case SHMEM_KIND__SHMEM_ANON:
 			ret = make_anon(e, pfd, &im->shm[i]);

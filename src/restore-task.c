@@ -25,9 +25,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "restore-task.h"
+#include "as-owner.h"
 
 /*
  * Sessions and process groups of a tree. The kernel's rules: setsid() makes
@@ -227,21 +229,72 @@ int rst_task_misc(const struct rst_task *rt, char *why, size_t len)
 	return ret;
 }
 
-/* The cwd is a path from our root, so chdir before chroot. */
+/*
+ * Root and cwd are opened as the process (as-owner.h: no symbolic link in
+ * the path; "/." at the end so that the owner must be allowed to search the
+ * directory itself, as chdir asks; refused to it, as lazarus only if it is
+ * the dumped directory), both before either changes: the dumped paths are
+ * from our root. Then chroot into the root (through fchdir) and fchdir
+ * into the cwd.
+ */
+static int open_dir(const struct rst_task *rt, const char *path, bool has_ino, uint64_t dev,
+		    uint64_t ino, bool has_btime, uint64_t btime, const char *what, char *why,
+		    size_t len)
+{
+	const struct as_owner_file was = { .has_ino = has_ino, .dev = dev, .ino = ino,
+					   .has_btime = has_btime, .btime_ns = btime };
+	char dot[PATH_MAX + 4], msg[PATH_MAX + 200];
+	const char *m = msg;
+	size_t n;
+	int fd;
+
+	snprintf(dot, sizeof(dot), "%s%s.", path, path[strlen(path) - 1] == '/' ? "" : "/");
+	fd = as_owner_open(rt, dot, O_PATH | O_DIRECTORY, &was, msg, sizeof(msg));
+	n = strlen(dot);
+	if (!strncmp(msg, dot, n) && !strncmp(msg + n, ": ", 2))
+		m = msg + n + 2; /* "DOT: why": the path is named once, as dumped */
+	if (fd < 0)
+		snprintf(why, len, "%s %s (process %u): %s", what, path, rt->pid,
+			 fd == -ELOOP ? "a symbolic link in its path (the dumped path had none): "
+					"refused" : m);
+	return fd;
+}
+
 int rst_task_fs(const struct rst_task *rt, char *why, size_t len)
 {
 	const FsEntry *fs = rt->fs;
+	int cwd, root = -1, ret = 0;
 
-	if (chdir(fs->cwd)) {
-		snprintf(why, len, "chdir %s: %s", fs->cwd, strerror(errno));
-		return -errno;
+	cwd = open_dir(rt, fs->cwd, fs->has_cwd_dev && fs->has_cwd_ino, fs->cwd_dev, fs->cwd_ino,
+		       fs->has_cwd_btime_ns, fs->cwd_btime_ns, "working directory", why, len);
+	if (cwd < 0)
+		return cwd;
+	if (strcmp(fs->root, "/")) {
+		root = open_dir(rt, fs->root, fs->has_root_dev && fs->has_root_ino, fs->root_dev,
+				fs->root_ino, fs->has_root_btime_ns, fs->root_btime_ns,
+				"root directory", why, len);
+		if (root < 0) {
+			ret = root;
+			goto close_cwd;
+		}
+		if (fchdir(root) || chroot(".")) {
+			ret = -errno;
+			snprintf(why, len, "chroot %s: %s", fs->root, strerror(errno));
+			goto close_root;
+		}
 	}
-	if (strcmp(fs->root, "/") && chroot(fs->root)) {
-		snprintf(why, len, "chroot %s: %s", fs->root, strerror(errno));
-		return -errno;
+	if (fchdir(cwd)) {
+		ret = -errno;
+		snprintf(why, len, "chdir %s: %s", fs->cwd, strerror(errno));
+		goto close_root;
 	}
 	umask((mode_t)fs->umask);
-	return 0;
+close_root:
+	if (root >= 0)
+		close(root);
+close_cwd:
+	close(cwd);
+	return ret;
 }
 
 /* ------------------------------------------------------------ /proc/self files */

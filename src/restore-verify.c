@@ -18,6 +18,7 @@
 #include "image.h"
 #include "log.h"
 #include "plugin.h"
+#include "as-owner.h"
 #include "fd-kind.h"
 #include "restore-fds.h"
 #include "restore-shmem.h"
@@ -449,6 +450,25 @@ static int verify_files_exist(const struct rst_task *t)
 }
 
 /*
+ * A /proc file of a process's own (reg proc_self) is the first holder's
+ * (as-owner.h: its owner); another holder must be a descendant of it (it
+ * inherited the fd), which reopens it under the owner's restored pid.
+ */
+static bool proc_self_unreachable(const struct rst_images *im, const struct rst_task *t,
+				  uint32_t id)
+{
+	const struct rst_task *o = as_owner_of_file(im, id);
+	int i = (int)(t - im->tasks);
+
+	for (size_t depth = 0; i >= 0 && depth <= im->nr_tasks; depth++) {
+		if (&im->tasks[i] == o)
+			return false;
+		i = im->tasks[i].parent;
+	}
+	return true;
+}
+
+/*
  * What each fd's description needs on this machine, through its kind (a
  * FIFO in a file's place would block). A description shared by several
  * fds is checked once per process: cheap, and the fd named.
@@ -461,13 +481,44 @@ static int check_task_files(const struct rst_images *im, const struct rst_task *
 		char why[512];
 		int ret;
 
+		if (f->kind == FILE_KIND__FD_REG && f->reg && f->reg->proc_self &&
+		    proc_self_unreachable(im, t, f->id)) {
+			pr_err("%s: a /proc file of a process that is not this one or an ancestor "
+			       "(process %u, fd %u)", f->reg->path, t->pid, t->fdinfo[i]->fd);
+			return -EBADMSG;
+		}
 		if (!k->check)
 			continue;
 		ret = k->check(f, why, sizeof(why));
 		if (ret) {
-			pr_err("%s (fd %u)", why, t->fdinfo[i]->fd);
+			pr_err("%s (process %u, fd %u)", why, t->pid, t->fdinfo[i]->fd);
 			return ret;
 		}
+	}
+	return 0;
+}
+
+/*
+ * Working and root directory: still directories, no symbolic link in their
+ * paths (the dumped ones, from /proc/PID/cwd, had none). Each process opens
+ * them as itself later (rst_task_fs); this names a planted link before
+ * anything is created.
+ */
+static int check_task_dirs(const struct rst_task *t)
+{
+	const char *const what[2] = { "working directory", "root directory" };
+	const char *path[2] = { t->fs->cwd, t->fs->root };
+
+	for (int i = 0; i < 2; i++) {
+		int fd = as_owner_open_nolinks(path[i], O_PATH | O_DIRECTORY);
+
+		if (fd < 0) {
+			pr_err("%s %s (process %u): %s", what[i], path[i], t->pid,
+			       fd == -ELOOP ? "a symbolic link in its path (the dumped path had "
+					      "none): refused" : strerror(-fd));
+			return fd;
+		}
+		close(fd);
 	}
 	return 0;
 }
@@ -476,7 +527,7 @@ int rst_verify_files(const struct rst_images *im)
 {
 	for (size_t i = 0; i < im->nr_tasks; i++) {
 		const struct rst_task *t = &im->tasks[i];
-		int ret = rst_task_zombie(t) ? 0 : check_task_files(im, t);
+		int ret = rst_task_zombie(t) ? 0 : check_task_dirs(t) ?: check_task_files(im, t);
 
 		if (ret)
 			return ret;

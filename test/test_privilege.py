@@ -195,6 +195,33 @@ def test_dropped_privileges_replaced_refused(env, place, mode, how):
     assert f"process {w.pid}" in line and "not the file it had open" in line, line
 
 
+@pytest.mark.parametrize("how", ["rename", "unlink"])
+def test_dropped_privileges_mapped_replaced_refused(env, place, mode, how):
+    """A root-only file mapped MAP_SHARED read-write before the drop: the
+    same file comes back (dev, ino and birth time of mm.img); another
+    root-only file of the same name is refused, even with the old inode
+    number (unlink: ext4 gives it to the next file at once)."""
+    log = place / "log"
+    data = root_file(log, b"root's map, mapped before the drop\n")
+    w = spawn(env, "w", ["--map", log, "--drop"], prefix=[])
+    assert w.check_pass()["map"] == data[:16].hex()
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    assert w.check_pass()["map"] == data[:16].hex()
+    img2 = env.path("img2")
+    env.dump(w, img2)
+    ino = log.stat().st_ino
+    if how == "rename":
+        os.rename(log, place / "log.old")
+    else:
+        log.unlink()
+    root_file(log, SECRET[:len(data)].ljust(len(data), b"!"))
+    print("inode reused:", log.stat().st_ino == ino)  # shown with -s
+    line = refused(env, img2, mode, w, log)
+    assert f"process {w.pid}" in line and "not the file it had open" in line, line
+
+
 # --- character devices ---
 
 def test_dropped_privileges_chr_restored(env, place, mode):
@@ -396,3 +423,142 @@ def test_sysv_creator_nobody(env, mode):
         w.child().check_pass()
     finally:
         os.system(f"ipcrm -m {shmid} >/dev/null 2>&1")
+
+
+# --- /proc files of the process itself ---
+
+@pytest.mark.parametrize("kid", [False, True], ids=["alone", "kid"])
+def test_proc_self_files(env, mode, kid):
+    """A process of nobody holding /proc/self/stat, /proc/<pid>/status and
+    /proc/thread-self/comm (redis-server keeps /proc/<pid>/stat): after the
+    restore the fds describe the restored process, opened as nobody. kid:
+    a child forked after the opens holds them too; its fds describe its
+    restored parent."""
+    w = spawn(env, "w", ["--proc"] + (["--pair"] if kid else []))
+    r = w.check_pass()
+    assert r["proc"] == "ok" and r.get("kidproc", "ok") == "ok", r
+    img = env.path("img")
+    env.dump(w, img)
+    if kid:
+        harness.reap(int(w.ready["child"]))
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["proc"] == "ok" and r.get("kidproc", "ok") == "ok", r
+    assert ("kidproc" in r) == kid, r
+    for pid in [w.pid] + ([int(w.ready["child"])] if kid else []):
+        for fd in w.ready["proc_fds"].split(","):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            assert link.startswith(f"/proc/{w.pid}/"), link
+    w.stop()
+
+
+def test_proc_self_files_pidns(env, mode):
+    """The same, restored beside the running original with --pidns: the
+    fds are the copy's /proc entries (under its outside pid), not the
+    original's at the dumped pid."""
+    from test_pidns import check_copy, copies_of, restore_pidns
+    w = spawn(env, "w", ["--proc"])
+    img = env.path("img")
+    env.dump(w, img, leave_running=True)
+    r = restore_pidns(env, img, mode, work=env.path("work"))
+    assert r.rc == 0 and not r.errors, r.describe()
+    (outer,) = copies_of(w.pid)
+    env.pids.add(outer)
+    res = check_copy(w, outer)
+    assert res["proc"] == "ok", res
+    for fd in w.ready["proc_fds"].split(","):
+        link = os.readlink(f"/proc/{outer}/fd/{fd}")
+        assert link.startswith(f"/proc/{outer}/"), link
+    assert w.check_pass()["proc"] == "ok"  # the original runs on
+
+
+def test_proc_of_thread_refused_at_dump(env):
+    """/proc/thread-self of a second thread (its own task/<tid>/ directory):
+    refused at dump by name (pid, fd, path); the process runs on."""
+    w = spawn(env, "w", ["--thread-proc"])
+    fd = w.ready["thread_fd"]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    line = r.errors[0]
+    assert f"process {w.pid} fd {fd}: /proc/{w.pid}/task/" in line and "thread" in line, line
+    w.check_pass()
+    w.stop()
+
+
+def test_proc_of_other_process_refused_at_dump(env):
+    """A process holding /proc/<another pid>/comm: refused at dump, one line
+    naming pid, fd and path."""
+    f = f"/proc/{os.getpid()}/comm"
+    w = spawn(env, "w", ["--file", f], prefix=[])
+    fd = w.ready["file_fd"]
+    img = env.path("img")
+    r = env.lazarus("dump", "-t", w.pid, "-D", img, log=env.log_path("dump"))
+    assert r.rc != 0 and len(r.errors) == 1, r.describe()
+    assert f"process {w.pid} fd {fd}: {f}: a /proc file of process {os.getpid()}" in \
+        r.errors[0], r.errors[0]
+    w.stop()
+
+
+# --- working and root directory ---
+
+def test_cwd_symlink_refused(env, place, mode):
+    """The working directory of a process of nobody, a directory it may
+    enter: a component of its path replaced by a symlink to a root-only
+    directory after the dump. Refused by name, the process is not back."""
+    sub = place / "sub"
+    (sub / "d").mkdir(parents=True)
+    os.chmod(sub, 0o755)
+    os.chmod(sub / "d", 0o755)
+    w = spawn(env, "w", ["--chdir", sub / "d"])
+    assert w.check_pass()["cwd"] == str(sub / "d")
+    img = env.path("img")
+    env.dump(w, img)
+    hidden = env.base / "hidden"
+    (hidden / "d").mkdir(parents=True)
+    os.chmod(hidden, 0o700)
+    shutil.rmtree(sub)
+    os.symlink(hidden, sub)
+    line = refused(env, img, mode, w, sub / "d")
+    assert "working directory" in line and "symbolic link" in line and str(w.pid) in line, line
+
+
+def test_cwd_root_only_dir_kept_only_if_same(env, mode):
+    """A daemon that changed into a root-only directory as root and dropped
+    privileges since: it gets that very directory back; another directory
+    of the same name is refused (it may not enter it)."""
+    os.chmod(env.base, 0o711)
+    priv = env.base / "priv"
+    priv.mkdir(mode=0o700)
+    w = spawn(env, "w", ["--chdir", priv, "--drop"], prefix=[])
+    assert w.check_pass()["cwd"] == str(priv)
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    r = w.check_pass()
+    assert r["cwd"] == str(priv) and r["uid"] == str(NOBODY), r
+    img2 = env.path("img2")
+    env.dump(w, img2)
+    priv.rename(env.base / "priv.old")
+    priv.mkdir(mode=0o700)
+    line = refused(env, img2, mode, w, priv)
+    assert "working directory" in line and f"process {w.pid}" in line, line
+
+
+# --- memfd ---
+
+def test_memfd_owner(env, mode):
+    """A memfd of nobody: its inode is nobody's after the restore (made by
+    memfd_create as the process), its content as it was."""
+    w = spawn(env, "w", ["--memfd"])
+    fd = int(w.ready["memfd_fd"])
+    st = os.stat(f"/proc/{w.pid}/fd/{fd}")
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOGROUP)
+    data = w.check_pass()["memfd"]
+    img = env.path("img")
+    env.dump(w, img)
+    w = env.restore(img, mode, w)
+    st = os.stat(f"/proc/{w.pid}/fd/{fd}")
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOGROUP)
+    assert w.check_pass()["memfd"] == data
+    w.stop()

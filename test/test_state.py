@@ -299,7 +299,7 @@ def test_fifo_in_place_at_restore(env, mode, what):
     assert r.rc == 1 and len(r.errors) == 1, r.describe()
     head = f"{ERR}restore: {path}: a FIFO, dumped as a regular file "
     if what == "open":
-        assert r.errors[0] == head + "(fd 1)", r.describe()
+        assert r.errors[0] == head + f"(process {w.pid}, fd 1)", r.describe()
     else:
         assert r.errors[0].startswith(head + "(mapped at 0x"), r.describe()
     assert harness.proc_state(w.pid) is None

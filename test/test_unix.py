@@ -249,7 +249,7 @@ def test_unix_path_taken(env, what):
     assert r.rc != 0 and len(r.errors) == 1, r.describe()
     why = "is in use by a live socket" if what == "live" else \
         "is taken by something that is not a socket"
-    assert f"unix socket path {path} {why} (fd " in r.errors[0], r.errors
+    assert f"unix socket path {path} {why} (process {w.pid}, fd " in r.errors[0], r.errors
     assert harness.proc_state(w.pid) is None
     if what == "file":
         assert path.read_text() == "not a socket"

@@ -2,6 +2,7 @@
 
     pypriv.py --dir DIR [--file PATH] [--map PATH] [--fifo PATH] [--pair]
               [--ext PATH] [--tcp PORT] [--chr PATH] [--drop]
+              [--proc] [--thread-proc] [--memfd] [--chdir PATH]
 
 Opens what it is told (a file read-write, a file mapped MAP_SHARED
 read-write with its fd closed, a FIFO O_RDWR; --pair: forks a child and
@@ -9,7 +10,12 @@ keeps a socketpair with it and a connection of the child to its listener
 DIR/l.sock; --ext: a connection to a unix server outside; --tcp: a TCP
 listener on 127.0.0.1:PORT; --chr: a character device O_RDWR|O_NOCTTY), then, with --drop, gives up root for good
 (setgroups([]), setresgid/setresuid to nogroup/nobody), as a daemon that
-opened its log as root does. Ready: DIR/ready "pid=P child=C key=fd ...".
+opened its log as root does. --proc: holds /proc/self/stat,
+/proc/<its pid>/status and /proc/thread-self/comm (read through the fds
+at check: proc=ok when all three describe the process /proc/self names);
+--thread-proc: a second thread holds /proc/thread-self/comm; --memfd: a
+memfd with a known content (memfd=HEX, its first 16 bytes); --chdir:
+its working directory (before --drop; cwd=PATH at check). Ready: DIR/ready "pid=P child=C key=fd ...".
 SIGUSR1: DIR/result "PASS pid=P uid=EUID file=HEX map=HEX fifo=ok
 pair=UID:GID acc=UID:GID cli=UID:GID" (the first 16 bytes of the file and
 of the mapping; SO_PEERCRED uid:gid of its socketpair end, of the socket
@@ -25,6 +31,7 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 
 
@@ -54,7 +61,15 @@ def map_shared(path):
     return addr
 
 
-def child(d, pair_end, lpath):
+def parent_proc(fds):
+    """ok when the /proc fds inherited from the parent describe the parent."""
+    with open("/proc/self/status") as f:
+        ppid = [x.split()[1] for x in f if x.startswith("PPid:")][0]
+    stat = os.pread(fds["pstat"], 4096, 0).split()[0].decode()
+    return "ok" if stat == ppid else f"bad:{stat}:{ppid}"
+
+
+def child(d, pair_end, lpath, fds):
     flag = {"check": False}
     signal.signal(signal.SIGUSR1, lambda *_: flag.update(check=True))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -64,7 +79,8 @@ def child(d, pair_end, lpath):
     while True:
         if flag["check"]:
             flag["check"] = False
-            publish(d, "child-result", f"cli={peercred(c)} pair={peercred(pair_end)}\n")
+            extra = f" proc={parent_proc(fds)}" if "pstat" in fds else ""
+            publish(d, "child-result", f"cli={peercred(c)} pair={peercred(pair_end)}{extra}\n")
         time.sleep(0.05)
 
 
@@ -79,6 +95,10 @@ def main():
     ap.add_argument("--tcp", type=int)
     ap.add_argument("--chr")
     ap.add_argument("--drop", action="store_true")
+    ap.add_argument("--proc", action="store_true")
+    ap.add_argument("--thread-proc", action="store_true")
+    ap.add_argument("--memfd", action="store_true")
+    ap.add_argument("--chdir")
     a = ap.parse_args()
     d = a.dir
     keep, ready = {}, {"pid": os.getpid()}
@@ -89,6 +109,11 @@ def main():
     if a.fifo:
         keep["fifo"] = os.open(a.fifo, os.O_RDWR | os.O_NONBLOCK)
         ready["fifo_fd"] = keep["fifo"]
+    if a.proc:
+        keep["pstat"] = os.open("/proc/self/stat", os.O_RDONLY)
+        keep["pstatus"] = os.open(f"/proc/{os.getpid()}/status", os.O_RDONLY)
+        keep["pcomm"] = os.open("/proc/thread-self/comm", os.O_RDONLY)
+        ready["proc_fds"] = f"{keep['pstat']},{keep['pstatus']},{keep['pcomm']}"
     kid = None
     if a.pair:
         p0, p1 = socket.socketpair()
@@ -100,7 +125,7 @@ def main():
         if kid == 0:
             p0.close()
             lsk.close()
-            child(d, p1, lpath)
+            child(d, p1, lpath, keep)
         p1.close()
         acc, _ = lsk.accept()
         keep["pair"], keep["acc"], keep["lsk"] = p0, acc, lsk
@@ -118,9 +143,23 @@ def main():
         t.listen(4)
         keep["tcp"] = t
         ready["tcp_fd"] = t.fileno()
+    if a.thread_proc:
+        got = []
+        threading.Thread(target=lambda: (got.append(os.open("/proc/thread-self/comm",
+                                                           os.O_RDONLY)),
+                                         time.sleep(1e6)), daemon=True).start()
+        while not got:
+            time.sleep(0.01)
+        ready["thread_fd"] = got[0]
+    if a.memfd:
+        keep["memfd"] = os.memfd_create("pypriv")
+        os.write(keep["memfd"], b"memfd of pypriv, 32 bytes......\n")
+        ready["memfd_fd"] = keep["memfd"]
     if a.chr:
         keep["chr"] = os.open(a.chr, os.O_RDWR | os.O_NOCTTY)
         ready["chr_fd"] = keep["chr"]
+    if a.chdir:
+        os.chdir(a.chdir)
     if a.drop:
         nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
         os.setgroups([])
@@ -150,6 +189,21 @@ def main():
                     if os.major(st.st_rdev) == 1:  # a memory device: /dev/null's answers
                         ok = os.write(keep["chr"], b"x") == 1 and os.read(keep["chr"], 1) == b""
                         out["chr"] += ":ok" if ok else ":bad"
+                if "pstat" in keep:
+                    me = os.readlink("/proc/self")
+                    st = os.pread(keep["pstat"], 4096, 0).split()[0].decode()
+                    sts = dict(x.split(":\t", 1) for x in
+                               os.pread(keep["pstatus"], 8192, 0).decode().splitlines()
+                               if ":\t" in x)
+                    with open("/proc/thread-self/comm") as f:
+                        comm = f.read()
+                    ok = st == me and sts["Pid"] == me and \
+                        os.pread(keep["pcomm"], 64, 0).decode() == comm
+                    out["proc"] = "ok" if ok else f"bad:{st}:{sts['Pid']}:{me}"
+                if a.chdir:
+                    out["cwd"] = os.getcwd()
+                if "memfd" in keep:
+                    out["memfd"] = os.pread(keep["memfd"], 16, 0).hex()
                 if addr:
                     out["map"] = ctypes.string_at(addr, 16).hex()
                 if "fifo" in keep:
@@ -170,6 +224,8 @@ def main():
                     with open(res) as f:
                         w = dict(x.split("=") for x in f.read().split())
                     out["cli"], out["kidpair"] = w["cli"], w["pair"]
+                    if "proc" in w:
+                        out["kidproc"] = w["proc"]
             except Exception as ex:  # noqa: BLE001 - reported to the test
                 verdict = "FAIL"
                 out["error"] = repr(ex).replace(" ", "_")
