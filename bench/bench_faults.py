@@ -120,6 +120,9 @@ class Faults:
         if st is not None and not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
             raise h.BenchError(f"faults lazy restore: lzfaults ended with status {st:#x}")
         r["daemon_faults"] = p[0]["faults"]
+        r["daemon_time_to_complete_ms"] = p[0]["time_to_complete_ns"] / 1e6
+        self.last_stats = p[0]
+        self.daemon_pid = stats["daemon_pid"]
         h.reap_zombie_orphans(keep=set())
         return r
 

@@ -368,9 +368,9 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 	uint64_t end = MIN((b1 + 1) * s->block_pages, s->nr_data_pages);
 	size_t len = (size_t)(end - first) * PG, got = 0;
 
-	/* The same blocks as last time (a working set read in file order, the
-	 * faults of one window): scratch holds them, checked. */
-	if (s->cached && s->cache_b0 == b0 && s->cache_b1 == b1)
+	/* Blocks read last time (a working set read in file order, a fault's
+	 * page and then its window): scratch holds them, checked. */
+	if (s->cached && s->cache_b0 <= b0 && b1 <= s->cache_b1)
 		return 0;
 	s->cached = false;
 	while (got < len) {
@@ -440,6 +440,6 @@ int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
 	ret = src_read_blocks(s, b0, (dp + *n - 1) / s->block_pages);
 	if (ret)
 		return ret;
-	*data = s->scratch + (dp - b0 * s->block_pages) * PG;
+	*data = s->scratch + (dp - s->cache_b0 * s->block_pages) * PG;
 	return 0;
 }
