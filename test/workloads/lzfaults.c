@@ -9,10 +9,10 @@
  *	fills the heap, publishes DIR/ready, waits. On SIGUSR1 (sent right
  *	after a lazy restore, so the daemon's background fill runs meanwhile)
  *	it runs the touches once and publishes DIR/result. SIGTERM: exit 0.
- *   lzfaults --bare [--bare-fill] --dir DIR ...
+ *   lzfaults --bare [--bare-fill] [--serve-kib S] --dir DIR ...
  *	the yardstick, no Lazarus: the heap is registered with a userfaultfd
  *	whose server (a forked process, like the daemon) answers each fault
- *	with one UFFDIO_COPY of the fault's W KiB window from a buffer; with
+ *	with one UFFDIO_COPY of its aligned S KiB (default 4) from a buffer; with
  *	--bare-fill a second server thread also copies the heap in 2 MiB
  *	chunks in address order, as a background fill would. Runs the same
  *	touches at once, publishes DIR/result, exits.
@@ -49,7 +49,7 @@
 struct opts {
 	const char *dir;
 	uint64_t mib, seed;
-	unsigned threads, touches, window_kib;
+	unsigned threads, touches, window_kib, serve_kib;
 	bool bare, bare_fill;
 };
 
@@ -290,7 +290,7 @@ static void run_bare(const struct opts *o)
 {
 	uint64_t len = o->mib << 20;
 	struct uffdio_api api = { .api = UFFD_API };
-	struct server s = { .len = len, .window = o->window_kib * 1024UL };
+	struct server s = { .len = len, .window = o->serve_kib * 1024UL };
 	uint8_t *src;
 	int stop[2], st;
 	pid_t pid;
@@ -332,11 +332,13 @@ static void parse(struct opts *o, int argc, char **argv)
 		{ "threads", required_argument, 0, 't' }, { "touches", required_argument, 0, 'k' },
 		{ "seed", required_argument, 0, 's' },	  { "window-kib", required_argument, 0, 'w' },
 		{ "bare", no_argument, 0, 'b' },	  { "bare-fill", no_argument, 0, 'f' },
+		{ "serve-kib", required_argument, 0, 'S' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
 
-	*o = (struct opts){ .mib = 512, .threads = 4, .touches = 400, .seed = 1, .window_kib = 64 };
+	*o = (struct opts){ .mib = 512, .threads = 4, .touches = 400, .seed = 1, .window_kib = 64,
+			    .serve_kib = 4 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (c == 'd')
 			o->dir = optarg;
@@ -350,6 +352,8 @@ static void parse(struct opts *o, int argc, char **argv)
 			o->seed = strtoull(optarg, NULL, 0);
 		else if (c == 'w')
 			o->window_kib = (unsigned)strtoul(optarg, NULL, 0);
+		else if (c == 'S')
+			o->serve_kib = (unsigned)strtoul(optarg, NULL, 0);
 		else if (c == 'b')
 			o->bare = true;
 		else if (c == 'f')
@@ -358,9 +362,10 @@ static void parse(struct opts *o, int argc, char **argv)
 			exit(2);
 	}
 	if (!o->dir || !o->mib || !o->threads || !o->touches || !o->window_kib ||
-	    o->window_kib % 4 || (o->mib << 20) % (o->window_kib * 1024UL)) {
+	    o->window_kib % 4 || (o->mib << 20) % (o->window_kib * 1024UL) || !o->serve_kib ||
+	    o->serve_kib % 4 || (o->mib << 20) % (o->serve_kib * 1024UL)) {
 		fprintf(stderr, "usage: lzfaults --dir DIR [--mib N] [--threads T] [--touches K] "
-				"[--seed S] [--window-kib W] [--bare [--bare-fill]]\n");
+				"[--seed S] [--window-kib W] [--bare [--bare-fill]] [--serve-kib S]\n");
 		exit(2);
 	}
 }
