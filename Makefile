@@ -193,7 +193,7 @@ BENCH_MIB	?= 64 256 1024
 BENCH_REPS	?= 5
 BENCH_REDIS_MIB	?= 1024
 BENCH_REDIS_GETS ?= 10000
-BENCH_PARTS	?= sizes shm shmmodes programs ws thp redis
+BENCH_PARTS	?= sizes shm shmmodes programs ws thp faults redis
 CRIU		?=
 BENCH_BIN	:= $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
 

@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 
 import bench_criu
+import bench_faults
 import bench_redis
 import bench_shmmodes
 import bench_targets
@@ -1249,10 +1250,12 @@ def parse_args():
     ap.add_argument("--criu", default=None,
                     help="a CRIU binary: measure it beside Lazarus (the 'criu' part on the "
                          "--mib sizes, and the redis part); without it nothing of CRIU runs")
-    ap.add_argument("--parts", default="sizes shm shmmodes programs ws thp redis",
+    ap.add_argument("--parts", default="sizes shm shmmodes programs ws thp faults redis",
                     help="what to measure after the machine limits (default: all of "
-                         "'sizes shm shmmodes programs ws thp redis', plus 'criu' with "
-                         "--criu)")
+                         "'sizes shm shmmodes programs ws thp faults redis', plus 'criu' "
+                         "with --criu)")
+    ap.add_argument("--faults-mib", type=int, default=512,
+                    help="fault service: lzfaults's heap in MiB")
     ap.add_argument("--shm-mib", type=int, default=None,
                     help="shared memory of the lzshm pair (default: smallest --mib)")
     ap.add_argument("--shmmodes-mib", type=int, default=128,
@@ -1315,7 +1318,7 @@ def main():
            "machine": machine_info(), "git": git_commit()}
     res["limits"] = machine_limits(a.micro_reps)
     # redis: one image per tool plus three servers' data dirs (small).
-    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib] +
+    base, mounted, fsdesc = setup_storage(max(a.sizes + [a.ws_mib, a.thp_mib, a.faults_mib] +
                                               ([a.redis_mib * 3 // 2 * (2 if a.criu else 1)]
                                                if "redis" in a.parts else [])))
     logs = base / "logs"
@@ -1350,6 +1353,11 @@ def main():
             print(f"lazarus, huge pages: lzwork {a.thp_mib} MiB with and without --thp x "
                   f"{a.reps}...", flush=True)
             res["thp"] = bench_thp.bench_thp(sys.modules[__name__], b, a.thp_mib, a.reps)
+        if "faults" in a.parts:
+            print(f"lazarus, fault service: lzfaults {a.faults_mib} MiB x {a.reps}...",
+                  flush=True)
+            res["faults"] = bench_faults.bench_faults(sys.modules[__name__], b, a.faults_mib,
+                                                      a.reps)
         if "redis" in a.parts:
             print(f"{'CRIU and ' if a.criu else ''}lazarus, redis-server {a.redis_mib} MiB, "
                   f"{a.redis_gets} GETs x {a.reps}...", flush=True)
@@ -1383,6 +1391,8 @@ def main():
         bench_shmmodes.print_shmmodes(res["shmmodes"])
     if "thp" in res:
         bench_thp.print_thp(res["thp"])
+    if "faults" in res:
+        bench_faults.print_faults(res["faults"])
     if "criu" in res:
         bench_criu.print_criu(res["criu"])
     if "redis" in res:

@@ -37,6 +37,8 @@ struct lazy_fault {
 };
 
 /* One served process: one userfaultfd. */
+#define LZ_AROUND_MAX 64
+
 struct lpi {
 	struct lazy_daemon *d;
 	struct lpi *next;
@@ -55,6 +57,11 @@ struct lpi {
 	bool warned_enoent;
 	struct lazy_fault *deferred;
 	size_t nr_deferred, cap_deferred;
+	/* Served faults whose fault-around window is still due, newest last
+	 * (lpi_around_one); when full the oldest is forgotten: the fill gets
+	 * its pages. */
+	uint64_t around[LZ_AROUND_MAX];
+	unsigned nr_around;
 	struct lazy_handler h_uffd, h_pidfd;
 	struct lazy_ws *ws_rec;	 /* --record-ws: faults recorded, fill held back */
 	uint64_t ws_rec_end_ns;	 /* when the recording ends; 0: when it exits */

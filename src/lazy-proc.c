@@ -305,7 +305,12 @@ static int lpi_zero_around(struct lpi *p, uint64_t addr)
 	return 0;
 }
 
-static int lpi_resolve(struct lpi *p, uint64_t addr)
+/*
+ * Serve a fault: only its own page here, so the thread runs again after one
+ * page copied instead of its whole window; *around says the rest of the
+ * window is outstanding (lpi_around_later queues it).
+ */
+static int lpi_resolve(struct lpi *p, uint64_t addr, bool *around)
 {
 	/* Recording a working set: one page per fault, so each first access is
 	 * a fault of its own and gets recorded. */
@@ -313,7 +318,14 @@ static int lpi_resolve(struct lpi *p, uint64_t addr)
 	struct lr_run ch;
 	int ret;
 
+	*around = false;
 	if (lr_fault_chunk(&p->lay, p->done, addr, fa, &ch) == 0) {
+		if (ch.npages > 1) {
+			ch.idx += (addr - ch.start) / PG;
+			ch.start = addr;
+			ch.npages = 1;
+			*around = true;
+		}
 		ret = lpi_place(p, &ch, PLACE_FAULT, NULL);
 		if (!ret)
 			lpi_ws_fault(p, &ch);
@@ -321,6 +333,37 @@ static int lpi_resolve(struct lpi *p, uint64_t addr)
 	}
 	ret = lshm_fault(p, addr); /* shared memory is never a hole to zero */
 	return ret == 1 ? lpi_zero_around(p, addr) : ret;
+}
+
+/*
+ * The rest of a served fault's window: the outstanding pages on either side
+ * of its page, within the aligned window (lr_fault_chunk clips to the run and
+ * stops at pages already in place). Both sides are read and checked as one
+ * piece of the source first. A changing layout (-EAGAIN) leaves them to the
+ * fill; an error has killed or dropped the process already.
+ */
+static void lpi_fault_around(struct lpi *p, uint64_t addr)
+{
+	uint64_t fa = p->d->fa_pages, win = fa * PG, wlo = ALIGN_DOWN(addr, win);
+	struct lr_run lo = { 0 }, hi = { 0 };
+
+	if (addr > wlo && lr_fault_chunk(&p->lay, p->done, addr - PG, fa, &lo))
+		lo.npages = 0;
+	if (addr + PG < wlo + win && lr_fault_chunk(&p->lay, p->done, addr + PG, fa, &hi))
+		hi.npages = 0;
+	if (lo.npages && hi.npages && lo.idx + lo.npages + 1 == hi.idx) {
+		uint64_t n = hi.idx + hi.npages - lo.idx;
+		const void *data;
+
+		/* Errors come again, and are handled, in lpi_place. */
+		(void)src_pages(p->src, lo.idx, &n, &data);
+	}
+	if (lo.npages && lpi_place(p, &lo, PLACE_FAULT, NULL) && !lpi_active(p))
+		return;
+	/* Again: lo may have covered it (the layout changed since the fault). */
+	if (hi.npages && lpi_active(p) &&
+	    !lr_fault_chunk(&p->lay, p->done, addr + PG, fa, &hi))
+		(void)lpi_place(p, &hi, PLACE_FAULT, NULL);
 }
 
 static void lpi_defer(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
@@ -340,14 +383,17 @@ static void lpi_defer(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t ti
 	p->deferred[p->nr_deferred++] = (struct lazy_fault){ addr, t_read, tid };
 }
 
-static void lpi_serve_fault(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
+/* true when the rest of its window is due (lpi_fault_around) */
+static bool lpi_serve_fault(struct lpi *p, uint64_t addr, uint64_t t_read, uint32_t tid)
 {
-	int ret = lpi_resolve(p, addr);
+	bool around;
+	int ret = lpi_resolve(p, addr, &around);
 
 	if (ret == -EAGAIN)
 		lpi_defer(p, addr, t_read, tid);
 	else if (ret == 0)
 		stats_fault(&p->sh->st, tid, lz_now_ns() - t_read);
+	return !ret && around;
 }
 
 /*
@@ -379,7 +425,7 @@ static void lpi_learn_pid(struct lpi *p, pid_t tid)
 	guard_pidfd(p->d, p);
 }
 
-static void lpi_fault(struct lpi *p, const struct uffd_msg *m, uint64_t t_read)
+static bool lpi_fault(struct lpi *p, const struct uffd_msg *m, uint64_t t_read)
 {
 	uint32_t tid = 0;
 
@@ -389,7 +435,7 @@ static void lpi_fault(struct lpi *p, const struct uffd_msg *m, uint64_t t_read)
 		if (!p->pid && tid)
 			lpi_learn_pid(p, (pid_t)tid);
 	}
-	lpi_serve_fault(p, ALIGN_DOWN(m->arg.pagefault.address, PG), t_read, tid);
+	return lpi_serve_fault(p, ALIGN_DOWN(m->arg.pagefault.address, PG), t_read, tid);
 }
 
 /* ------------------------------------------------------------ events */
@@ -526,6 +572,22 @@ static void lpi_event(struct lpi *p, struct uffd_msg *m)
 	p->sh->pending_fork = LZ_SHM_NO_SLOT;
 }
 
+/* Queue the rest of a served fault's window (lpi_around_one places it). */
+static void lpi_around_later(struct lpi *p, uint64_t addr)
+{
+	if (p->nr_around == LZ_AROUND_MAX) {
+		memmove(p->around, p->around + 1, (LZ_AROUND_MAX - 1) * sizeof(p->around[0]));
+		p->nr_around--;
+	}
+	p->around[p->nr_around++] = addr;
+}
+
+/*
+ * Events first, then every fault's own page. The fault-arounds wait in
+ * p->around and go like fill pieces, one per loop round once nothing is
+ * ready: a thread waits for the pages of the faults read before its own,
+ * not for their whole windows.
+ */
 static void lpi_batch(struct lpi *p, size_t nr, uint64_t t_read)
 {
 	struct uffd_msg *in = p->sh->inbox;
@@ -541,8 +603,8 @@ static void lpi_batch(struct lpi *p, size_t nr, uint64_t t_read)
 			    (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_MINOR))
 				pr_warn("%s: unexpected WP/minor fault at 0x%llx", p->name,
 					in[i].arg.pagefault.address);
-			else
-				lpi_fault(p, &in[i], t_read);
+			else if (lpi_fault(p, &in[i], t_read))
+				lpi_around_later(p, ALIGN_DOWN(in[i].arg.pagefault.address, PG));
 		}
 		in[i].event = 0;
 	}
@@ -579,7 +641,8 @@ void lpi_retry_deferred(struct lazy_daemon *d)
 		p->deferred = NULL;
 		p->nr_deferred = p->cap_deferred = 0;
 		for (size_t i = 0; i < nr && lpi_active(p); i++)
-			lpi_serve_fault(p, v[i].addr, v[i].t_read, v[i].tid);
+			if (lpi_serve_fault(p, v[i].addr, v[i].t_read, v[i].tid))
+				lpi_around_later(p, v[i].addr);
 		free(v);
 	}
 }
@@ -625,11 +688,31 @@ static void lpi_fill_chunk(struct lpi *p, const struct lr_run *ch)
 	}
 }
 
+/* The newest due fault-around of any process: it is where a thread runs
+ * now. Before the working set and the fill, and like them one per round. */
+static bool lpi_around_one(struct lazy_daemon *d)
+{
+	for (struct lpi *p = d->procs; p; p = p->next) {
+		if (!p->nr_around)
+			continue;
+		if (!lpi_active(p)) {
+			p->nr_around = 0;
+			continue;
+		}
+		lpi_fault_around(p, p->around[--p->nr_around]);
+		return true;
+	}
+	return false;
+}
+
 bool lpi_fill_one(struct lazy_daemon *d)
 {
 	unsigned n = 0, pick;
 	struct lpi *p;
 	struct lr_run ch;
+
+	if (lpi_around_one(d))
+		return true;
 
 	/* A recorded working set goes before any background fill. */
 	for (p = d->procs; p; p = p->next)

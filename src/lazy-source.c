@@ -361,20 +361,15 @@ const struct lazy_orig *lazy_src_find(const struct lazy_src *s, uint64_t idx)
 	return lo < s->nr_orig && s->orig[lo].idx <= idx ? &s->orig[lo] : NULL;
 }
 
-/* Read blocks [b0, b1] into scratch and check each; the file must be whole. */
-static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
+/* Read blocks [b0, b1] to scratch + at and check each; the file must be whole. */
+static int src_load(struct lazy_src *s, uint64_t b0, uint64_t b1, uint8_t *at)
 {
 	uint64_t first = b0 * s->block_pages;
 	uint64_t end = MIN((b1 + 1) * s->block_pages, s->nr_data_pages);
 	size_t len = (size_t)(end - first) * PG, got = 0;
 
-	/* The same blocks as last time (a working set read in file order, the
-	 * faults of one window): scratch holds them, checked. */
-	if (s->cached && s->cache_b0 == b0 && s->cache_b1 == b1)
-		return 0;
-	s->cached = false;
 	while (got < len) {
-		ssize_t n = pread(s->fd, s->scratch + got, len - got,
+		ssize_t n = pread(s->fd, at + got, len - got,
 				  (off_t)(LZ_PAGES_HDR_SIZE + first * PG + got));
 
 		if (n < 0 && errno == EINTR)
@@ -391,7 +386,7 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 		uint64_t off = (b - b0) * s->block_pages;
 		uint64_t n = MIN((uint64_t)s->block_pages, s->nr_data_pages - b * s->block_pages);
 
-		if (lz_crc32c(0, s->scratch + off * PG, n * PG) != s->block_crc[b]) {
+		if (lz_crc32c(0, at + off * PG, n * PG) != s->block_crc[b]) {
 			snprintf(s->why, sizeof(s->why),
 				 "%s: block %" PRIu64 " (data pages %" PRIu64 "-%" PRIu64
 				 "): checksum mismatch (corrupted)",
@@ -399,6 +394,59 @@ static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
 			return -EBADMSG;
 		}
 	}
+	return 0;
+}
+
+/* Blocks (the last one may be short) in bytes. */
+static size_t src_blocks_len(const struct lazy_src *s, uint64_t b0, uint64_t b1)
+{
+	return (size_t)(MIN((b1 + 1) * s->block_pages, s->nr_data_pages) - b0 * s->block_pages) *
+	       PG;
+}
+
+#define SMALL_CACHE_BLOCKS 4 /* a fault's window: moved down to add blocks below */
+
+/*
+ * Make scratch hold blocks [b0, b1], checked. Blocks it holds already (a
+ * working set read in file order, a fault's page and then its window) are
+ * not read again: a request inside them is served as is, one next to a
+ * small cached range adds only the blocks it lacks.
+ */
+static int src_read_blocks(struct lazy_src *s, uint64_t b0, uint64_t b1)
+{
+	uint64_t c0 = s->cache_b0, c1 = s->cache_b1;
+	int ret;
+
+	if (s->cached && c0 <= b0 && b1 <= c1)
+		return 0;
+	if (s->cached && b0 >= c0 && b0 <= c1 + 1 && b1 > c1 &&
+	    src_blocks_len(s, c0, b1) <= s->scratch_len) {
+		/* Above: c1 is not the file's last block, so every block
+		 * before c1 + 1 is whole. */
+		s->cached = false;
+		ret = src_load(s, c1 + 1, b1, s->scratch + (c1 + 1 - c0) * s->block_pages * PG);
+		if (ret)
+			return ret;
+		s->cache_b1 = b1;
+		s->cached = true;
+		return 0;
+	}
+	if (s->cached && b0 < c0 && b1 + 1 >= c0 && b1 <= c1 && c1 - c0 < SMALL_CACHE_BLOCKS &&
+	    src_blocks_len(s, b0, c1) <= s->scratch_len) {
+		s->cached = false;
+		memmove(s->scratch + (c0 - b0) * s->block_pages * PG, s->scratch,
+			src_blocks_len(s, c0, c1));
+		ret = src_load(s, b0, c0 - 1, s->scratch);
+		if (ret)
+			return ret;
+		s->cache_b0 = b0;
+		s->cached = true;
+		return 0;
+	}
+	s->cached = false;
+	ret = src_load(s, b0, b1, s->scratch);
+	if (ret)
+		return ret;
 	s->cache_b0 = b0;
 	s->cache_b1 = b1;
 	s->cached = true;
@@ -440,6 +488,6 @@ int src_pages(struct lazy_src *s, uint64_t idx, uint64_t *n, const void **data)
 	ret = src_read_blocks(s, b0, (dp + *n - 1) / s->block_pages);
 	if (ret)
 		return ret;
-	*data = s->scratch + (dp - b0 * s->block_pages) * PG;
+	*data = s->scratch + (dp - s->cache_b0 * s->block_pages) * PG;
 	return 0;
 }
