@@ -13,12 +13,13 @@ Q	:= $(if $(filter 1,$(V)),,@)
 WARN	:= -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS	:= -O2 -g -std=gnu11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing
 CPPFLAGS := -Iinclude -Iimages -I$(O)/images -I$(O)/gen -Isrc -Iplugin
-LDLIBS	:= -lprotobuf-c -lcap
 # libnl: sock_diag requests (src/sk-diag.c)
 NL_CFLAGS := $(shell pkg-config --cflags libnl-3.0)
 NL_LIBS	:= $(shell pkg-config --libs libnl-3.0)
 CPPFLAGS += $(NL_CFLAGS)
-LDLIBS	+= $(NL_LIBS)
+# Linked in, not loaded: every lazarus start (restore's time to running)
+# saves the loader's work for three libraries (Documentation/bench.md).
+LDLIBS	:= -Wl,-Bstatic -lprotobuf-c -lcap $(NL_LIBS) -Wl,-Bdynamic
 
 ifneq ($(SANITIZE),)
 CFLAGS	+= -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -166,6 +166,22 @@ out_unmap:
  * length used at registration: glibc 2.35/2.36 register 32 bytes but later
  * versions export a smaller __rseq_size, so try both.
  */
+/*
+ * Whether this thread has an rseq area registered at all: registering
+ * another one fails (EINVAL) if it has; if it had none, ours is taken
+ * and dropped again. A thread made with CLONE_VM inherits no registration
+ * (the -d helper, restore-proc.c), nor does what it clones.
+ */
+static bool rseq_registered(void)
+{
+	static struct rseq probe __attribute__((aligned(32)));
+
+	if (syscall(SYS_rseq, &probe, 32, 0, RSEQ_SIG))
+		return true;
+	syscall(SYS_rseq, &probe, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+	return false;
+}
+
 static int unregister_glibc_rseq(char *why, size_t len)
 {
 	const unsigned int lens[] = { __rseq_size, 32 };
@@ -180,6 +196,8 @@ static int unregister_glibc_rseq(char *why, size_t len)
 		if (errno != EINVAL)
 			break;
 	}
+	if (errno == EINVAL && !rseq_registered())
+		return 0; /* cloned from a CLONE_VM -d helper: the kernel kept none */
 	snprintf(why, len, "unregister glibc's rseq: %s", strerror(errno));
 	return -errno;
 }

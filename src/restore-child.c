@@ -34,9 +34,11 @@
  *                            numbers; the store closed; kinds' post();
  *                            POSIX locks checked, left to the blob (after
  *                            it closed the service fds, mapped files')
- *   lazy mode: handover      the parent gives the uffd to the daemon; wait
+ *   lazy mode: handover      the parent gives the uffd to the daemon while
+ *                            this process goes on with what follows
  *   plugin                   bootstrap area, blob args, signal frame
  *   prctl bits, handlers, fs personality, comm...; rt_sigaction; cwd, root, umask
+ *   lazy mode: wait          until the daemon holds the uffd (the go byte)
  *   scheduling               affinity, nice, policy, timer slack, MCE and
  *                            TSC modes: last, so a SCHED_IDLE target does
  *                            not slow restore down, and no log line after
@@ -127,19 +129,26 @@ static int child_fds(struct rst_child *c)
 }
 
 /*
- * Tell the parent which fd is our uffd and wait until the daemon guards a
- * copy of it: only then may the blob register memory with it.
+ * Tell the parent which fd is our uffd. It hands a copy to the daemon
+ * while we go on preparing (plugin, handlers, fs): only the blob registers
+ * memory with it, and child_lazy_wait() comes before the jump.
  */
-static int child_lazy_handover(struct rst_child *c)
+static void child_lazy_handover(struct rst_child *c)
 {
 	struct lz_rst_msg m = { .magic = LZ_RST_MSG_MAGIC, .type = LZ_MSG_UFFD,
 				.step = LZ_STEP_UFFD, .arg = (uint32_t)c->svc.uffd,
 				.addr = c->uffd_features };
-	ssize_t n;
-	char go;
 
 	while (write(c->svc.status_fd, &m, sizeof(m)) < 0 && errno == EINTR)
 		;
+}
+
+/* Wait until the daemon guards a copy of the uffd: only then may the blob run. */
+static int child_lazy_wait(struct rst_child *c)
+{
+	ssize_t n;
+	char go;
+
 	do
 		n = read(c->svc.go_fd, &go, 1);
 	while (n < 0 && errno == EINTR);
@@ -449,10 +458,11 @@ static int child_run(struct rst_child *c)
 		ret = child_uffd_open(c);
 	if (!ret)
 		ret = child_fds(c);
-	if (!ret && c->lazy)
-		ret = child_lazy_handover(c);
-	if (!ret)
-		ret = child_plugin(c);
+	if (ret)
+		return ret;
+	if (c->lazy)
+		child_lazy_handover(c); /* the parent's round trip overlaps what follows */
+	ret = child_plugin(c);
 	if (!ret)
 		ret = rst_task_misc(c->t, c->why, sizeof(c->why));
 	if (!ret)
@@ -462,6 +472,8 @@ static int child_run(struct rst_child *c)
 	if (!ret)
 		ret = rst_task_group_helpers_wait(c->helpers, c->nr_helpers, c->why,
 						  sizeof(c->why));
+	if (!ret && c->lazy)
+		ret = child_lazy_wait(c);
 	if (ret)
 		return ret;
 	test_hang();

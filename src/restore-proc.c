@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -171,7 +172,8 @@ static void close_chans(const struct rst_chan *chans, size_t n)
 }
 
 static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
-						  const struct rst_chan *chans, int hold_fd)
+						  const struct rst_chan *chans, int hold_fd,
+						  int sync_wr)
 {
 	int status_fd = chans[0].status_wr;
 	struct rst_detach d = { .helper = getpid() };
@@ -200,8 +202,15 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 	close(rel[1]);
 	/* Every pipe and file of the tree: EOF on them must mean what it says. */
 	close_chans(chans, p->im->nr_tasks);
-	if (p->im->fstore)
-		rst_fstore_close(p->im->fstore);
+	/* Our copies only: the store is lazarus's own memory too (CLONE_VM). */
+	for (size_t i = 0; p->im->fstore && i < p->im->fstore->nr; i++)
+		close(p->im->fstore->fds[i]);
+	if (sync_wr >= 0) {
+		/* CLONE_VM: lazarus goes on; nothing of its memory is ours any more. */
+		while (write(sync_wr, "c", 1) < 0 && errno == EINTR)
+			;
+		close(sync_wr);
+	}
 	do
 		n = read(rel[0], &go, 1);
 	while (n < 0 && errno == EINTR);
@@ -216,18 +225,106 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
 	_exit(1);
 }
 
+/*
+ * The helper of -d shares our memory (CLONE_VM, its own stack and fd
+ * table): creating it copies no page table and leaves no page of ours
+ * copy-on-write, and its exit tears down no copy of our address space
+ * (the blob waits for that exit). We wait, blocked in read(), until it has
+ * cloned the root (a copy of this memory, taken while we hold no lock)
+ * and closed its copies of the tree's fds; from then on it touches only
+ * its own stack and makes plain syscalls. Not for the root that is pid 1
+ * of a fresh pid namespace: setns() into a time namespace needs an mm of
+ * its own (enter_timens).
+ */
+#define HELPER_STACK (8UL << 20)
+
+struct helper_vm {
+	struct rst_proc *p;
+	const struct rst_chan *chans;
+	int hold_fd, hold_wr, sync_rd, sync_wr;
+};
+
+static int helper_vm_main(void *arg)
+{
+	struct helper_vm *h = arg;
+
+	/* Its own fd table: lazarus's ends are not for it (nor for the root). */
+	close(h->hold_wr);
+	close(h->sync_rd);
+	helper_main(h->p, h->chans, h->hold_fd, h->sync_wr);
+}
+
+static int create_helper_vm(struct rst_proc *p, const struct rst_chan *chans, int hold_fd,
+			    int hold_wr)
+{
+	struct helper_vm h = { .p = p, .chans = chans, .hold_fd = hold_fd, .hold_wr = hold_wr };
+	int sync[2], ret = 0;
+	ssize_t n;
+	char c;
+
+	p->helper_stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	if (p->helper_stack == MAP_FAILED) {
+		p->helper_stack = NULL;
+		return -errno;
+	}
+	/* A guard page: the root runs on a copy of this stack until the jump. */
+	if (mprotect(p->helper_stack, 4096, PROT_NONE)) {
+		ret = -errno;
+		goto out_unmap;
+	}
+	if (pipe2(sync, O_CLOEXEC)) {
+		ret = -errno;
+		goto out_unmap;
+	}
+	h.sync_rd = sync[0];
+	h.sync_wr = sync[1];
+	p->helper = clone(helper_vm_main, (char *)p->helper_stack + HELPER_STACK, CLONE_VM | SIGCHLD,
+			  &h);
+	if (p->helper < 0) {
+		ret = -errno;
+		p->helper = 0;
+		close(sync[0]);
+		close(sync[1]);
+		goto out_unmap;
+	}
+	close(sync[1]);
+	/* One byte once the root is cloned, EOF if the helper gave up first. */
+	do
+		n = read(sync[0], &c, 1);
+	while (n < 0 && errno == EINTR);
+	close(sync[0]);
+	return 0;
+out_unmap:
+	munmap(p->helper_stack, HELPER_STACK);
+	p->helper_stack = NULL;
+	return ret;
+}
+
 static int create_detached(struct rst_proc *p, const struct rst_chan *chans)
 {
-	int hold[2];
+	int hold[2], ret;
 
 	if (pipe2(hold, O_CLOEXEC)) {
 		pr_perror("pipe");
 		return -errno;
 	}
+	if (!p->newpid) {
+		ret = create_helper_vm(p, chans, hold[0], hold[1]);
+		close(hold[0]);
+		if (ret) {
+			close(hold[1]);
+			pr_err("clone of the -d helper: %s", strerror(-ret));
+			return ret;
+		}
+		p->hold_wr = hold[1];
+		p->pid = (pid_t)p->t->pid;
+		return 0;
+	}
 	p->helper = fork();
 	if (p->helper == 0) {
 		close(hold[1]);
-		helper_main(p, chans, hold[0]);
+		helper_main(p, chans, hold[0], -1);
 	}
 	close(hold[0]);
 	if (p->helper < 0) {
@@ -259,6 +356,9 @@ static void reap_helper(struct rst_proc *p)
 	while (waitpid(p->helper, &st, 0) < 0 && errno == EINTR)
 		;
 	p->helper = 0;
+	if (p->helper_stack) /* it ran there till its exit */
+		munmap(p->helper_stack, HELPER_STACK);
+	p->helper_stack = NULL;
 }
 
 /* 'Z' for a zombie, another state letter, or 0 when there is no such pid. */

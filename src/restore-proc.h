@@ -24,6 +24,7 @@ struct rst_proc {
 			       a child: copied from its parent's CLONE_PIDFD); -1 */
 	pid_t helper;	    /* -d: clones it, exits when it is released and we let it (hold_wr) */
 	int hold_wr;	    /* -d: closed once we hold a pidfd of the process; -1 */
+	void *helper_stack; /* -d, CLONE_VM helper: its stack, unmapped once it is reaped */
 	bool detach;	    /* -d: it is not our child */
 	bool ours;	    /* our child (the root without -d): we reap it */
 	pid_t init;	    /* --pidns: the namespace's init (pid here), parent of the root; 0;

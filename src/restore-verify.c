@@ -190,7 +190,8 @@ static int pages_span(uint64_t first, uint64_t nr, uint64_t *off, uint64_t *len)
 	return 0;
 }
 
-static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, uint32_t *crc)
+static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, size_t chunk,
+			   uint32_t *crc)
 {
 	uint64_t off, left;
 
@@ -199,7 +200,7 @@ static int pages_block_crc(int fd, uint64_t first, uint64_t nr, uint8_t *buf, ui
 
 	*crc = 0;
 	while (left) {
-		size_t n = MIN(left, CRC_CHUNK);
+		size_t n = MIN(left, chunk);
 		int ret = fdio_pread_all(fd, buf, n, (off_t)off);
 
 		if (ret)
@@ -244,7 +245,10 @@ static uint8_t *eager_blocks(const struct rst_images *im, const struct rst_task 
 
 static int verify_pages_data(const struct rst_pages_check *pc, const uint8_t *want)
 {
-	uint8_t *buf = malloc(CRC_CHUNK);
+	/* One block at a time: a buffer of a block (64 KiB) comes from the heap,
+	 * not a fresh 1 MiB mapping faulted in and unmapped again. */
+	size_t chunk = MIN(CRC_CHUNK, MAX((size_t)pc->block_pages, (size_t)1) * 4096);
+	uint8_t *buf = malloc(chunk);
 	int ret = 0;
 
 	if (!buf)
@@ -259,7 +263,7 @@ static int verify_pages_data(const struct rst_pages_check *pc, const uint8_t *wa
 		if (want && !want[b])
 			continue;
 
-		ret = pages_block_crc(pc->fd, first, nr, buf, &crc);
+		ret = pages_block_crc(pc->fd, first, nr, buf, chunk, &crc);
 		if (ret) {
 			rst_verify_fail(pc->name, ret, "read: %s", strerror(-ret));
 			break;
@@ -375,9 +379,16 @@ static int verify_files(const struct rst_images *im)
 }
 
 /* Linear: a bitmap of the fds seen, files found by binary search. */
+static int cmp_fd(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 {
-	uint8_t *seen;
+	uint32_t *fds;
 	char name[64];
 	int ret;
 
@@ -385,8 +396,10 @@ int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 	ret = verify_files(im);
 	if (ret)
 		return ret;
-	seen = calloc(MAX_FD / 8, 1);
-	if (!seen)
+	/* Sorted fd numbers find a twice-listed one: no bitmap of MAX_FD bits
+	 * (128 KiB faulted in and unmapped again on every restore). */
+	fds = malloc((t->nr_fdinfo ? t->nr_fdinfo : 1) * sizeof(*fds));
+	if (!fds)
 		return rst_verify_fail(name, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		const FdinfoEntry *d = t->fdinfo[i];
@@ -400,13 +413,15 @@ int rst_verify_fds(const struct rst_images *im, const struct rst_task *t)
 				   d->file_id);
 			break;
 		}
-		if (seen[d->fd / 8] & (1U << (d->fd % 8))) {
-			ret = rst_verify_fail(name, -EBADMSG, "fd %u listed twice", d->fd);
-			break;
-		}
-		seen[d->fd / 8] |= (uint8_t)(1U << (d->fd % 8));
+		fds[i] = d->fd;
 	}
-	free(seen);
+	if (!ret && t->nr_fdinfo > 1) {
+		qsort(fds, t->nr_fdinfo, sizeof(*fds), cmp_fd);
+		for (size_t i = 1; i < t->nr_fdinfo && !ret; i++)
+			if (fds[i] == fds[i - 1])
+				ret = rst_verify_fail(name, -EBADMSG, "fd %u listed twice", fds[i]);
+	}
+	free(fds);
 	return ret;
 }
 

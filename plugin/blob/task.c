@@ -132,10 +132,32 @@ void blob_release(struct blob *b)
 	long r;
 
 	if (a->release_fd >= 0) {
+		/*
+		 * A pidfd of the helper while it is still our parent (so the
+		 * pid is its own): it turns readable when the helper exited,
+		 * after the kernel reparented us; no 1 ms sleep to wait for it.
+		 * The getppid() loop below still decides.
+		 */
+		struct {
+			int32_t fd;
+			int16_t events, revents;
+		} pfd = { -1, 1 /* POLLIN */, 0 };
+
+		if (a->helper_pid > 0 && sys_getppid() == a->helper_pid) {
+			pfd.fd = (int32_t)sys2(__NR_pidfd_open, a->helper_pid, 0);
+			if (pfd.fd >= 0 && sys_getppid() != a->helper_pid) {
+				sys_close(pfd.fd);
+				pfd.fd = -1;
+			}
+		}
 		r = sys_write(a->release_fd, &go, 1);
 		if (r != 1)
 			blob_fail(b, LZ_STEP_RELEASE, r < 0 ? r : -5, 0, 0);
 		sys_close(a->release_fd);
+		if (pfd.fd >= 0) {
+			sys3(__NR_poll, &pfd, 1, 5000);
+			sys_close(pfd.fd);
+		}
 		for (int i = 0; sys_getppid() == a->helper_pid; i++) {
 			if (i == 5000)
 				blob_fail(b, LZ_STEP_RELEASE, -110 /* ETIMEDOUT */, 1, 0);
