@@ -119,10 +119,9 @@ static int save(struct as_owner *ao)
 	ao->groups = calloc((size_t)n + 1, sizeof(gid_t));
 	if (!ao->groups)
 		return -ENOMEM;
-	ao->nr_groups = getgroups(n, ao->groups);
+	ao->nr_groups = n ? getgroups(n, ao->groups) : 0;
 	if (ao->nr_groups < 0)
 		return -errno;
-	ao->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	return caps_get(ao->cap_eff, ao->cap_prm, ao->cap_inh);
 }
 
@@ -136,13 +135,38 @@ static bool same_groups(const struct as_owner *ao, const CredsEntry *c)
 	return true;
 }
 
+/* The effective set acting as C gives: the owner's, never more than lazarus's permitted. */
+static void owner_eff(const struct as_owner *ao, const CredsEntry *c, uint32_t eff[2])
+{
+	eff[0] = (uint32_t)c->cap_eff & ao->cap_prm[0];
+	eff[1] = (uint32_t)(c->cap_eff >> 32) & ao->cap_prm[1];
+}
+
+/*
+ * Acting as C would change nothing: every id and group enter_ids sets is
+ * already the one in force, and so is the effective set it would set (the
+ * permitted and inheritable sets, the real and saved ids are never
+ * changed). Then the open runs under exactly the credentials it would have
+ * had: a root owner with all of lazarus's capabilities, the common case.
+ */
+static bool already_owner(const struct as_owner *ao, const CredsEntry *c)
+{
+	uint32_t eff[2];
+
+	owner_eff(ao, c, eff);
+	return same_groups(ao, c) && c->egid == ao->egid && c->fsgid == ao->fsgid &&
+	       c->euid == ao->euid && c->fsuid == ao->fsuid && eff[0] == ao->cap_eff[0] &&
+	       eff[1] == ao->cap_eff[1];
+}
+
 /* Each step, or -errno with WHY naming it. */
 static int enter_ids(struct as_owner *ao, const CredsEntry *c, char *why, size_t len)
 {
 	uint32_t all[2] = { ao->cap_prm[0], ao->cap_prm[1] };
-	uint32_t eff[2] = { (uint32_t)c->cap_eff & ao->cap_prm[0],
-			    (uint32_t)(c->cap_eff >> 32) & ao->cap_prm[1] };
+	uint32_t eff[2];
 	int ret = 0;
+
+	owner_eff(ao, c, eff);
 
 	if (!same_groups(ao, c) && (ret = sys_setgroups(c->n_groups, c->groups)))
 		snprintf(why, len, "setgroups: %s", strerror(-ret));
@@ -172,6 +196,12 @@ int as_owner_enter_creds(struct as_owner *ao, const CredsEntry *c, char *why, si
 		ao->groups = NULL;
 		return ret;
 	}
+	if (already_owner(ao, c)) {
+		free(ao->groups);
+		ao->groups = NULL;
+		return 0; /* not entered: leaving is a no-op */
+	}
+	ao->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	ao->in = true;
 	ret = enter_ids(ao, c, tmp, sizeof(tmp));
 	if (ret) {

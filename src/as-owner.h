@@ -21,7 +21,10 @@
  * change every thread); lazarus is single-threaded where the store is
  * opened, and a restored process when it maps its files. Leaving puts
  * everything back (and the dumpable flag, which a uid change clears);
- * when it cannot, the restore fails (WHY says so).
+ * when it cannot, the restore fails (WHY says so). When the owner's
+ * credentials are exactly the ones in force (a root owner with all of
+ * lazarus's capabilities), nothing is switched: the open runs under the
+ * same credentials either way (ao->in stays false).
  *
  * THE OWNER of an open file description shared by several processes is the
  * first process of the tree, in pstree order (parents before children),

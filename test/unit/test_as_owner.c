@@ -79,6 +79,7 @@ static int test_enter_leave_nobody(void)
 	c.n_groups = 2;
 	c.groups = groups;
 	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0);
+	CHECK(ao.in); /* a switch, not the no-change shortcut */
 	take(&in);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
@@ -111,6 +112,7 @@ static int test_root_fewer_caps(void)
 	c.cap_eff = ((uint64_t)before.eff[1] << 32 | before.eff[0]) &
 		    ~((1ULL << CAP_DAC_OVERRIDE_BIT) | (1ULL << CAP_DAC_READ_SEARCH_BIT));
 	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0);
+	CHECK(ao.in); /* a switch, not the no-change shortcut */
 	take(&in);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
@@ -118,6 +120,59 @@ static int test_root_fewer_caps(void)
 	unlink(path);
 	CHECK(fd < 0 && errno == EACCES);
 	CHECK(in.e == 0 && !(in.eff[0] & (1U << CAP_DAC_OVERRIDE_BIT)));
+	CHECK(!memcmp(&after, &before, sizeof(after)));
+	return 0;
+}
+
+/*
+ * An owner whose credentials are lazarus's own (root, groups as lazarus's,
+ * all of its effective capabilities): nothing to switch, nothing changes.
+ * One uid, one gid, one group or one capability different: switched.
+ */
+static int test_same_creds_no_switch(void)
+{
+	CredsEntry c = CREDS_ENTRY__INIT;
+	uint32_t groups[64];
+	struct snap before, in, after;
+	struct as_owner ao;
+	char why[256];
+
+	if (geteuid())
+		return 0;
+	take(&before);
+	c.uid = c.euid = c.suid = c.fsuid = before.e;
+	c.gid = c.egid = c.sgid = c.fsgid = before.eg;
+	for (int i = 0; i < before.ngroups; i++)
+		groups[i] = before.groups[i];
+	c.n_groups = (size_t)before.ngroups;
+	c.groups = groups;
+	c.cap_eff = (uint64_t)before.eff[1] << 32 | before.eff[0];
+	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0 && !ao.in);
+	take(&in);
+	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
+	take(&after);
+	CHECK(!memcmp(&in, &before, sizeof(in)) && !memcmp(&after, &before, sizeof(after)));
+
+	c.fsuid = 1000; /* only the fsuid differs */
+	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0 && ao.in);
+	take(&in);
+	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
+	CHECK(in.fs == 1000);
+	c.fsuid = before.fs;
+	c.fsgid = 1000; /* only the fsgid */
+	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0 && ao.in);
+	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
+	c.fsgid = before.fsg;
+	groups[c.n_groups++] = 4242; /* one group more */
+	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0 && ao.in);
+	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
+	c.n_groups--;
+	c.cap_eff &= ~(1ULL << CAP_DAC_OVERRIDE_BIT); /* one capability less */
+	CHECK(as_owner_enter_creds(&ao, &c, why, sizeof(why)) == 0 && ao.in);
+	take(&in);
+	CHECK(as_owner_leave(&ao, 0, why, sizeof(why)) == 0);
+	CHECK(!(in.eff[0] & (1U << CAP_DAC_OVERRIDE_BIT)));
+	take(&after);
 	CHECK(!memcmp(&after, &before, sizeof(after)));
 	return 0;
 }
@@ -171,6 +226,7 @@ static int test_open_nolinks(void)
 static const struct unit_case cases[] = {
 	UNIT(test_enter_leave_nobody),
 	UNIT(test_root_fewer_caps),
+	UNIT(test_same_creds_no_switch),
 	UNIT(test_leave_passes_ret),
 	UNIT(test_open_nolinks),
 	{ 0 },
