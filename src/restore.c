@@ -155,9 +155,10 @@ static void write_stats(const struct restore_ctx *c)
 	ret = fflush(f) || ferror(f) ? -(errno ? errno : EIO) : 0;
 	if (fclose(f) && !ret)
 		ret = -errno;
-	/* Figures, not data: after a crash the old file or none is as good; no
-	 * directory fsync before restore returns (milliseconds on a disk). */
-	tmp.no_dir_sync = true;
+	/* Figures, not data: after a crash the old file, none or an empty one
+	 * is as good; no fsync of the file nor of the directory before restore
+	 * returns (milliseconds each on a disk). */
+	tmp.no_sync = true;
 	if (!ret)
 		ret = sf_commit(dfd, &tmp);
 	if (ret)

@@ -131,6 +131,7 @@ int sf_create_tmp(int dirfd, const char *name, struct sf_tmp *t)
 
 	t->fd = -1;
 	t->no_dir_sync = false;
+	t->no_sync = false;
 	t->tmp[0] = '\0';
 	if (!name[0] || strchr(name, '/') ||
 	    snprintf(t->name, sizeof(t->name), "%s", name) >= (int)sizeof(t->name) ||
@@ -164,7 +165,7 @@ int sf_commit(int dirfd, struct sf_tmp *t)
 {
 	int ret = 0;
 
-	if (fsync(t->fd) < 0)
+	if (!t->no_sync && fsync(t->fd) < 0)
 		ret = -errno;
 	if (close(t->fd) < 0 && !ret)
 		ret = -errno;
@@ -176,7 +177,7 @@ int sf_commit(int dirfd, struct sf_tmp *t)
 		return ret;
 	}
 	t->tmp[0] = '\0';
-	return t->no_dir_sync ? 0 : sf_fsync_dir(dirfd);
+	return t->no_dir_sync || t->no_sync ? 0 : sf_fsync_dir(dirfd);
 }
 
 void sf_abort(int dirfd, struct sf_tmp *t)

@@ -56,6 +56,9 @@ struct sf_tmp {
 	int fd;			    /* open for writing; -1 when closed */
 	bool no_dir_sync;	    /* set before sf_commit when the caller fsyncs the
 				       directory itself, once for many files */
+	bool no_sync;		    /* set before sf_commit for figures, not data: no
+				       fsync at all (after a crash NAME may be the old
+				       file, none, or empty; never another file) */
 	char name[SF_NAME_MAX + 1]; /* the final name */
 	char tmp[SF_NAME_MAX + 1];  /* ".NAME.<16 hex>.tmp", created with O_EXCL */
 };
@@ -67,8 +70,8 @@ struct sf_tmp {
  */
 int sf_create_tmp(int dirfd, const char *name, struct sf_tmp *t);
 /*
- * fsync the temporary, close it, rename it over NAME and (unless
- * t->no_dir_sync) fsync the directory. On failure the temporary is removed
+ * fsync the temporary (unless t->no_sync), close it, rename it over NAME
+ * and (unless t->no_dir_sync or t->no_sync) fsync the directory. On failure the temporary is removed
  * (as by sf_abort).
  */
 int sf_commit(int dirfd, struct sf_tmp *t);

@@ -129,6 +129,16 @@ static int test_tmp_commit_replaces_symlink(void)
 	close(fd);
 	sf_abort(dfd, &t); /* a no-op after a commit */
 	CHECK(mode_of(dfd, "stats.json") == 0600);
+	/* A no-sync commit (figures) replaces it the same way. */
+	CHECK(!sf_create_tmp(dfd, "stats.json", &t) && !t.no_sync);
+	t.no_sync = true;
+	CHECK(write(t.fd, "newer", 5) == 5);
+	CHECK(!sf_commit(dfd, &t));
+	CHECK(t.fd == -1 && !t.tmp[0]);
+	memset(buf, 0, sizeof(buf));
+	fd = openat(dfd, "stats.json", O_RDONLY | O_NOFOLLOW);
+	CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) == 5 && !strcmp(buf, "newer"));
+	close(fd);
 	return 0;
 }
 
