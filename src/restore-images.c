@@ -106,6 +106,18 @@ static int open_listed(struct rst_images *im, const char *name, enum lz_img_kind
 	const ImageFile *f = rst_inv_file(im, name);
 	int ret;
 
+	/* Verified by check_listed and not taken yet: those very bytes. */
+	for (size_t i = 0; im->listed && i < im->inv->n_files; i++) {
+		struct img_reader *k = &im->listed[i];
+
+		if (k->data && k->kind == kind && !strcmp(im->inv->files[i]->name, name)) {
+			*r = *k;
+			r->why = NULL; /* may point into K's buffer */
+			memset(k, 0, sizeof(*k));
+			return 0;
+		}
+	}
+
 	if (!f) {
 		char why[128];
 
@@ -258,25 +270,46 @@ static int check_inventory(struct rst_images *im)
 	return 0;
 }
 
-/* Framing and checksums of every listed file; pages files are checked later. */
+/* The verified readers no loader took. */
+static void free_listed(struct rst_images *im)
+{
+	for (size_t i = 0; im->listed && i < im->inv->n_files; i++)
+		img_reader_close(&im->listed[i]);
+	free(im->listed);
+	im->listed = NULL;
+}
+
+/*
+ * Framing and checksums of every listed file, before anything is decoded;
+ * pages files are checked later. The verified readers are kept for the
+ * loaders (im->listed): each file is read once.
+ */
 static int check_listed(struct rst_images *im)
 {
+	struct img_reader *kept = calloc(im->inv->n_files + 1, sizeof(*kept));
+
+	if (!kept)
+		return img_fail("inventory.img", -ENOMEM, NULL);
 	for (size_t i = 0; i < im->inv->n_files; i++) {
 		const char *name = im->inv->files[i]->name;
 		enum lz_img_kind kind;
-		struct img_reader r;
 		int ret;
 
 		if (strchr(name, '/') || img_kind_from_name(name, &kind) ||
 		    kind == LZ_IMG_INVENTORY)
-			return img_fail("inventory.img", -EBADMSG, "lists a file that is no image");
-		if (kind == LZ_IMG_PAGES)
+			ret = img_fail("inventory.img", -EBADMSG, "lists a file that is no image");
+		else if (kind == LZ_IMG_PAGES)
 			continue; /* opened once, in open_pages(), and checked from that fd */
-		ret = open_listed(im, name, kind, &r);
-		if (ret)
+		else
+			ret = open_listed(im, name, kind, &kept[i]);
+		if (ret) {
+			for (size_t j = 0; j < i; j++)
+				img_reader_close(&kept[j]);
+			free(kept);
 			return ret;
-		img_reader_close(&r);
+		}
 	}
+	im->listed = kept;
 	return 0;
 }
 
@@ -778,6 +811,7 @@ int rst_images_load(struct rst_images *im, const char *dir, bool lazy,
 		ret = open_all_pages(im);
 	if (!ret)
 		ret = load_shmem(im);
+	free_listed(im); /* the loaders are done with them */
 	if (!ret)
 		ret = rst_verify(im);
 	return ret;
@@ -837,6 +871,8 @@ static void task_free(struct rst_task *t)
 
 void rst_images_free(struct rst_images *im)
 {
+	if (im->inv)
+		free_listed(im);
 	for (size_t i = 0; i < im->nr_tasks; i++)
 		task_free(&im->tasks[i]);
 	free(im->tasks);

@@ -76,6 +76,13 @@ struct rst_images {
 	const struct rst_trust *trust; /* whose images are read at all */
 	struct lz_dump_id id; /* inventory.img's: every other file must carry it */
 	InventoryEntry *inv;
+	/*
+	 * Per inventory file: the reader check_listed verified (bytes, size,
+	 * checksum, dump id), until the loader of that file takes it (data
+	 * NULL then, or for pages); the rest is freed at the end of loading.
+	 * Each image is read once, and what is decoded is what was checked.
+	 */
+	struct img_reader *listed;
 	PstreeEntry **pstree; /* pstree.img, one entry per process */
 	size_t nr_pstree;
 	struct rst_task *tasks; /* one per pstree entry, same order; tasks[0] the root */
