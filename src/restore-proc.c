@@ -1073,8 +1073,16 @@ static void proc_err(const struct rst_proc *p, const char *line)
 		pr_err("%s", line);
 }
 
-/* The process announced its uffd: hand it over, then let it go on. */
-static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb cb, void *ctx)
+static int proc_record(struct rst_proc *procs, size_t n, struct rst_proc *p, rst_uffd_cb cb,
+		       void *ctx);
+
+/*
+ * The process announced its uffd: hand it over, then let it go on. It
+ * prepares on meanwhile and may fail and exit first (CB: -ESRCH, not
+ * logged): then its own record says why, and that is the error.
+ */
+static int take_uffd(struct rst_proc *procs, size_t n, struct rst_proc *p,
+		     const struct lz_rst_msg *m, rst_uffd_cb cb, void *ctx)
 {
 	int ret;
 
@@ -1083,6 +1091,14 @@ static int take_uffd(struct rst_proc *p, const struct lz_rst_msg *m, rst_uffd_cb
 		return -EPROTO;
 	}
 	ret = cb(ctx, p, (int)m->arg, m->addr);
+	if (ret == -ESRCH) {
+		ret = proc_record(procs, n, p, NULL, NULL);
+		if (ret >= 0) {
+			pr_err("process %d exited before its userfaultfd was handed over",
+			       p->pid);
+			ret = -ESRCH;
+		}
+	}
 	if (ret)
 		return ret;
 	return proc_go(p);
@@ -1213,7 +1229,7 @@ static int proc_handle(struct rst_proc *procs, size_t n, struct rst_proc *p,
 		p->status_rd = -1;
 		return 1;
 	case LZ_MSG_UFFD:
-		return take_uffd(p, &m, cb, ctx);
+		return take_uffd(procs, n, p, &m, cb, ctx);
 	case RST_MSG_CHILD:
 		return take_child(procs, n, p, &m);
 	case RST_MSG_CHILDREN:

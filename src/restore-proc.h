@@ -50,7 +50,8 @@ struct rst_proc {
 /*
  * Lazy mode: called when the process announced its userfaultfd (fd number
  * in the process, and the features it has). Hand it to the daemon; 0 lets
- * the process go on, -errno (already logged) fails the restore.
+ * the process go on, -errno (already logged) fails the restore; -ESRCH
+ * (not logged): the process has exited, its own record says why.
  */
 typedef int (*rst_uffd_cb)(void *ctx, struct rst_proc *p, int fd, uint64_t features);
 

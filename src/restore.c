@@ -210,6 +210,8 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 	int pidfd, uffd = -1, ret;
 
 	pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (pidfd < 0 && errno == ESRCH)
+		return -ESRCH; /* it failed and exited: its own record says why */
 	if (pidfd < 0) {
 		pr_perror("pidfd_open %d", p->pid);
 		return -errno;
@@ -217,7 +219,8 @@ static int lazy_hand_over(void *ctx, struct rst_proc *p, int fd, uint64_t featur
 	uffd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 	if (uffd < 0) {
 		ret = -errno;
-		pr_perror("pidfd_getfd: userfaultfd %d of process %d", fd, p->pid);
+		if (ret != -ESRCH)
+			pr_perror("pidfd_getfd: userfaultfd %d of process %d", fd, p->pid);
 		goto out_close;
 	}
 	ret = plg_lazy_ranges(p->t->mm, p->t->pm, p->t->nr_pm, &pr, &nr);
