@@ -11,8 +11,10 @@
  *    other than SIGCHLD: /proc/PID/stat;
  *  - speculation controls, LAM (untag_mask) and shadow stacks: the lines
  *    of /proc/PID/status against lazarus's own; an LSM label likewise;
- *  - KSM for the whole process (ksm_stat), an autogroup nice value, NUMA
- *    memory policies (numa_maps);
+ *  - KSM for the whole process (ksm_stat), an autogroup nice value;
+ *  - NUMA memory policies: get_mempolicy injected into the leader for the
+ *    task and for each VMA (dump_check_numa_injected, the injection
+ *    phase); only if one is not the default, numa_maps for the message;
  *  - namespaces: every /proc/PID/ns/X link against lazarus's own
  *    /proc/self/ns/X; the process is restored into lazarus's namespaces,
  *    so any other one is refused (pid_for_children and time_for_children
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -284,6 +287,8 @@ static int check_autogroup(pid_t pid)
 /*
  * NUMA memory policies (set_mempolicy, mbind): numa_maps names the policy
  * of each VMA, or the task's where the VMA has none. Restore sets none.
+ * Reading it walks every page table entry of the process (it counts pages
+ * per node too); dump_check_numa_injected() asks the same question first.
  */
 static int check_numa(pid_t pid)
 {
@@ -307,6 +312,46 @@ static int check_numa(pid_t pid)
 	}
 	free(text);
 	return ret;
+}
+
+#define LZ_MPOL_DEFAULT 0
+#define LZ_MPOL_F_ADDR (1 << 1)
+
+int dump_check_numa_injected(struct tracee *t, const uint64_t *addrs, size_t n)
+{
+	struct tracee_call calls[TRACEE_MAX_CALLS];
+	int32_t modes[TRACEE_MAX_CALLS];
+	size_t done = 0;
+	int ret;
+
+	_Static_assert(sizeof(modes) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	/* Call 0 of the first batch: the task's policy; then one per VMA start. */
+	while (done < n + 1) {
+		size_t k = n + 1 - done < TRACEE_MAX_CALLS ? n + 1 - done : TRACEE_MAX_CALLS;
+
+		for (size_t i = 0; i < k; i++) {
+			size_t v = done + i;
+
+			calls[i] = (struct tracee_call){ .nr = SYS_get_mempolicy,
+							 .args = { t->scratch + i * sizeof(int32_t) } };
+			if (v) {
+				calls[i].args[3] = addrs[v - 1];
+				calls[i].args[4] = LZ_MPOL_F_ADDR;
+			}
+		}
+		ret = tracee_syscalls(t, calls, k);
+		if (!ret)
+			ret = tracee_read(t, t->scratch, modes, k * sizeof(int32_t));
+		if (ret) {
+			pr_err("process %d: injected get_mempolicy: %s", t->pid, strerror(-ret));
+			return ret;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (calls[i].ret || modes[i] != LZ_MPOL_DEFAULT)
+				return check_numa(t->pid); /* a policy, or no answer: numa_maps says */
+		done += k;
+	}
+	return 0;
 }
 
 /* An LSM label (AppArmor, SELinux...) other than lazarus's own. */
@@ -425,8 +470,6 @@ int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns)
 		ret = check_ksm(pid);
 	if (!ret)
 		ret = check_autogroup(pid);
-	if (!ret)
-		ret = check_numa(pid);
 	if (!ret)
 		ret = check_locks(pid);
 	if (!ret)

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "dump-ns.h"
+#include "ptrace.h"
 
 /*
  * Runs on the frozen process, before anything is injected or written.
@@ -21,5 +22,14 @@
  * (dump-ns.h), expected instead of lazarus's own; NULL: lazarus's.
  */
 int dump_check_state(pid_t pid, bool session_in_tree, const struct dump_ns *ns);
+
+/*
+ * NUMA memory policies, refused like the above but asked by get_mempolicy
+ * injected into T (the leader, with its scratch page): its task policy and
+ * that of each of the N VMAs starting at ADDRS. Cheaper than numa_maps,
+ * which walks every page table entry; that is read only if an answer is
+ * not the default, for the refusal's message.
+ */
+int dump_check_numa_injected(struct tracee *t, const uint64_t *addrs, size_t n);
 
 #endif

@@ -189,39 +189,45 @@ int core_collect_frozen(struct core_dump *c, struct tracee *t)
 	return 0;
 }
 
+/* sigaltstack, the clear-child-tid address and the securebits, in one batch. */
 int core_collect_injected(struct core_dump *c, struct tracee *t)
 {
-	uint64_t args[6] = { 0, t->scratch };
 	struct {
 		uint64_t sp;
 		int32_t flags;
 		int32_t pad;
 		uint64_t size;
 	} ss; /* x86_64 stack_t */
-	int64_t r;
+	struct tracee_call calls[3] = {
+		{ .nr = SYS_sigaltstack, .args = { 0, t->scratch } },
+		{ .nr = SYS_prctl, .args = { PR_GET_TID_ADDRESS, t->scratch + sizeof(ss) } },
+		{ .nr = SYS_prctl, .args = { PR_GET_SECUREBITS } },
+	};
+	uint8_t out[sizeof(ss) + sizeof(c->clear_child_tid)];
 	int ret;
 
-	ret = tracee_syscall_out(t, SYS_sigaltstack, args, &r, &ss, sizeof(ss));
-	if (!ret && r < 0) {
-		pr_err("process %d: injected sigaltstack: %s", c->tid, strerror((int)-r));
-		ret = (int)r;
-	}
-	if (ret)
+	ret = tracee_syscalls(t, calls, 3);
+	if (!ret)
+		ret = tracee_read(t, t->scratch, out, sizeof(out));
+	if (ret) {
+		pr_err("process %d: reading the scratch page: %s", c->tid, strerror(-ret));
 		return ret;
+	}
+	if (calls[0].ret < 0) {
+		pr_err("process %d: injected sigaltstack: %s", c->tid, strerror((int)-calls[0].ret));
+		return (int)calls[0].ret;
+	}
+	memcpy(&ss, out, sizeof(ss));
 	c->ss_sp = ss.sp;
 	c->ss_size = ss.size;
 	c->ss_flags = (uint32_t)ss.flags;
-
-	args[0] = PR_GET_TID_ADDRESS;
-	args[1] = t->scratch;
-	ret = tracee_syscall_out(t, SYS_prctl, args, &r, &c->clear_child_tid,
-				 sizeof(c->clear_child_tid));
-	if (!ret && r < 0) {
+	if (calls[1].ret < 0) {
 		pr_err("process %d: injected prctl(PR_GET_TID_ADDRESS): %s", c->tid,
-		       strerror((int)-r));
-		ret = (int)r;
+		       strerror((int)-calls[1].ret));
+		return (int)calls[1].ret;
 	}
-	return ret ? ret : creds_collect_injected(&c->creds, t);
+	memcpy(&c->clear_child_tid, out + sizeof(ss), sizeof(c->clear_child_tid));
+	return creds_take_securebits(&c->creds, c->tid, calls[2].ret);
 }
 
 int core_collect_pending(struct core_dump *c, struct tracee *t, unsigned max)

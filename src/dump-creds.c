@@ -145,20 +145,14 @@ int creds_collect(struct creds_dump *c, pid_t tid)
 	return ret;
 }
 
-int creds_collect_injected(struct creds_dump *c, struct tracee *t)
+int creds_take_securebits(struct creds_dump *c, pid_t tid, int64_t r)
 {
-	uint64_t args[6] = { PR_GET_SECUREBITS };
-	int64_t r;
-	int ret = tracee_syscall(t, SYS_prctl, args, &r);
-
-	if (!ret && r < 0) {
-		pr_err("process %d: injected prctl(PR_GET_SECUREBITS): %s", t->pid,
-		       strerror((int)-r));
-		ret = (int)r;
+	if (r < 0) {
+		pr_err("process %d: injected prctl(PR_GET_SECUREBITS): %s", tid, strerror((int)-r));
+		return (int)r;
 	}
-	if (!ret)
-		c->securebits = (uint32_t)r;
-	return ret;
+	c->securebits = (uint32_t)r;
+	return 0;
 }
 
 void creds_to_entry(const struct creds_dump *c, CredsEntry *e)

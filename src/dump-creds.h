@@ -29,8 +29,12 @@ struct creds_dump {
 int creds_parse_status(const char *text, struct creds_dump *c);
 /* Read /proc/PID/task/TID/status of a frozen thread. */
 int creds_collect(struct creds_dump *c, pid_t tid);
-/* prctl(PR_GET_SECUREBITS), injected: only the thread itself can ask. */
-int creds_collect_injected(struct creds_dump *c, struct tracee *t);
+/*
+ * The raw result R of prctl(PR_GET_SECUREBITS) injected into thread TID
+ * (only the thread itself can ask; dump-core.c batches it): kept, or the
+ * error logged and returned.
+ */
+int creds_take_securebits(struct creds_dump *c, pid_t tid, int64_t r);
 /* Point E's fields at C (E borrows C's group array). */
 void creds_to_entry(const struct creds_dump *c, CredsEntry *e);
 void creds_fini(struct creds_dump *c);

@@ -13,7 +13,9 @@
  * process_vm_readv cannot read), checked for zeros and appended to the pages
  * file with crc32c per 16-page block. Runs never cross a VMA.
  *
- * Past the first WRITER_AFTER bytes, the appending is a writer thread's:
+ * Past the first WRITER_AFTER bytes, if WRITER_MIN_LEFT or more is still to
+ * scan then (else the thread costs more than it gives), the appending is a
+ * writer thread's:
  * writing into fresh page-cache pages costs about as much as reading the
  * target's pages and checksumming them, so while one batch is being
  * written the next one is read and checked, on the other CPU. Two 1 MiB
@@ -52,7 +54,8 @@
 #define BATCH_PAGES 256U   /* 1 MiB per read with the writer thread: handed over once */
 #define INLINE_BATCH_PAGES 64U /* 256 KiB without: stays in cache for all three passes */
 #define NR_SLOTS 2	   /* batch buffers: one read and checked, one written */
-#define WRITER_AFTER (32U << 20) /* bytes written inline before the writer thread starts */
+#define WRITER_AFTER (4U << 20)	     /* bytes written inline before the writer thread starts */
+#define WRITER_MIN_LEFT (32ULL << 20) /* ... if at least this much is still to scan */
 #define PM_CHUNK 16384U	   /* pagemap entries per read: 64 MiB of address space */
 #define BATCH_IOV_MAX 1024 /* IOV_MAX of Linux */
 
@@ -386,7 +389,8 @@ static void *writer_main(void *arg)
 /*
  * The walk's side. The writer runs with every signal blocked, so the ones
  * dump-signals.h waits for stay for the walk's dsig_poll(). Until it runs
- * (the first WRITER_AFTER bytes: a thread, a second buffer and the
+ * (the first WRITER_AFTER bytes, and all of a dump with less than
+ * WRITER_MIN_LEFT left to scan: a thread, a second buffer and the
  * handovers cost more than they give to a small dump), and without it (one
  * CPU, no memory, pthread_create failed), the walk writes its one slot
  * itself.
@@ -505,7 +509,9 @@ static int flush_batch(struct mem_ctx *c)
 	if (!c->batch_pages)
 		return 0;
 	ret = dsig_poll(c->sig);
-	if (!c->wr.tried && c->st->bytes_written >= WRITER_AFTER) {
+	if (!c->wr.tried && c->st->bytes_written >= WRITER_AFTER &&
+	    c->st->pages_scanned < c->total_pages &&
+	    (c->total_pages - c->st->pages_scanned) * LZ_PAGE_SIZE >= WRITER_MIN_LEFT) {
 		writer_start(&c->wr);
 		c->batch_max = c->wr.running ? BATCH_PAGES : INLINE_BATCH_PAGES;
 	}

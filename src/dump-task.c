@@ -55,36 +55,11 @@ _Static_assert(sizeof(struct lz_sched_attr) == 56, "kernel ABI: SCHED_ATTR_SIZE_
 #define LZ_SCHED_FLAG_RESET_ON_FORK 0x01ULL
 #define LZ_UCLAMP_MAX 1024
 
-static int get_itimers(struct task_dump *td, struct tracee *t)
-{
-	static const int which[3] = { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF };
-	struct tracee_call calls[3];
-	int ret;
-
-	_Static_assert(sizeof(td->itimer) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
-	for (int i = 0; i < 3; i++)
-		calls[i] = (struct tracee_call){ .nr = SYS_getitimer,
-						 .args = { (uint64_t)which[i],
-							   t->scratch + i * sizeof(td->itimer[0]) } };
-	ret = tracee_syscalls(t, calls, 3);
-	for (int i = 0; !ret && i < 3; i++) {
-		if (calls[i].ret < 0) {
-			pr_err("process %d: injected getitimer: %s", t->pid,
-			       strerror((int)-calls[i].ret));
-			return (int)calls[i].ret;
-		}
-	}
-	if (!ret)
-		ret = tracee_read(t, t->scratch, td->itimer, sizeof(td->itimer));
-	if (ret)
-		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
-	return ret;
-}
-
 /*
- * prctl options, in one batch: those that return their answer as the
- * syscall's value (out < 0), and those that store an int at arg2 (out: its
- * slot in the scratch page). Each fails on a negative result, naming what.
+ * The 3 getitimer, the prctl options and membarrier(GET_REGISTRATIONS) in
+ * one batch. prctl options return their answer as the syscall's value
+ * (out < 0) or store an int at arg2 (out: its int slot in the scratch page,
+ * after the itimers). Each fails on a negative result, naming what.
  */
 struct prctl_ask {
 	int option;
@@ -93,36 +68,64 @@ struct prctl_ask {
 	int32_t *val;
 };
 
-static int get_prctl_batch(struct tracee *t, const struct prctl_ask *ask, size_t n)
+#define TASK_MAX_PRCTL 8
+#define TASK_BATCH (3 + TASK_MAX_PRCTL + 1)
+
+static int membarrier_answer(struct task_dump *td, struct tracee *t, int64_t r);
+
+static int get_task_batch(struct task_dump *td, struct tracee *t, const struct prctl_ask *ask,
+			  size_t n)
 {
-	struct tracee_call calls[8];
-	int32_t out[8];
+	static const int which[3] = { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF };
+	const uint64_t ints = t->scratch + sizeof(td->itimer);
+	struct tracee_call calls[TASK_BATCH];
+	struct {
+		struct task_itimer itimer[3];
+		int32_t val[TASK_MAX_PRCTL];
+	} out;
 	int ret;
 
+	_Static_assert(sizeof(out) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	_Static_assert(sizeof(out.itimer) == sizeof(td->itimer), "the scratch page's layout");
+	for (int i = 0; i < 3; i++)
+		calls[i] = (struct tracee_call){ .nr = SYS_getitimer,
+						 .args = { (uint64_t)which[i],
+							   t->scratch + i * sizeof(td->itimer[0]) } };
 	for (size_t i = 0; i < n; i++) {
-		calls[i] = (struct tracee_call){ .nr = SYS_prctl, .args = { (uint64_t)ask[i].option } };
+		calls[3 + i] = (struct tracee_call){ .nr = SYS_prctl,
+						     .args = { (uint64_t)ask[i].option } };
 		if (ask[i].out >= 0)
-			calls[i].args[1] = t->scratch + (uint64_t)ask[i].out * sizeof(int32_t);
+			calls[3 + i].args[1] = ints + (uint64_t)ask[i].out * sizeof(int32_t);
 	}
-	ret = tracee_syscalls(t, calls, n);
+	calls[3 + n] = (struct tracee_call){ .nr = SYS_membarrier,
+					     .args = { LZ_MEMBARRIER_CMD_GET_REGISTRATIONS } };
+	ret = tracee_syscalls(t, calls, 3 + n + 1);
 	if (!ret)
-		ret = tracee_read(t, t->scratch, out, sizeof(out));
+		ret = tracee_read(t, t->scratch, &out, sizeof(out));
 	if (ret) {
 		pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
 		return ret;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (calls[i].ret < 0) {
-			pr_err("process %d: injected %s: %s", t->pid, ask[i].what,
+			pr_err("process %d: injected getitimer: %s", t->pid,
 			       strerror((int)-calls[i].ret));
 			return (int)calls[i].ret;
 		}
-		*ask[i].val = ask[i].out >= 0 ? out[ask[i].out] : (int32_t)calls[i].ret;
 	}
-	return 0;
+	memcpy(td->itimer, out.itimer, sizeof(td->itimer));
+	for (size_t i = 0; i < n; i++) {
+		if (calls[3 + i].ret < 0) {
+			pr_err("process %d: injected %s: %s", t->pid, ask[i].what,
+			       strerror((int)-calls[3 + i].ret));
+			return (int)calls[3 + i].ret;
+		}
+		*ask[i].val = ask[i].out >= 0 ? out.val[ask[i].out] : (int32_t)calls[3 + i].ret;
+	}
+	return membarrier_answer(td, t, calls[3 + n].ret);
 }
 
-static int get_prctls(struct task_dump *td, struct tracee *t)
+static int get_task_state(struct task_dump *td, struct tracee *t)
 {
 	const struct prctl_ask ask[] = {
 		{ PR_GET_THP_DISABLE, "prctl(PR_GET_THP_DISABLE)", -1, &td->thp_disabled },
@@ -131,7 +134,10 @@ static int get_prctls(struct task_dump *td, struct tracee *t)
 		{ PR_GET_PDEATHSIG, "prctl(PR_GET_PDEATHSIG)", 0, &td->pdeath_sig },
 		{ PR_GET_CHILD_SUBREAPER, "prctl(PR_GET_CHILD_SUBREAPER)", 1, &td->child_subreaper },
 	};
-	int ret = get_prctl_batch(t, ask, ARRAY_SIZE(ask));
+	int ret;
+
+	_Static_assert(ARRAY_SIZE(ask) <= TASK_MAX_PRCTL, "one batch");
+	ret = get_task_batch(td, t, ask, ARRAY_SIZE(ask));
 
 	/* Linux 6.18 reports PR_THP_DISABLE_EXCEPT_ADVISED (bit 1) here: restore sets only 0/1. */
 	if (!ret && td->thp_disabled > 1) {
@@ -189,7 +195,7 @@ static int get_sigactions(struct task_dump *td, struct tracee *t)
  * this kernel lacks that command); a GLOBAL_EXPEDITED registration cannot
  * be seen there and is lost (Documentation/state.md).
  */
-static int get_membarrier(struct task_dump *td, struct tracee *t)
+static int membarrier_answer(struct task_dump *td, struct tracee *t, int64_t r)
 {
 	static const struct {
 		int cmd, reg;
@@ -200,13 +206,8 @@ static int get_membarrier(struct task_dump *td, struct tracee *t)
 		{ MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
 		  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ },
 	};
-	uint64_t args[6] = { LZ_MEMBARRIER_CMD_GET_REGISTRATIONS };
-	int64_t r;
 	int ret;
 
-	ret = tracee_syscall(t, SYS_membarrier, args, &r);
-	if (ret)
-		return ret;
 	if (r >= 0) {
 		td->membarrier = (uint32_t)r;
 		return 0;
@@ -237,11 +238,7 @@ int task_collect_injected(struct task_dump *td, struct tracee *t)
 
 	/* Not zeroed here: task_collect_state() filled part of it in the checks phase. */
 	td->pid = t->pid;
-	ret = get_itimers(td, t);
-	if (!ret)
-		ret = get_prctls(td, t);
-	if (!ret)
-		ret = get_membarrier(td, t);
+	ret = get_task_state(td, t);
 	if (!ret)
 		ret = get_sigactions(td, t);
 	return ret;

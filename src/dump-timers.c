@@ -280,54 +280,83 @@ int timers_collect(struct timers_dump *td, const struct timers_ids *ids)
 /*
  * PR_TIMER_CREATE_RESTORE_IDS left on would make the process's own next
  * timer_create read its id from memory: restore turns it off, so refuse.
- * EINVAL: a kernel without it (before 6.16), off.
+ * EINVAL: a kernel without it (before 6.16), off. R: the prctl's result.
  */
-static int check_restore_ids_mode(struct tracee *t)
+static int check_restore_ids_mode(struct tracee *t, int64_t r)
 {
-	uint64_t args[6] = { PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET };
-	int64_t r;
-	int ret = tracee_syscall(t, SYS_prctl, args, &r);
-
-	if (ret || r <= 0)
-		return ret;
+	if (r <= 0)
+		return 0;
 	pr_err("process %d creates POSIX timers with chosen ids (PR_TIMER_CREATE_RESTORE_IDS): "
 	       "not supported yet",
 	       t->pid);
 	return -EOPNOTSUPP;
 }
 
+/* The answers of timer_gettime (ITS, in the scratch page) and timer_getoverrun. */
+static int take_timer(struct tracee *t, struct proc_timer *pt, const struct tracee_call *calls,
+		      const struct k_itimerspec *its)
+{
+	if (calls[0].ret < 0) {
+		pr_err("process %d: injected timer_gettime of POSIX timer %d: %s", t->pid, pt->id,
+		       strerror((int)-calls[0].ret));
+		return (int)calls[0].ret;
+	}
+	pt->interval_sec = its->interval_sec;
+	pt->interval_nsec = its->interval_nsec;
+	pt->value_sec = its->value_sec;
+	pt->value_nsec = its->value_nsec;
+	if (calls[1].ret < 0) {
+		pr_err("process %d: injected timer_getoverrun of POSIX timer %d: %s", t->pid,
+		       pt->id, strerror((int)-calls[1].ret));
+		return (int)calls[1].ret;
+	}
+	pt->overrun = (uint32_t)calls[1].ret;
+	return 0;
+}
+
+#define TIMERS_PER_BATCH ((TRACEE_MAX_CALLS - 1) / 2)
+
+/*
+ * The mode prctl and, per timer, timer_gettime and timer_getoverrun, in
+ * batches of TIMERS_PER_BATCH timers (the prctl in the first).
+ */
 int timers_collect_injected(struct timers_dump *td, struct tracee *t)
 {
-	int ret = check_restore_ids_mode(t);
+	struct tracee_call calls[TRACEE_MAX_CALLS];
+	struct k_itimerspec its[TIMERS_PER_BATCH];
+	size_t done = 0;
+	int ret = 0;
 
-	for (size_t i = 0; !ret && i < td->nr; i++) {
-		struct proc_timer *pt = &td->t[i];
-		uint64_t args[6] = { (uint64_t)pt->id, t->scratch };
-		struct k_itimerspec its;
-		int64_t r;
+	_Static_assert(sizeof(its) <= TRACEE_SCRATCH_SIZE, "out-params fit the scratch page");
+	do {
+		size_t k = td->nr - done < TIMERS_PER_BATCH ? td->nr - done : TIMERS_PER_BATCH;
+		size_t n = 0, first = done == 0;
 
-		ret = tracee_syscall_out(t, SYS_timer_gettime, args, &r, &its, sizeof(its));
-		if (!ret && r < 0) {
-			pr_err("process %d: injected timer_gettime of POSIX timer %d: %s", t->pid,
-			       pt->id, strerror((int)-r));
-			ret = (int)r;
+		if (first)
+			calls[n++] = (struct tracee_call){
+				.nr = SYS_prctl,
+				.args = { PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET }
+			};
+		for (size_t i = 0; i < k; i++) {
+			uint64_t id = (uint64_t)td->t[done + i].id;
+
+			calls[n++] = (struct tracee_call){ .nr = SYS_timer_gettime,
+							   .args = { id, t->scratch + i * sizeof(its[0]) } };
+			calls[n++] = (struct tracee_call){ .nr = SYS_timer_getoverrun, .args = { id } };
 		}
-		if (ret)
-			break;
-		pt->interval_sec = its.interval_sec;
-		pt->interval_nsec = its.interval_nsec;
-		pt->value_sec = its.value_sec;
-		pt->value_nsec = its.value_nsec;
-		args[1] = 0;
-		ret = tracee_syscall(t, SYS_timer_getoverrun, args, &r);
-		if (!ret && r < 0) {
-			pr_err("process %d: injected timer_getoverrun of POSIX timer %d: %s", t->pid,
-			       pt->id, strerror((int)-r));
-			ret = (int)r;
+		ret = tracee_syscalls(t, calls, n);
+		if (!ret && k)
+			ret = tracee_read(t, t->scratch, its, k * sizeof(its[0]));
+		if (ret) {
+			pr_err("process %d: reading the scratch page: %s", t->pid, strerror(-ret));
+			return ret;
 		}
-		if (!ret)
-			pt->overrun = (uint32_t)r;
-	}
+		if (first)
+			ret = check_restore_ids_mode(t, calls[0].ret);
+		for (size_t i = 0; !ret && i < k; i++)
+			ret = take_timer(t, &td->t[done + i], &calls[first + 2 * i], &its[i]);
+		done += k;
+	} while (!ret && done < td->nr);
 	return ret;
 }
 

@@ -62,6 +62,7 @@
 #include "dump-plural.h"
 #include "dump-tty.h"
 #include "inventory.pb-c.h"
+#include "mm.pb-c.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
@@ -408,6 +409,25 @@ static int collect_frozen(struct dump_ctx *d)
 
 /* ------------------------------------------------------------ injection */
 
+/* dump_check_numa_injected for the process's VMAs (not the gate VMA: no mm of its own). */
+static int check_numa(struct dump_proc *p, struct tracee *t)
+{
+	uint64_t *addrs = calloc(p->mm.nr_vmas + 1, sizeof(*addrs));
+	size_t n = 0;
+	int ret;
+
+	if (!addrs) {
+		pr_err("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->mm.nr_vmas; i++)
+		if (p->mm.vmas[i].kind != VMA_KIND__VMA_VSYSCALL)
+			addrs[n++] = p->mm.vmas[i].start;
+	ret = dump_check_numa_injected(t, addrs, n);
+	free(addrs);
+	return ret;
+}
+
 /*
  * What only the thread itself can tell, by syscalls injected into it; the
  * leader (th[0]) also answers for the whole process.
@@ -435,6 +455,8 @@ static int inject_thread(struct dump_ctx *d, struct dump_proc *p, struct dump_th
 		ret = dsig_poll(d->sig);
 	if (!ret && leader)
 		ret = mm_collect_brk(&p->mm, &th->t);
+	if (!ret && leader)
+		ret = check_numa(p, &th->t);
 	end = tracee_inject_end(&th->t);
 	return ret ? ret : end;
 }
