@@ -238,6 +238,23 @@ static __attribute__((noreturn)) void helper_main(struct rst_proc *p,
  */
 #define HELPER_STACK (8UL << 20)
 
+/*
+ * AddressSanitizer keeps per-thread state (the stack bounds it checks every
+ * noreturn call against) that a CLONE_VM child on a stack of ours does not
+ * have: it warns at each _exit there, and could report wrongly. Sanitized
+ * builds fork the helper, as for a pid-1 root.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define HELPER_SHARES_MEMORY 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HELPER_SHARES_MEMORY 0
+#endif
+#endif
+#ifndef HELPER_SHARES_MEMORY
+#define HELPER_SHARES_MEMORY 1
+#endif
+
 struct helper_vm {
 	struct rst_proc *p;
 	const struct rst_chan *chans;
@@ -309,7 +326,7 @@ static int create_detached(struct rst_proc *p, const struct rst_chan *chans)
 		pr_perror("pipe");
 		return -errno;
 	}
-	if (!p->newpid) {
+	if (!p->newpid && HELPER_SHARES_MEMORY) {
 		ret = create_helper_vm(p, chans, hold[0], hold[1]);
 		close(hold[0]);
 		if (ret) {
